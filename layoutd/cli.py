@@ -1,0 +1,83 @@
+"""Command-line edge: parsing and exit codes only. Errors become one-paragraph messages."""
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+# name -> (module, one-line help). Modules are imported only for the command that runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "probe": ("layoutd.commands.probe", "what may the host's devices DMA to"),
+    "check": ("layoutd.commands.check", "predict a VM's guest RAM map and find collisions"),
+    "plan": ("layoutd.commands.plan", "solve a layout from a VM spec and emit it"),
+    "hotplug": ("layoutd.commands.hotplug", "place hotplugged memory outside every hole"),
+    "hook": ("layoutd.commands.hook", "libvirt hook entry (domain XML on standard input)"),
+    "install-hook": ("layoutd.commands.install_hook", "install the libvirt hook"),
+    "libvirt": ("layoutd.commands.libvirt", "apply a layout to an existing libvirt domain XML"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: layoutd COMMAND [OPTIONS]", "", "commands:"]
+    lines += [f"  {name:<13} {help_text}" for name, (_, help_text) in COMMANDS.items()]
+    lines += ["", "Run 'layoutd COMMAND --help' for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage(), file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    if args[0] == "--version":
+        from layoutd import __version__
+
+        print(f"layoutd {__version__}")
+        return 0
+    name = args[0]
+    if name not in COMMANDS:
+        print(f"layoutd: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, help_text = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError:
+        print(f"layoutd {name}: this command is not available in this build", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(prog=f"layoutd {name}", description=help_text)
+    module.add_arguments(parser)
+    try:
+        options = parser.parse_args(args[1:])
+    except SystemExit as exit_:
+        return 0 if exit_.code in (0, None) else 2
+    return run_reporting_errors(name, module.run, options)
+
+
+def run_reporting_errors(name: str, run: "object", options: argparse.Namespace) -> int:
+    from layoutd.errors import LayoutdError
+
+    try:
+        code = run(options)  # type: ignore[operator]
+        return int(code or 0)
+    except LayoutdError as error:
+        print(f"layoutd {name}: {error.render()}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"layoutd {name}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as error:  # the contract: never a traceback
+        if os.environ.get("LAYOUTD_DEBUG"):
+            raise
+        print(
+            f"layoutd {name}: internal error: {type(error).__name__}: {error}. "
+            "This is a bug in layoutd; run again with LAYOUTD_DEBUG=1 for details and report it.",
+            file=sys.stderr,
+        )
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Emitters: QEMU argv, QMP commands, libvirt XML, text tables and pictures."""

@@ -1,0 +1,55 @@
+"""One error root; each subclass carries the exit status of the contract.
+
+The core raises these; only the CLI turns them into messages and exit codes.
+"""
+
+
+class LayoutdError(Exception):
+    """Root of every error layoutd reports to a user."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str | None = None, field: str | None = None):
+        self.message = message
+        self.file = file
+        self.field = field
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = []
+        if self.file:
+            where.append(str(self.file))
+        if self.field:
+            where.append(self.field)
+        prefix = ": ".join(where)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+
+class InputError(LayoutdError):
+    """Bad input or usage: a missing file, invalid YAML/XML/dump, unknown device (exit 2)."""
+
+    exit_code = 2
+
+
+class QemuRefusal(InputError):
+    """QEMU itself would refuse this command line; the message is QEMU's (exit 2)."""
+
+
+class UnsupportedOption(InputError):
+    """A QEMU option that touches memory and is not modelled (exit 2)."""
+
+
+class HostUnavailable(LayoutdError):
+    """The host could not be asked: permission, a busy group, an old kernel (exit 3)."""
+
+    exit_code = 3
+
+
+class ParseError(InputError):
+    """A kernel buffer, sysfs file or dump that does not parse (exit 2)."""
+
+
+class NoAnswer(LayoutdError):
+    """The answer is no: a collision, no layout, a refused hotplug (exit 1)."""
+
+    exit_code = 1

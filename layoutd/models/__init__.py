@@ -1,0 +1,1 @@
+"""Pydantic models: host facts, VM spec, guest map and plan."""

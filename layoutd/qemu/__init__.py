@@ -1,0 +1,1 @@
+"""Models of how QEMU lays out guest-physical memory, per machine type and version."""

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Everything the test suite needs, from Debian's packages and PyPI. Idempotent; caches downloads
+# under $LAYOUTD_CACHE (default ~/.cache/layoutd). Must run as root (apt-get).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE=${LAYOUTD_CACHE:-$HOME/.cache/layoutd}
+mkdir -p "$CACHE"
+
+APT_PACKAGES=(
+    python3-venv
+    qemu-system-x86 qemu-system-arm qemu-efi-aarch64 qemu-utils
+    linux-libc-dev
+)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# QEMU 10.0 from bookworm-backports, unpacked (never installed) into the cache.
+bp="$CACHE/backports"
+apt_bp=(-o Dir::Etc::SourceList="$bp/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o Dir::State::Lists="$bp/lists" -o Dir::Cache="$bp/apt-cache")
+fetch_backports() {  # fetch_backports DEST PACKAGE...
+    local dest=$1; shift
+    mkdir -p "$bp/lists/partial" "$bp/apt-cache/archives/partial" "$dest.debs"
+    echo "deb http://deb.debian.org/debian bookworm-backports main" > "$bp/sources.list"
+    [ -n "$(ls "$bp/lists" 2>/dev/null | grep -v partial)" ] || apt-get -qq "${apt_bp[@]}" update
+    (cd "$dest.debs" && apt-get -qq "${apt_bp[@]}" download "$@" 2>/dev/null)
+    rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
+    for deb in "$dest.debs"/*.deb; do dpkg -x "$deb" "$dest.tmp"; done
+    rm -rf "$dest" && mv "$dest.tmp" "$dest" && rm -rf "$dest.debs"
+}
+if [ ! -x "$CACHE/qemu-10.0/usr/bin/qemu-system-x86_64" ]; then
+    fetch_backports "$CACHE/qemu-10.0" \
+        qemu-system-x86/bookworm-backports qemu-system-arm/bookworm-backports \
+        qemu-system-data/bookworm-backports qemu-system-common/bookworm-backports \
+        seabios/bookworm-backports
+fi
+
+# Guest memory of several TiB starts with -S only when the kernel lets it overcommit.
+sysctl -q -w vm.overcommit_memory=1 || echo "warning: could not set vm.overcommit_memory=1" >&2
+
+scripts/install.sh test

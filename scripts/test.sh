@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The README's second command: install every test dependency, then run the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-test-deps.sh
+.venv/bin/ruff check layoutd tests
+.venv/bin/mypy
+exec .venv/bin/python -m pytest "$@"
