@@ -1,0 +1,172 @@
+"""Start real QEMU binaries paused (-S) and read what they built, over QMP with qemu.qmp.
+
+QEMU 7.2 comes from Debian's packages; 10.0 is unpacked from bookworm-backports by
+scripts/install-test-deps.sh into $LAYOUTD_CACHE/qemu-10.0.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
+from layoutd.qemu.mtree import FlatEntry, ram_entries
+from tests.conftest import need
+
+CACHE = Path(os.environ.get("LAYOUTD_CACHE", Path.home() / ".cache" / "layoutd"))
+VERSIONS = ("7.2", "10.0")
+AARCH64_FIRMWARE = Path("/usr/share/qemu-efi-aarch64/QEMU_EFI.fd")
+START_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class QemuBinary:
+    version: str  # "7.2" or "10.0"
+    arch: str  # "x86_64" or "aarch64"
+    path: str
+    base_args: tuple[str, ...] = ()  # -L folders for an unpacked build
+
+    def argv(self, args: Sequence[str]) -> list[str]:
+        return [self.path, *self.base_args, *args]
+
+
+def qemu_binary(version: str, arch: str = "x86_64") -> QemuBinary:
+    """The real binary for a version; missing -> skip locally, fail in CI."""
+    name = f"qemu-system-{arch}"
+    if version == "7.2":
+        path = shutil.which(name) or f"/usr/bin/{name}"
+        need(Path(path).exists(), f"{name} 7.2 (Debian package qemu-system-x86/qemu-system-arm)")
+        return QemuBinary(version, arch, path)
+    root = CACHE / f"qemu-{version}"
+    path = root / "usr" / "bin" / name
+    need(path.exists(), f"{name} {version} unpacked in {root}")
+    share = root / "usr" / "share"
+    return QemuBinary(version, arch, str(path), ("-L", str(share / "qemu"), "-L", str(share / "seabios")))
+
+
+def aarch64_firmware() -> list[str]:
+    need(AARCH64_FIRMWARE.exists(), f"{AARCH64_FIRMWARE} (Debian package qemu-efi-aarch64)")
+    return ["-bios", str(AARCH64_FIRMWARE)]
+
+
+@dataclass
+class Refused:
+    """QEMU exited instead of starting: its exit status and standard error."""
+
+    returncode: int
+    stderr: str
+
+
+@dataclass
+class RealMap:
+    """What the real binary built, read back over QMP."""
+
+    ram: list[FlatEntry]
+    memory_devices: list[dict[str, Any]]
+    mtree: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class RunningQemu:
+    """A paused QEMU with a QMP connection; blocking calls."""
+
+    def __init__(self, process: subprocess.Popen[bytes], monitor: QEMUMonitorProtocol, folder: str):
+        self.process = process
+        self.monitor = monitor
+        self.folder = folder
+
+    def raw(self, command: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The reply as QEMU sent it: {"return": ...} or {"error": ...}."""
+        return self.monitor.cmd_raw(command, arguments)
+
+    def qmp(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
+        reply = self.raw(command, arguments)
+        if "error" in reply:
+            raise RuntimeError(f"{command}: {reply['error']}")
+        return reply["return"]
+
+    def hmp(self, command_line: str) -> str:
+        return str(self.qmp("human-monitor-command", {"command-line": command_line}))
+
+    def read_map(self) -> RealMap:
+        text = self.hmp("info mtree -f")
+        devices = self.qmp("query-memory-devices")
+        return RealMap(ram=ram_entries(text), memory_devices=devices, mtree=text)
+
+
+def _wait_for_socket(process: subprocess.Popen[bytes], socket_path: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not os.path.exists(socket_path):
+        if process.poll() is not None:
+            return
+        if time.monotonic() > deadline:
+            process.kill()
+            raise TimeoutError(f"QEMU did not open its QMP socket in {START_TIMEOUT} s")
+        time.sleep(0.02)
+
+
+@contextmanager
+def started(binary: QemuBinary, args: Sequence[str], *, extra_qmp: bool = False,
+            ) -> Iterator[RunningQemu | Refused]:
+    """Start QEMU paused with -nodefaults; yield a RunningQemu, or Refused if QEMU exits."""
+    folder = tempfile.mkdtemp(prefix="layoutd-qemu-")
+    socket_path = os.path.join(folder, "qmp.sock")
+    argv = binary.argv([*args, "-S", "-nodefaults", "-display", "none",
+                        "-qmp", f"unix:{socket_path},server=on,wait=off"])
+    if extra_qmp:
+        argv += ["-qmp", f"unix:{os.path.join(folder, 'qmp2.sock')},server=on,wait=off"]
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    try:
+        _wait_for_socket(process, socket_path)
+        monitor = QEMUMonitorProtocol(socket_path)
+        try:
+            monitor.connect()
+        except Exception:
+            if process.wait(timeout=10) is not None:
+                yield Refused(process.returncode, _stderr(process))
+                return
+            raise
+        try:
+            yield RunningQemu(process, monitor, folder)
+        finally:
+            try:
+                monitor.cmd_raw("quit")
+            except Exception:
+                pass
+            try:
+                monitor.close()
+            except Exception:
+                pass
+    finally:
+        if process.poll() is None:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stderr:
+            process.stderr.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stderr(process: subprocess.Popen[bytes]) -> str:
+    assert process.stderr is not None
+    return process.stderr.read().decode(errors="replace")
+
+
+def real_map(binary: QemuBinary, args: Sequence[str]) -> RealMap | Refused:
+    """Start, read the map, quit. Refused when QEMU would not start with these arguments."""
+    with started(binary, args) as qemu:
+        if isinstance(qemu, Refused):
+            return qemu
+        return qemu.read_map()
