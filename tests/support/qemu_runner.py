@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,14 +139,10 @@ def started(binary: QemuBinary, args: Sequence[str], *, extra_qmp: bool = False,
         try:
             yield RunningQemu(process, monitor, folder)
         finally:
-            try:
+            with suppress(Exception):
                 monitor.cmd_raw("quit")
-            except Exception:
-                pass
-            try:
+            with suppress(Exception):
                 monitor.close()
-            except Exception:
-                pass
     finally:
         if process.poll() is None:
             try:

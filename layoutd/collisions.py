@@ -1,0 +1,43 @@
+"""Which guest RAM touches which host hole. Pure."""
+
+from collections.abc import Iterable, Sequence
+
+from layoutd.models.common import Address, Frozen, GuestRegion, Hole
+
+
+class Collision(Frozen):
+    """Contract shape: {start, end, kind, id, hole: {start, end, type, group}}; start-end is the overlap."""
+
+    start: Address
+    end: Address
+    kind: str
+    id: str
+    node: int | None = None
+    hole: Hole
+
+    def describe(self) -> str:
+        return (
+            f"{self.kind} {self.id!r} {self.start:#x}-{self.end:#x} lies in the {self.hole.describe()}"
+        )
+
+
+def find_collisions(layout: Iterable[GuestRegion], holes: Sequence[Hole]) -> list[Collision]:
+    """Every (region, hole) overlap, in address order. Holes must already exclude direct-relaxable."""
+    ordered = sorted(holes, key=lambda hole: hole.start)
+    found: list[Collision] = []
+    for region in sorted(layout, key=lambda r: r.start):
+        for hole in ordered:
+            if hole.start > region.end:
+                break
+            if hole.end >= region.start:
+                found.append(
+                    Collision(
+                        start=max(region.start, hole.start),
+                        end=min(region.end, hole.end),
+                        kind=region.kind,
+                        id=region.id,
+                        node=region.node,
+                        hole=hole,
+                    )
+                )
+    return found

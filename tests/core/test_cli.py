@@ -1,0 +1,52 @@
+"""The CLI edge: usage errors and unexpected failures never show a traceback."""
+
+import argparse
+
+import pytest
+
+from layoutd import cli
+from layoutd.errors import HostUnavailable, InputError, NoAnswer
+from tests.conftest import assert_clean_failure, run_layoutd
+
+
+def test_no_command_is_usage_error() -> None:
+    assert_clean_failure(run_layoutd(), 2, "usage: layoutd COMMAND")
+
+
+def test_unknown_command() -> None:
+    assert_clean_failure(run_layoutd("frobnicate"), 2, "unknown command 'frobnicate'")
+
+
+def test_help_lists_every_command() -> None:
+    result = run_layoutd("--help")
+    assert result.returncode == 0
+    for name in cli.COMMANDS:
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize(("error", "code"), [(InputError("x"), 2), (NoAnswer("x"), 1),
+                                             (HostUnavailable("x"), 3)])
+def test_typed_errors_map_to_exit_codes(error: Exception, code: int,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    def run(_: argparse.Namespace) -> int:
+        raise error
+
+    assert cli.run_reporting_errors("probe", run, argparse.Namespace()) == code
+    assert capsys.readouterr().err.startswith("layoutd probe: x")
+
+
+def test_unexpected_error_is_a_message(capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LAYOUTD_DEBUG", raising=False)
+
+    def run(_: argparse.Namespace) -> int:
+        raise ZeroDivisionError("boom")
+
+    assert cli.run_reporting_errors("plan", run, argparse.Namespace()) == 2
+    err = capsys.readouterr().err
+    assert "internal error: ZeroDivisionError: boom" in err and "Traceback" not in err
+
+
+def test_error_names_file_and_field() -> None:
+    error = InputError("must be a size", file="vm.yaml", field="memory.size")
+    assert error.render() == "vm.yaml: memory.size: must be a size"

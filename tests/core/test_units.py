@@ -1,0 +1,31 @@
+import pytest
+
+from layoutd.errors import InputError
+from layoutd.units import GiB, align_down, align_up, format_size, human_size, parse_size
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1100G", 1100 * GiB), ("512M", 512 << 20), ("4k", 4096), ("1T", 1 << 40), ("0x1000", 4096),
+     ("4096", 4096), ("1.5G", 3 << 29), ("2GiB", 2 * GiB), (8, 8)],
+)
+def test_parse_size(text: str, value: int) -> None:
+    assert parse_size(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "G", "12X", "-1G", "0xZZ", "1.3B", "lots"])
+def test_parse_size_rejects(text: str) -> None:
+    with pytest.raises(InputError):
+        parse_size(text)
+
+
+def test_format_round_trips() -> None:
+    for value in (GiB, 1100 * GiB, 3 << 29, 4096, 12345):
+        assert parse_size(format_size(value)) == value
+    assert human_size(3 << 29) == "1.5G"
+
+
+def test_alignment() -> None:
+    assert align_up(GiB + 1, GiB) == 2 * GiB
+    assert align_up(2 * GiB, GiB) == 2 * GiB
+    assert align_down(2 * GiB - 1, GiB) == GiB
