@@ -10,6 +10,9 @@ APT_PACKAGES=(
     python3-venv
     qemu-system-x86 qemu-system-arm qemu-efi-aarch64 qemu-utils
     linux-libc-dev
+    # A real libvirtd for tests/libvirt, without libvirt-daemon-system (its postinst starts
+    # services and needs systemd/polkit): libvirtd, the QEMU driver, virsh and virt-xml-validate.
+    libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -39,6 +42,13 @@ if [ ! -x "$CACHE/qemu-10.0/usr/bin/qemu-system-x86_64" ]; then
         qemu-system-x86/bookworm-backports qemu-system-arm/bookworm-backports \
         qemu-system-data/bookworm-backports qemu-system-common/bookworm-backports \
         seabios/bookworm-backports
+fi
+
+# Kernel uapi headers from bookworm-backports (6.12: iommufd.h and the VFIO cdev ioctls, which
+# Debian 12's 6.1 linux-libc-dev lacks), unpacked into the cache; tests/host checks the struct
+# layouts of layoutd/host/abi.py against them.
+if [ ! -f "$CACHE/linux-headers/usr/include/linux/iommufd.h" ]; then
+    fetch_backports "$CACHE/linux-headers" linux-libc-dev/bookworm-backports
 fi
 
 # Guest memory of several TiB starts with -S only when the kernel lets it overcommit.
