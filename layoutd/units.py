@@ -55,7 +55,7 @@ def human_size(size: int) -> str:
     for suffix, unit in (("T", TiB), ("G", GiB), ("M", MiB), ("K", KiB)):
         if size >= unit:
             amount = size / unit
-            text = f"{amount:.1f}".rstrip("0").rstrip(".")
+            text = f"{amount:.2f}".rstrip("0").rstrip(".")
             return f"{text}{suffix}"
     return f"{size}B"
 

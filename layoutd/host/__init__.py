@@ -1,1 +1,102 @@
-"""Host readers: iommufd, VFIO type1, sysfs tree and dump, all returning the same host model."""
+"""Host readers: iommufd, VFIO type1, sysfs tree and dump, all returning the same HostView.
+
+`probe_host(source, devices)`: source None -> $LAYOUTD_HOST, else "live"; "live" tries iommufd,
+then VFIO type1, then sysfs, saying why each fallback happened; a directory is a root tree read
+as `/`; a file is a dump written by `record_host`.
+"""
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from layoutd.errors import HostUnavailable, InputError
+from layoutd.models.host import HostFacts, HostView, IoctlReply
+
+
+@dataclass
+class Probe:
+    facts: HostFacts | None
+    view: HostView
+    reply: IoctlReply | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def resolve_source(source: str | None) -> str:
+    return source or os.environ.get("LAYOUTD_HOST") or "live"
+
+
+def probe_host(source: str | None, devices: Sequence[str] | None = None) -> HostView:
+    """What the selected devices (every IOMMU group when none) may DMA to on this host."""
+    return _probe(resolve_source(source), devices).view
+
+
+def record_host(path: str, source: str | None, devices: Sequence[str] | None = None) -> HostView:
+    """Probe, then write everything learned (incl. raw ioctl replies) to a dump at `path`."""
+    from layoutd.host.dump import read_dump, write_dump
+
+    origin = resolve_source(source)
+    probe = _probe(origin, devices)
+    from layoutd.host.sysfs import normalize_bdf
+
+    facts, reply = probe.facts, probe.reply
+    selected = [normalize_bdf(d) or d for d in devices or ()]
+    if facts is None:  # re-recording a dump: keep its facts and reply
+        old = read_dump(origin)
+        facts, reply, origin = old.facts, old.ioctl, old.recorded_from
+        selected = selected or list(old.selected)
+    write_dump(path, facts, recorded_from=origin, selected=selected, reply=reply,
+               warnings=probe.warnings)
+    return probe.view
+
+
+def _probe(source: str, devices: Sequence[str] | None) -> Probe:
+    from layoutd.host.dump import replay
+    from layoutd.host.sysfs import read_tree
+    from layoutd.host.view import build_view
+
+    if source == "live":
+        return _live(devices)
+    path = Path(source)
+    if path.is_dir():
+        source = source.rstrip("/") or "/"
+        facts = read_tree(source)
+        return Probe(facts, build_view(facts, devices, f"sysfs:{source}"))
+    if path.is_file():
+        return Probe(None, replay(source, devices))
+    raise InputError(
+        "no such host source: give 'live', a directory read as '/' (a copied host tree), "
+        "or a dump file written by 'layoutd probe --record'",
+        file=source,
+    )
+
+
+def _live(devices: Sequence[str] | None, root: str = "/", dev: str = "/dev") -> Probe:
+    """iommufd, else VFIO type1, else sysfs. `root` and `dev` move the tree (for tests)."""
+    from layoutd.host import iommufd, type1
+    from layoutd.host.sysfs import read_tree
+    from layoutd.host.topology import VFIO_DRIVER, select_groups, viability_warnings
+    from layoutd.host.view import build_view
+
+    facts = read_tree(root, live=True)
+    numbers = select_groups(facts, devices)
+    viable, _ = viability_warnings(facts, numbers)
+    notes: list[str] = []
+    reply: IoctlReply | None = None
+    if not viable:
+        notes.append("no selected IOMMU group is viable, so the VFIO ioctls cannot be asked: "
+                     "sysfs answers")
+    else:
+        bound = [d.address for d in facts.devices if d.group in viable and d.driver == VFIO_DRIVER]
+        try:
+            reply = iommufd.query(bound, viable, root, dev)
+        except HostUnavailable as error:
+            notes.append(f"{error.message}; trying VFIO type1")
+        if reply is None:
+            try:
+                reply = type1.query(viable, f"{dev}/vfio")
+            except HostUnavailable as error:
+                notes.append(f"{error.message}; falling back to sysfs")
+    source = reply.reader if reply is not None else f"sysfs:{root}"
+    view = build_view(facts, devices, source, reply=reply, warnings=notes)
+    return Probe(facts, view, reply, notes)

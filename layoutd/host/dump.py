@@ -1,0 +1,92 @@
+"""Dumps: `layoutd probe --record FILE` writes what a probe learned; `--host FILE` replays it.
+
+A dump keeps raw inputs (reserved_regions text, the ioctl reply bytes as hex), so a replay runs
+the same parsers as the live probe and gives the same answer.
+"""
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from layoutd.errors import InputError, ParseError
+from layoutd.models.host import DUMP_FORMAT, DUMP_VERSION, HostDump, HostFacts, HostView, IoctlReply
+
+
+def write_dump(
+    path: str,
+    facts: HostFacts,
+    *,
+    recorded_from: str,
+    selected: Sequence[str] = (),
+    reply: IoctlReply | None = None,
+    warnings: Sequence[str] = (),
+) -> HostDump:
+    from layoutd import __version__
+
+    dump = HostDump(
+        recorded_by=f"layoutd {__version__}",
+        recorded_from=recorded_from,
+        kernel=os.uname().release if recorded_from == "live" else None,
+        selected=tuple(selected),
+        facts=facts,
+        ioctl=reply,
+        warnings=tuple(warnings),
+    )
+    text = json.dumps(dump.model_dump(mode="json"), indent=2) + "\n"
+    try:
+        Path(path).write_text(text)
+    except OSError as error:
+        raise InputError(f"cannot write the dump: {error.strerror}", file=path) from None
+    return dump
+
+
+def read_dump(path: str) -> HostDump:
+    """Load and validate a dump; every defect names the file and the field."""
+    from pydantic import ValidationError
+
+    try:
+        raw = json.loads(Path(path).read_text())
+    except OSError as error:
+        raise InputError(f"cannot read the dump: {error.strerror}", file=path) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ParseError(f"not a layoutd host dump (invalid JSON: {error})", file=path) from None
+    if not isinstance(raw, dict) or raw.get("format") != DUMP_FORMAT:
+        raise ParseError(f"not a layoutd host dump (no \"format\": \"{DUMP_FORMAT}\")", file=path)
+    if raw.get("version") != DUMP_VERSION:
+        raise ParseError(
+            f"dump format version {raw.get('version')!r} is not supported (this layoutd reads "
+            f"version {DUMP_VERSION})",
+            file=path,
+            field="version",
+        )
+    try:
+        return HostDump.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ParseError(first["msg"], file=path, field=where) from None
+
+
+def replay(path: str, devices: Sequence[str] | None) -> HostView:
+    from layoutd.host.view import build_view
+
+    dump = read_dump(path)
+    devices = list(devices or dump.selected)  # by default, what was selected when recording
+    reply = dump.ioctl
+    if reply is not None and devices:
+        # the recorded reply covers the recorded selection; for another one, use sysfs facts
+        from layoutd.host.topology import select_groups
+
+        if set(select_groups(dump.facts, devices)) != set(reply.groups):
+            reply = None
+    notes = [f"recorded from {dump.recorded_from or 'an unknown source'}"]
+    notes += [w for w in dump.warnings if "not viable" not in w]
+    if reply is None and dump.ioctl is not None:
+        notes.append(
+            f"the recorded {dump.ioctl.reader} reply covers groups "
+            f"{', '.join(map(str, dump.ioctl.groups))}, not this selection: computed from sysfs facts"
+        )
+    if reply is not None:
+        notes.append(f"usable ranges from the recorded {reply.reader} reply, parsed again")
+    return build_view(dump.facts, devices, f"dump:{path}", reply=reply, warnings=notes)

@@ -1,0 +1,208 @@
+"""The sysfs reader: a root directory read as `/` (a real host's `/`, or a copied tree).
+
+Links (driver, iommu_group, iommu_groups/N/devices/BDF, BDF/iommu) may be real symlinks or regular
+files whose content is the link target, as in copied trees: both resolve by the target's last part.
+"""
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from layoutd.errors import HostUnavailable, InputError, ParseError
+from layoutd.models.host import Cpu, Device, HostFacts, IommuUnit, RawGroup
+
+GROUPS = "sys/kernel/iommu_groups"
+PCI_DEVICES = "sys/bus/pci/devices"
+IOMMU_CLASS = "sys/class/iommu"
+
+_REGION = re.compile(r"^0x([0-9a-fA-F]{1,16})\s+0x([0-9a-fA-F]{1,16})\s+(\S+)$")
+_BDF = re.compile(r"^(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$")
+
+
+def normalize_bdf(text: str) -> str | None:
+    """'41:00.0' or '0000:41:00.0' -> '0000:41:00.0'; None when it is not a PCI address."""
+    match = _BDF.match(text.strip())
+    if not match:
+        return None
+    domain, bus, slot, function = match.groups()
+    return f"{(domain or '0000').lower()}:{bus.lower()}:{slot.lower()}.{function}"
+
+
+def parse_reserved_regions(text: str, file: str) -> list[tuple[int, int, str]]:
+    """`0x%016x 0x%016x TYPE` lines -> (start, inclusive end, type). Blank lines are skipped."""
+    regions: list[tuple[int, int, str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        match = _REGION.match(stripped)
+        if not match:
+            raise ParseError(
+                f"line {number} is not 'START END TYPE' with hex addresses (as the kernel writes "
+                f"'0x00000000fee00000 0x00000000feefffff msi'): {stripped[:80]!r}",
+                file=file,
+            )
+        start, end = int(match.group(1), 16), int(match.group(2), 16)
+        if start > end:
+            raise ParseError(
+                f"line {number}: the region ends ({match.group(2)}) before it starts ({match.group(1)})",
+                file=file,
+            )
+        regions.append((start, end, match.group(3)))
+    return regions
+
+
+def parse_cpuinfo(text: str) -> Cpu:
+    """Vendor, physical address bits and model name from /proc/cpuinfo (first CPU)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    vendor_id = fields.get("vendor_id", "")
+    vendor: Literal["amd", "intel", "arm", "unknown"] = "unknown"
+    if vendor_id in ("AuthenticAMD", "HygonGenuine"):
+        vendor = "amd"
+    elif vendor_id == "GenuineIntel":
+        vendor = "intel"
+    elif "CPU implementer" in fields:
+        vendor = "arm"
+    bits = re.match(r"(\d+)\s+bits physical", fields.get("address sizes", ""))
+    return Cpu(
+        vendor=vendor,
+        phys_bits=int(bits.group(1)) if bits else None,
+        model_name=fields.get("model name"),
+    )
+
+
+def intel_top(cap_text: str, file: str) -> int:
+    """The top IOVA of an Intel unit: 2^min(MGAW, widest SAGAW) - 1, from the VT-d CAP register."""
+    try:
+        cap = int(cap_text.strip(), 16)
+    except ValueError:
+        raise ParseError(f"{cap_text.strip()[:40]!r} is not a hex capability register", file=file) from None
+    mgaw = ((cap >> 16) & 0x3F) + 1
+    sagaw = (cap >> 8) & 0x1F
+    widths = [width for bit, width in ((1, 39), (2, 48), (3, 57)) if sagaw & (1 << bit)]
+    bits = min(mgaw, max(widths)) if widths else mgaw
+    return (1 << bits) - 1
+
+
+def link_name(path: Path) -> str | None:
+    """The last component of a link's target: a symlink, or a file holding the target text."""
+    if path.is_symlink():
+        return os.readlink(path).rstrip("/").rsplit("/", 1)[-1]
+    if path.is_file():
+        text = path.read_text(errors="replace").strip()
+        return text.rstrip("/").rsplit("/", 1)[-1] if text else None
+    return None
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    except PermissionError:
+        raise HostUnavailable(f"permission denied reading {path}") from None
+
+
+def read_tree(root: str, *, live: bool = False) -> HostFacts:
+    """Every IOMMU group, device and unit under `root`. `live`: a missing IOMMU is exit 3."""
+    base = Path(root)
+    if not base.is_dir():
+        raise InputError("no such host tree (give a directory read as '/', a dump file, or 'live')",
+                         file=root)
+    groups_dir = base / GROUPS
+    if not groups_dir.is_dir():
+        if live:
+            raise HostUnavailable(f"{groups_dir} does not exist: this kernel has no IOMMU support")
+        raise InputError(f"not a host tree: {GROUPS} is missing", file=root)
+    groups = [_read_group(base, entry) for entry in _group_dirs(groups_dir)]
+    if not groups:
+        raise HostUnavailable(
+            f"{groups_dir} is empty: no IOMMU is enabled on this host (turn on VT-d/AMD-Vi in the "
+            "firmware and boot with intel_iommu=on or amd_iommu=on), so no device can be given to a VM"
+        )
+    devices = _read_devices(base, groups)
+    return HostFacts(
+        cpu=parse_cpuinfo(_read(base / "proc/cpuinfo") or ""),
+        devices=tuple(devices),
+        groups=tuple(groups),
+        iommus=tuple(_read_units(base)),
+        root=str(root),
+    )
+
+
+def _group_dirs(groups_dir: Path) -> list[tuple[int, Path]]:
+    found = []
+    for entry in groups_dir.iterdir():
+        if entry.name.isdigit() and entry.is_dir():
+            found.append((int(entry.name), entry))
+    return sorted(found)
+
+
+def _read_group(base: Path, item: tuple[int, Path]) -> RawGroup:
+    number, path = item
+    devices_dir = path / "devices"
+    names = sorted(n for n in (normalize_bdf(e.name) for e in _entries(devices_dir)) if n)
+    if not names:
+        raise ParseError(
+            f"IOMMU group {number} lists no devices (the kernel removes empty groups): "
+            "the tree is incomplete",
+            file=str(devices_dir),
+        )
+    regions_file = path / "reserved_regions"
+    text = _read(regions_file)
+    if text is None:
+        raise ParseError("missing: every IOMMU group has a reserved_regions file", file=str(regions_file))
+    parse_reserved_regions(text, str(regions_file))  # fail early, naming the file and line
+    kind = _read(path / "type")
+    return RawGroup(
+        number=number,
+        type=kind.strip() or None if kind is not None else None,
+        devices=tuple(names),
+        reserved_regions=text,
+    )
+
+
+def _entries(directory: Path) -> list[Path]:
+    try:
+        return sorted(directory.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _read_devices(base: Path, groups: list[RawGroup]) -> list[Device]:
+    devices: list[Device] = []
+    for group in groups:
+        for address in group.devices:
+            where = base / PCI_DEVICES / address
+            linked = link_name(where / "iommu_group")
+            if linked is not None and linked != str(group.number):
+                raise ParseError(
+                    f"the device's iommu_group names group {linked}, but group {group.number} lists it",
+                    file=str(where / "iommu_group"),
+                )
+            pci_class = _read(where / "class")
+            devices.append(
+                Device(
+                    address=address,
+                    group=group.number,
+                    driver=link_name(where / "driver"),
+                    pci_class=pci_class.strip().lower() or None if pci_class else None,
+                )
+            )
+    return devices
+
+
+def _read_units(base: Path) -> list[IommuUnit]:
+    units = []
+    for entry in _entries(base / IOMMU_CLASS):
+        cap = _read(entry / "intel-iommu" / "cap")
+        members = sorted(n for n in (normalize_bdf(e.name) for e in _entries(entry / "devices")) if n)
+        units.append(
+            IommuUnit(name=entry.name, cap=cap.strip() if cap else None, devices=tuple(members))
+        )
+    return units

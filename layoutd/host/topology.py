@@ -1,0 +1,80 @@
+"""Devices and IOMMU groups as a graph: selecting a device selects its whole group.
+
+networkx is imported inside the functions: other commands' start-up time is benchmarked.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+from layoutd.errors import InputError
+from layoutd.host.sysfs import normalize_bdf
+from layoutd.models.host import Device, HostFacts
+
+VFIO_DRIVER = "vfio-pci"
+BRIDGE_CLASS = "0x0604"  # PCI-to-PCI bridge: never handed to a guest, does not spoil a group
+
+
+def graph(facts: HostFacts) -> Any:
+    """An undirected graph: ('group', N) and ('device', BDF) nodes, an edge for each membership."""
+    import networkx as nx
+
+    topology = nx.Graph()
+    for group in facts.groups:
+        topology.add_node(("group", group.number), group=group)
+    for device in facts.devices:
+        topology.add_node(("device", device.address), device=device)
+        if device.group is not None:
+            topology.add_edge(("device", device.address), ("group", device.group))
+    return topology
+
+
+def select_groups(facts: HostFacts, devices: Sequence[str] | None) -> list[int]:
+    """The groups the selected devices pull in (every group when none are given)."""
+    topology = graph(facts)
+    if not devices:
+        return sorted(number for kind, number in topology.nodes if kind == "group")
+    chosen: set[int] = set()
+    for text in devices:
+        address = normalize_bdf(text)
+        if address is None:
+            raise InputError(f"{text!r} is not a PCI address such as 0000:41:00.0", field="--devices")
+        node = ("device", address)
+        if node not in topology:
+            known = ", ".join(sorted(a for kind, a in topology.nodes if kind == "device")[:8])
+            raise InputError(
+                f"unknown device {address}: it is in no IOMMU group of this host (known: {known})",
+                field="--devices",
+            )
+        chosen.update(number for kind, number in topology.neighbors(node) if kind == "group")
+    return sorted(chosen)
+
+
+def spoilers(devices: Sequence[Device]) -> list[Device]:
+    """Devices that keep a group from being viable: bound to something other than vfio-pci."""
+    return [
+        device
+        for device in devices
+        if device.driver != VFIO_DRIVER and not (device.pci_class or "").startswith(BRIDGE_CLASS)
+    ]
+
+
+def viability_warnings(facts: HostFacts, groups: Sequence[int]) -> tuple[list[int], list[str]]:
+    """(viable group numbers, one warning per non-viable group naming the device and driver)."""
+    topology = graph(facts)
+    viable: list[int] = []
+    warnings: list[str] = []
+    for number in groups:
+        members = [topology.nodes[n]["device"] for n in topology.neighbors(("group", number))]
+        bad = spoilers(members)
+        if not bad:
+            viable.append(number)
+            continue
+        named = ", ".join(
+            f"{d.address} is {'bound to ' + d.driver if d.driver else 'not bound to any driver'}"
+            for d in bad
+        )
+        warnings.append(
+            f"IOMMU group {number} is not viable: {named}; every device in the group must be "
+            f"bound to {VFIO_DRIVER} (libvirt rebinds managed devices when the VM starts)"
+        )
+    return viable, warnings

@@ -1,0 +1,114 @@
+"""What the planner needs from a host: CPU, IOMMU groups, devices, holes and usable IOVA ranges.
+
+`HostView` is the one answer every reader (iommufd, VFIO type1, sysfs tree, dump) gives.
+`HostDump` is the recorded form (`layoutd probe --record`): the raw facts a probe learned, from
+which a replay rebuilds the same `HostView` with the same parsers.
+"""
+
+from typing import Literal
+
+from pydantic import Field
+
+from layoutd.models.common import U64_MAX, Address, Frozen, Hole, Range
+
+RELAXABLE = "direct-relaxable"
+"""The only reserved-region type the kernel does not remove from the usable IOVA space."""
+
+DUMP_FORMAT = "layoutd-host-dump"
+DUMP_VERSION = 1
+
+
+class Cpu(Frozen):
+    vendor: Literal["amd", "intel", "arm", "unknown"]
+    phys_bits: int | None
+    model_name: str | None = None
+
+
+class Device(Frozen):
+    address: str  # PCI address, 0000:41:00.0
+    group: int | None
+    driver: str | None  # bound driver, None when unbound
+    pci_class: str | None = None  # 0x030000
+
+
+class Group(Frozen):
+    number: int
+    type: str | None  # DMA, DMA-FQ, identity, blocked, unmanaged (5.11+), None when not reported
+    devices: tuple[str, ...]
+    reserved: tuple[Hole, ...]
+
+
+class HostView(Frozen):
+    source: str  # "iommufd", "vfio-type1", "sysfs:/path", "dump:/path"
+    cpu: Cpu
+    devices: tuple[Device, ...]  # every device of the selected groups
+    groups: tuple[Group, ...]  # the selected groups
+    usable: tuple[Range, ...]  # what every selected device may DMA to (merged, sorted, inclusive)
+    reserved: tuple[Hole, ...]  # every hole of the selected groups, with type, group and devices
+    aperture_end: Address | None  # IOMMU top where known; None: usable then ends at 2^64-1
+    warnings: tuple[str, ...]
+    iova_pgsizes: int | None = None
+    dma_avail: int | None = None  # VFIO DMA_AVAIL cap, where reported
+
+    def blocking(self) -> list[Hole]:
+        """Holes the kernel removes from the usable space (all but direct-relaxable)."""
+        return [hole for hole in self.reserved if hole.type != RELAXABLE]
+
+    def holes_for(self, r: Range) -> list[Hole]:
+        """Blocking holes overlapping `r`, plus a synthetic `aperture` hole above the IOMMU top."""
+        found = [hole for hole in self.blocking() if hole.overlaps(r)]
+        top = self.aperture_end
+        if top is not None and top < U64_MAX and r.end > top:
+            found.append(Hole(start=top + 1, end=U64_MAX, type="aperture"))
+        return sorted(found, key=lambda hole: (hole.start, hole.end))
+
+
+# ---- the recorded form ------------------------------------------------------------------------
+
+
+class RawGroup(Frozen):
+    number: int
+    type: str | None = None
+    devices: tuple[str, ...]
+    reserved_regions: str = Field(description="the text of reserved_regions, as the kernel wrote it")
+
+
+class IommuUnit(Frozen):
+    name: str  # dmar0
+    cap: str | None = Field(default=None, description="intel-iommu/cap, hex text as in sysfs")
+    devices: tuple[str, ...] = ()  # PCI devices behind this unit, where known
+
+
+class IoctlReply(Frozen):
+    """A raw kernel reply to the range query, kept so a replay runs the same byte parsers."""
+
+    reader: Literal["iommufd", "vfio-type1"]
+    groups: tuple[int, ...]  # the groups in the container (type1) or of the bound devices
+    devices: tuple[str, ...] = ()  # iommufd: the bound device cdevs
+    reply: str = Field(pattern="^([0-9a-f]{2})*$", description="reply bytes as lowercase hex")
+    num_iovas: int | None = None  # iommufd: the count the kernel wrote back
+    iova_alignment: int | None = None  # iommufd: out_iova_alignment
+
+
+class HostFacts(Frozen):
+    """Everything a probe learned before choosing: the input to the one view builder."""
+
+    cpu: Cpu
+    devices: tuple[Device, ...]
+    groups: tuple[RawGroup, ...]
+    iommus: tuple[IommuUnit, ...] = ()
+    root: str = "/"
+
+
+class HostDump(Frozen):
+    """`layoutd probe --record FILE`: the facts plus any ioctl reply, replayable with `--host FILE`."""
+
+    format: Literal["layoutd-host-dump"] = "layoutd-host-dump"
+    version: Literal[1] = 1
+    recorded_by: str = ""  # layoutd version
+    recorded_from: str = ""  # the source that was probed: live, or a tree path
+    kernel: str | None = None  # uname -r where known
+    selected: tuple[str, ...] = ()  # the --devices given when recording
+    facts: HostFacts
+    ioctl: IoctlReply | None = None
+    warnings: tuple[str, ...] = ()  # what the recording probe said (fallbacks and why)

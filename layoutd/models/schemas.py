@@ -1,0 +1,48 @@
+"""JSON Schemas published in schemas/, generated from the pydantic models.
+
+Register a model here, then run `python -m layoutd.models.schemas` to (re)write schemas/;
+tests/test_schemas.py fails when a file drifts from its model.
+"""
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from layoutd.models.host import HostDump, HostView
+
+Mode = Literal["validation", "serialization"]
+
+# file name in schemas/ -> (model, mode): "validation" for inputs, "serialization" for outputs
+REGISTRY: dict[str, tuple[type[BaseModel], Mode]] = {
+    "host-dump.schema.json": (HostDump, "validation"),
+    "probe.schema.json": (HostView, "serialization"),
+}
+
+SCHEMAS = Path(__file__).resolve().parent.parent.parent / "schemas"
+
+
+def generate(model: type[BaseModel], mode: Mode) -> dict[str, Any]:
+    schema = model.model_json_schema(mode=mode)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def render(model: type[BaseModel], mode: Mode) -> str:
+    return json.dumps(generate(model, mode), indent=2, sort_keys=True) + "\n"
+
+
+def write_all(directory: Path = SCHEMAS) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, (model, mode) in REGISTRY.items():
+        path = directory / name
+        path.write_text(render(model, mode))
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_all(Path(sys.argv[1]) if len(sys.argv) > 1 else SCHEMAS):
+        print(path)
