@@ -27,6 +27,10 @@ def _usage() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["hook"]:  # libvirt runs this five times per VM: no argparse, no planner
+        from layoutd.commands.hook import main as hook_main
+
+        return hook_main(args[1:])
     if not args or args[0] in ("-h", "--help"):
         print(_usage(), file=sys.stdout if args else sys.stderr)
         return 0 if args else 2

@@ -55,3 +55,9 @@ fi
 sysctl -q -w vm.overcommit_memory=1 || echo "warning: could not set vm.overcommit_memory=1" >&2
 
 scripts/install.sh test
+
+# --- kernel tests (tests/kernel, issue 7) ---------------------------------------------------
+# Real Linux guests for QEMU TCG: Debian's 6.12 kernels (amd64, arm64) from bookworm-backports,
+# busybox-static, an initramfs, and an arm64 userland for layoutd. Fetched with apt-get download
+# and unpacked, never installed; cached by content under $CACHE/guest (second run: no download).
+LAYOUTD_CACHE="$CACHE" scripts/build-guest.sh

@@ -1,0 +1,109 @@
+"""`layoutd hook NAME OPERATION SUBOP EXTRA`: the libvirt hook (domain XML on standard input).
+
+Only `prepare begin` does work; every other operation returns 0 at once, importing nothing but the
+standard library and the hook's configuration reader. libvirt runs this as root for every
+domain, so: no entity expansion, no calls back into libvirt, and a time limit on everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from layoutd.libvirt import hookconf
+
+USAGE = "usage: layoutd hook [--config FILE] NAME OPERATION SUBOP [EXTRA]  (domain XML on stdin)"
+STDIN_LIMIT = 16 * 1024 * 1024
+
+
+class TimeLimit(Exception):
+    """The check ran past the configured time limit."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=None, help="hook configuration file "
+                        f"(default: $LAYOUTD_HOOK_CONFIG, else {hookconf.DEFAULT_CONFIG})")
+    parser.add_argument("hook_args", nargs="*", metavar="NAME OPERATION SUBOP EXTRA")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = ["--config", args.config] if args.config else []
+    return main([*config, *args.hook_args])
+
+
+def main(args: Sequence[str]) -> int:
+    """The whole hook; `cli.main` and the installed script call this before anything else."""
+    rest = list(args)
+    path = os.environ.get("LAYOUTD_HOOK_CONFIG") or hookconf.DEFAULT_CONFIG
+    if rest[:1] == ["--config"] and len(rest) >= 2:
+        path, rest = rest[1], rest[2:]
+    if rest[:1] in (["-h"], ["--help"]):
+        print(USAGE)
+        return 0
+    if len(rest) < 3:
+        print(f"layoutd hook: expected NAME OPERATION SUBOP\n{USAGE}", file=sys.stderr)
+        return 2
+    name, operation, subop = rest[:3]
+    config = hookconf.load(path)
+    if (operation, subop) != ("prepare", "begin"):
+        if config.problems:
+            hookconf.log_line(config, f"{name} {operation} {subop}: ignoring a broken "
+                              f"configuration (fail open): {'; '.join(config.problems)}")
+        return 0
+    return prepare(name, config)
+
+
+def prepare(name: str, config: hookconf.HookConfig) -> int:
+    """Check the domain on stdin; refuse (non-zero) only under `enforce`."""
+    if config.problems:
+        return verdict(config, name, 2, "the hook configuration is broken: "
+                       + "; ".join(config.problems)
+                       + ". Fix the file, or set `policy = warn` to let domains start unchecked")
+    previous = signal.signal(signal.SIGALRM, _expired)
+    signal.setitimer(signal.ITIMER_REAL, config.timeout)
+    try:
+        return check(name, config)
+    except TimeLimit:
+        return verdict(config, name, 3, f"the check did not finish within {config.timeout:g} s "
+                       f"(timeout in {config.path})")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def check(name: str, config: hookconf.HookConfig) -> int:
+    from layoutd.errors import LayoutdError
+
+    try:
+        xml = sys.stdin.buffer.read(STDIN_LIMIT + 1)
+        from layoutd.libvirt.guard import check_domain
+
+        report = check_domain(xml, config)
+    except TimeLimit:
+        raise
+    except LayoutdError as error:
+        return verdict(config, name, error.exit_code, f"cannot check the domain: {error.render()}")
+    except Exception as error:  # the hook must never print a traceback to libvirt
+        return verdict(config, name, 2, f"internal error: {type(error).__name__}: {error}")
+    if report.refusal:
+        return verdict(config, name, 1, report.refusal)
+    hookconf.log_line(config, f"{name} prepare begin: ok: {report.summary}")
+    return 0
+
+
+def verdict(config: hookconf.HookConfig, name: str, code: int, reason: str) -> int:
+    """Enforce: refuse with the reason on stderr (libvirt shows it). Warn: log and allow."""
+    if config.policy == "warn":
+        hookconf.log_line(config, f"{name} prepare begin: allowed (policy warn): {reason}")
+        return 0
+    hookconf.log_line(config, f"{name} prepare begin: refused: {reason}")
+    print(f"layoutd hook: refusing to start domain {name!r}: {reason}", file=sys.stderr)
+    return code
+
+
+def _expired(_signum: int, _frame: FrameType | None) -> None:
+    raise TimeLimit()

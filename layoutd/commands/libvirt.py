@@ -1,0 +1,67 @@
+"""`layoutd libvirt apply DOMAIN.xml SPEC.yaml` / `layoutd libvirt fix DOMAIN.xml`.
+
+Both print the domain XML with the planned layout applied; every other byte is unchanged.
+"""
+
+import argparse
+import os
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    apply = sub.add_parser("apply", help="apply the plan of SPEC.yaml to DOMAIN.xml")
+    apply.add_argument("domain", metavar="DOMAIN.xml")
+    apply.add_argument("spec", metavar="SPEC.yaml")
+    fix = sub.add_parser("fix", help="plan DOMAIN.xml's own memory around the host's holes")
+    fix.add_argument("domain", metavar="DOMAIN.xml")
+    fix.add_argument("--devices", default="",
+                     help="PCI addresses to plan for when the domain has no <hostdev> (comma list)")
+    for each in (apply, fix):
+        each.add_argument("--host", action="append", metavar="SRC", default=None,
+                          help="host source (live, a tree, a dump); repeat for migration targets")
+        each.add_argument("--qemu-version", default=None, metavar="X.Y",
+                          help="QEMU to model (default: the domain's <emulator>, else its machine type)")
+        each.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    from layoutd.libvirt import fix as fixing
+
+    data = _read(args.domain)
+    hosts = args.host or [os.environ.get("LAYOUTD_HOST") or "live"]
+    if args.action == "apply":
+        from layoutd.models.spec import load_spec
+
+        result, plan = fixing.apply(data, args.domain, load_spec(args.spec), hosts, args.qemu_version)
+    else:
+        devices = [item.strip() for item in args.devices.split(",") if item.strip()]
+        result, plan = fixing.fix(data, args.domain, hosts, args.qemu_version, devices)
+    for warning in plan.warnings:
+        print(f"layoutd libvirt: warning: {warning}", file=sys.stderr)
+    _write(result, args.output)
+    return 0
+
+
+def _read(path: str) -> bytes:
+    from layoutd.errors import InputError
+
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as error:
+        raise InputError(f"cannot read: {error.strerror}", file=path) from None
+
+
+def _write(data: bytes, output: str | None) -> None:
+    from layoutd.errors import InputError
+
+    if output is None or output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    try:
+        with open(output, "wb") as handle:
+            handle.write(data)
+    except OSError as error:
+        raise InputError(f"cannot write: {error.strerror}", file=output) from None

@@ -1,0 +1,277 @@
+"""The memory-relevant facts of a libvirt domain XML, read from the safe tree."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from layoutd.errors import InputError
+from layoutd.libvirt.xmltext import Node, parse
+
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+
+# libvirt's scaledInteger units (docs: formatdomain.html#memory-allocation); default KiB.
+_UNITS = {
+    "b": 1, "bytes": 1,
+    "kb": 1000, "k": 1024, "kib": 1024,
+    "mb": 1000**2, "m": 1024**2, "mib": 1024**2,
+    "gb": 1000**3, "g": 1024**3, "gib": 1024**3,
+    "tb": 1000**4, "t": 1024**4, "tib": 1024**4,
+    "pb": 1000**5, "p": 1024**5, "pib": 1024**5,
+    "eb": 1000**6, "e": 1024**6, "eib": 1024**6,
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    id: int
+    cpus: str
+    size: int
+
+
+@dataclass(frozen=True)
+class MemoryDev:
+    model: str  # dimm | nvdimm | virtio-mem | virtio-pmem
+    size: int
+    node: int | None
+    base: int | None
+    slot: int | None
+    block: int | None = None
+    requested: int | None = None
+    path: str | None = None
+    pagesize: int | None = None
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What decides the guest-physical map; sizes in bytes."""
+
+    source: str
+    name: str
+    domain_type: str  # kvm | qemu
+    arch: str
+    machine: str
+    emulator: str | None
+    vcpus: int
+    cpu_mode: str  # custom | host-model | host-passthrough | maximum | none
+    cpu_model: str | None
+    phys_bits: int | None
+    host_phys_bits: bool
+    memory: int  # <memory>: total incl. memory devices
+    max_memory: int | None
+    slots: int
+    cells: tuple[Cell, ...]
+    memory_devices: tuple[MemoryDev, ...]
+    hugepage_size: int | None
+    backing: str  # anonymous | memfd | file
+    hostdevs: tuple[str, ...]
+    iommu: str | None  # intel | virtio | smmuv3
+    iommu_aw_bits: int | None
+    pcihole64: int | None
+    pci_root: str | None  # pcie-root | pci-root
+    loader: str | None
+    gic_version: str | None
+    qemu_args: tuple[str, ...] = field(default=())
+
+    @property
+    def initial_memory(self) -> int:
+        """Boot RAM (-m size=): the NUMA cells, else <memory> minus the memory devices."""
+        if self.cells:
+            return sum(cell.size for cell in self.cells)
+        return self.memory - sum(dev.size for dev in self.memory_devices)
+
+
+def read_domain(data: bytes | str, source: str = "<stdin>") -> Domain:
+    return domain_from_tree(parse(data, source), source)
+
+
+def scaled(node: Node | None, source: str, what: str, default_unit: str = "KiB") -> int | None:
+    """A libvirt scaledInteger element (text plus `unit`), in bytes."""
+    if node is None:
+        return None
+    return to_bytes(node.text.strip(), node.get("unit", default_unit) or default_unit, source, what)
+
+
+def to_bytes(value: str, unit: str, source: str, what: str) -> int:
+    factor = _UNITS.get(unit.strip().lower())
+    if factor is None:
+        raise InputError(f"unknown unit {unit!r}", file=source, field=what)
+    if not value.isdigit():
+        raise InputError(f"{value!r} is not a whole number", file=source, field=what)
+    return int(value) * factor
+
+
+def _int(text: str | None, source: str, what: str) -> int | None:
+    if text is None or text.strip() == "":
+        return None
+    try:
+        return int(text.strip(), 0)
+    except ValueError:
+        raise InputError(f"{text!r} is not a number", file=source, field=what) from None
+
+
+def domain_from_tree(root: Node, source: str) -> Domain:
+    if root.tag != "domain":
+        raise InputError(f"the root element is <{root.tag}>, not <domain>", file=source)
+    os_type = root.path("os", "type")
+    memory = scaled(root.find("memory"), source, "<memory>")
+    if memory is None:
+        raise InputError("no <memory> element", file=source)
+    max_mem = root.find("maxMemory")
+    cpu = root.find("cpu")
+    return Domain(
+        source=source,
+        name=_text(root.find("name")) or "(unnamed)",
+        domain_type=root.get("type", "kvm") or "kvm",
+        arch=(os_type.get("arch") if os_type else None) or "x86_64",
+        machine=(os_type.get("machine") if os_type else None) or "pc",
+        emulator=_text(root.path("devices", "emulator")),
+        vcpus=_int(_text(root.find("vcpu")), source, "<vcpu>") or 1,
+        cpu_mode=(cpu.get("mode", "custom") if cpu else "none") or "custom",
+        cpu_model=_text(cpu.find("model")) if cpu else None,
+        phys_bits=_phys_bits(cpu, source),
+        host_phys_bits=_host_phys_bits(cpu),
+        memory=memory,
+        max_memory=scaled(max_mem, source, "<maxMemory>"),
+        slots=_int(max_mem.get("slots") if max_mem else None, source, "<maxMemory slots>") or 0,
+        cells=_cells(cpu, source),
+        memory_devices=tuple(_memory_dev(node, source) for node in _devices(root, "memory")),
+        hugepage_size=_hugepage_size(root, source),
+        backing=_backing(root),
+        hostdevs=tuple(_hostdev(node, source) for node in _devices(root, "hostdev")
+                       if node.get("type") == "pci" and node.get("mode", "subsystem") == "subsystem"),
+        iommu=_iommu(root)[0],
+        iommu_aw_bits=_int(_iommu(root)[1], source, "<iommu><driver aw_bits>"),
+        pcihole64=_pcihole64(root, source)[1],
+        pci_root=_pcihole64(root, source)[0],
+        loader=_text(root.path("os", "loader")),
+        gic_version=_gic(root),
+        qemu_args=qemu_commandline(root),
+    )
+
+
+def _text(node: Node | None) -> str | None:
+    return node.text.strip() if node is not None else None
+
+
+def _devices(root: Node, tag: str) -> list[Node]:
+    devices = root.find("devices")
+    return devices.findall(tag) if devices else []
+
+
+def _phys_bits(cpu: Node | None, source: str) -> int | None:
+    node = cpu.find("maxphysaddr") if cpu else None
+    if node is None or node.get("mode") != "emulate":
+        return None
+    return _int(node.get("bits"), source, "<cpu><maxphysaddr bits>")
+
+
+def _host_phys_bits(cpu: Node | None) -> bool:
+    node = cpu.find("maxphysaddr") if cpu else None
+    if node is not None:
+        return node.get("mode") == "passthrough"
+    return cpu is not None and cpu.get("mode") == "host-passthrough"
+
+
+def _cells(cpu: Node | None, source: str) -> tuple[Cell, ...]:
+    numa = cpu.find("numa") if cpu else None
+    if numa is None:
+        return ()
+    cells = []
+    for index, node in enumerate(numa.findall("cell")):
+        what = f"<cpu><numa><cell> {index}"
+        size = to_bytes(node.get("memory", "") or "", node.get("unit", "KiB") or "KiB", source, what)
+        cell_id = _int(node.get("id"), source, what)
+        cells.append(Cell(index if cell_id is None else cell_id, node.get("cpus", "") or "", size))
+    return tuple(cells)
+
+
+def _memory_dev(node: Node, source: str) -> MemoryDev:
+    model = node.get("model", "") or ""
+    what = f"<memory model='{model}'>"
+    target = node.find("target")
+    size = scaled(target.find("size") if target else None, source, what + "<target><size>")
+    if size is None:
+        raise InputError("a memory device needs <target><size>", file=source, field=what)
+    address = node.find("address")
+    src = node.find("source")
+    return MemoryDev(
+        model=model,
+        size=size,
+        node=_int(_text(target.find("node")) if target else None, source, what + "<node>"),
+        base=_int(address.get("base") if address else None, source, what + "<address base>"),
+        slot=_int(address.get("slot") if address else None, source, what + "<address slot>"),
+        block=scaled(target.find("block") if target else None, source, what + "<block>"),
+        requested=scaled(target.find("requested") if target else None, source, what + "<requested>"),
+        path=_text(src.find("path")) if src else None,
+        pagesize=scaled(src.find("pagesize") if src else None, source, what + "<pagesize>"),
+    )
+
+
+def _hugepage_size(root: Node, source: str) -> int | None:
+    hugepages = root.path("memoryBacking", "hugepages")
+    if hugepages is None:
+        return None
+    page = hugepages.find("page")
+    if page is None or page.get("size") is None:
+        return 2 * 1024 * 1024  # the default huge page size on x86 and arm64 (4 KiB granule)
+    return to_bytes(page.get("size") or "", page.get("unit", "KiB") or "KiB", source,
+                    "<memoryBacking><hugepages><page size>")
+
+
+def _backing(root: Node) -> str:
+    node = root.path("memoryBacking", "source")
+    return (node.get("type") if node else None) or "anonymous"
+
+
+_BDF = re.compile(r"^0x[0-9a-fA-F]+$")
+
+
+def _hostdev(node: Node, source: str) -> str:
+    address = node.path("source", "address")
+    if address is None:
+        raise InputError("a PCI <hostdev> needs <source><address>", file=source, field="<hostdev>")
+    parts = [address.get(key, "0x0") or "0x0" for key in ("domain", "bus", "slot", "function")]
+    if not all(_BDF.match(part) or part.isdigit() for part in parts):
+        raise InputError(f"bad PCI address {parts}", file=source, field="<hostdev><source><address>")
+    domain, bus, slot, function = (int(part, 0) for part in parts)
+    return f"{domain:04x}:{bus:02x}:{slot:02x}.{function:x}"
+
+
+def _iommu(root: Node) -> tuple[str | None, str | None]:
+    devices = root.find("devices")
+    node = devices.find("iommu") if devices else None
+    if node is None:
+        return None, None
+    driver = node.find("driver")
+    return node.get("model"), driver.get("aw_bits") if driver else None
+
+
+def _pcihole64(root: Node, source: str) -> tuple[str | None, int | None]:
+    for node in _devices(root, "controller"):
+        if node.get("type") == "pci" and node.get("model") in ("pcie-root", "pci-root"):
+            return node.get("model"), scaled(node.find("pcihole64"), source, "<pcihole64>")
+    return None, None
+
+
+def _gic(root: Node) -> str | None:
+    node = root.path("features", "gic")
+    return node.get("version") if node else None
+
+
+def qemu_prefix(root: Node) -> str | None:
+    """The namespace prefix the document binds to libvirt's QEMU namespace, if any."""
+    for name, value in root.attrs.items():
+        if name.startswith("xmlns:") and value == QEMU_NS:
+            return name.split(":", 1)[1]
+    return None
+
+
+def qemu_commandline(root: Node) -> tuple[str, ...]:
+    prefix = qemu_prefix(root)
+    if prefix is None:
+        return ()
+    args: list[str] = []
+    for block in root.findall(f"{prefix}:commandline"):
+        args += [arg.get("value", "") or "" for arg in block.findall(f"{prefix}:arg")]
+    return tuple(args)

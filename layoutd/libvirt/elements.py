@@ -1,0 +1,145 @@
+"""libvirt XML snippets for a planned QemuConfig, shared by emit_domain and the in-place editor."""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import quoteattr
+
+from layoutd.models.plan import MemoryDevice, NumaNode, QemuConfig
+
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+
+
+def kib(size: int) -> int:
+    return size // 1024
+
+
+def total_memory(config: QemuConfig) -> int:
+    """libvirt's <memory>: boot RAM plus every memory device."""
+    return config.ram_size + sum(device.size for device in config.devices)
+
+
+def numa_nodes(config: QemuConfig) -> tuple[NumaNode, ...]:
+    """The plan's nodes; libvirt needs at least one NUMA cell for memory hotplug on x86."""
+    if config.numa or config.maxmem is None:
+        return config.numa
+    cpus = "0" if config.cpus == 1 else f"0-{config.cpus - 1}"
+    return (NumaNode(id=0, cpus=cpus, size=config.ram_size, backend=None),)
+
+
+def memory(config: QemuConfig) -> str:
+    return f"<memory unit='KiB'>{kib(total_memory(config))}</memory>"
+
+
+def current_memory(config: QemuConfig) -> str:
+    return f"<currentMemory unit='KiB'>{kib(total_memory(config))}</currentMemory>"
+
+
+def max_memory(config: QemuConfig) -> str | None:
+    if config.maxmem is None:
+        return None
+    return f"<maxMemory slots='{config.slots}' unit='KiB'>{kib(config.maxmem)}</maxMemory>"
+
+
+def maxphysaddr(config: QemuConfig) -> str | None:
+    if config.phys_bits is None:
+        return None
+    return f"<maxphysaddr mode='emulate' bits='{config.phys_bits}'/>"
+
+
+def numa(config: QemuConfig, indent: str, step: str = "  ") -> str | None:
+    nodes = numa_nodes(config)
+    if not nodes:
+        return None
+    cells = "".join(f"\n{indent}{step}<cell id='{node.id}' cpus={quoteattr(node.cpus)} "
+                    f"memory='{kib(node.size)}' unit='KiB'/>" for node in nodes)
+    return f"<numa>{cells}\n{indent}</numa>"
+
+
+def memory_devices(config: QemuConfig, indent: str, step: str = "  ") -> list[str]:
+    has_numa = bool(numa_nodes(config))
+    return [_memory_device(config, device, slot, has_numa, indent, step)
+            for slot, device in enumerate(config.devices)]
+
+
+def _memory_device(config: QemuConfig, device: MemoryDevice, slot: int, has_numa: bool,
+                   indent: str, step: str) -> str:
+    inner, deeper = indent + step, indent + step + step
+    lines = [f"<size unit='KiB'>{kib(device.size)}</size>"]
+    if has_numa:
+        lines.append(f"<node>{device.node or 0}</node>")
+    if device.kind == "virtio-mem":
+        lines.append(f"<block unit='KiB'>{kib(device.block_size or 2 * 1024 * 1024)}</block>")
+        lines.append(f"<requested unit='KiB'>{kib(device.size)}</requested>")
+    target = "".join(f"\n{deeper}{line}" for line in lines)
+    parts = [f"<memory model='{device.kind}'>"]
+    source = _device_source(config, device)
+    if source:
+        parts.append(f"\n{inner}{source}")
+    parts.append(f"\n{inner}<target>{target}\n{inner}</target>")
+    if device.kind in ("dimm", "nvdimm"):
+        parts.append(f"\n{inner}<address type='dimm' slot='{slot}' base='{device.addr:#x}'/>")
+    else:  # virtio-mem: placed by virtio_mem_overrides through this alias
+        parts.append(f"\n{inner}<alias name='ua-{device.id}'/>")
+    parts.append(f"\n{indent}</memory>")
+    return "".join(parts)
+
+
+def _device_source(config: QemuConfig, device: MemoryDevice) -> str | None:
+    backend = next((b for b in config.backends if b.id == device.backend), None)
+    if backend is None:
+        return None
+    if device.kind == "nvdimm":
+        return f"<source><path>{_text(backend.path or '/var/lib/libvirt/qemu/nvdimm')}</path></source>"
+    if backend.hugepage_size:
+        return f"<source><pagesize unit='KiB'>{kib(backend.hugepage_size)}</pagesize></source>"
+    return None
+
+
+def virtio_mem_overrides(config: QemuConfig, indent: str, step: str = "  ") -> str | None:
+    """libvirt 9.0 cannot place virtio-mem (no <address base>); set memaddr through qemu:override."""
+    placed = [(index, d) for index, d in enumerate(config.devices) if d.kind == "virtio-mem"]
+    if not placed:
+        return None
+    inner = indent + step
+    blocks = "".join(
+        f"\n{inner}<qemu:device alias='ua-{device.id}'><qemu:frontend>"
+        f"<qemu:property name='memaddr' type='unsigned' value='{device.addr}'/>"
+        f"</qemu:frontend></qemu:device>" for _, device in placed)
+    return f"<qemu:override>{blocks}\n{indent}</qemu:override>"
+
+
+def machine_args(config: QemuConfig) -> list[str]:
+    """QEMU arguments libvirt has no element for: a second -machine with max-ram-below-4g."""
+    if config.max_ram_below_4g is None:
+        return []
+    return ["-machine", f"max-ram-below-4g={config.max_ram_below_4g}"]
+
+
+def commandline(args: list[str], indent: str, step: str = "  ") -> str | None:
+    if not args:
+        return None
+    lines = "".join(f"\n{indent}{step}<qemu:arg value={quoteattr(arg)}/>" for arg in args)
+    return f"<qemu:commandline>{lines}\n{indent}</qemu:commandline>"
+
+
+def pcihole64(config: QemuConfig) -> str | None:
+    if config.pci_hole64_size is None:
+        return None
+    return f"<pcihole64 unit='KiB'>{kib(config.pci_hole64_size)}</pcihole64>"
+
+
+def root_controller_model(config: QemuConfig) -> str:
+    return "pci-root" if config.machine == "pc" or config.machine.startswith("pc-i440fx") else "pcie-root"
+
+
+def hostdev(bdf: str, indent: str, step: str = "  ") -> str:
+    domain, bus, rest = bdf.split(":")
+    slot, function = rest.split(".")
+    inner = indent + step
+    return (f"<hostdev mode='subsystem' type='pci' managed='yes'>\n{inner}<source>\n{inner}{step}"
+            f"<address domain='0x{domain}' bus='0x{bus}' slot='0x{slot}' function='0x{function}'/>"
+            f"\n{inner}</source>\n{indent}</hostdev>")
+
+
+def _text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,108 @@
+"""`libvirt fix` and `libvirt apply`: plan a domain's memory and write it back into its XML."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from layoutd.errors import InputError, NoAnswer
+from layoutd.libvirt.argv import translate_xml
+from layoutd.libvirt.domain import Domain, read_domain
+from layoutd.libvirt.edit import apply_config
+from layoutd.libvirt.guard import emulator_version
+from layoutd.models.common import GuestRegion
+from layoutd.models.plan import Plan
+from layoutd.models.spec import VmSpec
+
+DEFAULT_VERSION = "10.0"
+
+
+def spec_from_domain(domain: Domain, devices: Sequence[str] = ()) -> VmSpec:
+    """What the domain asks for (size, CPUs, NUMA, backing, devices), free of any placement."""
+    memory: dict[str, Any] = {"size": domain.memory}
+    if domain.max_memory is not None:
+        memory["hotplug"] = {"slots": domain.slots, "max": domain.max_memory}
+    if domain.backing in ("memfd", "file"):
+        memory["backend"] = domain.backing
+    if domain.hugepage_size:
+        memory["hugepages"] = domain.hugepage_size
+    cpu: dict[str, Any] = {"count": domain.vcpus}
+    if domain.cpu_mode in ("host-passthrough", "host-model"):
+        cpu["model"] = "host"
+    elif domain.cpu_model:
+        cpu["model"] = domain.cpu_model
+    if domain.phys_bits:
+        cpu["phys_bits"] = domain.phys_bits
+    fields: dict[str, Any] = {
+        "name": re.sub(r"[^A-Za-z0-9_.+-]", "_", domain.name), "arch": domain.arch,
+        "machine": domain.machine, "cpu": cpu, "memory": memory,
+        "numa": _cells(domain), "devices": list(domain.hostdevs or devices),
+        "viommu": domain.iommu if domain.iommu in ("intel", "virtio") else "none",
+    }
+    if domain.arch == "aarch64" and domain.loader:
+        fields["firmware"] = domain.loader
+    try:
+        return VmSpec.model_validate(fields)
+    except ValueError as error:
+        raise InputError(f"cannot turn this domain into a plan request: {error}",
+                         file=domain.source) from None
+
+
+def _cells(domain: Domain) -> list[dict[str, Any]]:
+    """NUMA cells grown by the memory devices they hold, so they add up to <memory>."""
+    cells = []
+    for cell in domain.cells:
+        extra = sum(dev.size for dev in domain.memory_devices if (dev.node or 0) == cell.id)
+        cells.append({"size": cell.size + extra, "cpus": cell.cpus})
+    return cells
+
+
+def domain_version(domain: Domain, given: str | None) -> str:
+    if given:
+        return given
+    found = emulator_version(domain.emulator) if domain.emulator else None
+    match = re.search(r"-(\d+\.\d+)$", domain.machine)
+    return found or (match.group(1) if match else DEFAULT_VERSION)
+
+
+def fix(data: bytes, source: str, hosts: Sequence[str], version: str | None,
+        devices: Sequence[str] = ()) -> tuple[bytes, Plan]:
+    domain = read_domain(data, source)
+    return apply(data, source, spec_from_domain(domain, devices), hosts, version)
+
+
+def apply(data: bytes, source: str, spec: VmSpec, hosts: Sequence[str],
+          version: str | None) -> tuple[bytes, Plan]:
+    from layoutd.commands.plan import make_plan
+
+    domain = read_domain(data, source)
+    if not spec.devices and domain.hostdevs:
+        spec = spec.model_copy(update={"devices": domain.hostdevs})
+    chosen = domain_version(domain, version)
+    plan = make_plan(spec, hosts, chosen)
+    result = apply_config(data, plan.config, source)
+    verify(result, plan, source)
+    return result, plan
+
+
+def verify(result: bytes, plan: Plan, source: str) -> None:
+    """The edited domain, read back the way the hook reads it, must build exactly the plan.
+
+    Ranges and kinds must match; ids and nodes only when the plan has NUMA nodes (libvirt needs a
+    NUMA cell for memory hotplug, so a plan without nodes gets one, named ram-node0).
+    """
+    from layoutd.qemu import predict
+
+    translation = translate_xml(result, source)
+    guest = predict(translation.argv, version=plan.qemu_version, arch=translation.domain.arch)
+    with_nodes = bool(plan.config.numa)
+
+    def shape(regions: Sequence[GuestRegion]) -> list[tuple[int, int, str, int | None]]:
+        return sorted((r.start, r.end, r.kind, r.node if with_nodes else None) for r in regions)
+
+    built, wanted = shape(guest.layout), shape(plan.layout)
+    if built != wanted:
+        differ = [f"{a:#x}-{b:#x} {kind}" for a, b, kind, _ in set(built) ^ set(wanted)]
+        raise NoAnswer("internal disagreement: the edited domain does not build the planned map: "
+                       + ", ".join(sorted(differ)[:6]))

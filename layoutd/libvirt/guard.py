@@ -1,0 +1,143 @@
+"""The check behind the hook and `check --libvirt`: domain XML -> argv -> predicted map -> holes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from layoutd.collisions import Collision, find_collisions
+from layoutd.errors import InputError
+from layoutd.libvirt.argv import Translation, translate_xml
+from layoutd.libvirt.hookconf import HookConfig
+from layoutd.models.common import GuestRegion, Hole
+from layoutd.models.host import HostView
+
+VERSION_TIMEOUT = 10.0
+_QEMU_VERSION = re.compile(r"QEMU emulator version (\d+)\.(\d+)")
+
+
+@dataclass(frozen=True)
+class DomainCheck:
+    translation: Translation
+    version: str
+    devices: tuple[str, ...]
+    host: HostView | None  # None: no host device, nothing to check
+    layout: tuple[GuestRegion, ...]
+    collisions: tuple[Collision, ...]
+
+    @property
+    def name(self) -> str:
+        return self.translation.domain.name
+
+    @property
+    def refusal(self) -> str | None:
+        if not self.collisions:
+            return None
+        return refusal_message(self)
+
+    @property
+    def summary(self) -> str:
+        if self.host is None:
+            return "no host PCI device (<hostdev> or `devices` in the hook configuration): nothing to map"
+        return (f"{len(self.layout)} RAM region(s) clear of the holes of "
+                f"{', '.join(self.devices)} ({self.host.source}, QEMU {self.version} model)")
+
+
+def check_domain(xml: bytes | str, config: HookConfig, source: str = "<stdin>") -> DomainCheck:
+    translation = translate_xml(xml, source)
+    devices = translation.devices or config.devices
+    version = qemu_version(translation, config.qemu_version)
+    if not devices:
+        return DomainCheck(translation, version, (), None, (), ())
+    return check_translation(translation, version, devices, config.host_source)
+
+
+def check_translation(translation: Translation, version: str, devices: Sequence[str],
+                      host_source: str | None) -> DomainCheck:
+    from layoutd.host import probe_host
+    from layoutd.qemu import predict
+
+    host = probe_host(host_source, list(devices) or None)
+    guest = predict(translation.argv, version=version, host_cpu=host.cpu,
+                    arch=translation.domain.arch)
+    layout = tuple(guest.layout)
+    holes = holes_for_layout(host, layout)
+    collisions = tuple(find_collisions(layout, holes))
+    return DomainCheck(translation, version, tuple(devices), host, layout, collisions)
+
+
+def holes_for_layout(host: HostView, layout: Sequence[GuestRegion]) -> list[Hole]:
+    seen: dict[tuple[int, int, str, int | None], Hole] = {}
+    for region in layout:
+        for hole in host.holes_for(region):
+            seen.setdefault((hole.start, hole.end, hole.type, hole.group), hole)
+    return sorted(seen.values(), key=lambda hole: (hole.start, hole.end))
+
+
+def qemu_version(translation: Translation, configured: str | None) -> str:
+    """The configured version, else what the domain's <emulator> says, else its machine type's."""
+    if configured:
+        return configured
+    emulator = translation.domain.emulator
+    found = emulator_version(emulator) if emulator else None
+    found = found or translation.machine_version
+    if found is None:
+        raise InputError(
+            "cannot tell which QEMU version runs this domain: its <emulator> did not answer "
+            "--version and its machine type has no version; set qemu_version in the hook "
+            "configuration", file=translation.domain.source, field="<os><type machine>")
+    return found
+
+
+def emulator_version(path: str) -> str | None:
+    try:
+        result = subprocess.run([path, "--version"], capture_output=True, text=True,
+                                timeout=VERSION_TIMEOUT, stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = _QEMU_VERSION.search(result.stdout)
+    return f"{match.group(1)}.{match.group(2)}" if match else None
+
+
+def refusal_message(check: DomainCheck) -> str:
+    assert check.host is not None
+    lines = [
+        f"its guest RAM would overlap host IOMMU holes that VFIO cannot map for "
+        f"{', '.join(check.devices)} (host {check.host.source}, QEMU {check.version} model); "
+        "QEMU would fail with vfio_dma_map ... = -22:"
+    ]
+    for collision in check.collisions:
+        lines.append(f"  {collision.kind} {collision.id!r} {collision.start:#x}-{collision.end:#x} "
+                     f"lies in the {_hole(collision.hole, check.host)}")
+    lines.append(
+        "Fix: `layoutd libvirt fix DOMAIN.xml` rewrites the domain's memory around the holes "
+        "(or write a spec and run `layoutd plan SPEC.yaml --format libvirt`); "
+        "`layoutd check --libvirt DOMAIN.xml` shows the predicted map and every collision."
+    )
+    return "\n".join(lines)
+
+
+def _hole(hole: Hole, host: HostView) -> str:
+    if hole.devices or hole.group is None:
+        return hole.describe()
+    members = [device.address for device in host.devices if device.group == hole.group]
+    return hole.model_copy(update={"devices": tuple(members)}).describe()
+
+
+def check_file(path: str, host_source: str | None, devices: Sequence[str] = (),
+               version: str | None = None) -> DomainCheck:
+    """`layoutd check --libvirt DOMAIN.xml`: the same translation and check as the hook.
+
+    With no <hostdev> and no `devices`, every IOMMU group of the host counts (the contract's rule
+    for check), unlike the hook, which then has nothing to map.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise InputError(f"cannot read: {error.strerror}", file=path) from None
+    translation = translate_xml(data, path)
+    chosen = qemu_version(translation, version)
+    return check_translation(translation, chosen, translation.devices or tuple(devices), host_source)

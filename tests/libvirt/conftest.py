@@ -1,0 +1,16 @@
+"""One private libvirtd per test session (it starts in a few seconds once the cache is warm)."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.libvirt.daemon import Virsh, start_daemon, stop_daemon
+
+
+@pytest.fixture(scope="session")
+def libvirtd() -> Iterator[Virsh]:
+    virsh, process = start_daemon()
+    try:
+        yield virsh
+    finally:
+        stop_daemon(virsh, process)

@@ -1,0 +1,97 @@
+"""The hook without a daemon: install, fast operations, fail-open/closed, timing."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import ROOT, run_layoutd
+
+
+def install(root: Path, *options: str) -> Path:
+    result = run_layoutd("install-hook", "--root", str(root), *options)
+    assert result.returncode == 0, result.stderr
+    assert "Restart libvirtd" in result.stdout
+    return root / "etc/libvirt/hooks/qemu.d/50-layoutd"
+
+
+def call(hook: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "LAYOUTD_HOST"}
+    return subprocess.run([str(hook), *args], input=stdin, capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def test_install_leaves_other_hooks_alone(tmp_path: Path) -> None:
+    other = tmp_path / "etc/libvirt/hooks/qemu.d/10-other"
+    other.parent.mkdir(parents=True)
+    other.write_text("#!/bin/sh\nexit 0\n")
+    legacy = tmp_path / "etc/libvirt/hooks/qemu"
+    legacy.write_text("#!/bin/sh\n")
+    hook = install(tmp_path, "--policy", "warn")
+    assert os.access(hook, os.X_OK)
+    assert other.read_text() == "#!/bin/sh\nexit 0\n" and legacy.read_text() == "#!/bin/sh\n"
+    assert "policy = warn" in (tmp_path / "etc/layoutd/hook.conf").read_text()
+    assert sorted(p.name for p in hook.parent.iterdir()) == ["10-other", "50-layoutd"]
+
+
+def test_other_operations_return_at_once_without_reading(tmp_path: Path) -> None:
+    hook = install(tmp_path)
+    for operation in (("started", "begin"), ("stopped", "end"), ("release", "end"),
+                      ("migrate", "begin")):
+        result = call(hook, "never-started", *operation, "-", stdin="not xml at all")
+        assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
+
+
+def test_no_planner_imported_for_other_operations() -> None:
+    code = ("import sys; from layoutd.cli import main; main(['hook','vm','stopped','end','-']);"
+            "print(sorted(m for m in sys.modules if m.startswith(('layoutd.qemu','layoutd.host',"
+            "'layoutd.solver','pydantic','yaml'))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, timeout=60)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_broken_config_fails_open_except_prepare_under_enforce(tmp_path: Path) -> None:
+    hook = install(tmp_path)
+    config = tmp_path / "etc/layoutd/hook.conf"
+    config.write_text(config.read_text() + "timeout = soon\n")
+    assert call(hook, "vm", "release", "end", "-").returncode == 0
+    refused = call(hook, "vm", "prepare", "begin", "-", stdin="<domain/>")
+    assert refused.returncode != 0
+    assert "configuration is broken" in refused.stderr and "timeout" in refused.stderr
+    log = (tmp_path / "var/log/layoutd/hook.log").read_text()
+    assert "release end: ignoring a broken configuration" in log
+    config.write_text(config.read_text().replace("policy = enforce", "policy = warn"))
+    assert call(hook, "vm", "prepare", "begin", "-", stdin="<domain/>").returncode == 0
+
+
+def test_prepare_rejects_entity_bombs_under_enforce(tmp_path: Path) -> None:
+    hook = install(tmp_path, "--devices", "0000:2a:00.0")
+    bomb = '<!DOCTYPE d [<!ENTITY a "aaaa">]><domain><name>&a;</name></domain>'
+    result = call(hook, "vm", "prepare", "begin", "-", stdin=bomb)
+    assert result.returncode == 2
+    assert "DOCTYPE and entity" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_prepare_without_devices_has_nothing_to_check(tmp_path: Path) -> None:
+    hook = install(tmp_path)
+    xml = (Path(__file__).parent / "data/colliding.xml").read_text()
+    xml = xml.split("<hostdev")[0] + "</devices></domain>"
+    assert call(hook, "vm", "prepare", "begin", "-", stdin=xml).returncode == 0
+    assert "nothing to map" in (tmp_path / "var/log/layoutd/hook.log").read_text()
+
+
+def test_hook_startup_within_three_times_a_bare_interpreter(tmp_path: Path) -> None:
+    hook = install(tmp_path)
+
+    def best(argv: list[str]) -> float:
+        times = []
+        for _ in range(7):
+            start = time.perf_counter()
+            subprocess.run(argv, stdin=subprocess.DEVNULL, check=True, timeout=60)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    bare = best([sys.executable, "-c", "pass"])
+    assert best([str(hook), "vm", "release", "end", "-"]) < 3 * bare

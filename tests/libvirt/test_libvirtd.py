@@ -1,0 +1,103 @@
+"""Against a real libvirtd: the hook refuses a colliding domain at start, a planned domain starts
+with exactly the planned map, and a warn-policy hook lets a colliding one start and logs.
+
+No real VFIO device exists here, so the hook is pointed at a host tree from examples/hosts via its
+configuration, and started domains carry no <hostdev>: the hook's `devices` setting names the
+device instead (the documented fallback for domains without one). The refused domain keeps its
+<hostdev>: the hook refuses before libvirt would touch the device.
+"""
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from layoutd.libvirt.fix import fix
+from layoutd.models.plan import Plan
+from layoutd.qemu.mtree import ram_entries
+from tests.conftest import EXAMPLES
+from tests.libvirt.daemon import Virsh
+
+pytestmark = pytest.mark.libvirt
+
+DATA = Path(__file__).parent / "data"
+AMD = str(EXAMPLES / "hosts" / "amd-epyc-two-gpus")
+DEVICE = "0000:2a:00.0"
+HOSTDEV = re.compile(r"\s*<hostdev .*?</hostdev>", re.S)
+
+
+def without_hostdevs(xml: str) -> str:
+    return HOSTDEV.sub("", xml)
+
+
+Define = Callable[[str, str], None]
+
+
+@pytest.fixture
+def define(libvirtd: Virsh, tmp_path: Path) -> Iterator[Define]:
+    """define(NAME, XML); everything defined is destroyed and undefined afterwards."""
+    names: list[str] = []
+
+    def define_domain(name: str, xml: str) -> None:
+        path = tmp_path / f"{name}.xml"
+        path.write_text(xml)
+        libvirtd.run("define", str(path))
+        names.append(name)
+
+    yield define_domain
+    for name in names:
+        libvirtd.run("destroy", name, check=False)
+        libvirtd.run("undefine", name, check=False)
+
+
+def planned() -> tuple[str, Plan]:
+    data, plan = fix((DATA / "colliding.xml").read_bytes(), "colliding.xml", [AMD], "7.2")
+    xml = data.decode().replace("<name>lt-big</name>", "<name>lt-planned</name>").replace(
+        "000000000002</uuid>", "000000000003</uuid>")
+    return without_hostdevs(xml), plan
+
+
+def test_colliding_domain_is_refused_with_the_hooks_message(libvirtd: Virsh, define: Define) -> None:
+    libvirtd.install_hook("--policy", "enforce", "--host", AMD)
+    define("lt-big", (DATA / "colliding.xml").read_text())
+    result = libvirtd.run("start", "lt-big", "--paused", check=False)
+    assert result.returncode != 0
+    message = result.stderr
+    assert "layoutd hook: refusing to start domain 'lt-big'" in message, message
+    assert "reserved hole 0xfd00000000-0xffffffffff of IOMMU group 27" in message, message
+    assert DEVICE in message and "layoutd libvirt fix" in message and "check --libvirt" in message
+    state = libvirtd.run("domstate", "lt-big").stdout.strip()
+    assert state == "shut off"
+    log = libvirtd.hook_log.read_text()
+    assert "lt-big prepare begin: refused" in log
+
+
+def test_planned_domain_starts_with_exactly_the_planned_map(libvirtd: Virsh, define: Define) -> None:
+    libvirtd.install_hook("--policy", "enforce", "--host", AMD, "--devices", DEVICE)
+    xml, plan = planned()
+    define("lt-planned", xml)
+    result = libvirtd.run("start", "lt-planned", "--paused", check=False)
+    assert result.returncode == 0, result.stderr + libvirtd.qemu_log("lt-planned")[-2000:]
+    mtree = libvirtd.run("qemu-monitor-command", "lt-planned", "--hmp", "info mtree -f").stdout
+    real = sorted((entry.start, entry.end) for entry in ram_entries(mtree))
+    assert real == sorted((region.start, region.end) for region in plan.layout)
+    reply = libvirtd.run("qemu-monitor-command", "lt-planned",
+                         '{"execute": "query-memory-devices"}').stdout
+    dimms = sorted((d["data"]["addr"], d["data"]["size"]) for d in json.loads(reply)["return"])
+    assert dimms == sorted((d.addr, d.size) for d in plan.config.devices)
+    assert "lt-planned prepare begin: ok" in libvirtd.hook_log.read_text()
+
+
+def test_warn_policy_lets_a_colliding_domain_start_and_logs(libvirtd: Virsh, define: Define) -> None:
+    libvirtd.install_hook("--policy", "warn", "--host", AMD, "--devices", DEVICE)
+    xml = without_hostdevs((DATA / "colliding.xml").read_text())
+    define("lt-warn", xml.replace("<name>lt-big</name>", "<name>lt-warn</name>").replace(
+        "000000000002</uuid>", "000000000004</uuid>"))
+    result = libvirtd.run("start", "lt-warn", "--paused", check=False)
+    assert result.returncode == 0, result.stderr
+    assert libvirtd.run("domstate", "lt-warn").stdout.strip() == "paused"
+    log = libvirtd.hook_log.read_text()
+    assert "lt-warn prepare begin: allowed (policy warn)" in log
+    assert "reserved hole 0xfd00000000-0xffffffffff" in log

@@ -1,0 +1,113 @@
+"""Domain XML reading, translation to argv, emitting and in-place editing (no daemon needed)."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from layoutd.emit.libvirt import emit_domain
+from layoutd.errors import InputError
+from layoutd.libvirt.argv import translate_xml
+from layoutd.libvirt.edit import apply_config
+from layoutd.libvirt.xmltext import parse
+from layoutd.models.spec import parse_spec
+from tests.conftest import EXAMPLES, need, run_layoutd
+
+DATA = Path(__file__).parent / "data"
+AMD = str(EXAMPLES / "hosts" / "amd-epyc-two-gpus")
+SPEC = """\
+name: lt-planned
+cpu: {model: Skylake-Server, count: 2, phys_bits: 48}
+memory: {size: 1100G}
+devices: [0000:2a:00.0]
+"""
+
+
+def validate(path: Path) -> None:
+    need(shutil.which("virt-xml-validate") is not None, "virt-xml-validate (libvirt-clients)")
+    result = subprocess.run(["virt-xml-validate", str(path), "domain"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_entities_and_doctype_are_refused() -> None:
+    bomb = '<!DOCTYPE d [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><domain>&b;</domain>'
+    with pytest.raises(InputError, match="DOCTYPE and entity"):
+        parse(bomb)
+    external = '<!DOCTYPE d SYSTEM "file:///etc/shadow"><domain/>'
+    with pytest.raises(InputError):
+        parse(external)
+
+
+def test_broken_xml_names_the_line() -> None:
+    with pytest.raises(InputError, match="line 2"):
+        parse("<domain>\n<memory></domain>", "x.xml")
+
+
+def test_translation_of_numa_dimm_and_cpu() -> None:
+    xml = (DATA / "colliding.xml").read_text().replace(
+        "<memory unit='GiB'>1100</memory>",
+        "<maxMemory slots='2' unit='GiB'>1200</maxMemory><memory unit='GiB'>1101</memory>",
+    ).replace("</devices>", "<memory model='dimm'><target><size unit='GiB'>1</size><node>0</node>"
+              "</target><address type='dimm' slot='0' base='0x20000000000'/></memory></devices>"
+    ).replace("</cpu>", "<numa><cell id='0' cpus='0-1' memory='1100' unit='GiB'/></numa></cpu>")
+    translation = translate_xml(xml)
+    argv = " ".join(translation.argv)
+    assert "-cpu Skylake-Server,phys-bits=48" in argv
+    assert f"-m size={1100 * 1024 * 1024}k,slots=2,maxmem={1200 * 1024 * 1024}k" in argv
+    assert "-numa node,nodeid=0,cpus=0-1,memdev=ram-node0" in argv
+    assert "pc-dimm,node=0,memdev=memdimm0,id=dimm0,slot=0,addr=0x20000000000" in argv
+    assert translation.devices == ("0000:2a:00.0",)
+
+
+def test_emitted_domain_validates_and_translates_back(tmp_path: Path) -> None:
+    from layoutd.commands.plan import make_plan
+
+    plan = make_plan(parse_spec(SPEC), [AMD], "7.2")
+    assert plan.config.devices, "the AMD hole should need a memory device"
+    path = tmp_path / "planned.xml"
+    path.write_text(emit_domain(plan))
+    validate(path)
+    argv = " ".join(translate_xml(path.read_bytes()).argv)
+    for device in plan.config.devices:
+        assert f"addr={device.addr:#x}" in argv
+
+
+def test_fix_changes_only_memory_and_validates(tmp_path: Path) -> None:
+    original = (DATA / "colliding.xml").read_bytes()
+    result = run_layoutd("libvirt", "fix", str(DATA / "colliding.xml"), "--host", AMD)
+    assert result.returncode == 0, result.stderr
+    fixed = result.stdout.encode()
+    path = tmp_path / "fixed.xml"
+    path.write_bytes(fixed)
+    validate(path)
+    kept = [b"<!-- a comment that must survive -->", b"<on_poweroff>destroy</on_poweroff>",
+            b"<address domain='0x0000' bus='0x2a' slot='0x00' function='0x0'/>"]
+    for piece in kept:
+        assert piece in fixed
+    # Outside the memory elements, every line of the original survives in order.
+    unchanged = [line for line in original.splitlines() if b"emory" not in line]
+    remaining = iter(fixed.splitlines())
+    assert all(any(line == other for other in remaining) for line in unchanged)
+    assert b"<address type='dimm'" in fixed
+
+
+def test_apply_config_round_trip_is_idempotent() -> None:
+    from layoutd.commands.plan import make_plan
+
+    plan = make_plan(parse_spec(SPEC), [AMD], "7.2")
+    once = apply_config((DATA / "colliding.xml").read_bytes(), plan.config)
+    assert apply_config(once, plan.config) == once
+
+
+def test_max_ram_below_4g_goes_to_qemu_commandline() -> None:
+    from layoutd.commands.plan import make_plan
+
+    plan = make_plan(parse_spec(SPEC), [AMD], "7.2")
+    config = plan.config.model_copy(update={"max_ram_below_4g": 0x80000000})
+    edited = apply_config((DATA / "colliding.xml").read_bytes(), config)
+    assert b"xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'" in edited
+    argv = translate_xml(edited).argv
+    assert argv[-2:] == ("-machine", f"max-ram-below-4g={0x80000000}")
+    assert apply_config(edited, config).count(b"max-ram-below-4g") == 1
