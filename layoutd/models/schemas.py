@@ -12,6 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from layoutd.models.host import HostDump, HostView
+from layoutd.models.plan import Plan
+from layoutd.models.spec import VmSpec
 
 Mode = Literal["validation", "serialization"]
 
@@ -19,6 +21,8 @@ Mode = Literal["validation", "serialization"]
 REGISTRY: dict[str, tuple[type[BaseModel], Mode]] = {
     "host-dump.schema.json": (HostDump, "validation"),
     "probe.schema.json": (HostView, "serialization"),
+    "vm-spec.schema.json": (VmSpec, "validation"),
+    "plan.schema.json": (Plan, "serialization"),
 }
 
 SCHEMAS = Path(__file__).resolve().parent.parent.parent / "schemas"

@@ -1,0 +1,155 @@
+"""`layoutd plan SPEC.yaml`: solve a layout that avoids every hole of every host, and emit it."""
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from layoutd.models.plan import Plan
+    from layoutd.models.spec import VmSpec
+    from layoutd.solver import Solved, Target
+
+FORMATS = ("text", "json", "argv", "qmp", "libvirt", "svg")
+DEFAULT_VERSION = "10.0"
+VERSIONS = ("7.2", "10.0")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", metavar="SPEC.yaml", help="the VM spec (see docs/guide.md)")
+    parser.add_argument(
+        "--host",
+        action="append",
+        metavar="SRC",
+        default=None,
+        help="host source (live, a root tree, or a dump); repeat for migration targets",
+    )
+    parser.add_argument(
+        "--qemu-version",
+        default=DEFAULT_VERSION,
+        metavar="X.Y",
+        help=f"QEMU whose layout rules apply ({', '.join(VERSIONS)}; default {DEFAULT_VERSION})",
+    )
+    parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+
+
+def run(args: argparse.Namespace) -> int:
+    from layoutd.errors import InputError
+    from layoutd.models.spec import load_spec
+
+    if args.qemu_version not in VERSIONS:
+        raise InputError(f"--qemu-version {args.qemu_version!r}: modelled versions are {', '.join(VERSIONS)}")
+    spec = load_spec(args.spec)
+    sources = args.host or [os.environ.get("LAYOUTD_HOST") or "live"]
+    plan = make_plan(spec, sources, args.qemu_version)
+    _write(render(plan, args.format), args.output)
+    return 0
+
+
+def make_plan(spec: "VmSpec", sources: Sequence[str], version: str) -> "Plan":
+    """Probe every host, solve, check the argv on the QEMU model, and build the Plan."""
+    from layoutd.host import probe_host
+    from layoutd.solver import combine, solve_spec
+
+    views = [probe_host(source, list(spec.pci_devices) or None) for source in sources]
+    target = combine(views, [view.source for view in views])
+    solved = solve_spec(spec, target, version)
+    return assemble(spec, target, solved, version, views[0].cpu)
+
+
+def assemble(
+    spec: "VmSpec", target: "Target", solved: "Solved", version: str, host_cpu: Any = None
+) -> "Plan":
+    from layoutd.emit.argv import qemu_argv
+    from layoutd.emit.qmp import qmp_commands
+    from layoutd.models.plan import Plan
+
+    argv = qemu_argv(solved.config, qemu_version=version)
+    layout, notes = oracle_check(argv, solved, version, host_cpu, target)
+    return Plan(
+        name=spec.name,
+        qemu_version=version,
+        config=solved.config,
+        layout=layout,
+        qemu_argv=tuple(argv),
+        qmp=tuple(qmp_commands(solved.config)),
+        warnings=solved.warnings + notes,
+        hosts=target.hosts,
+        usable=target.usable,
+        holes=target.holes,
+        highest_address=solved.highest,
+        hotplug_room=solved.hotplug_room,
+        default_layout=solved.default_layout,
+    )
+
+
+def oracle_check(
+    argv: Sequence[str], solved: "Solved", version: str, host_cpu: Any, target: "Target"
+) -> tuple[tuple[Any, ...], tuple[str, ...]]:
+    """Run the QEMU model on the emitted argv: the plan stands only if it yields the planned map."""
+    from layoutd.errors import NoAnswer
+    from layoutd.solver.oracle import compare, model_layout
+
+    predicted = model_layout(argv, version, host_cpu, solved.config.arch)
+    if predicted is None:
+        return solved.layout, (
+            "the QEMU model is not available in this build: the map shown is the "
+            "solver's own, not checked by the model",
+        )
+    problems = compare(solved.layout, predicted, target.holes)
+    if problems:
+        raise NoAnswer(
+            "internal disagreement: the QEMU model does not build the planned map from the "
+            "emitted arguments: " + "; ".join(problems[:5])
+        )
+    return tuple(predicted), ()
+
+
+def render(plan: "Plan", kind: str) -> str:
+    if kind == "json":
+        import json
+
+        return json.dumps(plan.model_dump(mode="json"), indent=2) + "\n"
+    if kind == "argv":
+        from layoutd.emit.argv import shell_lines
+
+        binary = "qemu-system-aarch64" if plan.config.arch == "aarch64" else "qemu-system-x86_64"
+        return shell_lines(plan.qemu_argv, binary)
+    if kind == "qmp":
+        import json
+
+        return "".join(json.dumps(command) + "\n" for command in plan.qmp)
+    if kind == "svg":
+        from layoutd.emit import svg
+
+        return svg.render(plan)
+    if kind == "libvirt":
+        return _libvirt(plan)
+    from layoutd.emit import text
+
+    return text.render(plan)
+
+
+def _libvirt(plan: "Plan") -> str:
+    from layoutd.errors import InputError
+
+    try:
+        from layoutd.emit.libvirt import emit_domain
+    except ImportError:
+        raise InputError("--format libvirt: the libvirt emitter is not available in this build") from None
+    return str(emit_domain(plan))
+
+
+def _write(text: str, output: str | None) -> None:
+    from layoutd.errors import InputError
+
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise InputError(f"cannot write: {error.strerror}", file=output) from None

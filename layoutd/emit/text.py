@@ -1,0 +1,79 @@
+"""The plan for people: the map as a table, then one line per region of the address space."""
+
+from layoutd.emit.argv import shell_lines
+from layoutd.models.common import Hole
+from layoutd.models.plan import Plan
+from layoutd.units import hex_addr, human_size
+
+Row = tuple[int, int, str, str]  # start, end, mark, text
+
+
+def render(plan: Plan) -> str:
+    lines = [
+        f"plan for {plan.name} (QEMU {plan.qemu_version}, {plan.config.machine}) on " + ", ".join(plan.hosts)
+    ]
+    if plan.default_layout:
+        lines.append("QEMU's default layout already avoids every hole: nothing extra is emitted.")
+    lines += ["", "guest RAM:", f"  {'start':>18} {'end':>18} {'size':>7}  {'kind':<10} {'id':<12} node"]
+    for region in plan.layout:
+        node = "-" if region.node is None else str(region.node)
+        lines.append(
+            f"  {hex_addr(region.start):>18} {hex_addr(region.end):>18} "
+            f"{human_size(region.size):>7}  {region.kind:<10} {region.id:<12} {node}"
+        )
+    lines += ["", "address space (# RAM, ! host hole, . free, = PCI hole):"]
+    lines += [
+        f"  {mark} {hex_addr(start):>18}-{hex_addr(end):<18} {human_size(end - start + 1):>7}  {text}"
+        for start, end, mark, text in picture_rows(plan)
+    ]
+    if plan.warnings:
+        lines += ["", "warnings:"] + [f"  - {warning}" for warning in plan.warnings]
+    binary = "qemu-system-aarch64" if plan.config.arch == "aarch64" else "qemu-system-x86_64"
+    lines += ["", "QEMU command line:", shell_lines(plan.qemu_argv, binary).rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+def picture_rows(plan: Plan) -> list[Row]:
+    """RAM, holes, the 64-bit PCI hole and the free gaps between them, in address order."""
+    top = plan.highest_address or max((r.end for r in plan.layout), default=0)
+    rows: list[Row] = [
+        (start, end, "#", f"{kind} {name}" + ("" if node is None else f" node {node}"))
+        for start, end, kind, name, node in _merged_layout(plan)
+    ]
+    rows += [
+        (hole.start, min(hole.end, top), "!", _hole_text(hole)) for hole in plan.holes if hole.start <= top
+    ]
+    if plan.highest_address and plan.config.arch == "x86_64":
+        size = plan.config.pci_hole64_size
+        if size is None:
+            size = (32 if plan.config.machine.startswith(("q35", "pc-q35")) else 2) << 30
+        rows.append((plan.highest_address - size + 1, plan.highest_address, "=", "64-bit PCI hole"))
+    rows.sort(key=lambda row: (row[0], row[1]))
+    return _with_gaps(rows)
+
+
+def _merged_layout(plan: Plan) -> list[tuple[int, int, str, str, int | None]]:
+    """Pieces of one region split only by the windows below 1 MiB are shown as one."""
+    merged: list[tuple[int, int, str, str, int | None]] = []
+    for region in sorted(plan.layout, key=lambda r: r.start):
+        last = merged[-1] if merged else None
+        if last and last[3] == region.id and last[1] + 1 >= region.start - (1 << 20):
+            merged[-1] = (last[0], region.end, last[2], last[3], last[4])
+        else:
+            merged.append((region.start, region.end, region.kind, region.id, region.node))
+    return merged
+
+
+def _hole_text(hole: Hole) -> str:
+    return hole.describe()
+
+
+def _with_gaps(rows: list[Row]) -> list[Row]:
+    result: list[Row] = []
+    cursor = 0
+    for start, end, mark, text in rows:
+        if start > cursor:
+            result.append((cursor, start - 1, ".", "free"))
+        result.append((start, end, mark, text))
+        cursor = max(cursor, end + 1)
+    return result

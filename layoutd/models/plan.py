@@ -1,0 +1,86 @@
+"""A solved plan: the QEMU configuration, the guest RAM map it yields, and its emitted forms.
+
+`QemuConfig` holds everything an emitter needs; QEMU argv, QMP and libvirt XML are pure functions
+of it. Field names are part of the published interface: add fields, never rename.
+"""
+
+from typing import Any, Literal
+
+from layoutd.models.common import Address, Frozen, GuestRegion, Hole, Range
+
+
+class Backend(Frozen):
+    """A memory backend object (-object memory-backend-*)."""
+
+    id: str
+    size: Address
+    kind: Literal["ram", "memfd", "file"]
+    share: bool = False
+    prealloc: bool = False
+    hugepage_size: Address | None = None
+    path: str | None = None  # file backend: mem-path
+    reserve: bool | None = None  # None: QEMU's default (on)
+
+
+class MemoryDevice(Frozen):
+    """A memory device placed at an explicit guest-physical address."""
+
+    id: str
+    kind: Literal["dimm", "nvdimm", "virtio-mem"]
+    backend: str
+    addr: Address
+    size: Address
+    node: int | None = None
+    block_size: Address | None = None  # virtio-mem only
+
+
+class NumaNode(Frozen):
+    """A guest NUMA node; `size` and `backend` are its share of boot RAM (devices add to it)."""
+
+    id: int
+    cpus: str  # "0-3" or "0-1,4-5"
+    size: Address
+    backend: str | None
+
+
+class QemuConfig(Frozen):
+    """Everything the emitters need: argv, QMP and libvirt XML are pure functions of this."""
+
+    arch: Literal["x86_64", "aarch64"]
+    machine: str  # q35, pc, virt or a versioned type such as pc-q35-7.2
+    cpu_model: str
+    phys_bits: int | None
+    cpus: int
+    ram_size: Address  # -m SIZE: boot RAM only
+    slots: int
+    maxmem: Address | None
+    max_ram_below_4g: Address | None
+    pci_hole64_size: Address | None
+    backends: tuple[Backend, ...]
+    boot_backend: str | None  # -machine memory-backend=ID (no NUMA), None when QEMU's default
+    numa: tuple[NumaNode, ...]
+    devices: tuple[MemoryDevice, ...]
+    vfio_devices: tuple[str, ...]
+    viommu: Literal["none", "virtio", "intel"] = "none"
+    viommu_aw_bits: int | None = None
+    viommu_reserved: tuple[Hole, ...] = ()
+    firmware: str | None = None  # aarch64: -bios path (needed for memory devices)
+    gic_version: int | None = None  # aarch64: 3 when memory devices need the ACPI GED
+
+
+class Plan(Frozen):
+    """The answer to `layoutd plan`: the layout is what QEMU maps, checked by the model."""
+
+    name: str
+    qemu_version: str
+    config: QemuConfig
+    layout: tuple[GuestRegion, ...]
+    qemu_argv: tuple[str, ...]
+    qmp: tuple[dict[str, Any], ...]
+    warnings: tuple[str, ...]
+    hosts: tuple[str, ...]  # the host sources the layout is valid on
+    usable: tuple[Range, ...]  # usable IOVA ranges, intersected over every host
+    holes: tuple[Hole, ...] = ()  # the holes the layout avoids (for pictures)
+    highest_address: Address | None = None  # the highest guest-physical address used (incl. PCI hole)
+    hotplug_room: tuple[Range, ...] = ()  # where later hotplug fits, outside holes
+    default_layout: bool = False  # True when QEMU's own layout was already valid

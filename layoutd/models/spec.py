@@ -1,0 +1,334 @@
+"""The VM spec (vm.yaml) of the contract. Strict: an unknown key is an error naming the field.
+
+`load_spec(path)` reads the YAML and reports any problem as an InputError naming the file, the
+field (memory.hotplug.max) and, where known, the line.
+"""
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, PlainSerializer, ValidationError, WithJsonSchema, model_validator
+
+from layoutd.errors import InputError
+from layoutd.models.common import Frozen
+from layoutd.units import GiB, MiB, format_size, parse_size
+
+
+def _size(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{value!r} is not a size such as 4G")
+    try:
+        return parse_size(value)
+    except InputError as error:
+        raise ValueError(error.message) from None
+
+
+Size = Annotated[
+    int,
+    BeforeValidator(_size),
+    PlainSerializer(format_size, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "pattern": r"^\s*(0x[0-9a-fA-F]+|\d+(\.\d+)?\s*[KMGTPEkmgtpe]?(i?B)?)\s*$",
+                },
+                {"type": "integer", "minimum": 0},
+            ]
+        }
+    ),
+]
+"""A size as QEMU writes it: 1100G, 512M (powers of 1024), 0x40000000 or a number of bytes."""
+
+_BDF = re.compile(r"^([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+_CPUS = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+
+DEFAULT_BLOCK = 128 * MiB
+
+
+def _cpus(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("cpus must be a list such as 0-3 or 0-1,4-5")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return ",".join(str(item) for item in value)
+    return value
+
+
+def cpu_list(text: str) -> list[int]:
+    """'0-3,6' -> [0, 1, 2, 3, 6]."""
+    result: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        result.extend(range(int(low), int(high or low) + 1))
+    return result
+
+
+class Cpu(Frozen):
+    model: str | None = Field(
+        None, description="QEMU -cpu model (default qemu64 / max); `host` takes the host's vendor"
+    )
+    vendor: Literal["amd", "intel", "arm"] | None = None
+    count: int = Field(1, ge=1, le=1024)
+    phys_bits: int | None = Field(None, ge=32, le=52)
+
+
+class Hotplug(Frozen):
+    slots: int = Field(ge=0, le=256)
+    max: Size
+
+
+class Memory(Frozen):
+    size: Size
+    hotplug: Hotplug | None = None
+    backend: Literal["ram", "memfd", "file"] = "ram"
+    hugepages: Size | None = None
+    path: str | None = None
+    share: bool = False
+    prealloc: bool = False
+    reserve: bool | None = Field(
+        None, description="extension: backend reserve=; off avoids overcommit refusals"
+    )
+    block: Size = Field(DEFAULT_BLOCK, description="extension: guest memory block; every region aligns to it")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Memory":
+        if self.size <= 0:
+            raise ValueError("memory.size must be more than 0")
+        if self.block <= 0 or self.block & (self.block - 1):
+            raise ValueError(f"memory.block {format_size(self.block)} must be a power of two")
+        if self.hugepages is not None and (self.hugepages <= 0 or self.hugepages & (self.hugepages - 1)):
+            raise ValueError(f"memory.hugepages {format_size(self.hugepages)} must be a power of two")
+        if self.backend == "file" and not self.path:
+            raise ValueError("memory.path is required with backend: file")
+        if self.path and self.backend != "file":
+            raise ValueError("memory.path is only used with backend: file")
+        if self.hotplug and self.hotplug.max < self.size:
+            raise ValueError(
+                f"memory.hotplug.max {format_size(self.hotplug.max)} is below memory.size "
+                f"{format_size(self.size)}"
+            )
+        if self.size % self.alignment:
+            raise ValueError(
+                f"memory.size {format_size(self.size)} is not a multiple of the "
+                f"{format_size(self.alignment)} alignment (memory.block and memory.hugepages)"
+            )
+        if self.hotplug and self.hotplug.max % self.alignment:
+            raise ValueError(
+                f"memory.hotplug.max {format_size(self.hotplug.max)} is not a multiple of the "
+                f"{format_size(self.alignment)} alignment"
+            )
+        return self
+
+    @property
+    def alignment(self) -> int:
+        """Every region and size is a multiple of this: the guest block and the page size."""
+        return max(self.block, self.hugepages or 0)
+
+
+class NumaCell(Frozen):
+    size: Size
+    cpus: Annotated[str, BeforeValidator(_cpus), Field(pattern=_CPUS.pattern)]
+
+
+class VmSpec(Frozen):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
+    arch: Literal["x86_64", "aarch64"] = "x86_64"
+    machine: str | None = Field(None, description="q35 | pc | virt, or a versioned type; default per arch")
+    cpu: Cpu = Cpu()
+    memory: Memory
+    numa: tuple[NumaCell, ...] = ()
+    devices: tuple[str, ...] = ()
+    viommu: Literal["none", "virtio", "intel"] = "none"
+    firmware: str | None = Field(None, description="extension: aarch64 -bios path (UEFI)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "VmSpec":
+        family = machine_family(self.machine_type)
+        if family == "virt" and self.arch != "aarch64":
+            raise ValueError(f"machine {self.machine_type} is an aarch64 machine; set arch: aarch64")
+        if family in ("q35", "pc") and self.arch != "x86_64":
+            raise ValueError(f"machine {self.machine_type} is an x86_64 machine")
+        if family is None:
+            raise ValueError(
+                f"machine {self.machine_type!r} is not one of q35, pc, virt "
+                "(or pc-q35-X.Y, pc-i440fx-X.Y, virt-X.Y)"
+            )
+        if self.viommu == "intel" and family != "q35":
+            raise ValueError("viommu: intel needs machine q35")
+        for device in self.devices:
+            if not _BDF.match(device.lower()):
+                raise ValueError(f"device {device!r} is not a PCI address such as 0000:41:00.0")
+        if self.numa:
+            total = sum(cell.size for cell in self.numa)
+            if total != self.memory.size:
+                raise ValueError(
+                    f"numa sizes add up to {format_size(total)}, "
+                    f"not memory.size {format_size(self.memory.size)}"
+                )
+            for index, cell in enumerate(self.numa):
+                if cell.size % self.memory.alignment:
+                    raise ValueError(
+                        f"numa[{index}].size {format_size(cell.size)} is not a multiple of the "
+                        f"{format_size(self.memory.alignment)} alignment"
+                    )
+                if max(cpu_list(cell.cpus)) >= self.cpu.count:
+                    raise ValueError(
+                        f"numa[{index}].cpus {cell.cpus} names a CPU beyond cpu.count {self.cpu.count}"
+                    )
+        return self
+
+    @property
+    def machine_type(self) -> str:
+        return self.machine or ("virt" if self.arch == "aarch64" else "q35")
+
+    @property
+    def family(self) -> Literal["q35", "pc", "virt"]:
+        family = machine_family(self.machine_type)
+        assert family is not None
+        return family
+
+    @property
+    def pci_devices(self) -> tuple[str, ...]:
+        return tuple(
+            device.lower() if device.count(":") == 2 else f"0000:{device.lower()}" for device in self.devices
+        )
+
+    @property
+    def hotplug_room(self) -> int:
+        return self.memory.hotplug.max - self.memory.size if self.memory.hotplug else 0
+
+    @property
+    def hotplug_slots(self) -> int:
+        return self.memory.hotplug.slots if self.memory.hotplug else 0
+
+
+def machine_family(machine: str) -> Literal["q35", "pc", "virt"] | None:
+    if machine == "q35" or re.fullmatch(r"pc-q35-\d+\.\d+", machine):
+        return "q35"
+    if machine == "pc" or re.fullmatch(r"pc-i440fx-\d+\.\d+", machine):
+        return "pc"
+    if machine == "virt" or re.fullmatch(r"virt-\d+\.\d+", machine):
+        return "virt"
+    return None
+
+
+# ---- loading --------------------------------------------------------------------------------
+
+
+def load_spec(path: str | Path) -> VmSpec:
+    """Read and check a vm.yaml; every problem is an InputError naming the file and field/line."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("no such file", file=file) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read: {error}", file=file) from None
+    return parse_spec(text, file=file)
+
+
+def parse_spec(text: str, *, file: str = "<spec>") -> VmSpec:
+    import yaml
+
+    loader = _loader()
+    try:
+        node = yaml.compose(text, Loader=loader)
+        data = yaml.load(text, Loader=loader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        problem = getattr(error, "problem", None) or str(error)
+        raise InputError(f"invalid YAML: {problem}", file=file, field=where) from None
+    if not isinstance(data, dict):
+        raise InputError("a VM spec is a mapping with at least name and memory.size", file=file)
+    try:
+        return VmSpec.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = tuple(first["loc"])
+        field = _dotted(location)
+        line = _line_of(node, location)
+        message = _message(first)
+        where = f"{field} (line {line})" if field and line else field or (f"line {line}" if line else None)
+        raise InputError(message, file=file, field=where) from None
+
+
+def _message(item: Any) -> str:
+    kind = item["type"]
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    text = str(item["msg"])
+    return text.removeprefix("Value error, ")
+
+
+def _dotted(location: tuple[Any, ...]) -> str:
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _line_of(node: Any, location: tuple[Any, ...]) -> int | None:
+    import yaml
+
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in location:
+        if isinstance(node, yaml.MappingNode):
+            match = [(key, value) for key, value in node.value if key.value == part]
+            if not match:
+                return line
+            key, node = match[0]
+            line = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+_LOADER: Any = None
+
+
+def _loader() -> Any:
+    """SafeLoader with YAML 1.2 numbers: 0000:41:00.0 stays a string (no base-60)."""
+    global _LOADER
+    if _LOADER is not None:
+        return _LOADER
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[valid-type,misc]
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        key: [
+            (tag, regexp)
+            for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+        ]
+        for key, resolvers in base.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
+    )
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"),
+        list("-+0123456789."),
+    )
+    _LOADER = Loader
+    return Loader
+
+
+__all__ = ["GiB", "VmSpec", "load_spec", "parse_spec"]

@@ -1,0 +1,141 @@
+"""Turn a solution into the QemuConfig every emitter works from. Pure."""
+
+from dataclasses import dataclass
+
+from layoutd.models.common import GuestRegion, Hole, Range
+from layoutd.models.plan import Backend, MemoryDevice, NumaNode, QemuConfig
+from layoutd.models.spec import VmSpec
+from layoutd.solver.machine import default_cpu_model
+from layoutd.solver.solve import Problem, Solution, boot_region_name, planned_layout, room_ranges
+from layoutd.units import GiB
+
+DEFAULT_FIRMWARE = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
+
+
+@dataclass(frozen=True)
+class Solved:
+    config: QemuConfig
+    layout: tuple[GuestRegion, ...]  # the planned blocks (firmware windows not cut)
+    warnings: tuple[str, ...]
+    highest: int
+    hotplug_room: tuple[Range, ...]
+    default_layout: bool
+
+
+def build(spec: VmSpec, problem: Problem, solution: Solution, qemu_version: str) -> Solved:
+    numa = len(spec.numa) > 0
+    backends: list[Backend] = []
+    boot_ids: list[str] = []
+    boot_backend = None
+    if numa:
+        for node, size in enumerate(solution.nodes_boot):
+            name = f"ram-node{node}"
+            boot_ids.append(name)
+            if size:
+                backends.append(_backend(spec, name, size))
+    elif _needs_backend(spec):
+        boot_backend = "ram-boot"
+        boot_ids.append(boot_backend)
+        backends.append(_backend(spec, boot_backend, solution.choice.ram))
+    else:
+        boot_ids.append(boot_region_name(problem.family))
+    devices: list[MemoryDevice] = []
+    for index, (node, start, end) in enumerate(solution.devices):
+        backends.append(_backend(spec, f"mem-dimm{index}", end - start + 1))
+        devices.append(
+            MemoryDevice(
+                id=f"dimm{index}",
+                kind="dimm",
+                backend=f"mem-dimm{index}",
+                addr=start,
+                size=end - start + 1,
+                node=node if numa else None,
+            )
+        )
+    nodes = tuple(
+        NumaNode(
+            id=node,
+            cpus=cell.cpus,
+            size=solution.nodes_boot[node],
+            backend=f"ram-node{node}" if solution.nodes_boot[node] else None,
+        )
+        for node, cell in enumerate(spec.numa)
+    )
+    aarch64 = spec.arch == "aarch64"
+    needs_ged = aarch64 and bool(solution.maxmem)
+    aw_bits, reserved = _viommu(spec, problem)
+    config = QemuConfig(
+        arch=spec.arch,
+        machine=spec.machine_type,
+        cpu_model=spec.cpu.model or default_cpu_model(spec.arch),
+        phys_bits=solution.phys_bits,
+        cpus=spec.cpu.count,
+        ram_size=solution.choice.ram,
+        slots=solution.slots,
+        maxmem=solution.maxmem,
+        max_ram_below_4g=solution.choice.max_below_4g,
+        pci_hole64_size=solution.hole64,
+        backends=tuple(backends),
+        boot_backend=boot_backend,
+        numa=nodes,
+        devices=tuple(devices),
+        vfio_devices=spec.pci_devices,
+        viommu=spec.viommu,
+        viommu_aw_bits=aw_bits,
+        viommu_reserved=reserved,
+        firmware=(spec.firmware or DEFAULT_FIRMWARE) if (needs_ged or spec.firmware) else None,
+        gic_version=3 if needs_ged else None,
+    )
+    layout = planned_layout(problem, solution, boot_ids, [d.id for d in devices])
+    return Solved(
+        config,
+        tuple(layout),
+        tuple(solution.warnings),
+        solution.highest,
+        room_ranges(solution),
+        solution.default_layout,
+    )
+
+
+def _needs_backend(spec: VmSpec) -> bool:
+    memory = spec.memory
+    return (
+        memory.backend != "ram"
+        or memory.share
+        or memory.prealloc
+        or memory.hugepages is not None
+        or memory.reserve is not None
+    )
+
+
+def _backend(spec: VmSpec, name: str, size: int) -> Backend:
+    memory = spec.memory
+    return Backend(
+        id=name,
+        size=size,
+        kind=memory.backend,
+        share=memory.share,
+        prealloc=memory.prealloc,
+        hugepage_size=memory.hugepages,
+        path=memory.path,
+        reserve=memory.reserve,
+    )
+
+
+def _viommu(spec: VmSpec, problem: Problem) -> tuple[int | None, tuple[Hole, ...]]:
+    """aw-bits within every host's top; virtio-iommu also lists the host holes it must not map."""
+    if spec.viommu == "none":
+        return None, ()
+    known = problem.target.top < (1 << 64) - 1
+    width = (problem.target.top + 1).bit_length() - 1 if known else None
+    if spec.viommu == "intel":
+        return (48 if width is None or width >= 48 else 39), ()
+    holes = tuple(
+        hole
+        for hole in problem.target.holes
+        if hole.start < problem.target.top and hole.end - hole.start + 1 >= 4096 and hole.type != "aperture"
+    )
+    return width, holes[:32]
+
+
+__all__ = ["GiB", "Solved", "build"]

@@ -1,0 +1,134 @@
+"""What every host allows, combined: the one address space a layout must fit (migration)."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from layoutd.models.common import U64_MAX, Hole, Range
+
+Span = tuple[int, int]
+
+
+class HostLike(Protocol):
+    """What `combine` reads from a HostView."""
+
+    @property
+    def usable(self) -> Sequence[Range]: ...
+    @property
+    def aperture_end(self) -> int | None: ...
+    @property
+    def cpu(self) -> Any: ...
+    def blocking(self) -> list[Hole]: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """Usable ranges valid on every host, the holes that cut them, and the common top."""
+
+    usable: tuple[Range, ...]
+    holes: tuple[Hole, ...]  # blocking holes of every host (with type, group, devices)
+    top: int  # the highest address every host can map
+    host_phys_bits: int | None  # smallest host CPU physical address width
+    host_vendor: str  # amd | intel | arm | unknown (the first host's)
+    hosts: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    def without_holes_of(self, groups: set[int]) -> "Target":
+        """The same hosts if the devices of `groups` were dropped (for suggestions)."""
+        kept = tuple(hole for hole in self.holes if hole.group not in groups)
+        usable = _ranges(_subtract([(0, self.top)], _merge((h.start, h.end) for h in kept)))
+        return Target(usable, kept, self.top, self.host_phys_bits, self.host_vendor, self.hosts)
+
+
+def combine(views: Sequence[HostLike], names: Sequence[str]) -> Target:
+    """Intersect HostViews (duck-typed: usable, blocking(), aperture_end, cpu)."""
+    usable: list[Span] = [(0, U64_MAX)]
+    holes: list[Hole] = []
+    tops: list[int] = []
+    bits: list[int] = []
+    notes: list[str] = []
+    vendor = "unknown"
+    for index, view in enumerate(views):
+        usable = _intersect(usable, _merge((r.start, r.end) for r in view.usable))
+        holes.extend(view.blocking())
+        aperture = view.aperture_end
+        cpu = view.cpu
+        if aperture is not None:
+            tops.append(aperture)
+        if cpu.phys_bits:
+            bits.append(cpu.phys_bits)
+            tops.append((1 << cpu.phys_bits) - 1)
+        if index == 0:
+            vendor = cpu.vendor
+        elif cpu.vendor != vendor:
+            notes.append(f"hosts differ in CPU vendor ({vendor}, {cpu.vendor}); the first host's counts")
+    top = min(tops) if tops else U64_MAX
+    usable = _intersect(usable, [(0, top)])
+    holes = _unique(holes)
+    # What is unusable below the top but no host hole explains (an aperture gap) still blocks.
+    unusable = _subtract([(0, top)], usable)
+    for start, end in _subtract(unusable, _merge((h.start, h.end) for h in holes)):
+        holes.append(Hole(start=start, end=end, type="unusable"))
+    return Target(
+        _ranges(usable),
+        tuple(sorted(holes, key=lambda h: (h.start, h.end))),
+        top,
+        min(bits) if bits else None,
+        vendor,
+        tuple(names),
+        tuple(notes),
+    )
+
+
+def _ranges(spans: Iterable[Span]) -> tuple[Range, ...]:
+    return tuple(Range.model_construct(start=start, end=end) for start, end in spans)
+
+
+def _merge(spans: Iterable[Span]) -> list[Span]:
+    result: list[Span] = []
+    for start, end in sorted(spans):
+        if result and start <= result[-1][1] + 1:
+            if end > result[-1][1]:
+                result[-1] = (result[-1][0], end)
+        else:
+            result.append((start, end))
+    return result
+
+
+def _intersect(left: list[Span], right: list[Span]) -> list[Span]:
+    result: list[Span] = []
+    i = j = 0
+    while i < len(left) and j < len(right):
+        start, end = max(left[i][0], right[j][0]), min(left[i][1], right[j][1])
+        if start <= end:
+            result.append((start, end))
+        if left[i][1] < right[j][1]:
+            i += 1
+        else:
+            j += 1
+    return result
+
+
+def _subtract(base: list[Span], cuts: list[Span]) -> list[Span]:
+    """`base` minus `cuts` (both merged and sorted)."""
+    result: list[Span] = []
+    index = 0
+    for start, end in base:
+        while index < len(cuts) and cuts[index][1] < start:
+            index += 1
+        probe = index
+        while probe < len(cuts) and cuts[probe][0] <= end and start <= end:
+            if cuts[probe][0] > start:
+                result.append((start, cuts[probe][0] - 1))
+            start = max(start, cuts[probe][1] + 1)
+            probe += 1
+        if start <= end:
+            result.append((start, end))
+    return result
+
+
+def _unique(holes: list[Hole]) -> list[Hole]:
+    seen: dict[tuple[int, int, str, int | None], Hole] = {}
+    for hole in holes:
+        seen.setdefault((hole.start, hole.end, hole.type, hole.group), hole)
+    return list(seen.values())

@@ -1,0 +1,85 @@
+"""Hosts made to be hard, built as solver targets without a sysfs tree, plus the example trees."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from layoutd.models.common import Hole, Range
+from layoutd.models.host import Cpu
+from layoutd.ranges import subtract
+from layoutd.solver import Target, combine
+from layoutd.units import GiB
+
+MSI = (0xFEE00000, 0xFEEFFFFF, "msi")
+AMD_HT = (0xFD00000000, 0xFFFFFFFFFF, "reserved")
+
+
+@dataclass
+class FakeView:
+    """The duck type `combine` reads from a HostView."""
+
+    source: str
+    holes: list[Hole]
+    aperture_end: int
+    cpu: Cpu
+    usable: list[Range] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.usable = subtract([Range(start=0, end=self.aperture_end)], self.holes)
+
+    def blocking(self) -> list[Hole]:
+        return self.holes
+
+
+def view(
+    name: str,
+    holes: Sequence[tuple[int, int, str] | tuple[int, int, str, int]],
+    *,
+    bits: int = 46,
+    vendor: str = "intel",
+    top_bits: int | None = None,
+) -> FakeView:
+    made = [
+        Hole(
+            start=h[0],
+            end=h[1],
+            type=h[2],
+            group=h[3] if len(h) > 3 else 1,  # type: ignore[misc]
+            devices=(f"0000:0{h[3] if len(h) > 3 else 1}:00.0",),
+        )
+        for h in holes
+    ]
+    top = (1 << (top_bits or bits)) - 1
+    return FakeView(name, made, top, Cpu(vendor=vendor, phys_bits=bits))  # type: ignore[arg-type]
+
+
+def target(*views: FakeView) -> Target:
+    return combine(views, [v.source for v in views])
+
+
+HARD = {
+    "hole-128g": view("hole-128g", [MSI, (128 * GiB, 132 * GiB - 1, "reserved")]),
+    "rmrr-low": view("rmrr-low", [MSI, (0x70000000, 0x70FFFFFF, "direct")]),
+    "iommu-39bit": view("iommu-39bit", [MSI], top_bits=39),
+    "several-devices": view(
+        "several-devices",
+        [
+            MSI,
+            (20 * GiB, 21 * GiB - 1, "reserved", 1),
+            (40 * GiB, 40 * GiB + 0x1FFFFFFF, "reserved", 2),
+            (0xA0000000, 0xA00FFFFF, "direct", 2),
+        ],
+    ),
+    "amd-ht": view("amd-ht", [MSI, AMD_HT], bits=48, vendor="amd"),
+    "migrate-a": view("migrate-a", [MSI, (64 * GiB, 65 * GiB - 1, "reserved")]),
+    "migrate-b": view("migrate-b", [MSI, (96 * GiB, 96 * GiB + 0xFFFFFFF, "reserved")], top_bits=44),
+    "arm-windows": view(
+        "arm-windows",
+        [
+            (0x8000000, 0x80FFFFF, "msi"),
+            (0xE0000000, 0xF7FEFFFF, "reserved"),
+            (0x80000000000, 0x82FFFFFFFFF, "reserved"),
+        ],
+        bits=48,
+        vendor="arm",
+    ),
+}

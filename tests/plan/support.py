@@ -1,0 +1,80 @@
+"""Plan a spec against hosts in-process, and read back what real QEMU built from the plan."""
+
+import re
+from collections.abc import Sequence
+
+from layoutd.collisions import find_collisions
+from layoutd.commands.plan import assemble
+from layoutd.models.plan import Plan
+from layoutd.models.spec import VmSpec, parse_spec
+from layoutd.solver import Target, solve_spec
+from tests.conftest import EXAMPLES
+from tests.plan.hosts import HARD, target
+from tests.support.qemu_runner import QemuBinary, Refused, aarch64_firmware, started
+
+
+def host_target(names: Sequence[str]) -> Target:
+    """HARD names are synthetic; anything else is a tree under examples/hosts/."""
+    from layoutd.host import probe_host
+
+    if all(name in HARD for name in names):
+        return target(*(HARD[name] for name in names))
+    from layoutd.solver import combine
+
+    views = [probe_host(str(EXAMPLES / "hosts" / name), None) for name in names]
+    return combine(views, [v.source for v in views])
+
+
+def plan_of(spec_text: str, hosts: Sequence[str], version: str = "10.0") -> tuple[VmSpec, Target, Plan]:
+    spec = parse_spec(spec_text)
+    goal = host_target(hosts)
+    solved = solve_spec(spec, goal, version)
+    return spec, goal, assemble(spec, goal, solved, version)
+
+
+def runnable(argv: Sequence[str]) -> list[str]:
+    """The plan's argv as this machine can run it: no vfio-pci (no devices here), no hugetlbfs.
+
+    The runner adds -nodefaults; x86 gets back the VGA that QEMU adds by default (as the plan assumes).
+    """
+    result: list[str] = (
+        ["-device", "VGA"] if "qemu-system-aarch64" not in argv and "virt" not in argv[1] else []
+    )
+    index = 0
+    while index < len(argv):
+        option, value = argv[index], argv[index + 1] if index + 1 < len(argv) else ""
+        if option == "-device" and value.startswith("vfio-pci,"):
+            index += 2
+            continue
+        if option == "-bios":
+            result += aarch64_firmware()
+            index += 2
+            continue
+        if option == "-object":
+            value = re.sub(r"memory-backend-(memfd|file)", "memory-backend-ram", value)
+            value = re.sub(r",(hugetlb|hugetlbsize|mem-path|align)=[^,]*", "", value)
+        result += [option, value] if value and not value.startswith("-") else [option]
+        index += 2 if value and not value.startswith("-") else 1
+    return result
+
+
+def real_layout(
+    binary: QemuBinary, plan: Plan
+) -> tuple[list[tuple[int, int, str]], dict[int, int]] | Refused:
+    """The RAM QEMU mapped, named as the plan names it, and `info numa` sizes in bytes."""
+    with started(binary, runnable(plan.qemu_argv)) as qemu:
+        if isinstance(qemu, Refused):
+            return qemu
+        real = qemu.read_map()
+        numa = qemu.hmp("info numa")
+    owners = {d["data"]["memdev"].rsplit("/", 1)[-1]: d["data"]["id"] for d in real.memory_devices}
+    ram = [(e.start, e.end, owners.get(e.name, e.name)) for e in real.ram]
+    sizes = {int(n): int(mb) << 20 for n, mb in re.findall(r"node (\d+) size: (\d+) MB", numa)}
+    return ram, sizes
+
+
+def collisions(plan: Plan, goal: Target, ram: Sequence[tuple[int, int, str]]) -> list[str]:
+    from layoutd.models.common import GuestRegion
+
+    regions = [GuestRegion(start=s, end=e, kind="ram", id=n) for s, e, n in ram]
+    return [c.describe() for c in find_collisions(regions, goal.holes)]

@@ -1,0 +1,106 @@
+"""`layoutd plan` as a user runs it: formats, exit codes, messages naming the file and field."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES, assert_clean_failure, run_layoutd
+
+HOSTS = EXAMPLES / "hosts"
+SPECS = EXAMPLES / "specs"
+EXAMPLE_RUNS = [
+    ("amd-gpu-1100g.yaml", ["amd-4gpu-1100g"]),
+    ("intel-rmrr.yaml", ["intel-4gpu-39bit"]),
+    ("arm64.yaml", ["arm-kunpeng-pci-windows"]),
+    ("migration.yaml", ["amd-epyc-two-gpus", "intel-nic-msi-only"]),
+]
+
+
+def _hosts(names: list[str]) -> list[str]:
+    return [arg for name in names for arg in ("--host", str(HOSTS / name))]
+
+
+@pytest.mark.parametrize(("spec", "hosts"), EXAMPLE_RUNS)
+def test_examples_plan_and_json_follows_the_contract(spec: str, hosts: list[str]) -> None:
+    result = run_layoutd("plan", str(SPECS / spec), *_hosts(hosts), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    for key in ("layout", "qemu_argv", "qmp", "warnings", "hosts"):
+        assert key in data
+    assert len(data["hosts"]) == len(hosts)
+    for region in data["layout"]:
+        assert region["start"].startswith("0x") and set(region) >= {"start", "end", "kind", "id", "node"}
+    assert "-m" in data["qemu_argv"]
+
+
+@pytest.mark.parametrize("kind", ["text", "argv", "qmp", "svg"])
+def test_every_format_renders(kind: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_layoutd(
+        "plan",
+        str(SPECS / "migration.yaml"),
+        *_hosts(["amd-epyc-two-gpus"]),
+        "--format",
+        kind,
+        "-o",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    if kind == "qmp":
+        commands = [json.loads(line) for line in text.splitlines()]
+        assert [c["execute"] for c in commands][:2] == ["object-add", "device_add"]
+        assert commands[1]["arguments"]["addr"] >= 1 << 40
+    elif kind == "svg":
+        assert text.startswith("<svg") and "reserved hole" in text
+    elif kind == "text":
+        assert "! " in text and "0xfd00000000" in text and "dimm0" in text
+    else:
+        assert "-device pc-dimm,id=dimm0" in text and text.startswith("qemu-system-x86_64 \\")
+
+
+def test_rmrr_at_zero_is_a_clear_no() -> None:
+    spec = SPECS / "intel-rmrr.yaml"
+    result = run_layoutd("plan", str(spec), "--host", str(HOSTS / "intel-dl388g8-rmrr"))
+    # the spec's devices are not on that host: exit 2 naming the device
+    assert_clean_failure(result, 2, "0000:01:00.0")
+
+
+def test_no_layout_exits_1_and_names_the_hole(tmp_path: Path) -> None:
+    spec = tmp_path / "vm.yaml"
+    spec.write_text("name: vm\nmemory: {size: 8G}\ndevices: [0000:00:1f.0]\n")
+    result = run_layoutd("plan", str(spec), "--host", str(HOSTS / "intel-dl388g8-rmrr"))
+    assert_clean_failure(result, 1, "direct hole 0x0-0xffffff", "IOMMU group 19", "drop 0000:00:1f.0")
+
+
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        ("name: vm\nmemory: {size: 8G, sizee: 1}\n", ["vm.yaml", "memory.sizee", "line 2", "unknown field"]),
+        ("name: vm\nmemory: {size: 8Q}\n", ["memory.size", "not a size"]),
+        ("name: vm\n", ["memory", "required"]),
+        ("name: vm\nmemory: {size: 8G}\nnuma: [{size: 4G, cpus: 0}]\n", ["numa sizes add up to 4G"]),
+        ("name: vm\nmemory: {size: 8G}\ndevices: [nonsense]\n", ["not a PCI address"]),
+        ("name: vm\nmemory: {size: 8G, hugepages: 1G, block: 3M}\n", ["power of two"]),
+        ("name: vm\nmemory: {size: 8G\n", ["invalid YAML", "line"]),
+        ("- a list\n", ["mapping"]),
+    ],
+)
+def test_bad_specs_exit_2_naming_the_field(text: str, needles: list[str], tmp_path: Path) -> None:
+    spec = tmp_path / "vm.yaml"
+    spec.write_text(text)
+    result = run_layoutd("plan", str(spec), "--host", str(HOSTS / "intel-nic-msi-only"))
+    assert_clean_failure(result, 2, *needles)
+
+
+def test_missing_spec_and_bad_version() -> None:
+    assert_clean_failure(
+        run_layoutd("plan", "/nonexistent.yaml", "--host", str(HOSTS / "intel-nic-msi-only")),
+        2,
+        "/nonexistent.yaml",
+        "no such file",
+    )
+    assert_clean_failure(
+        run_layoutd("plan", str(SPECS / "migration.yaml"), "--qemu-version", "6.0"), 2, "6.0"
+    )
