@@ -1,0 +1,71 @@
+"""The `--qmp` branch of `layoutd check`: audit a running VM and report like `check` does."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from layoutd.live.audit import AuditResult
+
+
+def add_qmp_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--qmp", metavar="SOCKET",
+                        help="audit a running VM through its QMP socket (read-only)")
+
+
+def run_qmp(args: argparse.Namespace) -> int:
+    """Exit 1 when some RAM of the VM touches a hole of its devices' groups, else 0."""
+    from layoutd.live.audit import audit
+    from layoutd.live.session import QmpMonitor
+
+    given = [d.strip() for d in (getattr(args, "devices", None) or "").split(",") if d.strip()]
+    monitor = QmpMonitor(args.qmp)
+    try:
+        result = audit(monitor, getattr(args, "host", None), given)
+    finally:
+        monitor.close()
+    if getattr(args, "format", "text") == "json":
+        print(json.dumps(audit_json(result), indent=2))
+    else:
+        print(audit_text(result))
+    return 1 if result.collisions else 0
+
+
+def audit_json(result: AuditResult) -> dict[str, Any]:
+    vm = result.vm
+    return {
+        "layout": [region.model_dump(mode="json") for region in result.layout],
+        "collisions": [c.model_dump(mode="json", exclude={"node"}) for c in result.collisions],
+        "device_memory": vm.device_memory.model_dump(mode="json") if vm.device_memory else None,
+        "memory_devices": [
+            {"kind": d.kind, "id": d.id, "start": hex(d.start), "end": hex(d.end),
+             "node": d.node, "memdev": d.memdev} for d in vm.devices
+        ],
+        "vm": {"monitor": vm.name, "qemu": ".".join(map(str, vm.version)), "arch": vm.arch,
+               "machine": vm.machine, "phys_bits": vm.phys_bits},
+        "devices": result.devices,
+        "source": result.host.source,
+        "warnings": result.warnings,
+    }
+
+
+def audit_text(result: AuditResult) -> str:
+    from layoutd.units import human_size
+
+    vm = result.vm
+    lines = [f"VM {vm.name}: QEMU {'.'.join(map(str, vm.version))} {vm.machine or vm.arch}; "
+             f"host {result.host.source}; devices: {', '.join(result.devices) or 'every group'}"]
+    lines.append(f"{'start':>18} {'end':>18} {'size':>7}  kind         id")
+    for region in result.layout:
+        lines.append(f"{region.start:#18x} {region.end:#18x} {human_size(region.size):>7}  "
+                     f"{region.kind:<12} {region.id}")
+    if vm.device_memory is not None:
+        lines.append(f"device memory {vm.device_memory.label()}")
+    lines += [f"warning: {warning}" for warning in result.warnings]
+    if result.collisions:
+        lines.append(f"{len(result.collisions)} collision(s):")
+        lines += [f"  {collision.describe()}" for collision in result.collisions]
+    else:
+        lines.append("no RAM touches a hole: every range can be mapped for DMA")
+    return "\n".join(lines)

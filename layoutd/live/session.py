@@ -1,0 +1,204 @@
+"""One monitor session with a running QEMU: QMP over a unix socket (qemu.qmp), or libvirt's monitor.
+
+Every failure to talk to QEMU becomes HostUnavailable (exit 3) with a sentence saying what
+happened; an error reply to a command becomes QemuSaid, which callers handle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import struct
+import subprocess
+from typing import Any, Protocol
+
+from layoutd.errors import HostUnavailable, InputError, LayoutdError, NoAnswer
+
+TIMEOUT = float(os.environ.get("LAYOUTD_QMP_TIMEOUT", "30"))
+"""Seconds to wait for QEMU's greeting or for one reply."""
+
+
+class QemuSaid(NoAnswer):
+    """QEMU answered a command with an error; `desc` is QEMU's own text."""
+
+    def __init__(self, command: str, desc: str):
+        self.command = command
+        self.desc = desc
+        super().__init__(f"QEMU refused {command}: {desc}")
+
+
+class Monitor(Protocol):
+    """What the live code needs from a monitor: run one QMP command, learn the VM's identity."""
+
+    name: str  # how messages name the VM: the socket path or libvirt:DOMAIN
+    lock_key: str  # one key per VM, shared by every monitor of that VM
+
+    def execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+def gone(name: str, doing: str, error: BaseException) -> HostUnavailable:
+    reason = str(error) or type(error).__name__
+    return HostUnavailable(
+        f"QEMU went away while {doing} ({reason}): the VM behind {name} has exited or closed "
+        "its monitor"
+    )
+
+
+class QmpMonitor:
+    """A QMP session over a unix socket, with qemu.qmp's client driven synchronously."""
+
+    def __init__(self, path: str, timeout: float = TIMEOUT):
+        self.name = path
+        self.timeout = timeout
+        sock = _connect_unix(path)
+        pid = _peer_pid(sock)
+        self.lock_key = process_key(pid) or f"socket:{os.path.realpath(path)}"
+        self._start(sock)
+
+    def _start(self, sock: socket.socket) -> None:
+        import asyncio
+
+        from qemu.qmp import QMPClient
+
+        self._loop = asyncio.new_event_loop()
+        self._client = QMPClient("layoutd")
+        try:
+            self._run(self._client.connect(sock), "connecting")
+        except TimeoutError:
+            self._abandon(sock)
+            raise HostUnavailable(
+                f"QEMU did not greet on {self.name} within {self.timeout:g} s: another client "
+                "probably holds this monitor (one -qmp socket serves one client at a time); "
+                "give QEMU a second -qmp socket or close the other client"
+            ) from None
+        except Exception as error:  # EOFError, ConnectError, OSError: QEMU hung up
+            self._abandon(sock)
+            raise gone(self.name, "connecting", error) from None
+
+    def _abandon(self, sock: socket.socket) -> None:
+        self.close()
+        sock.close()
+
+    def _run(self, coroutine: Any, doing: str) -> Any:
+        import asyncio
+
+        return self._loop.run_until_complete(asyncio.wait_for(coroutine, self.timeout))
+
+    def execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
+
+        from qemu.qmp import ExecuteError
+
+        try:
+            return self._run(self._client.execute(command, arguments), command)
+        except ExecuteError as error:
+            raise QemuSaid(command, str(error)) from None
+        except TimeoutError:
+            raise HostUnavailable(
+                f"QEMU did not answer {command} on {self.name} within {self.timeout:g} s"
+            ) from None
+        except LayoutdError:
+            raise
+        except Exception as error:  # EOFError, ExecInterruptedError, OSError, StateError ...
+            raise gone(self.name, f"running {command}", error) from None
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        with contextlib.suppress(Exception):  # the session is over either way
+            self._run(self._client.disconnect(), "disconnecting")
+        self._loop.close()
+
+
+def _connect_unix(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as error:
+        sock.close()
+        hint = "no such socket" if isinstance(error, FileNotFoundError) else error.strerror
+        raise HostUnavailable(
+            f"cannot connect to the QMP socket {path}: {hint or error} "
+            "(start QEMU with -qmp unix:PATH,server=on,wait=off)"
+        ) from None
+    return sock
+
+
+def _peer_pid(sock: socket.socket) -> int:
+    """The QEMU process behind the socket (0 when the kernel does not say)."""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid: int = struct.unpack("3i", raw)[0]
+        return pid
+    except (OSError, AttributeError):
+        return 0
+
+
+def process_key(pid: int) -> str | None:
+    """pid plus its start time, so a reused pid is another VM."""
+    if pid <= 0:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return f"qemu-pid:{pid}:{fields[19]}"
+    except (OSError, IndexError):
+        return None
+
+
+class VirshMonitor:
+    """libvirt's own monitor, through `virsh qemu-monitor-command DOMAIN JSON`."""
+
+    def __init__(self, domain: str, timeout: float = TIMEOUT):
+        self.name = f"libvirt domain {domain}"
+        self.domain = domain
+        self.timeout = timeout
+        self.lock_key = f"libvirt:{os.environ.get('LIBVIRT_DEFAULT_URI', '')}:{domain}"
+        self.execute("query-status")
+
+    def execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
+        message: dict[str, Any] = {"execute": command}
+        if arguments:
+            message["arguments"] = arguments
+        result = self._virsh(json.dumps(message), command)
+        try:
+            reply = json.loads(result.stdout)
+        except ValueError:
+            raise HostUnavailable(
+                f"virsh gave no JSON for {command} on {self.name}: {result.stdout[:200]!r}"
+            ) from None
+        if "error" in reply:
+            raise QemuSaid(command, str(reply["error"].get("desc", reply["error"])))
+        return reply.get("return")
+
+    def _virsh(self, message: str, command: str) -> subprocess.CompletedProcess[str]:
+        argv = ["virsh", "qemu-monitor-command", self.domain, message]
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout,
+                                    check=False)
+        except FileNotFoundError:
+            raise HostUnavailable("virsh is not installed: cannot reach a libvirt domain") from None
+        except subprocess.TimeoutExpired:
+            raise HostUnavailable(f"virsh did not answer {command} within {self.timeout:g} s") \
+                from None
+        if result.returncode != 0:
+            said = result.stderr.strip().splitlines()
+            raise HostUnavailable(
+                f"virsh could not run {command} on {self.name}: "
+                f"{said[-1] if said else 'exit ' + str(result.returncode)}"
+            )
+        return result
+
+    def close(self) -> None:
+        pass
+
+
+def open_monitor(qmp: str | None, domain: str | None) -> Monitor:
+    if domain:
+        return VirshMonitor(domain)
+    if not qmp:
+        raise InputError("give --qmp SOCKET or --libvirt-domain NAME")
+    return QmpMonitor(qmp)

@@ -1,0 +1,105 @@
+"""Monitor-level behaviour without a guest: vfio-pci discovery, refusals, the virsh transport."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from layoutd.errors import HostUnavailable
+from layoutd.live.session import QemuSaid, VirshMonitor
+from layoutd.live.vm import vfio_hosts
+from tests.conftest import run_layoutd
+from tests.live.conftest import answer, guest, guest_args, overlaps, span, write_host
+from tests.support.qemu_runner import Refused, qemu_binary, started
+
+
+class FakeMonitor:
+    """Answers QOM questions from a dict {(command, path, property): reply}."""
+
+    name = "fake"
+    lock_key = "fake"
+
+    def __init__(self, replies: dict[tuple[str, ...], Any]):
+        self.replies = replies
+
+    def execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
+        args = arguments or {}
+        key = tuple(str(v) for v in (command, args.get("path", ""), args.get("property", "")) if v)
+        if key not in self.replies:
+            raise QemuSaid(command, f"no {key}")
+        return self.replies[key]
+
+    def close(self) -> None:
+        pass
+
+
+def test_vfio_devices_come_from_host_or_sysfsdev() -> None:
+    monitor = FakeMonitor({
+        ("qom-list", "/machine/peripheral"): [
+            {"name": "gpu", "type": "child<vfio-pci>"}, {"name": "rp1", "type": "child<pcie-root-port>"}],
+        ("qom-list", "/machine/peripheral-anon"): [
+            {"name": "device[3]", "type": "child<vfio-pci>"}],
+        ("qom-get", "/machine/peripheral/gpu", "host"): "41:00.0",
+        ("qom-get", "/machine/peripheral-anon/device[3]", "host"): "",
+        ("qom-get", "/machine/peripheral-anon/device[3]", "sysfsdev"): "/sys/bus/pci/devices/0000:42:00.1",
+    })
+    assert vfio_hosts(monitor) == ["0000:41:00.0", "0000:42:00.1"]
+
+
+def fake_virsh(folder: Path, socket: str) -> dict[str, str]:
+    """A `virsh` on PATH that forwards `qemu-monitor-command DOMAIN JSON` to a QMP socket."""
+    script = folder / "virsh"
+    script.write_text(f"""#!{sys.executable}
+import json, sys
+from qemu.qmp.legacy import QEMUMonitorProtocol
+if sys.argv[2] != "vm1":
+    sys.exit("error: failed to get domain '" + sys.argv[2] + "'")
+monitor = QEMUMonitorProtocol({socket!r})
+monitor.connect()
+message = json.loads(sys.argv[3])
+print(json.dumps(monitor.cmd_raw(message["execute"], message.get("arguments"))))
+monitor.close()
+""")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
+
+
+@pytest.mark.qemu
+def test_libvirt_domain_goes_through_virsh(tmp_path: Path) -> None:
+    with guest("10.0", "x86_64", tmp_path) as g:
+        env = fake_virsh(tmp_path, g.socket)
+        result = run_layoutd("hotplug", "--libvirt-domain", "vm1", "--size", "1G", "--execute",
+                             "--host", g.host, "--format", "json", env=env)
+        assert result.returncode == 0, result.stderr
+        placed = span(answer(result)["placement"])
+        assert not overlaps(placed, g.hole)
+        assert [(d["data"]["addr"], d["data"]["size"]) for d in g.devices()] \
+            == [(placed[0], placed[1] - placed[0] + 1)]
+        missing = run_layoutd("hotplug", "--libvirt-domain", "nope", "--size", "1G",
+                              "--host", g.host, env=env)
+        assert missing.returncode == 3 and "failed to get domain" in missing.stderr
+
+
+def test_virsh_missing_is_exit_3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(HostUnavailable, match="virsh is not installed"):
+        VirshMonitor("vm1")
+
+
+@pytest.mark.qemu
+def test_a_vm_without_maxmem_is_refused_cleanly(tmp_path: Path) -> None:
+    host = write_host(tmp_path, [(0xFEE00000, 0xFEEFFFFF, "msi")])
+    with started(qemu_binary("7.2"), guest_args("x86_64", memory="2G"), extra_qmp=True) as qemu:
+        assert not isinstance(qemu, Refused), qemu.stderr
+        socket = os.path.join(qemu.folder, "qmp2.sock")
+        refused = run_layoutd("hotplug", "--qmp", socket, "--size", "1G", "--execute",
+                              "--host", host)
+        assert refused.returncode == 1 and "without maxmem" in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+        objects = {entry["name"] for entry in qemu.qmp("qom-list", {"path": "/objects"})}
+        assert objects == {"type", "pc.ram"}
