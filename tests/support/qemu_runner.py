@@ -128,9 +128,8 @@ def started(binary: QemuBinary, args: Sequence[str], *, extra_qmp: bool = False,
                                stderr=subprocess.PIPE)
     try:
         _wait_for_socket(process, socket_path)
-        monitor = QEMUMonitorProtocol(socket_path)
         try:
-            monitor.connect()
+            monitor = _connect(process, socket_path)
         except Exception:
             if process.wait(timeout=10) is not None:
                 yield Refused(process.returncode, _stderr(process))
@@ -153,6 +152,20 @@ def started(binary: QemuBinary, args: Sequence[str], *, extra_qmp: bool = False,
         if process.stderr:
             process.stderr.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _connect(process: subprocess.Popen[bytes], socket_path: str) -> QEMUMonitorProtocol:
+    """Connect, retrying while QEMU lives: the socket file exists before QEMU listens on it."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        monitor = QEMUMonitorProtocol(socket_path)
+        try:
+            monitor.connect()
+            return monitor
+        except Exception:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _stderr(process: subprocess.Popen[bytes]) -> str:
