@@ -92,7 +92,7 @@ def build_view(
         else:
             covered = set(reply.groups) & set(numbers)
     if kernel is not None:
-        aperture_end: int | None = kernel[-1].end if kernel else None
+        aperture_end: int | None = _top_from_ranges(kernel, blocking)
         others = [h for h in blocking if h.group not in covered]
         usable = intersect(kernel, complement(others))
         if others:
@@ -126,6 +126,18 @@ def build_view(
         iova_pgsizes=pgsizes,
         dma_avail=dma_avail,
     )
+
+
+def _top_from_ranges(kernel: Sequence[Range], blocking: Sequence[Hole]) -> int | None:
+    """The aperture's end from an ioctl answer: the last usable byte, carried on through any
+    reserved regions that start right after it (a hole at the top hides the aperture's end)."""
+    if not kernel:
+        return None
+    top = kernel[-1].end
+    for hole in sorted(blocking, key=lambda h: h.start):
+        if hole.start <= top + 1 <= hole.end:
+            top = max(top, hole.end)
+    return top
 
 
 def _unknown_top(facts: HostFacts) -> str:

@@ -228,3 +228,14 @@ def test_hole_descriptions_name_type_and_group() -> None:
     assert [h.describe() for h in holes] == [
         "reserved hole 0xfd00000000-0xffffffffff of IOMMU group 28 (0000:29:00.0)"]
     assert re.search("0xfd00000000", holes[0].describe())
+
+
+def test_a_hole_at_the_top_does_not_hide_the_aperture(tmp_path: Path) -> None:
+    """The AMD groups' HT hole ends at 1 TiB - 1: with a 40-bit aperture the kernel's list stops
+    below the hole, and the aperture's end is the hole's end, not the last usable byte."""
+    kernel = [(0, 0xFEDFFFFF), (0xFEF00000, 0xFCFFFFFFFF)]
+    raw = abi.build_type1_reply(kernel)
+    path = _dump_with_reply(tmp_path, IoctlReply(reader="vfio-type1", groups=(27, 28), reply=raw.hex()))
+    view = probe_host(str(path))
+    assert pairs(view.usable) == kernel
+    assert view.aperture_end == 0xFFFFFFFFFF
