@@ -1,0 +1,93 @@
+"""`layoutd check`: predict a VM's guest RAM map and find every collision with a host hole.
+
+Sources: a QEMU command line (after `--`), `--libvirt DOMAIN.xml`, or `--qmp SOCKET` (a running
+VM). Command-line and libvirt checks share layoutd.emit.report. Stdlib-only imports here.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from layoutd.errors import InputError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", metavar="SRC", help="live, a host tree directory, or a dump file")
+    parser.add_argument("--devices", metavar="BDF,...", help="host PCI devices given to the VM")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--qemu-version", metavar="X.Y", help="model this QEMU version "
+                        "(default: ask the binary with --version)")
+    parser.add_argument("--qmp", metavar="SOCKET", help="audit a running VM through its QMP socket")
+    parser.add_argument("--libvirt", metavar="DOMAIN.xml", help="check a libvirt domain")
+    parser.add_argument("qemu", nargs=argparse.REMAINDER, metavar="-- QEMU_BINARY ARG...",
+                        help="the QEMU command line, after --")
+
+
+def run(args: argparse.Namespace) -> int:
+    command = list(args.qemu)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    sources = [bool(command), bool(args.qmp), bool(args.libvirt)]
+    if sum(sources) != 1:
+        raise InputError("give exactly one of: -- QEMU_BINARY ARG..., --qmp SOCKET, --libvirt FILE")
+    if args.qmp:
+        from layoutd.live.report import run_qmp
+
+        return run_qmp(args)
+    if args.libvirt:
+        return _run_libvirt(args)
+    return _run_argv(args, command)
+
+
+def device_list(text: str | None) -> list[str]:
+    return [d.strip() for d in (text or "").split(",") if d.strip()]
+
+
+def _run_argv(args: argparse.Namespace, command: list[str]) -> int:
+    from layoutd.emit.report import report
+    from layoutd.host import probe_host
+    from layoutd.qemu import arch_of_binary, predict, version_of_binary
+    from layoutd.qemu.cpus import NeedsHostCpu
+
+    binary, qemu_args = command[0], command[1:]
+    arch = arch_of_binary(binary)
+    version = args.qemu_version or version_of_binary(binary)
+    try:  # bad command lines fail before the host is asked
+        first = predict(qemu_args, version=version, arch=arch, host_cpu=None)
+    except NeedsHostCpu:
+        first = None
+    devices = _merge(first.vfio_devices if first else _vfio_of(qemu_args), device_list(args.devices))
+    host = probe_host(args.host, devices or None)
+    guest = first or predict(qemu_args, version=version, arch=arch, host_cpu=host.cpu)
+    return report(guest, host, args.format, devices)
+
+
+def _vfio_of(qemu_args: list[str]) -> list[str]:
+    from layoutd.qemu.config import parse_config
+
+    return parse_config(qemu_args).vfio
+
+
+def _merge(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
+    return list(dict.fromkeys([*first, *second]))
+
+
+def _run_libvirt(args: argparse.Namespace) -> int:
+    from layoutd.emit.report import report
+    from layoutd.host import probe_host
+    from layoutd.libvirt.argv import translate_xml
+    from layoutd.libvirt.guard import qemu_version
+    from layoutd.qemu import predict
+
+    try:
+        with open(args.libvirt, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise InputError(f"cannot read: {error.strerror}", file=args.libvirt) from None
+    translation = translate_xml(data, args.libvirt)
+    version = qemu_version(translation, args.qemu_version)
+    devices = _merge(translation.devices, device_list(args.devices))
+    host = probe_host(args.host, devices or None)
+    guest = predict(translation.argv, version=version, host_cpu=host.cpu,
+                    arch=translation.domain.arch)
+    return report(guest, host, args.format, devices)

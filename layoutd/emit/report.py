@@ -1,0 +1,95 @@
+"""What `layoutd check` prints for a predicted guest map on a host: the map, then collisions.
+
+Shared by the three sources of `check` (a QEMU command line, a libvirt domain, a running VM's
+map): give `report` a GuestMap and the HostView; it prints and returns the exit status.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from layoutd.units import hex_addr, human_size
+
+if TYPE_CHECKING:
+    from layoutd.collisions import Collision
+    from layoutd.models.common import GuestRegion, Hole
+    from layoutd.models.guest import GuestMap
+    from layoutd.models.host import HostView
+
+
+def holes_for(host: HostView, layout: Sequence[GuestRegion]) -> list[Hole]:
+    """Every blocking hole (and the synthetic aperture hole) touching some RAM, once each."""
+    seen: dict[tuple[int, int, str, int | None], Hole] = {}
+    for region in layout:
+        for hole in host.holes_for(region):
+            seen.setdefault((hole.start, hole.end, hole.type, hole.group), hole)
+    return sorted(seen.values(), key=lambda h: (h.start, h.end))
+
+
+def collisions(guest: GuestMap, host: HostView) -> list[Collision]:
+    from layoutd.collisions import find_collisions
+
+    return find_collisions(guest.layout, holes_for(host, guest.layout))
+
+
+def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = ()) -> int:
+    """Print the map and every collision; 1 when any RAM lies in a hole, else 0."""
+    found = collisions(guest, host)
+    if fmt == "json":
+        print(json.dumps(as_json(guest, host, found, devices), indent=2))
+    else:
+        print(as_text(guest, host, found, devices), end="")
+    return 1 if found else 0
+
+
+def as_json(guest: GuestMap, host: HostView, found: Sequence[Collision],
+            devices: Sequence[str]) -> dict[str, Any]:
+    return {
+        "layout": [region.model_dump(mode="json") for region in guest.layout],
+        "collisions": [_collision_json(c) for c in found],
+        "regions": [region.model_dump(mode="json") for region in guest.regions],
+        "memory_devices": [d.model_dump(mode="json") for d in guest.memory_devices],
+        "device_memory": guest.device_memory.model_dump(mode="json") if guest.device_memory else None,
+        "qemu_version": guest.qemu_version,
+        "machine": guest.machine,
+        "phys_bits": guest.phys_bits,
+        "highest_address": hex_addr(guest.highest_address),
+        "devices": list(devices),
+        "source": host.source,
+        "warnings": list(guest.warnings) + list(host.warnings),
+    }
+
+
+def _collision_json(collision: Collision) -> dict[str, Any]:
+    data = collision.model_dump(mode="json", exclude={"node"})
+    data["hole"] = {key: data["hole"][key] for key in ("start", "end", "type", "group", "devices")}
+    return data
+
+
+def as_text(guest: GuestMap, host: HostView, found: Sequence[Collision],
+            devices: Sequence[str]) -> str:
+    names = {(p.start, p.end): p.name for p in guest.ram_view}
+    lines = [
+        f"QEMU {guest.qemu_version} {guest.machine}, phys-bits {guest.phys_bits}, "
+        f"host {host.source}, devices: {', '.join(devices) or 'every IOMMU group'}",
+        "",
+        f"{'region':<14} {'kind':<11} {'id':<14} {'node':>4}  {'range':<37} {'size':>7}",
+    ]
+    for region in guest.layout:
+        node = "-" if region.node is None else str(region.node)
+        lines.append(f"{names.get((region.start, region.end), region.id):<14} {region.kind:<11} "
+                     f"{region.id:<14} {node:>4}  {region.label():<37} {human_size(region.size):>7}")
+    for other in guest.regions:
+        size = human_size(other.end - other.start + 1)
+        lines.append(f"{other.name:<14} {'(not RAM)':<11} {'':<14} {'':>4}  {other.label():<37} {size:>7}")
+    lines.append("")
+    if found:
+        lines.append(f"{len(found)} collision(s) with host holes:")
+        lines += [f"  {c.describe()}" for c in found]
+    else:
+        lines.append("no collision: all guest RAM is clear of the host's holes")
+    for warning in list(guest.warnings) + list(host.warnings):
+        lines.append(f"warning: {warning}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,60 @@
+"""What QEMU builds for a command line: the guest-physical map, as `layoutd.qemu.predict` says.
+
+`layout` is exactly the RAM entries of the flat view of address space "memory" (what VFIO maps
+for DMA), in address order. Node: the NUMA node with `-numa`; None for every entry of a guest
+without NUMA nodes (QEMU itself reports node 0 for memory devices then, see `memory_devices`).
+"""
+
+from layoutd.models.common import Address, Frozen, GuestRegion, Range
+
+
+class NamedRegion(Frozen):
+    """A guest-physical range that is not RAM: device-memory, pci-hole64, rom, arm high IO..."""
+
+    name: str
+    start: Address
+    end: Address
+
+    def label(self) -> str:
+        return f"{self.start:#x}-{self.end:#x}"
+
+
+class RamPiece(Frozen):
+    """One RAM entry of the flat view as QEMU prints it: memory region name and offset."""
+
+    start: Address
+    end: Address
+    name: str  # pc.ram, mach-virt.ram, or a memory backend's id
+    offset: Address = 0
+
+
+class MemoryDevice(Frozen):
+    """One entry of `query-memory-devices`."""
+
+    type: str  # dimm | nvdimm | virtio-mem | virtio-pmem
+    id: str
+    addr: Address
+    size: Address  # QEMU's "size": for virtio-mem the plugged size (0 at start)
+    region_size: Address  # the whole region the device occupies in device memory
+    node: int | None  # None for virtio-pmem, which has no node
+    memdev: str  # the backend's id
+    slot: int | None = None
+
+
+class GuestMap(Frozen):
+    qemu_version: str  # "7.2" | "10.0"
+    arch: str  # "x86_64" | "aarch64"
+    machine: str  # resolved versioned type: "pc-q35-7.2", "virt-10.0"
+    layout: tuple[GuestRegion, ...]
+    regions: tuple[NamedRegion, ...]
+    device_memory: Range | None
+    slots: int
+    maxmem: int | None
+    ram_size: int
+    phys_bits: int
+    highest_address: int
+    cpu_vendor: str  # amd | intel | arm | other
+    vfio_devices: tuple[str, ...]
+    memory_devices: tuple[MemoryDevice, ...]  # in address order, as query-memory-devices
+    warnings: tuple[str, ...]
+    ram_view: tuple[RamPiece, ...] = ()  # the same entries as `layout`, named as QEMU names them

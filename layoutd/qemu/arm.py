@@ -1,0 +1,119 @@
+"""arm64 virt: hw/arm/virt.c (base_memmap, virt_set_memmap, virt_set_high_memmap).
+
+- RAM at 1 GiB, one block; device memory at ROUND_UP(1 GiB + ram, 1 GiB), size
+  maxmem - ram + slots * 1 GiB (it exists whenever that is non-zero);
+- memory must end within the CPU's PA size (32 bits with highmem=off), else QEMU exits;
+- the high IO regions float above max(end of device memory, 256 GiB), each aligned to its size;
+  one that does not fit the PA size is dropped, and with compact-highmem (virt-7.2 and newer)
+  takes no room;
+- pc-dimm/nvdimm need the ACPI GED, created only with firmware (-bios or pflash), a 64-bit CPU
+  and ACPI on.
+"""
+
+from dataclasses import dataclass
+
+from layoutd.errors import QemuRefusal, UnsupportedOption
+from layoutd.models.guest import NamedRegion
+from layoutd.qemu.boot import ACPI_MAX_RAM_SLOTS, BootRam
+from layoutd.qemu.config import VmConfig, flag
+from layoutd.qemu.cpus import GuestCpu
+from layoutd.qemu.machines import Machine
+from layoutd.qemu.memdev import NO_DEVICE_MEMORY, DeviceMemory
+from layoutd.qemu.render import Piece, boot_pieces
+from layoutd.units import GiB, MiB, align_up, parse_size
+
+RAM_BASE = 1 * GiB
+LEGACY_RAMLIMIT = 255 * GiB
+LOW_REGIONS = (
+    ("flash", 0x0, 0x7FFFFFF),
+    ("platform-io", 0x8000000, 0xFFFFFFF),
+    ("pcie-mmio", 0x10000000, 0x3EFEFFFF),
+    ("pcie-pio", 0x3EFF0000, 0x3EFFFFFF),
+    ("pcie-ecam", 0x3F000000, 0x3FFFFFFF),
+)
+
+
+@dataclass(frozen=True)
+class ArmPlan:
+    device_memory: DeviceMemory  # size 0: none
+    high: tuple[NamedRegion, ...]
+    highest: int
+    pa_bits: int
+
+
+def plan(config: VmConfig, machine: Machine, cpu: GuestCpu, boot: BootRam,
+         version: str) -> ArmPlan:
+    props = config.machine_props
+    for key in ("mte", "secure", "virtualization"):
+        if flag(props, key, False):
+            raise UnsupportedOption(f"-machine virt,{key}=on: not modelled", field="qemu argv")
+    if config.slots > ACPI_MAX_RAM_SLOTS:
+        raise QemuRefusal(f"unsupported number of memory slots: {config.slots}")
+    pa_bits = cpu.phys_bits if flag(props, "highmem", True) else 32
+    maxmem = config.maxmem or boot.size
+    base = align_up(RAM_BASE + boot.size, GiB)
+    size = maxmem - boot.size + config.slots * GiB
+    memtop = base + align_up(size, GiB)
+    if memtop > 1 << pa_bits:
+        raise QemuRefusal(f"Addressing limited to {pa_bits} bits, but memory exceeds it by "
+                          f"{memtop - (1 << pa_bits)} bytes")
+    high, highest = _high_regions(config, machine, max(memtop, RAM_BASE + LEGACY_RAMLIMIT),
+                                  pa_bits, memtop - 1)
+    memory = _device_memory(config, cpu, boot, (base, size), version)
+    return ArmPlan(memory, high, highest, pa_bits)
+
+
+def _high_regions(config: VmConfig, machine: Machine, base: int, pa_bits: int,
+                  highest: int) -> tuple[tuple[NamedRegion, ...], int]:
+    props = config.machine_props
+    compact = flag(props, "compact-highmem", machine.at_least("7.2"))
+    highmem = flag(props, "highmem", True)
+    mmio_size = parse_size(props.get("highmem-mmio-size", "512G"))
+    wanted = (
+        ("high-gic-redist2", 64 * MiB, flag(props, "highmem-redists", highmem)),
+        ("high-pcie-ecam", 256 * MiB, flag(props, "highmem-ecam", highmem)),
+        ("high-pcie-mmio", mmio_size, flag(props, "highmem-mmio", highmem)),
+    )
+    found = []
+    for name, size, enabled in wanted:
+        start = align_up(base, size)
+        fits = start + size <= 1 << pa_bits
+        enabled = enabled and fits
+        if compact and not enabled:
+            continue
+        base = start + size
+        if fits:
+            highest = base - 1
+        if enabled:
+            found.append(NamedRegion(name=name, start=start, end=start + size - 1))
+    return tuple(found), highest
+
+
+def _device_memory(config: VmConfig, cpu: GuestCpu, boot: BootRam, where: tuple[int, int],
+                   version: str) -> DeviceMemory:
+    base, size = where if where[1] else (0, 0)
+    props = config.machine_props
+    firmware = config.firmware or "pflash0" in props
+    ged = firmware and cpu.aarch64 and flag(props, "acpi", True)
+    dimm_error = None if ged else "memory hotplug is not enabled: missing acpi-ged device"
+    nvdimm_error = None if flag(props, "nvdimm", False) else (
+        "nvdimm is not enabled: add 'nvdimm=on' to '-M'")
+    budget = (config.maxmem or boot.size) - boot.size
+    missing = NO_DEVICE_MEMORY[version]
+    if version == "7.2":  # no device-memory region at all on virt
+        missing = "memory devices (e.g. for memory hotplug) are not supported by the machine"
+    return DeviceMemory(base, size, budget, config.slots, boot.nodes, dimm_error, nvdimm_error,
+                        missing)
+
+
+def boot_layout(boot: BootRam) -> list[Piece]:
+    return boot_pieces([(RAM_BASE, 0, boot.size)], boot.backing)
+
+
+def regions(result: ArmPlan) -> list[NamedRegion]:
+    found = [NamedRegion(name=name, start=start, end=end) for name, start, end in LOW_REGIONS]
+    memory = result.device_memory
+    if memory.size:
+        found.append(NamedRegion(name="device-memory", start=memory.base,
+                                 end=memory.base + memory.size - 1))
+    return found + list(result.high)

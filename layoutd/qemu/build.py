@@ -1,0 +1,78 @@
+"""Put the pieces together: argv -> VmConfig -> machine, CPU, boot RAM, devices -> GuestMap."""
+
+from layoutd.errors import QemuRefusal
+from layoutd.models.common import Range
+from layoutd.models.guest import GuestMap, NamedRegion
+from layoutd.qemu import arm, x86
+from layoutd.qemu.boot import BootRam, boot_ram, check_memory_options
+from layoutd.qemu.config import VmConfig, parse_config
+from layoutd.qemu.cpus import GuestCpu, HostCpu, arm_cpu, x86_cpu
+from layoutd.qemu.machines import Machine, resolve
+from layoutd.qemu.memdev import DeviceMemory, Placed, place_all
+from layoutd.qemu.render import Piece, to_layout
+
+
+def build(argv: list[str], *, version: str, arch: str, host_cpu: HostCpu | None) -> GuestMap:
+    config = parse_config(argv)
+    machine = resolve(config.machine, arch, version)
+    if arch == "x86_64":
+        return _x86(config, machine, version, host_cpu)
+    return _arm(config, machine, version)
+
+
+def _x86(config: VmConfig, machine: Machine, version: str, host_cpu: HostCpu | None) -> GuestMap:
+    cpu = x86_cpu(config.cpu_model, config.cpu_props, config.accel, version, host_cpu)
+    boot = boot_ram(config, "pc.ram")
+    check_memory_options(config, boot.size)
+    result = x86.plan(config, machine, cpu, boot, version)
+    vga = x86.has_vga(config)
+    pieces = x86.boot_layout(result, boot, vga)
+    placed = _devices(config, result.device_memory, boot)
+    return _guest_map(config, machine, version, "x86_64", cpu, boot, pieces, placed,
+                      x86.regions(result, machine, cpu, vga), x86.device_range(result),
+                      result.highest, result.warnings)
+
+
+def _arm(config: VmConfig, machine: Machine, version: str) -> GuestMap:
+    cpu = arm_cpu(config.cpu_model, config.accel)
+    boot = boot_ram(config, "mach-virt.ram")
+    check_memory_options(config, boot.size)
+    result = arm.plan(config, machine, cpu, boot, version)
+    placed = _devices(config, result.device_memory, boot)
+    memory = result.device_memory
+    device_range = (Range(start=memory.base, end=memory.base + memory.size - 1)
+                    if memory.size else None)
+    return _guest_map(config, machine, version, "aarch64", cpu, boot, arm.boot_layout(boot),
+                      placed, arm.regions(result), device_range, result.highest, ())
+
+
+def _devices(config: VmConfig, memory: DeviceMemory, boot: BootRam) -> list[Placed]:
+    ids = [d.id for d in config.devices if d.id]
+    for name in ids:
+        if ids.count(name) > 1:
+            raise QemuRefusal(f"Duplicate ID '{name}' for device")
+    return place_all(config.devices, config.backends, memory, set(boot.busy))
+
+
+def _device_pieces(placed: list[Placed], numa: bool) -> list[Piece]:
+    return [
+        Piece(p.device.addr, p.region_size, p.backend.id, 0, p.device.type,
+              p.device.id or p.backend.id,
+              p.device.node if numa else None)
+        for p in placed
+    ]
+
+
+def _guest_map(config: VmConfig, machine: Machine, version: str, arch: str, cpu: GuestCpu,
+               boot: BootRam, pieces: list[Piece], placed: list[Placed],
+               regions: list[NamedRegion], device_memory: Range | None, highest: int,
+               warnings: tuple[str, ...]) -> GuestMap:
+    layout, view = to_layout(pieces + _device_pieces(placed, boot.nodes > 0))
+    return GuestMap(
+        qemu_version=version, arch=arch, machine=machine.name, layout=layout,
+        regions=tuple(regions), device_memory=device_memory, slots=config.slots,
+        maxmem=config.maxmem, ram_size=boot.size, phys_bits=cpu.phys_bits,
+        highest_address=highest, cpu_vendor=cpu.vendor, vfio_devices=tuple(config.vfio),
+        memory_devices=tuple(sorted((p.device for p in placed), key=lambda d: d.addr)),
+        warnings=warnings, ram_view=view,
+    )

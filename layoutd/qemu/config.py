@@ -1,0 +1,289 @@
+"""What a QEMU command line says about memory: one `VmConfig`. Pure; no layout decisions here.
+
+Options that cannot change the guest-physical RAM map are accepted and ignored. An option that
+can and is not modelled raises UnsupportedOption naming it.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from layoutd.errors import InputError, QemuRefusal, UnsupportedOption
+from layoutd.qemu.options import Option, keyval, parse_bool, split_argv
+from layoutd.units import parse_size
+
+BACKENDS = ("memory-backend-ram", "memory-backend-memfd", "memory-backend-file")
+BACKEND_PROPS = frozenset(
+    [
+        "qom-type", "id", "size", "share", "prealloc", "prealloc-threads", "reserve", "merge",
+        "dump", "hugetlb", "hugetlbsize", "seal", "mem-path", "align", "offset", "readonly",
+        "rom", "pmem", "discard-data", "host-nodes", "policy",
+        "x-use-canonical-path-for-ramblock-id"
+    ]
+)
+MEMORY_DEVICES = {"pc-dimm": "dimm", "nvdimm": "nvdimm", "virtio-mem-pci": "virtio-mem",
+                  "virtio-pmem-pci": "virtio-pmem"}
+DEVICE_PROPS = frozenset(
+    [
+        "driver", "id", "memdev", "addr", "memaddr", "node", "slot", "requested-size",
+        "block-size", "label-size", "unarmed", "uuid", "bus", "multifunction", "prealloc",
+        "dynamic-memslots", "unplugged-inaccessible", "x-early-migration", "disable-legacy",
+        "disable-modern", "ats", "iommu_platform"
+    ]
+)
+VGA_DEVICES = frozenset(
+    [
+        "VGA", "cirrus-vga", "isa-vga", "isa-cirrus-vga", "vmware-svga", "qxl-vga",
+        "virtio-vga", "virtio-vga-gl", "ati-vga", "vhost-user-vga"
+    ]
+)
+UNMODELLED_DEVICES = frozenset(
+    [
+        "hv-balloon", "cxl-type3", "cxl-rp", "cxl-upstream", "cxl-downstream", "pxb-cxl",
+        "sgx-epc", "virtio-mem-device", "virtio-pmem", "memory-backend-epc", "ivshmem-plain",
+        "ivshmem-doorbell"
+    ]
+)
+UNMODELLED_MACHINE_PROPS = frozenset(["cxl", "cxl-fmw", "sgx-epc", "mte", "x-remote"])
+HOLE64_GLOBALS = ("q35-pcihost", "i440FX-pcihost")
+
+
+@dataclass
+class Backend:
+    id: str
+    type: str
+    size: int
+    props: dict[str, str]
+
+
+@dataclass
+class MemDevice:
+    driver: str
+    kind: str  # dimm | nvdimm | virtio-mem | virtio-pmem
+    id: str
+    text: str  # the -device argument, for QEMU's error prefix
+    props: dict[str, str]
+
+    def size_prop(self, name: str) -> int | None:
+        value = self.props.get(name)
+        return None if value is None else parse_size(value, what=f"{self.driver} {name}")
+
+
+@dataclass
+class NumaNode:
+    nodeid: int
+    memdev: str | None
+
+
+@dataclass
+class VmConfig:
+    machine: str | None = None
+    machine_props: dict[str, str] = field(default_factory=dict)
+    ram_size: int | None = None  # None: the machine's default (or the memory-backend's size)
+    slots: int = 0
+    maxmem: int | None = None
+    cpu_model: str | None = None
+    cpu_props: dict[str, str] = field(default_factory=dict)
+    accel: str = "tcg"
+    backends: dict[str, Backend] = field(default_factory=dict)
+    numa: list[NumaNode] = field(default_factory=list)
+    devices: list[MemDevice] = field(default_factory=list)
+    vfio: list[str] = field(default_factory=list)
+    hole64_size: dict[str, int] = field(default_factory=dict)  # host bridge -> size
+    defaults: bool = True
+    vga: str | None = None  # -vga MODEL
+    vga_devices: int = 0
+    firmware: bool = False  # -bios / pflash given
+    acpi: bool = True
+
+
+def parse_config(argv: Sequence[str]) -> VmConfig:
+    config = VmConfig()
+    for option in split_argv(argv):
+        _HANDLERS.get(option.name, _ignore)(config, option)
+    return config
+
+
+def _value(option: Option) -> str:
+    assert option.value is not None
+    return option.value
+
+
+def _ignore(config: VmConfig, option: Option) -> None:
+    return None
+
+
+def _unsupported(config: VmConfig, option: Option) -> None:
+    raise UnsupportedOption(f"{option.label()}: can change guest memory and is not modelled",
+                            field="qemu argv")
+
+
+def _machine(config: VmConfig, option: Option) -> None:
+    props = keyval(_value(option), "type", "-machine")
+    for key in props:
+        if key in UNMODELLED_MACHINE_PROPS:
+            raise UnsupportedOption(f"-machine {key}=: not modelled", field="qemu argv")
+    if "type" in props:
+        config.machine = props.pop("type")
+    if "accel" in props:
+        config.accel = props["accel"].split(":")[0]
+    config.machine_props.update(props)
+
+
+def _memory(config: VmConfig, option: Option) -> None:
+    props = keyval(_value(option), "size", "-m")
+    for key in props:
+        if key not in ("size", "slots", "maxmem"):
+            raise QemuRefusal(f"Invalid parameter '{key}'")
+    if "size" in props:
+        text = props["size"]
+        if text and text[-1].isdigit() and not text.lower().startswith("0x"):
+            text += "M"  # QEMU's legacy suffix-less format means MiB
+        config.ram_size = parse_size(text, what="-m size")
+    if "slots" in props:
+        config.slots = int(props["slots"], 0)
+    if "maxmem" in props:
+        config.maxmem = parse_size(props["maxmem"], what="-m maxmem")
+
+
+def _cpu(config: VmConfig, option: Option) -> None:
+    parts = _value(option).split(",")
+    config.cpu_model = parts[0]
+    for part in parts[1:]:
+        if "=" in part:
+            key, value = part.split("=", 1)
+            config.cpu_props[key] = value
+
+
+def _accel(config: VmConfig, option: Option) -> None:
+    if config.accel == "tcg" or option.name == "enable-kvm":
+        chosen = "kvm" if option.name == "enable-kvm" else keyval(_value(option), "accel", "-accel")
+        config.accel = chosen if isinstance(chosen, str) else chosen.get("accel", "tcg")
+
+
+def _object(config: VmConfig, option: Option) -> None:
+    props = keyval(_value(option), "qom-type", "-object")
+    kind = props.get("qom-type", "")
+    if kind in BACKENDS:
+        _backend(config, props, option)
+    elif kind.startswith("memory-backend") or kind in UNMODELLED_DEVICES:
+        _unsupported(config, option)
+
+
+def _backend(config: VmConfig, props: dict[str, str], option: Option) -> None:
+    unknown = set(props) - BACKEND_PROPS
+    if unknown:
+        raise UnsupportedOption(f"{option.label()}: property {sorted(unknown)[0]!r} is not modelled",
+                                field="qemu argv")
+    if "id" not in props:
+        raise QemuRefusal("-object: Parameter 'id' is missing")
+    if "size" not in props:
+        raise QemuRefusal(f"-object {_value(option)}: can't create backend with size 0")
+    size = parse_size(props["size"], what=f"{props['id']} size")
+    if size == 0:
+        raise QemuRefusal(f"-object {_value(option)}: can't create backend with size 0")
+    if props["qom-type"] == "memory-backend-file" and "mem-path" not in props:
+        raise QemuRefusal(f"-object {_value(option)}: mem-path property not set")
+    config.backends[props["id"]] = Backend(props["id"], props["qom-type"], size, props)
+
+
+def _numa(config: VmConfig, option: Option) -> None:
+    props = keyval(_value(option), "type", "-numa")
+    if props.get("type", "node") != "node":
+        return  # dist, cpu, hmat-lb, hmat-cache: topology only
+    if "mem" in props:
+        raise QemuRefusal("Parameter -numa node,mem is not supported by this machine type")
+    nodeid = int(props["nodeid"], 0) if "nodeid" in props else len(config.numa)
+    config.numa.append(NumaNode(nodeid, props.get("memdev")))
+
+
+def _device(config: VmConfig, option: Option) -> None:
+    text = _value(option)
+    props = keyval(text, "driver", "-device")
+    driver = props.get("driver", "")
+    if driver in MEMORY_DEVICES:
+        unknown = set(props) - DEVICE_PROPS
+        if unknown:
+            raise UnsupportedOption(f"-device {text}: property {sorted(unknown)[0]!r} is not modelled",
+                                    field="qemu argv")
+        config.devices.append(MemDevice(driver, MEMORY_DEVICES[driver], props.get("id", ""), text, props))
+    elif driver == "vfio-pci":
+        if "host" in props:
+            config.vfio.append(_full_bdf(props["host"]))
+    elif driver in VGA_DEVICES:
+        config.vga_devices += 1
+    elif driver in UNMODELLED_DEVICES:
+        _unsupported(config, option)
+
+
+def _full_bdf(host: str) -> str:
+    return host if host.count(":") == 2 else f"0000:{host}"
+
+
+def _global(config: VmConfig, option: Option) -> None:
+    text = _value(option)
+    if text.startswith("driver="):
+        props = keyval(text, None, "-global")
+        driver, prop, value = props.get("driver", ""), props.get("property", ""), props.get("value", "")
+    else:
+        name, _, value = text.partition("=")
+        driver, _, prop = name.rpartition(".")
+    if driver in HOLE64_GLOBALS and prop == "pci-hole64-size":
+        config.hole64_size[driver] = parse_size(value, what=f"{driver}.pci-hole64-size")
+    elif driver in HOLE64_GLOBALS or driver in MEMORY_DEVICES or driver.startswith("memory-backend"):
+        raise UnsupportedOption(f"-global {text}: not modelled", field="qemu argv")
+
+
+def _nodefaults(config: VmConfig, option: Option) -> None:
+    config.defaults = False
+
+
+def _vga(config: VmConfig, option: Option) -> None:
+    config.vga = _value(option)
+
+
+def _firmware(config: VmConfig, option: Option) -> None:
+    config.firmware = True
+
+
+def _drive(config: VmConfig, option: Option) -> None:
+    if keyval(_value(option), "file", "-drive").get("if") == "pflash":
+        config.firmware = True
+
+
+def _no_acpi(config: VmConfig, option: Option) -> None:
+    config.acpi = False
+
+
+_HANDLERS = {
+    "machine": _machine,
+    "m": _memory,
+    "cpu": _cpu,
+    "accel": _accel,
+    "enable-kvm": _accel,
+    "object": _object,
+    "numa": _numa,
+    "device": _device,
+    "global": _global,
+    "nodefaults": _nodefaults,
+    "vga": _vga,
+    "bios": _firmware,
+    "pflash": _firmware,
+    "drive": _drive,
+    "no-acpi": _no_acpi,
+    "readconfig": _unsupported,
+    "set": _unsupported,
+}
+
+
+def flag(props: dict[str, str], name: str, default: bool) -> bool:
+    """An on/off machine property; `auto` (and absence) is the default."""
+    if name not in props or props[name] == "auto":
+        return default
+    return parse_bool(props[name], f"-machine {name}")
+
+
+def require_int(value: str, what: str) -> int:
+    try:
+        return int(value, 0)
+    except ValueError:
+        raise InputError(f"{what}: '{value}' is not a number", field="qemu argv") from None

@@ -1,0 +1,124 @@
+"""Guest CPU models: vendor (the AMD 1 TiB rule) and physical address bits.
+
+x86 (target/i386/cpu.c): phys-bits is 40 unless `phys-bits=` is given, or `host-phys-bits=on`
+under KVM (`-cpu host` and `-cpu max` under KVM imply it). Under TCG host-phys-bits is ignored
+and `host` does not exist. qemu64 and max (under TCG) carry the AMD vendor; kvm64 Intel's.
+arm (target/arm/cpu64.c): the PA size is ID_AA64MMFR0.PARange of the model (arm_pamax()).
+"""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from layoutd.errors import InputError, QemuRefusal, UnsupportedOption
+from layoutd.qemu.options import parse_bool
+
+DEFAULT_PHYS_BITS = 40  # TCG_PHYS_ADDR_BITS, also the default under KVM without host-phys-bits
+MAX_PHYS_BITS = 52
+
+AMD_PREFIXES = ("EPYC", "Opteron_G", "phenom", "qemu64")
+INTEL_PREFIXES = (
+    "kvm64", "core2duo", "Conroe", "Penryn", "Nehalem", "Westmere", "SandyBridge", "IvyBridge",
+    "Haswell", "Broadwell", "Skylake-Client", "Skylake-Server", "Cascadelake-Server",
+    "Cooperlake", "Icelake-Server", "SapphireRapids", "GraniteRapids", "SierraForest",
+    "ClearwaterForest", "Snowridge", "Denverton", "KnightsMill",
+)
+OTHER_PREFIXES = ("Dhyana", "YongFeng")  # Hygon and Zhaoxin: not AMD for QEMU's rule
+THIRTY_TWO_BIT = ("qemu32", "kvm32", "coreduo", "n270", "athlon", "pentium", "486", "base")
+SINCE_8 = ("SapphireRapids", "GraniteRapids", "SierraForest", "ClearwaterForest", "EPYC-Genoa",
+           "YongFeng")
+VENDOR_IDS = {"AuthenticAMD": "amd", "GenuineIntel": "intel"}
+
+ARM_PA_BITS = {
+    "max": 52, "cortex-a57": 44, "cortex-a72": 44, "cortex-a53": 40, "cortex-a35": 40,
+    "cortex-a55": 40, "cortex-a76": 40, "cortex-a15": 40, "cortex-a7": 40, "a64fx": 40,
+    "neoverse-n1": 48, "neoverse-v1": 48, "neoverse-n2": 48, "cortex-a710": 40,
+}
+ARM_32BIT = ("cortex-a15", "cortex-a7")
+
+
+class NeedsHostCpu(InputError):
+    """The guest CPU takes something from the host CPU, and no host CPU was given."""
+
+
+class HostCpu(Protocol):
+    @property
+    def vendor(self) -> str: ...
+
+    @property
+    def phys_bits(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class GuestCpu:
+    model: str
+    vendor: str  # amd | intel | arm | other
+    phys_bits: int
+    aarch64: bool = True
+
+
+def x86_cpu(model: str | None, props: dict[str, str], accel: str, version: str,
+            host: HostCpu | None) -> GuestCpu:
+    name = model or "qemu64"
+    kvm = accel == "kvm"
+    vendor, host_bits_default = _x86_vendor(name, kvm, version, host)
+    if "vendor" in props:
+        vendor = VENDOR_IDS.get(props["vendor"], "other")
+    return GuestCpu(name, vendor, _x86_phys_bits(props, kvm, host_bits_default, host))
+
+
+def _x86_vendor(name: str, kvm: bool, version: str, host: HostCpu | None) -> tuple[str, bool]:
+    """(vendor, host-phys-bits default) of a model."""
+    if name in ("host", "max") and kvm:
+        return _host_vendor(host, name), True
+    if name == "host":
+        raise QemuRefusal("CPU model 'host' requires KVM or HVF")
+    if name == "max":
+        return "amd", False
+    base = name.split("-v")[0] if "-v" in name else name
+    if version == "7.2" and base.startswith(SINCE_8):
+        raise QemuRefusal(f"unable to find CPU model '{name}'")
+    if base.startswith(THIRTY_TWO_BIT):
+        raise UnsupportedOption(f"-cpu {name}: 32-bit CPU models are not modelled",
+                                field="qemu argv")
+    for prefixes, vendor in ((AMD_PREFIXES, "amd"), (INTEL_PREFIXES, "intel"),
+                             (OTHER_PREFIXES, "other")):
+        if base.startswith(prefixes):
+            return vendor, False
+    raise UnsupportedOption(f"-cpu {name}: unknown CPU model, its vendor is not modelled",
+                            field="qemu argv")
+
+
+def _host_vendor(host: HostCpu | None, name: str) -> str:
+    if host is None or host.vendor not in ("amd", "intel"):
+        raise NeedsHostCpu(f"-cpu {name} takes the host CPU's vendor, and the host's is unknown "
+                           "(give --host with /proc/cpuinfo)")
+    return host.vendor
+
+
+def _x86_phys_bits(props: dict[str, str], kvm: bool, host_bits: bool,
+                   host: HostCpu | None) -> int:
+    bits = int(props["phys-bits"], 0) if "phys-bits" in props else 0
+    if bits and not 32 <= bits <= MAX_PHYS_BITS:
+        raise QemuRefusal(f"phys-bits should be between 32 and {MAX_PHYS_BITS}  (but is {bits})")
+    use_host = parse_bool(props.get("host-phys-bits", "on" if host_bits else "off"),
+                          "host-phys-bits")
+    if kvm and use_host:
+        if host is None or not host.phys_bits:
+            raise NeedsHostCpu("host-phys-bits=on takes the host's physical address bits, "
+                               "and the host's are unknown (give --host with /proc/cpuinfo)")
+        bits = host.phys_bits
+        limit = int(props.get("host-phys-bits-limit", "0"), 0)
+        if limit and bits > limit:
+            bits = limit
+    return bits or DEFAULT_PHYS_BITS
+
+
+def arm_cpu(model: str | None, accel: str) -> GuestCpu:
+    name = model or "cortex-a15"
+    if accel == "kvm":
+        raise UnsupportedOption("-accel kvm on arm: the IPA size of the host is not modelled",
+                                field="qemu argv")
+    if name not in ARM_PA_BITS:
+        raise UnsupportedOption(f"-cpu {name}: its physical address size is not modelled",
+                                field="qemu argv")
+    return GuestCpu(name, "arm", ARM_PA_BITS[name], aarch64=name not in ARM_32BIT)

@@ -1,0 +1,134 @@
+"""Split a QEMU command line into options, and QEMU's `key=value,...` strings into dicts. Pure.
+
+Which options take an argument comes from `qemu-system-* -help` of 7.2 and 10.0.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from layoutd.errors import InputError
+
+WITH_ARGUMENT = frozenset(
+    [
+        "accel", "acpitable", "action", "add-fd", "append", "audio", "audiodev", "bios",
+        "blockdev", "boot", "cdrom", "chardev", "chroot", "compat", "cpu", "d", "D", "device",
+        "dfilter", "display", "drive", "dtb", "dump-vmstate", "echr", "fda", "fdb", "fsdev",
+        "fw_cfg", "g", "gdb", "global", "hda", "hdb", "hdc", "hdd", "icount", "incoming",
+        "initrd", "iscsi", "k", "kernel", "L", "loadvm", "m", "M", "machine", "mem-path", "mon",
+        "monitor", "msg", "mtdblock", "name", "net", "netdev", "nic", "numa", "object",
+        "option-rom", "overcommit", "parallel", "pflash", "pidfile", "plugin", "prom-env",
+        "qmp", "qmp-pretty", "readconfig", "rotate", "rtc", "run-with", "runas", "sandbox",
+        "sd", "seed", "semihosting-config", "serial", "set", "smbios", "smp", "spice", "tpmdev",
+        "trace", "usbdevice", "uuid", "vga", "virtfs", "vnc", "watchdog-action", "xen-domid"
+    ]
+)
+FLAGS = frozenset(
+    [
+        "S", "s", "h", "help", "version", "audio-help", "daemonize", "enable-kvm",
+        "enable-sync-profile", "full-screen", "mem-prealloc", "no-acpi", "no-fd-bootchk",
+        "no-hpet", "no-reboot", "no-shutdown", "no-user-config", "nodefaults", "nographic",
+        "old-param", "only-migratable", "perfmap", "jitdump", "portrait", "preconfig",
+        "semihosting", "singlestep", "snapshot", "usb", "win2k-hack", "xen-attach",
+        "xen-domid-restrict", "async-teardown"
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # without dashes: "machine", "m", "device"
+    value: str | None
+    position: int  # index in argv, for messages
+
+    def label(self) -> str:
+        return f"-{self.name} {self.value}" if self.value is not None else f"-{self.name}"
+
+
+def split_argv(argv: Sequence[str]) -> list[Option]:
+    """The options of a command line (after the binary name); a bare word is a disk image."""
+    options: list[Option] = []
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if not word.startswith("-") or word == "-":
+            options.append(Option("hda", word, index))
+            index += 1
+            continue
+        name = word.lstrip("-")
+        name = {"M": "machine"}.get(name, name)
+        if name in FLAGS:
+            options.append(Option(name, None, index))
+            index += 1
+        elif name in WITH_ARGUMENT:
+            if index + 1 >= len(argv):
+                raise InputError(f"option {word} needs an argument", field="qemu argv")
+            options.append(Option(name, argv[index + 1], index))
+            index += 2
+        else:
+            raise InputError(f"{word}: invalid option (QEMU does not know it)", field="qemu argv")
+    return options
+
+
+def split_commas(text: str) -> list[str]:
+    """QEMU's comma list: `,,` is a literal comma."""
+    parts: list[str] = []
+    current = ""
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "," and text[index : index + 2] == ",,":
+            current += ","
+            index += 2
+            continue
+        if char == ",":
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+        index += 1
+    parts.append(current)
+    return parts
+
+
+def keyval(text: str, implied: str | None, where: str) -> dict[str, str]:
+    """`TYPE,key=value,...` (or JSON for -device/-object) -> {implied: TYPE, key: value}."""
+    if text.lstrip().startswith("{"):
+        return _json_keyval(text, where)
+    result: dict[str, str] = {}
+    for index, part in enumerate(split_commas(text)):
+        if not part:
+            continue
+        if "=" in part:
+            key, value = part.split("=", 1)
+        elif index == 0 and implied is not None:
+            key, value = implied, part
+        else:
+            key, value = part, "on"
+        result[key] = value
+    return result
+
+
+def _json_keyval(text: str, where: str) -> dict[str, str]:
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise InputError(f"{where}: invalid JSON: {error}", field="qemu argv") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: JSON must be an object", field="qemu argv")
+    return {str(key): _json_text(value) for key, value in data.items()}
+
+
+def _json_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def parse_bool(value: str, what: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("on", "yes", "true", "y"):
+        return True
+    if lowered in ("off", "no", "false", "n"):
+        return False
+    raise InputError(f"{what}: '{value}' is not on or off", field="qemu argv")
