@@ -96,6 +96,8 @@ def _devices(config: QemuConfig) -> list[str]:
     if hole and config.arch == "x86_64":
         model = el.root_controller_model(config)
         lines.append(f"{indent}<controller type='pci' index='0' model='{model}'>{hole}</controller>")
+    if config.arch == "x86_64":  # the plan's argv has QEMU's default VGA: keep its window out of RAM
+        lines.append(f"{indent}<video><model type='vga'/></video>")
     lines += [f"{indent}{el.hostdev(bdf, indent, STEP)}" for bdf in config.vfio_devices]
     lines += [f"{indent}{device}" for device in el.memory_devices(config, indent, STEP)]
     if config.viommu != "none":

@@ -38,7 +38,8 @@ def translate(domain: Domain) -> Translation:
     if domain.arch not in ARCHES:
         raise InputError(f"architecture {domain.arch!r} is not modelled (x86_64, aarch64)",
                          file=domain.source, field="<os><type arch>")
-    argv = [*_machine(domain), *_cpu(domain), *_memory(domain), "-smp", str(domain.vcpus)]
+    argv = ["-nodefaults", *_machine(domain), *_cpu(domain), *_memory(domain), "-smp", str(domain.vcpus)]
+    argv += _video(domain)
     argv += _numa(domain)
     for index, dev in enumerate(domain.memory_devices):
         argv += _memory_device(domain, dev, index)
@@ -47,6 +48,22 @@ def translate(domain: Domain) -> Translation:
         argv += ["-device", f"vfio-pci,host={bdf},id=hostdev{index}"]
     argv += domain.qemu_args
     return Translation(domain, tuple(argv), domain.hostdevs)
+
+
+# The device libvirt gives QEMU for a domain's primary <video> on x86 (libvirt always passes
+# -nodefaults, so without a <video> there is no VGA and no legacy VGA window).
+_PRIMARY_VIDEO = {"vga": "VGA", "cirrus": "cirrus-vga", "qxl": "qxl-vga", "vmvga": "vmware-svga",
+                  "virtio": "virtio-vga", "bochs": "bochs-display", "ramfb": "ramfb"}
+
+
+def _video(domain: Domain) -> list[str]:
+    if domain.arch != "x86_64" or not domain.videos or domain.videos[0] == "none":
+        return []
+    model = domain.videos[0]
+    if model not in _PRIMARY_VIDEO:
+        raise InputError(f"video model {model!r} is not modelled ({', '.join(_PRIMARY_VIDEO)}, none)",
+                         file=domain.source, field="<devices><video><model type>")
+    return ["-device", _PRIMARY_VIDEO[model]]
 
 
 def _kib(size: int) -> str:

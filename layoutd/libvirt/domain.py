@@ -72,6 +72,7 @@ class Domain:
     loader: str | None
     gic_version: str | None
     qemu_args: tuple[str, ...] = field(default=())
+    videos: tuple[str, ...] = field(default=())  # <video><model type=...>, primary first
 
     @property
     def initial_memory(self) -> int:
@@ -147,7 +148,13 @@ def domain_from_tree(root: Node, source: str) -> Domain:
         loader=_text(root.path("os", "loader")),
         gic_version=_gic(root),
         qemu_args=qemu_commandline(root),
+        videos=tuple(_video_model(node) for node in _devices(root, "video")),
     )
+
+
+def _video_model(node: Node) -> str:
+    model = node.find("model")
+    return (model.get("type") if model else None) or "default"
 
 
 def _text(node: Node | None) -> str | None:

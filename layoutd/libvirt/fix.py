@@ -82,16 +82,22 @@ def apply(data: bytes, source: str, spec: VmSpec, hosts: Sequence[str],
     chosen = domain_version(domain, version)
     plan = make_plan(spec, hosts, chosen)
     result = apply_config(data, plan.config, source)
-    verify(result, plan, source)
-    return result, plan
+    return result, verify(result, plan, source)
 
 
-def verify(result: bytes, plan: Plan, source: str) -> None:
-    """The edited domain, read back the way the hook reads it, must build exactly the plan.
+LEGACY_END = 0xFFFFF
+"""Below 1 MiB the x86 VGA and ROM windows depend on the domain's own video device."""
 
-    Ranges and kinds must match; ids and nodes only when the plan has NUMA nodes (libvirt needs a
-    NUMA cell for memory hotplug, so a plan without nodes gets one, named ram-node0).
+
+def verify(result: bytes, plan: Plan, source: str) -> Plan:
+    """The edited domain, read back the way the hook reads it, must build the plan's map.
+
+    Ranges and kinds must match above 1 MiB; ids and nodes only when the plan has NUMA nodes
+    (libvirt needs a NUMA cell for memory hotplug, so a plan without nodes gets one, named
+    ram-node0). Below 1 MiB the domain's video decides; that RAM must avoid the holes too.
+    Returns the plan with the map the domain really builds.
     """
+    from layoutd.collisions import find_collisions
     from layoutd.qemu import predict
 
     translation = translate_xml(result, source)
@@ -99,10 +105,15 @@ def verify(result: bytes, plan: Plan, source: str) -> None:
     with_nodes = bool(plan.config.numa)
 
     def shape(regions: Sequence[GuestRegion]) -> list[tuple[int, int, str, int | None]]:
-        return sorted((r.start, r.end, r.kind, r.node if with_nodes else None) for r in regions)
+        return sorted((r.start, r.end, r.kind, r.node if with_nodes else None)
+                      for r in regions if r.start > LEGACY_END)
 
     built, wanted = shape(guest.layout), shape(plan.layout)
     if built != wanted:
         differ = [f"{a:#x}-{b:#x} {kind}" for a, b, kind, _ in set(built) ^ set(wanted)]
         raise NoAnswer("internal disagreement: the edited domain does not build the planned map: "
                        + ", ".join(sorted(differ)[:6]))
+    clashes = find_collisions(guest.layout, [h for h in plan.holes if h.type != "direct-relaxable"])
+    if clashes:
+        raise NoAnswer("the edited domain would put RAM in a hole: " + clashes[0].describe())
+    return plan.model_copy(update={"layout": guest.layout})
