@@ -25,6 +25,14 @@ MANIFEST = CACHE / "guest" / "manifest.json"
 GUEST_DIR = ROOT / "tests" / "kernel" / "guest"
 PYTHON = Path(os.environ.get("LAYOUTD_KERNEL_PYTHON", ROOT / ".venv" / "bin" / "python"))
 
+
+def kept_under_tmp() -> str:
+    """Host folders under /tmp that the guest's writable /tmp would hide: pass to prepare_chroot."""
+    from tests.support.qemu_runner import CACHE
+
+    paths = {ROOT, PYTHON.parent.parent, Path(os.path.realpath(PYTHON)).parent.parent, CACHE}
+    return " ".join(sorted(str(p) for p in paths if str(p).startswith("/tmp/")))
+
 QEMU = {"x86_64": "qemu-system-x86_64", "aarch64": "qemu-system-aarch64"}
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, run_layoutd
-from tests.kernel.harness import PYTHON, Boot, boot
+from tests.kernel.harness import PYTHON, Boot, boot, kept_under_tmp
 from tests.kernel.test_x86_readers import EDU, x86_machine
 from tests.support.qemu_runner import qemu_binary
 
@@ -50,7 +50,7 @@ def nested_script() -> str:
         f"bdf=$(find_pci {EDU[0]} {EDU[1]})",
         'echo "$bdf" > $R/bdf',
         'bind_vfio "$bdf" > $R/driver',
-        "prepare_chroot /hostroot",
+        f"prepare_chroot /hostroot {kept_under_tmp()}",
         f"cat > /hostroot/tmp/qmp.in <<'EOF'\n{QMP_IN}EOF",
         f"sed \"s/@EDU@/$bdf/\" /hostroot{ROOT}/tests/kernel/guest/demo-vm.yaml"
         " > $R/demo-vm.yaml",

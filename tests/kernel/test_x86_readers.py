@@ -24,6 +24,7 @@ from tests.kernel.harness import (
     Boot,
     boot,
     complement,
+    kept_under_tmp,
     parse_reserved_regions,
     ranges_of,
 )
@@ -44,7 +45,7 @@ bind_vfio "$bdf" > $R/driver
 g=$(group_of "$bdf"); echo "$g" > $R/group
 cat /sys/kernel/iommu_groups/$g/reserved_regions > $R/reserved_regions
 cat /sys/class/iommu/*/intel-iommu/cap > $R/intel_cap
-prepare_chroot /hostroot
+prepare_chroot /hostroot {kept_under_tmp()}
 J="chroot /hostroot env -i PATH=/usr/bin:/bin HOME=/tmp PYTHONDONTWRITEBYTECODE=1"
 step kernel $J {PYTHON} {ROOT}/tests/kernel/guest/vfio_iova.py $g
 step live $J {PYTHON} -m layoutd.cli probe --host live --devices $bdf --format json \\

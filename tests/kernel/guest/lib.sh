@@ -22,14 +22,21 @@ bind_vfio() {
 
 group_of() { basename "$(readlink "/sys/bus/pci/devices/$1/iommu_group")"; }
 
-# prepare_chroot ROOT: the guest's /proc, /sys, /dev, a writable /tmp and the results inside ROOT
+# prepare_chroot ROOT [KEEP...]: the guest's /proc, /sys, /dev, a writable /tmp and the results
+# inside ROOT; each KEEP is a host folder under /tmp (a checkout, a venv) that the tmpfs would hide
 prepare_chroot() {
-    mount -t proc proc "$1/proc"
-    mount -t sysfs sysfs "$1/sys"
-    mount -t devtmpfs devtmpfs "$1/dev"
-    mount -t tmpfs tmpfs "$1/tmp"
-    mkdir -p "$1/tmp/results"
-    mount --bind "$R" "$1/tmp/results"
+    root=$1; shift
+    mount -t proc proc "$root/proc"
+    mount -t sysfs sysfs "$root/sys"
+    mount -t devtmpfs devtmpfs "$root/dev"
+    mkdir -p /.hosttmp && mount --bind "$root/tmp" /.hosttmp
+    mount -t tmpfs tmpfs "$root/tmp"
+    for keep in "$@"; do
+        case "$keep" in /tmp/?*) ;; *) continue ;; esac
+        mkdir -p "$root$keep" && mount --bind "/.hosttmp${keep#/tmp}" "$root$keep"
+    done
+    mkdir -p "$root/tmp/results"
+    mount --bind "$R" "$root/tmp/results"
 }
 
 # step NAME CMD...: run CMD, keep its stdout, stderr, exit code and wall time under $R/NAME.*
