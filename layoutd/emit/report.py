@@ -47,8 +47,7 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
 def as_json(guest: GuestMap, host: HostView, found: Sequence[Collision],
             devices: Sequence[str]) -> dict[str, Any]:
     return {
-        "layout": [region.model_dump(mode="json") for region in guest.layout],
-        "collisions": [_collision_json(c) for c in found],
+        **map_json(guest.layout, found),
         "regions": [region.model_dump(mode="json") for region in guest.regions],
         "memory_devices": [d.model_dump(mode="json") for d in guest.memory_devices],
         "device_memory": guest.device_memory.model_dump(mode="json") if guest.device_memory else None,
@@ -62,6 +61,14 @@ def as_json(guest: GuestMap, host: HostView, found: Sequence[Collision],
     }
 
 
+def map_json(layout: Sequence[GuestRegion], found: Sequence[Collision]) -> dict[str, Any]:
+    """The contract's keys: `layout` and `collisions`."""
+    return {
+        "layout": [region.model_dump(mode="json") for region in layout],
+        "collisions": [_collision_json(c) for c in found],
+    }
+
+
 def _collision_json(collision: Collision) -> dict[str, Any]:
     data = collision.model_dump(mode="json", exclude={"node"})
     data["hole"] = {key: data["hole"][key] for key in ("start", "end", "type", "group", "devices")}
@@ -70,26 +77,34 @@ def _collision_json(collision: Collision) -> dict[str, Any]:
 
 def as_text(guest: GuestMap, host: HostView, found: Sequence[Collision],
             devices: Sequence[str]) -> str:
+    header = (f"QEMU {guest.qemu_version} {guest.machine}, phys-bits {guest.phys_bits}, "
+              f"host {host.source}, devices: {', '.join(devices) or 'every IOMMU group'}")
     names = {(p.start, p.end): p.name for p in guest.ram_view}
-    lines = [
-        f"QEMU {guest.qemu_version} {guest.machine}, phys-bits {guest.phys_bits}, "
-        f"host {host.source}, devices: {', '.join(devices) or 'every IOMMU group'}",
-        "",
-        f"{'region':<14} {'kind':<11} {'id':<14} {'node':>4}  {'range':<37} {'size':>7}",
-    ]
-    for region in guest.layout:
+    others = [(other.name, other.start, other.end) for other in guest.regions]
+    return map_text(header, guest.layout, found, list(guest.warnings) + list(host.warnings),
+                    names=names, others=others)
+
+
+def map_text(header: str, layout: Sequence[GuestRegion], found: Sequence[Collision],
+             warnings: Sequence[str], *, names: dict[tuple[int, int], str] | None = None,
+             others: Sequence[tuple[str, int, int]] = ()) -> str:
+    """The table every `check` source prints: RAM, other regions, then collisions and warnings."""
+    names = names or {}
+    lines = [header, "",
+             f"{'region':<14} {'kind':<11} {'id':<14} {'node':>4}  {'range':<37} {'size':>7}"]
+    for region in layout:
         node = "-" if region.node is None else str(region.node)
         lines.append(f"{names.get((region.start, region.end), region.id):<14} {region.kind:<11} "
                      f"{region.id:<14} {node:>4}  {region.label():<37} {human_size(region.size):>7}")
-    for other in guest.regions:
-        size = human_size(other.end - other.start + 1)
-        lines.append(f"{other.name:<14} {'(not RAM)':<11} {'':<14} {'':>4}  {other.label():<37} {size:>7}")
+    for name, start, end in others:
+        label = f"{hex_addr(start)}-{hex_addr(end)}"
+        size = human_size(end - start + 1)
+        lines.append(f"{name:<14} {'(not RAM)':<11} {'':<14} {'':>4}  {label:<37} {size:>7}")
     lines.append("")
     if found:
         lines.append(f"{len(found)} collision(s) with host holes:")
         lines += [f"  {c.describe()}" for c in found]
     else:
         lines.append("no collision: all guest RAM is clear of the host's holes")
-    for warning in list(guest.warnings) + list(host.warnings):
-        lines.append(f"warning: {warning}")
+    lines += [f"warning: {warning}" for warning in warnings]
     return "\n".join(lines) + "\n"

@@ -28,15 +28,16 @@ def run_qmp(args: argparse.Namespace) -> int:
     if getattr(args, "format", "text") == "json":
         print(json.dumps(audit_json(result), indent=2))
     else:
-        print(audit_text(result))
+        print(audit_text(result), end="")
     return 1 if result.collisions else 0
 
 
 def audit_json(result: AuditResult) -> dict[str, Any]:
+    from layoutd.emit.report import map_json
+
     vm = result.vm
     return {
-        "layout": [region.model_dump(mode="json") for region in result.layout],
-        "collisions": [c.model_dump(mode="json", exclude={"node"}) for c in result.collisions],
+        **map_json(result.layout, result.collisions),
         "device_memory": vm.device_memory.model_dump(mode="json") if vm.device_memory else None,
         "memory_devices": [
             {"kind": d.kind, "id": d.id, "start": hex(d.start), "end": hex(d.end),
@@ -51,21 +52,13 @@ def audit_json(result: AuditResult) -> dict[str, Any]:
 
 
 def audit_text(result: AuditResult) -> str:
-    from layoutd.units import human_size
+    from layoutd.emit.report import map_text
 
     vm = result.vm
-    lines = [f"VM {vm.name}: QEMU {'.'.join(map(str, vm.version))} {vm.machine or vm.arch}; "
-             f"host {result.host.source}; devices: {', '.join(result.devices) or 'every group'}"]
-    lines.append(f"{'start':>18} {'end':>18} {'size':>7}  kind         id")
-    for region in result.layout:
-        lines.append(f"{region.start:#18x} {region.end:#18x} {human_size(region.size):>7}  "
-                     f"{region.kind:<12} {region.id}")
+    header = (f"VM {vm.name}: QEMU {'.'.join(map(str, vm.version))} {vm.machine or vm.arch}, "
+              f"phys-bits {vm.phys_bits}, host {result.host.source}, "
+              f"devices: {', '.join(result.devices) or 'every IOMMU group'}")
+    others = []
     if vm.device_memory is not None:
-        lines.append(f"device memory {vm.device_memory.label()}")
-    lines += [f"warning: {warning}" for warning in result.warnings]
-    if result.collisions:
-        lines.append(f"{len(result.collisions)} collision(s):")
-        lines += [f"  {collision.describe()}" for collision in result.collisions]
-    else:
-        lines.append("no RAM touches a hole: every range can be mapped for DMA")
-    return "\n".join(lines)
+        others.append(("device-memory", vm.device_memory.start, vm.device_memory.end))
+    return map_text(header, result.layout, result.collisions, result.warnings, others=others)
