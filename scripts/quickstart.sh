@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# The README's first command: install layoutd and run it on a bundled example host.
+# The README's first command: install layoutd into ./.venv and run it on a bundled example:
+# an AMD EPYC host whose GPUs' IOMMU cannot map the HyperTransport hole below 1 TiB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
-set -x
-.venv/bin/layoutd probe --host examples/hosts/amd-epyc-two-gpus
+host=examples/hosts/amd-epyc-two-gpus
+run() { echo; echo "\$ layoutd $*"; .venv/bin/layoutd "$@"; }
+run probe --host "$host"
+# QEMU's own layout for 1100G with an Intel CPU model crosses the hole: check says no (exit 1).
+run check --host "$host" --qemu-version 7.2 -- qemu-system-x86_64 -machine q35 \
+    -cpu Skylake-Server,phys-bits=48 -m 1100G -device vfio-pci,host=0000:29:00.0 || true
+# plan finds a layout that avoids it, and prints the QEMU arguments.
+run plan examples/specs/quickstart.yaml --host "$host" --qemu-version 7.2
+run plan examples/specs/quickstart.yaml --host "$host" --qemu-version 7.2 --format argv
