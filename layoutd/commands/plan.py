@@ -43,7 +43,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--qemu-version {args.qemu_version!r}: modelled versions are {', '.join(VERSIONS)}")
     spec = load_spec(args.spec)
     sources = args.host or [os.environ.get("LAYOUTD_HOST") or "live"]
-    plan = make_plan(spec, sources, args.qemu_version)
+    try:
+        plan = make_plan(spec, sources, args.qemu_version)
+    except InputError as error:
+        if error.field != "--devices":
+            raise
+        raise InputError(error.message, file=args.spec, field="devices") from None
     _write(render(plan, args.format), args.output)
     return 0
 

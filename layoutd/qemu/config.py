@@ -7,8 +7,8 @@ can and is not modelled raises UnsupportedOption naming it.
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from layoutd.errors import InputError, QemuRefusal, UnsupportedOption
-from layoutd.qemu.options import Option, keyval, parse_bool, split_argv
+from layoutd.errors import QemuRefusal, UnsupportedOption
+from layoutd.qemu.options import Option, keyval, parse_bool, parse_int, split_argv
 from layoutd.units import parse_size
 
 BACKENDS = ("memory-backend-ram", "memory-backend-memfd", "memory-backend-file")
@@ -140,7 +140,7 @@ def _memory(config: VmConfig, option: Option) -> None:
             text += "M"  # QEMU's legacy suffix-less format means MiB
         config.ram_size = parse_size(text, what="-m size")
     if "slots" in props:
-        config.slots = int(props["slots"], 0)
+        config.slots = parse_int(props["slots"], "-m slots")
     if "maxmem" in props:
         config.maxmem = parse_size(props["maxmem"], what="-m maxmem")
 
@@ -192,7 +192,7 @@ def _numa(config: VmConfig, option: Option) -> None:
         return  # dist, cpu, hmat-lb, hmat-cache: topology only
     if "mem" in props:
         raise QemuRefusal("Parameter -numa node,mem is not supported by this machine type")
-    nodeid = int(props["nodeid"], 0) if "nodeid" in props else len(config.numa)
+    nodeid = parse_int(props["nodeid"], "-numa nodeid") if "nodeid" in props else len(config.numa)
     config.numa.append(NumaNode(nodeid, props.get("memdev")))
 
 
@@ -280,10 +280,3 @@ def flag(props: dict[str, str], name: str, default: bool) -> bool:
     if name not in props or props[name] == "auto":
         return default
     return parse_bool(props[name], f"-machine {name}")
-
-
-def require_int(value: str, what: str) -> int:
-    try:
-        return int(value, 0)
-    except ValueError:
-        raise InputError(f"{what}: '{value}' is not a number", field="qemu argv") from None

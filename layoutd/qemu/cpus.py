@@ -6,11 +6,12 @@ and `host` does not exist. qemu64 and max (under TCG) carry the AMD vendor; kvm6
 arm (target/arm/cpu64.c): the PA size is ID_AA64MMFR0.PARange of the model (arm_pamax()).
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from layoutd.errors import InputError, QemuRefusal, UnsupportedOption
-from layoutd.qemu.options import parse_bool
+from layoutd.qemu.options import parse_bool, parse_int
 
 DEFAULT_PHYS_BITS = 40  # TCG_PHYS_ADDR_BITS, also the default under KVM without host-phys-bits
 MAX_PHYS_BITS = 52
@@ -26,7 +27,9 @@ OTHER_PREFIXES = ("Dhyana", "YongFeng")  # Hygon and Zhaoxin: not AMD for QEMU's
 THIRTY_TWO_BIT = ("qemu32", "kvm32", "coreduo", "n270", "athlon", "pentium", "486", "base")
 SINCE_8 = ("SapphireRapids", "GraniteRapids", "SierraForest", "ClearwaterForest", "EPYC-Genoa",
            "YongFeng")
-VENDOR_IDS = {"AuthenticAMD": "amd", "GenuineIntel": "intel"}
+VENDOR_ID = {"amd": "AuthenticAMD", "intel": "GenuineIntel"}  # the `vendor=` property's values
+VENDOR_IDS = {name: vendor for vendor, name in VENDOR_ID.items()}
+DEFAULT_MODEL = {"x86_64": "qemu64", "aarch64": "cortex-a15"}  # without -cpu
 
 ARM_PA_BITS = {
     "max": 52, "cortex-a57": 44, "cortex-a72": 44, "cortex-a53": 40, "cortex-a35": 40,
@@ -56,9 +59,21 @@ class GuestCpu:
     aarch64: bool = True
 
 
-def x86_cpu(model: str | None, props: dict[str, str], accel: str, version: str,
+def guest_cpu(model: str | None, props: Mapping[str, str], accel: str, version: str,
+              host: HostCpu | None, arch: str) -> GuestCpu:
+    """The guest CPU QEMU `version` makes of `-cpu MODEL,PROPS` under `accel` (tcg | kvm).
+
+    x86: vendor (from the model, the host under KVM, or `vendor=`) and phys-bits; aarch64: the
+    PA size (arm takes no properties that change it). Raises QemuRefusal, UnsupportedOption.
+    """
+    if arch == "aarch64":
+        return arm_cpu(model, accel)
+    return x86_cpu(model, props, accel, version, host)
+
+
+def x86_cpu(model: str | None, props: Mapping[str, str], accel: str, version: str,
             host: HostCpu | None) -> GuestCpu:
-    name = model or "qemu64"
+    name = model or DEFAULT_MODEL["x86_64"]
     kvm = accel == "kvm"
     vendor, host_bits_default = _x86_vendor(name, kvm, version, host)
     if "vendor" in props:
@@ -95,9 +110,9 @@ def _host_vendor(host: HostCpu | None, name: str) -> str:
     return host.vendor
 
 
-def _x86_phys_bits(props: dict[str, str], kvm: bool, host_bits: bool,
+def _x86_phys_bits(props: Mapping[str, str], kvm: bool, host_bits: bool,
                    host: HostCpu | None) -> int:
-    bits = int(props["phys-bits"], 0) if "phys-bits" in props else 0
+    bits = parse_int(props["phys-bits"], "-cpu phys-bits") if "phys-bits" in props else 0
     if bits and not 32 <= bits <= MAX_PHYS_BITS:
         raise QemuRefusal(f"phys-bits should be between 32 and {MAX_PHYS_BITS}  (but is {bits})")
     use_host = parse_bool(props.get("host-phys-bits", "on" if host_bits else "off"),
@@ -107,14 +122,14 @@ def _x86_phys_bits(props: dict[str, str], kvm: bool, host_bits: bool,
             raise NeedsHostCpu("host-phys-bits=on takes the host's physical address bits, "
                                "and the host's are unknown (give --host with /proc/cpuinfo)")
         bits = host.phys_bits
-        limit = int(props.get("host-phys-bits-limit", "0"), 0)
+        limit = parse_int(props.get("host-phys-bits-limit", "0"), "-cpu host-phys-bits-limit")
         if limit and bits > limit:
             bits = limit
     return bits or DEFAULT_PHYS_BITS
 
 
 def arm_cpu(model: str | None, accel: str) -> GuestCpu:
-    name = model or "cortex-a15"
+    name = model or DEFAULT_MODEL["aarch64"]
     if accel == "kvm":
         raise UnsupportedOption("-accel kvm on arm: the IPA size of the host is not modelled",
                                 field="qemu argv")

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from layoutd.errors import QemuRefusal
 from layoutd.models.guest import MemoryDevice
 from layoutd.qemu.config import Backend, MemDevice
-from layoutd.qemu.options import parse_bool
-from layoutd.units import MiB, align_up
+from layoutd.qemu.options import parse_bool, parse_int
+from layoutd.units import GiB, MiB, align_up
 
 PAGE = 4096
+SLOT_SIZE = 1 * GiB  # device memory grows by this per slot, and its base is aligned to it
 THP_SIZE = 2 * MiB  # virtio-mem's default block size on x86_64 and arm64 hosts
 NO_DEVICE_MEMORY = {
     "7.2": "memory devices (e.g. for memory hotplug) are not enabled, please specify the "
@@ -30,6 +31,18 @@ NO_DEVICE_MEMORY = {
     "10.0": "the configuration is not prepared for memory devices (e.g., for memory hotplug), "
             "consider specifying the maxmem option",
 }
+
+
+def device_memory_base(ram_end: int) -> int:
+    """Where device memory starts: the end of boot RAM (x86: of high RAM) rounded up to 1 GiB."""
+    return align_up(ram_end, SLOT_SIZE)
+
+
+def device_memory_size(ram: int, maxmem: int | None, slots: int) -> int:
+    """(maxmem - ram) + slots x 1 GiB; 0 (no device memory) unless maxmem > ram."""
+    if maxmem is None or maxmem <= ram:
+        return 0
+    return maxmem - ram + slots * SLOT_SIZE
 
 
 @dataclass(frozen=True)
@@ -143,7 +156,7 @@ def _place(device: MemDevice, backends: dict[str, Backend], memory: DeviceMemory
 
 def _take_slot(device: MemDevice, memory: DeviceMemory, used: dict[int, str]) -> int:
     slots = memory.slots
-    wanted = int(device.props["slot"], 0) if "slot" in device.props else None
+    wanted = parse_int(device.props["slot"], f"-device {device.id} slot") if "slot" in device.props else None
     if wanted is not None and not 0 <= wanted < slots:
         raise _refuse(device, f"invalid slot number, valid range is [0-{slots - 1}]")
     if slots == 0:
@@ -211,7 +224,7 @@ def _free_addr(device: MemDevice, memory: DeviceMemory, placed: list[Placed], al
 
 def _check_after(device: MemDevice, backend: Backend, memory: DeviceMemory, block: int) -> None:
     """Checks QEMU makes when realizing the device, after placing it."""
-    node = int(device.props.get("node", "0"), 0)
+    node = parse_int(device.props.get("node", "0"), f"-device {device.id} node")
     if device.kind in ("dimm", "nvdimm") and (node >= max(memory.nodes, 1)):
         raise _refuse(device, f"'DIMM property node has value {node}' which exceeds the "
                               f"number of numa nodes: {max(memory.nodes, 1)}")
@@ -227,7 +240,7 @@ def _check_after(device: MemDevice, backend: Backend, memory: DeviceMemory, bloc
 
 def _describe(device: MemDevice, backend: Backend, addr: int, region: int, slot: int | None,
               block: int) -> MemoryDevice:
-    node = int(device.props.get("node", "0"), 0)
+    node = parse_int(device.props.get("node", "0"), f"-device {device.id} node")
     plugged = 0 if device.kind == "virtio-mem" else region
     node_of: int | None = None if device.kind == "virtio-pmem" else node
     return MemoryDevice(type=device.kind, id=device.id, addr=addr, size=plugged,

@@ -125,6 +125,14 @@ def _json_text(value: object) -> str:
     return str(value)
 
 
+def parse_int(value: str, what: str) -> int:
+    """A number as QEMU takes it (decimal, 0x hex or 0 octal); anything else is bad input."""
+    try:
+        return int(value, 0)
+    except ValueError:
+        raise InputError(f"{what}: {value!r} is not a number", field="qemu argv") from None
+
+
 def parse_bool(value: str, what: str) -> bool:
     lowered = value.lower()
     if lowered in ("on", "yes", "true", "y"):

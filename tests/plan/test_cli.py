@@ -104,3 +104,10 @@ def test_missing_spec_and_bad_version() -> None:
     assert_clean_failure(
         run_layoutd("plan", str(SPECS / "migration.yaml"), "--qemu-version", "6.0"), 2, "6.0"
     )
+
+
+def test_unknown_device_in_the_spec_names_the_file_and_field(tmp_path: Path) -> None:
+    spec = tmp_path / "vm.yaml"
+    spec.write_text("name: x\nmemory: {size: 4G}\ndevices: [0000:99:00.0]\n")
+    result = run_layoutd("plan", str(spec), "--host", str(EXAMPLES / "hosts/amd-epyc-two-gpus"))
+    assert_clean_failure(result, 2, f"{spec}: devices: unknown device 0000:99:00.0")
