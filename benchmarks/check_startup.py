@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import shutil
 import statistics
-import subprocess
 import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from timing import run_ms
+
 LIMIT = 16.0
 VM = [
     "-name", "db01", "-machine", "q35,accel=tcg", "-cpu", "EPYC,phys-bits=48", "-smp", "16",
@@ -28,14 +26,6 @@ VM = [
     "-device", "vfio-pci,host=0000:41:00.0", "-device", "vfio-pci,host=0000:81:00.0",
     "-nodefaults", "-display", "none", "-serial", "mon:stdio",
 ]
-
-
-def one_ms(argv: list[str]) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, cwd=ROOT)
-    if result.returncode not in (0, 1):
-        raise SystemExit(f"{' '.join(argv[:6])}... failed with {result.returncode}")
-    return (time.perf_counter() - start) * 1000
 
 
 def main() -> int:
@@ -51,7 +41,7 @@ def main() -> int:
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, argv in commands.items():
-            times[name].append(one_ms(argv))
+            times[name].append(run_ms(argv, ok=(0, 1)))
     medians = {name: statistics.median(values) for name, values in times.items()}
     bare = medians["python -c pass"]
     for name, value in medians.items():

@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
-.venv/bin/ruff check layoutd tests
+.venv/bin/ruff check layoutd tests benchmarks
 .venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"
