@@ -1,7 +1,8 @@
 """`layoutd check`: predict a VM's guest RAM map and find every collision with a host hole.
 
-Sources: a QEMU command line (after `--`), `--libvirt DOMAIN.xml`, or `--qmp SOCKET` (a running
-VM). Command-line and libvirt checks share layoutd.emit.report. Stdlib-only imports here.
+Sources: a QEMU command line (after `--`), `--libvirt DOMAIN.xml`, or a running VM through
+`--qmp SOCKET` or `--libvirt-domain NAME` (libvirt's monitor, via virsh). All of them print through
+layoutd.emit.report. Stdlib-only imports here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: ask the binary with --version)")
     parser.add_argument("--qmp", metavar="SOCKET", help="audit a running VM through its QMP socket")
     parser.add_argument("--libvirt", metavar="DOMAIN.xml", help="check a libvirt domain")
+    parser.add_argument("--libvirt-domain", metavar="NAME",
+                        help="audit a running libvirt domain through virsh qemu-monitor-command "
+                             "(read-only)")
+    parser.add_argument("--connect", metavar="URI",
+                        help="libvirt connection URI for --libvirt-domain (as virsh -c; default: "
+                             "$LIBVIRT_DEFAULT_URI, else virsh's own default)")
     parser.add_argument("qemu", nargs=argparse.REMAINDER, metavar="-- QEMU_BINARY ARG...",
                         help="the QEMU command line, after --")
 
@@ -27,13 +34,16 @@ def run(args: argparse.Namespace) -> int:
     command = list(args.qemu)
     if command[:1] == ["--"]:
         command = command[1:]
-    sources = [bool(command), bool(args.qmp), bool(args.libvirt)]
+    sources = [bool(command), bool(args.qmp), bool(args.libvirt), bool(args.libvirt_domain)]
     if sum(sources) != 1:
-        raise InputError("give exactly one of: -- QEMU_BINARY ARG..., --qmp SOCKET, --libvirt FILE")
-    if args.qmp:
-        from layoutd.live.report import run_qmp
+        raise InputError("give exactly one of: -- QEMU_BINARY ARG..., --qmp SOCKET, "
+                         "--libvirt FILE, --libvirt-domain NAME")
+    if args.connect is not None and not args.libvirt_domain:
+        raise InputError("--connect URI only applies with --libvirt-domain NAME")
+    if args.qmp or args.libvirt_domain:
+        from layoutd.live.report import run_live
 
-        return run_qmp(args)
+        return run_live(args)
     if args.libvirt:
         return _run_libvirt(args)
     return _run_argv(args, command)

@@ -17,7 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--qmp", metavar="SOCKET", help="the VM's QMP unix socket")
     where.add_argument("--libvirt-domain", metavar="NAME",
-                       help="a libvirt-managed VM, reached with virsh qemu-monitor-command")
+                       help="a libvirt-managed VM: read with virsh qemu-monitor-command, a DIMM "
+                            "attached with virsh attach-device")
+    parser.add_argument("--connect", metavar="URI",
+                        help="libvirt connection URI for --libvirt-domain (as virsh -c; default: "
+                             "$LIBVIRT_DEFAULT_URI, else virsh's own default)")
     parser.add_argument("--size", required=True, help="memory to add: 4G, 512M ...")
     parser.add_argument("--node", type=int, help="guest NUMA node of the new memory")
     parser.add_argument("--kind", choices=("dimm", "virtio-mem"), default="dimm")
@@ -38,26 +42,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from layoutd.live.audit import host_for
-    from layoutd.live.hotplug import HotplugFailed, execute, plan
+    from layoutd.live.hotplug import HotplugFailed, execute, execute_libvirt, plan
     from layoutd.live.lock import vm_lock
     from layoutd.live.placement import Refusal
-    from layoutd.live.session import open_monitor
+    from layoutd.live.session import VirshMonitor, open_monitor
     from layoutd.live.vm import read_vm
 
     request = make_request(args)
     given = [d.strip() for d in (args.devices or "").split(",") if d.strip()]
-    monitor = open_monitor(args.qmp, args.libvirt_domain)
+    monitor = open_monitor(args.qmp, args.libvirt_domain, args.connect)
+    libvirt = isinstance(monitor, VirshMonitor)
     try:
         with vm_lock(monitor.lock_key):
             vm = read_vm(monitor)
             host, _ = host_for(vm, args.host, given)
-            chosen = plan(vm, host, request, monitor)
+            chosen = plan(vm, host, request, monitor, libvirt=libvirt and request.kind == "dimm")
             if isinstance(chosen, Refusal):
                 return refuse(args, request.size, chosen)
+            if libvirt and chosen.libvirt_xml is None:
+                chosen.warnings.append(
+                    "libvirt has no element for a virtio-mem device at a fixed address, so it is "
+                    "added over the monitor: libvirt does not know it (virsh dumpxml will not list "
+                    "it; save, migration or a managed restart lose it)")
             sent: list[Command] = []
             if args.execute:
                 try:
-                    sent = execute(monitor, chosen)
+                    if isinstance(monitor, VirshMonitor) and chosen.libvirt_xml is not None:
+                        sent = execute_libvirt(monitor, chosen)
+                    else:
+                        sent = execute(monitor, chosen)
                 except HotplugFailed as failed:
                     return failure(args, chosen, host, failed)
             show(args, plan_json(chosen, host, sent, args.execute), render_plan(chosen, args.execute))
@@ -125,6 +138,8 @@ def plan_json(chosen: Plan, host: HostView, sent: list[Command], executed: bool)
         "host": host.source,
         "warnings": [*host.warnings, *chosen.warnings],
     }
+    if chosen.libvirt_xml is not None:
+        document["libvirt_xml"] = chosen.libvirt_xml
     if chosen.block is not None:
         document["block_size"] = hex_addr(chosen.block.block_size)
         document["dma_mappings"] = {"device": chosen.block.mappings, "used": chosen.block.used,
@@ -144,11 +159,19 @@ def render_plan(chosen: Plan, executed: bool, sent: list[Command] | None = None)
         block = chosen.block
         lines.append(f"  block size {format_size(block.block_size)}: up to {block.mappings} DMA "
                      f"mappings, {block.used} in use, limit {block.limit}")
-    if sent:
-        lines.append("QMP commands sent:")
-    elif executed:
-        lines.append("QMP commands sent (verified with query-memory-devices):")
+    if chosen.libvirt_xml is not None:
+        lines.append("attached with virsh attach-device --live (verified with query-memory-devices):"
+                     if executed else
+                     "libvirt device (not attached; add --execute to attach it with virsh "
+                     "attach-device --live):")
+        lines += [f"  {line}" for line in chosen.libvirt_xml.splitlines()]
     else:
-        lines.append("QMP commands (not sent; add --execute to send them):")
-    lines += [f"  {json.dumps(command)}" for command in (sent or chosen.commands)]
+        if sent:
+            lines.append("QMP commands sent:")
+        elif executed:
+            lines.append("QMP commands sent (verified with query-memory-devices):")
+        else:
+            lines.append("QMP commands (not sent; add --execute to send them):")
+        lines += [f"  {json.dumps(command)}" for command in (sent or chosen.commands)]
+    lines += [f"warning: {warning}" for warning in chosen.warnings]
     return "\n".join(lines)

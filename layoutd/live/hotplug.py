@@ -20,7 +20,7 @@ from layoutd.live.placement import (
     mappings,
     place,
 )
-from layoutd.live.session import Monitor, QemuSaid
+from layoutd.live.session import Monitor, QemuSaid, VirshMonitor
 from layoutd.live.vm import LiveVm, qom_children, qom_get
 from layoutd.models.common import U64_MAX, Range
 from layoutd.units import MiB, format_size, hex_addr
@@ -59,6 +59,7 @@ class Plan:
     commands: list[Command]
     block: BlockChoice | None = None
     warnings: list[str] = field(default_factory=list)
+    libvirt_xml: str | None = None  # a libvirt domain: the <memory> device for attach-device
 
 
 class HotplugFailed(NoAnswer):
@@ -72,8 +73,12 @@ class HotplugFailed(NoAnswer):
 # ---- planning --------------------------------------------------------------------------------
 
 
-def plan(vm: LiveVm, host: HostView, request: Request, monitor: Monitor) -> Plan | Refusal:
-    """Plan one device from what the VM and the host say. Reads the VM; never changes it."""
+def plan(vm: LiveVm, host: HostView, request: Request, monitor: Monitor, *,
+         libvirt: bool = False) -> Plan | Refusal:
+    """Plan one device from what the VM and the host say. Reads the VM; never changes it.
+
+    `libvirt`: the VM is a libvirt domain and the device goes in through `virsh attach-device`
+    (a DIMM with an explicit slot and base), so libvirt's live XML keeps listing every device."""
     region = vm.device_memory
     if region is None:
         return Refusal(
@@ -93,6 +98,11 @@ def plan(vm: LiveVm, host: HostView, request: Request, monitor: Monitor) -> Plan
     found = place(request.size, alignment, room(vm, host, region), need_slot=request.kind != "virtio-mem")
     if isinstance(found, Refusal):
         return found
+    if libvirt:
+        device_id, memdev = libvirt_names(monitor, request)
+        xml = dimm_xml(request, device_id, free_slot(vm), found.start)
+        return Plan(request.kind, device_id, memdev, request.size, request.node, alignment, region,
+                    found, [], block, libvirt_xml=xml)
     device_id, memdev = names(monitor, request)
     bus = free_port(monitor, vm) if request.kind == "virtio-mem" else None
     if isinstance(bus, Refusal):
@@ -162,6 +172,44 @@ def names(monitor: Monitor, request: Request) -> tuple[str, str]:
     while f"{stem}{number}" in taken or f"{stem}{number}-mem" in taken:
         number += 1
     return f"{stem}{number}", f"{stem}{number}-mem"
+
+
+def libvirt_names(monitor: Monitor, request: Request) -> tuple[str, str]:
+    """libvirt's names for an attached DIMM: the alias (a user alias must start with `ua-`) is
+    QEMU's device id, and libvirt names the backend `mem` + alias."""
+    if request.id:
+        alias = request.id if request.id.startswith("ua-") else f"ua-{request.id}"
+        return alias, f"mem{alias}"
+    taken = {name for name, _ in qom_children(monitor, "/machine/peripheral")}
+    taken |= {name for name, _ in qom_children(monitor, "/objects")}
+    number = 0
+    while f"ua-layoutd-dimm{number}" in taken or f"memua-layoutd-dimm{number}" in taken:
+        number += 1
+    return f"ua-layoutd-dimm{number}", f"memua-layoutd-dimm{number}"
+
+
+def free_slot(vm: LiveVm) -> int:
+    """The lowest DIMM slot no memory device holds (place() has checked that one is free)."""
+    used = {device.slot for device in vm.devices if device.slot is not None}
+    return min(slot for slot in range(vm.memory.slots + 1) if slot not in used)
+
+
+def dimm_xml(request: Request, alias: str, slot: int, start: int) -> str:
+    """The <memory model='dimm'> element libvirt attaches at exactly `start`.
+
+    libvirt needs the slot whenever the base is given, and a NUMA node (it allows memory
+    hotplug only for a domain with NUMA cells; QEMU's pc-dimm default is node 0)."""
+    from xml.sax.saxutils import quoteattr
+
+    node = request.node if request.node is not None else 0
+    return (f"<memory model='dimm'>\n"
+            f"  <target>\n"
+            f"    <size unit='KiB'>{request.size // 1024}</size>\n"
+            f"    <node>{node}</node>\n"
+            f"  </target>\n"
+            f"  <alias name={quoteattr(alias)}/>\n"
+            f"  <address type='dimm' slot='{slot}' base='{hex_addr(start)}'/>\n"
+            f"</memory>\n")
 
 
 def free_port(monitor: Monitor, vm: LiveVm) -> str | Refusal | None:
@@ -273,3 +321,38 @@ def still_present(monitor: Monitor, device_id: str, wait: float) -> bool:
         if device_id not in ids or time.monotonic() > deadline:
             return device_id in ids
         time.sleep(0.1)
+
+
+# ---- executing through libvirt ---------------------------------------------------------------
+
+
+def execute_libvirt(monitor: VirshMonitor, chosen: Plan) -> list[Command]:
+    """`virsh attach-device --live` with the planned slot and base; verify; detach if misplaced.
+
+    libvirt sends object-add and device_add itself and, when QEMU refuses the device, deletes
+    the backend again; layoutd checks that nothing of it is left either way."""
+    assert chosen.libvirt_xml is not None
+    before = present(monitor)
+    refused = monitor.device("attach-device", chosen.libvirt_xml)
+    if refused is not None:
+        left = sorted(present(monitor) - before)
+        note = f"libvirt left {' and '.join(left)} behind" if left else "nothing was added"
+        raise HotplugFailed(f"libvirt refused to attach {chosen.id!r}: {refused}; {note}", [])
+    problem = misplaced(monitor, chosen)
+    if problem is None:
+        return []
+    if monitor.device("detach-device", chosen.libvirt_xml) is None \
+            and not still_present(monitor, chosen.id, wait=5.0):
+        undone = "undone: libvirt detached it, the VM is as before"
+    else:
+        undone = (f"detach-device {chosen.id!r} was sent but the guest has not released it yet; "
+                  f"libvirt removes it (and its backend {chosen.memdev!r}) once the guest does")
+    raise HotplugFailed(f"{problem}; {undone}", [])
+
+
+def present(monitor: Monitor) -> set[str]:
+    """Every memory device and user-creatable object QEMU has, named for a message."""
+    from layoutd.live.vm import memory_devices
+
+    devices = {f"the device {d.id!r}" for d in memory_devices(monitor.execute("query-memory-devices"))}
+    return devices | {f"the object {name!r}" for name, _ in qom_children(monitor, "/objects")}

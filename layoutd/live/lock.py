@@ -1,7 +1,7 @@
 """One lock per VM, so two hotplugs cannot plan the same free range.
 
 The key comes from the monitor: the QEMU process (pid and start time, so every -qmp socket of one
-VM shares it), else the socket's real path, else the libvirt domain. The lock file lives in
+VM shares it), else the socket's real path; for a libvirt domain, its UUID. The lock file lives in
 $XDG_RUNTIME_DIR/layoutd, else /run/layoutd, else /tmp/layoutd-UID; fcntl locks vanish with
 the process that held them, so a killed layoutd never leaves a stale lock.
 """

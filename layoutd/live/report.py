@@ -1,4 +1,5 @@
-"""The `--qmp` branch of `layoutd check`: audit a running VM and report like `check` does."""
+"""The running-VM branches of `layoutd check` (`--qmp SOCKET`, `--libvirt-domain NAME`): audit the
+VM's real map and report through the same table and JSON as every other `check`."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ def add_qmp_arguments(parser: argparse.ArgumentParser) -> None:
                         help="audit a running VM through its QMP socket (read-only)")
 
 
-def run_qmp(args: argparse.Namespace) -> int:
+def run_live(args: argparse.Namespace) -> int:
     """Exit 1 when some RAM of the VM touches a hole of its devices' groups, else 0."""
     from layoutd.live.audit import audit
-    from layoutd.live.session import QmpMonitor
+    from layoutd.live.session import open_monitor
 
     given = [d.strip() for d in (getattr(args, "devices", None) or "").split(",") if d.strip()]
-    monitor = QmpMonitor(args.qmp)
+    monitor = open_monitor(getattr(args, "qmp", None), getattr(args, "libvirt_domain", None),
+                           getattr(args, "connect", None))
     try:
         result = audit(monitor, getattr(args, "host", None), given)
     finally:

@@ -44,7 +44,10 @@ def main() -> int:
     add_accounts(state)
     bind(cache, "/var/cache/libvirt")
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    daemon = subprocess.Popen(["libvirtd", "-f", "/etc/libvirt/libvirtd.conf"])
+    # The default pid file, /run/libvirtd.pid, lies outside the private folders: a second test
+    # session (another checkout, CI next to a developer) would find it locked and exit at once.
+    daemon = subprocess.Popen(["libvirtd", "-f", "/etc/libvirt/libvirtd.conf",
+                               "--pid-file", "/run/libvirt/libvirtd.pid"])
     signal.signal(signal.SIGTERM, lambda *_: daemon.terminate())
     status = 0
     while True:

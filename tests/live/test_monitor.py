@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
@@ -52,17 +53,43 @@ def test_vfio_devices_come_from_host_or_sysfsdev() -> None:
 
 
 def fake_virsh(folder: Path, socket: str) -> dict[str, str]:
-    """A `virsh` on PATH that forwards `qemu-monitor-command DOMAIN JSON` to a QMP socket."""
+    """A `virsh` on PATH for domain vm1, forwarding to a QMP socket: `qemu-monitor-command DOMAIN
+    JSON`, and `attach-device DOMAIN FILE --live` for a DIMM, sent as libvirt sends it (backend
+    `mem` + alias, explicit slot and addr). Each call's arguments go to virsh.log."""
     script = folder / "virsh"
     script.write_text(f"""#!{sys.executable}
 import json, sys
+import xml.etree.ElementTree as ET
 from qemu.qmp.legacy import QEMUMonitorProtocol
-if sys.argv[2] != "vm1":
-    sys.exit("error: failed to get domain '" + sys.argv[2] + "'")
+with open({str(folder / "virsh.log")!r}, "a") as log:
+    log.write(json.dumps(sys.argv[1:]) + "\\n")
+args = sys.argv[1:]
+if args[0] == "-c":
+    args = args[2:]
+if args[1] != "vm1":
+    sys.exit("error: failed to get domain '" + args[1] + "'")
 monitor = QEMUMonitorProtocol({socket!r})
 monitor.connect()
-message = json.loads(sys.argv[3])
-print(json.dumps(monitor.cmd_raw(message["execute"], message.get("arguments"))))
+if args[0] == "qemu-monitor-command":
+    message = json.loads(args[2])
+    print(json.dumps(monitor.cmd_raw(message["execute"], message.get("arguments"))))
+elif args[0] == "attach-device" and args[3:] == ["--live"]:
+    memory = ET.parse(args[2]).getroot()
+    alias = memory.find("alias").get("name")
+    address = memory.find("address")
+    size = int(memory.findtext("target/size")) * 1024
+    for command, arguments in (
+            ("object-add", {{"qom-type": "memory-backend-ram", "id": "mem" + alias, "size": size}}),
+            ("device_add", {{"driver": "pc-dimm", "id": alias, "memdev": "mem" + alias,
+                            "node": int(memory.findtext("target/node")),
+                            "slot": int(address.get("slot")), "addr": int(address.get("base"), 16)}})):
+        reply = monitor.cmd_raw(command, arguments)
+        if "error" in reply:
+            sys.exit("error: internal error: unable to execute QEMU command '" + command + "': "
+                     + reply["error"]["desc"])
+    print("Device attached successfully")
+else:
+    sys.exit("error: fake virsh: unexpected " + " ".join(args))
 monitor.close()
 """)
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
@@ -74,12 +101,18 @@ def test_libvirt_domain_goes_through_virsh(tmp_path: Path) -> None:
     with guest("10.0", "x86_64", tmp_path) as g:
         env = fake_virsh(tmp_path, g.socket)
         result = run_layoutd("hotplug", "--libvirt-domain", "vm1", "--size", "1G", "--execute",
-                             "--host", g.host, "--format", "json", env=env)
+                             "--host", g.host, "--format", "json", "--connect", "test:///fake",
+                             env=env)
         assert result.returncode == 0, result.stderr
-        placed = span(answer(result)["placement"])
+        document = answer(result)
+        placed = span(document["placement"])
         assert not overlaps(placed, g.hole)
         assert [(d["data"]["addr"], d["data"]["size"]) for d in g.devices()] \
             == [(placed[0], placed[1] - placed[0] + 1)]
+        assert document["id"] == "ua-layoutd-dimm0" and document["qmp"] == []
+        calls = [json.loads(line) for line in (tmp_path / "virsh.log").read_text().splitlines()]
+        assert all(call[:2] == ["-c", "test:///fake"] for call in calls)
+        assert [call[2] for call in calls].count("attach-device") == 1
         missing = run_layoutd("hotplug", "--libvirt-domain", "nope", "--size", "1G",
                               "--host", g.host, env=env)
         assert missing.returncode == 3 and "failed to get domain" in missing.stderr
