@@ -7,9 +7,10 @@ scripts/install.sh
 host=examples/hosts/amd-epyc-two-gpus
 run() { echo; echo "\$ layoutd $*"; .venv/bin/layoutd "$@"; }
 run probe --host "$host"
-# QEMU's own layout for 1100G with an Intel CPU model crosses the hole: check says no (exit 1).
-run check --host "$host" --qemu-version 7.2 -- qemu-system-x86_64 -machine q35 \
-    -cpu Skylake-Server,phys-bits=48 -m 1100G -device vfio-pci,host=0000:29:00.0 || true
+# QEMU's own layout for 1100G on a machine type older than 7.1 (no AMD 1 TiB rule) crosses the
+# hole: check says no (exit 1).
+run check --host "$host" --qemu-version 7.2 -- qemu-system-x86_64 -accel kvm -machine pc-q35-6.2 \
+    -cpu host -m 1100G -device vfio-pci,host=0000:29:00.0 || true
 # plan finds a layout that avoids it, and prints the QEMU arguments.
 run plan examples/specs/quickstart.yaml --host "$host" --qemu-version 7.2
 run plan examples/specs/quickstart.yaml --host "$host" --qemu-version 7.2 --format argv

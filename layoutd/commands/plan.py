@@ -61,17 +61,17 @@ def make_plan(spec: "VmSpec", sources: Sequence[str], version: str) -> "Plan":
     views = [probe_host(source, list(spec.pci_devices) or None) for source in sources]
     target = combine(views, [view.source for view in views])
     solved = solve_spec(spec, target, version)
-    return assemble(spec, target, solved, version, views[0].cpu)
+    return assemble(spec, target, solved, version)
 
 
-def assemble(
-    spec: "VmSpec", target: "Target", solved: "Solved", version: str, host_cpu: Any = None
-) -> "Plan":
+def assemble(spec: "VmSpec", target: "Target", solved: "Solved", version: str) -> "Plan":
     from layoutd.emit.argv import qemu_argv
     from layoutd.emit.qmp import qmp_commands
-    from layoutd.models.plan import Plan
+    from layoutd.models.plan import HostCpu, Plan
 
     argv = qemu_argv(solved.config, qemu_version=version)
+    host_cpu = HostCpu(vendor=target.host_vendor, phys_bits=target.host_phys_bits,
+                       kvm_smm=target.kvm_smm)
     layout, notes = oracle_check(argv, solved, version, host_cpu, target)
     return Plan(
         name=spec.name,
@@ -87,6 +87,7 @@ def assemble(
         highest_address=solved.highest,
         hotplug_room=solved.hotplug_room,
         default_layout=solved.default_layout,
+        host_cpu=host_cpu,
     )
 
 
@@ -98,11 +99,6 @@ def oracle_check(
     from layoutd.solver.oracle import compare, model_layout
 
     predicted = model_layout(argv, version, host_cpu, solved.config.arch)
-    if predicted is None:
-        return solved.layout, (
-            "the QEMU model is not available in this build: the map shown is the "
-            "solver's own, not checked by the model",
-        )
     problems = compare(solved.layout, predicted, target.holes)
     if problems:
         raise NoAnswer(

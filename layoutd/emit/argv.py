@@ -4,7 +4,7 @@ import shlex
 from collections.abc import Sequence
 
 from layoutd.models.plan import Backend, MemoryDevice, QemuConfig
-from layoutd.solver.machine import HOLE64_GLOBAL
+from layoutd.qemu.x86 import BRIDGE
 from layoutd.solver.spec_family import family_of
 from layoutd.units import format_size, hex_addr
 
@@ -13,7 +13,8 @@ _BACKEND_TYPE = {"ram": "memory-backend-ram", "memfd": "memory-backend-memfd", "
 
 def qemu_argv(config: QemuConfig, *, qemu_version: str = "10.0") -> list[str]:
     """The arguments after the binary name, ready to exec."""
-    args = [
+    args = ["-accel", "kvm"] if config.accel == "kvm" else []
+    args += [
         "-machine",
         _machine(config),
         "-cpu",
@@ -33,7 +34,7 @@ def qemu_argv(config: QemuConfig, *, qemu_version: str = "10.0") -> list[str]:
     for device in config.devices:
         args += ["-device", device_option(device)]
     if config.pci_hole64_size is not None:
-        bridge = HOLE64_GLOBAL[family_of(config.machine)]
+        bridge = BRIDGE[family_of(config.machine)]
         args += ["-global", f"{bridge}.pci-hole64-size={format_size(config.pci_hole64_size)}"]
     args += _viommu(config, qemu_version)
     for index, address in enumerate(config.vfio_devices):
@@ -55,7 +56,11 @@ def _machine(config: QemuConfig) -> str:
 
 
 def _cpu(config: QemuConfig) -> str:
-    return config.cpu_model + (f",phys-bits={config.phys_bits}" if config.phys_bits else "")
+    vendor = f",vendor={config.cpu_vendor}" if config.cpu_vendor else ""
+    bits = f",phys-bits={config.phys_bits}" if config.phys_bits else ""
+    if bits and config.accel == "kvm" and config.cpu_model in ("host", "max"):
+        bits = ",host-phys-bits=off" + bits  # else KVM's host/max ignore phys-bits for the host's
+    return config.cpu_model + vendor + bits
 
 
 def _memory(config: QemuConfig) -> str:

@@ -17,8 +17,9 @@ STEP = "  "
 UUID_NAMESPACE = uuid.UUID("7f1d8a52-3c1e-4d7b-9b7a-6c61796f7574")
 
 
-def emit_domain(plan: Plan, domain_type: str = "kvm") -> str:
+def emit_domain(plan: Plan) -> str:
     config = plan.config
+    domain_type = "kvm" if config.accel == "kvm" else "qemu"
     args = el.machine_args(config)
     overrides = el.virtio_mem_overrides(config, STEP)
     namespace = f" xmlns:qemu='{el.QEMU_NS}'" if args or overrides else ""
@@ -78,8 +79,9 @@ def _cpu(config: QemuConfig) -> list[str]:
     if config.cpu_model == "host":
         lines = [f"{STEP}<cpu mode='host-passthrough' check='none'>"]
     else:
+        vendor = f" vendor_id={quoteattr(config.cpu_vendor)}" if config.cpu_vendor else ""
         lines = [f"{STEP}<cpu mode='custom' match='exact' check='none'>",
-                 f"{STEP * 2}<model fallback='forbid'>{escape(config.cpu_model)}</model>"]
+                 f"{STEP * 2}<model fallback='forbid'{vendor}>{escape(config.cpu_model)}</model>"]
     physaddr = el.maxphysaddr(config)
     if physaddr:
         lines.append(f"{STEP * 2}{physaddr}")

@@ -74,11 +74,13 @@ def _probe(source: str, devices: Sequence[str] | None) -> Probe:
 def _live(devices: Sequence[str] | None, root: str = "/", dev: str = "/dev") -> Probe:
     """iommufd, else VFIO type1, else sysfs. `root` and `dev` move the tree (for tests)."""
     from layoutd.host import iommufd, type1
+    from layoutd.host.kvm import kvm_smm
     from layoutd.host.sysfs import read_tree
     from layoutd.host.topology import VFIO_DRIVER, select_groups, viability_warnings
     from layoutd.host.view import build_view
 
     facts = read_tree(root, live=True)
+    facts = facts.model_copy(update={"cpu": facts.cpu.model_copy(update={"kvm_smm": kvm_smm(dev)})})
     numbers = select_groups(facts, devices)
     viable, _ = viability_warnings(facts, numbers)
     notes: list[str] = []

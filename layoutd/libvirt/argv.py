@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from layoutd.errors import InputError
 from layoutd.libvirt.domain import Domain, MemoryDev, read_domain
+from layoutd.qemu.machines import BOOT_RAM
+from layoutd.qemu.x86 import BRIDGE
 
 ARCHES = ("x86_64", "aarch64")
 _MACHINE_VERSION = re.compile(r"-(\d+)\.(\d+)$")
@@ -38,7 +40,8 @@ def translate(domain: Domain) -> Translation:
     if domain.arch not in ARCHES:
         raise InputError(f"architecture {domain.arch!r} is not modelled (x86_64, aarch64)",
                          file=domain.source, field="<os><type arch>")
-    argv = ["-nodefaults", *_machine(domain), *_cpu(domain), *_memory(domain), "-smp", str(domain.vcpus)]
+    argv = ["-nodefaults", *_accel(domain), *_machine(domain), *_cpu(domain), *_memory(domain),
+            "-smp", str(domain.vcpus)]
     argv += _video(domain)
     argv += _numa(domain)
     for index, dev in enumerate(domain.memory_devices):
@@ -66,6 +69,11 @@ def _video(domain: Domain) -> list[str]:
     return ["-device", _PRIMARY_VIDEO[model]]
 
 
+def _accel(domain: Domain) -> list[str]:
+    """<domain type='kvm'> runs under KVM (the host CPU's vendor and bits for host/max), 'qemu' TCG."""
+    return ["-accel", "kvm" if domain.domain_type == "kvm" else "tcg"]
+
+
 def _kib(size: int) -> str:
     return f"{size // 1024}k" if size % 1024 == 0 else str(size)
 
@@ -85,7 +93,7 @@ def _machine(domain: Domain) -> list[str]:
 
 
 def _ram_id(domain: Domain) -> str:
-    return "mach-virt.ram" if domain.arch == "aarch64" else "pc.ram"
+    return BOOT_RAM["virt" if domain.arch == "aarch64" else "q35"]
 
 
 def _cpu(domain: Domain) -> list[str]:
@@ -95,6 +103,8 @@ def _cpu(domain: Domain) -> list[str]:
         model = "max"
     else:
         model = domain.cpu_model or ("cortex-a57" if domain.arch == "aarch64" else "qemu64")
+        if domain.cpu_vendor_id:  # libvirt: <model vendor_id='...'> becomes -cpu MODEL,vendor=...
+            model += f",vendor={domain.cpu_vendor_id}"
     if domain.phys_bits is not None:
         model += f",phys-bits={domain.phys_bits}"
     elif domain.host_phys_bits and domain.arch == "x86_64":
@@ -167,7 +177,7 @@ def _memory_device(domain: Domain, dev: MemoryDev, index: int) -> list[str]:
 def _pcihole64(domain: Domain) -> list[str]:
     if domain.pcihole64 is None or domain.arch != "x86_64":
         return []
-    host = "q35-pcihost" if domain.pci_root == "pcie-root" else "i440FX-pcihost"
+    host = BRIDGE["q35" if domain.pci_root == "pcie-root" else "pc"]
     return ["-global", f"{host}.pci-hole64-size={_kib(domain.pcihole64)}"]
 
 

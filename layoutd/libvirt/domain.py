@@ -73,6 +73,7 @@ class Domain:
     gic_version: str | None
     qemu_args: tuple[str, ...] = field(default=())
     videos: tuple[str, ...] = field(default=())  # <video><model type=...>, primary first
+    cpu_vendor_id: str | None = None  # <cpu><model vendor_id=...>: QEMU's -cpu vendor=
 
     @property
     def initial_memory(self) -> int:
@@ -149,7 +150,13 @@ def domain_from_tree(root: Node, source: str) -> Domain:
         gic_version=_gic(root),
         qemu_args=qemu_commandline(root),
         videos=tuple(_video_model(node) for node in _devices(root, "video")),
+        cpu_vendor_id=_vendor_id(cpu),
     )
+
+
+def _vendor_id(cpu: Node | None) -> str | None:
+    model = cpu.find("model") if cpu else None
+    return (model.get("vendor_id") or None) if model is not None else None
 
 
 def _video_model(node: Node) -> str:

@@ -14,6 +14,8 @@ from layoutd.libvirt.guard import emulator_version
 from layoutd.models.common import GuestRegion
 from layoutd.models.plan import Plan
 from layoutd.models.spec import VmSpec
+from layoutd.qemu.cpus import VENDOR_IDS
+from layoutd.qemu.x86 import ROM_WINDOW
 
 DEFAULT_VERSION = "10.0"
 
@@ -30,15 +32,20 @@ def spec_from_domain(domain: Domain, devices: Sequence[str] = ()) -> VmSpec:
     cpu: dict[str, Any] = {"count": domain.vcpus}
     if domain.cpu_mode in ("host-passthrough", "host-model"):
         cpu["model"] = "host"
+    elif domain.cpu_mode == "maximum":
+        cpu["model"] = "max"
     elif domain.cpu_model:
         cpu["model"] = domain.cpu_model
     if domain.phys_bits:
         cpu["phys_bits"] = domain.phys_bits
+    if domain.cpu_vendor_id in VENDOR_IDS:
+        cpu["vendor"] = VENDOR_IDS[domain.cpu_vendor_id]
     fields: dict[str, Any] = {
         "name": re.sub(r"[^A-Za-z0-9_.+-]", "_", domain.name), "arch": domain.arch,
         "machine": domain.machine, "cpu": cpu, "memory": memory,
         "numa": _cells(domain), "devices": list(domain.hostdevs or devices),
         "viommu": domain.iommu if domain.iommu in ("intel", "virtio") else "none",
+        "accel": "kvm" if domain.domain_type == "kvm" else "tcg",
     }
     if domain.arch == "aarch64" and domain.loader:
         fields["firmware"] = domain.loader
@@ -85,7 +92,7 @@ def apply(data: bytes, source: str, spec: VmSpec, hosts: Sequence[str],
     return result, verify(result, plan, source)
 
 
-LEGACY_END = 0xFFFFF
+LEGACY_END = ROM_WINDOW[1]
 """Below 1 MiB the x86 VGA and ROM windows depend on the domain's own video device."""
 
 
@@ -101,7 +108,8 @@ def verify(result: bytes, plan: Plan, source: str) -> Plan:
     from layoutd.qemu import predict
 
     translation = translate_xml(result, source)
-    guest = predict(translation.argv, version=plan.qemu_version, arch=translation.domain.arch)
+    guest = predict(translation.argv, version=plan.qemu_version, arch=translation.domain.arch,
+                    host_cpu=plan.host_cpu)
     with_nodes = bool(plan.config.numa)
 
     def shape(regions: Sequence[GuestRegion]) -> list[tuple[int, int, str, int | None]]:

@@ -7,8 +7,9 @@ from typing import Any
 
 from layoutd.live.session import Monitor, QemuSaid
 from layoutd.models.common import GuestRegion, Range
+from layoutd.qemu.memdev import device_memory_base, device_memory_size
 from layoutd.qemu.mtree import FlatEntry, ram_entries
-from layoutd.units import GiB, align_up
+from layoutd.qemu.x86 import FOUR_GIB
 
 VFIO_TYPES = ("vfio-pci", "vfio-pci-nohotplug")
 CONTAINERS = ("/machine/peripheral", "/machine/peripheral-anon")
@@ -185,13 +186,13 @@ def derived_device_memory(vm: LiveVm) -> Range | None:
     """QEMU's rule: base = end of boot RAM rounded up to 1 GiB (x86: at least 4 GiB),
     size = (maxmem - RAM) + slots x 1 GiB; none without maxmem > RAM."""
     memory = vm.memory
-    if memory.max_size <= memory.size:
+    size = device_memory_size(memory.size, memory.max_size, memory.slots)
+    if not size:
         return None
     backends = {device.memdev for device in vm.devices}
     boot = [entry.end + 1 for entry in vm.ram if entry.name not in backends]
     end = max(boot, default=0)
     if vm.arch in ("x86_64", "i386"):
-        end = max(end, 4 * GiB)
-    base = align_up(end, GiB)
-    size = memory.max_size - memory.size + memory.slots * GiB
+        end = max(end, FOUR_GIB)
+    base = device_memory_base(end)
     return Range(start=base, end=base + size - 1)

@@ -22,6 +22,7 @@ class Cpu(Frozen):
     vendor: Literal["amd", "intel", "arm", "unknown"]
     phys_bits: int | None
     model_name: str | None = None
+    kvm_smm: bool | None = None  # KVM here runs System Management Mode (live only; None: unknown)
 
 
 class Device(Frozen):

@@ -66,6 +66,16 @@ class QemuConfig(Frozen):
     viommu_reserved: tuple[Hole, ...] = ()
     firmware: str | None = None  # aarch64: -bios path (needed for memory devices)
     gic_version: int | None = None  # aarch64: 3 when memory devices need the ACPI GED
+    cpu_vendor: str | None = None  # x86 -cpu vendor= (AuthenticAMD, GenuineIntel); None: the model's
+    accel: Literal["kvm", "tcg"] = "tcg"  # -accel kvm is emitted; tcg is QEMU's default, left implicit
+
+
+class HostCpu(Frozen):
+    """The host CPU the plan assumed: under KVM, -cpu host and max take its vendor and bits."""
+
+    vendor: str  # amd | intel | arm | unknown
+    phys_bits: int | None  # the smallest over every host
+    kvm_smm: bool | None = None  # KVM runs SMM on every host (None: not known for all)
 
 
 class Plan(Frozen):
@@ -84,3 +94,4 @@ class Plan(Frozen):
     highest_address: Address | None = None  # the highest guest-physical address used (incl. PCI hole)
     hotplug_room: tuple[Range, ...] = ()  # where later hotplug fits, outside holes
     default_layout: bool = False  # True when QEMU's own layout was already valid
+    host_cpu: HostCpu | None = None

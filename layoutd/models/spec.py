@@ -144,10 +144,16 @@ class VmSpec(Frozen):
     devices: tuple[str, ...] = ()
     viommu: Literal["none", "virtio", "intel"] = "none"
     firmware: str | None = Field(None, description="extension: aarch64 -bios path (UEFI)")
+    accel: Literal["kvm", "tcg"] | None = Field(
+        None, description="extension: the VM's accelerator; default kvm on x86_64, tcg on aarch64"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "VmSpec":
         family = machine_family(self.machine_type)
+        if self.arch == "aarch64" and self.accel == "kvm":
+            raise ValueError("accel: kvm on aarch64 is not modelled (the host's IPA size sets the map); "
+                             "use accel: tcg")
         if family == "virt" and self.arch != "aarch64":
             raise ValueError(f"machine {self.machine_type} is an aarch64 machine; set arch: aarch64")
         if family in ("q35", "pc") and self.arch != "x86_64":
@@ -184,6 +190,10 @@ class VmSpec(Frozen):
     @property
     def machine_type(self) -> str:
         return self.machine or ("virt" if self.arch == "aarch64" else "q35")
+
+    @property
+    def accelerator(self) -> Literal["kvm", "tcg"]:
+        return self.accel or ("tcg" if self.arch == "aarch64" else "kvm")
 
     @property
     def family(self) -> Literal["q35", "pc", "virt"]:

@@ -18,7 +18,12 @@ from layoutd.qemu.boot import ACPI_MAX_RAM_SLOTS, BootRam
 from layoutd.qemu.config import VmConfig, flag
 from layoutd.qemu.cpus import GuestCpu
 from layoutd.qemu.machines import Machine
-from layoutd.qemu.memdev import NO_DEVICE_MEMORY, DeviceMemory
+from layoutd.qemu.memdev import (
+    NO_DEVICE_MEMORY,
+    DeviceMemory,
+    device_memory_base,
+    device_memory_size,
+)
 from layoutd.qemu.render import Piece, boot_pieces
 from layoutd.units import GiB, MiB, align_up, parse_size
 
@@ -50,9 +55,8 @@ def plan(config: VmConfig, machine: Machine, cpu: GuestCpu, boot: BootRam,
     if config.slots > ACPI_MAX_RAM_SLOTS:
         raise QemuRefusal(f"unsupported number of memory slots: {config.slots}")
     pa_bits = cpu.phys_bits if flag(props, "highmem", True) else 32
-    maxmem = config.maxmem or boot.size
-    base = align_up(RAM_BASE + boot.size, GiB)
-    size = maxmem - boot.size + config.slots * GiB
+    base = device_memory_base(RAM_BASE + boot.size)
+    size = device_memory_size(boot.size, config.maxmem, config.slots)
     memtop = base + align_up(size, GiB)
     if memtop > 1 << pa_bits:
         raise QemuRefusal(f"Addressing limited to {pa_bits} bits, but memory exceeds it by "

@@ -7,7 +7,7 @@ from layoutd.qemu import arm, x86
 from layoutd.qemu.boot import BootRam, boot_ram, check_memory_options
 from layoutd.qemu.config import VmConfig, parse_config
 from layoutd.qemu.cpus import GuestCpu, HostCpu, arm_cpu, x86_cpu
-from layoutd.qemu.machines import Machine, resolve
+from layoutd.qemu.machines import BOOT_RAM, Machine, resolve
 from layoutd.qemu.memdev import DeviceMemory, Placed, place_all
 from layoutd.qemu.render import Piece, to_layout
 
@@ -22,20 +22,23 @@ def build(argv: list[str], *, version: str, arch: str, host_cpu: HostCpu | None)
 
 def _x86(config: VmConfig, machine: Machine, version: str, host_cpu: HostCpu | None) -> GuestMap:
     cpu = x86_cpu(config.cpu_model, config.cpu_props, config.accel, version, host_cpu)
-    boot = boot_ram(config, "pc.ram")
+    boot = boot_ram(config, BOOT_RAM[machine.family])
     check_memory_options(config, boot.size)
     result = x86.plan(config, machine, cpu, boot, version)
-    vga = x86.has_vga(config)
+    smm, smm_warnings = x86.smm_enabled(config, config.accel, host_cpu)
+    vga = x86.vga_hides_ram(machine.family, version, x86.has_vga(config), smm)
     pieces = x86.boot_layout(result, boot, vga)
     placed = _devices(config, result.device_memory, boot)
+    smm_matters = x86.has_vga(config) and not x86.vga_hides_ram(machine.family, version, True, False)
+    warnings = result.warnings + (tuple(smm_warnings) if smm_matters else ())
     return _guest_map(config, machine, version, "x86_64", cpu, boot, pieces, placed,
                       x86.regions(result, machine, cpu, vga), x86.device_range(result),
-                      result.highest, result.warnings)
+                      result.highest, warnings)
 
 
 def _arm(config: VmConfig, machine: Machine, version: str) -> GuestMap:
     cpu = arm_cpu(config.cpu_model, config.accel)
-    boot = boot_ram(config, "mach-virt.ram")
+    boot = boot_ram(config, BOOT_RAM[machine.family])
     check_memory_options(config, boot.size)
     result = arm.plan(config, machine, cpu, boot, version)
     placed = _devices(config, result.device_memory, boot)

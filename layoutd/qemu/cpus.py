@@ -2,7 +2,9 @@
 
 x86 (target/i386/cpu.c): phys-bits is 40 unless `phys-bits=` is given, or `host-phys-bits=on`
 under KVM (`-cpu host` and `-cpu max` under KVM imply it). Under TCG host-phys-bits is ignored
-and `host` does not exist. qemu64 and max (under TCG) carry the AMD vendor; kvm64 Intel's.
+and `host` does not exist. Under TCG the vendor is the model's (qemu64 and max AMD, kvm64
+Intel); under KVM every model takes the host CPU's vendor (x86_cpu_load_model(): "Normally we
+advertise the actual CPU vendor"), so `-cpu EPYC` on an Intel host is Intel. `vendor=` wins.
 arm (target/arm/cpu64.c): the PA size is ID_AA64MMFR0.PARange of the model (arm_pamax()).
 """
 
@@ -50,6 +52,9 @@ class HostCpu(Protocol):
     @property
     def phys_bits(self) -> int | None: ...
 
+    @property
+    def kvm_smm(self) -> bool | None: ...  # KVM_CAP_X86_SMM; None: unknown
+
 
 @dataclass(frozen=True)
 class GuestCpu:
@@ -75,9 +80,14 @@ def x86_cpu(model: str | None, props: Mapping[str, str], accel: str, version: st
             host: HostCpu | None) -> GuestCpu:
     name = model or DEFAULT_MODEL["x86_64"]
     kvm = accel == "kvm"
-    vendor, host_bits_default = _x86_vendor(name, kvm, version, host)
-    if "vendor" in props:
-        vendor = VENDOR_IDS.get(props["vendor"], "other")
+    if "vendor" in props:  # vendor= wins, and then nothing asks the host for one
+        vendor, host_bits_default = VENDOR_IDS.get(props["vendor"], "other"), kvm and name in ("host", "max")
+        if name == "host" and not kvm:
+            raise QemuRefusal("CPU model 'host' requires KVM or HVF")
+        if name not in ("host", "max"):
+            _model_vendor(name, version)  # still refuse unknown and 32-bit models
+    else:
+        vendor, host_bits_default = _x86_vendor(name, kvm, version, host)
     return GuestCpu(name, vendor, _x86_phys_bits(props, kvm, host_bits_default, host))
 
 
@@ -89,6 +99,12 @@ def _x86_vendor(name: str, kvm: bool, version: str, host: HostCpu | None) -> tup
         raise QemuRefusal("CPU model 'host' requires KVM or HVF")
     if name == "max":
         return "amd", False
+    vendor = _model_vendor(name, version)
+    return (_host_vendor(host, name) if kvm else vendor), False
+
+
+def _model_vendor(name: str, version: str) -> str:
+    """The vendor in a named model's definition (what TCG reports)."""
     base = name.split("-v")[0] if "-v" in name else name
     if version == "7.2" and base.startswith(SINCE_8):
         raise QemuRefusal(f"unable to find CPU model '{name}'")
@@ -98,15 +114,15 @@ def _x86_vendor(name: str, kvm: bool, version: str, host: HostCpu | None) -> tup
     for prefixes, vendor in ((AMD_PREFIXES, "amd"), (INTEL_PREFIXES, "intel"),
                              (OTHER_PREFIXES, "other")):
         if base.startswith(prefixes):
-            return vendor, False
+            return vendor
     raise UnsupportedOption(f"-cpu {name}: unknown CPU model, its vendor is not modelled",
                             field="qemu argv")
 
 
 def _host_vendor(host: HostCpu | None, name: str) -> str:
     if host is None or host.vendor not in ("amd", "intel"):
-        raise NeedsHostCpu(f"-cpu {name} takes the host CPU's vendor, and the host's is unknown "
-                           "(give --host with /proc/cpuinfo)")
+        raise NeedsHostCpu(f"-cpu {name} under KVM takes the host CPU's vendor, and the host's is "
+                           "unknown (give --host with /proc/cpuinfo)")
     return host.vendor
 
 

@@ -1,7 +1,9 @@
 """Machine types: which versioned types each QEMU version accepts, and which are modelled.
 
-Modelled: q35, pc (i440fx) and virt from 7.1 up to the binary's own version. Older types differ
-(no AMD 1 TiB rule before 7.1, legacy DIMM alignment, no compact highmem on virt <= 7.1).
+Modelled: q35 and pc (i440fx) from 5.0, virt from 7.1, up to the binary's own version. x86
+types before 7.1 lack the AMD 1 TiB rule (x86.amd_rule), and nothing else of the RAM map
+differs down to 5.0 (the real-QEMU table proves it). Older ones differ (legacy DIMM alignment
+and max-ram-below-4g rounding, -numa mem=); virt before 7.1 has no compact highmem.
 """
 
 from dataclasses import dataclass
@@ -10,8 +12,10 @@ from layoutd.errors import QemuRefusal, UnsupportedOption
 
 VERSIONS = ("7.2", "10.0")
 RELEASES = ("7.1", "7.2", "8.0", "8.1", "8.2", "9.0", "9.1", "9.2", "10.0")
+X86_OLD = ("5.0", "5.1", "5.2", "6.0", "6.1", "6.2", "7.0")  # modelled on x86 only
 FAMILIES = {"x86_64": {"q35": "pc-q35-", "pc": "pc-i440fx-"}, "aarch64": {"virt": "virt-"}}
 DEFAULT_ALIAS = {"x86_64": "pc", "aarch64": None}
+BOOT_RAM = {"q35": "pc.ram", "pc": "pc.ram", "virt": "mach-virt.ram"}  # the boot RAM region's name
 
 
 @dataclass(frozen=True)
@@ -28,8 +32,9 @@ def _key(release: str) -> tuple[int, ...]:
     return tuple(int(part) for part in release.split("."))
 
 
-def releases_of(version: str) -> tuple[str, ...]:
-    return tuple(r for r in RELEASES if _key(r) <= _key(version))
+def releases_of(version: str, family: str = "virt") -> tuple[str, ...]:
+    known = X86_OLD + RELEASES if family in ("q35", "pc") else RELEASES
+    return tuple(r for r in known if _key(r) <= _key(version))
 
 
 def resolve(name: str | None, arch: str, version: str) -> Machine:
@@ -44,7 +49,7 @@ def resolve(name: str | None, arch: str, version: str) -> Machine:
     for family, prefix in families.items():
         if chosen.startswith(prefix):
             release = chosen[len(prefix):]
-            if release in releases_of(version):
+            if release in releases_of(version, family):
                 return Machine(family, release, chosen)
             if release in RELEASES or _looks_like_release(release):
                 return _refuse_release(chosen, release, version)
@@ -66,5 +71,6 @@ def _unsupported_type(name: str, version: str) -> str:
 def _refuse_release(name: str, release: str, version: str) -> Machine:
     if _key(release) > _key(version):
         raise QemuRefusal(_unsupported_type(name, version))
-    raise UnsupportedOption(f"-machine {name}: machine types older than 7.1 are not modelled",
+    oldest = "5.0" if name.startswith("pc-") else "7.1"
+    raise UnsupportedOption(f"-machine {name}: machine types older than {oldest} are not modelled",
                             field="qemu argv")

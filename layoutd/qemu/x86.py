@@ -17,14 +17,21 @@ from layoutd.models.common import Range
 from layoutd.models.guest import NamedRegion
 from layoutd.qemu.boot import ACPI_MAX_RAM_SLOTS, BootRam
 from layoutd.qemu.config import VmConfig, flag
-from layoutd.qemu.cpus import GuestCpu
+from layoutd.qemu.cpus import GuestCpu, HostCpu
 from layoutd.qemu.machines import Machine
-from layoutd.qemu.memdev import NO_DEVICE_MEMORY, DeviceMemory
+from layoutd.qemu.memdev import (
+    NO_DEVICE_MEMORY,
+    DeviceMemory,
+    device_memory_base,
+    device_memory_size,
+)
+from layoutd.qemu.options import parse_bool
 from layoutd.qemu.render import Piece, boot_pieces, cut
 from layoutd.units import GiB, TiB, align_up, parse_size
 
 AMD_HT_START = 0xFD00000000
 AMD_HT_END = 0xFFFFFFFFFF
+AMD_ABOVE_1TB = 1 * TiB  # above_4g_mem_start when the AMD rule moves high RAM
 FOUR_GIB = 4 * GiB
 HOLE64_DEFAULT = {"q35": 32 * GiB, "pc": 2 * GiB}
 BRIDGE = {"q35": "q35-pcihost", "pc": "i440FX-pcihost"}
@@ -32,6 +39,8 @@ ROM_WINDOW = (0xC0000, 0xFFFFF)
 VGA_WINDOW = (0xA0000, 0xBFFFF)
 Q35_MMCONFIG = (0xB0000000, 0xBFFFFFFF)
 IOAPIC = 0xFEC00000
+SMALL_LOW = {"q35": 0xB0000000, "pc": 0xE0000000}  # boot RAM below this stays below 4 GiB whole
+LARGE_LOW = {"q35": 0x80000000, "pc": 0xC0000000}  # the low part of larger boot RAM
 
 
 @dataclass(frozen=True)
@@ -55,57 +64,70 @@ def split(machine: Machine, ram: int, props: dict[str, str]) -> tuple[int, int, 
     warnings = []
     if limit and limit < 1 << 20:
         warnings.append(f"max-ram-below-4g={limit:#x} leaves less than 1 MiB of RAM below 4 GiB")
-    if machine.family == "q35":
-        low = 0x80000000 if ram >= 0xB0000000 else 0xB0000000
-        low = min(low, limit or FOUR_GIB)
+    below, above = split_sizes(machine.family, ram, limit or None)
+    return below, above, warnings
+
+
+def split_sizes(family: str, ram: int, max_below_4g: int | None) -> tuple[int, int]:
+    """(below 4G, above 4G) of `ram` bytes of boot RAM on q35 or pc, given max-ram-below-4g."""
+    if family == "q35":
+        low = LARGE_LOW[family] if ram >= SMALL_LOW[family] else SMALL_LOW[family]
+        low = min(low, max_below_4g or FOUR_GIB)
     else:
-        limit = limit or 0xE0000000
-        low = limit
-        if ram >= limit:
-            low = min(low, 0xC0000000)
+        low = max_below_4g or SMALL_LOW[family]
+        if ram >= low:
+            low = min(low, LARGE_LOW[family])
     if ram < low and ram <= IOAPIC:
-        return ram, 0, warnings
+        return ram, 0
     if min(ram, low) > 0xE0000000:
         raise UnsupportedOption(f"max-ram-below-4g: low RAM above 3.5 GiB ({low:#x}) is not "
                                 "modelled", field="qemu argv")
-    return low, ram - low, warnings
+    return low, ram - low
+
+
+def hole64_start(high_end: int, device_size: int) -> int:
+    """The 64-bit PCI hole's start: after device memory (or high RAM), rounded up to 1 GiB."""
+    return align_up(device_memory_base(high_end) + device_size, GiB)
+
+
+def highest_used(version: str, phys_bits: int, start: int, above: int, device_size: int,
+                 hole64: int) -> int:
+    """pc_max_used_gpa(): the end of the 64-bit PCI hole, with high RAM at `start`."""
+    if version == "7.2" and phys_bits <= 32:
+        return (1 << phys_bits) - 1  # 7.2: "32-bit systems don't have hole64"
+    return hole64_start(start + above, device_size) + hole64 - 1
+
+
+def amd_rule(vendor: str, machine: Machine) -> bool:
+    """QEMU moves high RAM past the HyperTransport range for AMD guest CPUs on 7.1+ types only."""
+    return vendor == "amd" and machine.family in ("q35", "pc") and machine.at_least("7.1")
+
+
+def high_ram_start(relocates: bool, version: str, phys_bits: int, above: int, device_size: int,
+                   hole64: int) -> int:
+    """above_4g_mem_start: 4 GiB, or 1 TiB when the AMD rule applies (`amd_rule`) and the
+    layout from 4 GiB reaches the HyperTransport range."""
+    if relocates and highest_used(version, phys_bits, FOUR_GIB, above, device_size,
+                                        hole64) >= AMD_HT_START:
+        return AMD_ABOVE_1TB
+    return FOUR_GIB
 
 
 def plan(config: VmConfig, machine: Machine, cpu: GuestCpu, boot: BootRam,
          version: str) -> X86Plan:
     below, above, warnings = split(machine, boot.size, config.machine_props)
     hole64 = config.hole64_size.get(BRIDGE[machine.family], HOLE64_DEFAULT[machine.family])
-    start = FOUR_GIB
-    if cpu.vendor == "amd" and _max_used(config, boot, cpu, version, start, above, hole64) >= AMD_HT_START:
-        start = 1 * TiB
-    highest = _max_used(config, boot, cpu, version, start, above, hole64)
+    device_size = device_memory_size(boot.size, config.maxmem, config.slots)
+    start = high_ram_start(amd_rule(cpu.vendor, machine), version, cpu.phys_bits, above,
+                           device_size, hole64)
+    highest = highest_used(version, cpu.phys_bits, start, above, device_size, hole64)
     limit = (1 << cpu.phys_bits) - 1
     if limit < highest:
         raise QemuRefusal(f"Address space limit {limit:#x} < {highest:#x} phys-bits too low "
                           f"({cpu.phys_bits})")
     memory = _device_memory(config, boot, start + above, version)
-    return X86Plan(below, above, start, memory, _hole64_start(config, boot, start + above),
+    return X86Plan(below, above, start, memory, hole64_start(start + above, device_size),
                    hole64, highest, tuple(warnings))
-
-
-def _device_range(config: VmConfig, boot: BootRam, high_end: int) -> tuple[int, int] | None:
-    if config.maxmem is None or config.maxmem <= boot.size:
-        return None
-    base = align_up(high_end, GiB)
-    return base, config.maxmem - boot.size + config.slots * GiB
-
-
-def _hole64_start(config: VmConfig, boot: BootRam, high_end: int) -> int:
-    device = _device_range(config, boot, high_end)
-    end = device[0] + device[1] if device else high_end
-    return align_up(end, GiB)
-
-
-def _max_used(config: VmConfig, boot: BootRam, cpu: GuestCpu, version: str, start: int,
-              above: int, hole64: int) -> int:
-    if version == "7.2" and cpu.phys_bits <= 32:
-        return (1 << cpu.phys_bits) - 1  # 7.2: "32-bit systems don't have hole64"
-    return _hole64_start(config, boot, start + above) + hole64 - 1
 
 
 def _device_memory(config: VmConfig, boot: BootRam, high_end: int, version: str) -> DeviceMemory:
@@ -114,7 +136,8 @@ def _device_memory(config: VmConfig, boot: BootRam, high_end: int, version: str)
                                     "acpi disabled")
     nvdimm_error = None if flag(config.machine_props, "nvdimm", False) else (
         "nvdimm is not enabled: missing 'nvdimm' in '-M'")
-    device = _device_range(config, boot, high_end)
+    size = device_memory_size(boot.size, config.maxmem, config.slots)
+    device = (device_memory_base(high_end), size) if size else None
     if device and config.slots > ACPI_MAX_RAM_SLOTS:
         raise QemuRefusal(f"unsupported amount of memory slots: {config.slots}")
     if device and config.maxmem is not None and config.maxmem % 4096:
@@ -156,6 +179,29 @@ def device_range(result: X86Plan) -> Range | None:
     if memory.size == 0:
         return None
     return Range(start=memory.base, end=memory.base + memory.size - 1)
+
+
+def smm_enabled(config: VmConfig, accel: str, host: HostCpu | None) -> tuple[bool, list[str]]:
+    """-machine smm= (on|off|auto): auto is on under TCG and, under KVM, what KVM supports."""
+    kvm_smm = host.kvm_smm if host is not None else None
+    setting = config.machine_props.get("smm", "auto")
+    if setting != "auto":
+        on = parse_bool(setting, "-machine smm")
+        if on and accel == "kvm" and kvm_smm is False:
+            raise QemuRefusal("System Management Mode not supported by this hypervisor.")
+        return on, []
+    if accel != "kvm":
+        return True, []
+    if kvm_smm is None:
+        return True, ["whether KVM on the host runs System Management Mode is unknown (probe the "
+                      "host live to know); assumed it does, as on bare metal"]
+    return kvm_smm, []
+
+
+def vga_hides_ram(family: str, version: str, vga: bool, smm: bool) -> bool:
+    """A VGA device maps its 0xa0000-0xbffff window over RAM through q35's SMRAM ranges, which
+    QEMU 10.0 builds only with SMM on (pc, and 7.2, always have them)."""
+    return vga and (family != "q35" or version == "7.2" or smm)
 
 
 def has_vga(config: VmConfig) -> bool:

@@ -16,10 +16,11 @@ __all__ = ["Problem", "Solved", "Target", "combine", "solve_spec"]
 
 
 def solve_spec(spec: VmSpec, target: Target, qemu_version: str) -> Solved:
-    problem = problem_for(spec, target)
+    problem = problem_for(spec, target, qemu_version)
     solution, rejections = solve(problem)
     if solution is None:
-        raise NoAnswer(explain(spec.name, problem, rejections, lambda **change: _works(spec, target, change)))
+        retry = lambda **change: _works(spec, target, qemu_version, change)  # noqa: E731
+        raise NoAnswer(explain(spec.name, problem, rejections, retry))
     solved = build(spec, problem, solution, qemu_version)
     notes = tuple(target.notes)
     return Solved(
@@ -32,7 +33,7 @@ def solve_spec(spec: VmSpec, target: Target, qemu_version: str) -> Solved:
     )
 
 
-def _works(spec: VmSpec, target: Target, change: dict[str, Any]) -> bool:
+def _works(spec: VmSpec, target: Target, qemu_version: str, change: dict[str, Any]) -> bool:
     """Would a layout exist with this one change? (for the suggestions of a "no")"""
     data = spec.model_dump()
     if "size" in change:
@@ -48,5 +49,5 @@ def _works(spec: VmSpec, target: Target, change: dict[str, Any]) -> bool:
         variant = VmSpec.model_validate(data)
     except ValueError:
         return False
-    solution, _ = solve(problem_for(variant, change.get("target", target)))
+    solution, _ = solve(problem_for(variant, change.get("target", target), qemu_version))
     return solution is not None

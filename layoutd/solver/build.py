@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from layoutd.models.common import GuestRegion, Hole, Range
 from layoutd.models.plan import Backend, MemoryDevice, NumaNode, QemuConfig
 from layoutd.models.spec import VmSpec
-from layoutd.solver.machine import default_cpu_model
 from layoutd.solver.solve import Problem, Solution, boot_region_name, planned_layout, room_ranges
 from layoutd.units import GiB
 
@@ -67,7 +66,9 @@ def build(spec: VmSpec, problem: Problem, solution: Solution, qemu_version: str)
     config = QemuConfig(
         arch=spec.arch,
         machine=spec.machine_type,
-        cpu_model=spec.cpu.model or default_cpu_model(spec.arch),
+        cpu_model=problem.cpu.model,
+        cpu_vendor=problem.cpu.vendor_id,
+        accel=spec.accelerator,
         phys_bits=solution.phys_bits,
         cpus=spec.cpu.count,
         ram_size=solution.choice.ram,

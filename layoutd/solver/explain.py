@@ -32,11 +32,11 @@ def _main_reason(problem: Problem, rejections: Sequence[Rejection]) -> Rejection
             "x86 guest RAM must start at guest address 0x0, which the host cannot map",
             (0, problem.align - 1),
         )
-    if problem.family == "virt" and _hole_at(problem, 1 << 30):
+    if problem.family == "virt" and _hole_at(problem, problem.ram_start):
         return Rejection(
             "boot",
-            "arm virt guest RAM must start at 0x40000000, which the host cannot map",
-            (1 << 30, (1 << 30) + problem.align - 1),
+            f"arm virt guest RAM must start at {hex_addr(problem.ram_start)}, which the host cannot map",
+            (problem.ram_start, problem.ram_start + problem.align - 1),
         )
     order = ("slots", "hotplug", "devices", "top", "high", "boot", "low", "regime")
     useful = [r for r in rejections if r.stage != "regime"] or list(rejections)

@@ -1,80 +1,71 @@
-"""The fixed facts of each machine type that the solver builds on (see reference/qemu-layout.md)."""
+"""The solver's own choices about the guest CPU; QEMU's rules come from `layoutd.qemu`.
 
-from layoutd.units import GiB, MiB, TiB
+The plan's command line names the spec's accelerator (`-accel kvm` by default on x86_64). Under
+KVM `host` and `max` take the host CPU's vendor and address bits; under TCG `max` is an AMD CPU
+and `host` does not exist.
+"""
 
-FOUR_GIB = 4 * GiB
-AMD_HT_START = 0xFD00000000
-AMD_ABOVE_1TB = 1 * TiB
-ARM_RAM_START = 1 * GiB
-ARM_HIGH_IO_FLOOR = 256 * GiB
-SLOT_ALIGN = 1 * GiB  # device memory grows by this per slot; its base is aligned to it
-TCG_DEFAULT_PHYS_BITS = 40
-MAX_SLOTS = 256
-ROM_WINDOW = (0xC0000, 0xFFFFF)  # x86: option ROMs and BIOS, mapped as ROM, not RAM
-VGA_AND_ROM_WINDOW = (0xA0000, 0xFFFFF)  # with QEMU's default VGA, 0xa0000-0xbffff is not RAM either
+from dataclasses import dataclass
+
+from layoutd.errors import InputError, QemuRefusal, UnsupportedOption
+from layoutd.models.spec import VmSpec
+from layoutd.qemu.cpus import DEFAULT_MODEL, VENDOR_ID, GuestCpu, guest_cpu
+from layoutd.units import MiB
+
 MIN_LOW_RAM = 256 * MiB  # below this, firmware has no room to run
-HOLE64_DEFAULT = {"q35": 32 * GiB, "pc": 2 * GiB}
-HOLE64_GLOBAL = {"q35": "q35-pcihost", "pc": "i440FX-pcihost"}
-BOOT_REGION = {"q35": "pc.ram", "pc": "pc.ram", "virt": "mach-virt.ram"}
-
-_AMD_MODELS = ("epyc", "opteron", "phenom", "athlon", "qemu64", "qemu32", "dhyana")
-_INTEL_MODELS = (
-    "skylake",
-    "cascadelake",
-    "cooperlake",
-    "icelake",
-    "sapphirerapids",
-    "graniterapids",
-    "haswell",
-    "broadwell",
-    "sandybridge",
-    "ivybridge",
-    "nehalem",
-    "westmere",
-    "penryn",
-    "conroe",
-    "core2duo",
-    "coreduo",
-    "kvm32",
-    "kvm64",
-    "n270",
-    "pentium",
-    "486",
-    "denverton",
-    "snowridge",
-    "knightsmill",
-    "sierraforest",
-    "clearwaterforest",
-)
 
 
-def default_low(family: str, ram: int) -> int:
-    """QEMU's own split: how much boot RAM stays below 4 GiB before max-ram-below-4g."""
-    if family == "q35":
-        return 0x80000000 if ram >= 0xB0000000 else 0xB0000000
-    return 0xC0000000 if ram >= 0xE0000000 else 0xE0000000
+@dataclass(frozen=True)
+class HostCpu:
+    """The host CPU facts QEMU reads under KVM (`host`, `max`, host-phys-bits)."""
+
+    vendor: str
+    phys_bits: int | None
+    kvm_smm: bool | None = None
 
 
-def low_size(family: str, ram: int, max_below_4g: int | None) -> int:
-    lowmem = min(default_low(family, ram), max_below_4g or FOUR_GIB)
-    return min(ram, lowmem)
-
-
-def guest_vendor(model: str, declared: str | None, host_vendor: str) -> str:
-    """The vendor QEMU's CPUID reports for a -cpu model (qemu64 is AMD; host/max follow the host)."""
-    if declared:
-        return declared
-    name = model.lower().split(",")[0]
-    if name in ("host", "max"):
-        return host_vendor
-    if name.startswith(_AMD_MODELS):
-        return "amd"
-    if name.startswith(_INTEL_MODELS):
-        return "intel"
-    if name.startswith(("cortex", "neoverse", "a64fx")):
-        return "arm"
-    return "unknown"
+@dataclass(frozen=True)
+class PlannedCpu:
+    model: str  # the -cpu model the plan emits
+    vendor: str  # amd | intel | arm | other: what QEMU's CPUID says (the AMD 1 TiB rule)
+    default_bits: int  # physical address bits QEMU gives it without phys-bits=
+    vendor_id: str | None  # `vendor=` the plan sets so QEMU reports the spec's cpu.vendor
 
 
 def default_cpu_model(arch: str) -> str:
-    return "max" if arch == "aarch64" else "qemu64"
+    """QEMU's default on x86; on arm `max`, as QEMU's cortex-a15 is 32-bit (no memory devices)."""
+    return "max" if arch == "aarch64" else DEFAULT_MODEL[arch]
+
+
+def planned_cpu(spec: VmSpec, host: HostCpu, version: str, mixed_vendors: bool = False) -> PlannedCpu:
+    """The guest CPU QEMU `version` makes of the spec's cpu.model and cpu.vendor (the QEMU model).
+
+    Under KVM the guest takes each host's vendor: across hosts of different vendors (migration)
+    the plan pins the first host's with `vendor=`, so the layout is the same on every host.
+    """
+    model = spec.cpu.model or default_cpu_model(spec.arch)
+    accel = spec.accelerator
+    cpu = _ask(model, {}, host, version, spec.arch, accel)
+    declared: str | None = spec.cpu.vendor
+    pin = declared is None and accel == "kvm" and mixed_vendors and host.vendor in VENDOR_ID
+    if pin:
+        declared = host.vendor
+    elif declared is None or declared == cpu.vendor:
+        return PlannedCpu(model, cpu.vendor, cpu.phys_bits, None)
+    if spec.arch != "x86_64" or declared not in VENDOR_ID:
+        raise InputError(
+            f"{declared} is not a vendor QEMU can give an {spec.arch} {model} CPU "
+            f"(it reports {cpu.vendor}); x86 CPUs take amd or intel",
+            field="cpu.vendor",
+        )
+    vendor_id = VENDOR_ID[declared]
+    cpu = _ask(model, {"vendor": vendor_id}, host, version, spec.arch, accel)
+    return PlannedCpu(model, cpu.vendor, cpu.phys_bits, vendor_id)
+
+
+def _ask(model: str, props: dict[str, str], host: HostCpu, version: str, arch: str,
+         accel: str) -> GuestCpu:
+    try:
+        return guest_cpu(model, props, accel, version, host, arch)
+    except (QemuRefusal, UnsupportedOption) as error:
+        raise InputError(f"{error.message} (QEMU {version}, accel {accel})", field="cpu.model") from None

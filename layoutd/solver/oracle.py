@@ -9,12 +9,10 @@ from layoutd.models.common import GuestRegion, Hole
 
 def model_layout(
     argv: Sequence[str], version: str, host_cpu: Any = None, arch: str = "x86_64"
-) -> list[GuestRegion] | None:
-    """predict(argv).layout, or None while the model is not part of this build."""
-    try:
-        from layoutd.qemu import predict
-    except ImportError:
-        return None
+) -> list[GuestRegion]:
+    """predict(argv).layout: what QEMU `version` maps for the plan's arguments."""
+    from layoutd.qemu import predict
+
     guest = predict(list(argv), version=version, host_cpu=host_cpu, arch=arch)
     return list(guest.layout)
 

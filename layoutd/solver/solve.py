@@ -7,29 +7,19 @@ non-default options). Every rejection is kept so a "no" can say what blocked wha
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import permutations
 
+from layoutd.errors import UnsupportedOption
 from layoutd.models.common import GuestRegion, Range
 from layoutd.models.spec import VmSpec
+from layoutd.qemu import x86
+from layoutd.qemu.arm import RAM_BASE as ARM_RAM_START
+from layoutd.qemu.boot import ACPI_MAX_RAM_SLOTS as MAX_SLOTS
+from layoutd.qemu.machines import BOOT_RAM, resolve
+from layoutd.qemu.memdev import SLOT_SIZE, device_memory_base, device_memory_size
 from layoutd.solver import allocator
 from layoutd.solver.allocator import Span
-from layoutd.solver.machine import (
-    AMD_ABOVE_1TB,
-    AMD_HT_START,
-    ARM_RAM_START,
-    BOOT_REGION,
-    FOUR_GIB,
-    HOLE64_DEFAULT,
-    MAX_SLOTS,
-    MIN_LOW_RAM,
-    ROM_WINDOW,
-    SLOT_ALIGN,
-    TCG_DEFAULT_PHYS_BITS,
-    VGA_AND_ROM_WINDOW,
-    default_cpu_model,
-    default_low,
-    guest_vendor,
-    low_size,
-)
+from layoutd.solver.machine import MIN_LOW_RAM, HostCpu, PlannedCpu, planned_cpu
 from layoutd.solver.target import Target
 from layoutd.units import GiB, align_down, align_up, format_size, hex_addr
 
@@ -45,17 +35,29 @@ class Problem:
     nodes: tuple[int, ...]  # size of each NUMA node (one entry when no NUMA)
     room: int  # hotplug room: hotplug.max - size
     spec_slots: int
-    vendor: str
+    cpu: PlannedCpu  # what QEMU makes of the spec's CPU: vendor, default phys-bits
     phys_bits: int | None  # from the spec
     limit: int  # highest address allowed: every host's top and the guest's phys-bits
     limit_reason: str
     free: tuple[Span, ...]
     starts: tuple[int, ...]
     target: Target
+    version: str = "10.0"  # the QEMU whose rules apply
+    vga_window: bool = True  # x86: the default VGA's 0xa0000-0xbffff window is not RAM
+    amd_rule: bool = False  # QEMU moves high RAM to 1 TiB at the HT range (AMD, types 7.1+)
 
     @property
     def ram_start(self) -> int:
         return ARM_RAM_START if self.family == "virt" else 0
+
+    @property
+    def vendor(self) -> str:
+        return self.cpu.vendor
+
+    @property
+    def emitted_bits(self) -> int:
+        """phys-bits as far as QEMU's relocation rule cares: the spec's, else at least the default."""
+        return self.phys_bits or self.cpu.default_bits
 
 
 @dataclass(frozen=True)
@@ -105,14 +107,19 @@ class Solution:
         return sum(x is not None for x in (self.choice.max_below_4g, self.hole64, self.maxmem))
 
 
-def problem_for(spec: VmSpec, target: Target) -> Problem:
-    bits = spec.cpu.phys_bits or (target.host_phys_bits if spec.arch == "x86_64" else None)
+def problem_for(spec: VmSpec, target: Target, version: str = "10.0") -> Problem:
+    host = HostCpu(target.host_vendor, target.host_phys_bits, target.kvm_smm)
+    cpu = planned_cpu(spec, host, version, target.mixed_vendors)
     limit, reason = target.top, "the top every host's IOMMU can map"
+    if spec.arch == "x86_64":
+        bits = spec.cpu.phys_bits or target.host_phys_bits
+        whose = "the guest's phys-bits" if spec.cpu.phys_bits else "the host's phys-bits"
+    else:  # arm: the CPU model's PA size, which QEMU enforces on device memory
+        bits, whose = cpu.default_bits, f"the PA size of the guest's {cpu.model}"
     if bits and (1 << bits) - 1 < limit:
         limit = (1 << bits) - 1
-        reason = f"the guest's phys-bits ({bits})" if spec.cpu.phys_bits else f"the host's phys-bits ({bits})"
+        reason = f"{whose} ({bits})"
     free = [(r.start, min(r.end, limit)) for r in target.usable if r.start <= limit]
-    model = spec.cpu.model or default_cpu_model(spec.arch)
     return Problem(
         family=spec.family,
         arch=spec.arch,
@@ -121,13 +128,17 @@ def problem_for(spec: VmSpec, target: Target) -> Problem:
         nodes=tuple(cell.size for cell in spec.numa) or (spec.memory.size,),
         room=spec.hotplug_room,
         spec_slots=spec.hotplug_slots,
-        vendor=guest_vendor(model, spec.cpu.vendor, target.host_vendor),
+        cpu=cpu,
         phys_bits=spec.cpu.phys_bits,
         limit=limit,
         limit_reason=reason,
         free=tuple(free),
         starts=tuple(start for start, _ in free),
         target=target,
+        version=version,
+        amd_rule=x86.amd_rule(cpu.vendor, resolve(spec.machine_type, spec.arch, version)),
+        vga_window=spec.arch == "x86_64" and x86.vga_hides_ram(
+            spec.family, version, True, spec.accelerator == "tcg" or target.kvm_smm is not False),
     )
 
 
@@ -166,21 +177,30 @@ def candidates(problem: Problem) -> list[Choice]:
     zero = allocator.containing(problem.free, problem.starts, 0)
     low_caps: list[int | None] = [None]
     if zero is not None:
-        cap = align_down(min(zero[1] + 1, FOUR_GIB), align)
+        cap = align_down(min(zero[1] + 1, x86.FOUR_GIB), align)
         if cap >= MIN_LOW_RAM:
             low_caps.append(cap)
-    starts = [FOUR_GIB, AMD_ABOVE_1TB] if problem.vendor == "amd" else [FOUR_GIB]
+    starts = [x86.FOUR_GIB, x86.AMD_ABOVE_1TB] if problem.amd_rule else [x86.FOUR_GIB]
     for start in starts:
         high_cap = _room_from(problem, start)
         for max_below in low_caps:
             add(total, max_below, start)
-            for ram in (total, FOUR_GIB):
-                low = low_size(problem.family, ram, max_below)
-                add(low + high_cap, max_below, start)
-                add(low, max_below, start)
-            small = default_low(problem.family, 0) - align
+            for ram in (total, x86.FOUR_GIB):
+                low = _low_size(problem, ram, max_below)
+                if low is not None:
+                    add(low + high_cap, max_below, start)
+                    add(low, max_below, start)
+            small = x86.SMALL_LOW[problem.family] - align
             add(min(small, max_below or small), max_below, start)
     return seen
+
+
+def _low_size(problem: Problem, ram: int, max_below_4g: int | None) -> int | None:
+    """QEMU's RAM below 4 GiB for `ram` of boot RAM; None where the model does not go."""
+    try:
+        return x86.split_sizes(problem.family, ram, max_below_4g)[0]
+    except UnsupportedOption:
+        return None
 
 
 def _room_from(problem: Problem, address: int) -> int:
@@ -196,23 +216,41 @@ def evaluate(problem: Problem, choice: Choice) -> Solution | Rejection:
         if boot:
             return boot
     else:
-        low = low_size(problem.family, choice.ram, choice.max_below_4g)
-        high = choice.ram - low
+        split = _low_size(problem, choice.ram, choice.max_below_4g)
+        if split is None:
+            cap = format_size(choice.max_below_4g or 0)
+            return Rejection("low", f"max-ram-below-4g {cap} with {format_size(choice.ram)} is not modelled")
+        low, high = split, choice.ram - split
         if choice.max_below_4g is not None and low < MIN_LOW_RAM:
             return Rejection("low", f"low RAM {format_size(low)} leaves firmware no room")
         block = _check_low(problem, low) or _check_block(problem, "high", choice.start, high)
         if block:
             return block
     nodes_boot, leftover = _split_nodes(problem.nodes, choice.ram)
-    base = align_up(choice.start + high, SLOT_ALIGN)
+    base = device_memory_base(choice.start + high)
     chunks = allocator.aligned(
         allocator.clip(problem.free, problem.starts, base, problem.limit), problem.align
     )
-    placed = _place_devices(problem, chunks, leftover, base)
-    if isinstance(placed, Rejection):
-        return placed
-    devices, chunks = placed
-    return _finish(problem, choice, low, high, nodes_boot, devices, chunks, base)
+    placements = _place_devices(problem, chunks, leftover, base)
+    if isinstance(placements, Rejection):
+        return placements
+    best: Solution | Rejection | None = None
+    for devices, rest in placements:
+        too_many = f"the RAM would need {len(devices)} memory devices; QEMU allows {MAX_SLOTS} slots"
+        result = (
+            Rejection("slots", too_many)
+            if len(devices) > MAX_SLOTS
+            else _finish(problem, choice, low, high, nodes_boot, devices, rest, base)
+        )
+        if best is None or _better(result, best):
+            best = result
+    return best or Rejection("devices", f"no way to place the memory devices above {hex_addr(base)}")
+
+
+def _better(result: Solution | Rejection, best: Solution | Rejection) -> bool:
+    if not isinstance(result, Solution):
+        return False
+    return isinstance(best, Rejection) or result.key < best.key
 
 
 def _check_block(problem: Problem, stage: str, start: int, size: int) -> Rejection | None:
@@ -229,20 +267,26 @@ def _check_block(problem: Problem, stage: str, start: int, size: int) -> Rejecti
 
 
 def _check_low(problem: Problem, low: int) -> Rejection | None:
-    """x86 low RAM, less the ROM window 0xc0000-0xfffff that QEMU does not map as RAM."""
-    for start, end in _cut_rom_window(0, low - 1):
+    """x86 low RAM, less the ROM window 0xc0000-0xfffff that QEMU never maps as RAM.
+
+    The VGA window below it is RAM when the guest has no VGA, so it must avoid holes too.
+    """
+    for start, end in _cut_windows(0, low - 1, [x86.ROM_WINDOW]):
         rejection = _check_block(problem, "low", start, end - start + 1)
         if rejection:
             return rejection
     return None
 
 
-def _cut_rom_window(start: int, end: int, window: Span = ROM_WINDOW) -> list[Span]:
+def _cut_windows(start: int, end: int, windows: Sequence[Span]) -> list[Span]:
+    """[start, end] less the (sorted, disjoint) windows."""
     pieces = []
-    if start < window[0]:
-        pieces.append((start, min(end, window[0] - 1)))
-    if end > window[1]:
-        pieces.append((max(start, window[1] + 1), end))
+    for low, high in windows:
+        if start < low and start <= end:
+            pieces.append((start, min(end, low - 1)))
+        start = max(start, high + 1)
+    if start <= end:
+        pieces.append((start, end))
     return pieces
 
 
@@ -257,31 +301,108 @@ def _split_nodes(nodes: Sequence[int], ram: int) -> tuple[tuple[int, ...], list[
     return tuple(boot), [size - part for size, part in zip(nodes, boot, strict=True)]
 
 
+Placement = tuple[list[tuple[int, int, int]], list[Span]]  # devices (node, start, end), free rest
+SEARCH_NODES = 4  # up to this many nodes with RAM in devices, every placement order is tried
+
+
 def _place_devices(
     problem: Problem,
     chunks: list[Span],
     leftover: list[int],
     base: int,
-) -> tuple[list[tuple[int, int, int]], list[Span]] | Rejection:
+) -> list[Placement] | Rejection:
+    """Ways to put each node's rest in memory devices, the plain one first.
+
+    The plain way places node after node, each in its fewest pieces, lowest first. With a few
+    nodes that can cost a device or address space (an early node takes the one span a later
+    node needed whole), or end too high while more pieces lower down would fit. So for up to
+    SEARCH_NODES nodes every order is tried, each also with the free spans cut at lower ends
+    where it needs fewer pieces; `evaluate` keeps the best by the preference.
+    """
+    needed = [(node, size) for node, size in enumerate(leftover) if size]
+    room = sum(end - start + 1 for start, end in chunks)
+    if sum(size for _, size in needed) > room:
+        text = (
+            f"{format_size(sum(leftover))} of RAM must go in memory devices above "
+            f"{hex_addr(base)}, but only {format_size(room)} is usable there below "
+            f"{hex_addr(problem.limit)} ({problem.limit_reason})"
+        )
+        return Rejection("devices", text, (base, problem.limit))
+    if not needed:
+        return [([], chunks)]
+    if len(needed) > SEARCH_NODES:
+        plain = _greedy(chunks, needed)
+        return [plain] if plain else []
+    found: list[Placement] = []
+    for order in permutations(needed):
+        for placement in _by_end(chunks, list(order), problem.align):
+            if placement not in found:
+                found.append(placement)
+    return found
+
+
+def _greedy(chunks: list[Span], order: Sequence[tuple[int, int]]) -> Placement | None:
+    """Node after node in `order`, each in its fewest pieces (lowest top); None: no room."""
     devices: list[tuple[int, int, int]] = []
-    for node, size in enumerate(leftover):
+    chunks = list(chunks)
+    for node, size in order:
         pieces = allocator.fewest_pieces(chunks, size)
         if pieces is None:
-            room = sum(end - start + 1 for start, end in chunks)
-            text = (
-                f"{format_size(sum(leftover))} of RAM must go in memory devices above "
-                f"{hex_addr(base)}, but only {format_size(room)} is usable there below "
-                f"{hex_addr(problem.limit)} ({problem.limit_reason})"
-            )
-            return Rejection("devices", text, (base, problem.limit))
+            return None
         for start, end in pieces:
             devices.append((node, start, end))
             chunks = allocator.take(chunks, (start, end))
-    if len(devices) > MAX_SLOTS:
-        return Rejection(
-            "slots", f"the RAM would need {len(devices)} memory devices; QEMU allows {MAX_SLOTS} slots"
-        )
-    return devices, chunks
+    return sorted(devices), chunks
+
+
+def _by_end(chunks: list[Span], order: list[tuple[int, int]], align: int) -> list[Placement]:
+    """The greedy on all free spans, then on the spans cut at lower ends: at every end where it
+    needs fewer devices than at any lower one (bisection over aligned ends: the count falls as
+    the end rises), down to the lowest end that leaves room enough."""
+    total = sum(size for _, size in order)
+    room, lowest = 0, chunks[-1][1]
+    for start, end in chunks:
+        if room + end - start + 1 >= total:
+            lowest = start + total - room - 1
+            break
+        room += end - start + 1
+    starts = [start for start, _ in chunks]
+    runs: dict[int, Placement | None] = {}
+
+    def run(units: int) -> Placement | None:
+        if units not in runs:
+            top = units * align - 1
+            placed = _greedy(allocator.clip(chunks, starts, 0, top), order)
+            above = allocator.clip(chunks, starts, top + 1, chunks[-1][1])
+            runs[units] = None if placed is None else (placed[0], _merge_spans(placed[1] + above))
+        return runs[units]
+
+    def count(units: int) -> int:
+        placed = run(units)
+        return len(placed[0]) if placed else 1 << 62  # no room: more than any count
+
+    def bisect(low: int, high: int) -> None:
+        if high - low > 1 and count(low) != count(high):
+            middle = (low + high) // 2
+            run(middle)
+            bisect(low, middle)
+            bisect(middle, high)
+
+    full, least = (chunks[-1][1] + 1) // align, (lowest + 1) // align
+    run(full)
+    run(least)
+    bisect(least, full)
+    return [placed for _, placed in sorted(runs.items(), key=lambda item: -item[0]) if placed is not None]
+
+
+def _merge_spans(spans: list[Span]) -> list[Span]:
+    merged: list[Span] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _finish(
@@ -307,20 +428,20 @@ def _finish(
             )
         room = found
     slots, maxmem = _slots_and_maxmem(problem, choice, devices, room, base, warnings)
-    region_end = base + (maxmem - choice.ram) + slots * SLOT_ALIGN if maxmem else choice.start + high
+    device_size = device_memory_size(choice.ram, maxmem, slots)
     if problem.family == "virt":
-        highest = region_end - 1 if maxmem else choice.start + high - 1
+        highest = base + device_size - 1 if device_size else choice.start + high - 1
         hole64 = None
         relocated = False
     else:
-        sized = _hole64(problem, region_end, warnings)
+        sized = _hole64(problem, x86.hole64_start(choice.start + high, device_size), warnings)
         if isinstance(sized, Rejection):
             return sized
         hole64, highest = sized
-        regime = _regime(problem, choice, high, maxmem, slots, hole64)
+        regime = _regime(problem, choice, high, device_size, hole64)
         if regime:
             return regime
-        relocated = choice.start == AMD_ABOVE_1TB
+        relocated = choice.start == x86.AMD_ABOVE_1TB
     if highest > problem.limit:
         return Rejection(
             "top",
@@ -378,7 +499,7 @@ def _slots_and_maxmem(
         )
     ends = [end for _, _, end in devices] + [end for _, end in room]
     wanted = problem.total + problem.room
-    needed = (max(ends) + 1 - base - slots * SLOT_ALIGN + choice.ram) if ends else wanted
+    needed = (max(ends) + 1 - base - slots * SLOT_SIZE + choice.ram) if ends else wanted
     maxmem = align_up(max(wanted, needed), problem.align)
     if maxmem > wanted:
         warnings.append(
@@ -390,9 +511,8 @@ def _slots_and_maxmem(
     return slots, maxmem
 
 
-def _hole64(problem: Problem, region_end: int, warnings: list[str]) -> tuple[int | None, int] | Rejection:
-    start = align_up(region_end, GiB)
-    size = HOLE64_DEFAULT[problem.family]
+def _hole64(problem: Problem, start: int, warnings: list[str]) -> tuple[int | None, int] | Rejection:
+    size = x86.HOLE64_DEFAULT[problem.family]
     if start + size - 1 <= problem.limit:
         return None, start + size - 1
     fits = align_down(problem.limit + 1 - start, GiB) if problem.limit + 1 > start else 0
@@ -411,30 +531,29 @@ def _hole64(problem: Problem, region_end: int, warnings: list[str]) -> tuple[int
 
 
 def _regime(
-    problem: Problem, choice: Choice, high: int, maxmem: int | None, slots: int, hole64: int | None
+    problem: Problem, choice: Choice, high: int, device_size: int, hole64: int | None
 ) -> Rejection | None:
-    """AMD guests: QEMU relocates to 1 TiB exactly when the 4 GiB layout reaches the HT range."""
-    if problem.vendor != "amd":
-        return None if choice.start == FOUR_GIB else Rejection("regime", "no relocation for this CPU")
-    end = align_up(FOUR_GIB + high, SLOT_ALIGN)
-    if maxmem:
-        end += maxmem - choice.ram + slots * SLOT_ALIGN
-    top = align_up(end, GiB) + (hole64 or HOLE64_DEFAULT[problem.family]) - 1
-    relocates = top >= AMD_HT_START
-    if relocates == (choice.start == AMD_ABOVE_1TB):
+    """High RAM must start where QEMU puts it (AMD guests: 1 TiB once the HT range is reached)."""
+    hole = x86.HOLE64_DEFAULT[problem.family] if hole64 is None else hole64
+    start = x86.high_ram_start(problem.amd_rule, problem.version, problem.emitted_bits, high,
+                               device_size, hole)
+    if start == choice.start:
         return None
+    if not problem.amd_rule:
+        return Rejection("regime", "no relocation for this CPU and machine type")
     return Rejection("regime", "QEMU would choose the other AMD high-RAM start")
 
 
 def _phys_bits(problem: Problem, highest: int, warnings: list[str]) -> int | None:
     if problem.phys_bits:
         return problem.phys_bits
-    if problem.family == "virt" or highest < 1 << TCG_DEFAULT_PHYS_BITS:
+    default = problem.cpu.default_bits
+    if problem.family == "virt" or highest < 1 << default:
         return None
     bits = max(highest.bit_length(), problem.target.host_phys_bits or 0)
     warnings.append(
         f"phys-bits set to {bits}: the layout reaches {hex_addr(highest)}, beyond QEMU's "
-        f"default of {TCG_DEFAULT_PHYS_BITS} bits"
+        f"default of {default} bits"
     )
     return bits
 
@@ -468,7 +587,8 @@ def _boot_pieces(problem: Problem, solution: Solution, offset: int, size: int) -
     pieces: list[Span] = []
     end = offset + size
     if offset < solution.low:
-        pieces += _cut_rom_window(offset, min(end, solution.low) - 1, VGA_AND_ROM_WINDOW)
+        windows = [x86.VGA_WINDOW, x86.ROM_WINDOW] if problem.vga_window else [x86.ROM_WINDOW]
+        pieces += _cut_windows(offset, min(end, solution.low) - 1, windows)
     if end > solution.low:
         first = max(offset, solution.low) - solution.low
         pieces.append((solution.choice.start + first, solution.choice.start + end - solution.low - 1))
@@ -476,7 +596,7 @@ def _boot_pieces(problem: Problem, solution: Solution, offset: int, size: int) -
 
 
 def boot_region_name(family: str) -> str:
-    return BOOT_REGION[family]
+    return BOOT_RAM[family]
 
 
 def room_ranges(solution: Solution) -> tuple[Range, ...]:

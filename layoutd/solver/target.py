@@ -32,12 +32,19 @@ class Target:
     host_vendor: str  # amd | intel | arm | unknown (the first host's)
     hosts: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    vendors: tuple[str, ...] = ()  # every host's CPU vendor, in order
+    kvm_smm: bool | None = None  # KVM runs SMM on every host; None when some host does not say
+
+    @property
+    def mixed_vendors(self) -> bool:
+        return len(set(self.vendors)) > 1
 
     def without_holes_of(self, groups: set[int]) -> "Target":
         """The same hosts if the devices of `groups` were dropped (for suggestions)."""
         kept = tuple(hole for hole in self.holes if hole.group not in groups)
         usable = _ranges(_subtract([(0, self.top)], _merge((h.start, h.end) for h in kept)))
-        return Target(usable, kept, self.top, self.host_phys_bits, self.host_vendor, self.hosts)
+        return Target(usable, kept, self.top, self.host_phys_bits, self.host_vendor, self.hosts,
+                      self.notes, self.vendors, self.kvm_smm)
 
 
 def combine(views: Sequence[HostLike], names: Sequence[str]) -> Target:
@@ -77,7 +84,16 @@ def combine(views: Sequence[HostLike], names: Sequence[str]) -> Target:
         vendor,
         tuple(names),
         tuple(notes),
+        tuple(view.cpu.vendor for view in views),
+        _all_smm([view.cpu.kvm_smm for view in views]),
     )
+
+
+def _all_smm(answers: Sequence[bool | None]) -> bool | None:
+    """False if any host's KVM lacks SMM, True if all have it, else unknown."""
+    if False in answers:
+        return False
+    return True if answers and all(answers) else None
 
 
 def _ranges(spans: Iterable[Span]) -> tuple[Range, ...]:

@@ -3,7 +3,7 @@
 DIMM sits above 2^39 (`vfio_dma_map(...) = -22 (Invalid argument)`), starts (-S, QMP says
 prelaunch) when the same DIMM sits inside, and starts with the command line `layoutd plan` wrote
 for the VM from the guest's own live host facts. `layoutd check` on the failing command line
-must predict the failure (pending while `check` is not in the build: that test skips and says so).
+must predict the failure.
 
 Both QEMU 7.2 (Debian) and 10.0 (bookworm-backports, unpacked) run nested, from the host's root
 shared read-only into the guest. The real output is quoted in docs/kernel-proof.md.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_layoutd
+from tests.conftest import ROOT
 from tests.kernel.harness import PYTHON, Boot, boot, kept_under_tmp
 from tests.kernel.test_x86_readers import EDU, x86_machine
 from tests.support.qemu_runner import qemu_binary
@@ -105,10 +105,6 @@ def test_same_dimm_inside_the_top_starts(nested: Boot, version: str) -> None:
 
 
 def test_check_predicts_the_failure(nested: Boot) -> None:
-    available = run_layoutd("check", "--help")
-    if available.returncode != 0 or "not available" in available.stdout + available.stderr:
-        pytest.skip("pending: `layoutd check` is not in this build yet (the guest ran it: "
-                    "see check.err in the results)")
     code, out, err = nested.step("check")
     assert code == 1, f"layoutd check should say no (exit 1), got {code}:\n{out}\n{err}"
     report = json.loads(out)
@@ -119,10 +115,7 @@ def test_check_predicts_the_failure(nested: Boot) -> None:
 
 def test_planned_command_line_starts(nested: Boot) -> None:
     code, out, err = nested.step("plan")
-    if code != 0:
-        # PENDING: `layoutd plan` is being written in parallel; when it answers this demo's spec
-        # (tests/kernel/guest/demo-vm.yaml, --host live in the guest), this xfail goes away.
-        pytest.xfail(f"pending: layoutd plan in the guest exited {code}: {err.strip()}")
+    assert code == 0, f"layoutd plan in the guest exited {code}:\n{err}"
     plan = json.loads(out)
     assert plan["qemu_argv"], plan
     assert all(int(r["end"], 16) < ABOVE for r in plan["layout"]), plan["layout"]

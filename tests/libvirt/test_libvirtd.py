@@ -101,3 +101,56 @@ def test_warn_policy_lets_a_colliding_domain_start_and_logs(libvirtd: Virsh, def
     log = libvirtd.hook_log.read_text()
     assert "lt-warn prepare begin: allowed (policy warn)" in log
     assert "reserved hole 0xfd00000000-0xffffffffff" in log
+
+
+KVM_DOMAIN = """<domain type='kvm'>
+  <name>lt-kvm</name>
+  <uuid>6c3f1a52-8d7e-4b1a-9f3e-000000000020</uuid>
+  <maxMemory slots='2' unit='GiB'>1000</maxMemory>
+  <memory unit='GiB'>3</memory>
+  <vcpu placement='static'>1</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+  <features><acpi/></features>
+  <cpu mode='{mode}' check='none'>{model}
+    <numa><cell id='0' cpus='0' memory='2' unit='GiB'/></numa>
+  </cpu>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <memory model='dimm'><target><size unit='GiB'>1</size><node>0</node></target></memory>
+  </devices>
+</domain>
+"""
+
+
+@pytest.mark.parametrize(("mode", "model"), [
+    ("host-passthrough", ""),
+    ("custom", "<model fallback='allow'>EPYC</model><maxphysaddr mode='passthrough'/>"),
+])
+def test_kvm_domain_map_is_what_the_hook_predicts(libvirtd: Virsh, define: Define, mode: str,
+                                                  model: str) -> None:
+    """<domain type='kvm'>: libvirt runs QEMU under KVM, where the guest CPU takes this machine's
+    vendor (even for EPYC) and host-passthrough its address bits. With 1000 GiB of maxMemory the
+    AMD rule would move RAM to 1 TiB: the hook's translation must predict what libvirt started."""
+    import os
+
+    from layoutd.host.sysfs import parse_cpuinfo
+    from layoutd.libvirt.argv import translate_xml
+    from layoutd.qemu import predict
+    from tests.conftest import need
+
+    need(os.access("/dev/kvm", os.R_OK | os.W_OK), "/dev/kvm (read-write), for a kvm domain")
+    libvirtd.install_hook("--policy", "enforce", "--host", AMD)
+    xml = KVM_DOMAIN.format(mode=mode, model=model)
+    define("lt-kvm", xml)
+    result = libvirtd.run("start", "lt-kvm", "--paused", check=False)
+    assert result.returncode == 0, result.stderr + libvirtd.qemu_log("lt-kvm")[-2000:]
+    assert "-accel kvm" in libvirtd.qemu_log("lt-kvm") or "accel=kvm" in libvirtd.qemu_log("lt-kvm")
+    mtree = libvirtd.run("qemu-monitor-command", "lt-kvm", "--hmp", "info mtree -f").stdout
+    real = sorted((entry.start, entry.end) for entry in ram_entries(mtree))
+    here = parse_cpuinfo(Path("/proc/cpuinfo").read_text())
+    guest = predict(translate_xml(xml).argv, version="7.2", host_cpu=here)
+    assert real == sorted((region.start, region.end) for region in guest.layout)
+    assert guest.cpu_vendor == here.vendor
+    relocated = any(start >= 1 << 40 for start, _ in real)
+    assert relocated == (here.vendor == "amd")
+    assert "lt-kvm prepare begin: ok" in libvirtd.hook_log.read_text()

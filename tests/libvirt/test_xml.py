@@ -18,7 +18,7 @@ DATA = Path(__file__).parent / "data"
 AMD = str(EXAMPLES / "hosts" / "amd-epyc-two-gpus")
 SPEC = """\
 name: lt-planned
-cpu: {model: Skylake-Server, count: 2, phys_bits: 48}
+cpu: {model: Skylake-Server, vendor: intel, count: 2, phys_bits: 48}  # Intel on the AMD host too
 memory: {size: 1100G}
 devices: [0000:2a:00.0]
 """
@@ -54,7 +54,7 @@ def test_translation_of_numa_dimm_and_cpu() -> None:
     ).replace("</cpu>", "<numa><cell id='0' cpus='0-1' memory='1100' unit='GiB'/></numa></cpu>")
     translation = translate_xml(xml)
     argv = " ".join(translation.argv)
-    assert "-cpu Skylake-Server,phys-bits=48" in argv
+    assert "-cpu Skylake-Server,phys-bits=44" in argv and "-accel tcg" in argv  # <domain type='qemu'>
     assert f"-m size={1100 * 1024 * 1024}k,slots=2,maxmem={1200 * 1024 * 1024}k" in argv
     assert "-numa node,nodeid=0,cpus=0-1,memdev=ram-node0" in argv
     assert "pc-dimm,node=0,memdev=memdimm0,id=dimm0,slot=0,addr=0x20000000000" in argv

@@ -70,6 +70,8 @@ HARD = {
         ],
     ),
     "amd-ht": view("amd-ht", [MSI, AMD_HT], bits=48, vendor="amd"),
+    "intel-ht": view("intel-ht", [MSI, AMD_HT], bits=48),  # the AMD hole seen from an Intel host
+    "pc-hole-3g25": view("pc-hole-3g25", [MSI, (0xD0000000, 0xDFFFFFFF, "reserved")]),
     "migrate-a": view("migrate-a", [MSI, (64 * GiB, 65 * GiB - 1, "reserved")]),
     "migrate-b": view("migrate-b", [MSI, (96 * GiB, 96 * GiB + 0xFFFFFFF, "reserved")], top_bits=44),
     "arm-windows": view(

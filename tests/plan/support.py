@@ -32,11 +32,17 @@ def plan_of(spec_text: str, hosts: Sequence[str], version: str = "10.0") -> tupl
     return spec, goal, assemble(spec, goal, solved, version)
 
 
-def runnable(argv: Sequence[str]) -> list[str]:
+def runnable(argv: Sequence[str], plan: Plan | None = None) -> list[str]:
     """The plan's argv as this machine can run it: no vfio-pci (no devices here), no hugetlbfs.
 
     The runner adds -nodefaults; x86 gets back the VGA that QEMU adds by default (as the plan assumes).
+    A plan made for another host's CPU under KVM (`-accel kvm`, where every model takes the host's
+    vendor and host/max its address bits) runs under TCG with that vendor and those bits given
+    explicitly: the layout depends on nothing else of the CPU. tests/qemu/test_kvm.py proves the
+    KVM rule on this machine's real CPU, and test_kvm_plan.py a plan for this machine under KVM.
     """
+    if plan is not None and "-accel" in argv and not _plan_for_this_cpu(plan):
+        argv = _as_tcg(argv, plan)
     result: list[str] = (
         ["-device", "VGA"] if "qemu-system-aarch64" not in argv and "virt" not in argv[1] else []
     )
@@ -58,11 +64,44 @@ def runnable(argv: Sequence[str]) -> list[str]:
     return result
 
 
+def _plan_for_this_cpu(plan: Plan) -> bool:
+    from pathlib import Path
+
+    from layoutd.host.kvm import kvm_smm
+    from layoutd.host.sysfs import parse_cpuinfo
+
+    here = parse_cpuinfo(Path("/proc/cpuinfo").read_text())
+    assumed = plan.host_cpu
+    return assumed is not None and (assumed.vendor, assumed.phys_bits, assumed.kvm_smm) == (
+        here.vendor, here.phys_bits, kvm_smm())
+
+
+def _as_tcg(argv: Sequence[str], plan: Plan) -> list[str]:
+    from layoutd.qemu import predict
+    from layoutd.qemu.cpus import VENDOR_ID
+
+    guest = predict(argv, version=plan.qemu_version, host_cpu=plan.host_cpu)
+    cpu = f"max,vendor={VENDOR_ID[guest.cpu_vendor]},phys-bits={guest.phys_bits}"
+    no_smm = plan.host_cpu is not None and plan.host_cpu.kvm_smm is False  # KVM there lacks SMM
+    result: list[str] = []
+    index = 0
+    while index < len(argv):
+        option, value = argv[index], argv[index + 1]
+        if option == "-cpu":
+            value = cpu
+        elif option == "-machine" and no_smm:
+            value += ",smm=off"
+        if option != "-accel":
+            result += [option, value]
+        index += 2
+    return result
+
+
 def real_layout(
     binary: QemuBinary, plan: Plan
 ) -> tuple[list[tuple[int, int, str]], dict[int, int]] | Refused:
     """The RAM QEMU mapped, named as the plan names it, and `info numa` sizes in bytes."""
-    with started(binary, runnable(plan.qemu_argv)) as qemu:
+    with started(binary, runnable(plan.qemu_argv, plan)) as qemu:
         if isinstance(qemu, Refused):
             return qemu
         real = qemu.read_map()

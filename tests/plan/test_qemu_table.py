@@ -28,6 +28,23 @@ HUGE = (
     "memory: {size: 140G, backend: memfd, hugepages: 1G, share: true}\n"
 )
 ARM = "name: arm\narch: aarch64\ncpu: {count: 2}\nmemory: {size: 6G, hotplug: {slots: 2, max: 8G}}\n"
+# The guest CPU's vendor as QEMU decides it (the AMD 1 TiB rule): under TCG `max` is AMD and
+# Dhyana (Hygon) is not; under KVM (the default) every model takes the host's; `vendor=` wins.
+MAX_BIG = "name: maxcpu\naccel: tcg\ncpu: {model: max, count: 2, phys_bits: 48}\nmemory: {size: 1100G}\n"
+DHYANA_BIG = (
+    "name: dhyana\naccel: tcg\ncpu: {model: Dhyana, count: 2, phys_bits: 48}\nmemory: {size: 1100G}\n"
+)
+# Machine types before 7.1 have no AMD rule: RAM must be planned around the HT range.
+OLD_TYPE = "name: oldtype\nmachine: pc-q35-6.2\ncpu: {model: host, count: 2}\nmemory: {size: 1100G}\n"
+OLD_PC = "name: oldpc\nmachine: pc-i440fx-5.2\ncpu: {model: EPYC, phys_bits: 48}\nmemory: {size: 2T}\n"
+VENDOR_AMD = (
+    "name: asamd\ncpu: {model: Skylake-Server, vendor: amd, count: 2, phys_bits: 48}\nmemory: {size: 1100G}\n"
+)
+VENDOR_INTEL = (
+    "name: asintel\ncpu: {model: EPYC, vendor: intel, count: 2, phys_bits: 48}\nmemory: {size: 1100G}\n"
+)
+# pc: max-ram-below-4g above 3 GiB still splits gigabyte-aligned at 3 GiB once RAM reaches it
+PC_SPLIT = "name: pcsplit\nmachine: pc\ncpu: {model: Skylake-Server}\nmemory: {size: 3456M}\n"
 ARM_NUMA = (
     "name: armnuma\narch: aarch64\ncpu: {count: 2}\nmemory: {size: 6G}\n"
     "numa: [{size: 2G, cpus: 0}, {size: 4G, cpus: 1}]\n"
@@ -47,6 +64,14 @@ CASES = [
     *[(ARM, [host]) for host in ARM_HOSTS],
     (ARM, ["arm-windows"]),
     (ARM_NUMA, ["arm-hisilicon-d05"]),
+    (MAX_BIG, ["intel-ht"]),
+    (DHYANA_BIG, ["amd-ht"]),
+    (VENDOR_AMD, ["intel-ht"]),
+    (VENDOR_INTEL, ["amd-ht"]),
+    (PC_SPLIT, ["pc-hole-3g25"]),
+    (OLD_TYPE, ["amd-ht"]),
+    (OLD_TYPE, ["amd-epyc-two-gpus"]),
+    (OLD_PC, ["amd-4gpu-1100g"]),
 ]
 
 

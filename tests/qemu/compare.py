@@ -11,6 +11,7 @@ import pytest
 from layoutd.errors import QemuRefusal
 from layoutd.models.guest import GuestMap
 from layoutd.qemu import predict
+from layoutd.qemu.cpus import HostCpu
 from tests.support.qemu_runner import Refused, qemu_binary, real_map
 
 HARNESS = ["-S", "-nodefaults", "-display", "none"]  # what tests.support.qemu_runner adds
@@ -40,16 +41,19 @@ def predicted_devices(guest: GuestMap) -> list[tuple[Any, ...]]:
     return [(d.type, d.id, d.addr, d.size, d.node, d.memdev, d.slot) for d in guest.memory_devices]
 
 
-def compare(version: str, arch: str, args: Sequence[str]) -> GuestMap | None:
-    """Assert predict == real QEMU (RAM entries byte for byte, memory devices, or the refusal)."""
+def compare(version: str, arch: str, args: Sequence[str], host_cpu: HostCpu | None = None) -> GuestMap | None:
+    """Assert predict == real QEMU (RAM entries byte for byte, memory devices, or the refusal).
+
+    host_cpu: this machine's CPU, for command lines that run under KVM.
+    """
     real = real_map(qemu_binary(version, arch), args)
     if isinstance(real, Refused):
         expected = qemu_error(real.stderr)
         with pytest.raises(QemuRefusal) as refusal:
-            predict([*args, *HARNESS], version=version, arch=arch)
+            predict([*args, *HARNESS], version=version, arch=arch, host_cpu=host_cpu)
         assert refusal.value.message.splitlines()[0] == expected, real.stderr
         return None
-    guest = predict([*args, *HARNESS], version=version, arch=arch)
+    guest = predict([*args, *HARNESS], version=version, arch=arch, host_cpu=host_cpu)
     real_ram = [(e.start, e.end, e.name, e.offset) for e in real.ram]
     predicted = [(p.start, p.end, p.name, p.offset) for p in guest.ram_view]
     assert predicted == real_ram, _table(predicted, real_ram)

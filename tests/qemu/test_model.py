@@ -17,6 +17,7 @@ TiB = 1 << 40
 class FakeCpu:
     vendor: str
     phys_bits: int | None
+    kvm_smm: bool | None = None
 
 
 def test_comma_escape_and_implied_key() -> None:
@@ -58,7 +59,7 @@ def test_repeated_machine_options_merge() -> None:
     [
         (["-readconfig", "vm.cfg"], "-readconfig"),
         (["-machine", "q35,cxl=on"], "cxl"),
-        (["-machine", "pc-q35-6.2"], "pc-q35-6.2"),
+        (["-machine", "pc-q35-4.2"], "pc-q35-4.2"),
         (["-machine", "microvm"], "microvm"),
         (["-cpu", "Frobozz"], "Frobozz"),
         (["-cpu", "qemu32"], "qemu32"),

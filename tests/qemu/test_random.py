@@ -43,7 +43,9 @@ def memory_devices(draw: st.DrawFn, base_guess: int) -> list[str]:
 @st.composite
 def x86_lines(draw: st.DrawFn) -> list[str]:
     family = draw(st.sampled_from(["q35", "pc"]))
-    machine = family
+    prefix = "pc-q35-" if family == "q35" else "pc-i440fx-"
+    machine = draw(st.sampled_from([family, family, prefix + "5.0", prefix + "6.2", prefix + "7.0",
+                                    prefix + "7.1"]))
     if draw(st.booleans()):
         machine += f",max-ram-below-4g={draw(st.sampled_from(['1G', '1536M', '2G', '3G', '4G']))}"
     cpu = draw(st.sampled_from(X86_CPUS))

@@ -118,6 +118,8 @@ def _wait_for_socket(process: subprocess.Popen[bytes], socket_path: str) -> None
 def started(binary: QemuBinary, args: Sequence[str], *, extra_qmp: bool = False,
             ) -> Iterator[RunningQemu | Refused]:
     """Start QEMU paused with -nodefaults; yield a RunningQemu, or Refused if QEMU exits."""
+    if _wants_kvm(args):
+        need(os.access("/dev/kvm", os.R_OK | os.W_OK), "/dev/kvm (read-write), for QEMU with -accel kvm")
     folder = tempfile.mkdtemp(prefix="layoutd-qemu-")
     socket_path = os.path.join(folder, "qmp.sock")
     argv = binary.argv([*args, "-S", "-nodefaults", "-display", "none",
@@ -152,6 +154,14 @@ def started(binary: QemuBinary, args: Sequence[str], *, extra_qmp: bool = False,
         if process.stderr:
             process.stderr.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _wants_kvm(args: Sequence[str]) -> bool:
+    pairs = zip(args, [*args[1:], ""], strict=True)
+    return "-enable-kvm" in args or any(
+        (option in ("-accel", "--accel") and value.split(",")[0] in ("kvm", "accel=kvm"))
+        or (option in ("-machine", "-M") and "accel=kvm" in value)
+        for option, value in pairs)
 
 
 def _connect(process: subprocess.Popen[bytes], socket_path: str) -> QEMUMonitorProtocol:
