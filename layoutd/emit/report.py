@@ -90,16 +90,15 @@ def map_text(header: str, layout: Sequence[GuestRegion], found: Sequence[Collisi
              others: Sequence[tuple[str, int, int]] = ()) -> str:
     """The table every `check` source prints: RAM, other regions, then collisions and warnings."""
     names = names or {}
+    rows = [(names.get((r.start, r.end), r.id), r.kind, r.id, "-" if r.node is None else str(r.node),
+             r.label(), human_size(r.size)) for r in layout]
+    rows += [(name, "(not RAM)", "", "", f"{hex_addr(start)}-{hex_addr(end)}", human_size(end - start + 1))
+             for name, start, end in others]
+    width = max([14, *(len(row[0]) for row in rows), *(len(row[2]) for row in rows)])
     lines = [header, "",
-             f"{'region':<14} {'kind':<11} {'id':<14} {'node':>4}  {'range':<37} {'size':>7}"]
-    for region in layout:
-        node = "-" if region.node is None else str(region.node)
-        lines.append(f"{names.get((region.start, region.end), region.id):<14} {region.kind:<11} "
-                     f"{region.id:<14} {node:>4}  {region.label():<37} {human_size(region.size):>7}")
-    for name, start, end in others:
-        label = f"{hex_addr(start)}-{hex_addr(end)}"
-        size = human_size(end - start + 1)
-        lines.append(f"{name:<14} {'(not RAM)':<11} {'':<14} {'':>4}  {label:<37} {size:>7}")
+             f"{'region':<{width}} {'kind':<11} {'id':<{width}} {'node':>4}  {'range':<37} {'size':>7}"]
+    for name, kind, ident, node, label, size in rows:
+        lines.append(f"{name:<{width}} {kind:<11} {ident:<{width}} {node:>4}  {label:<37} {size:>7}")
     lines.append("")
     if found:
         lines.append(f"{len(found)} collision(s) with host holes:")
