@@ -61,9 +61,11 @@ def parse_cpuinfo(text: str) -> Cpu:
         if sep and key.strip() not in fields:
             fields[key.strip()] = value.strip()
     vendor_id = fields.get("vendor_id", "")
-    vendor: Literal["amd", "intel", "arm", "unknown"] = "unknown"
-    if vendor_id in ("AuthenticAMD", "HygonGenuine"):
+    vendor: Literal["amd", "intel", "hygon", "arm", "unknown"] = "unknown"
+    if vendor_id == "AuthenticAMD":
         vendor = "amd"
+    elif vendor_id == "HygonGenuine":  # QEMU's AMD rule does not count Hygon as AMD
+        vendor = "hygon"
     elif vendor_id == "GenuineIntel":
         vendor = "intel"
     elif "CPU implementer" in fields:

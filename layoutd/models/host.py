@@ -19,7 +19,7 @@ DUMP_VERSION = 1
 
 
 class Cpu(Frozen):
-    vendor: Literal["amd", "intel", "arm", "unknown"]
+    vendor: Literal["amd", "intel", "hygon", "arm", "unknown"]
     phys_bits: int | None
     model_name: str | None = None
     kvm_smm: bool | None = None  # KVM here runs System Management Mode (live only; None: unknown)

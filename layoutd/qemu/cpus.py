@@ -120,6 +120,9 @@ def _model_vendor(name: str, version: str) -> str:
 
 
 def _host_vendor(host: HostCpu | None, name: str) -> str:
+    """The vendor a KVM guest reports: the host's (Hygon counts as other, as in QEMU)."""
+    if host is not None and host.vendor == "hygon":
+        return "other"
     if host is None or host.vendor not in ("amd", "intel"):
         raise NeedsHostCpu(f"-cpu {name} under KVM takes the host CPU's vendor, and the host's is "
                            "unknown (give --host with /proc/cpuinfo)")

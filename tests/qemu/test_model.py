@@ -106,6 +106,23 @@ def test_cpu_host_takes_the_host_vendor() -> None:
         predict(argv, version="7.2", host_cpu=FakeCpu("amd", 40))
 
 
+def test_kvm_models_take_the_host_vendor_and_hygon_is_not_amd() -> None:
+    """Under KVM QEMU advertises the host's vendor for every model (EPYC on Intel is Intel); a
+    Hygon host's guests are not AMD for the 1 TiB rule, so their RAM is not moved."""
+    from layoutd.host.sysfs import parse_cpuinfo
+
+    argv = ["-accel", "kvm", "-machine", "q35", "-cpu", "EPYC,phys-bits=48", "-m", "1100G"]
+    on_intel = predict(argv, version="10.0", host_cpu=FakeCpu("intel", 46))
+    assert (on_intel.cpu_vendor, on_intel.layout[-1].start) == ("intel", 4 * GiB)
+    hygon = parse_cpuinfo("vendor_id\t: HygonGenuine\naddress sizes\t: 48 bits physical, 48 bits virtual\n")
+    assert hygon.vendor == "hygon"
+    on_hygon = predict(argv, version="10.0", host_cpu=hygon)
+    assert (on_hygon.cpu_vendor, on_hygon.layout[-1].start) == ("other", 4 * GiB)
+    named = predict([*argv[:5], "EPYC,vendor=AuthenticAMD,phys-bits=48", "-m", "1100G"],
+                    version="10.0")  # vendor= needs no host
+    assert named.layout[-1].start == 1 * TiB
+
+
 def test_host_phys_bits_is_ignored_under_tcg() -> None:
     guest = predict(["-cpu", "EPYC,host-phys-bits=on", "-m", "1G"], version="7.2",
                     host_cpu=FakeCpu("amd", 48))
