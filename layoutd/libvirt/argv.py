@@ -7,7 +7,6 @@ QEMU's key=value syntax. libvirt passes the same values as JSON; the map is the 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from layoutd.errors import InputError
@@ -16,7 +15,6 @@ from layoutd.qemu.machines import BOOT_RAM
 from layoutd.qemu.x86 import BRIDGE
 
 ARCHES = ("x86_64", "aarch64")
-_MACHINE_VERSION = re.compile(r"-(\d+)\.(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -24,12 +22,6 @@ class Translation:
     domain: Domain
     argv: tuple[str, ...]  # the arguments after the binary
     devices: tuple[str, ...]  # PCI addresses of the <hostdev>s
-
-    @property
-    def machine_version(self) -> str | None:
-        """`7.2` for pc-q35-7.2; None for an alias such as q35."""
-        match = _MACHINE_VERSION.search(self.domain.machine)
-        return f"{match.group(1)}.{match.group(2)}" if match else None
 
 
 def translate_xml(data: bytes | str, source: str = "<stdin>") -> Translation:

@@ -10,14 +10,12 @@ from layoutd.errors import InputError, NoAnswer
 from layoutd.libvirt.argv import translate_xml
 from layoutd.libvirt.domain import Domain, read_domain
 from layoutd.libvirt.edit import apply_config
-from layoutd.libvirt.guard import emulator_version
+from layoutd.libvirt.guard import domain_qemu_version
 from layoutd.models.common import GuestRegion
 from layoutd.models.plan import Plan
 from layoutd.models.spec import VmSpec
 from layoutd.qemu.cpus import VENDOR_IDS
 from layoutd.qemu.x86 import ROM_WINDOW
-
-DEFAULT_VERSION = "10.0"
 
 
 def spec_from_domain(domain: Domain, devices: Sequence[str] = ()) -> VmSpec:
@@ -65,14 +63,6 @@ def _cells(domain: Domain) -> list[dict[str, Any]]:
     return cells
 
 
-def domain_version(domain: Domain, given: str | None) -> str:
-    if given:
-        return given
-    found = emulator_version(domain.emulator) if domain.emulator else None
-    match = re.search(r"-(\d+\.\d+)$", domain.machine)
-    return found or (match.group(1) if match else DEFAULT_VERSION)
-
-
 def fix(data: bytes, source: str, hosts: Sequence[str], version: str | None,
         devices: Sequence[str] = ()) -> tuple[bytes, Plan]:
     domain = read_domain(data, source)
@@ -86,7 +76,7 @@ def apply(data: bytes, source: str, spec: VmSpec, hosts: Sequence[str],
     domain = read_domain(data, source)
     if not spec.devices and domain.hostdevs:
         spec = spec.model_copy(update={"devices": domain.hostdevs})
-    chosen = domain_version(domain, version)
+    chosen = domain_qemu_version(domain, version)
     plan = make_plan(spec, hosts, chosen)
     result = apply_config(data, plan.config, source)
     return result, verify(result, plan, source)

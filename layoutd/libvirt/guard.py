@@ -10,12 +10,15 @@ from dataclasses import dataclass
 from layoutd.collisions import Collision, find_collisions
 from layoutd.errors import InputError
 from layoutd.libvirt.argv import Translation, translate_xml
+from layoutd.libvirt.domain import Domain
 from layoutd.libvirt.hookconf import HookConfig
 from layoutd.models.common import GuestRegion, Hole
 from layoutd.models.host import HostView
+from layoutd.qemu.machines import VERSIONS
 
 VERSION_TIMEOUT = 10.0
 _QEMU_VERSION = re.compile(r"QEMU emulator version (\d+)\.(\d+)")
+_MACHINE_VERSION = re.compile(r"-(\d+)\.(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -76,19 +79,34 @@ def holes_for_layout(host: HostView, layout: Sequence[GuestRegion]) -> list[Hole
     return sorted(seen.values(), key=lambda hole: (hole.start, hole.end))
 
 
+DEFAULT_EMULATOR = {"x86_64": "/usr/bin/qemu-system-x86_64", "aarch64": "/usr/bin/qemu-system-aarch64"}
+
+
 def qemu_version(translation: Translation, configured: str | None) -> str:
-    """The configured version, else what the domain's <emulator> says, else its machine type's."""
+    return domain_qemu_version(translation.domain, configured)
+
+
+def domain_qemu_version(domain: Domain, configured: str | None) -> str:
+    """The configured version; else what the domain's <emulator> (or, without one, libvirt's
+    default emulator for the arch) answers to --version; else the oldest modelled QEMU that
+    accepts the domain's versioned machine type (pc-q35-6.2 -> 7.2)."""
     if configured:
         return configured
-    emulator = translation.domain.emulator
+    emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch)
     found = emulator_version(emulator) if emulator else None
-    found = found or translation.machine_version
-    if found is None:
-        raise InputError(
-            "cannot tell which QEMU version runs this domain: its <emulator> did not answer "
-            "--version and its machine type has no version; set qemu_version in the hook "
-            "configuration", file=translation.domain.source, field="<os><type machine>")
-    return found
+    if found:
+        return found
+    match = _MACHINE_VERSION.search(domain.machine)
+    if match:
+        machine = (int(match.group(1)), int(match.group(2)))
+        for version in VERSIONS:
+            if machine <= tuple(int(part) for part in version.split(".")):
+                return version
+    raise InputError(
+        "cannot tell which QEMU version runs this domain: its <emulator> did not answer "
+        "--version and its machine type names no version a modelled QEMU accepts; set "
+        "qemu_version in the hook configuration (or --qemu-version)", file=domain.source,
+        field="<os><type machine>")
 
 
 def emulator_version(path: str) -> str | None:

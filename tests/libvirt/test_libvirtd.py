@@ -154,3 +154,56 @@ def test_kvm_domain_map_is_what_the_hook_predicts(libvirtd: Virsh, define: Defin
     relocated = any(start >= 1 << 40 for start, _ in real)
     assert relocated == (here.vendor == "amd")
     assert "lt-kvm prepare begin: ok" in libvirtd.hook_log.read_text()
+
+
+OLD_TYPE_DOMAIN = """<domain type='kvm'>
+  <name>lt-old</name>
+  <uuid>6c3f1a52-8d7e-4b1a-9f3e-000000000030</uuid>
+  <memory unit='GiB'>1100</memory>
+  <vcpu placement='static'>2</vcpu>
+  <os><type arch='x86_64' machine='pc-q35-6.2'>hvm</type></os>
+  <features><acpi/></features>
+  <cpu mode='host-passthrough' check='none'/>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+  </devices>
+</domain>
+"""
+
+
+def test_old_machine_type_is_refused_then_fixed_and_starts(libvirtd: Virsh, define: Define,
+                                                             tmp_path: Path) -> None:
+    """The field case: a KVM domain kept on pc-q35-6.2 (before QEMU's AMD 1 TiB rule) with
+    1100 GiB. The hook refuses it on the AMD host; `layoutd libvirt fix` rewrites its memory;
+    the fixed domain starts under KVM with RAM clear of the HyperTransport hole, exactly where
+    the hook's translation says."""
+    import os
+
+    from layoutd.host.kvm import kvm_smm
+    from layoutd.host.sysfs import parse_cpuinfo
+    from layoutd.libvirt.argv import translate_xml
+    from layoutd.qemu import predict
+    from tests.conftest import need, run_layoutd
+
+    need(os.access("/dev/kvm", os.R_OK | os.W_OK), "/dev/kvm (read-write), for a kvm domain")
+    libvirtd.install_hook("--policy", "enforce", "--host", AMD, "--devices", DEVICE)
+    define("lt-old", OLD_TYPE_DOMAIN)
+    refused = libvirtd.run("start", "lt-old", "--paused", check=False)
+    assert refused.returncode != 0
+    assert "reserved hole 0xfd00000000-0xffffffffff" in refused.stderr, refused.stderr
+    original = tmp_path / "old.xml"
+    original.write_text(OLD_TYPE_DOMAIN)
+    fixed = run_layoutd("libvirt", "fix", str(original), "--host", AMD, "--devices", DEVICE)
+    assert fixed.returncode == 0, fixed.stderr
+    assert "<address type='dimm'" in fixed.stdout and "pc-q35-6.2" in fixed.stdout
+    libvirtd.run("undefine", "lt-old")
+    define("lt-old", fixed.stdout)
+    started = libvirtd.run("start", "lt-old", "--paused", check=False)
+    assert started.returncode == 0, started.stderr + libvirtd.qemu_log("lt-old")[-2000:]
+    mtree = libvirtd.run("qemu-monitor-command", "lt-old", "--hmp", "info mtree -f").stdout
+    real = sorted((entry.start, entry.end) for entry in ram_entries(mtree))
+    assert all(end < 0xFD00000000 or start > 0xFFFFFFFFFF for start, end in real), real
+    here = parse_cpuinfo(Path("/proc/cpuinfo").read_text()).model_copy(update={"kvm_smm": kvm_smm()})
+    guest = predict(translate_xml(fixed.stdout).argv, version="7.2", host_cpu=here)
+    assert real == sorted((region.start, region.end) for region in guest.layout)
+    assert "lt-old prepare begin: ok" in libvirtd.hook_log.read_text()

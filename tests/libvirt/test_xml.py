@@ -111,3 +111,25 @@ def test_max_ram_below_4g_goes_to_qemu_commandline() -> None:
     argv = translate_xml(edited).argv
     assert argv[-2:] == ("-machine", f"max-ram-below-4g={0x80000000}")
     assert apply_config(edited, config).count(b"max-ram-below-4g") == 1
+
+
+@pytest.mark.parametrize(("machine", "expected"), [("pc-q35-6.2", "7.2"), ("pc-q35-7.2", "7.2"),
+                                                   ("pc-i440fx-9.1", "10.0"), ("pc-q35-11.0", None),
+                                                   ("q35", None)])
+def test_qemu_version_from_the_machine_type_when_no_emulator_answers(machine: str,
+                                                                      expected: str | None) -> None:
+    """<emulator> that does not answer: the oldest modelled QEMU that accepts the machine type."""
+    from layoutd.libvirt.domain import read_domain
+    from layoutd.libvirt.guard import domain_qemu_version
+
+    xml = (f"<domain type='kvm'><name>v</name><memory unit='GiB'>1</memory><os><type arch='x86_64' "
+           f"machine='{machine}'>hvm</type></os><devices><emulator>/nonexistent/qemu</emulator>"
+           "</devices></domain>")
+    domain = read_domain(xml, "v.xml")
+    if expected is None:
+        with pytest.raises(InputError) as caught:
+            domain_qemu_version(domain, None)
+        assert caught.value.field == "<os><type machine>" and caught.value.file == "v.xml"
+    else:
+        assert domain_qemu_version(domain, None) == expected
+    assert domain_qemu_version(domain, "10.0") == "10.0"
