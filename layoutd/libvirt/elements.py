@@ -50,7 +50,7 @@ def numa(config: QemuConfig, indent: str, step: str = "  ") -> str | None:
     nodes = numa_nodes(config)
     if not nodes:
         return None
-    cells = "".join(f"\n{indent}{step}<cell id='{node.id}' cpus={quoteattr(node.cpus)} "
+    cells = "".join(f"\n{indent}{step}<cell id='{node.id}' cpus='{node.cpus}' "
                     f"memory='{kib(node.size)}' unit='KiB'/>" for node in nodes)
     return f"<numa>{cells}\n{indent}</numa>"
 
