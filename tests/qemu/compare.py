@@ -18,10 +18,11 @@ HARNESS = ["-S", "-nodefaults", "-display", "none"]  # what tests.support.qemu_r
 
 
 def qemu_error(stderr: str) -> str:
-    """QEMU's first error line, without the program prefix and without warnings."""
+    """QEMU's first error line, without the program prefix and without warnings (which may
+    carry the option they concern first: `-device virtio-mem-pci,...: warning: ...`)."""
     for line in stderr.splitlines():
         text = re.sub(r"^qemu-system-\w+: ", "", line).strip()
-        if text and not text.startswith("warning:"):
+        if text and not re.match(r"(-\S+ \S+: )?warning:", text):
             return text
     return ""
 

@@ -114,6 +114,9 @@ X86 = [
     "-machine pc-q35-6.2 -m 2G,slots=2,maxmem=8G -object memory-backend-file,id=m2,size=1G,mem-path={tmp}/f2,align=1G -device pc-dimm,id=d2,memdev=m2",
     "-machine pc-q35-7.0 -m 1G -device VGA",
     "-machine pc-q35-6.2 -cpu qemu64 -m 1100G",
+    # 7.0 and older: virtio-mem's unplugged-inaccessible is off (QEMU warns first, then refuses)
+    "-machine pc-q35-5.0 -m 512M,slots=0,maxmem=4608M -object memory-backend-memfd,id=b0,size=2M -device virtio-mem-pci,id=dev0,memdev=b0 -object memory-backend-ram,id=b1,size=2M -device pc-dimm,id=dev1,memdev=b1",
+    "-machine pc-q35-7.0 -m 6G,slots=4,maxmem=32G -object memory-backend-memfd,id=m0,size=1G -device virtio-mem-pci,id=vm0,memdev=m0,requested-size=256M",
     # refusals, compared word for word
     "-machine q35,max-ram-below-4g=5G -m 1G",
     "-machine q35 -m 4G,slots=2,maxmem=4G",
