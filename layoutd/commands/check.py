@@ -8,6 +8,8 @@ layoutd.emit.report. Stdlib-only imports here.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
 from layoutd.errors import InputError
 
@@ -68,8 +70,21 @@ def _run_argv(args: argparse.Namespace, command: list[str]) -> int:
         first = None
     devices = _merge(first.vfio_devices if first else _vfio_of(qemu_args), device_list(args.devices))
     host = probe_host(args.host, devices or None)
-    guest = first or predict(qemu_args, version=version, arch=arch, host_cpu=host.cpu)
+    guest = first or _with_host(host, lambda: predict(qemu_args, version=version, arch=arch,
+                                                      host_cpu=host.cpu))
     return report(guest, host, args.format, devices)
+
+
+def _with_host(host: Any, prediction: Callable[[], Any]) -> Any:
+    """Run a prediction that reads the host CPU; a CPU the host source does not describe is
+    bad input naming that source."""
+    from layoutd.qemu.cpus import NeedsHostCpu
+
+    try:
+        return prediction()
+    except NeedsHostCpu as error:
+        raise InputError(f"{error.message}; host source {host.source} does not describe its CPU",
+                         field="/proc/cpuinfo") from None
 
 
 def _vfio_of(qemu_args: list[str]) -> list[str]:
@@ -98,6 +113,6 @@ def _run_libvirt(args: argparse.Namespace) -> int:
     version = qemu_version(translation, args.qemu_version)
     devices = _merge(translation.devices, device_list(args.devices))
     host = probe_host(args.host, devices or None)
-    guest = predict(translation.argv, version=version, host_cpu=host.cpu,
-                    arch=translation.domain.arch)
+    guest = _with_host(host, lambda: predict(translation.argv, version=version, host_cpu=host.cpu,
+                                             arch=translation.domain.arch))
     return report(guest, host, args.format, devices)

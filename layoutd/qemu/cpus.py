@@ -125,7 +125,7 @@ def _host_vendor(host: HostCpu | None, name: str) -> str:
         return "other"
     if host is None or host.vendor not in ("amd", "intel"):
         raise NeedsHostCpu(f"-cpu {name} under KVM takes the host CPU's vendor, and the host's is "
-                           "unknown (give --host with /proc/cpuinfo)")
+                           "unknown (give a --host source with /proc/cpuinfo, or vendor=)")
     return host.vendor
 
 
@@ -138,8 +138,9 @@ def _x86_phys_bits(props: Mapping[str, str], kvm: bool, host_bits: bool,
                           "host-phys-bits")
     if kvm and use_host:
         if host is None or not host.phys_bits:
-            raise NeedsHostCpu("host-phys-bits=on takes the host's physical address bits, "
-                               "and the host's are unknown (give --host with /proc/cpuinfo)")
+            raise NeedsHostCpu("host-phys-bits=on takes the host's physical address bits, and the "
+                               "host's are unknown (give a --host source with /proc/cpuinfo, or "
+                               "host-phys-bits=off,phys-bits=)")
         bits = host.phys_bits
         limit = parse_int(props.get("host-phys-bits-limit", "0"), "-cpu host-phys-bits-limit")
         if limit and bits > limit:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from layoutd.errors import InputError, QemuRefusal, UnsupportedOption
 from layoutd.models.spec import VmSpec
-from layoutd.qemu.cpus import DEFAULT_MODEL, VENDOR_ID, GuestCpu, guest_cpu
+from layoutd.qemu.cpus import DEFAULT_MODEL, VENDOR_ID, GuestCpu, NeedsHostCpu, guest_cpu
 from layoutd.units import MiB
 
 MIN_LOW_RAM = 256 * MiB  # below this, firmware has no room to run
@@ -45,27 +45,40 @@ def planned_cpu(spec: VmSpec, host: HostCpu, version: str, mixed_vendors: bool =
     """
     model = spec.cpu.model or default_cpu_model(spec.arch)
     accel = spec.accelerator
-    cpu = _ask(model, {}, host, version, spec.arch, accel)
+    base: dict[str, str] = {}  # what the emitted -cpu adds that decides the bits (emit/argv.py)
+    if accel == "kvm" and model in ("host", "max") and spec.cpu.phys_bits:
+        base = {"host-phys-bits": "off", "phys-bits": str(spec.cpu.phys_bits)}
     declared: str | None = spec.cpu.vendor
     pin = declared is None and accel == "kvm" and mixed_vendors and host.vendor in VENDOR_ID
     if pin:
         declared = host.vendor
-    elif declared is None or declared == cpu.vendor:
+    if declared is not None and spec.arch == "x86_64" and declared in VENDOR_ID:
+        own = None if accel == "kvm" and host.vendor not in VENDOR_ID else _ask(
+            model, base, host, version, spec.arch, accel)
+        if own is not None and own.vendor == declared and not pin:
+            return PlannedCpu(model, own.vendor, own.phys_bits, None)
+        vendor_id = VENDOR_ID[declared]  # also where the host's vendor is unknown
+        cpu = _ask(model, {**base, "vendor": vendor_id}, host, version, spec.arch, accel)
+        return PlannedCpu(model, cpu.vendor, cpu.phys_bits, vendor_id)
+    cpu = _ask(model, base, host, version, spec.arch, accel)
+    if declared is None or declared == cpu.vendor:
         return PlannedCpu(model, cpu.vendor, cpu.phys_bits, None)
-    if spec.arch != "x86_64" or declared not in VENDOR_ID:
-        raise InputError(
-            f"{declared} is not a vendor QEMU can give an {spec.arch} {model} CPU "
-            f"(it reports {cpu.vendor}); x86 CPUs take amd or intel",
-            field="cpu.vendor",
-        )
-    vendor_id = VENDOR_ID[declared]
-    cpu = _ask(model, {"vendor": vendor_id}, host, version, spec.arch, accel)
-    return PlannedCpu(model, cpu.vendor, cpu.phys_bits, vendor_id)
+    raise InputError(
+        f"{declared} is not a vendor QEMU can give an {spec.arch} {model} CPU "
+        f"(it reports {cpu.vendor}); x86 CPUs take amd or intel",
+        field="cpu.vendor",
+    )
 
 
 def _ask(model: str, props: dict[str, str], host: HostCpu, version: str, arch: str,
          accel: str) -> GuestCpu:
     try:
         return guest_cpu(model, props, accel, version, host, arch)
+    except NeedsHostCpu as error:
+        raise InputError(
+            f"{error.message.split(' (give')[0]}: no host source given says (a host tree needs "
+            "proc/cpuinfo). Under KVM (accel: kvm, the default) the guest CPU takes the host's "
+            "vendor; set cpu.vendor (and cpu.phys_bits for host or max), or accel: tcg",
+            field="cpu.model") from None
     except (QemuRefusal, UnsupportedOption) as error:
         raise InputError(f"{error.message} (QEMU {version}, accel {accel})", field="cpu.model") from None

@@ -108,3 +108,33 @@ def test_libvirt_xml_carries_the_vendor_back_to_qemu(model: str, vendor: str | N
     assert guest.cpu_vendor == expected
     above = [(r.start, r.end) for r in guest.layout if r.start > 0xFFFFF]
     assert above == [(r.start, r.end) for r in plan.layout if r.start > 0xFFFFF]
+
+
+def _solve_unknown_cpu(text: str) -> tuple[str, ...]:
+    """Plan against a host whose CPU no source describes (a tree without proc/cpuinfo)."""
+    from layoutd.commands.plan import assemble
+    from layoutd.models.spec import parse_spec
+    from layoutd.solver import solve_spec
+    from tests.plan.hosts import MSI, target, view
+
+    spec = parse_spec(text)
+    goal = target(view("nocpu", [MSI], bits=46, vendor="unknown"))
+    return assemble(spec, goal, solve_spec(spec, goal, "10.0"), "10.0").qemu_argv
+
+
+def test_kvm_with_an_unknown_host_cpu_says_what_to_set() -> None:
+    with pytest.raises(InputError) as caught:
+        _solve_unknown_cpu("name: c\nmemory: {size: 4G}\n")
+    assert caught.value.field == "cpu.model"
+    assert "cpu.vendor" in caught.value.message and "accel: tcg" in caught.value.message
+
+
+@pytest.mark.parametrize(("cpu", "expected"), [
+    ("{vendor: amd}", "qemu64,vendor=AuthenticAMD"),
+    ("{model: host, vendor: intel, phys_bits: 46}",
+     "host,vendor=GenuineIntel,host-phys-bits=off,phys-bits=46"),
+])
+def test_kvm_with_an_unknown_host_cpu_plans_once_the_spec_says(cpu: str, expected: str) -> None:
+    argv = _solve_unknown_cpu(f"name: c\ncpu: {cpu}\nmemory: {{size: 4G}}\n")
+    assert argv[argv.index("-cpu") + 1] == expected
+    assert argv[:2] == ("-accel", "kvm")

@@ -91,3 +91,21 @@ def test_version_of_binary_asks_once(version: str, tmp_path: Path,
     assert version_of_binary(path) == version  # from the cache
     with pytest.raises(InputError, match="did not say a QEMU version"):
         version_of_binary("/bin/true")
+
+
+def test_kvm_needs_the_host_cpu_and_names_the_source_without_it(tmp_path: Path) -> None:
+    """Under KVM the guest CPU takes the host's vendor: a host tree without proc/cpuinfo cannot
+    answer, and says so (exit 2); the same tree with it answers (the AMD host's EPYC moves)."""
+    import shutil
+
+    tree = tmp_path / "host"
+    shutil.copytree(AMD_HOST, tree, symlinks=True)
+    (tree / "proc" / "cpuinfo").unlink()
+    argv = ["--qemu-version", "7.2", "--", "qemu-system-x86_64", "-accel", "kvm", "-machine", "q35",
+            "-cpu", "Skylake-Server,phys-bits=48", "-m", "1100G"]
+    assert_clean_failure(run_layoutd("check", "--host", str(tree), *argv), 2,
+                         "host CPU's vendor", str(tree), "/proc/cpuinfo")
+    answered = run_layoutd("check", "--host", str(AMD_HOST), "--format", "json", *argv)
+    assert answered.returncode == 0, answered.stderr
+    layout = json.loads(answered.stdout)["layout"]
+    assert int(layout[-1]["start"], 16) == 1 << 40  # Skylake on an AMD host under KVM is AMD
