@@ -96,16 +96,17 @@ def oracle_check(
 ) -> tuple[tuple[Any, ...], tuple[str, ...]]:
     """Run the QEMU model on the emitted argv: the plan stands only if it yields the planned map."""
     from layoutd.errors import NoAnswer
-    from layoutd.solver.oracle import compare, model_layout
+    from layoutd.solver.oracle import compare, model_map, windows_above
 
-    predicted = model_layout(argv, version, host_cpu, solved.config.arch)
+    guest = model_map(argv, version, host_cpu, solved.config.arch)
+    predicted = guest.layout
     problems = compare(solved.layout, predicted, target.holes)
     if problems:
         raise NoAnswer(
             "internal disagreement: the QEMU model does not build the planned map from the "
             "emitted arguments: " + "; ".join(problems[:5])
         )
-    return tuple(predicted), ()
+    return tuple(predicted), tuple(windows_above(guest, target.top))
 
 
 def render(plan: "Plan", kind: str) -> str:

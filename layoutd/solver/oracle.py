@@ -5,16 +5,27 @@ from typing import Any
 
 from layoutd.collisions import find_collisions
 from layoutd.models.common import GuestRegion, Hole
+from layoutd.models.guest import GuestMap
 
 
-def model_layout(
-    argv: Sequence[str], version: str, host_cpu: Any = None, arch: str = "x86_64"
-) -> list[GuestRegion]:
-    """predict(argv).layout: what QEMU `version` maps for the plan's arguments."""
+def model_map(argv: Sequence[str], version: str, host_cpu: Any = None, arch: str = "x86_64") -> GuestMap:
+    """predict(argv): what QEMU `version` builds for the plan's arguments."""
     from layoutd.qemu import predict
 
-    guest = predict(list(argv), version=version, host_cpu=host_cpu, arch=arch)
-    return list(guest.layout)
+    return predict(list(argv), version=version, host_cpu=host_cpu, arch=arch)
+
+
+PCI_WINDOWS = ("pci-hole64", "high-pcie-mmio")
+
+
+def windows_above(guest: GuestMap, top: int) -> list[str]:
+    """64-bit PCI windows (not RAM) reaching past what every host's IOMMU maps."""
+    return [
+        f"the {region.name} window {region.start:#x}-{region.end:#x} reaches above {top:#x}, what "
+        "every host's IOMMU maps: device BARs placed there cannot take peer-to-peer DMA (QEMU "
+        "warns and goes on; guest RAM is not affected)"
+        for region in guest.regions if region.name in PCI_WINDOWS and region.end > top
+    ]
 
 
 def compare(

@@ -138,3 +138,21 @@ def test_kvm_with_an_unknown_host_cpu_plans_once_the_spec_says(cpu: str, expecte
     argv = _solve_unknown_cpu(f"name: c\ncpu: {cpu}\nmemory: {{size: 4G}}\n")
     assert argv[argv.index("-cpu") + 1] == expected
     assert argv[:2] == ("-accel", "kvm")
+
+
+def test_a_pci_window_above_the_iommu_top_is_said() -> None:
+    """arm virt puts its 512 GiB high PCIe MMIO window above 256 GiB, whatever the IOMMU maps:
+    with a 39-bit IOMMU the plan's RAM is fine, and a warning says where BARs cannot be reached."""
+    from layoutd.commands.plan import assemble
+    from layoutd.models.spec import parse_spec
+    from layoutd.solver import solve_spec
+    from tests.plan.hosts import target, view
+
+    spec = parse_spec("name: a\narch: aarch64\naccel: tcg\nmemory: {size: 4G}\n")
+    for top_bits, warned in ((39, True), (48, False)):
+        goal = target(view("arm39", [(0x8000000, 0x80FFFFF, "msi")], bits=48, vendor="arm",
+                           top_bits=top_bits))
+        plan = assemble(spec, goal, solve_spec(spec, goal, "10.0"), "10.0")
+        said = [w for w in plan.warnings if "high-pcie-mmio" in w]
+        assert bool(said) == warned, plan.warnings
+        assert all(region.end < 1 << top_bits for region in plan.layout)
