@@ -24,6 +24,10 @@ def need(condition: bool, what: str) -> None:
     pytest.skip(message)
 
 
+def need_kvm() -> None:
+    need(os.access("/dev/kvm", os.R_OK | os.W_OK), "/dev/kvm (read-write), for QEMU under KVM")
+
+
 def need_binary(name: str) -> str:
     path = shutil.which(name)
     need(path is not None, f"the program {name}")

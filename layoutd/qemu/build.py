@@ -29,7 +29,7 @@ def _x86(config: VmConfig, machine: Machine, version: str, host_cpu: HostCpu | N
     vga = x86.vga_hides_ram(machine.family, version, x86.has_vga(config), smm)
     pieces = x86.boot_layout(result, boot, vga)
     placed = _devices(config, result.device_memory, boot)
-    smm_matters = x86.has_vga(config) and not x86.vga_hides_ram(machine.family, version, True, False)
+    smm_matters = x86.has_vga(config) and x86.smm_decides_vga(machine.family, version)
     warnings = result.warnings + (tuple(smm_warnings) if smm_matters else ())
     return _guest_map(config, machine, version, "x86_64", cpu, boot, pieces, placed,
                       x86.regions(result, machine, cpu, vga), x86.device_range(result),

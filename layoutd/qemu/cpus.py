@@ -80,27 +80,20 @@ def x86_cpu(model: str | None, props: Mapping[str, str], accel: str, version: st
             host: HostCpu | None) -> GuestCpu:
     name = model or DEFAULT_MODEL["x86_64"]
     kvm = accel == "kvm"
-    if "vendor" in props:  # vendor= wins, and then nothing asks the host for one
-        vendor, host_bits_default = VENDOR_IDS.get(props["vendor"], "other"), kvm and name in ("host", "max")
-        if name == "host" and not kvm:
-            raise QemuRefusal("CPU model 'host' requires KVM or HVF")
-        if name not in ("host", "max"):
-            _model_vendor(name, version)  # still refuse unknown and 32-bit models
-    else:
-        vendor, host_bits_default = _x86_vendor(name, kvm, version, host)
+    declared = VENDOR_IDS.get(props["vendor"], "other") if "vendor" in props else None
+    vendor, host_bits_default = _x86_vendor(name, kvm, version, host, declared)
     return GuestCpu(name, vendor, _x86_phys_bits(props, kvm, host_bits_default, host))
 
 
-def _x86_vendor(name: str, kvm: bool, version: str, host: HostCpu | None) -> tuple[str, bool]:
-    """(vendor, host-phys-bits default) of a model."""
-    if name in ("host", "max") and kvm:
-        return _host_vendor(host, name), True
-    if name == "host":
+def _x86_vendor(name: str, kvm: bool, version: str, host: HostCpu | None,
+                declared: str | None) -> tuple[str, bool]:
+    """(vendor, host-phys-bits default) of a model. `declared` (vendor=) wins, and then the
+    host is not asked; otherwise KVM gives the host's vendor, TCG the model's."""
+    if name == "host" and not kvm:
         raise QemuRefusal("CPU model 'host' requires KVM or HVF")
-    if name == "max":
-        return "amd", False
-    vendor = _model_vendor(name, version)
-    return (_host_vendor(host, name) if kvm else vendor), False
+    own = "amd" if name in ("host", "max") else _model_vendor(name, version)
+    vendor = declared or (_host_vendor(host, name) if kvm else own)
+    return vendor, kvm and name in ("host", "max")
 
 
 def _model_vendor(name: str, version: str) -> str:

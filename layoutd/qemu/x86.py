@@ -190,18 +190,26 @@ def smm_enabled(config: VmConfig, accel: str, host: HostCpu | None) -> tuple[boo
         if on and accel == "kvm" and kvm_smm is False:
             raise QemuRefusal("System Management Mode not supported by this hypervisor.")
         return on, []
-    if accel != "kvm":
-        return True, []
-    if kvm_smm is None:
-        return True, ["whether KVM on the host runs System Management Mode is unknown (probe the "
-                      "host live to know); assumed it does, as on bare metal"]
-    return kvm_smm, []
+    unknown = accel == "kvm" and kvm_smm is None
+    return smm_auto(accel, kvm_smm), ([
+        "whether KVM on the host runs System Management Mode is unknown (probe the host live to "
+        "know); assumed it does, as on bare metal"] if unknown else [])
+
+
+def smm_auto(accel: str, kvm_smm: bool | None) -> bool:
+    """smm=auto: on under TCG; under KVM what KVM supports (unknown: on, as on bare metal)."""
+    return accel != "kvm" or kvm_smm is not False
+
+
+def smm_decides_vga(family: str, version: str) -> bool:
+    """q35's SMRAM ranges, which map the VGA window over RAM, exist only with SMM on in QEMU
+    10.0 (pc, and 7.2, always have them)."""
+    return family == "q35" and version != "7.2"
 
 
 def vga_hides_ram(family: str, version: str, vga: bool, smm: bool) -> bool:
-    """A VGA device maps its 0xa0000-0xbffff window over RAM through q35's SMRAM ranges, which
-    QEMU 10.0 builds only with SMM on (pc, and 7.2, always have them)."""
-    return vga and (family != "q35" or version == "7.2" or smm)
+    """A VGA device's 0xa0000-0xbffff window is not RAM (see smm_decides_vga)."""
+    return vga and (smm or not smm_decides_vga(family, version))
 
 
 def has_vga(config: VmConfig) -> bool:

@@ -138,7 +138,7 @@ def problem_for(spec: VmSpec, target: Target, version: str = "10.0") -> Problem:
         version=version,
         amd_rule=x86.amd_rule(cpu.vendor, resolve(spec.machine_type, spec.arch, version)),
         vga_window=spec.arch == "x86_64" and x86.vga_hides_ram(
-            spec.family, version, True, spec.accelerator == "tcg" or target.kvm_smm is not False),
+            spec.family, version, True, x86.smm_auto(spec.accelerator, target.kvm_smm)),
     )
 
 

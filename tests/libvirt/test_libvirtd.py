@@ -14,11 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from layoutd.libvirt.argv import translate_xml
 from layoutd.libvirt.fix import fix
 from layoutd.models.plan import Plan
+from layoutd.qemu import predict
 from layoutd.qemu.mtree import ram_entries
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, need_kvm, run_layoutd
 from tests.libvirt.daemon import Virsh
+from tests.support.qemu_runner import this_machine_cpu
 
 pytestmark = pytest.mark.libvirt
 
@@ -131,14 +134,7 @@ def test_kvm_domain_map_is_what_the_hook_predicts(libvirtd: Virsh, define: Defin
     """<domain type='kvm'>: libvirt runs QEMU under KVM, where the guest CPU takes this machine's
     vendor (even for EPYC) and host-passthrough its address bits. With 1000 GiB of maxMemory the
     AMD rule would move RAM to 1 TiB: the hook's translation must predict what libvirt started."""
-    import os
-
-    from layoutd.host.sysfs import parse_cpuinfo
-    from layoutd.libvirt.argv import translate_xml
-    from layoutd.qemu import predict
-    from tests.conftest import need
-
-    need(os.access("/dev/kvm", os.R_OK | os.W_OK), "/dev/kvm (read-write), for a kvm domain")
+    need_kvm()
     libvirtd.install_hook("--policy", "enforce", "--host", AMD)
     xml = KVM_DOMAIN.format(mode=mode, model=model)
     define("lt-kvm", xml)
@@ -147,7 +143,7 @@ def test_kvm_domain_map_is_what_the_hook_predicts(libvirtd: Virsh, define: Defin
     assert "-accel kvm" in libvirtd.qemu_log("lt-kvm") or "accel=kvm" in libvirtd.qemu_log("lt-kvm")
     mtree = libvirtd.run("qemu-monitor-command", "lt-kvm", "--hmp", "info mtree -f").stdout
     real = sorted((entry.start, entry.end) for entry in ram_entries(mtree))
-    here = parse_cpuinfo(Path("/proc/cpuinfo").read_text())
+    here = this_machine_cpu()
     guest = predict(translate_xml(xml).argv, version="7.2", host_cpu=here)
     assert real == sorted((region.start, region.end) for region in guest.layout)
     assert guest.cpu_vendor == here.vendor
@@ -177,15 +173,7 @@ def test_old_machine_type_is_refused_then_fixed_and_starts(libvirtd: Virsh, defi
     1100 GiB. The hook refuses it on the AMD host; `layoutd libvirt fix` rewrites its memory;
     the fixed domain starts under KVM with RAM clear of the HyperTransport hole, exactly where
     the hook's translation says."""
-    import os
-
-    from layoutd.host.kvm import kvm_smm
-    from layoutd.host.sysfs import parse_cpuinfo
-    from layoutd.libvirt.argv import translate_xml
-    from layoutd.qemu import predict
-    from tests.conftest import need, run_layoutd
-
-    need(os.access("/dev/kvm", os.R_OK | os.W_OK), "/dev/kvm (read-write), for a kvm domain")
+    need_kvm()
     libvirtd.install_hook("--policy", "enforce", "--host", AMD, "--devices", DEVICE)
     define("lt-old", OLD_TYPE_DOMAIN)
     refused = libvirtd.run("start", "lt-old", "--paused", check=False)
@@ -203,7 +191,6 @@ def test_old_machine_type_is_refused_then_fixed_and_starts(libvirtd: Virsh, defi
     mtree = libvirtd.run("qemu-monitor-command", "lt-old", "--hmp", "info mtree -f").stdout
     real = sorted((entry.start, entry.end) for entry in ram_entries(mtree))
     assert all(end < 0xFD00000000 or start > 0xFFFFFFFFFF for start, end in real), real
-    here = parse_cpuinfo(Path("/proc/cpuinfo").read_text()).model_copy(update={"kvm_smm": kvm_smm()})
-    guest = predict(translate_xml(fixed.stdout).argv, version="7.2", host_cpu=here)
+    guest = predict(translate_xml(fixed.stdout).argv, version="7.2", host_cpu=this_machine_cpu())
     assert real == sorted((region.start, region.end) for region in guest.layout)
     assert "lt-old prepare begin: ok" in libvirtd.hook_log.read_text()

@@ -10,7 +10,7 @@ from layoutd.models.spec import VmSpec, parse_spec
 from layoutd.solver import Target, solve_spec
 from tests.conftest import EXAMPLES
 from tests.plan.hosts import HARD, target
-from tests.support.qemu_runner import QemuBinary, Refused, aarch64_firmware, started
+from tests.support.qemu_runner import QemuBinary, Refused, aarch64_firmware, started, this_machine_cpu
 
 
 def host_target(names: Sequence[str]) -> Target:
@@ -65,15 +65,10 @@ def runnable(argv: Sequence[str], plan: Plan | None = None) -> list[str]:
 
 
 def _plan_for_this_cpu(plan: Plan) -> bool:
-    from pathlib import Path
-
-    from layoutd.host.kvm import kvm_smm
-    from layoutd.host.sysfs import parse_cpuinfo
-
-    here = parse_cpuinfo(Path("/proc/cpuinfo").read_text())
+    here = this_machine_cpu()
     assumed = plan.host_cpu
     return assumed is not None and (assumed.vendor, assumed.phys_bits, assumed.kvm_smm) == (
-        here.vendor, here.phys_bits, kvm_smm())
+        here.vendor, here.phys_bits, here.kvm_smm)
 
 
 def _as_tcg(argv: Sequence[str], plan: Plan) -> list[str]:

@@ -12,13 +12,11 @@ import pytest
 
 from layoutd.commands.plan import assemble
 from layoutd.host import probe_host
-from layoutd.host.kvm import kvm_smm
-from layoutd.host.sysfs import parse_cpuinfo
 from layoutd.models.spec import parse_spec
 from layoutd.solver import combine, solve_spec
 from tests.conftest import EXAMPLES
 from tests.plan.support import collisions, real_layout
-from tests.support.qemu_runner import Refused, qemu_binary
+from tests.support.qemu_runner import Refused, qemu_binary, this_machine_cpu
 
 pytestmark = pytest.mark.qemu
 
@@ -45,11 +43,11 @@ def this_machine(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_kvm_plan_runs_as_planned(text: str, version: str, this_machine: str) -> None:
     spec = parse_spec(text)
     view = probe_host(this_machine, list(spec.pci_devices))
-    view = view.model_copy(update={"cpu": view.cpu.model_copy(update={"kvm_smm": kvm_smm()})})
+    here = this_machine_cpu()
+    view = view.model_copy(update={"cpu": view.cpu.model_copy(update={"kvm_smm": here.kvm_smm})})
     goal = combine([view], [view.source])
     plan = assemble(spec, goal, solve_spec(spec, goal, version), version)
     assert plan.qemu_argv[:2] == ("-accel", "kvm")
-    here = parse_cpuinfo(Path("/proc/cpuinfo").read_text())
     assert plan.host_cpu is not None and plan.host_cpu.vendor == here.vendor
     result = real_layout(qemu_binary(version), plan)
     assert not isinstance(result, Refused), (plan.qemu_argv, result)

@@ -4,16 +4,13 @@
 parser) is the host, and real QEMU 7.2 and 10.0 under `-accel kvm`, paused with -S, the judge.
 Needs /dev/kvm: without it the runner says so (and the test fails in CI)."""
 
-from pathlib import Path
 
 import pytest
 
-from layoutd.host.kvm import kvm_smm
-from layoutd.host.sysfs import parse_cpuinfo
 from layoutd.models.host import Cpu
 from tests.conftest import need
 from tests.qemu.compare import compare
-from tests.support.qemu_runner import VERSIONS
+from tests.support.qemu_runner import VERSIONS, this_machine_cpu
 
 pytestmark = pytest.mark.qemu
 
@@ -44,8 +41,7 @@ LINES = [
 
 
 def _host_cpu() -> Cpu:
-    """This machine's CPU as `layoutd probe --host live` reads it (cpuinfo, KVM's SMM support)."""
-    cpu = parse_cpuinfo(Path("/proc/cpuinfo").read_text()).model_copy(update={"kvm_smm": kvm_smm()})
+    cpu = this_machine_cpu()
     need(cpu.vendor in ("amd", "intel") and cpu.phys_bits is not None,
          f"an x86 host CPU with known address bits (/proc/cpuinfo says {cpu.vendor}, {cpu.phys_bits})")
     return cpu

@@ -19,8 +19,9 @@ from typing import Any
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
+from layoutd.models.host import Cpu
 from layoutd.qemu.mtree import FlatEntry, ram_entries
-from tests.conftest import need
+from tests.conftest import need, need_kvm
 
 CACHE = Path(os.environ.get("LAYOUTD_CACHE", Path.home() / ".cache" / "layoutd"))
 VERSIONS = ("7.2", "10.0")
@@ -119,7 +120,7 @@ def started(binary: QemuBinary, args: Sequence[str], *, extra_qmp: bool = False,
             ) -> Iterator[RunningQemu | Refused]:
     """Start QEMU paused with -nodefaults; yield a RunningQemu, or Refused if QEMU exits."""
     if _wants_kvm(args):
-        need(os.access("/dev/kvm", os.R_OK | os.W_OK), "/dev/kvm (read-write), for QEMU with -accel kvm")
+        need_kvm()
     folder = tempfile.mkdtemp(prefix="layoutd-qemu-")
     socket_path = os.path.join(folder, "qmp.sock")
     argv = binary.argv([*args, "-S", "-nodefaults", "-display", "none",
@@ -154,6 +155,14 @@ def started(binary: QemuBinary, args: Sequence[str], *, extra_qmp: bool = False,
         if process.stderr:
             process.stderr.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def this_machine_cpu() -> Cpu:
+    """This machine's CPU as `layoutd probe --host live` reads it: /proc/cpuinfo and KVM's SMM."""
+    from layoutd.host.kvm import kvm_smm
+    from layoutd.host.sysfs import parse_cpuinfo
+
+    return parse_cpuinfo(Path("/proc/cpuinfo").read_text()).model_copy(update={"kvm_smm": kvm_smm()})
 
 
 def _wants_kvm(args: Sequence[str]) -> bool:
