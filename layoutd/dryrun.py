@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 from layoutd.errors import HostUnavailable, InputError, QemuRefusal
 from layoutd.live.vm import LiveVm
+from layoutd.models.common import GuestRegion
+from layoutd.models.guest import GuestMap
 from layoutd.qemu.options import Option, keyval, split_argv
 
 TIMEOUT = float(os.environ.get("LAYOUTD_DRYRUN_TIMEOUT", "20"))
@@ -112,6 +114,8 @@ def _rewrite(options: list[Option], arch: str, safe: SafeCommand) -> None:
             if name == "pflash" or keyval(value, "file", "-drive").get("if") == "pflash":
                 firmware = True
             safe.dropped.append(option.label())
+        elif name == "vga":
+            safe.argv += ["-vga", "none" if value == "none" else "std"]
         elif name in KEEP_OPTIONS:
             safe.argv += [f"-{name}"] + ([value] if option.value is not None else [])
         else:
@@ -122,6 +126,8 @@ def _rewrite(options: list[Option], arch: str, safe: SafeCommand) -> None:
         safe.argv += ["-bios", _memfd_path(safe, "layoutd-firmware", 1 << 20)]
     for props in devices:
         safe.argv += ["-device", _device(props, kept_ids)]
+    if arch == "x86_64" and not any(o.name in ("nodefaults", "vga") for o in options):
+        safe.argv += ["-vga", "std"]  # the default VGA maps its window over low RAM
 
 
 def _backend(props: dict[str, str], safe: SafeCommand) -> str:
@@ -313,13 +319,15 @@ def _started(binary: str, safe: SafeCommand,
     watchdog.start()
     process.timed_out = False  # type: ignore[attr-defined]
     process.errors = errors  # type: ignore[attr-defined]
+    finished = False
     try:
         yield process, ours
+        finished = True
     finally:
         watchdog.cancel()
         ours.close()
-        try:
-            process.wait(timeout=max(1.0, timeout / 4))
+        try:  # after `quit` QEMU exits by itself; on any other way out it is killed at once
+            process.wait(timeout=2.0 if finished else 0)
         except subprocess.TimeoutExpired:
             _kill(process)
             process.wait()
@@ -366,3 +374,67 @@ def first_error(stderr: str) -> str:
         if text and not re.match(r"(-\S+ \S+: )?warning:", text):
             return text
     return ""
+
+
+def guest_map(run: DryRun, argv: Sequence[str], arch: str) -> GuestMap:
+    """The dry run's map in the form the model gives (layoutd.models.guest.GuestMap)."""
+    from layoutd.models.common import Range
+    from layoutd.models.guest import GuestMap, MemoryDevice, NamedRegion, RamPiece
+
+    vm = run.vm
+    layout = vm.layout()
+    memory = vm.device_memory
+    regions = (NamedRegion(name="device-memory", start=memory.start, end=memory.end),) if memory else ()
+    ends = [region.end for region in layout] + ([memory.end] if memory else [])
+    devices = tuple(MemoryDevice(type=d.kind, id=d.id, addr=d.start, size=d.size,
+                                 region_size=d.size, node=d.node, memdev=d.memdev, slot=d.slot)
+                    for d in vm.devices)
+    return GuestMap(
+        qemu_version=run.version, arch=arch, machine=vm.machine.removesuffix("-machine"),
+        layout=tuple(layout), regions=regions,
+        device_memory=Range(start=memory.start, end=memory.end) if memory else None,
+        slots=vm.memory.slots, maxmem=vm.memory.max_size if vm.memory.slots or vm.memory.max_size
+        > vm.memory.size else None, ram_size=vm.memory.size, phys_bits=vm.phys_bits or 0,
+        highest_address=max(ends, default=0), cpu_vendor="other", vfio_devices=vfio_hosts(argv),
+        memory_devices=devices, warnings=(),
+        ram_view=tuple(RamPiece(start=e.start, end=e.end, name=e.name, offset=e.offset)
+                       for e in vm.ram))
+
+
+def vfio_hosts(argv: Sequence[str]) -> tuple[str, ...]:
+    """host= of every vfio-pci device of a command line."""
+    found = []
+    for option in split_argv(argv):
+        if option.name == "device":
+            props = keyval(option.value or "", "driver", "-device")
+            if props.get("driver", "").startswith("vfio-pci") and props.get("host"):
+                found.append(props["host"])
+    return tuple(dict.fromkeys(found))
+
+
+def differences(expected: Sequence[GuestRegion], real: Sequence[GuestRegion]) -> list[str]:
+    """How two RAM maps differ, one line per range only one of them has."""
+    def ranges(layout: Sequence[GuestRegion]) -> dict[tuple[int, int], str]:
+        return {(r.start, r.end): f"{r.kind} {r.id}" for r in layout}
+
+    mine, theirs = ranges(expected), ranges(real)
+    lines = [f"planned {what} {start:#x}-{end:#x}, QEMU has no such range"
+             for (start, end), what in mine.items() if (start, end) not in theirs]
+    lines += [f"QEMU built {what} {start:#x}-{end:#x}, not planned"
+              for (start, end), what in theirs.items() if (start, end) not in mine]
+    return lines
+
+
+def binary_version(path: str) -> str:
+    """X.Y.Z from `PATH --version` (any version, modelled or not)."""
+    import re
+
+    try:
+        result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30,
+                                stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise InputError(f"cannot run {path} --version: {error}") from None
+    match = re.search(r"version (\d+\.\d+(?:\.\d+)?)", result.stdout)
+    if result.returncode != 0 or not match:
+        raise InputError(f"{path} --version did not say a QEMU version")
+    return match.group(1)

@@ -205,3 +205,19 @@ def real_map(binary: QemuBinary, args: Sequence[str]) -> RealMap | Refused:
         if isinstance(qemu, Refused):
             return qemu
         return qemu.read_map()
+
+
+def wrapper(binary: QemuBinary, folder: Path, version_line: str | None = None) -> Path:
+    """An executable FOLDER/qemu-system-ARCH that runs `binary` (any of 7.2, 10.0, 11.1) as if it
+    were installed there; with version_line, `--version` answers that line instead (a QEMU whose
+    version layoutd does not model, running a real binary)."""
+    import shlex
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"qemu-system-{binary.arch}"
+    run = " ".join(shlex.quote(part) for part in binary.argv([]))
+    answer = (f'[ "$1" = --version ] && {{ echo {shlex.quote(version_line)}; exit 0; }}\n'
+              if version_line else "")
+    path.write_text(f"#!/bin/sh\n{answer}exec {run} \"$@\"\n")
+    path.chmod(0o755)
+    return path
