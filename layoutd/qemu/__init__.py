@@ -50,6 +50,7 @@ def version_of_binary(path: str, *, modelled_only: bool = True) -> str:
     if version is None:
         version = _ask_version(path)
         remember_version(path, version)
+    version = ".".join(version.split(".")[:2])  # the cache may hold X.Y.Z
     if modelled_only and not modelled(version):
         raise InputError(f"{path} is QEMU {version}; only {', '.join(SUPPORTED_VERSIONS)} are "
                          "modelled (pass --qemu-version to use a model anyway, or --verify to ask "
