@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("text", "json", "argv", "qmp", "libvirt", "svg")
 DEFAULT_VERSION = "10.0"
-VERSIONS = ("7.2", "10.0")
+VERSIONS = ("7.2", "10.0", "11.1")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from layoutd.models.guest import GuestMap
     from layoutd.qemu.cpus import HostCpu
 
-SUPPORTED_VERSIONS = ("7.2", "10.0")
+SUPPORTED_VERSIONS = ("7.2", "10.0", "11.1")
 
 
 def predict(argv: Sequence[str], *, version: str, host_cpu: HostCpu | None = None,

@@ -25,7 +25,7 @@ def _x86(config: VmConfig, machine: Machine, version: str, host_cpu: HostCpu | N
     boot = boot_ram(config, BOOT_RAM[machine.family])
     check_memory_options(config, boot.size)
     result = x86.plan(config, machine, cpu, boot, version)
-    smm, smm_warnings = x86.smm_enabled(config, config.accel, host_cpu)
+    smm, smm_warnings = x86.smm_enabled(config, config.accel, host_cpu, version)
     vga = x86.vga_hides_ram(machine.family, version, x86.has_vga(config), smm)
     pieces = x86.boot_layout(result, boot, vga)
     placed = _devices(config, result.device_memory, boot)

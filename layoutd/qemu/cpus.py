@@ -82,7 +82,7 @@ def x86_cpu(model: str | None, props: Mapping[str, str], accel: str, version: st
     kvm = accel == "kvm"
     declared = VENDOR_IDS.get(props["vendor"], "other") if "vendor" in props else None
     vendor, host_bits_default = _x86_vendor(name, kvm, version, host, declared)
-    return GuestCpu(name, vendor, _x86_phys_bits(props, kvm, host_bits_default, host))
+    return GuestCpu(name, vendor, _x86_phys_bits(props, kvm, host_bits_default, host, version))
 
 
 def _x86_vendor(name: str, kvm: bool, version: str, host: HostCpu | None,
@@ -123,9 +123,11 @@ def _host_vendor(host: HostCpu | None, name: str) -> str:
 
 
 def _x86_phys_bits(props: Mapping[str, str], kvm: bool, host_bits: bool,
-                   host: HostCpu | None) -> int:
+                   host: HostCpu | None, version: str) -> int:
     bits = parse_int(props["phys-bits"], "-cpu phys-bits") if "phys-bits" in props else 0
-    if bits and not 32 <= bits <= MAX_PHYS_BITS:
+    if bits and bits < 32 and unbounded_phys_bits(version):
+        raise QemuRefusal(f"phys-bits should be at least 32 (but is {bits})")
+    if bits and not 32 <= bits <= MAX_PHYS_BITS and not unbounded_phys_bits(version):
         raise QemuRefusal(f"phys-bits should be between 32 and {MAX_PHYS_BITS}  (but is {bits})")
     use_host = parse_bool(props.get("host-phys-bits", "on" if host_bits else "off"),
                           "host-phys-bits")
@@ -139,6 +141,20 @@ def _x86_phys_bits(props: Mapping[str, str], kvm: bool, host_bits: bool,
         if limit and bits > limit:
             bits = limit
     return bits or DEFAULT_PHYS_BITS
+
+
+def unbounded_phys_bits(version: str) -> bool:
+    """QEMU 11.1 (target/i386/cpu.c x86_cpu_realizefn) checks phys-bits only against 32: the
+    TARGET_PHYS_ADDR_SPACE_BITS (52) bound is gone."""
+    from layoutd.qemu.machines import at_least
+
+    return at_least(version, "11.1")
+
+
+def address_limit(phys_bits: int) -> int:
+    """((hwaddr)1 << phys_bits) - 1 as the x86_64 C code computes it: the shift count is taken
+    modulo 64 (phys-bits=64 gives 0, 65 gives 1)."""
+    return ((1 << (phys_bits & 63)) - 1) & ((1 << 64) - 1)
 
 
 def arm_cpu(model: str | None, accel: str) -> GuestCpu:

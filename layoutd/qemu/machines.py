@@ -10,9 +10,11 @@ from dataclasses import dataclass
 
 from layoutd.errors import QemuRefusal, UnsupportedOption
 
-VERSIONS = ("7.2", "10.0")
-RELEASES = ("7.1", "7.2", "8.0", "8.1", "8.2", "9.0", "9.1", "9.2", "10.0")
+VERSIONS = ("7.2", "10.0", "11.1")
+RELEASES = ("7.1", "7.2", "8.0", "8.1", "8.2", "9.0", "9.1", "9.2", "10.0", "10.1", "10.2", "11.0",
+            "11.1")
 X86_OLD = ("5.0", "5.1", "5.2", "6.0", "6.1", "6.2", "7.0")  # modelled on x86 only
+X86_REMOVED = {"11.1": ("5.0", "5.1")}  # modelled types a version no longer has (-machine help)
 FAMILIES = {"x86_64": {"q35": "pc-q35-", "pc": "pc-i440fx-"}, "aarch64": {"virt": "virt-"}}
 DEFAULT_ALIAS = {"x86_64": "pc", "aarch64": None}
 BOOT_RAM = {"q35": "pc.ram", "pc": "pc.ram", "virt": "mach-virt.ram"}  # the boot RAM region's name
@@ -32,9 +34,15 @@ def _key(release: str) -> tuple[int, ...]:
     return tuple(int(part) for part in release.split("."))
 
 
+def at_least(version: str, release: str) -> bool:
+    """QEMU `version` is `release` or newer ("10.0" >= "7.2")."""
+    return _key(version) >= _key(release)
+
+
 def releases_of(version: str, family: str = "virt") -> tuple[str, ...]:
     known = X86_OLD + RELEASES if family in ("q35", "pc") else RELEASES
-    return tuple(r for r in known if _key(r) <= _key(version))
+    gone = X86_REMOVED.get(version, ()) if family in ("q35", "pc") else ()
+    return tuple(r for r in known if _key(r) <= _key(version) and r not in gone)
 
 
 def resolve(name: str | None, arch: str, version: str) -> Machine:
@@ -69,7 +77,7 @@ def _unsupported_type(name: str, version: str) -> str:
 
 
 def _refuse_release(name: str, release: str, version: str) -> Machine:
-    if _key(release) > _key(version):
+    if _key(release) > _key(version) or release in X86_REMOVED.get(version, ()):
         raise QemuRefusal(_unsupported_type(name, version))
     oldest = "5.0" if name.startswith("pc-") else "7.1"
     raise UnsupportedOption(f"-machine {name}: machine types older than {oldest} are not modelled",

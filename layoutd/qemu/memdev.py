@@ -31,6 +31,7 @@ NO_DEVICE_MEMORY = {
     "10.0": "the configuration is not prepared for memory devices (e.g., for memory hotplug), "
             "consider specifying the maxmem option",
 }
+NO_DEVICE_MEMORY["11.1"] = NO_DEVICE_MEMORY["10.0"]
 
 
 def device_memory_base(ram_end: int) -> int:

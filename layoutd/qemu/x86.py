@@ -17,8 +17,8 @@ from layoutd.models.common import Range
 from layoutd.models.guest import NamedRegion
 from layoutd.qemu.boot import ACPI_MAX_RAM_SLOTS, BootRam
 from layoutd.qemu.config import VmConfig, flag
-from layoutd.qemu.cpus import GuestCpu, HostCpu
-from layoutd.qemu.machines import Machine
+from layoutd.qemu.cpus import GuestCpu, HostCpu, address_limit
+from layoutd.qemu.machines import Machine, at_least
 from layoutd.qemu.memdev import (
     NO_DEVICE_MEMORY,
     DeviceMemory,
@@ -121,7 +121,7 @@ def plan(config: VmConfig, machine: Machine, cpu: GuestCpu, boot: BootRam,
     start = high_ram_start(amd_rule(cpu.vendor, machine), version, cpu.phys_bits, above,
                            device_size, hole64)
     highest = highest_used(version, cpu.phys_bits, start, above, device_size, hole64)
-    limit = (1 << cpu.phys_bits) - 1
+    limit = address_limit(cpu.phys_bits)
     if limit < highest:
         raise QemuRefusal(f"Address space limit {limit:#x} < {highest:#x} phys-bits too low "
                           f"({cpu.phys_bits})")
@@ -181,14 +181,17 @@ def device_range(result: X86Plan) -> Range | None:
     return Range(start=memory.base, end=memory.base + memory.size - 1)
 
 
-def smm_enabled(config: VmConfig, accel: str, host: HostCpu | None) -> tuple[bool, list[str]]:
+def smm_enabled(config: VmConfig, accel: str, host: HostCpu | None,
+                version: str) -> tuple[bool, list[str]]:
     """-machine smm= (on|off|auto): auto is on under TCG and, under KVM, what KVM supports."""
     kvm_smm = host.kvm_smm if host is not None else None
     setting = config.machine_props.get("smm", "auto")
     if setting != "auto":
         on = parse_bool(setting, "-machine smm")
         if on and accel == "kvm" and kvm_smm is False:
-            raise QemuRefusal("System Management Mode not supported by this hypervisor.")
+            where = (f"{config.accel_option}: " if config.accel_option and at_least(version, "11.1")
+                     else "")  # 11.1 names the -accel option (not -enable-kvm, accel=)
+            raise QemuRefusal(f"{where}System Management Mode not supported by this hypervisor.")
         return on, []
     unknown = accel == "kvm" and kvm_smm is None
     return smm_auto(accel, kvm_smm), ([
@@ -203,8 +206,9 @@ def smm_auto(accel: str, kvm_smm: bool | None) -> bool:
 
 def smm_decides_vga(family: str, version: str) -> bool:
     """q35's SMRAM ranges, which map the VGA window over RAM, exist only with SMM on in QEMU
-    10.0 (pc, and 7.2, always have them)."""
-    return family == "q35" and version != "7.2"
+    9.1 to 10.1 (hw/pci-host/q35.c mch_realize returns before "smram-region" without
+    smm-ranges; from 10.2 that region is made first). pc, 7.2 and 11.1 always map it."""
+    return family == "q35" and at_least(version, "9.1") and not at_least(version, "10.2")
 
 
 def vga_hides_ram(family: str, version: str, vga: bool, smm: bool) -> bool:

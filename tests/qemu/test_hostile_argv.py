@@ -29,7 +29,7 @@ def hostile_argv(draw: st.DrawFn) -> list[str]:
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(hostile_argv(), st.sampled_from(["7.2", "10.0"]), st.sampled_from(["x86_64", "aarch64"]))
+@given(hostile_argv(), st.sampled_from(["7.2", "10.0", "11.1"]), st.sampled_from(["x86_64", "aarch64"]))
 def test_garbage_is_a_typed_error(argv: list[str], version: str, arch: str) -> None:
     try:
         predict(argv, version=version, arch=arch)
