@@ -8,7 +8,7 @@ layoutd.emit.report. Stdlib-only imports here.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from layoutd.errors import InputError
@@ -72,7 +72,20 @@ def _run_argv(args: argparse.Namespace, command: list[str]) -> int:
     host = probe_host(args.host, devices or None)
     guest = first or _with_host(host, lambda: predict(qemu_args, version=version, arch=arch,
                                                       host_cpu=host.cpu))
-    return report(guest, host, args.format, devices)
+
+    def again(changed: Sequence[str]) -> Any:
+        return predict(changed, version=version, arch=arch, host_cpu=host.cpu)
+
+    return report(guest, host, args.format, devices, _fixes_for(qemu_args, guest, again, host))
+
+
+def _fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],
+               host: Any) -> Any:
+    """The verified changes (a newer machine type, a smaller -m) that clear every collision."""
+    from layoutd.emit.report import collisions
+    from layoutd.fixes import fixes
+
+    return lambda: fixes(args, guest, again, lambda changed: not collisions(changed, host))
 
 
 def _with_host(host: Any, prediction: Callable[[], Any]) -> Any:
@@ -113,6 +126,9 @@ def _run_libvirt(args: argparse.Namespace) -> int:
     version = qemu_version(translation, args.qemu_version)
     devices = _merge(translation.devices, device_list(args.devices))
     host = probe_host(args.host, devices or None)
-    guest = _with_host(host, lambda: predict(translation.argv, version=version, host_cpu=host.cpu,
-                                             arch=translation.domain.arch))
-    return report(guest, host, args.format, devices)
+    def again(changed: Sequence[str]) -> Any:
+        return predict(changed, version=version, host_cpu=host.cpu, arch=translation.domain.arch)
+
+    guest = _with_host(host, lambda: again(translation.argv))
+    return report(guest, host, args.format, devices,
+                  _fixes_for(translation.argv, guest, again, host), language="libvirt")
