@@ -46,6 +46,9 @@ if [ ! -x "$CACHE/qemu-10.0/usr/bin/qemu-system-x86_64" ]; then
         seabios/bookworm-backports
 fi
 
+# QEMU 11.1 (and sid's OVMF, SeaBIOS and arm64 edk2) in a minimal Debian sid root, run with chroot.
+LAYOUTD_CACHE="$CACHE" scripts/sid-root.sh
+
 # Kernel uapi headers from bookworm-backports (6.12: iommufd.h and the VFIO cdev ioctls, which
 # Debian 12's 6.1 linux-libc-dev lacks), unpacked into the cache; tests/host checks the struct
 # layouts of layoutd/host/abi.py against them.
