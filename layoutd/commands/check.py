@@ -82,7 +82,20 @@ def _run_argv(args: argparse.Namespace, command: list[str]) -> int:
                                                       host_cpu=host.cpu))
     if args.verify:
         guest = verified(guest, binary, qemu_args, arch)
-    return report(guest, host, args.format, devices)
+
+    def again(changed: Sequence[str]) -> Any:
+        return predict(changed, version=version, arch=arch, host_cpu=host.cpu)
+
+    return report(guest, host, args.format, devices, _fixes_for(qemu_args, guest, again, host))
+
+
+def _fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],
+               host: Any) -> Any:
+    """The verified changes (a newer machine type, a smaller -m) that clear every collision."""
+    from layoutd.emit.report import collisions
+    from layoutd.fixes import fixes
+
+    return lambda: fixes(args, guest, again, lambda changed: not collisions(changed, host))
 
 
 def dry_run_map(binary: str, qemu_args: Sequence[str], arch: str, why: str) -> Any:
@@ -155,8 +168,12 @@ def _run_libvirt(args: argparse.Namespace) -> int:
         guest = dry_run_map(emulator, translation.argv, domain.arch,
                             f"QEMU {version} is not modelled")
         return report(guest, host, args.format, devices)
-    guest = _with_host(host, lambda: predict(translation.argv, version=version, host_cpu=host.cpu,
-                                             arch=domain.arch))
+
+    def again(changed: Sequence[str]) -> Any:
+        return predict(changed, version=version, host_cpu=host.cpu, arch=domain.arch)
+
+    guest = _with_host(host, lambda: again(translation.argv))
     if args.verify:
         guest = verified(guest, emulator, translation.argv, domain.arch)
-    return report(guest, host, args.format, devices)
+    return report(guest, host, args.format, devices,
+                  _fixes_for(translation.argv, guest, again, host), language="libvirt")

@@ -102,9 +102,12 @@ def make_plan(spec: "VmSpec", sources: Sequence[str], version: str) -> "Plan":
     from layoutd.host import probe_host
     from layoutd.solver import combine, solve_spec
 
-    views = [probe_host(source, list(spec.pci_devices) or None) for source in sources]
-    target = combine(views, [view.source for view in views])
-    solved = solve_spec(spec, target, version)
+    def target_for(devices: Sequence[str]) -> "Target":
+        views = [probe_host(source, list(devices) or None) for source in sources]
+        return combine(views, [view.source for view in views])
+
+    target = target_for(spec.pci_devices)
+    solved = solve_spec(spec, target, version, target_for)
     return assemble(spec, target, solved, version)
 
 
