@@ -9,6 +9,8 @@ mkdir -p "$CACHE"
 APT_PACKAGES=(
     python3-venv
     qemu-system-x86 qemu-system-arm qemu-efi-aarch64 qemu-utils
+    # Guest firmware for the BAR placement proofs (tests/firmware): SeaBIOS and OVMF (edk2).
+    seabios ovmf
     linux-libc-dev
     # A real libvirtd for tests/libvirt, without libvirt-daemon-system (its postinst starts
     # services and needs systemd/polkit): libvirtd, the QEMU driver, virsh and virt-xml-validate.
