@@ -88,7 +88,28 @@ def _run_argv(args: argparse.Namespace, command: list[str]) -> int:
     def again(changed: Sequence[str]) -> Any:
         return predict(changed, version=version, arch=arch, host_cpu=host.cpu)
 
-    return report(guest, host, args.format, devices, _fixes_for(qemu_args, guest, again, host))
+    return report(guest, host, args.format, devices, _fixes_for(qemu_args, guest, again, host),
+                  bars=bar_check(guest, host, qemu_args, devices))
+
+
+def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str]) -> Any:
+    """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with."""
+    from layoutd.firmware.check import check_bars
+    from layoutd.firmware.files import identify
+    from layoutd.firmware.guest import page_1g, read_argv
+    from layoutd.qemu.config import parse_config
+
+    if guest.arch != "x86_64" or not guest.vfio_devices:
+        return None
+    family = "q35" if "q35" in guest.machine else "pc"
+    pci = read_argv(qemu_args, family, {device.address: device for device in host.devices})
+    build, note = identify(pci.firmware, guest.qemu_version)
+    config = parse_config(qemu_args)
+    result = check_bars(guest, host, pci, build, page_1g(config.cpu_model, config.cpu_props),
+                        devices)
+    if note:
+        result.notes.insert(0, note)
+    return result
 
 
 def _fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],
