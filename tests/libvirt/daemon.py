@@ -36,7 +36,9 @@ dynamic_ownership = 0
 security_driver = "none"
 stdio_handler = "file"
 cgroup_controllers = [ ]
+hugetlbfs_mount = ["/run/libvirt/hugepages-2M", "/run/libvirt/hugepages-1G"]
 """
+HUGETLBFS = {"/run/libvirt/hugepages-2M": 2 << 20, "/run/libvirt/hugepages-1G": 1 << 30}
 
 
 @dataclass
