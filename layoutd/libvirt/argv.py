@@ -244,14 +244,41 @@ def _backend(domain: Domain, backend_id: str, size: int, page: int | None, acces
 
 
 def _numa(domain: Domain, sizes: Sizes) -> list[str]:
+    """Cells with memory backends; on machine types up to 5.0, whose QEMU still takes
+    `-numa node,mem=`, libvirt passes that instead when no cell needs a backend
+    (qemuBuildNumaCommandLine)."""
+    legacy = legacy_numa_mem(domain.arch, domain.machine) and not any(
+        _cell_needs_backend(domain, cell) for cell in domain.cells)
     args: list[str] = []
-    for cell, size in zip(domain.cells, sizes.cells, strict=True):
-        backend = f"ram-node{cell.id}"
+    for index, (cell, size) in enumerate(zip(domain.cells, sizes.cells, strict=True)):
+        cpus = f",cpus={cell.cpus}" if cell.cpus else ""
+        if legacy:
+            args += ["-numa", f"node,nodeid={index}{cpus},mem={size // MiB}"]
+            continue
+        backend = f"ram-node{index}"
         page = _page_for(domain, cell.id, None)
         args += ["-object", _backend(domain, backend, size, page, _cell_access(domain, cell))]
-        cpus = f",cpus={cell.cpus}" if cell.cpus else ""
-        args += ["-numa", f"node,nodeid={cell.id}{cpus},memdev={backend}"]
+        args += ["-numa", f"node,nodeid={index}{cpus},memdev={backend}"]
     return args
+
+
+def legacy_numa_mem(arch: str, machine: str) -> bool:
+    """Whether QEMU accepts `-numa node,mem=` for this machine type (versioned types up to 5.0)."""
+    prefixes = ("pc-q35-", "pc-i440fx-") if arch == "x86_64" else ("virt-",)
+    for prefix in prefixes:
+        release = machine.removeprefix(prefix)
+        if release != machine and all(part.isdigit() for part in release.split(".")):
+            return tuple(int(part) for part in release.split(".")) <= (5, 0)
+    return False
+
+
+def _cell_needs_backend(domain: Domain, cell: Cell) -> bool:
+    """Only a huge page size given for this cell's nodeset counts: the general one is passed as
+    -mem-path (which changes no address)."""
+    own_page = any(nodeset is not None and cell.id in _nodeset(nodeset)
+                   for nodeset, _ in domain.cell_pages)
+    return (own_page or _cell_access(domain, cell) is not None
+            or domain.backing in ("memfd", "file") or cell.id in domain.memnodes)
 
 
 def _cell_access(domain: Domain, cell: Cell) -> str | None:

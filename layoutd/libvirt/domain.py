@@ -86,6 +86,7 @@ class Domain:
     access: str | None = None  # <memoryBacking><access mode=...>
     cell_pages: tuple[tuple[str | None, int], ...] = ()  # <hugepages><page nodeset=... size=...>
     overrides: tuple[tuple[str, str, str], ...] = ()  # <qemu:override>: (alias, property, value)
+    memnodes: tuple[int, ...] = ()  # <numatune><memnode cellid=...>: cells bound to host nodes
 
     @property
     def initial_memory(self) -> int:
@@ -174,21 +175,30 @@ def domain_from_tree(root: Node, source: str) -> Domain:
         access=_access(root),
         cell_pages=_pages(root, source),
         overrides=qemu_overrides(root),
+        memnodes=_memnodes(root, source),
     )
 
 
 def _total_memory(root: Node, cells: tuple[Cell, ...], devices: tuple[MemoryDev, ...],
                   source: str) -> int:
     """libvirt's total: <memory>; when it is missing (or 0), the NUMA cells plus the devices."""
-    memory = scaled(root.find("memory"), source, "<memory>") or 0
     modules = sum(dev.size for dev in devices)
-    if memory == 0 and cells:
-        memory = sum(cell.size for cell in cells) + modules
+    if cells and all(cell.size for cell in cells):
+        # libvirt recomputes the total from the cells when it defines a domain (ABI update)
+        return sum(cell.size for cell in cells) + modules
+    memory = scaled(root.find("memory"), source, "<memory>") or 0
     if memory - modules <= 0:
         raise InputError("memory size must be given by <memory> or the NUMA cells "
                          "(<cpu><numa><cell memory=...>), and exceed the memory devices",
                          file=source, field="<memory>")
     return memory
+
+
+def _memnodes(root: Node, source: str) -> tuple[int, ...]:
+    numatune = root.find("numatune")
+    nodes = numatune.findall("memnode") if numatune is not None else []
+    return tuple(_int(node.get("cellid"), source, "<numatune><memnode cellid>") or 0
+                 for node in nodes)
 
 
 def _smm(root: Node) -> str | None:
