@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from layoutd.collisions import Collision, find_collisions
-from layoutd.errors import InputError, NotModelled
+from layoutd.errors import HostUnavailable, InputError, NotModelled
 from layoutd.libvirt.argv import LibvirtVersion, Translation, translate
 from layoutd.libvirt.domain import Domain, read_domain
 from layoutd.libvirt.hookconf import HookConfig
@@ -32,6 +32,7 @@ class DomainCheck:
     host: HostView | None  # None: no host device, nothing to check
     layout: tuple[GuestRegion, ...]
     collisions: tuple[Collision, ...]
+    source: str = ""  # how the map is known: "QEMU 7.2 model", "dry run of /usr/bin/qemu-..."
 
     @property
     def name(self) -> str:
@@ -48,7 +49,7 @@ class DomainCheck:
         if self.host is None:
             return "no host PCI device (<hostdev> or `devices` in the hook configuration): nothing to map"
         return (f"{len(self.layout)} RAM region(s) clear of the holes of "
-                f"{', '.join(self.devices)} ({self.host.source}, QEMU {self.version} model)")
+                f"{', '.join(self.devices)} ({self.host.source}, {self.source})")
 
 
 def translate_domain(xml: bytes | str, source: str) -> Translation:
@@ -85,28 +86,39 @@ def check_domain(xml: bytes | str, config: HookConfig, source: str = "<stdin>") 
 def check_translation(translation: Translation, version: str, devices: Sequence[str],
                       host_source: str | None) -> DomainCheck:
     from layoutd.host import probe_host
-    from layoutd.qemu import predict
+    from layoutd.qemu import modelled, predict
 
     host = probe_host(host_source, list(devices) or None)
-    try:
-        guest = predict(translation.argv, version=version, host_cpu=host.cpu,
-                        arch=translation.domain.arch)
-    except NotModelled:
-        answer = emulator_map(translation, version)
-        if answer is None:
-            raise
-        guest = answer
+    domain = translation.domain
+    if modelled(version):
+        try:
+            guest = predict(translation.argv, version=version, host_cpu=host.cpu, arch=domain.arch)
+            source = f"QEMU {version} model"
+        except NotModelled as error:
+            guest, source = emulator_map(translation, f"not modelled ({error.message})")
+    else:
+        guest, source = emulator_map(translation, f"QEMU {version} is not modelled")
     layout = tuple(guest.layout)
     holes = holes_for_layout(host, layout)
     collisions = tuple(find_collisions(layout, holes))
-    return DomainCheck(translation, version, tuple(devices), host, layout, collisions)
+    return DomainCheck(translation, version, tuple(devices), host, layout, collisions, source)
 
 
-def emulator_map(translation: Translation, version: str) -> GuestMap | None:
-    """Where the model cannot answer, the map the domain's own <emulator> builds (the dry run
-    of the QEMU binary, issue 15); None until that exists: the caller then reports the domain as
-    not modelled and the hook lets it start with a warning."""
-    return None
+def emulator_map(translation: Translation, why: str) -> tuple[GuestMap, str]:
+    """Where the model cannot answer: the map the domain's own <emulator> builds, by a dry run
+    (layoutd.dryrun). A dry run that cannot be made is NotModelled (the hook then lets the
+    domain start with a warning); QEMU refusing it is QemuRefusal."""
+    from layoutd.dryrun import dry_run, guest_map
+
+    domain = translation.domain
+    emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
+    try:
+        run = dry_run(emulator, translation.argv, domain.arch)
+    except HostUnavailable as error:
+        raise NotModelled(f"{why}, and the dry run of {emulator} could not answer: "
+                          f"{error.message}", file=domain.source) from None
+    guest = guest_map(run, translation.argv, domain.arch)
+    return guest, f"{why}: map from a dry run of {emulator} (QEMU {run.version})"
 
 
 def holes_for_layout(host: HostView, layout: Sequence[GuestRegion]) -> list[Hole]:
@@ -161,7 +173,7 @@ def refusal_message(check: DomainCheck) -> str:
     assert check.host is not None
     lines = [
         f"its guest RAM would overlap host IOMMU holes that VFIO cannot map for "
-        f"{', '.join(check.devices)} (host {check.host.source}, QEMU {check.version} model); "
+        f"{', '.join(check.devices)} (host {check.host.source}, {check.source}); "
         "QEMU would fail with vfio_dma_map ... = -22:"
     ]
     for collision in check.collisions:

@@ -33,19 +33,28 @@ def predict(argv: Sequence[str], *, version: str, host_cpu: HostCpu | None = Non
     return build(list(argv), version=version, arch=arch or "x86_64", host_cpu=host_cpu)
 
 
-def version_of_binary(path: str) -> str:
-    """'7.2' or '10.0', from `PATH --version`; anything else is an InputError.
+def modelled(version: str) -> bool:
+    return version in SUPPORTED_VERSIONS
+
+
+def version_of_binary(path: str, *, modelled_only: bool = True) -> str:
+    """'7.2' or '10.0', from `PATH --version`; anything else is an InputError, unless
+    modelled_only is False (then '8.2' too: the dry run answers for such a binary).
 
     The answer is cached per binary (path, size, mtime) in $LAYOUTD_CACHE or ~/.cache/layoutd:
     starting QEMU costs more than the rest of `layoutd check`.
     """
     from layoutd.qemu.versions import cached_version, remember_version
 
-    known = cached_version(path)
-    if known is not None:
-        return known
-    version = _ask_version(path)
-    remember_version(path, version)
+    version = cached_version(path)
+    if version is None:
+        version = _ask_version(path)
+        remember_version(path, version)
+    version = ".".join(version.split(".")[:2])  # the cache may hold X.Y.Z
+    if modelled_only and not modelled(version):
+        raise InputError(f"{path} is QEMU {version}; only {', '.join(SUPPORTED_VERSIONS)} are "
+                         "modelled (pass --qemu-version to use a model anyway, or --verify to ask "
+                         "the binary itself)")
     return version
 
 
@@ -57,11 +66,7 @@ def _ask_version(path: str) -> str:
     match = re.search(r"version (\d+)\.(\d+)", result.stdout)
     if result.returncode != 0 or not match:
         raise InputError(f"{path} --version did not say a QEMU version")
-    version = f"{match.group(1)}.{match.group(2)}"
-    if version not in SUPPORTED_VERSIONS:
-        raise InputError(f"{path} is QEMU {version}; only {', '.join(SUPPORTED_VERSIONS)} are "
-                         "modelled (pass --qemu-version to use a model anyway)")
-    return version
+    return f"{match.group(1)}.{match.group(2)}"
 
 
 def arch_of_binary(path: str) -> str:

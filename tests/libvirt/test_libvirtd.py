@@ -215,13 +215,28 @@ UNMODELLED_DOMAIN = """<domain type='qemu'>
 def test_unmodelled_domain_starts_with_a_warning_under_enforce(libvirtd: Virsh,
                                                                define: Define) -> None:
     """The hook blocks only a proven collision: a machine type the model does not cover
-    (pc-q35-2.12, which QEMU still starts) is let through under `enforce`, with a warning in
-    the hook log, never refused as "not modelled"."""
+    (pc-q35-2.12, which QEMU still starts) is answered by a dry run of the domain's own
+    <emulator> under `enforce`, and starts; never refused as "not modelled"."""
     libvirtd.install_hook("--policy", "enforce", "--host", AMD, "--devices", DEVICE)
     define("lt-unmodelled", UNMODELLED_DOMAIN)
     result = libvirtd.run("start", "lt-unmodelled", "--paused", check=False)
     assert result.returncode == 0, result.stderr + libvirtd.qemu_log("lt-unmodelled")[-2000:]
     assert libvirtd.run("domstate", "lt-unmodelled").stdout.strip() == "paused"
     log = libvirtd.hook_log.read_text()
-    assert "lt-unmodelled prepare begin: allowed unchecked (warning)" in log, log
-    assert "pc-q35-2.12" in log, log
+    assert "lt-unmodelled prepare begin: ok" in log, log
+    assert "not modelled" in log and "dry run of /usr/bin/qemu-system-x86_64" in log, log
+
+
+def test_applied_hugepages_survive_a_real_define(libvirtd: Virsh, define: Define, tmp_path: Path) -> None:
+    """Issue 16: `libvirt apply` of a spec with hugepages: 1G gives a domain that the real
+    libvirtd accepts and keeps with <memoryBacking><hugepages> for boot RAM."""
+    from tests.libvirt.test_xml import HUGE_DOMAIN, HUGE_SPEC
+
+    domain, spec = tmp_path / "hp.xml", tmp_path / "hp.yaml"
+    domain.write_text(HUGE_DOMAIN.format(backing="").replace("<name>hp</name>", "<name>lt-huge</name>"))
+    spec.write_text(HUGE_SPEC)
+    applied = run_layoutd("libvirt", "apply", str(domain), str(spec), "--host", AMD)
+    assert applied.returncode == 0, applied.stderr
+    define("lt-huge", applied.stdout)
+    kept = libvirtd.run("dumpxml", "lt-huge").stdout
+    assert re.search(r"<memoryBacking>\s*<hugepages>\s*<page size='1048576' unit='KiB'/>", kept), kept
