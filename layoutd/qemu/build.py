@@ -13,7 +13,7 @@ from layoutd.qemu.render import Piece, to_layout
 
 
 def build(argv: list[str], *, version: str, arch: str, host_cpu: HostCpu | None) -> GuestMap:
-    config = parse_config(argv)
+    config = parse_config(argv, version)
     machine = resolve(config.machine, arch, version)
     if arch == "x86_64":
         return _x86(config, machine, version, host_cpu)

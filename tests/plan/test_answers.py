@@ -107,3 +107,19 @@ def test_every_outcome_is_one_json_document(args: list[str], code: int, kind: st
     data = json.loads(result.stdout)
     assert data["exit_code"] == code and data["error"]["kind"] == kind, data
     assert data["error"]["message"]
+
+
+def test_a_device_the_host_lacks_is_named_where_it_was_given(tmp_path: Path) -> None:
+    """Issue 16: a command line's host=, a domain's <hostdev>, --devices: each named as such."""
+    argv = ["--qemu-version", "7.2", "--", "qemu-system-x86_64", "-m", "1G"]
+    bad_host = run_layoutd("check", "--host", INTEL39, *argv, "-device", "vfio-pci,host=09:00.0")
+    assert_clean_failure(bad_host, 2, "-device vfio-pci,host=0000:09:00.0: unknown device 0000:09:00.0")
+    not_a_bdf = run_layoutd("check", "--host", INTEL39, *argv, "-device", "vfio-pci,host=nonsense")
+    assert_clean_failure(not_a_bdf, 2, "-device vfio-pci,host=", "is not a PCI address")
+    option = run_layoutd("check", "--host", INTEL39, "--devices", "09:00.0", *argv)
+    assert_clean_failure(option, 2, "--devices: unknown device 0000:09:00.0")
+    domain = tmp_path / "dom.xml"
+    domain.write_text((DATA / "hotplug-768g.xml").read_text().replace("bus='0x01'", "bus='0x09'"))
+    for command in (["check", "--libvirt", str(domain)], ["libvirt", "fix", str(domain)]):
+        result = run_layoutd(*command, "--host", INTEL39)
+        assert_clean_failure(result, 2, f"{domain}: <hostdev> 0000:09:00.0: unknown device")
