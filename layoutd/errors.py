@@ -53,7 +53,12 @@ class QemuRefusal(InputError):
     """QEMU itself would refuse this command line; the message is QEMU's (exit 2)."""
 
 
-class UnsupportedOption(InputError):
+class NotModelled(InputError):
+    """The model cannot answer: an option, machine type, architecture or QEMU version it does
+    not cover (exit 2). The hook lets such a domain start (it proves no collision)."""
+
+
+class UnsupportedOption(NotModelled):
     """A QEMU option that touches memory and is not modelled (exit 2)."""
 
 

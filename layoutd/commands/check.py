@@ -184,8 +184,7 @@ def _merge(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
 
 def _run_libvirt(args: argparse.Namespace) -> int:
     from layoutd.emit.report import report
-    from layoutd.libvirt.argv import translate_xml
-    from layoutd.libvirt.guard import DEFAULT_EMULATOR, qemu_version
+    from layoutd.libvirt.guard import DEFAULT_EMULATOR, qemu_version, translate_domain
     from layoutd.qemu import modelled, predict
 
     try:
@@ -193,7 +192,7 @@ def _run_libvirt(args: argparse.Namespace) -> int:
             data = handle.read()
     except OSError as error:
         raise InputError(f"cannot read: {error.strerror}", file=args.libvirt) from None
-    translation = translate_xml(data, args.libvirt)
+    translation = translate_domain(data, args.libvirt)
     version = qemu_version(translation, args.qemu_version)
     devices = _merge(translation.devices, device_list(args.devices))
     host = probe_devices(args.host, devices,

@@ -81,6 +81,8 @@ class MemDevice:
 class NumaNode:
     nodeid: int
     memdev: str | None
+    mem: int | None = None  # legacy `mem=` (machine types up to 5.0)
+    text: str = ""  # the -numa argument, for QEMU's error prefix
 
 
 @dataclass
@@ -213,10 +215,9 @@ def _numa(config: VmConfig, option: Option) -> None:
     props = keyval(_value(option), "type", "-numa")
     if props.get("type", "node") != "node":
         return  # dist, cpu, hmat-lb, hmat-cache: topology only
-    if "mem" in props:
-        raise QemuRefusal("Parameter -numa node,mem is not supported by this machine type")
+    mem = parse_size(props["mem"], default_suffix="M", what="-numa mem") if "mem" in props else None
     nodeid = parse_int(props["nodeid"], "-numa nodeid") if "nodeid" in props else len(config.numa)
-    config.numa.append(NumaNode(nodeid, props.get("memdev")))
+    config.numa.append(NumaNode(nodeid, props.get("memdev"), mem, _value(option)))
 
 
 def _device(config: VmConfig, option: Option) -> None:
