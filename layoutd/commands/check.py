@@ -61,7 +61,6 @@ def device_list(text: str | None) -> list[str]:
 
 def _run_argv(args: argparse.Namespace, command: list[str]) -> int:
     from layoutd.emit.report import report
-    from layoutd.host import probe_host
     from layoutd.qemu import arch_of_binary, modelled, predict, version_of_binary
     from layoutd.qemu.cpus import NeedsHostCpu
 
@@ -71,13 +70,16 @@ def _run_argv(args: argparse.Namespace, command: list[str]) -> int:
     if not modelled(version):
         guest = dry_run_map(binary, qemu_args, arch, f"QEMU {version} is not modelled")
         devices = _merge(guest.vfio_devices, device_list(args.devices))
-        return report(guest, probe_host(args.host, devices or None), args.format, devices)
+        origins: dict[str, tuple[str | None, str]] = {
+            d: (None, f"-device vfio-pci,host={d}") for d in guest.vfio_devices}
+        return report(guest, probe_devices(args.host, devices, origins), args.format, devices)
     try:  # bad command lines fail before the host is asked
         first = predict(qemu_args, version=version, arch=arch, host_cpu=None)
     except NeedsHostCpu:
         first = None
-    devices = _merge(first.vfio_devices if first else _vfio_of(qemu_args), device_list(args.devices))
-    host = probe_host(args.host, devices or None)
+    assigned = first.vfio_devices if first else _vfio_of(qemu_args)
+    devices = _merge(assigned, device_list(args.devices))
+    host = probe_devices(args.host, devices, {d: (None, f"-device vfio-pci,host={d}") for d in assigned})
     guest = first or _with_host(host, lambda: predict(qemu_args, version=version, arch=arch,
                                                       host_cpu=host.cpu))
     if args.verify:
@@ -145,6 +147,19 @@ def verified(guest: Any, binary: str, qemu_args: Sequence[str], arch: str) -> An
     return real.model_copy(update={"warnings": (*real.warnings, note)})
 
 
+def probe_devices(source: str | None, devices: Sequence[str],
+                  origins: dict[str, tuple[str | None, str]]) -> Any:
+    """probe_host; a device the host lacks is named where it was given (`origins`: device ->
+    (file, field)), else as --devices."""
+    from layoutd.errors import UnknownDevice
+    from layoutd.host import probe_host
+
+    try:
+        return probe_host(source, list(devices) or None)
+    except UnknownDevice as error:
+        raise error.at(origins) from None
+
+
 def _with_host(host: Any, prediction: Callable[[], Any]) -> Any:
     """Run a prediction that reads the host CPU; a CPU the host source does not describe is
     bad input naming that source."""
@@ -169,9 +184,7 @@ def _merge(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
 
 def _run_libvirt(args: argparse.Namespace) -> int:
     from layoutd.emit.report import report
-    from layoutd.host import probe_host
-    from layoutd.libvirt.argv import translate_xml
-    from layoutd.libvirt.guard import DEFAULT_EMULATOR, qemu_version
+    from layoutd.libvirt.guard import DEFAULT_EMULATOR, qemu_version, translate_domain
     from layoutd.qemu import modelled, predict
 
     try:
@@ -179,10 +192,11 @@ def _run_libvirt(args: argparse.Namespace) -> int:
             data = handle.read()
     except OSError as error:
         raise InputError(f"cannot read: {error.strerror}", file=args.libvirt) from None
-    translation = translate_xml(data, args.libvirt)
+    translation = translate_domain(data, args.libvirt)
     version = qemu_version(translation, args.qemu_version)
     devices = _merge(translation.devices, device_list(args.devices))
-    host = probe_host(args.host, devices or None)
+    host = probe_devices(args.host, devices,
+                         {d: (args.libvirt, f"<hostdev> {d}") for d in translation.devices})
     domain = translation.domain
     emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
     if not modelled(version):
