@@ -42,7 +42,7 @@ def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Dev
             continue
         if not fixed:
             said = ", ".join(f"{path} {_text(value)}" for path, value in change.items())
-            return result.model_copy(update={"warnings": (
+            return result.model_copy(update={"default_layout": False, "warnings": (
                 *result.warnings, f"{said} chosen so that {build.name} puts every assigned BAR "
                 "where every host's IOMMU maps it")})
         found.append((change, result))
