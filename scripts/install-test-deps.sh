@@ -9,10 +9,14 @@ mkdir -p "$CACHE"
 APT_PACKAGES=(
     python3-venv
     qemu-system-x86 qemu-system-arm qemu-efi-aarch64 qemu-utils
+    # Guest firmware for the BAR placement proofs (tests/firmware): SeaBIOS and OVMF (edk2).
+    seabios ovmf
     linux-libc-dev
     # A real libvirtd for tests/libvirt, without libvirt-daemon-system (its postinst starts
     # services and needs systemd/polkit): libvirtd, the QEMU driver, virsh and virt-xml-validate.
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils
+    # A real browser for the SVG test (tests/plan/test_svg_browser.py): headless screenshots.
+    chromium
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

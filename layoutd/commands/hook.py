@@ -16,7 +16,9 @@ from types import FrameType
 
 from layoutd.libvirt import hookconf
 
-USAGE = "usage: layoutd hook [--config FILE] NAME OPERATION SUBOP [EXTRA]  (domain XML on stdin)"
+USAGE = ("usage: layoutd hook [--config FILE] NAME OPERATION SUBOP [EXTRA]  (domain XML on stdin)\n"
+         "exit status: 0 the domain may start; 1 a proven collision (policy enforce); 2 bad input\n"
+         "under policy enforce; libvirt refuses the start on any non-zero status")
 STDIN_LIMIT = 16 * 1024 * 1024
 
 
@@ -76,7 +78,9 @@ def prepare(name: str, config: hookconf.HookConfig) -> int:
 
 
 def check(name: str, config: hookconf.HookConfig) -> int:
-    from layoutd.errors import LayoutdError
+    """Refuse only a proven collision: where the model cannot answer (not modelled) or says QEMU
+    itself would refuse the domain, log a warning and let libvirt go on."""
+    from layoutd.errors import LayoutdError, NotModelled, QemuRefusal
 
     try:
         xml = sys.stdin.buffer.read(STDIN_LIMIT + 1)
@@ -85,6 +89,14 @@ def check(name: str, config: hookconf.HookConfig) -> int:
         report = check_domain(xml, config)
     except TimeLimit:
         raise
+    except NotModelled as error:
+        hookconf.log_line(config, f"{name} prepare begin: allowed unchecked (warning): layoutd "
+                          f"cannot model this domain: {error.render()}")
+        return 0
+    except QemuRefusal as error:
+        hookconf.log_line(config, f"{name} prepare begin: allowed (warning): QEMU is expected to "
+                          f"refuse this domain itself: {error.render()}")
+        return 0
     except LayoutdError as error:
         return verdict(config, name, error.exit_code, f"cannot check the domain: {error.render()}")
     except Exception as error:  # the hook must never print a traceback to libvirt

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     apply.add_argument("spec", metavar="SPEC.yaml")
     fix = sub.add_parser("fix", help="plan DOMAIN.xml's own memory around the host's holes")
     fix.add_argument("domain", metavar="DOMAIN.xml")
-    fix.add_argument("--devices", default="",
+    fix.add_argument("--devices", default="", metavar="BDF,...",
                      help="PCI addresses to plan for when the domain has no <hostdev> (comma list)")
     for each in (apply, fix):
         each.add_argument("--host", action="append", metavar="SRC", default=None,
@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "apply":
         from layoutd.models.spec import load_spec
 
-        result, plan = fixing.apply(data, args.domain, load_spec(args.spec), hosts, args.qemu_version)
+        result, plan = fixing.apply(data, args.domain, load_spec(args.spec), hosts, args.qemu_version,
+                                    args.spec)
     else:
         devices = [item.strip() for item in args.devices.split(",") if item.strip()]
         result, plan = fixing.fix(data, args.domain, hosts, args.qemu_version, devices)

@@ -46,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from layoutd.errors import InputError
-    from layoutd.models.spec import load_spec
+    from layoutd.errors import InputError, UnknownDevice
+    from layoutd.models.spec import load_spec, spec_device_origins
 
     if args.qemu_version is not None and args.qemu_version not in VERSIONS:
         raise InputError(f"--qemu-version {args.qemu_version!r}: modelled versions are {', '.join(VERSIONS)}")
@@ -57,10 +57,8 @@ def run(args: argparse.Namespace) -> int:
     version, note = model_version(args.qemu_version, binary)
     try:
         plan = make_plan(spec, sources, version)
-    except InputError as error:
-        if error.field != "--devices":
-            raise
-        raise InputError(error.message, file=args.spec, field="devices") from None
+    except UnknownDevice as error:
+        raise error.at(spec_device_origins(spec, args.spec)) from None
     if binary is not None:
         plan = verify(plan, binary, note)
     _write(render(plan, args.format), args.output)
@@ -102,13 +100,66 @@ def make_plan(spec: "VmSpec", sources: Sequence[str], version: str) -> "Plan":
     from layoutd.host import probe_host
     from layoutd.solver import combine, solve_spec
 
-    views = [probe_host(source, list(spec.pci_devices) or None) for source in sources]
-    target = combine(views, [view.source for view in views])
-    solved = solve_spec(spec, target, version)
-    return assemble(spec, target, solved, version)
+    def target_for(devices: Sequence[str]) -> "Target":
+        views = [probe_host(source, list(devices) or None) for source in sources]
+        return combine(views, [view.source for view in views])
+
+    target = target_for(spec.pci_devices)
+    bars = bar_fitter(spec, target, version, sources, target_for)
+    solved = solve_spec(spec, target, version, target_for, bars.accept if bars else None)
+    plan = assemble(spec, target, solved, version)
+    return bars.fit(spec, plan) if bars else plan
 
 
-def assemble(spec: "VmSpec", target: "Target", solved: "Solved", version: str) -> "Plan":
+class BarFitter:
+    """Places the assigned BARs as the plan's firmware does (layoutd.firmware.fit); also the
+    check every suggested spec passes before it is shown."""
+
+    def __init__(self, target: "Target", version: str, target_for: Any, devices: dict[str, Any]):
+        self.target, self.version, self.target_for, self.devices = target, version, target_for, devices
+
+    def replan(self, variant: "VmSpec", oracle: bool = True) -> "Plan":
+        from layoutd.solver import solve_spec
+
+        solved = solve_spec(variant, self.target, self.version, self.target_for)
+        return assemble(variant, self.target, solved, self.version, oracle)
+
+    def fit(self, spec: "VmSpec", plan: "Plan") -> "Plan":
+        """The plan with its BARs placed, every one where the hosts' IOMMUs map it, or a "no";
+        a firmware build layoutd does not know is said so."""
+        from layoutd.firmware.files import identify
+        from layoutd.firmware.fit import fit_bars
+
+        build, note = identify(plan.config.firmware, self.version)
+        if build is None:
+            return plan.model_copy(update={"warnings": (*plan.warnings, note or "")})
+        placed = fit_bars(spec, plan, self.target, self.devices, build, self.replan)
+        return placed.model_copy(update={"warnings": (*placed.warnings, *([note] if note else []))})
+
+    def accept(self, variant: "VmSpec") -> bool:
+        from layoutd.errors import LayoutdError
+
+        try:
+            self.fit(variant, self.replan(variant, oracle=False))
+        except LayoutdError:
+            return False
+        return True
+
+
+def bar_fitter(spec: "VmSpec", target: "Target", version: str, sources: Sequence[str],
+               target_for: Any) -> BarFitter | None:
+    """x86 with devices: the fitter, with the devices' BARs read from the first host."""
+    from layoutd.host import probe_host
+
+    if spec.arch != "x86_64" or not spec.pci_devices:
+        return None
+    view = probe_host(sources[0], list(spec.pci_devices))
+    return BarFitter(target, version, target_for, {d.address: d for d in view.devices})
+
+
+def assemble(spec: "VmSpec", target: "Target", solved: "Solved", version: str,
+             oracle: bool = True) -> "Plan":
+    """The Plan; `oracle`: check the emitted argv on the QEMU model (off: a trial for the BARs)."""
     from layoutd.emit.argv import qemu_argv
     from layoutd.emit.qmp import qmp_commands
     from layoutd.models.plan import HostCpu, Plan
@@ -116,7 +167,8 @@ def assemble(spec: "VmSpec", target: "Target", solved: "Solved", version: str) -
     argv = qemu_argv(solved.config, qemu_version=version)
     host_cpu = HostCpu(vendor=target.host_vendor, phys_bits=target.host_phys_bits,
                        kvm_smm=target.kvm_smm)
-    layout, notes = oracle_check(argv, solved, version, host_cpu, target)
+    layout, notes = (oracle_check(argv, solved, version, host_cpu, target) if oracle
+                     else (solved.layout, ()))
     return Plan(
         name=spec.name,
         qemu_version=version,

@@ -11,7 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="PCI devices given to the VM (default: every IOMMU group)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--record", metavar="FILE",
-                        help="also write everything learned to FILE (replay it with --host FILE)")
+                        help="also write everything learned to FILE (replay it: --host SRC with SRC = FILE)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,6 +59,12 @@ def render_text(view: "HostView") -> str:
                          (device.driver if device else None) or "(none)",
                          (device.pci_class if device else None) or "-"])
     lines += ["", "groups and devices:", *table(rows)]
+    rows = [["DEVICE", "BAR", "TYPE", "SIZE", "HOST ADDRESS"]]
+    for device in view.devices:
+        rows += [[device.address, str(bar.index), bar.kind(), human_size(bar.size),
+                  f"{hex_addr(bar.start)}-{hex_addr(bar.end)}"] for bar in device.bars]
+    if len(rows) > 1:
+        lines += ["", "BARs (sysfs resource):", *table(rows)]
     rows = [["TYPE", "START", "END", "SIZE", "GROUP", "BLOCKS DMA"]]
     for hole in view.reserved:
         rows.append([hole.type, hex_addr(hole.start), hex_addr(hole.end), human_size(hole.size),
@@ -70,8 +76,10 @@ def render_text(view: "HostView") -> str:
               *(table(rows) if len(rows) > 1 else ["  (none)"])]
     if view.dma_avail is not None:
         lines.append(f"DMA mappings still available: {view.dma_avail}")
+    if view.notes:
+        lines += ["", "notes:", *(f"  - {note}" for note in view.notes)]
     if view.warnings:
-        lines += ["", "warnings:", *(f"  - {w}" for w in view.warnings)]
+        lines += ["", "warnings (each says what to do):", *(f"  - {w}" for w in view.warnings)]
     return "\n".join(lines)
 
 

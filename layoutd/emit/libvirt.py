@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from xml.sax.saxutils import escape, quoteattr
 
+from layoutd.firmware.guest import MMIO64_FILE
 from layoutd.libvirt import elements as el
 from layoutd.models.plan import Plan, QemuConfig
 
@@ -42,20 +43,7 @@ def emit_domain(plan: Plan) -> str:
 
 
 def _memory_backing(config: QemuConfig) -> list[str]:
-    boot = [b for b in config.backends if b.id in {n.backend for n in config.numa}
-            or b.id == config.boot_backend] or list(config.backends[:1])
-    if not boot:
-        return []
-    backend = boot[0]
-    inner: list[str] = []
-    if backend.hugepage_size:
-        inner.append(f"<hugepages><page size='{el.kib(backend.hugepage_size)}' unit='KiB'/></hugepages>")
-    if backend.kind in ("memfd", "file"):
-        inner.append(f"<source type='{backend.kind}'/>")
-    if backend.share:
-        inner.append("<access mode='shared'/>")
-    if backend.prealloc:
-        inner.append("<allocation mode='immediate'/>")
+    inner = list(el.memory_backing(config).values())
     if not inner:
         return []
     return [f"{STEP}<memoryBacking>", *(f"{STEP * 2}{item}" for item in inner),
@@ -67,7 +55,12 @@ def _os(config: QemuConfig) -> list[str]:
              f"{STEP * 2}<type arch='{config.arch}' machine={quoteattr(config.machine)}>hvm</type>"]
     if config.firmware:
         lines.append(f"{STEP * 2}<loader readonly='yes' type='rom'>{escape(config.firmware)}</loader>")
-    return [*lines, f"{STEP}</os>"]
+    lines.append(f"{STEP}</os>")
+    if config.pci_window_mb:  # OVMF's 64-bit PCI window, as -fw_cfg
+        lines += [f"{STEP}<sysinfo type='fwcfg'>",
+                  f"{STEP * 2}<entry name='{MMIO64_FILE}'>{config.pci_window_mb}</entry>",
+                  f"{STEP}</sysinfo>"]
+    return lines
 
 
 def _features(config: QemuConfig) -> list[str]:

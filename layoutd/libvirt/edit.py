@@ -1,6 +1,7 @@
 """Apply a planned layout to an existing domain XML by editing its text in place.
 
-Only the memory-related elements change (<memory>, <currentMemory>, <maxMemory>, the CPU's
+Only the memory-related elements change (<memory>, <currentMemory>, <maxMemory>, <memoryBacking>'s
+page size, source, access and allocation, the CPU's
 <numa> and <maxphysaddr>, <devices><memory>, the root controller's <pcihole64>, and the
 max-ram-below-4g arguments in <qemu:commandline>); every other byte stays as it was.
 """
@@ -72,10 +73,23 @@ def apply_config(data: bytes, config: QemuConfig, source: str = "<domain>") -> b
     edits = Edits(data)
     step = _step(edits, root)
     _memory(edits, root, config)
+    _memory_backing(edits, root, config, step)
     _cpu(edits, root, config, step)
     _devices(edits, root, config, step)
+    _acpi(edits, root, config, step)
     _commandline(edits, root, config, step)
     return edits.apply()
+
+
+def _acpi(edits: Edits, root: Node, config: QemuConfig, step: str) -> None:
+    """DIMMs need ACPI: without <features><acpi/> libvirt passes acpi=off and QEMU refuses them."""
+    if not any(d.kind in ("dimm", "nvdimm") for d in config.devices) or root.path("features", "acpi"):
+        return
+    features = root.find("features")
+    if features is not None:
+        edits.append_child(features, "<acpi/>", step)
+    else:
+        edits.append_child(root, "<features>\n" + step * 2 + "<acpi/>\n" + step + "</features>", step)
 
 
 def _step(edits: Edits, root: Node) -> str:
@@ -85,8 +99,13 @@ def _step(edits: Edits, root: Node) -> str:
 
 def _memory(edits: Edits, root: Node, config: QemuConfig) -> None:
     memory = root.find("memory")
-    assert memory is not None  # read_domain already insisted on it
-    edits.replace(memory.start, memory.end, el.memory(config))
+    if memory is None:  # NUMA cells alone gave the size: write it before the cells' sums
+        anchor = root.find("uuid") or root.find("name")
+        assert anchor is not None
+        edits.insert(anchor.end, f"\n{edits.indent_of(anchor)}{el.memory(config)}")
+        memory = anchor
+    else:
+        edits.replace(memory.start, memory.end, el.memory(config))
     current = root.find("currentMemory")
     if current is not None:
         edits.replace(current.start, current.end, el.current_memory(config))
@@ -96,7 +115,27 @@ def _memory(edits: Edits, root: Node, config: QemuConfig) -> None:
     elif old_max is not None:
         edits.remove(old_max)
     elif new_max:
-        edits.insert(memory.start, f"{new_max}\n{edits.indent_of(memory)}")
+        edits.insert(memory.start if memory.tag == "memory" else memory.end,
+                     f"{new_max}\n{edits.indent_of(memory)}" if memory.tag == "memory"
+                     else f"\n{edits.indent_of(memory)}{new_max}")
+
+
+def _memory_backing(edits: Edits, root: Node, config: QemuConfig, step: str) -> None:
+    """<memoryBacking> as the plan backs boot RAM (page size, memfd/file, shared, prealloc)."""
+    wanted = el.memory_backing(config)
+    backing = root.find("memoryBacking")
+    if backing is None:
+        if wanted:
+            anchor = root.find("currentMemory")
+            anchor = anchor if anchor is not None else root.find("memory")
+            anchor = anchor if anchor is not None else root.find("name")
+            assert anchor is not None
+            indent = edits.indent_of(anchor)
+            body = "".join(f"\n{indent}{step}{item}" for item in wanted.values())
+            edits.insert(anchor.end, f"\n{indent}<memoryBacking>{body}\n{indent}</memoryBacking>")
+        return
+    for tag in ("hugepages", "source", "access", "allocation"):
+        _swap(edits, backing, tag, wanted.get(tag), step)
 
 
 def _cpu(edits: Edits, root: Node, config: QemuConfig, step: str) -> None:

@@ -8,16 +8,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from layoutd.collisions import Collision, find_collisions
-from layoutd.errors import InputError
-from layoutd.libvirt.argv import Translation, translate_xml
-from layoutd.libvirt.domain import Domain
+from layoutd.errors import HostUnavailable, InputError, NotModelled
+from layoutd.libvirt.argv import LibvirtVersion, Translation, translate
+from layoutd.libvirt.domain import Domain, read_domain
 from layoutd.libvirt.hookconf import HookConfig
 from layoutd.models.common import GuestRegion, Hole
+from layoutd.models.guest import GuestMap
 from layoutd.models.host import HostView
 from layoutd.qemu.machines import VERSIONS
 
 VERSION_TIMEOUT = 10.0
 _QEMU_VERSION = re.compile(r"QEMU emulator version (\d+)\.(\d+)")
+_LIBVIRT_VERSION = re.compile(r"\(libvirt\) (\d+)\.(\d+)")
+LIBVIRT_DAEMONS = ("/usr/sbin/virtqemud", "/usr/sbin/libvirtd")
 _MACHINE_VERSION = re.compile(r"-(\d+)\.(\d+)$")
 
 
@@ -49,8 +52,30 @@ class DomainCheck:
                 f"{', '.join(self.devices)} ({self.host.source}, {self.source})")
 
 
+def translate_domain(xml: bytes | str, source: str) -> Translation:
+    """The translation for the libvirt installed here; its version is asked only when the
+    domain has an element whose meaning changed between versions (virtio <target><address>)."""
+    domain = read_domain(xml, source)
+    versioned = any(dev.target_base is not None for dev in domain.memory_devices)
+    return translate(domain, installed_libvirt() if versioned else None)
+
+
+def installed_libvirt() -> LibvirtVersion | None:
+    """`virtqemud --version` (or libvirtd's); None: unknown (the newest covered is assumed)."""
+    for path in LIBVIRT_DAEMONS:
+        try:
+            result = subprocess.run([path, "--version"], capture_output=True, text=True,
+                                    timeout=VERSION_TIMEOUT, stdin=subprocess.DEVNULL, check=False)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        match = _LIBVIRT_VERSION.search(result.stdout)
+        if match:
+            return int(match.group(1)), int(match.group(2))
+    return None
+
+
 def check_domain(xml: bytes | str, config: HookConfig, source: str = "<stdin>") -> DomainCheck:
-    translation = translate_xml(xml, source)
+    translation = translate_domain(xml, source)
     devices = translation.devices or config.devices
     version = qemu_version(translation, config.qemu_version)
     if not devices:
@@ -66,20 +91,34 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
     host = probe_host(host_source, list(devices) or None)
     domain = translation.domain
     if modelled(version):
-        guest = predict(translation.argv, version=version, host_cpu=host.cpu, arch=domain.arch)
-        source = f"QEMU {version} model"
-    else:  # what the domain's own emulator builds, asked by a dry run
-        from layoutd.dryrun import dry_run, guest_map
-
-        emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
-        run = dry_run(emulator, translation.argv, domain.arch)
-        guest = guest_map(run, translation.argv, domain.arch)
-        source = (f"QEMU {version} is not modelled: map from a dry run of {emulator} "
-                  f"(QEMU {run.version})")
+        try:
+            guest = predict(translation.argv, version=version, host_cpu=host.cpu, arch=domain.arch)
+            source = f"QEMU {version} model"
+        except NotModelled as error:
+            guest, source = emulator_map(translation, f"not modelled ({error.message})")
+    else:
+        guest, source = emulator_map(translation, f"QEMU {version} is not modelled")
     layout = tuple(guest.layout)
     holes = holes_for_layout(host, layout)
     collisions = tuple(find_collisions(layout, holes))
     return DomainCheck(translation, version, tuple(devices), host, layout, collisions, source)
+
+
+def emulator_map(translation: Translation, why: str) -> tuple[GuestMap, str]:
+    """Where the model cannot answer: the map the domain's own <emulator> builds, by a dry run
+    (layoutd.dryrun). A dry run that cannot be made is NotModelled (the hook then lets the
+    domain start with a warning); QEMU refusing it is QemuRefusal."""
+    from layoutd.dryrun import dry_run, guest_map
+
+    domain = translation.domain
+    emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
+    try:
+        run = dry_run(emulator, translation.argv, domain.arch)
+    except HostUnavailable as error:
+        raise NotModelled(f"{why}, and the dry run of {emulator} could not answer: "
+                          f"{error.message}", file=domain.source) from None
+    guest = guest_map(run, translation.argv, domain.arch)
+    return guest, f"{why}: map from a dry run of {emulator} (QEMU {run.version})"
 
 
 def holes_for_layout(host: HostView, layout: Sequence[GuestRegion]) -> list[Hole]:
@@ -113,7 +152,7 @@ def domain_qemu_version(domain: Domain, configured: str | None) -> str:
         for version in VERSIONS:
             if machine <= tuple(int(part) for part in version.split(".")):
                 return version
-    raise InputError(
+    raise NotModelled(
         "cannot tell which QEMU version runs this domain: its <emulator> did not answer "
         "--version and its machine type names no version a modelled QEMU accepts; set "
         "qemu_version in the hook configuration (or --qemu-version)", file=domain.source,
@@ -167,6 +206,6 @@ def check_file(path: str, host_source: str | None, devices: Sequence[str] = (),
             data = handle.read()
     except OSError as error:
         raise InputError(f"cannot read: {error.strerror}", file=path) from None
-    translation = translate_xml(data, path)
+    translation = translate_domain(data, path)
     chosen = qemu_version(translation, version)
     return check_translation(translation, chosen, translation.devices or tuple(devices), host_source)

@@ -25,11 +25,60 @@ class Cpu(Frozen):
     kvm_smm: bool | None = None  # KVM here runs System Management Mode (live only; None: unknown)
 
 
+# flags of a sysfs `resource` line (include/linux/ioport.h)
+IORESOURCE_IO = 0x100
+IORESOURCE_MEM = 0x200
+IORESOURCE_PREFETCH = 0x2000
+IORESOURCE_MEM_64 = 0x100000
+ROM_BAR = 6  # the line of the expansion ROM
+
+
+class Bar(Frozen):
+    """One used line of a device's sysfs `resource`: a BAR (0-5) or the ROM (6), host addresses."""
+
+    index: int = Field(ge=0, le=ROM_BAR)
+    start: Address
+    end: Address
+    flags: Address
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start + 1
+
+    @property
+    def is_memory(self) -> bool:
+        return bool(self.flags & IORESOURCE_MEM)
+
+    @property
+    def is_64(self) -> bool:
+        return self.is_memory and bool(self.flags & IORESOURCE_MEM_64)
+
+    @property
+    def prefetchable(self) -> bool:
+        return bool(self.flags & IORESOURCE_PREFETCH)
+
+    @property
+    def is_rom(self) -> bool:
+        return self.index == ROM_BAR
+
+    def kind(self) -> str:
+        """io | mem32 | mem64, with ' pref' and 'rom' as the kernel flags them."""
+        if self.is_rom:
+            return "rom"
+        if not self.is_memory:
+            return "io"
+        return ("mem64" if self.is_64 else "mem32") + (" pref" if self.prefetchable else "")
+
+
 class Device(Frozen):
     address: str  # PCI address, 0000:41:00.0
     group: int | None
     driver: str | None  # bound driver, None when unbound
     pci_class: str | None = None  # 0x030000
+    bars: tuple[Bar, ...] = ()  # from sysfs `resource`; empty when not read
+
+    def memory_bars_64(self) -> list[Bar]:
+        return [bar for bar in self.bars if bar.is_64 and not bar.is_rom]
 
 
 class Group(Frozen):
@@ -47,9 +96,10 @@ class HostView(Frozen):
     usable: tuple[Range, ...]  # what every selected device may DMA to (merged, sorted, inclusive)
     reserved: tuple[Hole, ...]  # every hole of the selected groups, with type, group and devices
     aperture_end: Address | None  # IOMMU top where known; None: usable then ends at 2^64-1
-    warnings: tuple[str, ...]
+    warnings: tuple[str, ...]  # what needs the user's action, each saying which
     iova_pgsizes: int | None = None
     dma_avail: int | None = None  # VFIO DMA_AVAIL cap, where reported
+    notes: tuple[str, ...] = ()  # information: where the answer came from, nothing to do
 
     def blocking(self) -> list[Hole]:
         """Holes the kernel removes from the usable space (all but direct-relaxable)."""

@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from layoutd.errors import InputError, QemuRefusal
+from layoutd.errors import InputError, NotModelled, QemuRefusal
 
 if TYPE_CHECKING:
     from layoutd.models.guest import GuestMap
@@ -29,7 +29,7 @@ def predict(argv: Sequence[str], *, version: str, host_cpu: HostCpu | None = Non
     from layoutd.qemu.build import build
 
     if version not in SUPPORTED_VERSIONS:
-        raise InputError(f"QEMU {version} is not modelled (only {', '.join(SUPPORTED_VERSIONS)})")
+        raise NotModelled(f"QEMU {version} is not modelled (only {', '.join(SUPPORTED_VERSIONS)})")
     return build(list(argv), version=version, arch=arch or "x86_64", host_cpu=host_cpu)
 
 

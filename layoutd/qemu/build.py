@@ -7,13 +7,13 @@ from layoutd.qemu import arm, x86
 from layoutd.qemu.boot import BootRam, boot_ram, check_memory_options
 from layoutd.qemu.config import VmConfig, parse_config
 from layoutd.qemu.cpus import GuestCpu, HostCpu, arm_cpu, x86_cpu
-from layoutd.qemu.machines import BOOT_RAM, Machine, resolve
+from layoutd.qemu.machines import BOOT_RAM, Machine, legacy_numa_mem, resolve
 from layoutd.qemu.memdev import DeviceMemory, Placed, place_all
 from layoutd.qemu.render import Piece, to_layout
 
 
 def build(argv: list[str], *, version: str, arch: str, host_cpu: HostCpu | None) -> GuestMap:
-    config = parse_config(argv)
+    config = parse_config(argv, version)
     machine = resolve(config.machine, arch, version)
     if arch == "x86_64":
         return _x86(config, machine, version, host_cpu)
@@ -22,7 +22,7 @@ def build(argv: list[str], *, version: str, arch: str, host_cpu: HostCpu | None)
 
 def _x86(config: VmConfig, machine: Machine, version: str, host_cpu: HostCpu | None) -> GuestMap:
     cpu = x86_cpu(config.cpu_model, config.cpu_props, config.accel, version, host_cpu)
-    boot = boot_ram(config, BOOT_RAM[machine.family])
+    boot = boot_ram(config, BOOT_RAM[machine.family], legacy_numa_mem(machine))
     check_memory_options(config, boot.size)
     result = x86.plan(config, machine, cpu, boot, version)
     smm, smm_warnings = x86.smm_enabled(config, config.accel, host_cpu, version)

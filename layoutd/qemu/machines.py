@@ -30,6 +30,11 @@ class Machine:
         return _key(self.release) >= _key(release)
 
 
+def legacy_numa_mem(machine: Machine) -> bool:
+    """QEMU keeps `-numa node,mem=` for machine types up to 5.0 (numa_mem_supported)."""
+    return not machine.at_least("5.1")
+
+
 def _key(release: str) -> tuple[int, ...]:
     return tuple(int(part) for part in release.split("."))
 
