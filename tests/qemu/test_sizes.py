@@ -23,7 +23,7 @@ def _qemu_words(stderr: str) -> str:
     return " ".join(line for line in lines if line and "warning:" not in line)
 
 
-@pytest.mark.parametrize("version", ["7.2", "10.0"])
+@pytest.mark.parametrize("version", ["7.2", "10.0", "11.1"])
 @pytest.mark.parametrize("args", [["-m", size] for size in SIZES] + OTHERS, ids=str)
 def test_sizes_as_the_real_binary_reads_them(version: str, args: list[str]) -> None:
     base = ["-machine", "q35", *args]
