@@ -211,4 +211,20 @@ def _run_libvirt(args: argparse.Namespace) -> int:
     if args.verify:
         guest = verified(guest, emulator, translation.argv, domain.arch)
     return report(guest, host, args.format, devices,
-                  _fixes_for(translation.argv, guest, again, host), language="libvirt")
+                  _fixes_for(translation.argv, guest, again, host), language="libvirt",
+                  bars=bar_check(guest, host, _with_buses(translation.argv, data, args.libvirt),
+                                 devices))
+
+
+def _with_buses(argv: Sequence[str], data: bytes, source: str) -> list[str]:
+    """The translated arguments with the domain's firmware, root ports and <hostdev> addresses
+    (what the BAR placement needs) instead of the plain vfio-pci devices."""
+    from layoutd.firmware.libvirt import pci_argv
+
+    kept: list[str] = []
+    for word in argv:
+        if kept and kept[-1] == "-device" and word.startswith("vfio-pci,"):
+            kept.pop()
+        else:
+            kept.append(word)
+    return kept + pci_argv(data, source)
