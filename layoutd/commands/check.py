@@ -17,7 +17,8 @@ from layoutd.errors import InputError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", metavar="SRC", help="live, a host tree directory, or a dump file")
     parser.add_argument("--devices", metavar="BDF,...", help="host PCI devices given to the VM")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--format", choices=("text", "json", "svg"), default="text",
+                        help="svg: the address space as a picture, collisions marked")
     parser.add_argument("--qemu-version", metavar="X.Y", help="model this QEMU version "
                         "(default: ask the binary with --version)")
     parser.add_argument("--verify", action="store_true",
