@@ -1,5 +1,7 @@
 """Put the pieces together: argv -> VmConfig -> machine, CPU, boot RAM, devices -> GuestMap."""
 
+from dataclasses import replace
+
 from layoutd.errors import QemuRefusal
 from layoutd.models.common import Range
 from layoutd.models.guest import GuestMap, NamedRegion
@@ -7,7 +9,7 @@ from layoutd.qemu import arm, x86
 from layoutd.qemu.boot import BootRam, boot_ram, check_memory_options
 from layoutd.qemu.config import VmConfig, parse_config
 from layoutd.qemu.cpus import GuestCpu, HostCpu, arm_cpu, x86_cpu
-from layoutd.qemu.machines import BOOT_RAM, Machine, legacy_numa_mem, resolve
+from layoutd.qemu.machines import BOOT_RAM, Machine, canonical_region_names, legacy_numa_mem, resolve
 from layoutd.qemu.memdev import DeviceMemory, Placed, place_all
 from layoutd.qemu.render import Piece, to_layout
 
@@ -66,11 +68,20 @@ def _device_pieces(placed: list[Placed], numa: bool) -> list[Piece]:
     ]
 
 
+def _named(config: VmConfig, machine: Machine, pieces: list[Piece]) -> list[Piece]:
+    """Old machine types show file and memfd backends by QOM path in the flat view."""
+    if not canonical_region_names(machine):
+        return pieces
+    by_path = {b.id for b in config.backends.values()
+               if b.type in ("memory-backend-file", "memory-backend-memfd")}
+    return [replace(p, name=f"/objects/{p.name}") if p.name in by_path else p for p in pieces]
+
+
 def _guest_map(config: VmConfig, machine: Machine, version: str, arch: str, cpu: GuestCpu,
                boot: BootRam, pieces: list[Piece], placed: list[Placed],
                regions: list[NamedRegion], device_memory: Range | None, highest: int,
                warnings: tuple[str, ...]) -> GuestMap:
-    layout, view = to_layout(pieces + _device_pieces(placed, boot.nodes > 0))
+    layout, view = to_layout(_named(config, machine, pieces + _device_pieces(placed, boot.nodes > 0)))
     return GuestMap(
         qemu_version=version, arch=arch, machine=machine.name, layout=layout,
         regions=tuple(regions), device_memory=device_memory, slots=config.slots,

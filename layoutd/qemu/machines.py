@@ -1,9 +1,10 @@
 """Machine types: which versioned types each QEMU version accepts, and which are modelled.
 
-Modelled: q35 and pc (i440fx) from 5.0, virt from 7.1, up to the binary's own version. x86
-types before 7.1 lack the AMD 1 TiB rule (x86.amd_rule), and nothing else of the RAM map
-differs down to 5.0 (the real-QEMU table proves it). Older ones differ (legacy DIMM alignment
-and max-ram-below-4g rounding, -numa mem=); virt before 7.1 has no compact highmem.
+Modelled: q35 and pc (i440fx) from 2.5 (2.4 is the oldest 10.0 has; it differs), virt from 7.1, up to the
+binary's own version. x86 types before 7.1 lack the AMD 1 TiB rule (x86.amd_rule); types up to
+5.0 take the legacy `-numa node,mem=`; up to 3.1, file and memfd backends' regions are named by
+their QOM path (`/objects/ID`); nothing else of the RAM map differs down to 2.5 (the real-QEMU
+table proves it on 7.2 and 10.0). virt before 7.1 has no compact highmem.
 """
 
 from dataclasses import dataclass
@@ -13,8 +14,10 @@ from layoutd.errors import QemuRefusal, UnsupportedOption
 VERSIONS = ("7.2", "10.0", "11.1")
 RELEASES = ("7.1", "7.2", "8.0", "8.1", "8.2", "9.0", "9.1", "9.2", "10.0", "10.1", "10.2", "11.0",
             "11.1")
-X86_OLD = ("5.0", "5.1", "5.2", "6.0", "6.1", "6.2", "7.0")  # modelled on x86 only
-X86_REMOVED = {"11.1": ("5.0", "5.1")}  # modelled types a version no longer has (-machine help)
+X86_LEGACY = ("2.5", "2.6", "2.7", "2.8", "2.9", "2.10", "2.11", "2.12", "3.0", "3.1",
+              "4.0", "4.1", "4.2")
+X86_OLD = (*X86_LEGACY, "5.0", "5.1", "5.2", "6.0", "6.1", "6.2", "7.0")  # modelled on x86 only
+X86_REMOVED = {"11.1": (*X86_LEGACY, "5.0", "5.1")}  # types a version no longer has (-machine help)
 FAMILIES = {"x86_64": {"q35": "pc-q35-", "pc": "pc-i440fx-"}, "aarch64": {"virt": "virt-"}}
 DEFAULT_ALIAS = {"x86_64": "pc", "aarch64": None}
 BOOT_RAM = {"q35": "pc.ram", "pc": "pc.ram", "virt": "mach-virt.ram"}  # the boot RAM region's name
@@ -33,6 +36,11 @@ class Machine:
 def legacy_numa_mem(machine: Machine) -> bool:
     """QEMU keeps `-numa node,mem=` for machine types up to 5.0 (numa_mem_supported)."""
     return not machine.at_least("5.1")
+
+
+def canonical_region_names(machine: Machine) -> bool:
+    """Up to 3.1, file and memfd backends name their region by QOM path (`/objects/ID`)."""
+    return machine.family in ("q35", "pc") and not machine.at_least("4.0")
 
 
 def _key(release: str) -> tuple[int, ...]:
@@ -84,6 +92,6 @@ def _unsupported_type(name: str, version: str) -> str:
 def _refuse_release(name: str, release: str, version: str) -> Machine:
     if _key(release) > _key(version) or release in X86_REMOVED.get(version, ()):
         raise QemuRefusal(_unsupported_type(name, version))
-    oldest = "5.0" if name.startswith("pc-") else "7.1"
+    oldest = "2.5" if name.startswith("pc-") else "7.1"
     raise UnsupportedOption(f"-machine {name}: machine types older than {oldest} are not modelled",
                             field="qemu argv")
