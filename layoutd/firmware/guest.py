@@ -30,10 +30,12 @@ SHAPES: dict[str, tuple[dict[int, tuple[int, bool, bool, bool]], int]] = {
     "ich9-ahci": ({4: (32, *IO), 5: (4 * KiB, *MEM32)}, 0),
     "virtio": ({1: (4 * KiB, *MEM32), 4: (16 * KiB, True, True, False)}, 0),
 }
-# CPU models whose CPUID has 1 GiB pages (pdpe1gb) in QEMU's tables
+# CPU models whose CPUID has 1 GiB pages (pdpe1gb) in QEMU's tables (query-cpu-model-expansion
+# of QEMU 7.2 and 10.0; tests/firmware/test_cpu_pages.py); `host` is taken to have them
 PAGE_1G = ("Skylake-Server", "Cascadelake-Server", "Cooperlake", "Icelake-Server",
            "SapphireRapids", "GraniteRapids", "SierraForest", "ClearwaterForest", "EPYC",
-           "Opteron_G4", "Opteron_G5", "Dhyana", "YongFeng", "max", "host")
+           "Opteron_G4", "Opteron_G5", "Dhyana", "YongFeng", "Denverton", "Snowridge",
+           "KnightsMill", "phenom", "max", "host")
 
 
 @dataclass
