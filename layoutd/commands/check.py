@@ -97,14 +97,13 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
     """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with."""
     from layoutd.firmware.check import check_bars
     from layoutd.firmware.files import identify
-    from layoutd.firmware.guest import page_1g, read_argv
+    from layoutd.firmware.guest import family_of, page_1g, read_argv
     from layoutd.qemu.config import parse_config
 
-    if guest.arch != "x86_64" or not guest.vfio_devices:
+    if not guest.vfio_devices:
         return None
-    family = "q35" if "q35" in guest.machine else "pc"
-    pci = read_argv(qemu_args, family, {device.address: device for device in host.devices})
-    build, note = identify(pci.firmware, guest.qemu_version)
+    pci = read_argv(qemu_args, family_of(guest), {device.address: device for device in host.devices})
+    build, note = identify(pci.firmware, guest.qemu_version, guest.arch)
     config = parse_config(qemu_args)
     result = check_bars(guest, host, pci, build, page_1g(config.cpu_model, config.cpu_props),
                         devices)
