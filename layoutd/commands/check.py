@@ -57,13 +57,14 @@ def device_list(text: str | None) -> list[str]:
 
 def _run_argv(args: argparse.Namespace, command: list[str]) -> int:
     from layoutd.emit.report import report
+    from layoutd.emulator import modelled_version
     from layoutd.host import probe_host
-    from layoutd.qemu import arch_of_binary, predict, version_of_binary
+    from layoutd.qemu import arch_of_binary, predict
     from layoutd.qemu.cpus import NeedsHostCpu
 
     binary, qemu_args = command[0], command[1:]
     arch = arch_of_binary(binary)
-    version = args.qemu_version or version_of_binary(binary)
+    version = args.qemu_version or modelled_version(binary)
     try:  # bad command lines fail before the host is asked
         first = predict(qemu_args, version=version, arch=arch, host_cpu=None)
     except NeedsHostCpu:

@@ -7,13 +7,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from layoutd.models.guest import GuestMap
     from layoutd.models.plan import Plan
     from layoutd.models.spec import VmSpec
     from layoutd.solver import Solved, Target
 
 FORMATS = ("text", "json", "argv", "qmp", "libvirt", "svg")
-DEFAULT_VERSION = "10.0"
-VERSIONS = ("7.2", "10.0")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,11 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="host source (live, a root tree, or a dump); repeat for migration targets",
     )
+    from layoutd.qemu import versions
+
     parser.add_argument(
         "--qemu-version",
-        default=DEFAULT_VERSION,
+        default=str(versions.DEFAULT),
         metavar="X.Y",
-        help=f"QEMU whose layout rules apply ({', '.join(VERSIONS)}; default {DEFAULT_VERSION})",
+        help=f"QEMU whose layout rules apply ({versions.names()}; default {versions.DEFAULT})",
     )
     parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
@@ -38,13 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from layoutd.errors import InputError
     from layoutd.models.spec import load_spec
+    from layoutd.qemu import versions
 
-    if args.qemu_version not in VERSIONS:
-        raise InputError(f"--qemu-version {args.qemu_version!r}: modelled versions are {', '.join(VERSIONS)}")
+    try:
+        version = str(versions.row(args.qemu_version).version)
+    except InputError:
+        raise InputError(f"--qemu-version {args.qemu_version!r}: modelled versions are "
+                         f"{versions.names()}") from None
     spec = load_spec(args.spec)
     sources = args.host or [os.environ.get("LAYOUTD_HOST") or "live"]
     try:
-        plan = make_plan(spec, sources, args.qemu_version)
+        plan = make_plan(spec, sources, version)
     except InputError as error:
         if error.field != "--devices":
             raise
@@ -67,38 +72,41 @@ def make_plan(spec: "VmSpec", sources: Sequence[str], version: str) -> "Plan":
 def assemble(spec: "VmSpec", target: "Target", solved: "Solved", version: str) -> "Plan":
     from layoutd.emit.argv import qemu_argv
     from layoutd.emit.qmp import qmp_commands
-    from layoutd.models.plan import HostCpu, Plan
+    from layoutd.models.plan import Plan, PlannedHostCpu
 
     argv = qemu_argv(solved.config, qemu_version=version)
-    host_cpu = HostCpu(vendor=target.host_vendor, phys_bits=target.host_phys_bits,
-                       kvm_smm=target.kvm_smm)
-    layout, notes = oracle_check(argv, solved, version, host_cpu, target)
+    host_cpu = PlannedHostCpu(vendor=target.host_vendor, phys_bits=target.host_phys_bits,
+                              kvm_smm=target.kvm_smm)
+    guest, notes = oracle_check(argv, solved, version, host_cpu, target)
     return Plan(
         name=spec.name,
         qemu_version=version,
         config=solved.config,
-        layout=layout,
+        layout=guest.layout,
         qemu_argv=tuple(argv),
         qmp=tuple(qmp_commands(solved.config)),
         warnings=solved.warnings + notes,
         hosts=target.hosts,
         usable=target.usable,
         holes=target.holes,
-        highest_address=solved.highest,
+        highest_address=guest.highest_address,
         hotplug_room=solved.hotplug_room,
         default_layout=solved.default_layout,
         host_cpu=host_cpu,
+        regions=guest.regions,
+        host_platform=target.platform,
     )
 
 
 def oracle_check(
     argv: Sequence[str], solved: "Solved", version: str, host_cpu: Any, target: "Target"
-) -> tuple[tuple[Any, ...], tuple[str, ...]]:
-    """Run the QEMU model on the emitted argv: the plan stands only if it yields the planned map."""
+) -> tuple["GuestMap", tuple[str, ...]]:
+    """Run the QEMU model on the emitted argv: the plan stands only if it yields the planned map.
+    Returns the model's map: every figure of the plan about QEMU's regions comes from it."""
     from layoutd.errors import NoAnswer
     from layoutd.solver.oracle import compare, model_map, windows_above
 
-    guest = model_map(argv, version, host_cpu, solved.config.arch)
+    guest = model_map(argv, version, host_cpu, solved.config.arch, target.platform)
     predicted = guest.layout
     problems = compare(solved.layout, predicted, target.holes)
     if problems:
@@ -106,7 +114,7 @@ def oracle_check(
             "internal disagreement: the QEMU model does not build the planned map from the "
             "emitted arguments: " + "; ".join(problems[:5])
         )
-    return tuple(predicted), tuple(windows_above(guest, target.top))
+    return guest, tuple(windows_above(guest, target.top))
 
 
 def render(plan: "Plan", kind: str) -> str:

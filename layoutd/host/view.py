@@ -125,6 +125,7 @@ def build_view(
         warnings=tuple(notes),
         iova_pgsizes=pgsizes,
         dma_avail=dma_avail,
+        platform=facts.platform,
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,11 +13,8 @@ from layoutd.libvirt.domain import Domain
 from layoutd.libvirt.hookconf import HookConfig
 from layoutd.models.common import GuestRegion, Hole
 from layoutd.models.host import HostView
-from layoutd.qemu.machines import VERSIONS
 
-VERSION_TIMEOUT = 10.0
-_QEMU_VERSION = re.compile(r"QEMU emulator version (\d+)\.(\d+)")
-_MACHINE_VERSION = re.compile(r"-(\d+)\.(\d+)$")
+_MACHINE_VERSION = re.compile(r"-(\d+\.\d+)$")
 
 
 @dataclass(frozen=True)
@@ -90,33 +86,24 @@ def domain_qemu_version(domain: Domain, configured: str | None) -> str:
     """The configured version; else what the domain's <emulator> (or, without one, libvirt's
     default emulator for the arch) answers to --version; else the oldest modelled QEMU that
     accepts the domain's versioned machine type (pc-q35-6.2 -> 7.2)."""
+    from layoutd.emulator import binary_version
+    from layoutd.qemu.versions import Version, oldest_accepting
+
     if configured:
         return configured
     emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch)
-    found = emulator_version(emulator) if emulator else None
+    found = binary_version(emulator) if emulator else None
     if found:
-        return found
+        return str(found.release)
     match = _MACHINE_VERSION.search(domain.machine)
-    if match:
-        machine = (int(match.group(1)), int(match.group(2)))
-        for version in VERSIONS:
-            if machine <= tuple(int(part) for part in version.split(".")):
-                return version
+    oldest = oldest_accepting(Version.parse(match.group(1))) if match else None
+    if oldest is not None:
+        return str(oldest)
     raise InputError(
         "cannot tell which QEMU version runs this domain: its <emulator> did not answer "
         "--version and its machine type names no version a modelled QEMU accepts; set "
         "qemu_version in the hook configuration (or --qemu-version)", file=domain.source,
         field="<os><type machine>")
-
-
-def emulator_version(path: str) -> str | None:
-    try:
-        result = subprocess.run([path, "--version"], capture_output=True, text=True,
-                                timeout=VERSION_TIMEOUT, stdin=subprocess.DEVNULL, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    match = _QEMU_VERSION.search(result.stdout)
-    return f"{match.group(1)}.{match.group(2)}" if match else None
 
 
 def refusal_message(check: DomainCheck) -> str:

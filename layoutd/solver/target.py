@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from layoutd.models.common import U64_MAX, Hole, Range
+from layoutd.models.host import APERTURE, UNUSABLE
 
 Span = tuple[int, int]
 
@@ -18,7 +19,9 @@ class HostLike(Protocol):
     def aperture_end(self) -> int | None: ...
     @property
     def cpu(self) -> Any: ...
-    def blocking(self) -> list[Hole]: ...
+    @property
+    def platform(self) -> Any: ...
+    def forbidden(self) -> list[Hole]: ...
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Target:
     notes: tuple[str, ...] = field(default=())
     vendors: tuple[str, ...] = ()  # every host's CPU vendor, in order
     kvm_smm: bool | None = None  # KVM runs SMM on every host; None when some host does not say
+    platform: Any = None  # the first host's HostPlatform (arch, hugepages): what QEMU takes from it
 
     @property
     def mixed_vendors(self) -> bool:
@@ -44,11 +48,13 @@ class Target:
         kept = tuple(hole for hole in self.holes if hole.group not in groups)
         usable = _ranges(_subtract([(0, self.top)], _merge((h.start, h.end) for h in kept)))
         return Target(usable, kept, self.top, self.host_phys_bits, self.host_vendor, self.hosts,
-                      self.notes, self.vendors, self.kvm_smm)
+                      self.notes, self.vendors, self.kvm_smm, self.platform)
 
 
 def combine(views: Sequence[HostLike], names: Sequence[str]) -> Target:
-    """Intersect HostViews (duck-typed: usable, blocking(), aperture_end, cpu)."""
+    """Intersect HostViews (duck-typed: usable, forbidden(), aperture_end, cpu, platform).
+
+    Every host's forbidden ranges (HostView.forbidden) cut the common space."""
     usable: list[Span] = [(0, U64_MAX)]
     holes: list[Hole] = []
     tops: list[int] = []
@@ -57,7 +63,7 @@ def combine(views: Sequence[HostLike], names: Sequence[str]) -> Target:
     vendor = "unknown"
     for index, view in enumerate(views):
         usable = _intersect(usable, _merge((r.start, r.end) for r in view.usable))
-        holes.extend(view.blocking())
+        holes.extend(h for h in view.forbidden() if h.type != APERTURE)
         aperture = view.aperture_end
         cpu = view.cpu
         if aperture is not None:
@@ -71,11 +77,11 @@ def combine(views: Sequence[HostLike], names: Sequence[str]) -> Target:
             notes.append(f"hosts differ in CPU vendor ({vendor}, {cpu.vendor}); the first host's counts")
     top = min(tops) if tops else U64_MAX
     usable = _intersect(usable, [(0, top)])
-    holes = _unique(holes)
+    holes = [h for h in _unique(holes) if h.type != UNUSABLE or h.start <= top]
     # What is unusable below the top but no host hole explains (an aperture gap) still blocks.
     unusable = _subtract([(0, top)], usable)
     for start, end in _subtract(unusable, _merge((h.start, h.end) for h in holes)):
-        holes.append(Hole(start=start, end=end, type="unusable"))
+        holes.append(Hole(start=start, end=end, type=UNUSABLE))
     return Target(
         _ranges(usable),
         tuple(sorted(holes, key=lambda h: (h.start, h.end))),
@@ -86,6 +92,7 @@ def combine(views: Sequence[HostLike], names: Sequence[str]) -> Target:
         tuple(notes),
         tuple(view.cpu.vendor for view in views),
         _all_smm([view.cpu.kvm_smm for view in views]),
+        views[0].platform if views else None,
     )
 
 

@@ -21,17 +21,19 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from layoutd.models.host import Cpu
 from layoutd.qemu.mtree import FlatEntry, ram_entries
+from layoutd.qemu.versions import proven
 from tests.conftest import need, need_kvm
 
 CACHE = Path(os.environ.get("LAYOUTD_CACHE", Path.home() / ".cache" / "layoutd"))
-VERSIONS = ("7.2", "10.0")
+VERSIONS = tuple(str(version) for version in proven())  # the versions proven on real binaries
+DEBIAN_VERSION = "7.2"  # bookworm's own qemu-system-*; the others are unpacked into CACHE
 AARCH64_FIRMWARE = Path("/usr/share/qemu-efi-aarch64/QEMU_EFI.fd")
 START_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
 class QemuBinary:
-    version: str  # "7.2" or "10.0"
+    version: str  # one of VERSIONS
     arch: str  # "x86_64" or "aarch64"
     path: str
     base_args: tuple[str, ...] = ()  # -L folders for an unpacked build
@@ -43,7 +45,7 @@ class QemuBinary:
 def qemu_binary(version: str, arch: str = "x86_64") -> QemuBinary:
     """The real binary for a version; missing -> skip locally, fail in CI."""
     name = f"qemu-system-{arch}"
-    if version == "7.2":
+    if version == DEBIAN_VERSION:
         path = shutil.which(name) or f"/usr/bin/{name}"
         need(Path(path).exists(), f"{name} 7.2 (Debian package qemu-system-x86/qemu-system-arm)")
         return QemuBinary(version, arch, path)
