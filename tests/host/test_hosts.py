@@ -15,10 +15,9 @@ import pytest
 from layoutd.host import abi, probe_host, record_host
 from layoutd.host.dump import read_dump
 from layoutd.models.host import HostDump, IoctlReply
-from tests.conftest import EXAMPLES, SHARED, need
+from tests.conftest import EXAMPLES
 
 U64 = 2**64 - 1
-SHARED_HOSTS = sorted(p for p in (SHARED / "hosts").glob("*") if p.is_dir())
 EXAMPLE_HOSTS = sorted(p for p in (EXAMPLES / "hosts").glob("*") if p.is_dir())
 
 
@@ -64,7 +63,7 @@ def pairs(view_ranges) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
     return [(r.start, r.end) for r in view_ranges]
 
 
-@pytest.mark.parametrize("tree", SHARED_HOSTS + EXAMPLE_HOSTS,
+@pytest.mark.parametrize("tree", EXAMPLE_HOSTS,
                          ids=lambda p: f"{p.parent.parent.name}/{p.name}")
 def test_host_probes_to_the_kernel_rule(tree: Path) -> None:
     view = probe_host(str(tree))
@@ -82,20 +81,6 @@ def test_host_probes_to_the_kernel_rule(tree: Path) -> None:
         (s, e) for s, e, k, _ in regions(tree) if k != "direct-relaxable"}
 
 
-def test_shared_hosts_exist() -> None:
-    need(len(SHARED_HOSTS) > 0, f"the shared host trees in {SHARED / 'hosts'}")
-
-
-@pytest.mark.parametrize("tree", SHARED_HOSTS, ids=lambda p: p.name)
-def test_examples_copy_the_shared_trees(tree: Path) -> None:
-    copy = EXAMPLES / "hosts" / tree.name
-    assert (copy / "NOTE.md").is_file()
-    for path in tree.rglob("*"):
-        if path.is_file() and path.name != "SOURCE.md":
-            twin = copy / path.relative_to(tree)
-            assert twin.read_bytes() == path.read_bytes(), twin
-
-
 def test_selecting_a_device_selects_its_group() -> None:
     tree = EXAMPLES / "hosts/intel-4gpu-39bit"
     view = probe_host(str(tree), ["01:00.1"])
@@ -108,7 +93,7 @@ def test_non_viable_group_is_a_warning_naming_device_and_driver() -> None:
     view = probe_host(str(EXAMPLES / "hosts/intel-4gpu-39bit"), ["0000:02:00.0"])
     assert any("group 2 is not viable" in w and "0000:02:00.1 is bound to snd_hda_intel" in w
                for w in view.warnings)
-    unbound = probe_host(str(SHARED / "hosts/intel-dl388g8-rmrr"))
+    unbound = probe_host(str(EXAMPLES / "hosts/intel-dl388g8-rmrr"))
     assert any("0000:00:1f.0 is not bound to any driver" in w for w in unbound.warnings)
 
 
@@ -128,7 +113,7 @@ def test_selection_narrows_the_holes() -> None:
 
 def test_real_symlinks_read_like_link_files(tmp_path: Path) -> None:
     """A tree with real symlinks (as on a live host) gives the same answer as link-files."""
-    source = SHARED / "hosts/amd-epyc-two-gpus"
+    source = EXAMPLES / "hosts/amd-epyc-two-gpus"
     tree = tmp_path / "host"
     shutil.copytree(source, tree)
     for path in list(tree.rglob("*")):
@@ -144,7 +129,7 @@ def test_real_symlinks_read_like_link_files(tmp_path: Path) -> None:
     assert live_like == files
 
 
-@pytest.mark.parametrize("tree", SHARED_HOSTS + EXAMPLE_HOSTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("tree", EXAMPLE_HOSTS, ids=lambda p: p.name)
 def test_record_and_replay_give_the_same_answer(tree: Path, tmp_path: Path) -> None:
     dump = tmp_path / "host.json"
     first = record_host(str(dump), str(tree))
@@ -157,7 +142,7 @@ def test_record_and_replay_give_the_same_answer(tree: Path, tmp_path: Path) -> N
 
 
 def _dump_with_reply(tmp_path: Path, reply: IoctlReply) -> Path:
-    base = read_dump_of(SHARED / "hosts/amd-epyc-two-gpus", tmp_path)
+    base = read_dump_of(EXAMPLES / "hosts/amd-epyc-two-gpus", tmp_path)
     dump = HostDump(facts=base.facts, ioctl=reply, recorded_from="live", kernel="6.12.0")
     path = tmp_path / "with-reply.json"
     path.write_text(json.dumps(dump.model_dump(mode="json")))
@@ -203,14 +188,14 @@ def test_corrupt_recorded_reply_is_a_parse_error(tmp_path: Path) -> None:
 
 
 def test_environment_names_the_default_source(monkeypatch: pytest.MonkeyPatch) -> None:
-    tree = SHARED / "hosts/intel-nic-msi-only"
+    tree = EXAMPLES / "hosts/intel-nic-msi-only"
     monkeypatch.setenv("LAYOUTD_HOST", str(tree))
     assert probe_host(None).source == f"sysfs:{tree}"
 
 
 def test_unknown_region_types_count_as_reserved(tmp_path: Path) -> None:
     tree = tmp_path / "host"
-    shutil.copytree(SHARED / "hosts/intel-nic-msi-only", tree)
+    shutil.copytree(EXAMPLES / "hosts/intel-nic-msi-only", tree)
     regions_file = tree / "sys/kernel/iommu_groups/40/reserved_regions"
     regions_file.chmod(0o644)
     regions_file.write_text(regions_file.read_text() + "0x0000000100000000 0x00000001ffffffff future-type\n")
@@ -221,7 +206,7 @@ def test_unknown_region_types_count_as_reserved(tmp_path: Path) -> None:
 
 
 def test_hole_descriptions_name_type_and_group() -> None:
-    view = probe_host(str(SHARED / "hosts/amd-epyc-two-gpus"), ["0000:29:00.0"])
+    view = probe_host(str(EXAMPLES / "hosts/amd-epyc-two-gpus"), ["0000:29:00.0"])
     from layoutd.models.common import Range
 
     holes = view.holes_for(Range(start=0xF000000000, end=0xFE00000000))

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, SHARED, assert_clean_failure, need, run_layoutd
+from tests.conftest import EXAMPLES, assert_clean_failure, need, run_layoutd
 
-AMD = SHARED / "hosts/amd-epyc-two-gpus"
+AMD = EXAMPLES / "hosts/amd-epyc-two-gpus"
 
 
 def copy_host(tmp_path: Path, name: str = "amd-epyc-two-gpus") -> Path:
     tree = tmp_path / name
-    shutil.copytree(SHARED / "hosts" / name, tree)
+    shutil.copytree(EXAMPLES / "hosts" / name, tree)
     for path in tree.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
     return tree

@@ -2,7 +2,8 @@
 """Under KVM the guest CPU takes the host's vendor and physical address bits (`-cpu host`,
 `-cpu max`, host-phys-bits=on). This machine's real CPU (/proc/cpuinfo, read by layoutd's own
 parser) is the host, and real QEMU 7.2 and 10.0 under `-accel kvm`, paused with -S, the judge.
-Needs /dev/kvm: without it the runner says so (and the test fails in CI)."""
+Where KVM cannot run `-accel kvm -cpu host` (no /dev/kvm, or a nested KVM that refuses the host
+CPU) the runner skips them with QEMU's words: the one skip CI allows."""
 
 
 import pytest

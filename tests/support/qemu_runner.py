@@ -122,7 +122,7 @@ def started(binary: QemuBinary, args: Sequence[str], *, extra_qmp: bool = False,
             ) -> Iterator[RunningQemu | Refused]:
     """Start QEMU paused with -nodefaults; yield a RunningQemu, or Refused if QEMU exits."""
     if _wants_kvm(args):
-        need_kvm()
+        need_kvm(binary.argv([]))
     folder = tempfile.mkdtemp(prefix="layoutd-qemu-")
     socket_path = os.path.join(folder, "qmp.sock")
     argv = binary.argv([*args, "-S", "-nodefaults", "-display", "none",

@@ -1,0 +1,22 @@
+"""The repository stands alone: a clone into an empty folder has everything its tests, scripts
+and docs use (nothing outside it, such as a ../shared folder beside the clone)."""
+
+import re
+
+from tests.conftest import ROOT
+
+OUTSIDE = re.compile(r"\.\./shared\b|parent\s*/\s*[\"']shared[\"']|/work/shared")
+KINDS = ("*.py", "*.sh", "*.md", "*.toml", "*.yaml", "run")
+
+
+def test_nothing_reads_outside_the_repository() -> None:
+    found = []
+    for pattern in KINDS:
+        for path in ROOT.rglob(pattern):
+            parts = set(path.relative_to(ROOT).parts)
+            if parts & {".venv", ".git", "build", ".hypothesis"} or path == ROOT / "tests/test_repo.py":
+                continue
+            for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                if OUTSIDE.search(line):
+                    found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert found == []
