@@ -37,7 +37,8 @@ def binary_version(path: str) -> Version | None:
 
 
 def modelled_version(path: str) -> str:
-    """The modelled version `path` is ('7.2', '10.0'); anything else is an InputError."""
+    """The modelled version `path` is (the major.minor of its row in qemu/versions.py); anything else
+    is an InputError."""
     from layoutd.qemu import versions
 
     found = binary_version(path)

@@ -71,8 +71,8 @@ def _run_argv(args: argparse.Namespace, command: list[str]) -> int:
         first = None
     devices = _merge(first.vfio_devices if first else _vfio_of(qemu_args), device_list(args.devices))
     host = probe_host(args.host, devices or None)
-    guest = first or _with_host(host, lambda: predict(qemu_args, version=version, arch=arch,
-                                                      host_cpu=host.cpu))
+    guest = _with_host(host, lambda: predict(qemu_args, version=version, arch=arch,
+                                             host_cpu=host.cpu, host=host.platform))
     return report(guest, host, args.format, devices)
 
 
@@ -115,5 +115,5 @@ def _run_libvirt(args: argparse.Namespace) -> int:
     devices = _merge(translation.devices, device_list(args.devices))
     host = probe_host(args.host, devices or None)
     guest = _with_host(host, lambda: predict(translation.argv, version=version, host_cpu=host.cpu,
-                                             arch=translation.domain.arch))
+                                             arch=translation.domain.arch, host=host.platform))
     return report(guest, host, args.format, devices)

@@ -60,7 +60,7 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
 
     host = probe_host(host_source, list(devices) or None)
     guest = predict(translation.argv, version=version, host_cpu=host.cpu,
-                    arch=translation.domain.arch)
+                    arch=translation.domain.arch, host=host.platform)
     layout = tuple(guest.layout)
     holes = holes_for_layout(host, layout)
     collisions = tuple(find_collisions(layout, holes))

@@ -46,7 +46,7 @@ def resolve(name: str | None, arch: str, qemu: QemuRelease) -> Machine:
 
 
 def _release(text: str) -> Version | None:
-    """'7.2' -> 7.2 (and '7.2.1' -> 7.2.1, which no QEMU accepts); None for 'x', '7'."""
+    """major.minor (or major.minor.micro, which no QEMU accepts) -> Version; None for 'x'."""
     parts = text.split(".")
     if len(parts) not in (2, 3) or not all(part.isdigit() for part in parts):
         return None
