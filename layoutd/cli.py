@@ -4,6 +4,7 @@ import argparse
 import importlib
 import os
 import sys
+import typing
 from collections.abc import Sequence
 
 # name -> (module, one-line help). Modules are imported only for the command that runs.
@@ -49,23 +50,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError:
         print(f"layoutd {name}: this command is not available in this build", file=sys.stderr)
         return 2
-    parser = argparse.ArgumentParser(prog=f"layoutd {name}", description=help_text)
+    parser = Parser(prog=f"layoutd {name}", description=help_text, epilog=EXIT_CODES,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     module.add_arguments(parser)
     try:
         options = parser.parse_args(args[1:])
+    except UsageError as error:
+        print(parser.format_usage().rstrip(), file=sys.stderr)
+        print(f"layoutd {name}: {error}", file=sys.stderr)
+        if _wants_json(args):
+            _print_json(name, None, message=str(error), exit_code=2, kind="usage")
+        return 2
     except SystemExit as exit_:
         return 0 if exit_.code in (0, None) else 2
     return run_reporting_errors(name, module.run, options)
 
 
+EXIT_CODES = ("exit status: 0 done, nothing wrong; 1 the answer is no (a collision, no layout, a "
+              "refused hotplug); 2 bad input or usage; 3 the host could not be asked")
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing and exiting, so --format json can answer too."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise UsageError(message)
+
+
+def _wants_json(args: Sequence[str]) -> bool:
+    pairs = zip(args, [*args[1:], ""], strict=True)
+    return "--format=json" in args or any(a == "--format" and b == "json" for a, b in pairs)
+
+
+def _print_json(name: str, error: typing.Any, **fields: typing.Any) -> None:
+    import json
+
+    from layoutd.emit.outcome import error_document
+
+    print(json.dumps(error_document(name, error, **fields), indent=2))
+
+
 def run_reporting_errors(name: str, run: "object", options: argparse.Namespace) -> int:
+    """Run a command; every error becomes a message (and with --format json, a JSON document)."""
     from layoutd.errors import LayoutdError
 
+    as_json = getattr(options, "format", None) == "json"
     try:
         code = run(options)  # type: ignore[operator]
         return int(code or 0)
     except LayoutdError as error:
         print(f"layoutd {name}: {error.render()}", file=sys.stderr)
+        if as_json:
+            _print_json(name, error)
         return error.exit_code
     except KeyboardInterrupt:
         print(f"layoutd {name}: interrupted", file=sys.stderr)
@@ -75,11 +115,11 @@ def run_reporting_errors(name: str, run: "object", options: argparse.Namespace) 
     except Exception as error:  # the contract: never a traceback
         if os.environ.get("LAYOUTD_DEBUG"):
             raise
-        print(
-            f"layoutd {name}: internal error: {type(error).__name__}: {error}. "
-            "This is a bug in layoutd; run again with LAYOUTD_DEBUG=1 for details and report it.",
-            file=sys.stderr,
-        )
+        message = (f"internal error: {type(error).__name__}: {error}. This is a bug in layoutd; "
+                   "run again with LAYOUTD_DEBUG=1 for details and report it.")
+        print(f"layoutd {name}: {message}", file=sys.stderr)
+        if as_json:
+            _print_json(name, None, message=message, exit_code=2, kind="internal")
         return 2
 
 

@@ -36,18 +36,19 @@ def binary_version(path: str) -> Version | None:
     return Version.parse(match.group(1))
 
 
-def modelled_version(path: str) -> str:
-    """The modelled version `path` is (the major.minor of its row in qemu/versions.py); anything else
-    is an InputError."""
+def version_of_binary(path: str, *, modelled_only: bool = True) -> str:
+    """The major.minor `path` says it is; an InputError when it says none, or (modelled_only)
+    when the table has no row for it. Unmodelled versions are for the dry run to answer."""
     from layoutd.qemu import versions
 
     found = binary_version(path)
     if found is None:
         raise InputError(f"{path} --version did not say a QEMU version (cannot run it, or not "
                          "QEMU)")
-    if found.release not in versions.ROWS:
+    if modelled_only and not versions.is_modelled(found):
         raise InputError(f"{path} is QEMU {found}; only {versions.names()} are modelled (pass "
-                         "--qemu-version to use a model anyway)")
+                         "--qemu-version to use a model anyway, or --verify to ask the binary "
+                         "itself)")
     return str(found.release)
 
 

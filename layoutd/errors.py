@@ -3,16 +3,20 @@
 The core raises these; only the CLI turns them into messages and exit codes.
 """
 
+from typing import Any
+
 
 class LayoutdError(Exception):
     """Root of every error layoutd reports to a user."""
 
     exit_code = 2
 
-    def __init__(self, message: str, *, file: str | None = None, field: str | None = None):
+    def __init__(self, message: str, *, file: str | None = None, field: str | None = None,
+                 details: dict[str, Any] | None = None):
         self.message = message
         self.file = file
         self.field = field
+        self.details = details or {}  # extra JSON keys for --format json (plan's "no": would_work)
         super().__init__(self.render())
 
     def render(self) -> str:
@@ -53,3 +57,24 @@ class NoAnswer(LayoutdError):
     """The answer is no: a collision, no layout, a refused hotplug (exit 1)."""
 
     exit_code = 1
+
+
+class NoLayout(NoAnswer):
+    """plan's "no": what blocks (`lines`, and `blocked_by` in details) and the suggestions that
+    plan when applied (each with `.change`, `.text()`); `say` renders them in another language."""
+
+    def __init__(self, headline: str, lines: list[str], suggestions: list[Any], *,
+                 details: dict[str, Any] | None = None, say: Any = None):
+        self.headline, self.lines, self.suggestions = headline, lines, suggestions
+        details = dict(details or {})
+        details["would_work"] = [idea.as_json() for idea in suggestions]
+        super().__init__(self._text(say), details=details)
+
+    def _text(self, say: Any) -> str:
+        ideas = [f"would work: {say(idea) if say else idea.text()}" for idea in self.suggestions]
+        ideas = ideas or ["nothing close works: use other hosts or drop the VFIO devices"]
+        return "\n".join([self.headline, *(f"  {line}" for line in self.lines + ideas)])
+
+    def speaking(self, say: Any) -> "NoLayout":
+        """The same "no" with the suggestions in another language (XML elements, options)."""
+        return NoLayout(self.headline, self.lines, self.suggestions, details=self.details, say=say)

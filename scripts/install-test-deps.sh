@@ -9,10 +9,14 @@ mkdir -p "$CACHE"
 APT_PACKAGES=(
     python3-venv
     qemu-system-x86 qemu-system-arm qemu-efi-aarch64 qemu-utils
+    # Guest firmware for the BAR placement proofs (tests/firmware): SeaBIOS and OVMF (edk2).
+    seabios ovmf
     linux-libc-dev
     # A real libvirtd for tests/libvirt, without libvirt-daemon-system (its postinst starts
     # services and needs systemd/polkit): libvirtd, the QEMU driver, virsh and virt-xml-validate.
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils
+    # A real browser for the SVG test (tests/plan/test_svg_browser.py): headless screenshots.
+    chromium
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -43,6 +47,9 @@ if [ ! -x "$CACHE/qemu-10.0/usr/bin/qemu-system-x86_64" ]; then
         qemu-system-data/bookworm-backports qemu-system-common/bookworm-backports \
         seabios/bookworm-backports
 fi
+
+# QEMU 11.1 (and sid's OVMF, SeaBIOS and arm64 edk2) in a minimal Debian sid root, run with chroot.
+LAYOUTD_CACHE="$CACHE" scripts/sid-root.sh
 
 # Kernel uapi headers from bookworm-backports (6.12: iommufd.h and the VFIO cdev ioctls, which
 # Debian 12's 6.1 linux-libc-dev lacks), unpacked into the cache; tests/host checks the struct

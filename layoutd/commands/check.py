@@ -8,7 +8,7 @@ layoutd.emit.report. Stdlib-only imports here.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from layoutd.errors import InputError
@@ -20,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--qemu-version", metavar="X.Y", help="model this QEMU version "
                         "(default: ask the binary with --version)")
+    parser.add_argument("--verify", action="store_true",
+                        help="confirm the map by a dry run of the QEMU binary (started paused, "
+                             "nothing of the host's memory taken); a version that is not modelled "
+                             "is always answered that way")
     parser.add_argument("--qmp", metavar="SOCKET", help="audit a running VM through its QMP socket")
     parser.add_argument("--libvirt", metavar="DOMAIN.xml", help="check a libvirt domain")
     parser.add_argument("--libvirt-domain", metavar="NAME",
@@ -57,23 +61,69 @@ def device_list(text: str | None) -> list[str]:
 
 def _run_argv(args: argparse.Namespace, command: list[str]) -> int:
     from layoutd.emit.report import report
-    from layoutd.emulator import modelled_version
+    from layoutd.emulator import version_of_binary
     from layoutd.host import probe_host
     from layoutd.qemu import arch_of_binary, predict
     from layoutd.qemu.cpus import NeedsHostCpu
+    from layoutd.qemu.versions import is_modelled
 
     binary, qemu_args = command[0], command[1:]
     arch = arch_of_binary(binary)
-    version = args.qemu_version or modelled_version(binary)
+    version = args.qemu_version or version_of_binary(binary, modelled_only=False)
+    if not is_modelled(version):
+        guest = dry_run_map(binary, qemu_args, arch, f"QEMU {version} is not modelled")
+        devices = _merge(guest.vfio_devices, device_list(args.devices))
+        return report(guest, probe_host(args.host, devices or None), args.format, devices)
     try:  # bad command lines fail before the host is asked
         first = predict(qemu_args, version=version, arch=arch, host_cpu=None)
     except NeedsHostCpu:
         first = None
     devices = _merge(first.vfio_devices if first else _vfio_of(qemu_args), device_list(args.devices))
     host = probe_host(args.host, devices or None)
-    guest = _with_host(host, lambda: predict(qemu_args, version=version, arch=arch,
-                                             host_cpu=host.cpu, host=host.platform))
-    return report(guest, host, args.format, devices)
+
+    def again(changed: Sequence[str]) -> Any:
+        return predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
+
+    guest = _with_host(host, lambda: again(qemu_args))
+    if args.verify:
+        guest = verified(guest, binary, qemu_args, arch)
+
+    return report(guest, host, args.format, devices, _fixes_for(qemu_args, guest, again, host))
+
+
+def _fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],
+               host: Any) -> Any:
+    """The verified changes (a newer machine type, a smaller -m) that clear every collision."""
+    from layoutd.emit.report import collisions
+    from layoutd.fixes import fixes
+
+    return lambda: fixes(args, guest, again, lambda changed: not collisions(changed, host))
+
+
+def dry_run_map(binary: str, qemu_args: Sequence[str], arch: str, why: str) -> Any:
+    """The map the binary itself builds, saying where it came from."""
+    from layoutd.dryrun import dry_run, guest_map
+
+    run = dry_run(binary, qemu_args, arch)
+    guest = guest_map(run, qemu_args, arch)
+    note = f"{why}: this map comes from a dry run of {binary} (QEMU {run.version}) itself"
+    return guest.model_copy(update={"warnings": (note, *guest.warnings)})
+
+
+def verified(guest: Any, binary: str, qemu_args: Sequence[str], arch: str) -> Any:
+    """The model's map when the dry run builds the same RAM map; else the dry run's, saying how
+    the model differed."""
+    from layoutd.dryrun import differences
+
+    real = dry_run_map(binary, qemu_args, arch, "--verify")
+    wrong = differences(guest.layout, real.layout)
+    if not wrong:
+        note = f"confirmed by a dry run of {binary} (QEMU {real.qemu_version}): the same RAM map"
+        return guest.model_copy(update={"warnings": (*guest.warnings, note)})
+    note = (f"the QEMU {guest.qemu_version} model predicted another map ("
+            + "; ".join(w.replace("planned", "predicted") for w in wrong[:5])
+            + "): the map shown is the binary's own")
+    return real.model_copy(update={"warnings": (*real.warnings, note)})
 
 
 def _with_host(host: Any, prediction: Callable[[], Any]) -> Any:
@@ -102,8 +152,9 @@ def _run_libvirt(args: argparse.Namespace) -> int:
     from layoutd.emit.report import report
     from layoutd.host import probe_host
     from layoutd.libvirt.argv import translate_xml
-    from layoutd.libvirt.guard import qemu_version
+    from layoutd.libvirt.guard import DEFAULT_EMULATOR, qemu_version
     from layoutd.qemu import predict
+    from layoutd.qemu.versions import is_modelled
 
     try:
         with open(args.libvirt, "rb") as handle:
@@ -114,6 +165,19 @@ def _run_libvirt(args: argparse.Namespace) -> int:
     version = qemu_version(translation, args.qemu_version)
     devices = _merge(translation.devices, device_list(args.devices))
     host = probe_host(args.host, devices or None)
-    guest = _with_host(host, lambda: predict(translation.argv, version=version, host_cpu=host.cpu,
-                                             arch=translation.domain.arch, host=host.platform))
-    return report(guest, host, args.format, devices)
+    domain = translation.domain
+    emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
+    if not is_modelled(version):
+        guest = dry_run_map(emulator, translation.argv, domain.arch,
+                            f"QEMU {version} is not modelled")
+        return report(guest, host, args.format, devices)
+
+    def again(changed: Sequence[str]) -> Any:
+        return predict(changed, version=version, host_cpu=host.cpu, arch=domain.arch,
+                       host=host.platform)
+
+    guest = _with_host(host, lambda: again(translation.argv))
+    if args.verify:
+        guest = verified(guest, emulator, translation.argv, domain.arch)
+    return report(guest, host, args.format, devices,
+                  _fixes_for(translation.argv, guest, again, host), language="libvirt")

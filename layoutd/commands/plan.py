@@ -28,9 +28,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument(
         "--qemu-version",
-        default=str(versions.DEFAULT),
+        default=None,
         metavar="X.Y",
-        help=f"QEMU whose layout rules apply ({versions.names()}; default {versions.DEFAULT})",
+        help=f"QEMU whose layout rules apply ({versions.names()}; default {versions.DEFAULT}, "
+        "or with --verify the binary's own, else the nearest older modelled one)",
+    )
+    parser.add_argument(
+        "--verify",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="QEMU_BINARY",
+        help="print the plan only if a dry run of the QEMU binary (default qemu-system-ARCH on "
+        "PATH) builds exactly the planned map",
     )
     parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
@@ -41,21 +51,53 @@ def run(args: argparse.Namespace) -> int:
     from layoutd.models.spec import load_spec
     from layoutd.qemu import versions
 
-    try:
-        version = str(versions.row(args.qemu_version).version)
-    except InputError:
+    if args.qemu_version is not None and not versions.is_modelled(args.qemu_version):
         raise InputError(f"--qemu-version {args.qemu_version!r}: modelled versions are "
-                         f"{versions.names()}") from None
+                         f"{versions.names()}")
     spec = load_spec(args.spec)
     sources = args.host or [os.environ.get("LAYOUTD_HOST") or "live"]
+    binary = (args.verify or f"qemu-system-{spec.arch}") if args.verify is not None else None
+    version, note = model_version(args.qemu_version, binary)
     try:
         plan = make_plan(spec, sources, version)
     except InputError as error:
         if error.field != "--devices":
             raise
         raise InputError(error.message, file=args.spec, field="devices") from None
+    if binary is not None:
+        plan = verify(plan, binary, note)
     _write(render(plan, args.format), args.output)
     return 0
+
+
+def model_version(chosen: str | None, binary: str | None) -> tuple[str, str]:
+    """The QEMU version whose rules the solver uses, and a note when that is not the binary's:
+    --qemu-version; else the binary's own when modelled, else the nearest older modelled one."""
+    from layoutd.qemu import versions
+
+    if chosen is not None or binary is None:
+        return str(versions.row(chosen or versions.DEFAULT).version), ""
+    from layoutd.emulator import version_of_binary
+
+    found = version_of_binary(binary, modelled_only=False)
+    if versions.is_modelled(found):
+        return found, ""
+    nearest = versions.nearest_older(found)
+    return str(nearest), f"QEMU {found} is not modelled: planned with QEMU {nearest}'s rules"
+
+
+def verify(plan: "Plan", binary: str, note: str) -> "Plan":
+    """The plan, if a dry run of `binary` with its command line builds exactly its RAM map."""
+    from layoutd.dryrun import differences, dry_run
+    from layoutd.errors import NoAnswer
+
+    run = dry_run(binary, plan.qemu_argv, plan.config.arch)
+    wrong = differences(plan.layout, run.vm.layout())
+    if wrong:
+        raise NoAnswer(f"the dry run of {binary} (QEMU {run.version}) does not build the planned "
+                       "map: " + "; ".join(wrong) + (f" ({note})" if note else ""))
+    said = f"verified: a dry run of {binary} (QEMU {run.version}) builds exactly this map"
+    return plan.model_copy(update={"warnings": (*plan.warnings, *([note] if note else []), said)})
 
 
 def make_plan(spec: "VmSpec", sources: Sequence[str], version: str) -> "Plan":
@@ -63,9 +105,12 @@ def make_plan(spec: "VmSpec", sources: Sequence[str], version: str) -> "Plan":
     from layoutd.host import probe_host
     from layoutd.solver import combine, solve_spec
 
-    views = [probe_host(source, list(spec.pci_devices) or None) for source in sources]
-    target = combine(views, [view.source for view in views])
-    solved = solve_spec(spec, target, version)
+    def target_for(devices: Sequence[str]) -> "Target":
+        views = [probe_host(source, list(devices) or None) for source in sources]
+        return combine(views, [view.source for view in views])
+
+    target = target_for(spec.pci_devices)
+    solved = solve_spec(spec, target, version, target_for)
     return assemble(spec, target, solved, version)
 
 

@@ -59,6 +59,12 @@ def render_text(view: "HostView") -> str:
                          (device.driver if device else None) or "(none)",
                          (device.pci_class if device else None) or "-"])
     lines += ["", "groups and devices:", *table(rows)]
+    rows = [["DEVICE", "BAR", "TYPE", "SIZE", "HOST ADDRESS"]]
+    for device in view.devices:
+        rows += [[device.address, str(bar.index), bar.kind(), human_size(bar.size),
+                  f"{hex_addr(bar.start)}-{hex_addr(bar.end)}"] for bar in device.bars]
+    if len(rows) > 1:
+        lines += ["", "BARs (sysfs resource):", *table(rows)]
     rows = [["TYPE", "START", "END", "SIZE", "GROUP", "BLOCKS DMA"]]
     for hole in view.reserved:
         rows.append([hole.type, hex_addr(hole.start), hex_addr(hole.end), human_size(hole.size),

@@ -42,20 +42,7 @@ def emit_domain(plan: Plan) -> str:
 
 
 def _memory_backing(config: QemuConfig) -> list[str]:
-    boot = [b for b in config.backends if b.id in {n.backend for n in config.numa}
-            or b.id == config.boot_backend] or list(config.backends[:1])
-    if not boot:
-        return []
-    backend = boot[0]
-    inner: list[str] = []
-    if backend.hugepage_size:
-        inner.append(f"<hugepages><page size='{el.kib(backend.hugepage_size)}' unit='KiB'/></hugepages>")
-    if backend.kind in ("memfd", "file"):
-        inner.append(f"<source type='{backend.kind}'/>")
-    if backend.share:
-        inner.append("<access mode='shared'/>")
-    if backend.prealloc:
-        inner.append("<allocation mode='immediate'/>")
+    inner = list(el.memory_backing(config).values())
     if not inner:
         return []
     return [f"{STEP}<memoryBacking>", *(f"{STEP * 2}{item}" for item in inner),

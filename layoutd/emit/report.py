@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING, Any
 from layoutd.units import hex_addr, human_size
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from layoutd.collisions import Collision
+    from layoutd.fixes import Fix
     from layoutd.models.common import GuestRegion, Hole
     from layoutd.models.guest import GuestMap
     from layoutd.models.host import HostView
@@ -34,13 +37,23 @@ def collisions(guest: GuestMap, host: HostView) -> list[Collision]:
     return find_collisions(guest.layout, holes_for(host, guest.layout))
 
 
-def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = ()) -> int:
-    """Print the map and every collision; 1 when any RAM lies in a hole, else 0."""
+def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (),
+           fixes_for: Callable[[], Sequence[Fix]] | None = None, language: str = "argv") -> int:
+    """Print the map and every collision; 1 when any RAM lies in a hole, else 0.
+
+    With collisions, `fixes_for()` gives the verified changes that clear them (in `language`:
+    argv options or libvirt XML)."""
     found = collisions(guest, host)
+    fixes = list(fixes_for()) if found and fixes_for else []
     if fmt == "json":
-        print(json.dumps(as_json(guest, host, found, devices), indent=2))
+        data = as_json(guest, host, found, devices)
+        if found:
+            data["would_work"] = [fix.as_json(language) for fix in fixes]
+        print(json.dumps(data, indent=2))
     else:
-        print(as_text(guest, host, found, devices), end="")
+        text = as_text(guest, host, found, devices)
+        said = [fix.xml_text() if language == "libvirt" else fix.argv_text() for fix in fixes]
+        print(text + "".join(f"would work: {line}\n" for line in said), end="")
     return 1 if found else 0
 
 

@@ -10,7 +10,17 @@ from pathlib import Path
 from typing import Literal
 
 from layoutd.errors import HostUnavailable, InputError, ParseError
-from layoutd.models.host import Cpu, Device, HostFacts, HostPlatform, HugetlbfsMount, IommuUnit, RawGroup
+from layoutd.models.host import (
+    ROM_BAR,
+    Bar,
+    Cpu,
+    Device,
+    HostFacts,
+    HostPlatform,
+    HugetlbfsMount,
+    IommuUnit,
+    RawGroup,
+)
 
 GROUPS = "sys/kernel/iommu_groups"
 PCI_DEVICES = "sys/bus/pci/devices"
@@ -19,6 +29,7 @@ HUGEPAGES = "sys/kernel/mm/hugepages"
 ARCH_OF_VENDOR = {"amd": "x86_64", "intel": "x86_64", "hygon": "x86_64", "arm": "aarch64"}
 
 _REGION = re.compile(r"^0x([0-9a-fA-F]{1,16})\s+0x([0-9a-fA-F]{1,16})\s+(\S+)$")
+_RESOURCE = re.compile(r"^0x([0-9a-fA-F]{1,16})\s+0x([0-9a-fA-F]{1,16})\s+0x([0-9a-fA-F]{1,16})$")
 _BDF = re.compile(r"^(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$")
 
 
@@ -53,6 +64,31 @@ def parse_reserved_regions(text: str, file: str) -> list[tuple[int, int, str]]:
             )
         regions.append((start, end, match.group(3)))
     return regions
+
+
+def parse_resource(text: str, file: str) -> list[Bar]:
+    """A device's sysfs `resource` (`0x%016llx 0x%016llx 0x%016llx`: start, end, flags per line)
+    -> the used BARs and ROM (lines 0-6; the SR-IOV and bridge-window lines after them are not
+    the device's own BARs)."""
+    bars: list[Bar] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        match = _RESOURCE.match(stripped)
+        if not match:
+            raise ParseError(
+                f"line {number} is not 'START END FLAGS' in hex (as the kernel writes "
+                f"'0x000000f000000000 0x000000f3ffffffff 0x000000000014220c'): {stripped[:80]!r}",
+                file=file,
+            )
+        start, end, flags = (int(group, 16) for group in match.groups())
+        if number - 1 > ROM_BAR or flags == 0 or end == 0:
+            continue
+        if start > end:
+            raise ParseError(f"line {number}: the BAR ends before it starts", file=file)
+        bars.append(Bar(index=number - 1, start=start, end=end, flags=flags))
+    return bars
 
 
 def parse_cpuinfo(text: str) -> Cpu:
@@ -220,12 +256,14 @@ def _read_devices(base: Path, groups: list[RawGroup]) -> list[Device]:
                     file=str(where / "iommu_group"),
                 )
             pci_class = _read(where / "class")
+            resource = _read(where / "resource")
             devices.append(
                 Device(
                     address=address,
                     group=group.number,
                     driver=link_name(where / "driver"),
                     pci_class=pci_class.strip().lower() or None if pci_class else None,
+                    bars=tuple(parse_resource(resource, str(where / "resource"))) if resource else (),
                 )
             )
     return devices

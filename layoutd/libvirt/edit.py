@@ -1,6 +1,7 @@
 """Apply a planned layout to an existing domain XML by editing its text in place.
 
-Only the memory-related elements change (<memory>, <currentMemory>, <maxMemory>, the CPU's
+Only the memory-related elements change (<memory>, <currentMemory>, <maxMemory>, <memoryBacking>'s
+page size, source, access and allocation, the CPU's
 <numa> and <maxphysaddr>, <devices><memory>, the root controller's <pcihole64>, and the
 max-ram-below-4g arguments in <qemu:commandline>); every other byte stays as it was.
 """
@@ -72,6 +73,7 @@ def apply_config(data: bytes, config: QemuConfig, source: str = "<domain>") -> b
     edits = Edits(data)
     step = _step(edits, root)
     _memory(edits, root, config)
+    _memory_backing(edits, root, config, step)
     _cpu(edits, root, config, step)
     _devices(edits, root, config, step)
     _commandline(edits, root, config, step)
@@ -97,6 +99,23 @@ def _memory(edits: Edits, root: Node, config: QemuConfig) -> None:
         edits.remove(old_max)
     elif new_max:
         edits.insert(memory.start, f"{new_max}\n{edits.indent_of(memory)}")
+
+
+def _memory_backing(edits: Edits, root: Node, config: QemuConfig, step: str) -> None:
+    """<memoryBacking> as the plan backs boot RAM (page size, memfd/file, shared, prealloc)."""
+    wanted = el.memory_backing(config)
+    backing = root.find("memoryBacking")
+    if backing is None:
+        if wanted:
+            anchor = root.find("currentMemory")
+            anchor = anchor if anchor is not None else root.find("memory")
+            assert anchor is not None  # read_domain insisted on <memory>
+            indent = edits.indent_of(anchor)
+            body = "".join(f"\n{indent}{step}{item}" for item in wanted.values())
+            edits.insert(anchor.end, f"\n{indent}<memoryBacking>{body}\n{indent}</memoryBacking>")
+        return
+    for tag in ("hugepages", "source", "access", "allocation"):
+        _swap(edits, backing, tag, wanted.get(tag), step)
 
 
 def _cpu(edits: Edits, root: Node, config: QemuConfig, step: str) -> None:

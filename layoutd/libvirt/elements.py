@@ -40,6 +40,27 @@ def max_memory(config: QemuConfig) -> str | None:
     return f"<maxMemory slots='{config.slots}' unit='KiB'>{kib(config.maxmem)}</maxMemory>"
 
 
+def memory_backing(config: QemuConfig) -> dict[str, str]:
+    """<memoryBacking>'s children for the boot RAM's backend, by tag: the page size (libvirt
+    backs boot RAM with it; DIMMs say theirs in <source><pagesize>), memfd/file, shared, prealloc."""
+    boot = [b for b in config.backends if b.id in {n.backend for n in config.numa}
+            or b.id == config.boot_backend] or list(config.backends[:1])
+    if not boot:
+        return {}
+    backend = boot[0]
+    inner: dict[str, str] = {}
+    if backend.hugepage_size:
+        inner["hugepages"] = (f"<hugepages><page size='{kib(backend.hugepage_size)}' unit='KiB'/>"
+                              "</hugepages>")
+    if backend.kind in ("memfd", "file"):
+        inner["source"] = f"<source type='{backend.kind}'/>"
+    if backend.share:
+        inner["access"] = "<access mode='shared'/>"
+    if backend.prealloc:
+        inner["allocation"] = "<allocation mode='immediate'/>"
+    return inner
+
+
 def maxphysaddr(config: QemuConfig) -> str | None:
     if config.phys_bits is None:
         return None

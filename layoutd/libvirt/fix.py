@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from layoutd.errors import InputError, NoAnswer
+from layoutd.errors import InputError, NoAnswer, NoLayout
 from layoutd.libvirt.argv import translate_xml
 from layoutd.libvirt.domain import Domain, read_domain
 from layoutd.libvirt.edit import apply_config
@@ -77,9 +77,46 @@ def apply(data: bytes, source: str, spec: VmSpec, hosts: Sequence[str],
     if not spec.devices and domain.hostdevs:
         spec = spec.model_copy(update={"devices": domain.hostdevs})
     chosen = domain_qemu_version(domain, version)
-    plan = make_plan(spec, hosts, chosen)
+    try:
+        plan = make_plan(spec, hosts, chosen)
+    except NoLayout as error:
+        raise error.speaking(lambda idea: xml_suggestion(idea, spec)) from None
     result = apply_config(data, plan.config, source)
     return result, verify(result, plan, source)
+
+
+XML_OF = {
+    "memory.size": "<memory unit='{unit}'>{number}</memory> (and <currentMemory>)",
+    "memory.hotplug.max": "<maxMemory unit='{unit}'>{number}</maxMemory>",
+    "memory.hotplug.slots": "<maxMemory slots='{value}'>",
+    "memory.hugepages": "<memoryBacking><hugepages><page size='{number}' unit='{unit}'/>",
+    "cpu.phys_bits": "<cpu><maxphysaddr mode='emulate' bits='{value}'/>",
+    "machine": "<os><type machine='{value}'>",
+    "viommu": "<devices><iommu model='{value}'>",
+}
+REMOVED = {"memory.hotplug": "<maxMemory> (and every <memory model='dimm'>)", "numa": "<cpu><numa>"}
+
+
+def _xml_value(path: str, value: Any) -> str:
+    text = str(value)
+    number, unit = (text[:-1], f"{text[-1]}iB") if text[-1:] in "KMGT" else (text, "B")
+    return XML_OF[path].format(value=text, number=number, unit=unit)
+
+
+def xml_suggestion(idea: Any, spec: VmSpec) -> str:
+    """A spec suggestion said as the domain XML elements to change."""
+    said = []
+    for path, value in idea.change.items():
+        if path == "devices":
+            dropped = [d for d in spec.pci_devices if d not in value]
+            said.append("remove the <hostdev> of " + ", ".join(dropped))
+        elif value is None or value == []:
+            said.append(f"remove {REMOVED.get(path, path)}")
+        elif path == "numa":
+            said.append("<cpu><numa> cells of " + ", ".join(str(cell["size"]) for cell in value))
+        else:
+            said.append(_xml_value(path, value) if path in XML_OF else f"{path} {value}")
+    return f"{'; '.join(said)} ({idea.full_why()})"
 
 
 LEGACY_END = ROM_WINDOW[1]

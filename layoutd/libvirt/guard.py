@@ -25,6 +25,7 @@ class DomainCheck:
     host: HostView | None  # None: no host device, nothing to check
     layout: tuple[GuestRegion, ...]
     collisions: tuple[Collision, ...]
+    source: str = ""  # how the map is known: "QEMU 7.2 model", "dry run of /usr/bin/qemu-..."
 
     @property
     def name(self) -> str:
@@ -41,7 +42,7 @@ class DomainCheck:
         if self.host is None:
             return "no host PCI device (<hostdev> or `devices` in the hook configuration): nothing to map"
         return (f"{len(self.layout)} RAM region(s) clear of the holes of "
-                f"{', '.join(self.devices)} ({self.host.source}, QEMU {self.version} model)")
+                f"{', '.join(self.devices)} ({self.host.source}, {self.source})")
 
 
 def check_domain(xml: bytes | str, config: HookConfig, source: str = "<stdin>") -> DomainCheck:
@@ -57,14 +58,26 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
                       host_source: str | None) -> DomainCheck:
     from layoutd.host import probe_host
     from layoutd.qemu import predict
+    from layoutd.qemu.versions import is_modelled
 
     host = probe_host(host_source, list(devices) or None)
-    guest = predict(translation.argv, version=version, host_cpu=host.cpu,
-                    arch=translation.domain.arch, host=host.platform)
+    domain = translation.domain
+    if is_modelled(version):
+        guest = predict(translation.argv, version=version, host_cpu=host.cpu, arch=domain.arch,
+                        host=host.platform)
+        source = f"QEMU {version} model"
+    else:  # what the domain's own emulator builds, asked by a dry run
+        from layoutd.dryrun import dry_run, guest_map
+
+        emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
+        run = dry_run(emulator, translation.argv, domain.arch)
+        guest = guest_map(run, translation.argv, domain.arch)
+        source = (f"QEMU {version} is not modelled: map from a dry run of {emulator} "
+                  f"(QEMU {run.version})")
     layout = tuple(guest.layout)
     holes = holes_for_layout(host, layout)
     collisions = tuple(find_collisions(layout, holes))
-    return DomainCheck(translation, version, tuple(devices), host, layout, collisions)
+    return DomainCheck(translation, version, tuple(devices), host, layout, collisions, source)
 
 
 def holes_for_layout(host: HostView, layout: Sequence[GuestRegion]) -> list[Hole]:
@@ -110,7 +123,7 @@ def refusal_message(check: DomainCheck) -> str:
     assert check.host is not None
     lines = [
         f"its guest RAM would overlap host IOMMU holes that VFIO cannot map for "
-        f"{', '.join(check.devices)} (host {check.host.source}, QEMU {check.version} model); "
+        f"{', '.join(check.devices)} (host {check.host.source}, {check.source}); "
         "QEMU would fail with vfio_dma_map ... = -22:"
     ]
     for collision in check.collisions:

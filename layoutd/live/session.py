@@ -59,6 +59,16 @@ class QmpMonitor:
         self.lock_key = process_key(pid) or f"socket:{os.path.realpath(path)}"
         self._start(sock)
 
+    @classmethod
+    def on_socket(cls, sock: socket.socket, name: str, timeout: float = TIMEOUT) -> QmpMonitor:
+        """A session on a socket already connected to QEMU's monitor (a socketpair)."""
+        monitor = cls.__new__(cls)
+        monitor.name = name
+        monitor.timeout = timeout
+        monitor.lock_key = f"dry-run:{name}"
+        monitor._start(sock)
+        return monitor
+
     def _start(self, sock: socket.socket) -> None:
         import asyncio
 

@@ -45,11 +45,60 @@ class HostPlatform(Frozen):
     hugetlbfs: tuple[HugetlbfsMount, ...] = ()  # from /proc/mounts
 
 
+# flags of a sysfs `resource` line (include/linux/ioport.h)
+IORESOURCE_IO = 0x100
+IORESOURCE_MEM = 0x200
+IORESOURCE_PREFETCH = 0x2000
+IORESOURCE_MEM_64 = 0x100000
+ROM_BAR = 6  # the line of the expansion ROM
+
+
+class Bar(Frozen):
+    """One used line of a device's sysfs `resource`: a BAR (0-5) or the ROM (6), host addresses."""
+
+    index: int = Field(ge=0, le=ROM_BAR)
+    start: Address
+    end: Address
+    flags: Address
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start + 1
+
+    @property
+    def is_memory(self) -> bool:
+        return bool(self.flags & IORESOURCE_MEM)
+
+    @property
+    def is_64(self) -> bool:
+        return self.is_memory and bool(self.flags & IORESOURCE_MEM_64)
+
+    @property
+    def prefetchable(self) -> bool:
+        return bool(self.flags & IORESOURCE_PREFETCH)
+
+    @property
+    def is_rom(self) -> bool:
+        return self.index == ROM_BAR
+
+    def kind(self) -> str:
+        """io | mem32 | mem64, with ' pref' and 'rom' as the kernel flags them."""
+        if self.is_rom:
+            return "rom"
+        if not self.is_memory:
+            return "io"
+        return ("mem64" if self.is_64 else "mem32") + (" pref" if self.prefetchable else "")
+
+
 class Device(Frozen):
     address: str  # PCI address, 0000:41:00.0
     group: int | None
     driver: str | None  # bound driver, None when unbound
     pci_class: str | None = None  # 0x030000
+    bars: tuple[Bar, ...] = ()  # from sysfs `resource`; empty when not read
+
+    def memory_bars_64(self) -> list[Bar]:
+        return [bar for bar in self.bars if bar.is_64 and not bar.is_rom]
 
 
 class Group(Frozen):

@@ -226,6 +226,21 @@ def machine_family(machine: str) -> Literal["q35", "pc", "virt"] | None:
     return None
 
 
+def with_changes(spec: VmSpec, change: dict[str, Any]) -> VmSpec:
+    """The spec with dotted paths set (`{"memory.hotplug.max": "480G"}`; None removes a field)."""
+    data = spec.model_dump(mode="json", exclude_none=True)
+    for path, value in change.items():
+        where = data
+        *parents, last = path.split(".")
+        for part in parents:
+            where = where.setdefault(part, {})
+        if value is None:
+            where.pop(last, None)
+        else:
+            where[last] = value
+    return VmSpec.model_validate(data)
+
+
 # ---- loading --------------------------------------------------------------------------------
 
 

@@ -65,6 +65,7 @@ class QemuRelease:
     q35_vga_follows_smm: bool  # q35's SMRAM (VGA window over RAM) exists only with SMM on
     names_unknown_machine: bool  # "unsupported machine type: \"NAME\"" (else without the name)
     virtio_iommu_aw_bits: bool  # virtio-iommu-pci has the aw-bits property
+    seabios: str  # the SeaBIOS its Debian package ships as the default -bios (firmware/builds.py)
     cpu_models_missing: tuple[str, ...] = ()  # x86 CPU model names (prefixes) it does not know
 
     def knows_cpu_model(self, name: str) -> bool:
@@ -91,6 +92,7 @@ ROWS: dict[Version, QemuRelease] = {
             q35_vga_follows_smm=False,
             names_unknown_machine=False,
             virtio_iommu_aw_bits=False,
+            seabios="1.16.2",
             cpu_models_missing=("SapphireRapids", "GraniteRapids", "SierraForest",
                                 "ClearwaterForest", "EPYC-Genoa", "YongFeng"),
         ),
@@ -102,6 +104,7 @@ ROWS: dict[Version, QemuRelease] = {
             q35_vga_follows_smm=True,
             names_unknown_machine=True,
             virtio_iommu_aw_bits=True,
+            seabios="1.16.3",
         ),
     )
 }
@@ -118,9 +121,13 @@ OLDEST_MACHINE = {"q35": v("5.0"), "pc": v("5.0"), "virt": v("7.1")}
 virt before 7.1 has no compact highmem."""
 
 
+AMD_1TIB_SINCE = v("7.1")
+"""x86 machine types from this release move high RAM to 1 TiB for AMD guests reaching the HT
+range (enforce_amd_1tb_hole)."""
+
+
 def amd_1tib_rule(machine: Version) -> bool:
-    """x86 machine types 7.1+ move high RAM to 1 TiB for AMD guests reaching the HT range."""
-    return machine >= v("7.1")
+    return machine >= AMD_1TIB_SINCE
 
 
 def compact_highmem(machine: Version) -> bool:
@@ -139,6 +146,21 @@ def proven() -> tuple[Version, ...]:
 def names() -> str:
     """'7.2, 10.0': for messages."""
     return ", ".join(str(version) for version in modelled())
+
+
+def is_modelled(version: str | Version) -> bool:
+    """Whether the table has a row for `version` (8.2.2 counts as 8.2)."""
+    try:
+        return Version.parse(version).release in ROWS
+    except InputError:
+        return False
+
+
+def nearest_older(version: str | Version) -> Version:
+    """The newest modelled version not newer than `version` (else the oldest modelled)."""
+    wanted = Version.parse(version).release
+    older = [known for known in modelled() if known <= wanted]
+    return older[-1] if older else modelled()[0]
 
 
 def row(version: str | Version) -> QemuRelease:

@@ -1,31 +1,35 @@
-"""Why no layout exists, and the nearest thing that would work. Pure."""
+"""Why no layout exists, and what would work instead (every suggestion solved). Pure."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from layoutd.models.common import Hole
+from layoutd.errors import NoLayout
+from layoutd.models.common import U64_MAX, Hole
+from layoutd.models.spec import VmSpec
 from layoutd.solver.solve import Problem, Rejection
-from layoutd.units import format_size, hex_addr
-
-Retry = Callable[..., bool]
-
-
-def explain(name: str, problem: Problem, rejections: Sequence[Rejection], retry: Retry) -> str:
-    """A paragraph a person can act on: what blocks what, then what would work instead.
-
-    `retry(**changes)` re-runs the solver with one change (size=, target=, phys_bits=, machine=)
-    and says whether a layout then exists.
-    """
-    reason = _main_reason(problem, rejections)
-    lines = [f"no layout exists for {name!r}: {reason.text}"]
-    for hole in _blocking_holes(problem, reason):
-        lines.append(f"  blocked by the {hole.describe()}")
-    lines += [f"  would work: {idea}" for idea in _nearest(problem, reason, retry)]
-    if len(lines) == 1 + len(_blocking_holes(problem, reason)):
-        lines.append("  nothing close works: use other hosts or drop the VFIO devices")
-    return "\n".join(lines)
+from layoutd.solver.suggest import TargetFor, suggestions
+from layoutd.solver.target import Target
+from layoutd.units import hex_addr
 
 
-def _main_reason(problem: Problem, rejections: Sequence[Rejection]) -> Rejection:
+def explain(spec: VmSpec, problem: Problem, rejections: Sequence[Rejection], target: Target,
+            version: str, target_for: TargetFor | None = None) -> NoLayout:
+    """The "no": what blocks what (with ranges), then the changes that plan."""
+    reason = main_reason(problem, rejections)
+    holes = _blocking_holes(problem, reason)
+    blocked = [_hole_json(hole) for hole in holes]
+    lines = [f"blocked by the {hole.describe()}" for hole in holes]
+    if _reaches_limit(problem, reason):
+        blocked.append({"start": hex_addr(problem.limit + 1), "end": hex_addr(U64_MAX),
+                        "type": "limit", "group": None, "devices": [],
+                        "text": f"above {hex_addr(problem.limit)}: {problem.limit_reason}"})
+        lines.append(f"blocked by the limit {hex_addr(problem.limit)} ({problem.limit_reason})")
+    found = suggestions(spec, target, version, target_for)
+    return NoLayout(f"no layout exists for {spec.name!r}: {reason.text}", lines, found,
+                    details={"blocked_by": blocked})
+
+
+def main_reason(problem: Problem, rejections: Sequence[Rejection]) -> Rejection:
     if problem.family != "virt" and _hole_at(problem, 0):
         return Rejection(
             "low",
@@ -45,6 +49,12 @@ def _main_reason(problem: Problem, rejections: Sequence[Rejection]) -> Rejection
     return min(useful, key=lambda r: order.index(r.stage))
 
 
+def _reaches_limit(problem: Problem, reason: Rejection) -> bool:
+    if reason.stage in ("hotplug", "top"):
+        return True
+    return reason.blocked is not None and reason.blocked[1] >= problem.limit
+
+
 def _hole_at(problem: Problem, address: int) -> bool:
     return not any(start <= address <= end for start, end in problem.free)
 
@@ -57,44 +67,9 @@ def _blocking_holes(problem: Problem, reason: Rejection) -> list[Hole]:
     return found[:6]
 
 
-def _nearest(problem: Problem, reason: Rejection, retry: Retry) -> list[str]:
-    ideas: list[str] = []
-    size = _largest_size(problem, retry)
-    if size:
-        ideas.append(f"memory.size {format_size(size)} (the largest that fits; numa sizes to match)")
-    host_bits = problem.target.host_phys_bits
-    if problem.phys_bits and host_bits and host_bits > problem.phys_bits and retry(phys_bits=host_bits):
-        ideas.append(f"cpu.phys_bits: {host_bits} (the host's width)")
-    groups = sorted({hole.group for hole in _blocking_holes(problem, reason) if hole.group is not None})
-    groups = groups or sorted({hole.group for hole in problem.target.holes if hole.group is not None})
-    for group in groups[:8]:
-        devices = sorted({d for hole in problem.target.holes if hole.group == group for d in hole.devices})
-        if retry(target=problem.target.without_holes_of({group})):
-            who = ", ".join(devices) or f"the devices of IOMMU group {group}"
-            ideas.append(f"drop {who} (IOMMU group {group}) from devices")
-    for machine in ("q35", "pc"):
-        if problem.family != "virt" and machine != problem.family and retry(machine=machine):
-            ideas.append(f"machine: {machine}")
-    if problem.family != "virt" and reason.stage == "low":
-        ideas.append("an aarch64 virt guest, whose RAM starts at 1 GiB (0x40000000)")
-    if reason.stage == "slots":
-        ideas.append("larger memory.hugepages or fewer NUMA nodes: each piece between holes needs a slot")
-    return ideas
+def _hole_json(hole: Hole) -> dict[str, Any]:
+    return {"start": hex_addr(hole.start), "end": hex_addr(hole.end), "type": hole.type,
+            "group": hole.group, "devices": list(hole.devices), "text": hole.describe()}
 
 
-def _largest_size(problem: Problem, retry: Retry) -> int | None:
-    """Binary search over multiples of the alignment (without NUMA or hotplug)."""
-    low, high = 0, problem.total // problem.align - 1
-    if high < 1 or not retry(size=problem.align):
-        return None
-    low = 1
-    while low < high:
-        middle = (low + high + 1) // 2
-        if retry(size=middle * problem.align):
-            low = middle
-        else:
-            high = middle - 1
-    return low * problem.align if low * problem.align < problem.total else None
-
-
-__all__ = ["explain", "hex_addr"]
+__all__ = ["explain", "hex_addr", "main_reason"]

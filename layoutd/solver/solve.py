@@ -112,15 +112,7 @@ def problem_for(spec: VmSpec, target: Target, version: str | Version = DEFAULT) 
     qemu = row(version)
     host = TargetCpu(target.host_vendor, target.host_phys_bits, target.kvm_smm)
     cpu = planned_cpu(spec, host, qemu, target.mixed_vendors)
-    limit, reason = target.top, "the top every host's IOMMU can map"
-    if spec.arch == "x86_64":
-        bits = spec.cpu.phys_bits or target.host_phys_bits
-        whose = "the guest's phys-bits" if spec.cpu.phys_bits else "the host's phys-bits"
-    else:  # arm: the CPU model's PA size, which QEMU enforces on device memory
-        bits, whose = cpu.default_bits, f"the PA size of the guest's {cpu.model}"
-    if bits and (1 << bits) - 1 < limit:
-        limit = (1 << bits) - 1
-        reason = f"{whose} ({bits})"
+    limit, reason = _limit(spec, target, cpu)
     free = [(r.start, min(r.end, limit)) for r in target.usable if r.start <= limit]
     return Problem(
         family=spec.family,
@@ -142,6 +134,22 @@ def problem_for(spec: VmSpec, target: Target, version: str | Version = DEFAULT) 
         vga_window=spec.arch == "x86_64" and x86.vga_hides_ram(
             spec.family, qemu, True, x86.smm_auto(spec.accelerator, target.kvm_smm)),
     )
+
+
+def _limit(spec: VmSpec, target: Target, cpu: PlannedCpu) -> tuple[int, str]:
+    """The highest guest address the layout may use, and what sets it (every part that does)."""
+    limits: list[tuple[int, str]] = [(target.iommu_top, "the top every host's IOMMU can map")]
+    if target.host_phys_bits:
+        bits = target.host_phys_bits
+        limits.append(((1 << bits) - 1, f"the host CPU's {bits} physical address bits"))
+    if spec.arch == "x86_64" and spec.cpu.phys_bits:
+        limits.append(((1 << spec.cpu.phys_bits) - 1, f"the guest's phys-bits ({spec.cpu.phys_bits})"))
+    elif spec.arch == "aarch64" and cpu.default_bits:  # the CPU model's PA size, enforced by QEMU
+        limits.append(((1 << cpu.default_bits) - 1,
+                       f"the PA size of the guest's {cpu.model} ({cpu.default_bits})"))
+    limit = min(min(top for top, _ in limits), target.top)
+    reasons = list(dict.fromkeys(text for top, text in limits if top == limit))
+    return limit, " and ".join(reasons) or "the top every host's IOMMU can map"
 
 
 def solve(problem: Problem) -> tuple[Solution | None, list[Rejection]]:
@@ -325,9 +333,8 @@ def _place_devices(
     room = sum(end - start + 1 for start, end in chunks)
     if sum(size for _, size in needed) > room:
         text = (
-            f"{format_size(sum(leftover))} of RAM must go in memory devices above "
-            f"{hex_addr(base)}, but only {format_size(room)} is usable there below "
-            f"{hex_addr(problem.limit)} ({problem.limit_reason})"
+            f"{format_size(sum(leftover))} of RAM must go in memory devices from "
+            f"{hex_addr(base)}, but {_room_text(room, base, problem)}"
         )
         return Rejection("devices", text, (base, problem.limit))
     if not needed:
@@ -341,6 +348,14 @@ def _place_devices(
             if placement not in found:
                 found.append(placement)
     return found
+
+
+def _room_text(room: int, base: int, problem: Problem) -> str:
+    """How much is usable from `base` up to the limit, said without "above X below Y" for X > Y."""
+    limit = f"{hex_addr(problem.limit)} ({problem.limit_reason})"
+    if base > problem.limit:
+        return f"{hex_addr(base)} is already past the highest address allowed, {limit}"
+    return f"only {format_size(room)} is usable outside holes from {hex_addr(base)} up to {limit}"
 
 
 def _greedy(chunks: list[Span], order: Sequence[tuple[int, int]]) -> Placement | None:
@@ -422,12 +437,12 @@ def _finish(
     if problem.room:
         found = allocator.first_fit(chunks, problem.room, MAX_SLOTS - len(devices))
         if found is None:
-            return Rejection(
-                "hotplug",
-                f"the hotplug room {format_size(problem.room)} does not fit "
-                f"outside holes below {hex_addr(problem.limit)} ({problem.limit_reason}) "
-                f"in the {MAX_SLOTS - len(devices)} slots left",
-            )
+            free = sum(end - start + 1 for start, end in chunks)
+            where = (_room_text(free, base, problem) if free < problem.room else
+                     f"the {format_size(free)} free outside holes is in more than the "
+                     f"{MAX_SLOTS - len(devices)} pieces QEMU's memory slots allow")
+            return Rejection("hotplug", f"the hotplug room {format_size(problem.room)} does not "
+                             f"fit: {where}", (base, problem.limit))
         room = found
     slots, maxmem = _slots_and_maxmem(problem, choice, devices, room, base, warnings)
     device_size = device_memory_size(choice.ram, maxmem, slots)
@@ -519,9 +534,11 @@ def _hole64(problem: Problem, start: int, warnings: list[str]) -> tuple[int | No
         return None, start + size - 1
     fits = align_down(problem.limit + 1 - start, GiB) if problem.limit + 1 > start else 0
     if fits < GiB:
+        where = (f"it would start at {hex_addr(start)}, past" if start > problem.limit else
+                 f"less than 1G is left from {hex_addr(start)} up to")
         return Rejection(
             "top",
-            f"no room for the 64-bit PCI hole after {hex_addr(start)} below "
+            f"no room for the 64-bit PCI hole: {where} the highest address allowed, "
             f"{hex_addr(problem.limit)} ({problem.limit_reason})",
             (start, start + size - 1),
         )

@@ -37,18 +37,12 @@ class Target:
     notes: tuple[str, ...] = field(default=())
     vendors: tuple[str, ...] = ()  # every host's CPU vendor, in order
     kvm_smm: bool | None = None  # KVM runs SMM on every host; None when some host does not say
+    iommu_top: int = U64_MAX  # the highest address every host's IOMMU maps (top: also the CPUs')
     platform: Any = None  # the first host's HostPlatform (arch, hugepages): what QEMU takes from it
 
     @property
     def mixed_vendors(self) -> bool:
         return len(set(self.vendors)) > 1
-
-    def without_holes_of(self, groups: set[int]) -> "Target":
-        """The same hosts if the devices of `groups` were dropped (for suggestions)."""
-        kept = tuple(hole for hole in self.holes if hole.group not in groups)
-        usable = _ranges(_subtract([(0, self.top)], _merge((h.start, h.end) for h in kept)))
-        return Target(usable, kept, self.top, self.host_phys_bits, self.host_vendor, self.hosts,
-                      self.notes, self.vendors, self.kvm_smm, self.platform)
 
 
 def combine(views: Sequence[HostLike], names: Sequence[str]) -> Target:
@@ -58,6 +52,7 @@ def combine(views: Sequence[HostLike], names: Sequence[str]) -> Target:
     usable: list[Span] = [(0, U64_MAX)]
     holes: list[Hole] = []
     tops: list[int] = []
+    apertures: list[int] = []
     bits: list[int] = []
     notes: list[str] = []
     vendor = "unknown"
@@ -68,6 +63,7 @@ def combine(views: Sequence[HostLike], names: Sequence[str]) -> Target:
         cpu = view.cpu
         if aperture is not None:
             tops.append(aperture)
+            apertures.append(aperture)
         if cpu.phys_bits:
             bits.append(cpu.phys_bits)
             tops.append((1 << cpu.phys_bits) - 1)
@@ -92,6 +88,7 @@ def combine(views: Sequence[HostLike], names: Sequence[str]) -> Target:
         tuple(notes),
         tuple(view.cpu.vendor for view in views),
         _all_smm([view.cpu.kvm_smm for view in views]),
+        min(apertures, default=U64_MAX),
         views[0].platform if views else None,
     )
 

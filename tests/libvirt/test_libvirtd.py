@@ -194,3 +194,18 @@ def test_old_machine_type_is_refused_then_fixed_and_starts(libvirtd: Virsh, defi
     guest = predict(translate_xml(fixed.stdout).argv, version="7.2", host_cpu=this_machine_cpu())
     assert real == sorted((region.start, region.end) for region in guest.layout)
     assert "lt-old prepare begin: ok" in libvirtd.hook_log.read_text()
+
+
+def test_applied_hugepages_survive_a_real_define(libvirtd: Virsh, define: Define, tmp_path: Path) -> None:
+    """Issue 16: `libvirt apply` of a spec with hugepages: 1G gives a domain that the real
+    libvirtd accepts and keeps with <memoryBacking><hugepages> for boot RAM."""
+    from tests.libvirt.test_xml import HUGE_DOMAIN, HUGE_SPEC
+
+    domain, spec = tmp_path / "hp.xml", tmp_path / "hp.yaml"
+    domain.write_text(HUGE_DOMAIN.format(backing="").replace("<name>hp</name>", "<name>lt-huge</name>"))
+    spec.write_text(HUGE_SPEC)
+    applied = run_layoutd("libvirt", "apply", str(domain), str(spec), "--host", AMD)
+    assert applied.returncode == 0, applied.stderr
+    define("lt-huge", applied.stdout)
+    kept = libvirtd.run("dumpxml", "lt-huge").stdout
+    assert re.search(r"<memoryBacking>\s*<hugepages>\s*<page size='1048576' unit='KiB'/>", kept), kept

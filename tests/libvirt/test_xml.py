@@ -9,6 +9,7 @@ import pytest
 from layoutd.emit.libvirt import emit_domain
 from layoutd.errors import InputError
 from layoutd.libvirt.argv import translate_xml
+from layoutd.libvirt.domain import read_domain
 from layoutd.libvirt.edit import apply_config
 from layoutd.libvirt.xmltext import parse
 from layoutd.models.spec import parse_spec
@@ -133,3 +134,50 @@ def test_qemu_version_from_the_machine_type_when_no_emulator_answers(machine: st
     else:
         assert domain_qemu_version(domain, None) == expected
     assert domain_qemu_version(domain, "10.0") == "10.0"
+
+
+HUGE_DOMAIN = """<domain type='kvm'>
+  <name>hp</name>
+  <memory unit='GiB'>8</memory>
+  <currentMemory unit='GiB'>8</currentMemory>{backing}
+  <vcpu placement='static'>4</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc-q35-6.2'>hvm</type>
+  </os>
+  <cpu mode='host-passthrough' check='none'/>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+  </devices>
+</domain>
+"""
+HUGE_SPEC = """\
+name: hp
+machine: pc-q35-6.2
+cpu: {model: host, count: 4}
+memory: {size: 1100G, hugepages: 1G}
+devices: [0000:29:00.0]
+"""
+
+
+@pytest.mark.parametrize("backing", [
+    "",
+    "\n  <memoryBacking>\n    <hugepages><page size='2048' unit='KiB'/></hugepages>\n    <nosharepages/>\n"
+    "  </memoryBacking>",
+])
+def test_apply_keeps_the_spec_page_size_for_boot_ram(backing: str, tmp_path: Path) -> None:
+    """Issue 16: boot RAM with hugepages in the spec is backed by them in the applied domain, as
+    the DIMMs are, and as `plan --format libvirt` emits; other <memoryBacking> children stay."""
+    domain, spec = tmp_path / "hp.xml", tmp_path / "hp.yaml"
+    domain.write_text(HUGE_DOMAIN.format(backing=backing))
+    spec.write_text(HUGE_SPEC)
+    result = run_layoutd("libvirt", "apply", str(domain), str(spec), "--host", AMD)
+    assert result.returncode == 0, result.stderr
+    applied = tmp_path / "applied.xml"
+    applied.write_text(result.stdout)
+    validate(applied)
+    read = read_domain(applied.read_bytes(), str(applied))
+    assert read.hugepage_size == 1 << 30, result.stdout
+    assert "<pagesize unit='KiB'>1048576</pagesize>" in result.stdout  # the DIMM's
+    assert result.stdout.count("<page size=") == 1 and ("<nosharepages/>" in result.stdout) == bool(backing)
+    emitted = run_layoutd("plan", str(spec), "--host", AMD, "--format", "libvirt")
+    assert read_domain(emitted.stdout.encode(), "emitted").hugepage_size == 1 << 30

@@ -82,7 +82,7 @@ def test_version_comes_from_the_binary_unless_given() -> None:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_version_of_binary_asks_once(version: str, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from layoutd.emulator import modelled_version as version_of_binary
+    from layoutd.emulator import version_of_binary
 
     monkeypatch.setenv("LAYOUTD_CACHE", str(tmp_path))
     path = qemu_binary(version).path

@@ -1,7 +1,9 @@
 """Start real QEMU binaries paused (-S) and read what they built, over QMP with qemu.qmp.
 
 QEMU 7.2 comes from Debian's packages; 10.0 is unpacked from bookworm-backports by
-scripts/install-test-deps.sh into $LAYOUTD_CACHE/qemu-10.0.
+scripts/install-test-deps.sh into $LAYOUTD_CACHE/qemu-10.0; 11.1 runs with chroot in the Debian sid
+root that scripts/sid-root.sh makes in $LAYOUTD_CACHE/sid-root (through sid-qemu.sh, which shows the
+host's /tmp there, so QMP sockets and backend files have the same paths inside and out).
 """
 
 from __future__ import annotations
@@ -27,16 +29,18 @@ from tests.conftest import need, need_kvm
 CACHE = Path(os.environ.get("LAYOUTD_CACHE", Path.home() / ".cache" / "layoutd"))
 VERSIONS = tuple(str(version) for version in proven())  # the versions proven on real binaries
 DEBIAN_VERSION = "7.2"  # bookworm's own qemu-system-*; the others are unpacked into CACHE
+SID_ROOT = CACHE / "sid-root"
+SID_QEMU = Path(__file__).with_name("sid-qemu.sh")
 AARCH64_FIRMWARE = Path("/usr/share/qemu-efi-aarch64/QEMU_EFI.fd")
 START_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
 class QemuBinary:
-    version: str  # one of VERSIONS
+    version: str  # one of VERSIONS, or an unmodelled one (11.1) for the dry run
     arch: str  # "x86_64" or "aarch64"
     path: str
-    base_args: tuple[str, ...] = ()  # -L folders for an unpacked build
+    base_args: tuple[str, ...] = ()  # -L folders for an unpacked build; the root and binary for chroot
 
     def argv(self, args: Sequence[str]) -> list[str]:
         return [self.path, *self.base_args, *args]
@@ -49,6 +53,9 @@ def qemu_binary(version: str, arch: str = "x86_64") -> QemuBinary:
         path = shutil.which(name) or f"/usr/bin/{name}"
         need(Path(path).exists(), f"{name} 7.2 (Debian package qemu-system-x86/qemu-system-arm)")
         return QemuBinary(version, arch, path)
+    if version == "11.1":
+        need((SID_ROOT / "usr" / "bin" / name).exists(), f"{name} 11.1 in the sid root {SID_ROOT}")
+        return QemuBinary(version, arch, str(SID_QEMU), (str(SID_ROOT), name))
     root = CACHE / f"qemu-{version}"
     path = root / "usr" / "bin" / name
     need(path.exists(), f"{name} {version} unpacked in {root}")
@@ -200,3 +207,19 @@ def real_map(binary: QemuBinary, args: Sequence[str]) -> RealMap | Refused:
         if isinstance(qemu, Refused):
             return qemu
         return qemu.read_map()
+
+
+def wrapper(binary: QemuBinary, folder: Path, version_line: str | None = None) -> Path:
+    """An executable FOLDER/qemu-system-ARCH that runs `binary` (any of 7.2, 10.0, 11.1) as if it
+    were installed there; with version_line, `--version` answers that line instead (a QEMU whose
+    version layoutd does not model, running a real binary)."""
+    import shlex
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"qemu-system-{binary.arch}"
+    run = " ".join(shlex.quote(part) for part in binary.argv([]))
+    answer = (f'[ "$1" = --version ] && {{ echo {shlex.quote(version_line)}; exit 0; }}\n'
+              if version_line else "")
+    path.write_text(f"#!/bin/sh\n{answer}exec {run} \"$@\"\n")
+    path.chmod(0o755)
+    return path

@@ -1,0 +1,108 @@
+"""Where the guest firmware puts PCI BARs: a pure model of SeaBIOS and OVMF (edk2) on x86.
+
+`place(build, board)` answers for one firmware build (`builds.Build`) and one guest (`Board`: what
+the firmware reads from QEMU: CPUID, the E820 RAM end, fw_cfg files, the PCI devices and their
+BARs). Every BAR gets its guest-physical start, or None when the firmware leaves it unassigned.
+No I/O here; `files.py` identifies a firmware file by its sha256.
+"""
+
+from dataclasses import dataclass
+
+from layoutd.units import GiB
+
+FOUR_GIB = 4 * GiB
+ROM = 6  # the BAR number reports give the expansion ROM
+
+
+@dataclass(frozen=True)
+class Bar:
+    index: int  # 0-5
+    size: int
+    is64: bool
+    prefetchable: bool
+    io: bool = False
+
+
+@dataclass(frozen=True)
+class PciDevice:
+    id: str  # a host BDF for vfio-pci, else QEMU's id (or the driver's name)
+    slot: int  # device number on its bus: the order the firmware finds it
+    function: int = 0
+    bars: tuple[Bar, ...] = ()
+    rom: int = 0  # expansion ROM size; 0: none
+    port: str | None = None  # the pcie-root-port it sits behind; None: the root bus
+
+
+PORT_BARS = (Bar(0, 4096, False, False),)  # QEMU's pcie-root-port has one 4 KiB memory BAR
+
+
+@dataclass(frozen=True)
+class RootPort:
+    id: str
+    slot: int
+    function: int = 0
+    bars: tuple[Bar, ...] = PORT_BARS
+
+
+@dataclass(frozen=True)
+class Board:
+    """What the firmware learns from QEMU."""
+
+    machine: str  # q35 | pc
+    vendor: str  # CPUID vendor: amd | intel | other
+    phys_bits: int  # CPUID 0x80000008 EAX[7:0]
+    page_1g: bool  # CPUID pdpe1gb
+    ram_below_4g: int
+    ram_end: int  # exclusive end of the highest RAM above 4 GiB (E820); 4 GiB when there is none
+    reserved_memory_end: int | None = None  # fw_cfg etc/reserved-memory-end (device memory end)
+    e820_reserved: tuple[tuple[int, int], ...] = ()  # [start, end] reserved above 4 GiB
+    mmio64_mb: int | None = None  # fw_cfg opt/ovmf/X-PciMmio64Mb
+    devices: tuple[PciDevice, ...] = ()
+    ports: tuple[RootPort, ...] = ()
+
+
+@dataclass(frozen=True)
+class Placed:
+    device: str
+    bar: int  # 0-5, or ROM (6)
+    size: int
+    is64: bool
+    start: int | None  # None: left unassigned
+
+    @property
+    def end(self) -> int | None:
+        return None if self.start is None else self.start + self.size - 1
+
+
+@dataclass(frozen=True)
+class Placement:
+    firmware: str  # the build's name, "SeaBIOS 1.16.2 (Debian 12)"
+    window: tuple[int, int] | None  # the 64-bit window [start, end] the firmware used, if any
+    bars: tuple[Placed, ...]  # every memory BAR and ROM of every device
+    notes: tuple[str, ...] = ()
+
+    def bar(self, device: str, index: int) -> Placed | None:
+        return next((p for p in self.bars if p.device == device and p.bar == index), None)
+
+
+def cpuid_phys_bits(board: Board) -> int | None:
+    """The guest's phys-bits as SeaBIOS 1.16.3+ and edk2 2022.11+ trust them, else None: QEMU's
+    historic default of 40 may be wrong, so below 41 only Intel's 36/39 and AMD's 40 count."""
+    bits = board.phys_bits
+    if bits >= 41 or (board.vendor == "intel" and bits in (36, 39)) or (board.vendor == "amd" and bits == 40):
+        return bits
+    return None
+
+
+def place(build: "Build", board: Board) -> Placement:
+    if build.family == "seabios":
+        from layoutd.firmware.seabios import place_seabios
+
+        return place_seabios(build, board)
+    from layoutd.firmware.ovmf import place_ovmf
+
+    return place_ovmf(build, board)
+
+
+if False:  # for type checkers only
+    from layoutd.firmware.builds import Build

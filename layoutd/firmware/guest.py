@@ -1,0 +1,204 @@
+"""From a QEMU command line, the predicted guest map and the host's devices to the firmware
+model's `Board`. Pure: the caller reads the host and identifies the firmware file.
+
+QEMU gives each device without `addr=` the first free slot of its bus in creation order: the
+machine's own devices first (q35: the host bridge at 0 and ICH9 at 0x1f; pc: PIIX3 at 1), then
+the default VGA and NIC (without -nodefaults), then -device in command-line order. A
+pcie-root-port's bus has one slot.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from layoutd.firmware import FOUR_GIB, Bar, Board, PciDevice, RootPort
+from layoutd.models.guest import GuestMap
+from layoutd.models.host import Device
+from layoutd.qemu.options import keyval, parse_int, split_argv
+from layoutd.units import GiB, KiB, MiB, align_up, parse_size
+
+MMIO64_FILE = "opt/ovmf/X-PciMmio64Mb"
+ROOT_BUSES = ("pcie.0", "pci.0")
+PORTS = ("pcie-root-port", "ioh3420", "x3130-upstream", "xio3130-downstream")
+
+# BAR shapes of the devices QEMU makes: index -> (size, 64-bit, prefetchable, io), and the ROM
+MEM32, IO = (False, False, False), (False, False, True)
+SHAPES: dict[str, tuple[dict[int, tuple[int, bool, bool, bool]], int]] = {
+    "VGA": ({0: (16 * MiB, False, True, False), 2: (4 * KiB, *MEM32)}, 64 * KiB),
+    "e1000e": ({0: (128 * KiB, *MEM32), 1: (128 * KiB, *MEM32), 2: (32, *IO),
+                3: (16 * KiB, *MEM32)}, 256 * KiB),
+    "e1000": ({0: (128 * KiB, *MEM32), 1: (64, *IO)}, 256 * KiB),
+    "ich9-ahci": ({4: (32, *IO), 5: (4 * KiB, *MEM32)}, 0),
+    "virtio": ({1: (4 * KiB, *MEM32), 4: (16 * KiB, True, True, False)}, 0),
+}
+# CPU models whose CPUID has 1 GiB pages (pdpe1gb) in QEMU's tables
+PAGE_1G = ("Skylake-Server", "Cascadelake-Server", "Cooperlake", "Icelake-Server",
+           "SapphireRapids", "GraniteRapids", "SierraForest", "ClearwaterForest", "EPYC",
+           "Opteron_G4", "Opteron_G5", "Dhyana", "YongFeng", "max", "host")
+
+
+@dataclass
+class GuestPci:
+    devices: list[PciDevice] = field(default_factory=list)
+    ports: list[RootPort] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    mmio64_mb: int | None = None
+    firmware: str | None = None  # the -bios file or the first pflash unit; None: QEMU's default
+    firmware_pflash: bool = False
+
+
+def read_argv(argv: Sequence[str], family: str, host: Mapping[str, Device]) -> GuestPci:
+    """The PCI devices, root ports, firmware file and OVMF window size a command line asks for."""
+    found = GuestPci()
+    backends: dict[str, int] = {}
+    cli: list[dict[str, str]] = []
+    defaults, vga, nic = True, None, True
+    for option in split_argv(argv):
+        value = option.value or ""
+        if option.name == "nodefaults":
+            defaults = False
+        elif option.name == "vga":
+            vga = value
+        elif option.name in ("nic", "net", "netdev"):
+            nic = False
+        elif option.name == "bios":
+            found.firmware = found.firmware or value
+        elif option.name == "pflash":
+            found.firmware, found.firmware_pflash = found.firmware or value, True
+        elif option.name == "drive":
+            props = keyval(value, "file", "-drive")
+            if props.get("if") == "pflash" and not found.firmware_pflash:
+                found.firmware, found.firmware_pflash = props.get("file"), True
+        elif option.name == "fw_cfg":
+            props = keyval(value, None, "-fw_cfg")
+            if props.get("name") == MMIO64_FILE and "string" in props:
+                found.mmio64_mb = parse_int(props["string"], MMIO64_FILE)
+        elif option.name == "object":
+            props = keyval(value, "qom-type", "-object")
+            if props.get("qom-type", "").startswith("memory-backend") and "size" in props:
+                backends[props.get("id", "")] = parse_size(props["size"], what="-object size")
+        elif option.name == "device":
+            cli.append(keyval(value, "driver", "-device"))
+    made: list[dict[str, str]] = []
+    if defaults:
+        if vga in (None, "std") and not any(d.get("driver") == "VGA" for d in cli):
+            made.append({"driver": "VGA", "id": "vga"})
+        if nic:
+            made.append({"driver": "e1000e" if family == "q35" else "e1000", "id": "nic"})
+    _place(found, made + cli, family, host, backends)
+    return found
+
+
+def _place(found: GuestPci, items: list[dict[str, str]], family: str, host: Mapping[str, Device],
+           backends: Mapping[str, int]) -> None:
+    used: dict[str, set[int]] = {"root": {0, 0x1F} if family == "q35" else {0, 1}}
+    if family == "q35":
+        ahci = SHAPES["ich9-ahci"]
+        found.devices.append(PciDevice("ich9-ahci", 0x1F, 2, _bars(ahci[0]), ahci[1]))
+    for props in items:
+        driver = props.get("driver", "")
+        bus = props.get("bus", "root")
+        bus = "root" if bus in ROOT_BUSES else bus
+        slot, function = _address(props.get("addr"), used.setdefault(bus, set()))
+        port = None if bus == "root" else bus
+        name = props.get("id") or driver
+        if driver in PORTS:
+            if port is not None:
+                found.notes.append(f"{driver} {name} sits behind {port}: nested bridges are not "
+                                   "modelled")
+            found.ports.append(RootPort(name, slot, function))
+            used.setdefault(name, set())
+            continue
+        shape = _shape(driver, props, host, backends, found.notes)
+        if shape is None:
+            continue
+        bars, rom, ident = shape
+        found.devices.append(PciDevice(ident or name, slot, function, bars, rom, port))
+
+
+def _address(addr: str | None, used: set[int]) -> tuple[int, int]:
+    if addr:
+        slot_text, _, function_text = addr.partition(".")
+        slot = int(slot_text, 16)
+        function = int(function_text, 16) if function_text else 0
+    else:
+        slot = next(number for number in range(32) if number not in used)
+        function = 0
+    used.add(slot)
+    return slot, function
+
+
+def _bars(table: Mapping[int, tuple[int, bool, bool, bool]]) -> tuple[Bar, ...]:
+    return tuple(Bar(index, size, is64, pref, io) for index, (size, is64, pref, io) in table.items())
+
+
+def _shape(driver: str, props: Mapping[str, str], host: Mapping[str, Device],
+           backends: Mapping[str, int], notes: list[str]
+           ) -> tuple[tuple[Bar, ...], int, str | None] | None:
+    """(BARs, ROM size, the id reports use) of one -device; None: a device with no BARs modelled."""
+    if driver == "vfio-pci" and "host" in props:
+        bdf = props["host"] if props["host"].count(":") == 2 else f"0000:{props['host']}"
+        device = host.get(bdf)
+        if device is None or not device.bars:
+            notes.append(f"vfio-pci {bdf}: the host did not say its BARs (sysfs resource)")
+            return (), 0, bdf
+        bars = tuple(Bar(b.index, b.size, b.is_64, b.prefetchable, not b.is_memory)
+                     for b in device.bars if not b.is_rom)
+        rom = next((b.size for b in device.bars if b.is_rom), 0)
+        return bars, 0 if props.get("rombar") == "0" else rom, bdf
+    if driver == "pci-testdev":
+        table: dict[int, tuple[int, bool, bool, bool]] = {0: (4 * KiB, *MEM32), 1: (256, *IO)}
+        membar = parse_size(props.get("membar", "0"), what="pci-testdev membar")
+        if membar:
+            table[2] = (membar, True, True, False)
+        return _bars(table), 0, None
+    if driver in ("ivshmem-plain", "ivshmem-doorbell"):
+        size = backends.get(props.get("memdev", ""), 0)
+        return _bars({0: (256, *MEM32), 2: (size, True, True, False)}), 0, None
+    if driver in SHAPES:
+        table, rom = SHAPES[driver]
+        return _bars(table), rom, None
+    if driver.startswith("virtio-") and driver.endswith("-pci"):
+        return _bars(SHAPES["virtio"][0]), 256 * KiB if driver == "virtio-net-pci" else 0, None
+    if driver in ("pc-dimm", "nvdimm") or not driver:
+        return None
+    notes.append(f"-device {driver}: its BARs are not modelled (the placement of smaller BARs "
+                 "may differ)")
+    return None
+
+
+def page_1g(model: str | None, props: Mapping[str, str]) -> bool:
+    """Whether the guest CPU advertises 1 GiB pages (CPUID pdpe1gb)."""
+    flag = props.get("pdpe1gb")
+    if flag is not None:
+        return flag in ("on", "true", "yes")
+    if "+pdpe1gb" in props:
+        return True
+    if "-pdpe1gb" in props:
+        return False
+    name = model or "qemu64"
+    return any(name == p or name.startswith(p + "-") for p in PAGE_1G)
+
+
+def board(guest: GuestMap, pci: GuestPci, page1g: bool) -> Board:
+    """What the firmware reads from QEMU for this guest map."""
+    family = "q35" if "q35" in guest.machine else "pc"
+    below = max((r.end + 1 for r in guest.layout if r.kind == "ram" and r.start < FOUR_GIB),
+                default=0)
+    high = [r.end + 1 for r in guest.layout if r.kind == "ram" and r.start >= FOUR_GIB]
+    reserved_end = None
+    if guest.device_memory is not None:
+        reserved_end = align_up(guest.device_memory.end + 1, GiB)
+    e820 = tuple((r.start, r.end) for r in guest.regions if r.name == "amd-ht-reserved")
+    return Board(
+        machine=family,
+        vendor=guest.cpu_vendor,
+        phys_bits=guest.phys_bits,
+        page_1g=page1g,
+        ram_below_4g=below,
+        ram_end=max(high, default=FOUR_GIB),
+        reserved_memory_end=reserved_end,
+        e820_reserved=e820,
+        mmio64_mb=pci.mmio64_mb,
+        devices=tuple(pci.devices),
+        ports=tuple(pci.ports),
+    )

@@ -1,0 +1,134 @@
+"""What would clear a checked VM of its collisions: changed options, each predicted again. Pure.
+
+`check` speaks the user's language: command-line options for a QEMU command line, XML elements
+for a libvirt domain. Every fix here was run through the QEMU model and found clear of the holes.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from layoutd.errors import LayoutdError
+from layoutd.models.guest import GuestMap
+from layoutd.qemu.options import split_argv
+from layoutd.qemu.versions import AMD_1TIB_SINCE, Version
+from layoutd.units import MiB, format_size
+
+NEWER_MACHINE = str(AMD_1TIB_SINCE)  # QEMU's AMD rule (RAM above 4 GiB to 1 TiB past the HT hole)
+FAMILY_PREFIX = {"pc-q35-": "pc-q35-", "pc-i440fx-": "pc-i440fx-"}
+STEP = 128 * MiB
+
+Predict = Callable[[Sequence[str]], GuestMap]
+Clear = Callable[[GuestMap], bool]
+
+
+@dataclass(frozen=True)
+class Fix:
+    option: str  # "machine" | "memory"
+    value: str  # pc-q35-7.1 | 1010G
+    why: str
+
+    def argv_text(self) -> str:
+        flag = "-machine" if self.option == "machine" else "-m"
+        return f"{flag} {self.value} ({self.why})"
+
+    def xml_text(self) -> str:
+        if self.option == "machine":
+            return f"<os><type machine='{self.value}'> ({self.why})"
+        return f"<memory unit='{self.value[-1]}iB'>{self.value[:-1]}</memory> ({self.why})"
+
+    def as_json(self, language: str) -> dict[str, object]:
+        key = {"argv": {"machine": "-machine", "memory": "-m"},
+               "libvirt": {"machine": "os.type.machine", "memory": "memory"}}[language][self.option]
+        text = self.xml_text() if language == "libvirt" else self.argv_text()
+        return {"change": {key: self.value}, "text": text}
+
+
+def fixes(args: Sequence[str], guest: GuestMap, predict: Predict, clear: Clear) -> list[Fix]:
+    """A newer machine type (QEMU's AMD rule) and the largest -m that clear every collision."""
+    found = []
+    machine = _newer_machine(args, guest, predict, clear)
+    if machine:
+        found.append(machine)
+    memory = _largest_memory(args, guest, predict, clear)
+    if memory:
+        found.append(memory)
+    return found
+
+
+def _newer_machine(args: Sequence[str], guest: GuestMap, predict: Predict, clear: Clear) -> Fix | None:
+    prefix = next((p for p in FAMILY_PREFIX if guest.machine.startswith(p)), None)
+    if prefix is None or _release(guest.machine[len(prefix):]) >= AMD_1TIB_SINCE:
+        return None
+    newer = prefix + NEWER_MACHINE
+    if not _clear(_with_machine(args, newer), predict, clear):
+        return None
+    return Fix("machine", newer, f"or newer: machine types {NEWER_MACHINE}+ let QEMU move RAM "
+               "above 4 GiB to 1 TiB for an AMD guest CPU, past the HyperTransport hole; the "
+               "guest's memory stays the same")
+
+
+def _largest_memory(args: Sequence[str], guest: GuestMap, predict: Predict, clear: Clear) -> Fix | None:
+    steps = guest.ram_size // STEP - 1
+    low, high = 0, steps
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _clear(_with_memory(args, middle * STEP), predict, clear):
+            low = middle
+        else:
+            high = middle - 1
+    if low == 0 or not _clear(_with_memory(args, low * STEP), predict, clear):
+        return None
+    return Fix("memory", format_size(low * STEP), "the most boot RAM clear of every hole; "
+               "`layoutd plan` keeps all of it by moving the rest into DIMMs")
+
+
+def _clear(args: Sequence[str] | None, predict: Predict, clear: Clear) -> bool:
+    if args is None:
+        return False
+    try:
+        return clear(predict(args))
+    except LayoutdError:
+        return False
+
+
+def _release(text: str) -> Version:
+    try:
+        return Version.parse(text)
+    except LayoutdError:
+        return Version(0, 0)
+
+
+def _with_machine(args: Sequence[str], machine: str) -> list[str] | None:
+    """The command line with the machine type replaced (the last -machine with a type wins)."""
+    result = list(args)
+    for option in reversed(split_argv(args)):
+        if option.name != "machine" or option.value is None:
+            continue
+        parts = option.value.split(",")
+        for index, part in enumerate(parts):
+            if index == 0 and "=" not in part:
+                parts[0] = machine
+                break
+            if part.startswith("type="):
+                parts[index] = f"type={machine}"
+                break
+        else:
+            continue
+        result[option.position + 1] = ",".join(parts)
+        return result
+    return None
+
+
+def _with_memory(args: Sequence[str], size: int) -> list[str] | None:
+    result = list(args)
+    for option in reversed(split_argv(args)):
+        if option.name == "m" and option.value is not None:
+            parts = option.value.split(",")
+            index = 0 if "=" not in parts[0] else next(
+                (i for i, p in enumerate(parts) if p.startswith("size=")), -1)
+            if index < 0:
+                return None
+            parts[index] = ("size=" if "=" in parts[index] else "") + format_size(size)
+            result[option.position + 1] = ",".join(parts)
+            return result
+    return None

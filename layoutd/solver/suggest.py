@@ -1,0 +1,254 @@
+"""What would work instead of a "no": changes to the spec, each solved again before it is shown.
+
+A suggestion is a set of dotted spec paths with their new values (everything that must change
+together, such as the NUMA cells with memory.size), as they would be written in the spec, and why
+it works, naming the limit that binds one step further. Pure: the caller says how to re-read the
+hosts when the devices change.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from layoutd.errors import LayoutdError
+from layoutd.models.spec import VmSpec, with_changes
+from layoutd.qemu.machines import FAMILIES, resolve
+from layoutd.qemu.versions import AMD_1TIB_SINCE, amd_1tib_rule, row
+from layoutd.solver.solve import Problem, Rejection, Solution, problem_for, solve
+from layoutd.solver.target import Target
+from layoutd.units import format_size
+
+NEWER_MACHINE = str(AMD_1TIB_SINCE)  # QEMU's AMD rule (high RAM to 1 TiB past the HT hole)
+ONLINE = ("the guest must online hotplugged memory to use it (Linux: memhp_default_state=online "
+          "on the kernel command line, or a udev rule)")
+
+TargetFor = Callable[[Sequence[str]], Target]  # the hosts read again for other devices
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    change: dict[str, Any]  # dotted spec path -> new value, as written in a spec ("480G")
+    why: str  # what it buys, naming the limit that binds
+    dimms: int = 0  # memory devices the plan then holds RAM in (the guest must online them)
+
+    def text(self) -> str:
+        """The spec's language: `memory.hotplug.max: 480G (why)`."""
+        said = ", ".join(f"{path}: {_value_text(value)}" for path, value in self.change.items())
+        return f"{said} ({self.full_why()})"
+
+    def full_why(self) -> str:
+        if not self.dimms:
+            return self.why
+        return f"{self.why}; the plan then puts RAM in {self.dimms} DIMM(s): {ONLINE}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"change": dict(self.change), "text": self.text()}
+
+
+def _value_text(value: Any) -> str:
+    if value is None:
+        return "(remove)"
+    if isinstance(value, list):
+        return "[" + ", ".join(_value_text(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_value_text(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+class Solver:
+    """Solve variants of one spec on one target (re-read for other devices)."""
+
+    def __init__(self, spec: VmSpec, target: Target, version: str, target_for: TargetFor | None):
+        self.spec, self.target, self.version, self.target_for = spec, target, version, target_for
+
+    def variant(self, change: dict[str, Any]) -> VmSpec | None:
+        try:
+            return with_changes(self.spec, change)
+        except (ValueError, LayoutdError):
+            return None
+
+    def run(self, change: dict[str, Any]) -> tuple[Solution | None, list[Rejection], Problem | None]:
+        variant = self.variant(change)
+        if variant is None:
+            return None, [], None
+        target = self.target
+        if variant.pci_devices != self.spec.pci_devices:
+            if self.target_for is None or not variant.pci_devices:
+                return None, [], None  # no devices means every IOMMU group: not a smaller change
+            try:
+                target = self.target_for(variant.pci_devices)
+            except LayoutdError:
+                return None, [], None
+        try:
+            problem = problem_for(variant, target, self.version)
+            solution, rejections = solve(problem)
+        except LayoutdError:
+            return None, [], None
+        return solution, rejections, problem
+
+    def works(self, change: dict[str, Any]) -> Solution | None:
+        return self.run(change)[0]
+
+    def why_not(self, change: dict[str, Any]) -> str:
+        """What blocks `change`: the first reason a "no" would give."""
+        from layoutd.solver.explain import main_reason
+
+        solution, rejections, problem = self.run(change)
+        if solution is not None or problem is None:
+            return "it would not validate"
+        return main_reason(problem, rejections).text
+
+
+def suggestions(spec: VmSpec, target: Target, version: str,
+                target_for: TargetFor | None = None) -> list[Suggestion]:
+    """Every change that works, the simplest first; each one solved."""
+    solver = Solver(spec, target, version, target_for)
+    found: list[Suggestion] = []
+    for make in (_newer_machine, _hotplug, _size, _phys_bits, _devices, _machine_family,
+                 _hugepages, _no_numa):
+        for change, why in make(solver):
+            solution = solver.works(change)
+            if solution is not None and all(change != s.change for s in found):
+                found.append(Suggestion(change, why, len(solution.devices)))
+    return found
+
+
+Candidate = tuple[dict[str, Any], str]
+
+
+def _newer_machine(solver: Solver) -> list[Candidate]:
+    spec = solver.spec
+    if spec.family not in ("q35", "pc"):
+        return []
+    try:
+        machine = resolve(spec.machine_type, spec.arch, row(solver.version))
+    except LayoutdError:
+        return []
+    if amd_1tib_rule(machine.release):
+        return []
+    newer = FAMILIES[spec.arch][spec.family] + NEWER_MACHINE
+    why = (f"machine types {NEWER_MACHINE} and newer let QEMU move RAM above 4 GiB to 1 TiB for "
+           "an AMD guest, past the HyperTransport hole 0xfd00000000-0xffffffffff; libvirt keeps a "
+           "domain's machine type until it is changed in <os><type machine=...>")
+    return [({"machine": newer}, why)]
+
+
+def _hotplug(solver: Solver) -> list[Candidate]:
+    spec = solver.spec
+    hotplug = spec.memory.hotplug
+    if hotplug is None or spec.hotplug_room == 0:
+        return []
+    align = spec.memory.alignment
+    size = spec.memory.size
+
+    def change(units: int) -> dict[str, Any]:
+        return {"memory.hotplug.max": format_size(size + units * align)}
+
+    best = _largest(lambda units: solver.works(change(units)) is not None,
+                    spec.hotplug_room // align - 1)
+    if best:
+        blocked = solver.why_not(change(best + 1))
+        why = (f"the most hotplug room that plans, {format_size(best * align)} above memory.size; "
+               f"one step more and {blocked}")
+        return [(change(best), why)]
+    return [({"memory.hotplug": None}, "no hotplug room: " + solver.why_not({}))]
+
+
+def _size(solver: Solver) -> list[Candidate]:
+    spec = solver.spec
+    align = spec.memory.alignment
+
+    def change(units: int) -> dict[str, Any]:
+        return _resized(spec, units * align)
+
+    best = _largest(lambda units: solver.works(change(units)) is not None,
+                    spec.memory.size // align - 1)
+    if not best:
+        return []
+    blocked = solver.why_not(change(best + 1))
+    what = ", numa sizes to match" if spec.numa else ""
+    return [(change(best), f"the largest memory.size that plans{what}; one step more and {blocked}")]
+
+
+def _resized(spec: VmSpec, size: int) -> dict[str, Any]:
+    """memory.size and, in proportion, every NUMA cell (each a multiple of the alignment)."""
+    change: dict[str, Any] = {"memory.size": format_size(size)}
+    if spec.numa:
+        align = spec.memory.alignment
+        sizes = [cell.size * size // spec.memory.size // align * align for cell in spec.numa]
+        sizes[-1] = size - sum(sizes[:-1])
+        if min(sizes) <= 0:
+            return {"memory.size": "0"}  # fails validation: too small for every node
+        change["numa"] = [{"size": format_size(part), "cpus": cell.cpus}
+                          for part, cell in zip(sizes, spec.numa, strict=True)]
+    return change
+
+
+def _largest(works: Callable[[int], bool], high: int) -> int:
+    """The largest units in 1..high for which works() holds (0: none), by bisection."""
+    if high < 1 or not works(1):
+        return 0
+    low = 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if works(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _phys_bits(solver: Solver) -> list[Candidate]:
+    spec, bits = solver.spec, solver.target.host_phys_bits
+    if spec.arch != "x86_64" or not spec.cpu.phys_bits or not bits or bits <= spec.cpu.phys_bits:
+        return []
+    return [({"cpu.phys_bits": bits}, f"the host CPU's width; the guest's {spec.cpu.phys_bits} bits "
+             "end the address space too early")]
+
+
+def _devices(solver: Solver) -> list[Candidate]:
+    spec, target = solver.spec, solver.target
+    found: list[Candidate] = []
+    for device in spec.pci_devices:
+        holes = [hole for hole in target.holes if device in hole.devices]
+        if not holes:
+            continue
+        group = holes[0].group
+        kept = [d for d in spec.pci_devices
+                if not any(d in hole.devices and hole.group == group for hole in target.holes)]
+        dropped = [d for d in spec.pci_devices if d not in kept]
+        why = (f"drops {', '.join(dropped)} (IOMMU group {group}), whose holes block the layout")
+        candidate = ({"devices": kept}, why)
+        if candidate[0] not in [c for c, _ in found]:
+            found.append(candidate)
+    return found[:8]
+
+
+def _machine_family(solver: Solver) -> list[Candidate]:
+    spec = solver.spec
+    if spec.family not in ("q35", "pc"):
+        return []
+    other = "pc" if spec.family == "q35" else "q35"
+    change: dict[str, Any] = {"machine": other}
+    if other == "pc" and spec.viommu == "intel":
+        change["viommu"] = "none"
+    return [(change, f"the {other} machine lays out RAM below 4 GiB and the 64-bit PCI hole "
+                     "differently")]
+
+
+def _hugepages(solver: Solver) -> list[Candidate]:
+    spec = solver.spec
+    page = 1 << 30
+    if (spec.memory.hugepages or 0) >= page or spec.memory.size % page:
+        return []
+    if any(cell.size % page for cell in spec.numa):
+        return []
+    if spec.memory.hotplug is not None and spec.memory.hotplug.max % page:
+        return []
+    return [({"memory.hugepages": "1G"}, "larger pieces need fewer memory slots")]
+
+
+def _no_numa(solver: Solver) -> list[Candidate]:
+    if len(solver.spec.numa) < 2:
+        return []
+    return [({"numa": []}, "one node: each piece between holes needs a slot per node")]

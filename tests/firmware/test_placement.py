@@ -1,0 +1,133 @@
+"""The firmware model against real SeaBIOS and OVMF under TCG, address by address.
+
+Each case is a QEMU command line with stand-in devices (pci-testdev membar=SIZE: a 64-bit
+prefetchable BAR; ivshmem-plain: a 64-bit prefetchable BAR the size of its memory backend),
+booted until the firmware has assigned the BARs; layoutd's model reads the same command line
+(the QEMU model for RAM and device memory, layoutd.firmware.guest for the devices) and must give
+every memory BAR of the stand-ins exactly, or say it is left unassigned.
+"""
+
+import itertools
+from collections.abc import Sequence
+
+import pytest
+
+from layoutd.firmware import Placement, place
+from layoutd.firmware.builds import OVMF_12, SEABIOS_12, Build, default_for_qemu
+from layoutd.firmware.guest import board, page_1g, read_argv
+from layoutd.qemu import predict
+from tests.support.firmware_runner import Bars, boot_all, booted_bars
+from tests.support.qemu_runner import qemu_binary
+
+
+def stand_ins(*sizes: str, bus: str = "") -> list[str]:
+    """pci-testdev stand-ins t1, t2, ... (ids numbered by position)."""
+    args = []
+    for number, size in enumerate(sizes, start=1):
+        where = f",bus={bus}" if bus else ""
+        args += ["-device", f"pci-testdev,membar={size},id={bus or 't'}{number}{where}"]
+    return args
+
+
+def ivshmem(name: str, size: str) -> list[str]:
+    return ["-object", f"memory-backend-ram,id=m{name},size={size},share=on",
+            "-device", f"ivshmem-plain,memdev=m{name},id={name}"]
+
+
+def port(name: str, chassis: int) -> list[str]:
+    return ["-device", f"pcie-root-port,id={name},chassis={chassis}"]
+
+
+def base(machine: str, cpu: str, ram: str) -> list[str]:
+    return ["-machine", machine, "-accel", "tcg", "-cpu", cpu, "-m", ram, "-nodefaults"]
+
+
+def ids_of(args: Sequence[str]) -> list[str]:
+    found = []
+    for flag, value in itertools.pairwise(args):
+        if flag == "-device" and "id=" in value and not value.startswith("pcie-root-port"):
+            found.append(value.split("id=")[1].split(",")[0])
+    return found
+
+
+def without_ivshmem(args: Sequence[str]) -> list[str]:
+    """The command line for the RAM model, which refuses ivshmem (its BAR is not RAM at start)."""
+    kept: list[str] = []
+    for word in args:
+        if word.startswith(("ivshmem", "memory-backend-ram,id=m")):
+            kept.pop()  # its -device or -object
+        else:
+            kept.append(word)
+    return kept
+
+
+def model(args: Sequence[str], version: str, build: Build) -> Placement:
+    guest = predict(without_ivshmem(args), version=version)
+    cpu = args[args.index("-cpu") + 1].split(",")
+    props = dict(part.split("=", 1) if "=" in part else (part, "on") for part in cpu[1:])
+    pci = read_argv(args, "q35" if "q35" in guest.machine else "pc", {})
+    return place(build, board(guest, pci, page_1g(cpu[0], props)))
+
+
+def expected(placement: Placement, ids: Sequence[str]) -> Bars:
+    return {(p.device, p.bar): p.start for p in placement.bars if p.device in ids and p.bar < 6}
+
+
+SEABIOS_CASES = {
+    "issue: 16G and 64G, phys-bits 46": base("q35", "EPYC,phys-bits=46", "2G") + stand_ins("16G", "64G"),
+    "qemu64 40 bits, 16G and 64G": base("q35", "qemu64", "2G") + stand_ins("16G", "64G"),
+    "small 64-bit BARs fit below 4G": base("q35", "Skylake-Server,phys-bits=39", "8G")
+    + stand_ins("16M", "32M"),
+    "eight devices 16M-16G, device memory": base("q35", "qemu64,phys-bits=44", "16G,slots=2,maxmem=64G")
+    + stand_ins("16M", "32M", "256M", "1G", "2G", "4G", "8G", "16G"),
+    "pc: 32G, 1G and ivshmem 256M, 42 bits": base("pc", "qemu64,phys-bits=42", "4G")
+    + stand_ins("32G", "1G") + ivshmem("s1", "256M"),
+    "root ports, 46 bits": base("q35", "EPYC,phys-bits=46", "8G") + port("rp1", 1) + port("rp2", 2)
+    + stand_ins("16G", bus="rp1") + stand_ins("8G", bus="rp2") + stand_ins("1G"),
+    "1 TiB RAM, AMD relocation, 128G BAR, 48 bits": base("q35", "EPYC,phys-bits=48", "1T")
+    + stand_ins("128G", "16G"),
+    "pc 512G RAM, 64G BAR, 40 bits": base("pc", "qemu64", "512G") + stand_ins("64G"),
+    "Intel 52 bits, 4x16G": base("q35", "Icelake-Server,phys-bits=52", "64G") + stand_ins(*["16G"] * 4),
+}
+
+
+@pytest.mark.parametrize("version", ["7.2", "10.0"])
+@pytest.mark.parametrize("name", sorted(SEABIOS_CASES))
+def test_seabios(name: str, version: str) -> None:
+    """QEMU 7.2 with Debian 12's SeaBIOS 1.16.2, QEMU 10.0 with its own (1.16.3 from backports)."""
+    args = SEABIOS_CASES[name]
+    binary = qemu_binary(version)
+    ids = ids_of(args)
+    build = SEABIOS_12 if version == "7.2" else default_for_qemu(version)
+    real = booted_bars(binary, args, ids, firmware="seabios" if version == "7.2" else "default",
+                       timeout=60)
+    assert real == expected(model(args, version, build), ids)
+
+
+OVMF_CASES = {
+    "issue: 16G and 64G, phys-bits 46, dynamic window": base("q35", "EPYC,phys-bits=46", "2G")
+    + stand_ins("16G", "64G"),
+    "issue: phys-bits 39 on an AMD CPU: classic 32G window, nothing assigned":
+    base("q35", "qemu64,phys-bits=39", "2G") + stand_ins("16G", "64G"),
+    "root ports padded to 1/256 of the window": base("q35", "EPYC,phys-bits=46", "8G")
+    + port("rp1", 1) + port("rp2", 2) + stand_ins("1G", bus="rp1") + stand_ins("64G", bus="rp2")
+    + stand_ins("4G"),
+    "X-PciMmio64Mb above device memory, equal BARs in order": [
+        *base("q35", "Skylake-Server,phys-bits=39", "4G,slots=2,maxmem=32G"),
+        "-fw_cfg", "name=opt/ovmf/X-PciMmio64Mb,string=65536", *stand_ins("16G", "32G", "16G")],
+}
+
+
+def test_ovmf() -> None:
+    """Debian 12's OVMF (edk2 2022.11) with QEMU 7.2: all cases booted at once."""
+    binary = qemu_binary("7.2")
+    names = sorted(OVMF_CASES)
+    expect = {name: expected(model(OVMF_CASES[name], "7.2", OVMF_12), ids_of(OVMF_CASES[name]))
+              for name in names}
+    jobs = [(OVMF_CASES[name], ids_of(OVMF_CASES[name]),
+             all(start is not None for start in expect[name].values())) for name in names]
+    assert [assigns for _, _, assigns in jobs].count(False) == 1
+    real = boot_all(binary, jobs, firmware="ovmf", timeout=400, margin=30)
+    # the model says where 64-bit BARs go (what VFIO must map); 32-bit ones stay below 4 GiB
+    got = {name: {key: bars[key] for key in expect[name]} for name, bars in zip(names, real, strict=True)}
+    assert got == expect

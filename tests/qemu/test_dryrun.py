@@ -1,0 +1,71 @@
+# ruff: noqa: E501  (command lines read best one per line)
+"""The dry run against real QEMU 7.2, 10.0 and 11.1: it builds what the VM's own command line
+builds, with nothing of the host's memory, disks or devices."""
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from layoutd.dryrun import dry_run, safe_command
+from layoutd.qemu import predict
+from layoutd.qemu.versions import is_modelled as modelled
+from tests.support.qemu_runner import Refused, aarch64_firmware, qemu_binary, real_map, wrapper
+
+pytestmark = pytest.mark.qemu
+
+ALL = ("7.2", "10.0", "11.1")
+
+# Lines safe to start as they are: the dry run must build exactly what they build.
+SAME = [
+    ("x86_64", "-machine q35 -cpu EPYC,phys-bits=48 -m 1100G"),
+    ("x86_64", "-machine q35 -m 6G,slots=4,maxmem=32G -object memory-backend-ram,id=m0,size=1G,prealloc=on -object memory-backend-memfd,id=m1,size=3M -device pc-dimm,id=d0,memdev=m0 -device pc-dimm,id=d1,memdev=m1"),
+    ("x86_64", "-machine pc -m 4G -object memory-backend-ram,id=n0,size=1G -object memory-backend-ram,id=n1,size=3G -numa node,memdev=n0 -numa node,memdev=n1 -vga std"),
+    ("x86_64", "-machine q35 -m 2G,slots=2,maxmem=8G -object memory-backend-file,id=f0,size=1G,mem-path={tmp}/f0,align=1G -object memory-backend-ram,id=v0,size=1G -device pc-dimm,id=d0,memdev=f0 -device virtio-mem-pci,id=vm0,memdev=v0,requested-size=0"),
+    ("x86_64", "-machine q35,memory-backend=mb -m 3G -object memory-backend-ram,id=mb,size=3G -device VGA"),
+    ("aarch64", "-machine virt -cpu max -m 2G,slots=2,maxmem=8G {fw} -object memory-backend-ram,id=m0,size=1G -device pc-dimm,id=d0,memdev=m0"),
+]
+
+# Lines that take the host's things (devices, disks, NICs, chardevs, hugepages, prealloc):
+# unsafe to start; the dry run must still build the map the model predicts.
+HOSTILE = [
+    "-machine q35 -cpu EPYC,phys-bits=48 -m 2T -mem-prealloc -device vfio-pci,host=0000:41:00.0 -drive file=/nonexistent.qcow2,if=virtio -netdev tap,id=n0,ifname=layoutd-none -device virtio-net-pci,netdev=n0 -chardev socket,id=c0,path=/nonexistent.sock -serial chardev:c0",
+    "-machine q35 -m 4G,slots=2,maxmem=8G -object memory-backend-file,id=h0,size=2G,mem-path=/nonexistent/hugepages,prealloc=on,share=on -device pc-dimm,id=d0,memdev=h0 -device vfio-pci,host=0000:01:00.0,id=gpu",
+]
+
+
+def _args(line: str, tmp: Path) -> list[str]:
+    fw = " ".join(aarch64_firmware()) if "{fw}" in line else ""
+    return shlex.split(line.replace("{tmp}", str(tmp)).replace("{fw}", fw))
+
+
+@pytest.mark.parametrize("version", ALL)
+@pytest.mark.parametrize(("arch", "line"), SAME)
+def test_dry_run_builds_what_the_line_builds(version: str, arch: str, line: str, tmp_path: Path) -> None:
+    binary = qemu_binary(version, arch)
+    args = _args(line, tmp_path)
+    real = real_map(binary, args)
+    assert not isinstance(real, Refused), real.stderr
+    run = dry_run(str(wrapper(binary, tmp_path / "bin")), [*args, "-nodefaults"], arch)
+    assert run.version.startswith(version + ".")
+    assert [(e.start, e.end, e.name, e.offset) for e in run.vm.ram] == [
+        (e.start, e.end, e.name, e.offset) for e in real.ram]
+    assert [(d.id, d.start, d.size, d.memdev) for d in run.vm.devices] == [
+        (d["data"]["id"], d["data"].get("addr", d["data"].get("memaddr")),
+         d["data"].get("max-size", d["data"]["size"]), d["data"]["memdev"].removeprefix("/objects/"))
+        for d in real.memory_devices]
+
+
+@pytest.mark.parametrize("version", ALL)
+@pytest.mark.parametrize("line", HOSTILE)
+def test_dry_run_drops_the_hosts_things(version: str, line: str, tmp_path: Path) -> None:
+    args = shlex.split(line)
+    safe = safe_command(args, "x86_64")
+    safe.close()
+    assert not any(word.startswith(("vfio", "file=", "tap", "socket,id=c0")) or "hugepages" in word
+                   for word in safe.argv), safe.argv
+    assert "-mem-prealloc" not in safe.argv and not any("prealloc" in word for word in safe.argv)
+    run = dry_run(str(wrapper(qemu_binary(version), tmp_path / "bin")), args, "x86_64")
+    if modelled(version):
+        guest = predict(args, version=version, arch="x86_64")
+        assert [(r.start, r.end) for r in run.vm.layout()] == [(r.start, r.end) for r in guest.layout]

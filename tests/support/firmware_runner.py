@@ -1,0 +1,134 @@
+"""Boot real guest firmware under TCG (no -S) until it has assigned the PCI BARs; read them with
+QMP query-pci. SeaBIOS is done in about a second, OVMF in 10-60 s: boots run concurrently.
+
+`booted_bars` returns {(device id, BAR number): guest-physical start or None (unassigned)} for
+every memory BAR of the devices whose QEMU id is in `ids`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
+from tests.conftest import need
+from tests.support.qemu_runner import QemuBinary, _connect, _wait_for_socket
+
+SEABIOS = Path("/usr/share/seabios/bios-256k.bin")
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+UNMAPPED = (1 << 64) - 1
+
+Bars = dict[tuple[str, int], int | None]
+
+
+def seabios_args() -> list[str]:
+    need(SEABIOS.exists(), f"{SEABIOS} (Debian package seabios)")
+    return ["-bios", str(SEABIOS)]
+
+
+def ovmf_args(folder: str) -> list[str]:
+    need(OVMF_CODE.exists(), f"{OVMF_CODE} (Debian package ovmf)")
+    variables = os.path.join(folder, "vars.fd")
+    shutil.copyfile(OVMF_VARS, variables)
+    return ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+            "-drive", f"if=pflash,format=raw,file={variables}"]
+
+
+def read_bars(reply: list[dict[str, Any]], ids: Iterable[str]) -> Bars:
+    wanted = set(ids)
+    found: Bars = {}
+
+    def walk(devices: list[dict[str, Any]]) -> None:
+        for device in devices:
+            if device.get("qdev_id") in wanted:
+                for region in device.get("regions", []):
+                    if region["type"] == "memory":
+                        address = region["address"] % (1 << 64)
+                        found[(device["qdev_id"], region["bar"])] = (
+                            None if address in (UNMAPPED, 0) else address)
+            bridge = device.get("pci_bridge")
+            if bridge and bridge.get("devices"):
+                walk(bridge["devices"])
+
+    for bus in reply:
+        walk(bus["devices"])
+    return found
+
+
+def booted_bars(binary: QemuBinary, args: Sequence[str], ids: Sequence[str], *,
+                firmware: str = "seabios", timeout: float = 90.0,
+                until: Callable[[], bool] | None = None) -> Bars:
+    """Boot and poll until every BAR of `ids` is assigned and stable, or `timeout` passes, or
+    (for a firmware expected to assign nothing) `until()` says the others are done."""
+    folder = tempfile.mkdtemp(prefix="layoutd-fw-")
+    socket_path = os.path.join(folder, "qmp.sock")
+    boot = seabios_args() if firmware == "seabios" else ovmf_args(folder) if firmware == "ovmf" else []
+    argv = binary.argv([*boot, *args, "-nodefaults", "-display", "none",
+                        "-qmp", f"unix:{socket_path},server=on,wait=off"])
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    try:
+        _wait_for_socket(process, socket_path)
+        if process.poll() is not None:
+            raise RuntimeError(f"QEMU refused: {process.stderr.read().decode() if process.stderr else ''}")
+        monitor: QEMUMonitorProtocol = _connect(process, socket_path)
+        try:
+            return _poll(monitor, ids, timeout, until)
+        finally:
+            with suppress(Exception):
+                monitor.cmd_raw("quit")
+            with suppress(Exception):
+                monitor.close()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        if process.stderr:
+            process.stderr.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _poll(monitor: QEMUMonitorProtocol, ids: Sequence[str], timeout: float,
+          until: Callable[[], bool] | None) -> Bars:
+    deadline = time.monotonic() + timeout
+    last: Bars | None = None
+    while True:
+        bars = read_bars(monitor.cmd_raw("query-pci")["return"], ids)
+        done = bars and all(address is not None for address in bars.values())
+        if (done and bars == last) or time.monotonic() > deadline or (until and until()):
+            return bars
+        last = bars if done else None
+        time.sleep(0.5)
+
+
+def boot_all(binary: QemuBinary, jobs: Sequence[tuple[Sequence[str], Sequence[str], bool]], *,
+             firmware: str, timeout: float, margin: float) -> list[Bars]:
+    """Several boots at once (OVMF under TCG is slow), one thread each. A job whose flag is False
+    expects BARs left unassigned: it is read `margin` seconds after every other boot is done."""
+    finished: list[float] = []
+    positives = sum(1 for _, _, assigns in jobs if assigns)
+
+    def others_done() -> bool:
+        return len(finished) >= positives and time.monotonic() > max(finished, default=0) + margin
+
+    def one(args: Sequence[str], ids: Sequence[str], assigns: bool) -> Bars:
+        try:
+            return booted_bars(binary, args, ids, firmware=firmware, timeout=timeout,
+                               until=None if assigns else others_done)
+        finally:
+            if assigns:
+                finished.append(time.monotonic())
+
+    with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
+        futures = [pool.submit(one, args, ids, assigns) for args, ids, assigns in jobs]
+        return [future.result() for future in futures]
