@@ -16,6 +16,9 @@ class Collision(Frozen):
     hole: Hole
 
     def describe(self) -> str:
+        if self.hole.type == "unassigned":
+            return (f"{self.kind} {self.id!r} is left unassigned: the firmware's 64-bit window "
+                    f"{self.start:#x}-{self.end:#x} cannot hold it")
         return (
             f"{self.kind} {self.id!r} {self.start:#x}-{self.end:#x} lies in the {self.hole.describe()}"
         )

@@ -35,11 +35,30 @@ class InputError(LayoutdError):
     exit_code = 2
 
 
+class UnknownDevice(InputError):
+    """A device the host does not have; `at()` names where the user gave it (a command line's
+    host=, a domain's <hostdev>, a spec's devices entry), --devices unless said."""
+
+    def __init__(self, device: str, message: str, *, file: str | None = None,
+                 field: str | None = "--devices"):
+        super().__init__(message, file=file, field=field)
+        self.device = device
+
+    def at(self, origins: dict[str, tuple[str | None, str]]) -> "UnknownDevice":
+        file, field = origins.get(self.device, (self.file, self.field or "--devices"))
+        return UnknownDevice(self.device, self.message, file=file, field=field)
+
+
 class QemuRefusal(InputError):
     """QEMU itself would refuse this command line; the message is QEMU's (exit 2)."""
 
 
-class UnsupportedOption(InputError):
+class NotModelled(InputError):
+    """The model cannot answer: an option, machine type, architecture or QEMU version it does
+    not cover (exit 2). The hook lets such a domain start (it proves no collision)."""
+
+
+class UnsupportedOption(NotModelled):
     """A QEMU option that touches memory and is not modelled (exit 2)."""
 
 

@@ -62,7 +62,6 @@ def device_list(text: str | None) -> list[str]:
 def _run_argv(args: argparse.Namespace, command: list[str]) -> int:
     from layoutd.emit.report import report
     from layoutd.emulator import version_of_binary
-    from layoutd.host import probe_host
     from layoutd.qemu import arch_of_binary, predict
     from layoutd.qemu.cpus import NeedsHostCpu
     from layoutd.qemu.versions import is_modelled
@@ -73,13 +72,16 @@ def _run_argv(args: argparse.Namespace, command: list[str]) -> int:
     if not is_modelled(version):
         guest = dry_run_map(binary, qemu_args, arch, f"QEMU {version} is not modelled")
         devices = _merge(guest.vfio_devices, device_list(args.devices))
-        return report(guest, probe_host(args.host, devices or None), args.format, devices)
+        origins: dict[str, tuple[str | None, str]] = {
+            d: (None, f"-device vfio-pci,host={d}") for d in guest.vfio_devices}
+        return report(guest, probe_devices(args.host, devices, origins), args.format, devices)
     try:  # bad command lines fail before the host is asked
         first = predict(qemu_args, version=version, arch=arch, host_cpu=None)
     except NeedsHostCpu:
         first = None
-    devices = _merge(first.vfio_devices if first else _vfio_of(qemu_args), device_list(args.devices))
-    host = probe_host(args.host, devices or None)
+    assigned = first.vfio_devices if first else _vfio_of(qemu_args)
+    devices = _merge(assigned, device_list(args.devices))
+    host = probe_devices(args.host, devices, {d: (None, f"-device vfio-pci,host={d}") for d in assigned})
 
     def again(changed: Sequence[str]) -> Any:
         return predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
@@ -88,7 +90,28 @@ def _run_argv(args: argparse.Namespace, command: list[str]) -> int:
     if args.verify:
         guest = verified(guest, binary, qemu_args, arch)
 
-    return report(guest, host, args.format, devices, _fixes_for(qemu_args, guest, again, host))
+    return report(guest, host, args.format, devices, _fixes_for(qemu_args, guest, again, host),
+                  bars=bar_check(guest, host, qemu_args, devices))
+
+
+def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str]) -> Any:
+    """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with."""
+    from layoutd.firmware.check import check_bars
+    from layoutd.firmware.files import identify
+    from layoutd.firmware.guest import page_1g, read_argv
+    from layoutd.qemu.config import parse_config
+
+    if guest.arch != "x86_64" or not guest.vfio_devices:
+        return None
+    family = "q35" if "q35" in guest.machine else "pc"
+    pci = read_argv(qemu_args, family, {device.address: device for device in host.devices})
+    build, note = identify(pci.firmware, guest.qemu_version)
+    config = parse_config(qemu_args)
+    result = check_bars(guest, host, pci, build, page_1g(config.cpu_model, config.cpu_props),
+                        devices)
+    if note:
+        result.notes.insert(0, note)
+    return result
 
 
 def _fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],
@@ -126,6 +149,19 @@ def verified(guest: Any, binary: str, qemu_args: Sequence[str], arch: str) -> An
     return real.model_copy(update={"warnings": (*real.warnings, note)})
 
 
+def probe_devices(source: str | None, devices: Sequence[str],
+                  origins: dict[str, tuple[str | None, str]]) -> Any:
+    """probe_host; a device the host lacks is named where it was given (`origins`: device ->
+    (file, field)), else as --devices."""
+    from layoutd.errors import UnknownDevice
+    from layoutd.host import probe_host
+
+    try:
+        return probe_host(source, list(devices) or None)
+    except UnknownDevice as error:
+        raise error.at(origins) from None
+
+
 def _with_host(host: Any, prediction: Callable[[], Any]) -> Any:
     """Run a prediction that reads the host CPU; a CPU the host source does not describe is
     bad input naming that source."""
@@ -150,9 +186,7 @@ def _merge(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
 
 def _run_libvirt(args: argparse.Namespace) -> int:
     from layoutd.emit.report import report
-    from layoutd.host import probe_host
-    from layoutd.libvirt.argv import translate_xml
-    from layoutd.libvirt.guard import DEFAULT_EMULATOR, qemu_version
+    from layoutd.libvirt.guard import DEFAULT_EMULATOR, qemu_version, translate_domain
     from layoutd.qemu import predict
     from layoutd.qemu.versions import is_modelled
 
@@ -161,10 +195,11 @@ def _run_libvirt(args: argparse.Namespace) -> int:
             data = handle.read()
     except OSError as error:
         raise InputError(f"cannot read: {error.strerror}", file=args.libvirt) from None
-    translation = translate_xml(data, args.libvirt)
+    translation = translate_domain(data, args.libvirt)
     version = qemu_version(translation, args.qemu_version)
     devices = _merge(translation.devices, device_list(args.devices))
-    host = probe_host(args.host, devices or None)
+    host = probe_devices(args.host, devices,
+                         {d: (args.libvirt, f"<hostdev> {d}") for d in translation.devices})
     domain = translation.domain
     emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
     if not is_modelled(version):

@@ -76,7 +76,9 @@ def prepare(name: str, config: hookconf.HookConfig) -> int:
 
 
 def check(name: str, config: hookconf.HookConfig) -> int:
-    from layoutd.errors import LayoutdError
+    """Refuse only a proven collision: where the model cannot answer (not modelled) or says QEMU
+    itself would refuse the domain, log a warning and let libvirt go on."""
+    from layoutd.errors import LayoutdError, NotModelled, QemuRefusal
 
     try:
         xml = sys.stdin.buffer.read(STDIN_LIMIT + 1)
@@ -85,6 +87,14 @@ def check(name: str, config: hookconf.HookConfig) -> int:
         report = check_domain(xml, config)
     except TimeLimit:
         raise
+    except NotModelled as error:
+        hookconf.log_line(config, f"{name} prepare begin: allowed unchecked (warning): layoutd "
+                          f"cannot model this domain: {error.render()}")
+        return 0
+    except QemuRefusal as error:
+        hookconf.log_line(config, f"{name} prepare begin: allowed (warning): QEMU is expected to "
+                          f"refuse this domain itself: {error.render()}")
+        return 0
     except LayoutdError as error:
         return verdict(config, name, error.exit_code, f"cannot check the domain: {error.render()}")
     except Exception as error:  # the hook must never print a traceback to libvirt

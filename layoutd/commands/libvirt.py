@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "apply":
         from layoutd.models.spec import load_spec
 
-        result, plan = fixing.apply(data, args.domain, load_spec(args.spec), hosts, args.qemu_version)
+        result, plan = fixing.apply(data, args.domain, load_spec(args.spec), hosts, args.qemu_version,
+                                    args.spec)
     else:
         devices = [item.strip() for item in args.devices.split(",") if item.strip()]
         result, plan = fixing.fix(data, args.domain, hosts, args.qemu_version, devices)

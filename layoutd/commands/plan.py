@@ -47,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from layoutd.errors import InputError
-    from layoutd.models.spec import load_spec
+    from layoutd.errors import InputError, UnknownDevice
+    from layoutd.models.spec import load_spec, spec_device_origins
     from layoutd.qemu import versions
 
     if args.qemu_version is not None and not versions.is_modelled(args.qemu_version):
@@ -60,10 +60,8 @@ def run(args: argparse.Namespace) -> int:
     version, note = model_version(args.qemu_version, binary)
     try:
         plan = make_plan(spec, sources, version)
-    except InputError as error:
-        if error.field != "--devices":
-            raise
-        raise InputError(error.message, file=args.spec, field="devices") from None
+    except UnknownDevice as error:
+        raise error.at(spec_device_origins(spec, args.spec)) from None
     if binary is not None:
         plan = verify(plan, binary, note)
     _write(render(plan, args.format), args.output)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from layoutd.collisions import Collision
+    from layoutd.firmware.check import BarCheck
     from layoutd.fixes import Fix
     from layoutd.models.common import GuestRegion, Hole
     from layoutd.models.guest import GuestMap
@@ -38,20 +39,28 @@ def collisions(guest: GuestMap, host: HostView) -> list[Collision]:
 
 
 def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (),
-           fixes_for: Callable[[], Sequence[Fix]] | None = None, language: str = "argv") -> int:
-    """Print the map and every collision; 1 when any RAM lies in a hole, else 0.
+           fixes_for: Callable[[], Sequence[Fix]] | None = None, language: str = "argv",
+           bars: BarCheck | None = None) -> int:
+    """Print the map and every collision; 1 when any RAM or assigned BAR lies in a hole, else 0.
 
-    With collisions, `fixes_for()` gives the verified changes that clear them (in `language`:
-    argv options or libvirt XML)."""
-    found = collisions(guest, host)
-    fixes = list(fixes_for()) if found and fixes_for else []
+    With RAM collisions, `fixes_for()` gives the verified changes that clear them (in
+    `language`: argv options or libvirt XML). `bars`: where the firmware puts the assigned
+    devices' 64-bit BARs, and their collisions (kind `bar`)."""
+    ram = collisions(guest, host)
+    found = [*ram, *(bars.collisions if bars else [])]
+    fixes = list(fixes_for()) if ram and fixes_for else []
+    if bars and (bars.bars or bars.firmware is None):
+        guest = guest.model_copy(update={"warnings": (*guest.warnings, *bar_notes(bars))})
     if fmt == "json":
         data = as_json(guest, host, found, devices)
+        data["bars"] = bars.bars if bars else []
+        if bars and bars.firmware:
+            data["firmware"] = bars.firmware
         if found:
             data["would_work"] = [fix.as_json(language) for fix in fixes]
         print(json.dumps(data, indent=2))
     else:
-        text = as_text(guest, host, found, devices)
+        text = as_text(guest, host, found, devices, bars)
         said = [fix.xml_text() if language == "libvirt" else fix.argv_text() for fix in fixes]
         print(text + "".join(f"would work: {line}\n" for line in said), end="")
     return 1 if found else 0
@@ -88,12 +97,21 @@ def _collision_json(collision: Collision) -> dict[str, Any]:
     return data
 
 
+def bar_notes(bars: BarCheck) -> list[str]:
+    said = [f"BARs placed as {bars.firmware} places them"] if bars.firmware else []
+    return [*said, *bars.notes]
+
+
 def as_text(guest: GuestMap, host: HostView, found: Sequence[Collision],
-            devices: Sequence[str]) -> str:
+            devices: Sequence[str], bars: BarCheck | None = None) -> str:
     header = (f"QEMU {guest.qemu_version} {guest.machine}, phys-bits {guest.phys_bits}, "
               f"host {host.source}, devices: {', '.join(devices) or 'every IOMMU group'}")
     names = {(p.start, p.end): p.name for p in guest.ram_view}
     others = [(other.name, other.start, other.end) for other in guest.regions]
+    for bar in bars.bars if bars else []:
+        if bar["start"] is not None:
+            others.append((f"BAR{bar['bar']} {bar['device']}", int(str(bar["start"]), 16),
+                           int(str(bar["end"]), 16)))
     return map_text(header, guest.layout, found, list(guest.warnings) + list(host.warnings),
                     names=names, others=others)
 

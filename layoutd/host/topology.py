@@ -6,7 +6,7 @@ networkx is imported inside the functions: other commands' start-up time is benc
 from collections.abc import Sequence
 from typing import Any
 
-from layoutd.errors import InputError
+from layoutd.errors import UnknownDevice
 from layoutd.host.sysfs import normalize_bdf
 from layoutd.models.host import Device, HostFacts
 
@@ -37,14 +37,12 @@ def select_groups(facts: HostFacts, devices: Sequence[str] | None) -> list[int]:
     for text in devices:
         address = normalize_bdf(text)
         if address is None:
-            raise InputError(f"{text!r} is not a PCI address such as 0000:41:00.0", field="--devices")
+            raise UnknownDevice(text, f"{text!r} is not a PCI address such as 0000:41:00.0")
         node = ("device", address)
         if node not in topology:
             known = ", ".join(sorted(a for kind, a in topology.nodes if kind == "device")[:8])
-            raise InputError(
-                f"unknown device {address}: it is in no IOMMU group of this host (known: {known})",
-                field="--devices",
-            )
+            raise UnknownDevice(
+                address, f"unknown device {address}: it is in no IOMMU group of this host (known: {known})")
         chosen.update(number for kind, number in topology.neighbors(node) if kind == "group")
     return sorted(chosen)
 

@@ -1,20 +1,43 @@
-"""Domain XML -> the memory-relevant part of the QEMU command line libvirt 9 builds from it.
+"""Domain XML -> the memory-relevant part of the QEMU command line libvirt builds from it.
 
 Only what decides the guest-physical map is emitted (machine, CPU, -m, backends, NUMA, memory
 devices, 64-bit PCI hole, vIOMMU, VFIO devices, and the domain's own <qemu:commandline>), in
 QEMU's key=value syntax. libvirt passes the same values as JSON; the map is the same.
+
+libvirt's own rules, read in its source (src/qemu/qemu_domain.c, qemu_command.c, qemu_alias.c,
+qemu_domain_address.c of 9.0 and 11.3) and checked against `virsh domxml-to-native`
+(tests/libvirt/test_oracle.py):
+- sizes: each NUMA cell and the initial memory round up to 1 MiB, maxMemory too, each memory
+  device to 2 MiB (qemuDomainAlignMemorySizes); XML sizes are whole KiB, rounded up.
+- memory devices: a dimm/nvdimm keeps its <address slot>, the others take the lowest free slot
+  in document order, and are named after it (dimm2, memdimm2); virtio devices are numbered per
+  model (virtiomem0) and placed at <target><address base> from libvirt 9.4.
+- no <features><acpi/>: ACPI off (9.0 `-no-acpi`, later `-machine acpi=off`: the same map).
+- backends: memfd for <source type='memfd'>; a file for hugepages, NVDIMM/virtio-pmem paths,
+  any memory access mode or <source type='file'>; else RAM (qemuBuildMemoryBackendProps).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from layoutd.errors import InputError
-from layoutd.libvirt.domain import Domain, MemoryDev, read_domain
+from layoutd.errors import UnsupportedOption
+from layoutd.libvirt.domain import Cell, Domain, MemoryDev, read_domain
 from layoutd.qemu.machines import BOOT_RAM
 from layoutd.qemu.x86 import BRIDGE
+from layoutd.units import MiB, align_up
 
 ARCHES = ("x86_64", "aarch64")
+LibvirtVersion = tuple[int, int]
+NEWEST_LIBVIRT: LibvirtVersion = (11, 3)
+TARGET_ADDRESS_SINCE: LibvirtVersion = (9, 4)  # virtio-mem/-pmem <target><address base>
+MEMORY_ALIGN = 1 * MiB  # NUMA cells, initial memory, maxMemory
+MODULE_ALIGN = 2 * MiB  # every memory device on x86 and arm
+RAM_DIR = "/var/lib/libvirt/qemu/ram"  # libvirt's memory_backing_dir
+SYSTEM_PAGE = 4096
+PREFIX = {"dimm": "dimm", "nvdimm": "nvdimm", "virtio-mem": "virtiomem", "virtio-pmem": "virtiopmem"}
+DRIVER = {"dimm": "pc-dimm", "nvdimm": "nvdimm", "virtio-mem": "virtio-mem-pci",
+          "virtio-pmem": "virtio-pmem-pci"}
 
 
 @dataclass(frozen=True)
@@ -24,25 +47,81 @@ class Translation:
     devices: tuple[str, ...]  # PCI addresses of the <hostdev>s
 
 
-def translate_xml(data: bytes | str, source: str = "<stdin>") -> Translation:
-    return translate(read_domain(data, source))
+@dataclass(frozen=True)
+class Sizes:
+    """The sizes libvirt passes to QEMU, after qemuDomainAlignMemorySizes."""
+
+    initial: int
+    cells: tuple[int, ...]
+    modules: tuple[int, ...]
+    max_memory: int | None
 
 
-def translate(domain: Domain) -> Translation:
+def translate_xml(data: bytes | str, source: str = "<stdin>",
+                  libvirt: LibvirtVersion | None = None) -> Translation:
+    return translate(read_domain(data, source), libvirt)
+
+
+def translate(domain: Domain, libvirt: LibvirtVersion | None = None) -> Translation:
+    """The command line libvirt `libvirt` (default: the newest covered) builds for `domain`."""
     if domain.arch not in ARCHES:
-        raise InputError(f"architecture {domain.arch!r} is not modelled (x86_64, aarch64)",
-                         file=domain.source, field="<os><type arch>")
-    argv = ["-nodefaults", *_accel(domain), *_machine(domain), *_cpu(domain), *_memory(domain),
-            "-smp", str(domain.vcpus)]
+        raise UnsupportedOption(f"architecture {domain.arch!r} is not modelled (x86_64, aarch64)",
+                                file=domain.source, field="<os><type arch>")
+    version = libvirt or NEWEST_LIBVIRT
+    sizes = aligned_sizes(domain)
+    argv = ["-nodefaults", *_accel(domain), *_machine(domain), *_cpu(domain),
+            *_memory(domain, sizes), "-smp", str(domain.vcpus)]
     argv += _video(domain)
-    argv += _numa(domain)
-    for index, dev in enumerate(domain.memory_devices):
-        argv += _memory_device(domain, dev, index)
+    argv += _numa(domain, sizes)
+    for dev, size, (alias, slot) in zip(domain.memory_devices, sizes.modules,
+                                        aliases(domain), strict=True):
+        argv += _memory_device(domain, dev, size, alias, slot, version)
     argv += _pcihole64(domain) + _iommu(domain)
     for index, bdf in enumerate(domain.hostdevs):
         argv += ["-device", f"vfio-pci,host={bdf},id=hostdev{index}"]
     argv += domain.qemu_args
     return Translation(domain, tuple(argv), domain.hostdevs)
+
+
+def aligned_sizes(domain: Domain) -> Sizes:
+    """libvirt's qemuDomainAlignMemorySizes: cells and initial memory up to 1 MiB (the initial
+    memory without NUMA from the devices' sizes as written), devices up to 2 MiB."""
+    cells = tuple(align_up(cell.size, MEMORY_ALIGN) for cell in domain.cells)
+    initial = sum(cells) if cells else align_up(domain.initial_memory, MEMORY_ALIGN)
+    modules = tuple(align_up(dev.size, MODULE_ALIGN) for dev in domain.memory_devices)
+    maximum = align_up(domain.max_memory, MEMORY_ALIGN) if domain.max_memory else None
+    return Sizes(initial, cells, modules, maximum)
+
+
+def aliases(domain: Domain) -> list[tuple[str, int | None]]:
+    """(alias, slot) per memory device as libvirt assigns them (qemuDomainAssignMemorySlots,
+    qemuAssignDeviceMemoryAlias): slots only with <maxMemory>."""
+    hotplug = domain.max_memory is not None or domain.slots > 0
+    taken = {dev.slot for dev in domain.memory_devices
+             if dev.model in ("dimm", "nvdimm") and dev.slot is not None}
+    counters: dict[str, int] = {}
+    result: list[tuple[str, int | None]] = []
+    for dev in domain.memory_devices:
+        prefix = PREFIX.get(dev.model)
+        if prefix is None:
+            raise UnsupportedOption(f"memory device model {dev.model!r} is not modelled "
+                                    f"({', '.join(PREFIX)})", file=domain.source,
+                                    field="<devices><memory model>")
+        slot = None
+        if dev.model in ("dimm", "nvdimm"):
+            slot = dev.slot
+            if slot is None and hotplug:
+                slot = next(s for s in range(len(taken) + 1) if s not in taken)
+                taken.add(slot)
+        if dev.alias:
+            alias = dev.alias
+        elif dev.model in ("virtio-mem", "virtio-pmem"):
+            counters[prefix] = counters.get(prefix, -1) + 1
+            alias = f"{prefix}{counters[prefix]}"
+        else:
+            alias = f"{prefix}{slot or 0}"
+        result.append((alias, slot))
+    return result
 
 
 # The device libvirt gives QEMU for a domain's primary <video> on x86 (libvirt always passes
@@ -56,8 +135,9 @@ def _video(domain: Domain) -> list[str]:
         return []
     model = domain.videos[0]
     if model not in _PRIMARY_VIDEO:
-        raise InputError(f"video model {model!r} is not modelled ({', '.join(_PRIMARY_VIDEO)}, none)",
-                         file=domain.source, field="<devices><video><model type>")
+        raise UnsupportedOption(f"video model {model!r} is not modelled "
+                                f"({', '.join(_PRIMARY_VIDEO)}, none)",
+                                file=domain.source, field="<devices><video><model type>")
     return ["-device", _PRIMARY_VIDEO[model]]
 
 
@@ -72,6 +152,10 @@ def _kib(size: int) -> str:
 
 def _machine(domain: Domain) -> list[str]:
     options = [domain.machine]
+    if domain.smm is not None:
+        options.append(f"smm={domain.smm}")
+    if not domain.acpi:
+        options.append("acpi=off")
     if not domain.cells:
         options.append(f"memory-backend={_ram_id(domain)}")
     if any(dev.model == "nvdimm" for dev in domain.memory_devices):
@@ -104,66 +188,141 @@ def _cpu(domain: Domain) -> list[str]:
     return ["-cpu", model]
 
 
-def _memory(domain: Domain) -> list[str]:
-    size = domain.initial_memory
-    if size <= 0:
-        raise InputError("the memory devices use all of <memory>; no boot RAM is left",
-                         file=domain.source, field="<memory>")
-    option = f"size={_kib(size)}"
-    if domain.max_memory is not None:
-        option += f",slots={domain.slots},maxmem={_kib(domain.max_memory)}"
+def _memory(domain: Domain, sizes: Sizes) -> list[str]:
+    option = f"size={_kib(sizes.initial)}"
+    if sizes.max_memory is not None:
+        option += f",slots={domain.slots},maxmem={_kib(sizes.max_memory)}"
     args = ["-m", option]
     if not domain.cells:
-        args += ["-object", _backend(domain, _ram_id(domain), size)]
+        page = _page_for(domain, None, None)
+        args += ["-object", _backend(domain, _ram_id(domain), sizes.initial, page, domain.access)]
     return args
 
 
-def _backend(domain: Domain, backend_id: str, size: int, pagesize: int | None = None,
-             extra: str = "") -> str:
-    page = pagesize or domain.hugepage_size
-    if page is not None:
-        base = f"memory-backend-memfd,id={backend_id},hugetlb=on,hugetlbsize={_kib(page)}"
-    elif domain.backing == "memfd":
+def _page_for(domain: Domain, node: int | None, own: int | None) -> int | None:
+    """The huge page size backing memory of NUMA node `node` (None: no NUMA), as libvirt's
+    qemuBuildMemoryGetPagesize: the device's own <pagesize>, a <page> whose nodeset holds the
+    node, else the <page> without nodeset (or the default size for a bare <hugepages/>)."""
+    page = own
+    if page is None and domain.hugepage_size is not None:
+        general = [size for nodeset, size in domain.cell_pages if nodeset is None]
+        page = general[0] if general else None
+        if node is not None:
+            page = next((size for nodeset, size in domain.cell_pages
+                         if nodeset is not None and node in _nodeset(nodeset)), page)
+        if page is None and not domain.cell_pages:
+            page = domain.hugepage_size  # <hugepages/>: the host's default huge page size
+    return None if page in (None, SYSTEM_PAGE) else page
+
+
+def _nodeset(text: str) -> set[int]:
+    found: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        if not part or part.startswith("^"):
+            continue
+        low, _, high = part.partition("-")
+        if low.isdigit() and (high.isdigit() or not high):
+            found.update(range(int(low), int(high or low) + 1))
+    return found
+
+
+def _backend(domain: Domain, backend_id: str, size: int, page: int | None, access: str | None,
+             path: str | None = None, extra: str = "") -> str:
+    if path is None and domain.backing == "memfd":
         base = f"memory-backend-memfd,id={backend_id}"
+        if page is not None:
+            base += f",hugetlb=on,hugetlbsize={_kib(page)}"
+    elif page is not None and path is None:
+        # libvirt: a file on its hugetlbfs mount of that page size; the same alignment
+        base = f"memory-backend-memfd,id={backend_id},hugetlb=on,hugetlbsize={_kib(page)}"
+    elif path is not None or access or domain.backing == "file":
+        base = f"memory-backend-file,id={backend_id},mem-path={path or RAM_DIR + '/' + backend_id}"
     else:
         base = f"memory-backend-ram,id={backend_id}"
     return f"{base},size={_kib(size)}{extra}"
 
 
-def _numa(domain: Domain) -> list[str]:
+def _numa(domain: Domain, sizes: Sizes) -> list[str]:
+    """Cells with memory backends; on machine types up to 5.0, whose QEMU still takes
+    `-numa node,mem=`, libvirt passes that instead when no cell needs a backend
+    (qemuBuildNumaCommandLine)."""
+    legacy = legacy_numa_mem(domain.arch, domain.machine) and not any(
+        _cell_needs_backend(domain, cell) for cell in domain.cells)
     args: list[str] = []
-    for cell in domain.cells:
-        backend = f"ram-node{cell.id}"
-        args += ["-object", _backend(domain, backend, cell.size)]
+    for index, (cell, size) in enumerate(zip(domain.cells, sizes.cells, strict=True)):
         cpus = f",cpus={cell.cpus}" if cell.cpus else ""
-        args += ["-numa", f"node,nodeid={cell.id}{cpus},memdev={backend}"]
+        if legacy:
+            args += ["-numa", f"node,nodeid={index}{cpus},mem={size // MiB}"]
+            continue
+        backend = f"ram-node{index}"
+        page = _page_for(domain, cell.id, None)
+        args += ["-object", _backend(domain, backend, size, page, _cell_access(domain, cell))]
+        args += ["-numa", f"node,nodeid={index}{cpus},memdev={backend}"]
     return args
 
 
-def _memory_device(domain: Domain, dev: MemoryDev, index: int) -> list[str]:
+def legacy_numa_mem(arch: str, machine: str) -> bool:
+    """Whether QEMU accepts `-numa node,mem=` for this machine type (versioned types up to 5.0)."""
+    from layoutd.qemu.versions import Version, numa_mem_supported
+
+    prefixes = ("pc-q35-", "pc-i440fx-") if arch == "x86_64" else ("virt-",)
+    for prefix in prefixes:
+        release = machine.removeprefix(prefix)
+        if release != machine and all(part.isdigit() for part in release.split(".")):
+            return numa_mem_supported(Version.parse(release))
+    return False
+
+
+def _cell_needs_backend(domain: Domain, cell: Cell) -> bool:
+    """Only a huge page size given for this cell's nodeset counts: the general one is passed as
+    -mem-path (which changes no address)."""
+    own_page = any(nodeset is not None and cell.id in _nodeset(nodeset)
+                   for nodeset, _ in domain.cell_pages)
+    return (own_page or _cell_access(domain, cell) is not None
+            or domain.backing in ("memfd", "file") or cell.id in domain.memnodes)
+
+
+def _cell_access(domain: Domain, cell: Cell) -> str | None:
+    return cell.access or domain.access
+
+
+def _memory_device(domain: Domain, dev: MemoryDev, size: int, alias: str, slot: int | None,
+                   libvirt: LibvirtVersion) -> list[str]:
+    memdev = f"mem{alias}"
+    access = dev.access
+    if access is None and dev.node is not None:
+        cell = next((c for c in domain.cells if c.id == dev.node), None)
+        access = cell.access if cell else None
+    access = access or domain.access
     node = f"node={dev.node}," if dev.node is not None else ""
-    if dev.model == "dimm":
-        backend = _backend(domain, f"memdimm{index}", dev.size, dev.pagesize)
-        slot = f",slot={dev.slot}" if dev.slot is not None else ""
-        addr = f",addr={dev.base:#x}" if dev.base is not None else ""
-        device = f"pc-dimm,{node}memdev=memdimm{index},id=dimm{index}{slot}{addr}"
-        return ["-object", backend, "-device", device]
-    if dev.model == "nvdimm":
-        path = dev.path or f"/var/lib/libvirt/qemu/nvdimm{index}"
-        backend = f"memory-backend-file,id=memnvdimm{index},mem-path={path},size={_kib(dev.size)}"
-        slot = f",slot={dev.slot}" if dev.slot is not None else ""
-        addr = f",addr={dev.base:#x}" if dev.base is not None else ""
-        device = f"nvdimm,{node}memdev=memnvdimm{index},id=nvdimm{index}{slot}{addr}"
-        return ["-object", backend, "-device", device]
+    device = f"{DRIVER[dev.model]},{node}memdev={memdev},id={alias}"
+    if dev.model in ("dimm", "virtio-mem"):
+        page = _page_for(domain, dev.node, dev.pagesize)
+        extra = ",reserve=off" if dev.model == "virtio-mem" else ""
+        backend = _backend(domain, memdev, size, page, access, extra=extra)
+    else:  # nvdimm, virtio-pmem: a file at <source><path>
+        path = dev.path or f"{RAM_DIR}/{memdev}"
+        extra = (f",align={_kib(dev.align)}" if dev.align else "") + (",pmem=on" if dev.pmem else "")
+        backend = _backend(domain, memdev, size, None, access, path, extra)
+    if dev.model == "nvdimm" and dev.label:
+        device += f",label-size={_kib(dev.label)}"
     if dev.model == "virtio-mem":
-        backend = _backend(domain, f"memvirtiomem{index}", dev.size, dev.pagesize, ",reserve=off")
-        block = f",block-size={_kib(dev.block)}" if dev.block else ""
-        requested = f",requested-size={_kib(dev.requested or 0)}"
-        addr = f",memaddr={dev.base:#x}" if dev.base is not None else ""
-        device = f"virtio-mem-pci,{node}memdev=memvirtiomem{index},id=virtiomem{index}"
-        return ["-object", backend, "-device", device + block + requested + addr]
-    raise InputError(f"memory device model {dev.model!r} is not modelled (dimm, nvdimm, virtio-mem)",
-                     file=domain.source, field="<devices><memory model>")
+        device += f",block-size={_kib(dev.block)}" if dev.block else ""
+        device += f",requested-size={_kib(dev.requested)}" if dev.requested else ""
+    if dev.model in ("dimm", "nvdimm"):
+        device += f",slot={slot}" if slot is not None else ""
+        device += f",addr={dev.base:#x}" if dev.base is not None else ""
+    elif dev.target_base is not None and libvirt >= TARGET_ADDRESS_SINCE:
+        device += f",memaddr={dev.target_base:#x}"
+    for name, value in _overrides(domain, alias):
+        device += f",{name}={value}"
+    return ["-object", backend, "-device", device]
+
+
+def _overrides(domain: Domain, alias: str) -> list[tuple[str, str]]:
+    """<qemu:override> properties for this device (libvirt sets them over its own)."""
+    return [(name, value) for target, name, value in domain.overrides if target == alias]
 
 
 def _pcihole64(domain: Domain) -> list[str]:
@@ -181,5 +340,6 @@ def _iommu(domain: Domain) -> list[str]:
         return ["-device", f"intel-iommu{aw}"]
     if domain.iommu == "virtio":
         return ["-device", f"virtio-iommu-pci{aw}"]
-    raise InputError(f"vIOMMU model {domain.iommu!r} is not modelled (intel, virtio)",
-                     file=domain.source, field="<devices><iommu model>")
+    raise UnsupportedOption(f"vIOMMU model {domain.iommu!r} is not modelled (intel, virtio)",
+                            file=domain.source, field="<devices><iommu model>")
+

@@ -27,6 +27,7 @@ class Cell:
     id: int
     cpus: str
     size: int
+    access: str | None = None  # memAccess: shared | private
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,12 @@ class MemoryDev:
     requested: int | None = None
     path: str | None = None
     pagesize: int | None = None
+    label: int | None = None  # nvdimm <target><label><size>
+    align: int | None = None  # nvdimm <source><alignsize>
+    pmem: bool = False  # nvdimm <source><pmem/>
+    target_base: int | None = None  # virtio-mem/-pmem <target><address base> (libvirt 9.4+)
+    access: str | None = None  # <memory access=...>
+    alias: str | None = None  # a user alias (<alias name='ua-...'>), which libvirt keeps
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ class Domain:
     cpu_model: str | None
     phys_bits: int | None
     host_phys_bits: bool
-    memory: int  # <memory>: total incl. memory devices
+    memory: int  # total incl. memory devices: <memory>, else the NUMA cells plus the devices
     max_memory: int | None
     slots: int
     cells: tuple[Cell, ...]
@@ -74,10 +81,16 @@ class Domain:
     qemu_args: tuple[str, ...] = field(default=())
     videos: tuple[str, ...] = field(default=())  # <video><model type=...>, primary first
     cpu_vendor_id: str | None = None  # <cpu><model vendor_id=...>: QEMU's -cpu vendor=
+    acpi: bool = True  # <features><acpi/>
+    smm: str | None = None  # <features><smm state=...>
+    access: str | None = None  # <memoryBacking><access mode=...>
+    cell_pages: tuple[tuple[str | None, int], ...] = ()  # <hugepages><page nodeset=... size=...>
+    overrides: tuple[tuple[str, str, str], ...] = ()  # <qemu:override>: (alias, property, value)
+    memnodes: tuple[int, ...] = ()  # <numatune><memnode cellid=...>: cells bound to host nodes
 
     @property
     def initial_memory(self) -> int:
-        """Boot RAM (-m size=): the NUMA cells, else <memory> minus the memory devices."""
+        """Boot RAM as written (before libvirt's rounding, see argv.aligned_sizes)."""
         if self.cells:
             return sum(cell.size for cell in self.cells)
         return self.memory - sum(dev.size for dev in self.memory_devices)
@@ -88,10 +101,16 @@ def read_domain(data: bytes | str, source: str = "<stdin>") -> Domain:
 
 
 def scaled(node: Node | None, source: str, what: str, default_unit: str = "KiB") -> int | None:
-    """A libvirt scaledInteger element (text plus `unit`), in bytes."""
+    """A libvirt scaledInteger element (text plus `unit`), in bytes, rounded up to whole KiB as
+    libvirt stores it (virDomainParseMemory)."""
     if node is None:
         return None
-    return to_bytes(node.text.strip(), node.get("unit", default_unit) or default_unit, source, what)
+    return kib_ceil(to_bytes(node.text.strip(), node.get("unit", default_unit) or default_unit,
+                             source, what))
+
+
+def kib_ceil(size: int) -> int:
+    return -(-size // 1024) * 1024
 
 
 def to_bytes(value: str, unit: str, source: str, what: str) -> int:
@@ -116,11 +135,11 @@ def domain_from_tree(root: Node, source: str) -> Domain:
     if root.tag != "domain":
         raise InputError(f"the root element is <{root.tag}>, not <domain>", file=source)
     os_type = root.path("os", "type")
-    memory = scaled(root.find("memory"), source, "<memory>")
-    if memory is None:
-        raise InputError("no <memory> element", file=source)
     max_mem = root.find("maxMemory")
     cpu = root.find("cpu")
+    cells = _cells(cpu, source)
+    devices = tuple(_memory_dev(node, source) for node in _devices(root, "memory"))
+    memory = _total_memory(root, cells, devices, source)
     return Domain(
         source=source,
         name=_text(root.find("name")) or "(unnamed)",
@@ -136,8 +155,8 @@ def domain_from_tree(root: Node, source: str) -> Domain:
         memory=memory,
         max_memory=scaled(max_mem, source, "<maxMemory>"),
         slots=_int(max_mem.get("slots") if max_mem else None, source, "<maxMemory slots>") or 0,
-        cells=_cells(cpu, source),
-        memory_devices=tuple(_memory_dev(node, source) for node in _devices(root, "memory")),
+        cells=cells,
+        memory_devices=devices,
         hugepage_size=_hugepage_size(root, source),
         backing=_backing(root),
         hostdevs=tuple(_hostdev(node, source) for node in _devices(root, "hostdev")
@@ -151,7 +170,55 @@ def domain_from_tree(root: Node, source: str) -> Domain:
         qemu_args=qemu_commandline(root),
         videos=tuple(_video_model(node) for node in _devices(root, "video")),
         cpu_vendor_id=_vendor_id(cpu),
+        acpi=root.path("features", "acpi") is not None,
+        smm=_smm(root),
+        access=_access(root),
+        cell_pages=_pages(root, source),
+        overrides=qemu_overrides(root),
+        memnodes=_memnodes(root, source),
     )
+
+
+def _total_memory(root: Node, cells: tuple[Cell, ...], devices: tuple[MemoryDev, ...],
+                  source: str) -> int:
+    """libvirt's total: <memory>; when it is missing (or 0), the NUMA cells plus the devices."""
+    modules = sum(dev.size for dev in devices)
+    if cells and all(cell.size for cell in cells):
+        # libvirt recomputes the total from the cells when it defines a domain (ABI update)
+        return sum(cell.size for cell in cells) + modules
+    memory = scaled(root.find("memory"), source, "<memory>") or 0
+    if memory - modules <= 0:
+        raise InputError("memory size must be given by <memory> or the NUMA cells "
+                         "(<cpu><numa><cell memory=...>), and exceed the memory devices",
+                         file=source, field="<memory>")
+    return memory
+
+
+def _memnodes(root: Node, source: str) -> tuple[int, ...]:
+    numatune = root.find("numatune")
+    nodes = numatune.findall("memnode") if numatune is not None else []
+    return tuple(_int(node.get("cellid"), source, "<numatune><memnode cellid>") or 0
+                 for node in nodes)
+
+
+def _smm(root: Node) -> str | None:
+    node = root.path("features", "smm")
+    return (node.get("state", "on") or "on") if node is not None else None
+
+
+def _access(root: Node) -> str | None:
+    node = root.path("memoryBacking", "access")
+    return node.get("mode") if node is not None else None
+
+
+def _pages(root: Node, source: str) -> tuple[tuple[str | None, int], ...]:
+    """<hugepages><page size nodeset/>: (nodeset or None for all, page size)."""
+    hugepages = root.path("memoryBacking", "hugepages")
+    if hugepages is None:
+        return ()
+    return tuple((page.get("nodeset"), kib_ceil(to_bytes(page.get("size") or "", page.get(
+        "unit", "KiB") or "KiB", source, "<memoryBacking><hugepages><page size>")))
+        for page in hugepages.findall("page") if page.get("size"))
 
 
 def _vendor_id(cpu: Node | None) -> str | None:
@@ -194,9 +261,11 @@ def _cells(cpu: Node | None, source: str) -> tuple[Cell, ...]:
     cells = []
     for index, node in enumerate(numa.findall("cell")):
         what = f"<cpu><numa><cell> {index}"
-        size = to_bytes(node.get("memory", "") or "", node.get("unit", "KiB") or "KiB", source, what)
+        size = kib_ceil(to_bytes(node.get("memory", "") or "", node.get("unit", "KiB") or "KiB",
+                                 source, what))
         cell_id = _int(node.get("id"), source, what)
-        cells.append(Cell(index if cell_id is None else cell_id, node.get("cpus", "") or "", size))
+        cells.append(Cell(index if cell_id is None else cell_id, node.get("cpus", "") or "", size,
+                          node.get("memAccess")))
     return tuple(cells)
 
 
@@ -208,18 +277,45 @@ def _memory_dev(node: Node, source: str) -> MemoryDev:
     if size is None:
         raise InputError("a memory device needs <target><size>", file=source, field=what)
     address = node.find("address")
+    if address is not None and address.get("type") != "dimm":
+        address = None  # a PCI address of a virtio device says nothing about memory
+    target_address = target.find("address") if target else None
     src = node.find("source")
+    label = target.path("label", "size") if target else None
     return MemoryDev(
         model=model,
         size=size,
         node=_int(_text(target.find("node")) if target else None, source, what + "<node>"),
-        base=_int(address.get("base") if address else None, source, what + "<address base>"),
+        base=_hex(address.get("base") if address else None, source, what + "<address base>"),
         slot=_int(address.get("slot") if address else None, source, what + "<address slot>"),
         block=scaled(target.find("block") if target else None, source, what + "<block>"),
         requested=scaled(target.find("requested") if target else None, source, what + "<requested>"),
         path=_text(src.find("path")) if src else None,
         pagesize=scaled(src.find("pagesize") if src else None, source, what + "<pagesize>"),
+        label=scaled(label, source, what + "<target><label><size>"),
+        align=scaled(src.find("alignsize") if src else None, source, what + "<alignsize>"),
+        pmem=bool(src and src.find("pmem") is not None),
+        target_base=_hex(target_address.get("base") if target_address else None, source,
+                         what + "<target><address base>"),
+        access=node.get("access"),
+        alias=_user_alias(node),
     )
+
+
+def _user_alias(node: Node) -> str | None:
+    alias = node.find("alias")
+    name = (alias.get("name") or "") if alias is not None else ""
+    return name if name.startswith("ua-") else None
+
+
+def _hex(text: str | None, source: str, what: str) -> int | None:
+    """libvirt reads addresses as hexadecimal, with or without 0x."""
+    if text is None or text.strip() == "":
+        return None
+    try:
+        return int(text.strip(), 16)
+    except ValueError:
+        raise InputError(f"{text!r} is not a hexadecimal address", file=source, field=what) from None
 
 
 def _hugepage_size(root: Node, source: str) -> int | None:
@@ -289,3 +385,18 @@ def qemu_commandline(root: Node) -> tuple[str, ...]:
     for block in root.findall(f"{prefix}:commandline"):
         args += [arg.get("value", "") or "" for arg in block.findall(f"{prefix}:arg")]
     return tuple(args)
+
+
+def qemu_overrides(root: Node) -> tuple[tuple[str, str, str], ...]:
+    """<qemu:override><qemu:device alias=...><qemu:frontend><qemu:property name value/>."""
+    prefix = qemu_prefix(root)
+    if prefix is None:
+        return ()
+    found = []
+    for block in root.findall(f"{prefix}:override"):
+        for device in block.findall(f"{prefix}:device"):
+            for frontend in device.findall(f"{prefix}:frontend"):
+                for prop in frontend.findall(f"{prefix}:property"):
+                    found.append((device.get("alias", "") or "", prop.get("name", "") or "",
+                                  prop.get("value", "") or ""))
+    return tuple(found)

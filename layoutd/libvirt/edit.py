@@ -76,8 +76,20 @@ def apply_config(data: bytes, config: QemuConfig, source: str = "<domain>") -> b
     _memory_backing(edits, root, config, step)
     _cpu(edits, root, config, step)
     _devices(edits, root, config, step)
+    _acpi(edits, root, config, step)
     _commandline(edits, root, config, step)
     return edits.apply()
+
+
+def _acpi(edits: Edits, root: Node, config: QemuConfig, step: str) -> None:
+    """DIMMs need ACPI: without <features><acpi/> libvirt passes acpi=off and QEMU refuses them."""
+    if not any(d.kind in ("dimm", "nvdimm") for d in config.devices) or root.path("features", "acpi"):
+        return
+    features = root.find("features")
+    if features is not None:
+        edits.append_child(features, "<acpi/>", step)
+    else:
+        edits.append_child(root, "<features>\n" + step * 2 + "<acpi/>\n" + step + "</features>", step)
 
 
 def _step(edits: Edits, root: Node) -> str:
@@ -87,8 +99,13 @@ def _step(edits: Edits, root: Node) -> str:
 
 def _memory(edits: Edits, root: Node, config: QemuConfig) -> None:
     memory = root.find("memory")
-    assert memory is not None  # read_domain already insisted on it
-    edits.replace(memory.start, memory.end, el.memory(config))
+    if memory is None:  # NUMA cells alone gave the size: write it before the cells' sums
+        anchor = root.find("uuid") or root.find("name")
+        assert anchor is not None
+        edits.insert(anchor.end, f"\n{edits.indent_of(anchor)}{el.memory(config)}")
+        memory = anchor
+    else:
+        edits.replace(memory.start, memory.end, el.memory(config))
     current = root.find("currentMemory")
     if current is not None:
         edits.replace(current.start, current.end, el.current_memory(config))
@@ -98,7 +115,9 @@ def _memory(edits: Edits, root: Node, config: QemuConfig) -> None:
     elif old_max is not None:
         edits.remove(old_max)
     elif new_max:
-        edits.insert(memory.start, f"{new_max}\n{edits.indent_of(memory)}")
+        edits.insert(memory.start if memory.tag == "memory" else memory.end,
+                     f"{new_max}\n{edits.indent_of(memory)}" if memory.tag == "memory"
+                     else f"\n{edits.indent_of(memory)}{new_max}")
 
 
 def _memory_backing(edits: Edits, root: Node, config: QemuConfig, step: str) -> None:
@@ -109,7 +128,8 @@ def _memory_backing(edits: Edits, root: Node, config: QemuConfig, step: str) -> 
         if wanted:
             anchor = root.find("currentMemory")
             anchor = anchor if anchor is not None else root.find("memory")
-            assert anchor is not None  # read_domain insisted on <memory>
+            anchor = anchor if anchor is not None else root.find("name")
+            assert anchor is not None
             indent = edits.indent_of(anchor)
             body = "".join(f"\n{indent}{step}{item}" for item in wanted.values())
             edits.insert(anchor.end, f"\n{indent}<memoryBacking>{body}\n{indent}</memoryBacking>")

@@ -6,14 +6,14 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from layoutd.errors import InputError, NoAnswer, NoLayout
+from layoutd.errors import InputError, NoAnswer, NoLayout, UnknownDevice
 from layoutd.libvirt.argv import translate_xml
 from layoutd.libvirt.domain import Domain, read_domain
 from layoutd.libvirt.edit import apply_config
 from layoutd.libvirt.guard import domain_qemu_version
 from layoutd.models.common import GuestRegion
 from layoutd.models.plan import Plan
-from layoutd.models.spec import VmSpec
+from layoutd.models.spec import VmSpec, spec_device_origins
 from layoutd.qemu.cpus import VENDOR_IDS
 from layoutd.qemu.x86 import ROM_WINDOW
 
@@ -70,7 +70,7 @@ def fix(data: bytes, source: str, hosts: Sequence[str], version: str | None,
 
 
 def apply(data: bytes, source: str, spec: VmSpec, hosts: Sequence[str],
-          version: str | None) -> tuple[bytes, Plan]:
+          version: str | None, spec_file: str | None = None) -> tuple[bytes, Plan]:
     from layoutd.commands.plan import make_plan
 
     domain = read_domain(data, source)
@@ -81,6 +81,10 @@ def apply(data: bytes, source: str, spec: VmSpec, hosts: Sequence[str],
         plan = make_plan(spec, hosts, chosen)
     except NoLayout as error:
         raise error.speaking(lambda idea: xml_suggestion(idea, spec)) from None
+    except UnknownDevice as error:
+        origins = {**(spec_device_origins(spec, spec_file) if spec_file else {}),
+                   **{d: (source, f"<hostdev> {d}") for d in domain.hostdevs}}
+        raise error.at(origins) from None
     result = apply_config(data, plan.config, source)
     return result, verify(result, plan, source)
 

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from layoutd.collisions import Collision, find_collisions
-from layoutd.errors import InputError
-from layoutd.libvirt.argv import Translation, translate_xml
-from layoutd.libvirt.domain import Domain
+from layoutd.errors import HostUnavailable, NotModelled
+from layoutd.libvirt.argv import LibvirtVersion, Translation, translate
+from layoutd.libvirt.domain import Domain, read_domain
 from layoutd.libvirt.hookconf import HookConfig
 from layoutd.models.common import GuestRegion, Hole
+from layoutd.models.guest import GuestMap
 from layoutd.models.host import HostView
 
+VERSION_TIMEOUT = 10.0
+_LIBVIRT_VERSION = re.compile(r"\(libvirt\) (\d+)\.(\d+)")
+LIBVIRT_DAEMONS = ("/usr/sbin/virtqemud", "/usr/sbin/libvirtd")
 _MACHINE_VERSION = re.compile(r"-(\d+\.\d+)$")
 
 
@@ -45,8 +50,30 @@ class DomainCheck:
                 f"{', '.join(self.devices)} ({self.host.source}, {self.source})")
 
 
+def translate_domain(xml: bytes | str, source: str) -> Translation:
+    """The translation for the libvirt installed here; its version is asked only when the
+    domain has an element whose meaning changed between versions (virtio <target><address>)."""
+    domain = read_domain(xml, source)
+    versioned = any(dev.target_base is not None for dev in domain.memory_devices)
+    return translate(domain, installed_libvirt() if versioned else None)
+
+
+def installed_libvirt() -> LibvirtVersion | None:
+    """`virtqemud --version` (or libvirtd's); None: unknown (the newest covered is assumed)."""
+    for path in LIBVIRT_DAEMONS:
+        try:
+            result = subprocess.run([path, "--version"], capture_output=True, text=True,
+                                    timeout=VERSION_TIMEOUT, stdin=subprocess.DEVNULL, check=False)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        match = _LIBVIRT_VERSION.search(result.stdout)
+        if match:
+            return int(match.group(1)), int(match.group(2))
+    return None
+
+
 def check_domain(xml: bytes | str, config: HookConfig, source: str = "<stdin>") -> DomainCheck:
-    translation = translate_xml(xml, source)
+    translation = translate_domain(xml, source)
     devices = translation.devices or config.devices
     version = qemu_version(translation, config.qemu_version)
     if not devices:
@@ -63,21 +90,35 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
     host = probe_host(host_source, list(devices) or None)
     domain = translation.domain
     if is_modelled(version):
-        guest = predict(translation.argv, version=version, host_cpu=host.cpu, arch=domain.arch,
-                        host=host.platform)
-        source = f"QEMU {version} model"
-    else:  # what the domain's own emulator builds, asked by a dry run
-        from layoutd.dryrun import dry_run, guest_map
-
-        emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
-        run = dry_run(emulator, translation.argv, domain.arch)
-        guest = guest_map(run, translation.argv, domain.arch)
-        source = (f"QEMU {version} is not modelled: map from a dry run of {emulator} "
-                  f"(QEMU {run.version})")
+        try:
+            guest = predict(translation.argv, version=version, host_cpu=host.cpu, arch=domain.arch,
+                            host=host.platform)
+            source = f"QEMU {version} model"
+        except NotModelled as error:
+            guest, source = emulator_map(translation, f"not modelled ({error.message})")
+    else:
+        guest, source = emulator_map(translation, f"QEMU {version} is not modelled")
     layout = tuple(guest.layout)
     holes = holes_for_layout(host, layout)
     collisions = tuple(find_collisions(layout, holes))
     return DomainCheck(translation, version, tuple(devices), host, layout, collisions, source)
+
+
+def emulator_map(translation: Translation, why: str) -> tuple[GuestMap, str]:
+    """Where the model cannot answer: the map the domain's own <emulator> builds, by a dry run
+    (layoutd.dryrun). A dry run that cannot be made is NotModelled (the hook then lets the
+    domain start with a warning); QEMU refusing it is QemuRefusal."""
+    from layoutd.dryrun import dry_run, guest_map
+
+    domain = translation.domain
+    emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
+    try:
+        run = dry_run(emulator, translation.argv, domain.arch)
+    except HostUnavailable as error:
+        raise NotModelled(f"{why}, and the dry run of {emulator} could not answer: "
+                          f"{error.message}", file=domain.source) from None
+    guest = guest_map(run, translation.argv, domain.arch)
+    return guest, f"{why}: map from a dry run of {emulator} (QEMU {run.version})"
 
 
 def holes_for_layout(host: HostView, layout: Sequence[GuestRegion]) -> list[Hole]:
@@ -112,7 +153,7 @@ def domain_qemu_version(domain: Domain, configured: str | None) -> str:
     oldest = oldest_accepting(Version.parse(match.group(1))) if match else None
     if oldest is not None:
         return str(oldest)
-    raise InputError(
+    raise NotModelled(
         "cannot tell which QEMU version runs this domain: its <emulator> did not answer "
         "--version and its machine type names no version a modelled QEMU accepts; set "
         "qemu_version in the hook configuration (or --qemu-version)", file=domain.source,
@@ -142,20 +183,3 @@ def _hole(hole: Hole, host: HostView) -> str:
         return hole.describe()
     members = [device.address for device in host.devices if device.group == hole.group]
     return hole.model_copy(update={"devices": tuple(members)}).describe()
-
-
-def check_file(path: str, host_source: str | None, devices: Sequence[str] = (),
-               version: str | None = None) -> DomainCheck:
-    """`layoutd check --libvirt DOMAIN.xml`: the same translation and check as the hook.
-
-    With no <hostdev> and no `devices`, every IOMMU group of the host counts (the contract's rule
-    for check), unlike the hook, which then has nothing to map.
-    """
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", file=path) from None
-    translation = translate_xml(data, path)
-    chosen = qemu_version(translation, version)
-    return check_translation(translation, chosen, translation.devices or tuple(devices), host_source)

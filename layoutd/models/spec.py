@@ -30,17 +30,22 @@ Size = Annotated[
     PlainSerializer(format_size, return_type=str, when_used="json"),
     WithJsonSchema(
         {
-            "anyOf": [
-                {
-                    "type": "string",
-                    "pattern": r"^\s*(0x[0-9a-fA-F]+|\d+(\.\d+)?\s*[KMGTPEkmgtpe]?(i?B)?)\s*$",
-                },
-                {"type": "integer", "minimum": 0},
-            ]
+            "type": "string",
+            "pattern": r"^\s*\d+(\.\d+)?\s*([KMGTPEkmgtpe](i?B)?|B)\s*$",
         }
     ),
 ]
-"""A size as QEMU writes it: 1100G, 512M (powers of 1024), 0x40000000 or a number of bytes."""
+"""A size with its unit: 1100G, 512M (powers of 1024, as in QEMU), 4096B. A bare number is refused
+when a spec is read (`_units_given`): QEMU's -m would read it as MiB, its objects as bytes."""
+
+class FieldError(ValueError):
+    """A check across fields, naming the one at fault (`path` below the model that raises it),
+    so the message gives its dotted name and YAML line."""
+
+    def __init__(self, path: tuple[str | int, ...], message: str):
+        super().__init__(message)
+        self.path = path
+
 
 _BDF = re.compile(r"^([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
 _CPUS = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
@@ -97,27 +102,28 @@ class Memory(Frozen):
     @model_validator(mode="after")
     def _consistent(self) -> "Memory":
         if self.size <= 0:
-            raise ValueError("memory.size must be more than 0")
+            raise FieldError(("size",), "memory.size must be more than 0")
         if self.block <= 0 or self.block & (self.block - 1):
-            raise ValueError(f"memory.block {format_size(self.block)} must be a power of two")
+            raise FieldError(("block",), f"memory.block {format_size(self.block)} must be a power of two")
         if self.hugepages is not None and (self.hugepages <= 0 or self.hugepages & (self.hugepages - 1)):
-            raise ValueError(f"memory.hugepages {format_size(self.hugepages)} must be a power of two")
+            raise FieldError(("hugepages",),
+                             f"memory.hugepages {format_size(self.hugepages)} must be a power of two")
         if self.backend == "file" and not self.path:
-            raise ValueError("memory.path is required with backend: file")
+            raise FieldError(("path",), "memory.path is required with backend: file")
         if self.path and self.backend != "file":
-            raise ValueError("memory.path is only used with backend: file")
+            raise FieldError(("path",), "memory.path is only used with backend: file")
         if self.hotplug and self.hotplug.max < self.size:
-            raise ValueError(
+            raise FieldError(("hotplug", "max"),
                 f"memory.hotplug.max {format_size(self.hotplug.max)} is below memory.size "
                 f"{format_size(self.size)}"
             )
         if self.size % self.alignment:
-            raise ValueError(
+            raise FieldError(("size",),
                 f"memory.size {format_size(self.size)} is not a multiple of the "
                 f"{format_size(self.alignment)} alignment (memory.block and memory.hugepages)"
             )
         if self.hotplug and self.hotplug.max % self.alignment:
-            raise ValueError(
+            raise FieldError(("hotplug", "max"),
                 f"memory.hotplug.max {format_size(self.hotplug.max)} is not a multiple of the "
                 f"{format_size(self.alignment)} alignment"
             )
@@ -152,37 +158,40 @@ class VmSpec(Frozen):
     def _consistent(self) -> "VmSpec":
         family = machine_family(self.machine_type)
         if self.arch == "aarch64" and self.accel == "kvm":
-            raise ValueError("accel: kvm on aarch64 is not modelled (the host's IPA size sets the map); "
-                             "use accel: tcg")
+            raise FieldError(("accel",), "accel: kvm on aarch64 is not modelled (the host's IPA "
+                             "size sets the map); use accel: tcg")
         if family == "virt" and self.arch != "aarch64":
-            raise ValueError(f"machine {self.machine_type} is an aarch64 machine; set arch: aarch64")
+            raise FieldError(("machine",),
+                             f"machine {self.machine_type} is an aarch64 machine; set arch: aarch64")
         if family in ("q35", "pc") and self.arch != "x86_64":
-            raise ValueError(f"machine {self.machine_type} is an x86_64 machine")
+            raise FieldError(("machine",), f"machine {self.machine_type} is an x86_64 machine")
         if family is None:
-            raise ValueError(
+            raise FieldError(
+                ("machine",),
                 f"machine {self.machine_type!r} is not one of q35, pc, virt "
                 "(or pc-q35-X.Y, pc-i440fx-X.Y, virt-X.Y)"
             )
         if self.viommu == "intel" and family != "q35":
-            raise ValueError("viommu: intel needs machine q35")
-        for device in self.devices:
+            raise FieldError(("viommu",), "viommu: intel needs machine q35")
+        for index, device in enumerate(self.devices):
             if not _BDF.match(device.lower()):
-                raise ValueError(f"device {device!r} is not a PCI address such as 0000:41:00.0")
+                raise FieldError(("devices", index),
+                                 f"device {device!r} is not a PCI address such as 0000:41:00.0")
         if self.numa:
             total = sum(cell.size for cell in self.numa)
             if total != self.memory.size:
-                raise ValueError(
+                raise FieldError(("numa",),
                     f"numa sizes add up to {format_size(total)}, "
                     f"not memory.size {format_size(self.memory.size)}"
                 )
             for index, cell in enumerate(self.numa):
                 if cell.size % self.memory.alignment:
-                    raise ValueError(
+                    raise FieldError(("numa", index, "size"),
                         f"numa[{index}].size {format_size(cell.size)} is not a multiple of the "
                         f"{format_size(self.memory.alignment)} alignment"
                     )
                 if max(cpu_list(cell.cpus)) >= self.cpu.count:
-                    raise ValueError(
+                    raise FieldError(("numa", index, "cpus"),
                         f"numa[{index}].cpus {cell.cpus} names a CPU beyond cpu.count {self.cpu.count}"
                     )
         return self
@@ -224,6 +233,20 @@ def machine_family(machine: str) -> Literal["q35", "pc", "virt"] | None:
     if machine == "virt" or re.fullmatch(r"virt-\d+\.\d+", machine):
         return "virt"
     return None
+
+
+def spec_device_origins(spec: VmSpec, path: str) -> dict[str, tuple[str | None, str]]:
+    """Each spec device -> (the spec file, `devices[i] (line N)`), for errors about it."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    origins: dict[str, tuple[str | None, str]] = {}
+    for index, (given, device) in enumerate(zip(spec.devices, spec.pci_devices, strict=True)):
+        line = next((n for n, text in enumerate(lines, 1) if given.lower() in text.lower()), None)
+        where = f" (line {line})" if line else ""
+        origins[device] = origins[given] = (path, f"devices[{index}]{where}")
+    return origins
 
 
 def with_changes(spec: VmSpec, change: dict[str, Any]) -> VmSpec:
@@ -270,16 +293,43 @@ def parse_spec(text: str, *, file: str = "<spec>") -> VmSpec:
         raise InputError(f"invalid YAML: {problem}", file=file, field=where) from None
     if not isinstance(data, dict):
         raise InputError("a VM spec is a mapping with at least name and memory.size", file=file)
+    _units_given(data, node, file)
     try:
         return VmSpec.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
-        location = tuple(first["loc"])
+        cause = (first.get("ctx") or {}).get("error")
+        location = tuple(first["loc"]) + (cause.path if isinstance(cause, FieldError) else ())
         field = _dotted(location)
         line = _line_of(node, location)
         message = _message(first)
         where = f"{field} (line {line})" if field and line else field or (f"line {line}" if line else None)
         raise InputError(message, file=file, field=where) from None
+
+
+SIZE_FIELDS = (("memory", "size"), ("memory", "hotplug", "max"), ("memory", "hugepages"),
+               ("memory", "block"))
+_BARE = re.compile(r"^\s*[+]?(\d+|0[xX][0-9a-fA-F]+)\s*$")
+
+
+def _units_given(data: dict[str, Any], node: Any, file: str) -> None:
+    """A size without a unit is refused: QEMU's -m reads a bare 512 as MiB, its objects as bytes,
+    so a spec must say which (512M, or 512B for bytes)."""
+    paths: list[tuple[Any, ...]] = list(SIZE_FIELDS)
+    cells = data.get("numa")
+    if isinstance(cells, list):
+        paths += [("numa", index, "size") for index in range(len(cells))]
+    for path in paths:
+        value: Any = data
+        for part in path:
+            ok = isinstance(value, dict) or (isinstance(value, list) and isinstance(part, int))
+            value = value.get(part) if isinstance(value, dict) else value[part] if ok else None
+        if isinstance(value, bool) or not isinstance(value, int | str) or not _BARE.match(str(value)):
+            continue
+        field = _dotted(path)
+        raise InputError(f"{value} has no unit: write {value}M for MiB (as QEMU's -m reads a bare "
+                         f"number) or {value}B for bytes; K, M, G, T are powers of 1024",
+                         file=file, field=f"{field} (line {_line_of(node, path)})")
 
 
 def _message(item: Any) -> str:
@@ -344,6 +394,18 @@ def _loader() -> Any:
         ]
         for key, resolvers in base.yaml_implicit_resolvers.items()
     }
+    def construct_mapping(self: Any, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key.value!r} (first on line {seen[key.value]})",
+                        key.start_mark)
+                seen[key.value] = key.start_mark.line + 1
+        return base.construct_mapping(self, node, deep)
+
+    Loader.construct_mapping = construct_mapping  # a repeated key is refused, not last-wins
     Loader.add_implicit_resolver(
         "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")
     )

@@ -19,12 +19,15 @@ class BootRam:
     nodes: int  # NUMA nodes, 0 without -numa
 
 
-def boot_ram(config: VmConfig, region_name: str) -> BootRam:
+def boot_ram(config: VmConfig, region_name: str, legacy_numa: bool = False) -> BootRam:
+    """legacy_numa: the machine type takes `-numa node,mem=` (types up to 5.0)."""
     backend_id = config.machine_props.get("memory-backend")
     size = align_up(config.ram_size, 8192) if config.ram_size is not None else None
     if backend_id:
         return _machine_backend(config, backend_id, size)
     size = DEFAULT_RAM if size is None else size
+    if any(node.mem is not None for node in config.numa):
+        return _legacy_numa(config, size, region_name, legacy_numa)
     if config.numa:
         return _numa(config, size)
     return BootRam(size, (Backing(region_name, size, None),), frozenset(), 0)
@@ -68,6 +71,22 @@ def _numa(config: VmConfig, size: int) -> BootRam:
         raise QemuRefusal(f"total memory for NUMA nodes ({total:#x}) should equal RAM size "
                           f"({size:#x})")
     return BootRam(size, tuple(backing), frozenset(b.name for b in backing), len(by_id))
+
+
+def _legacy_numa(config: VmConfig, size: int, region_name: str, supported: bool) -> BootRam:
+    """`-numa node,mem=`: boot RAM stays one region (QEMU's default backend); the nodes'
+    sizes only describe it to the guest and must add up to it (hw/core/numa.c)."""
+    if not supported:
+        first = next(node for node in config.numa if node.mem is not None)
+        raise QemuRefusal(f"-numa {first.text}: Parameter -numa node,mem is not supported by "
+                          "this machine type\nUse -numa node,memdev instead")
+    if any(node.memdev for node in config.numa):
+        raise QemuRefusal("numa: cannot mix 'mem' and 'memdev' on -numa node")
+    total = sum(node.mem or 0 for node in config.numa)
+    if total != size:
+        raise QemuRefusal(f"total memory for NUMA nodes ({total:#x}) should equal RAM size "
+                          f"({size:#x})")
+    return BootRam(size, (Backing(region_name, size, None),), frozenset(), len(config.numa))
 
 
 def check_memory_options(config: VmConfig, ram_size: int) -> None:

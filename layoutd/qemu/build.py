@@ -10,12 +10,12 @@ from layoutd.qemu.cpus import GuestCpu, HostCpu, arm_cpu, x86_cpu
 from layoutd.qemu.machines import BOOT_RAM, Machine, resolve
 from layoutd.qemu.memdev import DeviceMemory, HostMemory, Placed, place_all
 from layoutd.qemu.render import Piece, to_layout
-from layoutd.qemu.versions import QemuRelease
+from layoutd.qemu.versions import QemuRelease, numa_mem_supported
 
 
 def build(argv: list[str], *, qemu: QemuRelease, arch: str, host_cpu: HostCpu | None,
           host: HostMemory | None) -> GuestMap:
-    config = parse_config(argv)
+    config = parse_config(argv, qemu)
     machine = resolve(config.machine, arch, qemu)
     if arch == "x86_64":
         return _x86(config, machine, qemu, host_cpu, host)
@@ -25,7 +25,7 @@ def build(argv: list[str], *, qemu: QemuRelease, arch: str, host_cpu: HostCpu | 
 def _x86(config: VmConfig, machine: Machine, qemu: QemuRelease, host_cpu: HostCpu | None,
          host: HostMemory | None) -> GuestMap:
     cpu = x86_cpu(config.cpu_model, config.cpu_props, config.accel, qemu, host_cpu)
-    boot = boot_ram(config, BOOT_RAM[machine.family])
+    boot = boot_ram(config, BOOT_RAM[machine.family], numa_mem_supported(machine.release))
     check_memory_options(config, boot.size)
     result = x86.plan(config, machine, cpu, boot, qemu)
     smm, smm_warnings = x86.smm_enabled(config, config.accel, host_cpu)

@@ -8,7 +8,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from layoutd.errors import QemuRefusal, UnsupportedOption
-from layoutd.qemu.options import Option, keyval, parse_bool, parse_int, split_argv
+from layoutd.qemu.options import (
+    SIZE_SYNTAX,
+    BadSize,
+    Option,
+    keyval,
+    parse_bool,
+    parse_int,
+    split_argv,
+    strtosz,
+)
+from layoutd.qemu.versions import DEFAULT, QemuRelease, row
 from layoutd.units import parse_size
 
 BACKENDS = ("memory-backend-ram", "memory-backend-memfd", "memory-backend-file")
@@ -72,10 +82,13 @@ class MemDevice:
 class NumaNode:
     nodeid: int
     memdev: str | None
+    mem: int | None = None  # legacy `mem=` (machine types up to 5.0)
+    text: str = ""  # the -numa argument, for QEMU's error prefix
 
 
 @dataclass
 class VmConfig:
+    qemu: QemuRelease = field(default_factory=lambda: row(DEFAULT))  # reads the command line
     machine: str | None = None
     machine_props: dict[str, str] = field(default_factory=dict)
     ram_size: int | None = None  # None: the machine's default (or the memory-backend's size)
@@ -96,8 +109,8 @@ class VmConfig:
     acpi: bool = True
 
 
-def parse_config(argv: Sequence[str]) -> VmConfig:
-    config = VmConfig()
+def parse_config(argv: Sequence[str], qemu: QemuRelease | None = None) -> VmConfig:
+    config = VmConfig(qemu=qemu or row(DEFAULT))
     for option in split_argv(argv):
         _HANDLERS.get(option.name, _ignore)(config, option)
     return config
@@ -136,13 +149,26 @@ def _memory(config: VmConfig, option: Option) -> None:
             raise QemuRefusal(f"Invalid parameter '{key}'")
     if "size" in props:
         text = props["size"]
-        if text and text[-1].isdigit() and not text.lower().startswith("0x"):
-            text += "M"  # QEMU's legacy suffix-less format means MiB
-        config.ram_size = parse_size(text, what="-m size")
+        config.ram_size = _size(config, text, f"-m {_value(option)}: ", "size")
+        if text[-1:].isdigit():  # QEMU's legacy suffix-less format means MiB (hex too)
+            try:
+                config.ram_size = strtosz(text + "M", config.qemu)
+            except BadSize:
+                raise QemuRefusal("Parameter 'memory.size' expects size") from None
     if "slots" in props:
         config.slots = parse_int(props["slots"], "-m slots")
     if "maxmem" in props:
-        config.maxmem = parse_size(props["maxmem"], what="-m maxmem")
+        config.maxmem = _size(config, props["maxmem"], f"-m {_value(option)}: ", "maxmem")
+
+
+def _size(config: VmConfig, text: str, prefix: str, name: str, words: str = SIZE_SYNTAX) -> int:
+    """A size as QEMU parses it, refused in QEMU's words."""
+    try:
+        return strtosz(text, config.qemu)
+    except BadSize as error:
+        if error.out_of_range:
+            raise QemuRefusal(f"{prefix}Value '{text}' is out of range for parameter '{name}'") from None
+        raise QemuRefusal(f"{prefix}Parameter '{name}' {words}") from None
 
 
 def _cpu(config: VmConfig, option: Option) -> None:
@@ -178,7 +204,7 @@ def _backend(config: VmConfig, props: dict[str, str], option: Option) -> None:
         raise QemuRefusal("-object: Parameter 'id' is missing")
     if "size" not in props:
         raise QemuRefusal(f"-object {_value(option)}: can't create backend with size 0")
-    size = parse_size(props["size"], what=f"{props['id']} size")
+    size = _size(config, props["size"], f"-object {_value(option)}: ", "size", "expects a size value")
     if size == 0:
         raise QemuRefusal(f"-object {_value(option)}: can't create backend with size 0")
     if props["qom-type"] == "memory-backend-file" and "mem-path" not in props:
@@ -190,10 +216,9 @@ def _numa(config: VmConfig, option: Option) -> None:
     props = keyval(_value(option), "type", "-numa")
     if props.get("type", "node") != "node":
         return  # dist, cpu, hmat-lb, hmat-cache: topology only
-    if "mem" in props:
-        raise QemuRefusal("Parameter -numa node,mem is not supported by this machine type")
+    mem = parse_size(props["mem"], default_suffix="M", what="-numa mem") if "mem" in props else None
     nodeid = parse_int(props["nodeid"], "-numa nodeid") if "nodeid" in props else len(config.numa)
-    config.numa.append(NumaNode(nodeid, props.get("memdev")))
+    config.numa.append(NumaNode(nodeid, props.get("memdev"), mem, _value(option)))
 
 
 def _device(config: VmConfig, option: Option) -> None:
@@ -228,7 +253,8 @@ def _global(config: VmConfig, option: Option) -> None:
         name, _, value = text.partition("=")
         driver, _, prop = name.rpartition(".")
     if driver in HOLE64_GLOBALS and prop == "pci-hole64-size":
-        config.hole64_size[driver] = parse_size(value, what=f"{driver}.pci-hole64-size")
+        config.hole64_size[driver] = _size(config, value, f"can't apply global {text}: ",
+                                           "pci-hole64-size")
     elif driver in HOLE64_GLOBALS or driver in MEMORY_DEVICES or driver.startswith("memory-backend"):
         raise UnsupportedOption(f"-global {text}: not modelled", field="qemu argv")
 

@@ -151,7 +151,7 @@ def _place(device: MemDevice, backends: dict[str, Backend], memory: DeviceMemory
         raise _refuse(device, memory.nvdimm_error)
     slot = _take_slot(device, memory, used_slots) if dimm else None
     backend = _backend(device, backends)
-    region = backend.size - (device.size_prop("label-size") or 0)
+    region = _region_size(device, backend, host)
     if memory.size == 0:
         raise _refuse(device, memory.missing_error)
     used = sum(p.region_size for p in placed)
@@ -165,6 +165,23 @@ def _place(device: MemDevice, backends: dict[str, Backend], memory: DeviceMemory
     busy.add(backend.id)
     _check_after(device, backend, memory, block)
     return Placed(_describe(device, backend, addr, region, slot, block), backend, region)
+
+
+def _region_size(device: MemDevice, backend: Backend, host: HostMemory | None) -> int:
+    """The device's region: the backend, less an NVDIMM's label rounded down to the backend's
+    alignment (hw/mem/nvdimm.c nvdimm_prepare_memory_region)."""
+    if device.kind != "nvdimm":
+        return backend.size
+    label = device.size_prop("label-size") or 0
+    if label and label < 128 * 1024:
+        raise _refuse(device, f"Property 'nvdimm.label-size' requires the label size to be at "
+                              f"least 0x20000 (0x{label:x})")
+    align = backend_align(backend, host)
+    pmem = (backend.size - label) // align * align
+    if backend.size <= label or not pmem:
+        raise _refuse(device, f"the size of memdev {backend.id} ({backend.size:#x}) is too small "
+                              f"to contain nvdimm label ({label:#x}) and aligned PMEM ({align:#x})")
+    return pmem
 
 
 def _take_slot(device: MemDevice, memory: DeviceMemory, used: dict[int, str]) -> int:
@@ -207,7 +224,8 @@ def _alignment(device: MemDevice, backend: Backend, host: HostMemory | None) -> 
 
 def _free_addr(device: MemDevice, memory: DeviceMemory, placed: list[Placed], align: int,
                size: int) -> int:
-    hint = device.size_prop("memaddr" if device.kind == "virtio-mem" else "addr") or None
+    # virtio devices take `memaddr` (their `addr` is the PCI slot)
+    hint = device.size_prop("memaddr" if device.kind.startswith("virtio") else "addr") or None
     if hint is not None and hint % align:
         raise _refuse(device, f"address must be aligned to {align:#x} bytes")
     if size % align:

@@ -4,10 +4,12 @@ Which options take an argument comes from `qemu-system-* -help` of 7.2 and 10.0.
 """
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from layoutd.errors import InputError
+from layoutd.qemu.versions import QemuRelease
 
 WITH_ARGUMENT = frozenset(
     [
@@ -140,3 +142,55 @@ def parse_bool(value: str, what: str) -> bool:
     if lowered in ("off", "no", "false", "n"):
         return False
     raise InputError(f"{what}: '{value}' is not on or off", field="qemu argv")
+
+
+SIZE_SYNTAX = ("expects a non-negative number below 2^64 Optional suffix k, M, G, T, P or E means "
+               "kilo-, mega-, giga-, tera-, peta- and exabytes, respectively.")
+_SCALE = "BKMGTPE"  # powers of 1024, either case (QEMU's suffix_mul)
+_NUMBER = re.compile(r"(\d*)(\.\d*)?")
+
+
+class BadSize(ValueError):
+    """A size QEMU's qemu_strtosz refuses; `out_of_range` when the syntax is fine but >= 2^64."""
+
+    def __init__(self, out_of_range: bool = False):
+        super().__init__("out of range" if out_of_range else "syntax")
+        self.out_of_range = out_of_range
+
+
+def strtosz(text: str, qemu: QemuRelease, unit: int = 1) -> int:
+    """QEMU's qemu_strtosz (util/cutils.c), as the real 7.2 and 10.0 binaries answer: decimal
+    with an optional fraction and one suffix B K M G T P E (any case, powers of 1024), or 0x hex;
+    no "GiB", "GB", exponents or trailing blanks. `unit` scales a number without a suffix."""
+    rewritten = qemu.strtosz_rewrite
+    rest = text.lstrip(" \t\n\v\f\r")
+    rest = rest[1:] if rest.startswith("+") else rest
+    hexa = re.match(r"0[xX]([0-9a-fA-F]+)", rest)
+    if hexa:
+        value, rest = int(hexa.group(1), 16), rest[hexa.end():]
+        scale, rest = _suffix(rest, unit)
+        if rest or (scale != unit and rewritten):
+            raise BadSize()
+        return _in_range(value * scale)
+    number = _NUMBER.match(rest)
+    assert number is not None  # the pattern matches the empty string
+    whole, fraction = number.group(1), number.group(2) or ""
+    if not whole and (not rewritten or len(fraction) < 2):
+        raise BadSize()
+    scale, rest = _suffix(rest[number.end():], unit)
+    if rest or (fraction.strip(".0") and scale == 1):
+        raise BadSize()  # trailing text, or a fraction of a byte
+    value = int(whole or "0") * scale + int(float("0" + (fraction or ".0")) * scale)
+    return _in_range(value)
+
+
+def _suffix(rest: str, unit: int) -> tuple[int, str]:
+    if rest and rest[0].upper() in _SCALE:
+        return 1 << (10 * _SCALE.index(rest[0].upper())), rest[1:]
+    return unit, rest
+
+
+def _in_range(value: int) -> int:
+    if value >= 1 << 64:
+        raise BadSize(out_of_range=True)
+    return value

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from layoutd.errors import InputError
+from layoutd.errors import InputError, NotModelled
 
 _VERSION = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?\s*$")
 
@@ -66,6 +66,7 @@ class QemuRelease:
     names_unknown_machine: bool  # "unsupported machine type: \"NAME\"" (else without the name)
     virtio_iommu_aw_bits: bool  # virtio-iommu-pci has the aw-bits property
     seabios: str  # the SeaBIOS its Debian package ships as the default -bios (firmware/builds.py)
+    strtosz_rewrite: bool  # qemu_strtosz as rewritten in 8.1: ".5G" accepted, "0x10M" refused
     cpu_models_missing: tuple[str, ...] = ()  # x86 CPU model names (prefixes) it does not know
 
     def knows_cpu_model(self, name: str) -> bool:
@@ -93,6 +94,7 @@ ROWS: dict[Version, QemuRelease] = {
             names_unknown_machine=False,
             virtio_iommu_aw_bits=False,
             seabios="1.16.2",
+            strtosz_rewrite=False,
             cpu_models_missing=("SapphireRapids", "GraniteRapids", "SierraForest",
                                 "ClearwaterForest", "EPYC-Genoa", "YongFeng"),
         ),
@@ -105,6 +107,7 @@ ROWS: dict[Version, QemuRelease] = {
             names_unknown_machine=True,
             virtio_iommu_aw_bits=True,
             seabios="1.16.3",
+            strtosz_rewrite=True,
         ),
     )
 }
@@ -128,6 +131,11 @@ range (enforce_amd_1tb_hole)."""
 
 def amd_1tib_rule(machine: Version) -> bool:
     return machine >= AMD_1TIB_SINCE
+
+
+def numa_mem_supported(machine: Version) -> bool:
+    """Machine types up to 5.0 still take `-numa node,mem=` (numa_mem_supported)."""
+    return machine <= v("5.0")
 
 
 def compact_highmem(machine: Version) -> bool:
@@ -167,7 +175,7 @@ def row(version: str | Version) -> QemuRelease:
     """The row of a version (8.2.2 -> the 8.2 row); InputError when it is not modelled."""
     found = ROWS.get(Version.parse(version).release)
     if found is None:
-        raise InputError(f"QEMU {version} is not modelled (modelled: {names()})")
+        raise NotModelled(f"QEMU {version} is not modelled (modelled: {names()})")
     return found
 
 

@@ -155,24 +155,35 @@ def _hotplug(solver: Solver) -> list[Candidate]:
 
 
 def _size(solver: Solver) -> list[Candidate]:
+    """The largest memory.size that plans: with hotplug.max as it is, else keeping the hotplug
+    room (max moves with size), else without hotplug."""
     spec = solver.spec
     align = spec.memory.alignment
+    modes = ["keep"] + (["room", "drop"] if spec.memory.hotplug is not None else [])
+    for mode in modes:
+        def change(units: int, mode: str = mode) -> dict[str, Any]:
+            return _resized(spec, units * align, mode)
 
-    def change(units: int) -> dict[str, Any]:
-        return _resized(spec, units * align)
+        smallest = -(-spec.memory.size // min(cell.size for cell in spec.numa)) if spec.numa else 1
+        best = _largest(lambda units: solver.works(change(units)) is not None,
+                        spec.memory.size // align - 1, smallest)
+        if not best:
+            continue
+        blocked = solver.why_not(change(best + 1))
+        what = ", numa sizes to match" if spec.numa else ""
+        what += {"keep": "", "room": ", the hotplug room kept", "drop": ", without hotplug room"}[mode]
+        return [(change(best), f"the largest memory.size that plans{what}; one step more and {blocked}")]
+    return []
 
-    best = _largest(lambda units: solver.works(change(units)) is not None,
-                    spec.memory.size // align - 1)
-    if not best:
-        return []
-    blocked = solver.why_not(change(best + 1))
-    what = ", numa sizes to match" if spec.numa else ""
-    return [(change(best), f"the largest memory.size that plans{what}; one step more and {blocked}")]
 
-
-def _resized(spec: VmSpec, size: int) -> dict[str, Any]:
-    """memory.size and, in proportion, every NUMA cell (each a multiple of the alignment)."""
+def _resized(spec: VmSpec, size: int, hotplug: str = "keep") -> dict[str, Any]:
+    """memory.size and, in proportion, every NUMA cell (each a multiple of the alignment);
+    hotplug.max as it is ("keep"), moved to keep the room ("room"), or removed ("drop")."""
     change: dict[str, Any] = {"memory.size": format_size(size)}
+    if hotplug == "room":
+        change["memory.hotplug.max"] = format_size(size + spec.hotplug_room)
+    elif hotplug == "drop":
+        change["memory.hotplug"] = None
     if spec.numa:
         align = spec.memory.alignment
         sizes = [cell.size * size // spec.memory.size // align * align for cell in spec.numa]
@@ -184,11 +195,10 @@ def _resized(spec: VmSpec, size: int) -> dict[str, Any]:
     return change
 
 
-def _largest(works: Callable[[int], bool], high: int) -> int:
-    """The largest units in 1..high for which works() holds (0: none), by bisection."""
-    if high < 1 or not works(1):
+def _largest(works: Callable[[int], bool], high: int, low: int = 1) -> int:
+    """The largest units in low..high for which works() holds (0: none), by bisection."""
+    if high < low or not works(low):
         return 0
-    low = 1
     while low < high:
         middle = (low + high + 1) // 2
         if works(middle):

@@ -36,7 +36,11 @@ dynamic_ownership = 0
 security_driver = "none"
 stdio_handler = "file"
 cgroup_controllers = [ ]
+hugetlbfs_mount = ["/run/libvirt/hugepages-1G", "/run/libvirt/hugepages-2M"]
 """
+# libvirt 9.0 takes every hugetlbfs_mount but the first as the default page size
+# (virQEMUDriverConfigHugeTLBFSInit(..., i != 0)): 2 MiB last, as the kernel's default.
+HUGETLBFS = {"/run/libvirt/hugepages-2M": 2 << 20, "/run/libvirt/hugepages-1G": 1 << 30}
 
 
 @dataclass

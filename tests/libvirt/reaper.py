@@ -12,6 +12,7 @@ import sys
 
 PR_SET_CHILD_SUBREAPER = 36
 MOUNTS = ("/etc/libvirt", "/run/libvirt", "/var/lib/libvirt", "/var/log/libvirt")
+HUGETLBFS = {"/run/libvirt/hugepages-2M": "2M", "/run/libvirt/hugepages-1G": "1G"}
 
 
 def bind(source: str, target: str) -> None:
@@ -43,6 +44,10 @@ def main() -> int:
         bind(state + target, target)
     add_accounts(state)
     bind(cache, "/var/cache/libvirt")
+    for target, size in HUGETLBFS.items():  # private hugetlbfs mounts (no page is taken)
+        os.makedirs(target, exist_ok=True)
+        subprocess.run(["mount", "-t", "hugetlbfs", "-o", f"pagesize={size}", "none", target],
+                       check=True)
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     # The default pid file, /run/libvirtd.pid, lies outside the private folders: a second test
     # session (another checkout, CI next to a developer) would find it locked and exit at once.

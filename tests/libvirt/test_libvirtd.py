@@ -70,6 +70,8 @@ def test_colliding_domain_is_refused_with_the_hooks_message(libvirtd: Virsh, def
     message = result.stderr
     assert "layoutd hook: refusing to start domain 'lt-big'" in message, message
     assert "reserved hole 0xfd00000000-0xffffffffff of IOMMU group 27" in message, message
+    assert re.search(r"ram '[\w.-]+' 0x[0-9a-f]+-0xffffffffff lies in the", message), message
+    assert "not modelled" not in message
     assert DEVICE in message and "layoutd libvirt fix" in message and "check --libvirt" in message
     state = libvirtd.run("domstate", "lt-big").stdout.strip()
     assert state == "shut off"
@@ -194,6 +196,35 @@ def test_old_machine_type_is_refused_then_fixed_and_starts(libvirtd: Virsh, defi
     guest = predict(translate_xml(fixed.stdout).argv, version="7.2", host_cpu=this_machine_cpu())
     assert real == sorted((region.start, region.end) for region in guest.layout)
     assert "lt-old prepare begin: ok" in libvirtd.hook_log.read_text()
+
+
+UNMODELLED_DOMAIN = """<domain type='qemu'>
+  <name>lt-unmodelled</name>
+  <uuid>6c3f1a52-8d7e-4b1a-9f3e-000000000040</uuid>
+  <memory unit='MiB'>512</memory>
+  <vcpu placement='static'>1</vcpu>
+  <os><type arch='x86_64' machine='pc-q35-2.12'>hvm</type></os>
+  <features><acpi/></features>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+  </devices>
+</domain>
+"""
+
+
+def test_unmodelled_domain_starts_with_a_warning_under_enforce(libvirtd: Virsh,
+                                                               define: Define) -> None:
+    """The hook blocks only a proven collision: a machine type the model does not cover
+    (pc-q35-2.12, which QEMU still starts) is answered by a dry run of the domain's own
+    <emulator> under `enforce`, and starts; never refused as "not modelled"."""
+    libvirtd.install_hook("--policy", "enforce", "--host", AMD, "--devices", DEVICE)
+    define("lt-unmodelled", UNMODELLED_DOMAIN)
+    result = libvirtd.run("start", "lt-unmodelled", "--paused", check=False)
+    assert result.returncode == 0, result.stderr + libvirtd.qemu_log("lt-unmodelled")[-2000:]
+    assert libvirtd.run("domstate", "lt-unmodelled").stdout.strip() == "paused"
+    log = libvirtd.hook_log.read_text()
+    assert "lt-unmodelled prepare begin: ok" in log, log
+    assert "not modelled" in log and "dry run of /usr/bin/qemu-system-x86_64" in log, log
 
 
 def test_applied_hugepages_survive_a_real_define(libvirtd: Virsh, define: Define, tmp_path: Path) -> None:

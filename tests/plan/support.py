@@ -1,7 +1,9 @@
 """Plan a spec against hosts in-process, and read back what real QEMU built from the plan."""
 
+import json
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from layoutd.collisions import find_collisions
 from layoutd.commands.plan import assemble
@@ -112,3 +114,24 @@ def collisions(plan: Plan, goal: Target, ram: Sequence[tuple[int, int, str]]) ->
 
     regions = [GuestRegion(start=s, end=e, kind="ram", id=n) for s, e, n in ram]
     return [c.describe() for c in find_collisions(regions, goal.holes)]
+
+
+def apply_change(text: str, change: dict[str, Any]) -> str:
+    """The spec with the dotted paths of a would_work change set (None removes the key), applied
+    here independently of layoutd's own models.spec.with_changes."""
+    import yaml
+
+    from layoutd.models.spec import _loader
+
+    def put(tree: dict[str, Any], keys: list[str], value: Any) -> None:
+        if len(keys) > 1:
+            put(tree.setdefault(keys[0], {}), keys[1:], value)
+        elif value is None:
+            tree.pop(keys[0], None)
+        else:
+            tree[keys[0]] = value
+
+    data = yaml.load(text, Loader=_loader())
+    for path, value in change.items():
+        put(data, path.split("."), value)
+    return json.dumps(data)  # JSON is YAML, with every string quoted

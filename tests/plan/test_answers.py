@@ -4,11 +4,11 @@ the user's own language, and one JSON document for every outcome."""
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import EXAMPLES, assert_clean_failure, run_layoutd
+from tests.plan.support import apply_change
 
 HOSTS = EXAMPLES / "hosts"
 INTEL39 = str(HOSTS / "intel-4gpu-39bit")
@@ -23,27 +23,6 @@ def _spec(tmp_path: Path, text: str, name: str = "vm.yaml") -> str:
     return str(path)
 
 
-def _apply(text: str, change: dict[str, Any]) -> str:
-    """The spec with the dotted paths of a would_work change set (None removes the key), applied
-    here independently of layoutd's own models.spec.with_changes."""
-    import yaml
-
-    from layoutd.models.spec import _loader
-
-    def put(tree: dict[str, Any], keys: list[str], value: Any) -> None:
-        if len(keys) > 1:
-            put(tree.setdefault(keys[0], {}), keys[1:], value)
-        elif value is None:
-            tree.pop(keys[0], None)
-        else:
-            tree[keys[0]] = value
-
-    data = yaml.load(text, Loader=_loader())
-    for path, value in change.items():
-        put(data, path.split("."), value)
-    return json.dumps(data)  # JSON is YAML, with every string quoted
-
-
 def test_hotplug_no_names_hotplug_max_and_it_plans(tmp_path: Path) -> None:
     result = run_layoutd("plan", _spec(tmp_path, HOTPLUG_768G), "--host", INTEL39, "--format", "json")
     assert result.returncode == 1, result.stderr
@@ -55,7 +34,7 @@ def test_hotplug_no_names_hotplug_max_and_it_plans(tmp_path: Path) -> None:
     assert "39 physical address bits" in first["text"] and "online hotplugged memory" in first["text"]
     assert any(item["type"] == "limit" for item in data["blocked_by"])
     for idea in data["would_work"]:
-        again = run_layoutd("plan", _spec(tmp_path, _apply(HOTPLUG_768G, idea["change"]), "again.yaml"),
+        again = run_layoutd("plan", _spec(tmp_path, apply_change(HOTPLUG_768G, idea["change"]), "again.yaml"),
                             "--host", INTEL39)
         assert again.returncode == 0, (idea, again.stderr)
 
@@ -107,3 +86,19 @@ def test_every_outcome_is_one_json_document(args: list[str], code: int, kind: st
     data = json.loads(result.stdout)
     assert data["exit_code"] == code and data["error"]["kind"] == kind, data
     assert data["error"]["message"]
+
+
+def test_a_device_the_host_lacks_is_named_where_it_was_given(tmp_path: Path) -> None:
+    """Issue 16: a command line's host=, a domain's <hostdev>, --devices: each named as such."""
+    argv = ["--qemu-version", "7.2", "--", "qemu-system-x86_64", "-m", "1G"]
+    bad_host = run_layoutd("check", "--host", INTEL39, *argv, "-device", "vfio-pci,host=09:00.0")
+    assert_clean_failure(bad_host, 2, "-device vfio-pci,host=0000:09:00.0: unknown device 0000:09:00.0")
+    not_a_bdf = run_layoutd("check", "--host", INTEL39, *argv, "-device", "vfio-pci,host=nonsense")
+    assert_clean_failure(not_a_bdf, 2, "-device vfio-pci,host=", "is not a PCI address")
+    option = run_layoutd("check", "--host", INTEL39, "--devices", "09:00.0", *argv)
+    assert_clean_failure(option, 2, "--devices: unknown device 0000:09:00.0")
+    domain = tmp_path / "dom.xml"
+    domain.write_text((DATA / "hotplug-768g.xml").read_text().replace("bus='0x01'", "bus='0x09'"))
+    for command in (["check", "--libvirt", str(domain)], ["libvirt", "fix", str(domain)]):
+        result = run_layoutd(*command, "--host", INTEL39)
+        assert_clean_failure(result, 2, f"{domain}: <hostdev> 0000:09:00.0: unknown device")

@@ -85,6 +85,19 @@ def test_no_layout_exits_1_and_names_the_hole(tmp_path: Path) -> None:
         ("name: vm\nmemory: {size: 8G, hugepages: 1G, block: 3M}\n", ["power of two"]),
         ("name: vm\nmemory: {size: 8G\n", ["invalid YAML", "line"]),
         ("- a list\n", ["mapping"]),
+        # issue 16: a bare number is never silently bytes; checks across fields name their line
+        ("name: vm\nmemory:\n  size: 512\n", ["memory.size (line 3)", "no unit", "512M", "512B"]),
+        ("name: vm\nmemory: {size: 1G}\nnuma:\n  - {size: 0x40000000, cpus: 0}\n",
+         ["numa[0].size (line 4)", "no unit"]),
+        ("name: vm\ncpu: {count: 2}\nmemory: {size: 8G}\nnuma:\n  - {size: 4G, cpus: 0}\n"
+         "  - {size: 4G, cpus: 5}\n", ["numa[1].cpus (line 6)", "beyond cpu.count 2"]),
+        ("name: vm\nmemory: {size: 8G}\ndevices:\n  - 0000:01:00.0\n  - bogus\n",
+         ["devices[1] (line 5)", "'bogus'"]),
+        ("name: vm\nmemory: {size: 8G}\nmachine: pc-foo\n", ["machine (line 3)", "pc-foo"]),
+        ("name: vm\nmemory:\n  size: 8G\n  hotplug: {slots: 2, max: 4G}\n", ["memory.hotplug.max (line 4)"]),
+        ("name: vm\nmemory: {size: 8G}\nname: other\n",
+         ["vm.yaml", "line 3", "duplicate key 'name'", "line 1"]),
+        ("name: vm\nmemory:\n  size: 8G\n  size: 4G\n", ["line 4", "duplicate key 'size'"]),
     ],
 )
 def test_bad_specs_exit_2_naming_the_field(text: str, needles: list[str], tmp_path: Path) -> None:
@@ -110,4 +123,4 @@ def test_unknown_device_in_the_spec_names_the_file_and_field(tmp_path: Path) -> 
     spec = tmp_path / "vm.yaml"
     spec.write_text("name: x\nmemory: {size: 4G}\ndevices: [0000:99:00.0]\n")
     result = run_layoutd("plan", str(spec), "--host", str(EXAMPLES / "hosts/amd-epyc-two-gpus"))
-    assert_clean_failure(result, 2, f"{spec}: devices: unknown device 0000:99:00.0")
+    assert_clean_failure(result, 2, f"{spec}: devices[0] (line 3): unknown device 0000:99:00.0")

@@ -22,7 +22,7 @@ def qemu_error(stderr: str) -> str:
     carry the option they concern first: `-device virtio-mem-pci,...: warning: ...`)."""
     for line in stderr.splitlines():
         text = re.sub(r"^qemu-system-\w+: ", "", line).strip()
-        if text and not re.match(r"(-\S+ \S+: )?warning:", text):
+        if text and not re.match(r"(-\S+ \S+: )?[Ww]arning:", text):
             return text
     return ""
 

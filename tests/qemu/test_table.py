@@ -138,6 +138,18 @@ X86 = [
     "-machine q35,acpi=off -m 2G,slots=2,maxmem=4G -object memory-backend-ram,id=m0,size=1G -device pc-dimm,id=d0,memdev=m0",
     "-machine q35 -m 2G -object memory-backend-ram,id=m0,size=1G -device virtio-mem-pci,id=v0,memdev=m0",
     "-machine pc-q35-11.0 -m 1G",
+    # what libvirt passes (issue 13): virtio-pmem placed by memaddr, its addr= a PCI slot;
+    # legacy -numa node,mem= on 5.0 types; NVDIMM label and alignment rounding the region down
+    "-machine q35 -m 2G,slots=2,maxmem=8G -object memory-backend-file,id=p0,size=512M,mem-path={tmp}/p0,share=on -device virtio-pmem-pci,id=vp0,memdev=p0,memaddr=0x140000000,addr=0x5",
+    "-machine q35 -m 2G,slots=2,maxmem=8G -object memory-backend-file,id=p0,size=512M,mem-path={tmp}/p0,share=on -device virtio-pmem-pci,id=vp0,memdev=p0,addr=0x5",
+    "-machine pc-i440fx-5.0 -m 128 -numa node,nodeid=0,cpus=0,mem=64 -numa node,nodeid=1,cpus=1,mem=64 -smp 2",
+    "-machine pc-q35-5.0 -m 4G -numa node,nodeid=0,mem=3072 -numa node,nodeid=1,mem=1024",
+    "-machine pc-q35-5.0 -m 4G -numa node,nodeid=0,mem=3072 -numa node,nodeid=1,mem=512",
+    "-machine pc-q35-5.1 -m 4G -numa node,nodeid=0,mem=3072 -numa node,nodeid=1,mem=1024",
+    "-machine q35,nvdimm=on -m 2G,slots=2,maxmem=8G -object memory-backend-file,id=n0,size=512M,mem-path={tmp}/n0,share=on,align=2M -device nvdimm,id=nv0,memdev=n0,label-size=128K",
+    "-machine q35,nvdimm=on -m 2G,slots=2,maxmem=8G -object memory-backend-file,id=n0,size=512M,mem-path={tmp}/n0,share=on -device nvdimm,id=nv0,memdev=n0,label-size=256K -object memory-backend-ram,id=m0,size=1G -device pc-dimm,id=d0,memdev=m0",
+    "-machine q35,nvdimm=on -m 2G,slots=2,maxmem=8G -object memory-backend-file,id=n0,size=2M,mem-path={tmp}/n0,share=on,align=2M -device nvdimm,id=nv0,memdev=n0,label-size=128K",
+    "-machine q35,nvdimm=on -m 2G,slots=2,maxmem=8G -object memory-backend-file,id=n0,size=512M,mem-path={tmp}/n0,share=on -device nvdimm,id=nv0,memdev=n0,label-size=64K",
 ]
 
 ARM = [

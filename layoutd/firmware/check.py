@@ -1,0 +1,63 @@
+"""The 64-bit BARs of the assigned devices against the host: where the firmware puts each one,
+and which lies in a host hole, above the IOMMU top, beyond the guest's phys-bits, or is left
+unassigned. Pure: the caller identifies the firmware and reads the host.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from layoutd.collisions import Collision
+from layoutd.firmware import Placement, place
+from layoutd.firmware.builds import Build
+from layoutd.firmware.guest import GuestPci, board
+from layoutd.models.common import U64_MAX, Hole, Range
+from layoutd.models.guest import GuestMap
+from layoutd.models.host import HostView
+from layoutd.units import hex_addr, human_size
+
+
+@dataclass
+class BarCheck:
+    firmware: str | None  # the build's name; None: not predicted
+    bars: list[dict[str, object]] = field(default_factory=list)  # contract: device, bar, start, end
+    collisions: list[Collision] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    placement: Placement | None = None
+
+
+def check_bars(guest: GuestMap, host: HostView, pci: GuestPci, build: Build | None,
+               page1g: bool, assigned: Sequence[str]) -> BarCheck:
+    if build is None or guest.arch != "x86_64":
+        return BarCheck(None, notes=list(pci.notes))
+    placement = place(build, board(guest, pci, page1g))
+    result = BarCheck(build.name, notes=[*pci.notes, *placement.notes], placement=placement)
+    for placed in placement.bars:
+        if placed.device not in assigned or not placed.is64 or placed.bar > 5:
+            continue
+        name = f"{placed.device} BAR{placed.bar}"
+        result.bars.append({"device": placed.device, "bar": placed.bar,
+                            "start": None if placed.start is None else hex_addr(placed.start),
+                            "end": None if placed.end is None else hex_addr(placed.end)})
+        if placed.start is None or placed.end is None:
+            window = placement.window or (0, U64_MAX)
+            hole = Hole(start=window[0], end=window[1], type="unassigned")
+            result.collisions.append(Collision(start=window[0], end=window[1], kind="bar",
+                                               id=name, hole=hole))
+            result.notes.append(f"{name} ({human_size(placed.size)}) is left unassigned by "
+                                f"{build.name}: the guest loses the device")
+            continue
+        bar = Range(start=placed.start, end=placed.end)
+        for hole in _holes(host, guest, bar):
+            result.collisions.append(Collision(start=max(bar.start, hole.start),
+                                               end=min(bar.end, hole.end), kind="bar", id=name,
+                                               hole=hole))
+    return result
+
+
+def _holes(host: HostView, guest: GuestMap, bar: Range) -> list[Hole]:
+    """The host's holes touching the BAR, the IOMMU top, and the guest's own phys-bits."""
+    found = host.holes_for(bar)
+    top = 1 << guest.phys_bits
+    if bar.end >= top:
+        found.append(Hole(start=top, end=U64_MAX, type="guest-phys-bits"))
+    return found

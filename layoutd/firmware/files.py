@@ -1,0 +1,45 @@
+"""Which firmware build a VM boots: the file named on its command line, known by its sha256.
+
+The only module of layoutd.firmware that reads files. No file named: QEMU's own bios-256k.bin,
+taken as the SeaBIOS Debian ships with that QEMU version (and said so).
+"""
+
+import hashlib
+from pathlib import Path
+
+from layoutd.firmware.builds import Build, by_hash, default_for_qemu
+
+SEARCH = ("/usr/share/seabios", "/usr/share/qemu", "/usr/share/OVMF", "/usr/share/ovmf")
+
+
+def identify(path: str | None, version: str) -> tuple[Build | None, str | None]:
+    """(the build, a note for the report); the build is None when layoutd does not know it."""
+    if path is None:
+        build = default_for_qemu(version)
+        if build is None:
+            return None, f"QEMU {version}'s own firmware is not a build layoutd knows"
+        return build, (f"no firmware named: QEMU {version}'s own bios-256k.bin, taken as "
+                       f"{build.name}")
+    found = _locate(path)
+    if found is None:
+        return None, f"firmware {path}: no such file, so its BAR placement is not predicted"
+    try:
+        digest = hashlib.sha256(found.read_bytes()).hexdigest()
+    except OSError as error:
+        return None, f"firmware {path}: cannot read it ({error.strerror})"
+    build = by_hash(digest)
+    if build is None:
+        return None, (f"firmware {path} (sha256 {digest[:16]}...) is not a build layoutd knows: "
+                      "where it puts the BARs is not predicted")
+    return build, None
+
+
+def _locate(path: str) -> Path | None:
+    candidate = Path(path)
+    if candidate.is_file():
+        return candidate
+    if not candidate.is_absolute():
+        for folder in SEARCH:
+            if (Path(folder) / path).is_file():
+                return Path(folder) / path
+    return None

@@ -1,0 +1,67 @@
+"""`layoutd check` places the assigned devices' 64-bit BARs as the named firmware does and
+refuses a BAR the host IOMMU cannot map (the r/VFIO case: 39-bit IOMMU, 46-bit CPU, OVMF)."""
+
+import json
+from pathlib import Path
+
+from tests.conftest import EXAMPLES, need, run_layoutd
+
+HOST = str(EXAMPLES / "hosts/intel-46bit-cpu-39bit-iommu")
+OVMF = "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
+SEABIOS = "/usr/share/seabios/bios-256k.bin"
+GPU = ["-device", "vfio-pci,host=0000:01:00.0", "-device", "vfio-pci,host=0000:01:00.1"]
+
+
+def check(*args: str) -> tuple[int, dict[str, object]]:
+    for path in ("/usr/share/OVMF/OVMF_CODE_4M.fd", SEABIOS):
+        need(Path(path).exists(), f"{path} (Debian packages ovmf and seabios)")
+    result = run_layoutd("check", "--host", HOST, "--qemu-version", "7.2", "--format", "json",
+                         "--", "qemu-system-x86_64", *args)
+    assert "Traceback" not in result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_ovmf_with_cpu_host_puts_the_bar_above_the_iommu() -> None:
+    code, data = check("-accel", "kvm", "-machine", "q35", "-cpu", "host", "-m", "16G",
+                       "-drive", OVMF, *GPU)
+    assert code == 1
+    assert data["firmware"] == "OVMF edk2 2022.11 (Debian 12)"
+    assert data["bars"] == [
+        {"device": "0000:01:00.0", "bar": 1, "start": "0x380000000000", "end": "0x3803ffffffff"},
+        {"device": "0000:01:00.0", "bar": 3, "start": "0x380400000000", "end": "0x380401ffffff"}]
+    bar1 = data["collisions"][0]
+    assert bar1["kind"] == "bar" and bar1["id"] == "0000:01:00.0 BAR1"
+    assert bar1["hole"]["type"] == "aperture" and bar1["hole"]["start"] == "0x8000000000"
+
+
+def test_phys_bits_limit_brings_the_window_under_the_iommu_top() -> None:
+    code, data = check("-accel", "kvm", "-machine", "q35", "-cpu",
+                       "host,host-phys-bits-limit=39", "-m", "16G", "-drive", OVMF, *GPU)
+    assert code == 0, data["collisions"]
+    assert data["bars"][0]["start"] == "0x7000000000"
+
+
+def test_seabios_places_below_and_text_names_the_bar() -> None:
+    code, data = check("-accel", "kvm", "-machine", "q35", "-cpu", "host", "-m", "16G",
+                       "-bios", SEABIOS, *GPU)
+    assert code == 0 and data["firmware"] == "SeaBIOS 1.16.2 (Debian 12)"
+    assert data["bars"][0]["start"] == "0x800000000"
+    text = run_layoutd("check", "--host", HOST, "--qemu-version", "7.2", "--", "qemu-system-x86_64",
+                       "-accel", "kvm", "-machine", "q35", "-cpu", "host", "-m", "16G",
+                       "-drive", OVMF, *GPU).stdout
+    assert "BAR1 0000:01:00.0" in text
+    assert "bar '0000:01:00.0 BAR1' 0x380000000000-0x3803ffffffff lies in the aperture hole" in text
+
+
+def test_unassigned_bar_is_a_no() -> None:
+    code, data = check("-machine", "q35", "-cpu", "qemu64,phys-bits=39", "-m", "2G",
+                       "-drive", OVMF, *GPU, "-device", "pci-testdev,membar=64G")
+    assert code == 1
+    assert data["bars"][0] == {"device": "0000:01:00.0", "bar": 1, "start": None, "end": None}
+    assert data["collisions"][0]["hole"]["type"] == "unassigned"
+
+
+def test_unknown_firmware_is_said_not_guessed(tmp_path: object) -> None:
+    code, data = check("-machine", "q35", "-m", "2G", "-bios", "/bin/true", *GPU)
+    assert code == 0 and data["bars"] == []
+    assert any("not a build layoutd knows" in w for w in data["warnings"])

@@ -1,0 +1,127 @@
+"""libvirt as the oracle for layoutd's translation of domain XML.
+
+For every domain of the corpus (tests/libvirt/domains.py), the private real libvirtd's
+`virsh domxml-to-native qemu-argv` and `layoutd.libvirt.argv.translate` must agree on every
+memory-relevant option (tests/libvirt/oracle.py: canonical), or both refuse the domain. Then
+libvirt's command line, cut to those options, runs on the real QEMU the daemon uses (7.2): the
+map layoutd predicts from its own translation must be the one QEMU builds, or QEMU must refuse
+as the model says; a domain the model does not cover must be refused as not modelled, never
+answered wrongly.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from layoutd.errors import InputError, QemuRefusal, UnsupportedOption
+from layoutd.libvirt.argv import translate_xml
+from layoutd.qemu import predict
+from tests.conftest import ROOT, kvm_refusal
+from tests.libvirt.daemon import HUGETLBFS, Virsh
+from tests.libvirt.domains import domains, gpu_domains, project_domains
+from tests.libvirt.oracle import PAGE, canonical, libvirt_argv, runnable
+from tests.qemu.compare import device_facts, predicted_devices, qemu_error
+from tests.support.qemu_runner import Refused, qemu_binary, real_map, this_machine_cpu
+
+pytestmark = [pytest.mark.libvirt, pytest.mark.qemu]
+
+LIBVIRT = (9, 0)  # Debian 12's libvirtd, the tests' daemon
+QEMU = "7.2"  # the QEMU that daemon probes and runs
+
+
+def native(libvirtd: Virsh, xml: str, folder: Path) -> list[str] | str:
+    """libvirt's arguments for `xml`, or its error."""
+    path = folder / "domain.xml"
+    # libvirt picks VFIO for a <hostdev> when it prepares the host; a pretend run needs it named
+    path.write_text(xml.replace("<hostdev mode='subsystem' type='pci' managed='yes'>",
+                                "<hostdev mode='subsystem' type='pci' managed='yes'>"
+                                "<driver name='vfio'/>"))
+    result = libvirtd.run("domxml-to-native", "qemu-argv", str(path), check=False)
+    if result.returncode != 0:
+        return result.stderr.strip()
+    return libvirt_argv(result.stdout)
+
+
+def check_domain(libvirtd: Virsh, xml: str) -> str:
+    """Assert the translation agrees with libvirt and the model with QEMU; return the outcome
+    (exact, refused by libvirt, refused by QEMU, not modelled)."""
+    with tempfile.TemporaryDirectory(prefix="layoutd-oracle-") as name:
+        folder = Path(name)
+        theirs = native(libvirtd, xml, folder)
+        try:
+            ours = translate_xml(xml, "domain.xml", LIBVIRT)
+        except UnsupportedOption:
+            return "not modelled"
+        except InputError as error:
+            assert isinstance(theirs, str), f"libvirt accepts what layoutd refuses: {error}"
+            return "refused by libvirt"
+        if isinstance(theirs, str):
+            # libvirt refuses at validation what the translation accepts: the hook's domain is
+            # always one libvirt accepted, so this only means the corpus met a libvirt rule
+            return "refused by libvirt"
+        assert canonical(list(ours.argv), QEMU) == canonical(theirs, QEMU, HUGETLBFS), theirs
+        return run_on_qemu(theirs, list(ours.argv), folder, hugepages=_hugepages(theirs))
+
+
+def _hugepages(argv: list[str]) -> bool:
+    shape = canonical(argv, QEMU, HUGETLBFS)
+    return any(backend[3] != PAGE for backend in shape["backends"].values())
+
+
+def run_on_qemu(theirs: list[str], ours: list[str], folder: Path, hugepages: bool) -> str:
+    """libvirt's command line on the real QEMU against layoutd's prediction from its own."""
+    kvm = "-accel" in theirs and theirs[theirs.index("-accel") + 1] == "kvm"
+    host = this_machine_cpu() if kvm else None
+    try:
+        guest = predict(ours, version=QEMU, host_cpu=host)
+    except UnsupportedOption:
+        return "not modelled"
+    except QemuRefusal as refusal:
+        guest, refused = None, refusal
+    if hugepages:  # no huge pages are reserved here
+        return "exact (options; huge pages not started)"
+    if kvm and kvm_refusal(("qemu-system-x86_64",)) is not None:
+        return "exact (options; KVM here cannot run -cpu host)"
+    real = real_map(qemu_binary(QEMU), runnable(theirs, folder))
+    if isinstance(real, Refused):
+        assert guest is None, f"QEMU refused what layoutd predicts: {real.stderr}"
+        # the option QEMU names is libvirt's JSON there, layoutd's key=value here
+        assert _words(refused.message.splitlines()[0]) == _words(qemu_error(real.stderr)), real.stderr
+        return "refused by QEMU"
+    assert guest is not None, f"layoutd predicts a refusal QEMU does not make: {refused}"
+    assert [(r.start, r.end) for r in guest.layout] == [(e.start, e.end) for e in real.ram]
+    assert predicted_devices(guest) == device_facts(real.memory_devices)
+    return "exact"
+
+
+def _words(error: str) -> str:
+    return re.sub(r"^-\w+ \S+: ", "", error)
+
+
+ORACLE = settings(max_examples=60, deadline=None, derandomize=True,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@ORACLE
+@given(data=st.data())
+def test_generated_domains_agree_with_libvirt_and_qemu(libvirtd: Virsh, data: st.DataObject) -> None:
+    xml = data.draw(domains(), label="domain")
+    check_domain(libvirtd, xml)
+
+
+@pytest.mark.parametrize("name", sorted(gpu_domains()))
+def test_gpu_domains_agree_with_libvirt_and_qemu(libvirtd: Virsh, name: str) -> None:
+    outcome = check_domain(libvirtd, gpu_domains()[name])
+    assert outcome.startswith("exact"), outcome
+
+
+@pytest.mark.parametrize("name", sorted(project_domains(ROOT)))
+def test_project_domains_agree_with_libvirt_and_qemu(libvirtd: Virsh, name: str) -> None:
+    outcome = check_domain(libvirtd, project_domains(ROOT)[name])
+    assert outcome.startswith("exact"), outcome
