@@ -22,7 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def _usage() -> str:
     lines = ["usage: layoutd COMMAND [OPTIONS]", "", "commands:"]
     lines += [f"  {name:<13} {help_text}" for name, (_, help_text) in COMMANDS.items()]
-    lines += ["", "Run 'layoutd COMMAND --help' for a command's options."]
+    lines += ["", "options:", "  -h, --help     show this help", "  --version      print layoutd's version",
+              "", "Run 'layoutd COMMAND --help' for a command's options.", "", EXIT_CODES]
     return "\n".join(lines)
 
 

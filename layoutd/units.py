@@ -43,21 +43,32 @@ def hex_addr(value: int) -> str:
 
 
 def format_size(size: int) -> str:
-    """The shortest exact K/M/G/T form: 1100G, 512M, 4096 (bytes)."""
-    for suffix, unit in (("T", TiB), ("G", GiB), ("M", MiB), ("K", KiB)):
+    """The shortest exact K/M/G/T/P/E form: 1100G, 512M, 16E (2^64), 4096 (bytes)."""
+    for suffix, unit in (("E", 1 << 60), ("P", 1 << 50), ("T", TiB), ("G", GiB), ("M", MiB), ("K", KiB)):
         if size >= unit and size % unit == 0:
             return f"{size // unit}{suffix}"
     return str(size)
 
 
+_UNITS = (("E", 1 << 60), ("P", 1 << 50), ("T", TiB), ("G", GiB), ("M", MiB), ("K", KiB), ("B", 1))
+
+
 def human_size(size: int) -> str:
-    """Approximate, for tables: 1.5G, 12G, 64K."""
-    for suffix, unit in (("T", TiB), ("G", GiB), ("M", MiB), ("K", KiB)):
-        if size >= unit:
-            amount = size / unit
-            text = f"{amount:.2f}".rstrip("0").rstrip(".")
-            return f"{text}{suffix}"
-    return f"{size}B"
+    """Exact and short, for tables: 2047M (never rounded to 2G), 640K, 100B; a long number of a
+    small unit becomes two terms, still exact: 1008G+17M, 16E-1T (2^64 - 2^40)."""
+    text = format_size(size)
+    text = text if text[-1].isalpha() else f"{text}B"
+    if len(text) <= 5 or size < KiB:
+        return text
+    name, unit = next((n, u) for n, u in _UNITS if size >= u)
+    above = next(((n, u) for n, u in reversed(_UNITS) if u > size), None)
+    if above and (above[1] - size) * 64 < size:
+        return f"1{above[0]}-{human_size(above[1] - size)}"
+    count, rest = divmod(size, unit)
+    short = f"{count}{name}+{human_size(rest)}"
+    if unit > 1 and (count + 1) * unit - size < rest:
+        short = f"{count + 1}{name}-{human_size((count + 1) * unit - size)}"
+    return short
 
 
 def align_up(value: int, alignment: int) -> int:

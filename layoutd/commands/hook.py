@@ -16,7 +16,9 @@ from types import FrameType
 
 from layoutd.libvirt import hookconf
 
-USAGE = "usage: layoutd hook [--config FILE] NAME OPERATION SUBOP [EXTRA]  (domain XML on stdin)"
+USAGE = ("usage: layoutd hook [--config FILE] NAME OPERATION SUBOP [EXTRA]  (domain XML on stdin)\n"
+         "exit status: 0 the domain may start; 1 a proven collision (policy enforce); 2 bad input\n"
+         "under policy enforce; libvirt refuses the start on any non-zero status")
 STDIN_LIMIT = 16 * 1024 * 1024
 
 

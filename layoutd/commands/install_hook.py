@@ -24,13 +24,15 @@ sys.exit(main(["--config", {config!r}, *sys.argv[1:]]))
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", choices=("enforce", "warn"), default="enforce",
                         help="enforce: refuse a colliding domain at start; warn: log and let it start")
-    parser.add_argument("--host", default=None,
+    parser.add_argument("--host", default=None, metavar="SRC",
                         help="host source for the hook (live, a tree, a dump); "
                              "default: $LAYOUTD_HOST at hook time, else live")
-    parser.add_argument("--devices", default="",
+    parser.add_argument("--devices", default="", metavar="BDF,...",
                         help="PCI addresses to check for domains without <hostdev> (comma list)")
-    parser.add_argument("--log", default=None, help="hook log file (default /var/log/layoutd/hook.log)")
-    parser.add_argument("--root", default="/", help="install under this root instead of / (tests)")
+    parser.add_argument("--log", default=None, metavar="FILE",
+                        help="hook log file (default /var/log/layoutd/hook.log)")
+    parser.add_argument("--root", default="/", metavar="DIR",
+                        help="install under this root instead of / (tests)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     apply.add_argument("spec", metavar="SPEC.yaml")
     fix = sub.add_parser("fix", help="plan DOMAIN.xml's own memory around the host's holes")
     fix.add_argument("domain", metavar="DOMAIN.xml")
-    fix.add_argument("--devices", default="",
+    fix.add_argument("--devices", default="", metavar="BDF,...",
                      help="PCI addresses to plan for when the domain has no <hostdev> (comma list)")
     for each in (apply, fix):
         each.add_argument("--host", action="append", metavar="SRC", default=None,

@@ -108,11 +108,61 @@ def make_plan(spec: "VmSpec", sources: Sequence[str], version: str) -> "Plan":
         return combine(views, [view.source for view in views])
 
     target = target_for(spec.pci_devices)
-    solved = solve_spec(spec, target, version, target_for)
-    return assemble(spec, target, solved, version)
+    bars = bar_fitter(spec, target, version, sources, target_for)
+    solved = solve_spec(spec, target, version, target_for, bars.accept if bars else None)
+    plan = assemble(spec, target, solved, version)
+    return bars.fit(spec, plan) if bars else plan
 
 
-def assemble(spec: "VmSpec", target: "Target", solved: "Solved", version: str) -> "Plan":
+class BarFitter:
+    """Places the assigned BARs as the plan's firmware does (layoutd.firmware.fit); also the
+    check every suggested spec passes before it is shown."""
+
+    def __init__(self, target: "Target", version: str, target_for: Any, devices: dict[str, Any]):
+        self.target, self.version, self.target_for, self.devices = target, version, target_for, devices
+
+    def replan(self, variant: "VmSpec", oracle: bool = True) -> "Plan":
+        from layoutd.solver import solve_spec
+
+        solved = solve_spec(variant, self.target, self.version, self.target_for)
+        return assemble(variant, self.target, solved, self.version, oracle)
+
+    def fit(self, spec: "VmSpec", plan: "Plan") -> "Plan":
+        """The plan with its BARs placed, every one where the hosts' IOMMUs map it, or a "no";
+        a firmware build layoutd does not know is said so."""
+        from layoutd.firmware.files import identify
+        from layoutd.firmware.fit import fit_bars
+
+        build, note = identify(plan.config.firmware, self.version)
+        if build is None:
+            return plan.model_copy(update={"warnings": (*plan.warnings, note or "")})
+        placed = fit_bars(spec, plan, self.target, self.devices, build, self.replan)
+        return placed.model_copy(update={"warnings": (*placed.warnings, *([note] if note else []))})
+
+    def accept(self, variant: "VmSpec") -> bool:
+        from layoutd.errors import LayoutdError
+
+        try:
+            self.fit(variant, self.replan(variant, oracle=False))
+        except LayoutdError:
+            return False
+        return True
+
+
+def bar_fitter(spec: "VmSpec", target: "Target", version: str, sources: Sequence[str],
+               target_for: Any) -> BarFitter | None:
+    """x86 with devices: the fitter, with the devices' BARs read from the first host."""
+    from layoutd.host import probe_host
+
+    if spec.arch != "x86_64" or not spec.pci_devices:
+        return None
+    view = probe_host(sources[0], list(spec.pci_devices))
+    return BarFitter(target, version, target_for, {d.address: d for d in view.devices})
+
+
+def assemble(spec: "VmSpec", target: "Target", solved: "Solved", version: str,
+             oracle: bool = True) -> "Plan":
+    """The Plan; `oracle`: check the emitted argv on the QEMU model (off: a trial for the BARs)."""
     from layoutd.emit.argv import qemu_argv
     from layoutd.emit.qmp import qmp_commands
     from layoutd.models.plan import Plan, PlannedHostCpu
@@ -120,23 +170,24 @@ def assemble(spec: "VmSpec", target: "Target", solved: "Solved", version: str) -
     argv = qemu_argv(solved.config, qemu_version=version)
     host_cpu = PlannedHostCpu(vendor=target.host_vendor, phys_bits=target.host_phys_bits,
                               kvm_smm=target.kvm_smm)
-    guest, notes = oracle_check(argv, solved, version, host_cpu, target)
+    guest, notes = (oracle_check(argv, solved, version, host_cpu, target) if oracle
+                    else (None, ()))
     return Plan(
         name=spec.name,
         qemu_version=version,
         config=solved.config,
-        layout=guest.layout,
+        layout=guest.layout if guest else solved.layout,
         qemu_argv=tuple(argv),
         qmp=tuple(qmp_commands(solved.config)),
         warnings=solved.warnings + notes,
         hosts=target.hosts,
         usable=target.usable,
         holes=target.holes,
-        highest_address=guest.highest_address,
+        highest_address=guest.highest_address if guest else solved.highest,
         hotplug_room=solved.hotplug_room,
         default_layout=solved.default_layout,
         host_cpu=host_cpu,
-        regions=guest.regions,
+        regions=guest.regions if guest else (),
         host_platform=target.platform,
     )
 

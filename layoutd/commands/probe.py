@@ -11,7 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="PCI devices given to the VM (default: every IOMMU group)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--record", metavar="FILE",
-                        help="also write everything learned to FILE (replay it with --host FILE)")
+                        help="also write everything learned to FILE (replay it: --host SRC with SRC = FILE)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,8 +76,10 @@ def render_text(view: "HostView") -> str:
               *(table(rows) if len(rows) > 1 else ["  (none)"])]
     if view.dma_avail is not None:
         lines.append(f"DMA mappings still available: {view.dma_avail}")
+    if view.notes:
+        lines += ["", "notes:", *(f"  - {note}" for note in view.notes)]
     if view.warnings:
-        lines += ["", "warnings:", *(f"  - {w}" for w in view.warnings)]
+        lines += ["", "warnings (each says what to do):", *(f"  - {w}" for w in view.warnings)]
     return "\n".join(lines)
 
 

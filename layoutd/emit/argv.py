@@ -3,6 +3,7 @@
 import shlex
 from collections.abc import Sequence
 
+from layoutd.firmware.guest import MMIO64_FILE
 from layoutd.models.plan import Backend, MemoryDevice, QemuConfig
 from layoutd.qemu.versions import DEFAULT, QemuRelease, Version, row
 from layoutd.qemu.x86 import BRIDGE
@@ -27,6 +28,8 @@ def qemu_argv(config: QemuConfig, *, qemu_version: str | Version = DEFAULT) -> l
     ]
     if config.firmware:
         args += ["-bios", config.firmware]
+    if config.pci_window_mb:
+        args += ["-fw_cfg", f"name={MMIO64_FILE},string={config.pci_window_mb}"]
     for backend in config.backends:
         args += ["-object", backend_option(backend)]
     for node in config.numa:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from xml.sax.saxutils import escape, quoteattr
 
+from layoutd.firmware.guest import MMIO64_FILE
 from layoutd.libvirt import elements as el
 from layoutd.models.plan import Plan, QemuConfig
 
@@ -54,7 +55,12 @@ def _os(config: QemuConfig) -> list[str]:
              f"{STEP * 2}<type arch='{config.arch}' machine={quoteattr(config.machine)}>hvm</type>"]
     if config.firmware:
         lines.append(f"{STEP * 2}<loader readonly='yes' type='rom'>{escape(config.firmware)}</loader>")
-    return [*lines, f"{STEP}</os>"]
+    lines.append(f"{STEP}</os>")
+    if config.pci_window_mb:  # OVMF's 64-bit PCI window, as -fw_cfg
+        lines += [f"{STEP}<sysinfo type='fwcfg'>",
+                  f"{STEP * 2}<entry name='{MMIO64_FILE}'>{config.pci_window_mb}</entry>",
+                  f"{STEP}</sysinfo>"]
+    return lines
 
 
 def _features(config: QemuConfig) -> list[str]:

@@ -21,6 +21,12 @@ def render(plan: Plan) -> str:
             f"  {hex_addr(region.start):>18} {hex_addr(region.end):>18} "
             f"{human_size(region.size):>7}  {region.kind:<10} {region.id:<12} {node}"
         )
+    if plan.bars:
+        lines += ["", f"assigned 64-bit BARs (placed as {plan.firmware} places them):"]
+        lines += [f"  {bar.device} BAR{bar.bar}  " + (
+            f"{hex_addr(bar.start)}-{hex_addr(bar.end)}  {human_size(bar.end - bar.start + 1)}"
+            if bar.start is not None and bar.end is not None else "left unassigned")
+            for bar in plan.bars]
     lines += ["", "address space (# RAM, ! host hole, . free, = PCI hole):"]
     lines += [
         f"  {mark} {hex_addr(start):>18}-{hex_addr(end):<18} {human_size(end - start + 1):>7}  {text}"

@@ -14,6 +14,7 @@ class Build:
     name: str  # for reports
     path: str = ""  # where Debian installs it
     pflash: bool = False  # started as pflash units (OVMF), else with -bios
+    file: str = ""  # what a plan names with -bios (OVMF's one-file image boots so, as it is)
 
     def at_least(self, version: str) -> bool:
         return _key(self.version) >= _key(version)
@@ -23,11 +24,12 @@ def _key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
-SEABIOS_12 = Build("seabios", "1.16.2", "SeaBIOS 1.16.2 (Debian 12)", "/usr/share/seabios/bios-256k.bin")
+SEABIOS_12 = Build("seabios", "1.16.2", "SeaBIOS 1.16.2 (Debian 12)", "/usr/share/seabios/bios-256k.bin",
+                   file="/usr/share/seabios/bios-256k.bin")
 SEABIOS_BPO = Build("seabios", "1.16.3", "SeaBIOS 1.16.3 (Debian 12 backports, Debian 13)",
                     "/usr/share/seabios/bios-256k.bin")
 OVMF_12 = Build("ovmf", "2022.11", "OVMF edk2 2022.11 (Debian 12)", "/usr/share/OVMF/OVMF_CODE_4M.fd",
-                pflash=True)
+                pflash=True, file="/usr/share/ovmf/OVMF.fd")
 
 # sha256 of each file Debian ships -> the build it is
 KNOWN: dict[str, Build] = {

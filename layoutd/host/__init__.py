@@ -84,21 +84,23 @@ def _live(devices: Sequence[str] | None, root: str = "/", dev: str = "/dev") -> 
     numbers = select_groups(facts, devices)
     viable, _ = viability_warnings(facts, numbers)
     notes: list[str] = []
+    info: list[str] = []
     reply: IoctlReply | None = None
     if not viable:
         notes.append("no selected IOMMU group is viable, so the VFIO ioctls cannot be asked: "
-                     "sysfs answers")
+                     "sysfs answers; bind every device of the groups to vfio-pci for the "
+                     "IOMMU's own answer")
     else:
         bound = [d.address for d in facts.devices if d.group in viable and d.driver == VFIO_DRIVER]
         try:
             reply = iommufd.query(bound, viable, root, dev)
         except HostUnavailable as error:
-            notes.append(f"{error.message}; trying VFIO type1")
+            info.append(f"{error.message}; trying VFIO type1")
         if reply is None:
             try:
                 reply = type1.query(viable, f"{dev}/vfio")
             except HostUnavailable as error:
-                notes.append(f"{error.message}; falling back to sysfs")
+                info.append(f"{error.message}; falling back to sysfs")
     source = reply.reader if reply is not None else f"sysfs:{root}"
-    view = build_view(facts, devices, source, reply=reply, warnings=notes)
+    view = build_view(facts, devices, source, reply=reply, warnings=notes, info=info)
     return Probe(facts, view, reply, notes)

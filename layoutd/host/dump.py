@@ -80,13 +80,13 @@ def replay(path: str, devices: Sequence[str] | None) -> HostView:
 
         if set(select_groups(dump.facts, devices)) != set(reply.groups):
             reply = None
-    notes = [f"recorded from {dump.recorded_from or 'an unknown source'}"]
-    notes += [w for w in dump.warnings if "not viable" not in w]
+    info = [f"recorded from {dump.recorded_from or 'an unknown source'}"]
+    notes = [w for w in dump.warnings if "not viable" not in w]
     if reply is None and dump.ioctl is not None:
-        notes.append(
+        info.append(
             f"the recorded {dump.ioctl.reader} reply covers groups "
             f"{', '.join(map(str, dump.ioctl.groups))}, not this selection: computed from sysfs facts"
         )
     if reply is not None:
-        notes.append(f"usable ranges from the recorded {reply.reader} reply, parsed again")
-    return build_view(dump.facts, devices, f"dump:{path}", reply=reply, warnings=notes)
+        info.append(f"usable ranges from the recorded {reply.reader} reply, parsed again")
+    return build_view(dump.facts, devices, f"dump:{path}", reply=reply, warnings=notes, info=info)

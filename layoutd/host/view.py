@@ -61,10 +61,13 @@ def build_view(
     *,
     reply: IoctlReply | None = None,
     warnings: Sequence[str] = (),
+    info: Sequence[str] = (),
 ) -> HostView:
+    """`warnings` need the user's action (each says which); `info` is where the answer came from."""
     numbers = select_groups(facts, devices)
     _, spoiled = viability_warnings(facts, numbers)
     notes = list(warnings) + spoiled
+    told = list(info)
     groups = [g for g in facts.groups if g.number in numbers]
     holes: list[Hole] = []
     for number in numbers:
@@ -88,7 +91,7 @@ def build_view(
     if reply is not None:
         kernel, pgsizes, dma_avail, why = ioctl_ranges(reply)
         if kernel is None:
-            notes.append(f"{why}: computed from sysfs instead")
+            told.append(f"{why}: computed from sysfs instead")
         else:
             covered = set(reply.groups) & set(numbers)
     if kernel is not None:
@@ -97,7 +100,7 @@ def build_view(
         usable = intersect(kernel, complement(others))
         if others:
             missing = sorted({h.group for h in others if h.group is not None})
-            notes.append(
+            told.append(
                 f"groups {', '.join(map(str, missing))} were not in the {reply.reader if reply else ''} "
                 "query: their holes come from sysfs"
             )
@@ -107,13 +110,15 @@ def build_view(
         if top is None:
             notes.append(_unknown_top(facts))
         else:
-            notes.append(f"aperture top {hex_addr(top)}: {why}")
+            told.append(f"aperture top {hex_addr(top)}: {why}")
         usable = complement(blocking, 0, U64_MAX if top is None else top)
     unknown = sorted({h.type for h in holes if h.type not in ("direct", RELAXABLE, "reserved", "msi")})
     if unknown:
-        notes.append(f"unknown reserved-region types {', '.join(unknown)}: counted as reserved")
+        notes.append(f"unknown reserved-region types {', '.join(unknown)}: counted as reserved; "
+                     "please report them with a dump (layoutd probe --record FILE)")
     if not usable:
-        notes.append("no IOVA is usable by every selected device: the holes cover the whole aperture")
+        notes.append("no IOVA is usable by every selected device: the holes cover the whole aperture; "
+                     "select fewer devices (--devices) or use another host")
     return HostView(
         source=source,
         cpu=facts.cpu,
@@ -123,6 +128,7 @@ def build_view(
         reserved=tuple(holes),
         aperture_end=aperture_end,
         warnings=tuple(notes),
+        notes=tuple(told),
         iova_pgsizes=pgsizes,
         dma_avail=dma_avail,
         platform=facts.platform,
@@ -151,5 +157,7 @@ def _unknown_top(facts: HostFacts) -> str:
         )
     return (
         "the IOMMU address width is unknown (no intel-iommu cap in sysfs and no ioctl answer): "
-        f"usable ranges run to {hex_addr(U64_MAX)}{hint}"
+        f"usable ranges run to {hex_addr(U64_MAX)}{hint}. To have the IOMMU answer, probe live as "
+        "root with the devices bound to vfio-pci (layoutd probe --host live), or record a dump "
+        "there (--record FILE) and use it as --host"
     )

@@ -125,9 +125,11 @@ def aliases(domain: Domain) -> list[tuple[str, int | None]]:
 
 
 # The device libvirt gives QEMU for a domain's primary <video> on x86 (libvirt always passes
-# -nodefaults, so without a <video> there is no VGA and no legacy VGA window).
-_PRIMARY_VIDEO = {"vga": "VGA", "cirrus": "cirrus-vga", "qxl": "qxl-vga", "vmvga": "vmware-svga",
-                  "virtio": "virtio-vga", "bochs": "bochs-display", "ramfb": "ramfb"}
+# -nodefaults, so without a <video> there is no VGA and no legacy VGA window). "default" (no
+# model type, or the implicit video of a <graphics>) is cirrus (qemuDomainDefaultVideoDevice).
+_PRIMARY_VIDEO = {"default": "cirrus-vga", "vga": "VGA", "cirrus": "cirrus-vga", "qxl": "qxl-vga",
+                  "vmvga": "vmware-svga", "virtio": "virtio-vga", "bochs": "bochs-display",
+                  "ramfb": "ramfb"}
 
 
 def _video(domain: Domain) -> list[str]:

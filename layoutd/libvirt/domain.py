@@ -165,10 +165,10 @@ def domain_from_tree(root: Node, source: str) -> Domain:
         iommu_aw_bits=_int(_iommu(root)[1], source, "<iommu><driver aw_bits>"),
         pcihole64=_pcihole64(root, source)[1],
         pci_root=_pcihole64(root, source)[0],
-        loader=_text(root.path("os", "loader")),
+        loader=_loader(root),
         gic_version=_gic(root),
         qemu_args=qemu_commandline(root),
-        videos=tuple(_video_model(node) for node in _devices(root, "video")),
+        videos=_videos(root),
         cpu_vendor_id=_vendor_id(cpu),
         acpi=root.path("features", "acpi") is not None,
         smm=_smm(root),
@@ -224,6 +224,29 @@ def _pages(root: Node, source: str) -> tuple[tuple[str | None, int], ...]:
 def _vendor_id(cpu: Node | None) -> str | None:
     model = cpu.find("model") if cpu else None
     return (model.get("vendor_id") or None) if model is not None else None
+
+
+def _loader(root: Node) -> str | None:
+    """<os><loader>, or for <os firmware='efi'> the firmware libvirt picks (any: it is there)."""
+    loader = _text(root.path("os", "loader"))
+    os_node = root.find("os")
+    if not loader and os_node is not None and os_node.get("firmware") == "efi":
+        return "/usr/share/AAVMF/AAVMF_CODE.fd"
+    return loader
+
+
+def _videos(root: Node) -> tuple[str, ...]:
+    """Video models, primary first (libvirt moves primary='yes' to the front); a <graphics>
+    without any <video> gets libvirt's implicit default one (virDomainDefAddImplicitVideo)."""
+    nodes = _devices(root, "video")
+    models = [_video_model(node) for node in nodes]
+    primary = [i for i, node in enumerate(nodes)
+               if (node.find("model") or node).get("primary") == "yes"]
+    if primary:
+        models.insert(0, models.pop(primary[-1]))
+    if not models and _devices(root, "graphics"):
+        models = ["default"]
+    return tuple(models)
 
 
 def _video_model(node: Node) -> str:

@@ -116,9 +116,10 @@ class HostView(Frozen):
     usable: tuple[Range, ...]  # what every selected device may DMA to (merged, sorted, inclusive)
     reserved: tuple[Hole, ...]  # every hole of the selected groups, with type, group and devices
     aperture_end: Address | None  # IOMMU top where known; None: usable then ends at 2^64-1
-    warnings: tuple[str, ...]
+    warnings: tuple[str, ...]  # what needs the user's action, each saying which
     iova_pgsizes: int | None = None
     dma_avail: int | None = None  # VFIO DMA_AVAIL cap, where reported
+    notes: tuple[str, ...] = ()  # information: where the answer came from, nothing to do
     platform: HostPlatform = HostPlatform()
 
     def blocking(self) -> list[Hole]:

@@ -66,10 +66,21 @@ class QemuConfig(Frozen):
     viommu: Literal["none", "virtio", "intel"] = "none"
     viommu_aw_bits: int | None = None
     viommu_reserved: tuple[Hole, ...] = ()
-    firmware: str | None = None  # aarch64: -bios path (needed for memory devices)
+    firmware: str | None = None  # -bios path (aarch64: needed for memory devices; x86: spec's)
+    pci_window_mb: int | None = None  # x86 OVMF: -fw_cfg opt/ovmf/X-PciMmio64Mb
     gic_version: int | None = None  # aarch64: 3 when memory devices need the ACPI GED
     cpu_vendor: str | None = None  # x86 -cpu vendor= (AuthenticAMD, GenuineIntel); None: the model's
     accel: Literal["kvm", "tcg"] = "tcg"  # -accel kvm is emitted; tcg is QEMU's default, left implicit
+
+
+class PlacedBar(Frozen):
+    """A 64-bit memory BAR of an assigned device where the guest firmware puts it (null: left
+    unassigned)."""
+
+    device: str
+    bar: int
+    start: Address | None
+    end: Address | None
 
 
 class PlannedHostCpu(Frozen):
@@ -97,5 +108,7 @@ class Plan(Frozen):
     hotplug_room: tuple[Range, ...] = ()  # where later hotplug fits, outside holes
     default_layout: bool = False  # True when QEMU's own layout was already valid
     host_cpu: PlannedHostCpu | None = None
+    bars: tuple[PlacedBar, ...] = ()  # x86 with devices: where the firmware puts their 64-bit BARs
+    firmware: str | None = None  # the firmware build the BARs are placed for
     regions: tuple[NamedRegion, ...] = ()  # QEMU's other regions (PCI windows ...), per the model
     host_platform: HostPlatform | None = None  # the host facts QEMU's memory backends take

@@ -149,7 +149,12 @@ class VmSpec(Frozen):
     numa: tuple[NumaCell, ...] = ()
     devices: tuple[str, ...] = ()
     viommu: Literal["none", "virtio", "intel"] = "none"
-    firmware: str | None = Field(None, description="extension: aarch64 -bios path (UEFI)")
+    firmware: str | None = Field(
+        None, description="x86_64: seabios | ovmf | PATH (the emitted command line names it; "
+        "the BAR placement follows it); aarch64: the -bios path (UEFI)")
+    pci_window: Size | None = Field(
+        None, description="extension: OVMF's 64-bit PCI window (fw_cfg opt/ovmf/X-PciMmio64Mb); "
+        "plan chooses it when not given")
     accel: Literal["kvm", "tcg"] | None = Field(
         None, description="extension: the VM's accelerator; default kvm on x86_64, tcg on aarch64"
     )
@@ -171,6 +176,9 @@ class VmSpec(Frozen):
                 f"machine {self.machine_type!r} is not one of q35, pc, virt "
                 "(or pc-q35-X.Y, pc-i440fx-X.Y, virt-X.Y)"
             )
+        if self.pci_window is not None and (self.pci_window <= 0 or self.pci_window % (1 << 20)):
+            raise ValueError(f"pci_window {format_size(self.pci_window)} must be a positive "
+                             "multiple of 1M (OVMF takes it in MiB)")
         if self.viommu == "intel" and family != "q35":
             raise FieldError(("viommu",), "viommu: intel needs machine q35")
         for index, device in enumerate(self.devices):

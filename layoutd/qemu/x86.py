@@ -166,7 +166,7 @@ def regions(result: X86Plan, machine: Machine, cpu: GuestCpu, vga: bool) -> list
     if result.hole64_size:
         end = align_up(result.hole64_start + result.hole64_size, GiB) - 1
         found.append(NamedRegion(name="pci-hole64", start=result.hole64_start, end=end))
-    if cpu.vendor == "amd" and cpu.phys_bits >= 40:
+    if amd_rule(cpu.vendor, machine) and cpu.phys_bits >= 40:  # e820 entry of 7.1+ types only
         found.append(NamedRegion(name="amd-ht-reserved", start=AMD_HT_START, end=AMD_HT_END))
     return sorted(found, key=lambda r: r.start)
 

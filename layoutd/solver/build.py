@@ -6,9 +6,19 @@ from layoutd.models.common import GuestRegion, Hole, Range
 from layoutd.models.plan import Backend, MemoryDevice, NumaNode, QemuConfig
 from layoutd.models.spec import VmSpec
 from layoutd.solver.solve import Problem, Solution, boot_region_name, planned_layout, room_ranges
-from layoutd.units import GiB
+from layoutd.units import GiB, MiB
 
 DEFAULT_FIRMWARE = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
+
+
+def firmware_file(spec: VmSpec, needs_ged: bool) -> str | None:
+    """The -bios file: aarch64's UEFI when memory devices need it; x86 `seabios`/`ovmf` by name."""
+    if spec.arch == "x86_64":
+        from layoutd.firmware.builds import BY_NAME
+
+        named = BY_NAME.get(spec.firmware or "")
+        return named.file if named else spec.firmware
+    return (spec.firmware or DEFAULT_FIRMWARE) if (needs_ged or spec.firmware) else None
 
 
 @dataclass(frozen=True)
@@ -84,7 +94,8 @@ def build(spec: VmSpec, problem: Problem, solution: Solution, qemu_version: str)
         viommu=spec.viommu,
         viommu_aw_bits=aw_bits,
         viommu_reserved=reserved,
-        firmware=(spec.firmware or DEFAULT_FIRMWARE) if (needs_ged or spec.firmware) else None,
+        firmware=firmware_file(spec, needs_ged),
+        pci_window_mb=spec.pci_window // MiB if spec.pci_window else None,
         gic_version=3 if needs_ged else None,
     )
     layout = planned_layout(problem, solution, boot_ids, [d.id for d in devices])

@@ -7,13 +7,14 @@ from layoutd.errors import NoLayout
 from layoutd.models.common import U64_MAX, Hole
 from layoutd.models.spec import VmSpec
 from layoutd.solver.solve import Problem, Rejection
-from layoutd.solver.suggest import TargetFor, suggestions
+from layoutd.solver.suggest import Accept, TargetFor, suggestions
 from layoutd.solver.target import Target
 from layoutd.units import hex_addr
 
 
 def explain(spec: VmSpec, problem: Problem, rejections: Sequence[Rejection], target: Target,
-            version: str, target_for: TargetFor | None = None) -> NoLayout:
+            version: str, target_for: TargetFor | None = None,
+            accept: Accept | None = None) -> NoLayout:
     """The "no": what blocks what (with ranges), then the changes that plan."""
     reason = main_reason(problem, rejections)
     holes = _blocking_holes(problem, reason)
@@ -24,7 +25,7 @@ def explain(spec: VmSpec, problem: Problem, rejections: Sequence[Rejection], tar
                         "type": "limit", "group": None, "devices": [],
                         "text": f"above {hex_addr(problem.limit)}: {problem.limit_reason}"})
         lines.append(f"blocked by the limit {hex_addr(problem.limit)} ({problem.limit_reason})")
-    found = suggestions(spec, target, version, target_for)
+    found = suggestions(spec, target, version, target_for, accept)
     return NoLayout(f"no layout exists for {spec.name!r}: {reason.text}", lines, found,
                     details={"blocked_by": blocked})
 

@@ -23,6 +23,7 @@ ONLINE = ("the guest must online hotplugged memory to use it (Linux: memhp_defau
           "on the kernel command line, or a udev rule)")
 
 TargetFor = Callable[[Sequence[str]], Target]  # the hosts read again for other devices
+Accept = Callable[[VmSpec], bool]  # what else a suggested spec must pass (the BARs' placement)
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,10 @@ def _value_text(value: Any) -> str:
 class Solver:
     """Solve variants of one spec on one target (re-read for other devices)."""
 
-    def __init__(self, spec: VmSpec, target: Target, version: str, target_for: TargetFor | None):
+    def __init__(self, spec: VmSpec, target: Target, version: str, target_for: TargetFor | None,
+                 accept: Accept | None = None):
         self.spec, self.target, self.version, self.target_for = spec, target, version, target_for
+        self.accept = accept
 
     def variant(self, change: dict[str, Any]) -> VmSpec | None:
         try:
@@ -87,22 +90,29 @@ class Solver:
         return solution, rejections, problem
 
     def works(self, change: dict[str, Any]) -> Solution | None:
-        return self.run(change)[0]
+        solution = self.run(change)[0]
+        if solution is not None and self.accept is not None:
+            variant = self.variant(change)
+            if variant is None or not self.accept(variant):
+                return None
+        return solution
 
     def why_not(self, change: dict[str, Any]) -> str:
         """What blocks `change`: the first reason a "no" would give."""
         from layoutd.solver.explain import main_reason
 
         solution, rejections, problem = self.run(change)
-        if solution is not None or problem is None:
+        if solution is not None and problem is not None:
+            return "the assigned devices' BARs would not fit where every IOMMU maps them"
+        if problem is None:
             return "it would not validate"
         return main_reason(problem, rejections).text
 
 
 def suggestions(spec: VmSpec, target: Target, version: str,
-                target_for: TargetFor | None = None) -> list[Suggestion]:
-    """Every change that works, the simplest first; each one solved."""
-    solver = Solver(spec, target, version, target_for)
+                target_for: TargetFor | None = None, accept: Accept | None = None) -> list[Suggestion]:
+    """Every change that works, the simplest first; each one solved (and accepted)."""
+    solver = Solver(spec, target, version, target_for, accept)
     found: list[Suggestion] = []
     for make in (_newer_machine, _hotplug, _size, _phys_bits, _devices, _machine_family,
                  _hugepages, _no_numa):

@@ -22,7 +22,14 @@ def test_parse_size_rejects(text: str) -> None:
 def test_format_round_trips() -> None:
     for value in (GiB, 1100 * GiB, 3 << 29, 4096, 12345):
         assert parse_size(format_size(value)) == value
-    assert human_size(3 << 29) == "1.5G"
+
+@pytest.mark.parametrize(("size", "shown"), [
+    (3 << 29, "1536M"), (2047 << 20, "2047M"), (1 << 64, "16E"), ((1 << 64) - (1 << 40), "16E-1T"),
+    (1032209 << 20, "1008G+17M"), ((1 << 40) - 1, "1T-1B"), (128, "128B"), (0x60000, "384K"),
+])
+def test_sizes_in_tables_are_exact(size: int, shown: str) -> None:
+    """Issue 16: never rounded (2047M is not 2G), and 2^64 shown sanely."""
+    assert human_size(size) == shown
 
 
 def test_alignment() -> None:

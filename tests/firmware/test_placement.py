@@ -109,7 +109,7 @@ OVMF_CASES = {
     + stand_ins("16G", "64G"),
     "issue: phys-bits 39 on an AMD CPU: classic 32G window, nothing assigned":
     base("q35", "qemu64,phys-bits=39", "2G") + stand_ins("16G", "64G"),
-    "root ports padded to 1/256 of the window": base("q35", "EPYC,phys-bits=46", "8G")
+    "root ports padded to 1/256 of the window": base("q35", "EPYC,phys-bits=42", "8G")
     + port("rp1", 1) + port("rp2", 2) + stand_ins("1G", bus="rp1") + stand_ins("64G", bus="rp2")
     + stand_ins("4G"),
     "X-PciMmio64Mb above device memory, equal BARs in order": [

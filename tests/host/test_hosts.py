@@ -166,7 +166,7 @@ def test_replay_of_a_type1_reply_runs_the_byte_parser(tmp_path: Path) -> None:
     assert view.iova_pgsizes == 0x40201000
     # one group only: the reply does not cover that selection, so the sysfs facts answer
     single = probe_host(str(path), ["0000:29:00.0"])
-    assert single.aperture_end is None and any("not this selection" in w for w in single.warnings)
+    assert single.aperture_end is None and any("not this selection" in w for w in single.notes)
 
 
 def test_replay_of_an_iommufd_reply(tmp_path: Path) -> None:

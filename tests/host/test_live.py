@@ -33,7 +33,7 @@ def test_live_chain_falls_back_to_sysfs_and_says_why(tmp_path: Path) -> None:
     probe = _live(["0000:01:00.0", "0000:02:00.0"], str(HOST), str(tmp_path / "dev"))
     view = probe.view
     assert view.source == f"sysfs:{HOST}" and probe.reply is None
-    text = " | ".join(view.warnings)
+    text = " | ".join(view.warnings + view.notes)
     assert "iommufd: 0000:01:00.0 has no VFIO device cdev" in text and "trying VFIO type1" in text
     assert "VFIO type1: open" in text and "falling back to sysfs" in text
     assert "group 2 is not viable" in text

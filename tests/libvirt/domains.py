@@ -83,6 +83,10 @@ def domains(draw: st.DrawFn, index: int = 0) -> str:
     video = draw(st.sampled_from(VIDEOS))
     if video:
         parts.append(f"<video><model type='{video}'/></video>")
+        if video != "none" and draw(st.integers(0, 3)) == 0:  # a primary one after it
+            parts.append("<video><model type='vga' primary='yes'/></video>")
+    if draw(st.integers(0, 2)) == 0:  # without <video>, libvirt adds its default one
+        parts.append("<graphics type='vnc' port='-1' autoport='yes'/>")
     if draw(st.integers(0, 4)) == 0:
         root = "pcie-root" if "q35" in machine else "pci-root"
         hole = draw(st.sampled_from([2 * GiB_K, 64 * GiB_K, 1024 * GiB_K]))

@@ -14,7 +14,7 @@ HOSTS = EXAMPLES / "hosts"
 INTEL39 = str(HOSTS / "intel-4gpu-39bit")
 DATA = Path(__file__).parent / "data"
 HOTPLUG_768G = "name: vm\ncpu: {model: host}\nmemory: {size: 8G, hotplug: {slots: 4, max: 768G}}\n" \
-               "devices: [0000:01:00.0]\n"
+               "devices: [0000:01:00.1]\n"  # the GPU's audio function: no 64-bit BAR
 
 
 def _spec(tmp_path: Path, text: str, name: str = "vm.yaml") -> str:

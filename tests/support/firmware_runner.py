@@ -67,13 +67,13 @@ def read_bars(reply: list[dict[str, Any]], ids: Iterable[str]) -> Bars:
 
 def booted_bars(binary: QemuBinary, args: Sequence[str], ids: Sequence[str], *,
                 firmware: str = "seabios", timeout: float = 90.0,
-                until: Callable[[], bool] | None = None) -> Bars:
+                until: Callable[[], bool] | None = None, nodefaults: bool = True) -> Bars:
     """Boot and poll until every BAR of `ids` is assigned and stable, or `timeout` passes, or
     (for a firmware expected to assign nothing) `until()` says the others are done."""
     folder = tempfile.mkdtemp(prefix="layoutd-fw-")
     socket_path = os.path.join(folder, "qmp.sock")
     boot = seabios_args() if firmware == "seabios" else ovmf_args(folder) if firmware == "ovmf" else []
-    argv = binary.argv([*boot, *args, "-nodefaults", "-display", "none",
+    argv = binary.argv([*boot, *args, *(["-nodefaults"] if nodefaults else []), "-display", "none",
                         "-qmp", f"unix:{socket_path},server=on,wait=off"])
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)

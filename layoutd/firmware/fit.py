@@ -1,0 +1,98 @@
+"""plan's part for BARs: keep every assigned 64-bit BAR where every host's IOMMU maps it.
+
+The firmware puts the BARs by its own rules (layoutd.firmware); what a plan can change is the
+guest's phys-bits (OVMF and SeaBIOS 1.16.3 put the window at the top of the address space) and
+OVMF's window size (X-PciMmio64Mb). When the spec leaves both open, the first change that works
+is taken, the nearest first: the window alone, then fewer phys-bits, then both. When the spec
+fixes them, or nothing works, the answer is a "no" naming the BARs, with the changes that plan.
+Pure: `replan(spec)` (solve and assemble again) and the firmware build come from the caller.
+"""
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from layoutd.errors import LayoutdError, NoLayout
+from layoutd.firmware.builds import Build
+from layoutd.firmware.plan import BadBar, planned_bars
+from layoutd.models.host import Device
+from layoutd.models.plan import Plan
+from layoutd.models.spec import VmSpec, with_changes
+from layoutd.solver.oracle import model_map
+from layoutd.solver.suggest import Suggestion
+from layoutd.solver.target import Target
+from layoutd.units import GiB, format_size, hex_addr
+
+MAX_TRIES = 40
+
+
+def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Device], build: Build,
+             replan: Callable[[VmSpec], Plan]) -> Plan:
+    bad, placed = _check(plan, target, devices, build)
+    if not bad:
+        return placed
+    fixed = spec.cpu.phys_bits is not None or spec.pci_window is not None
+    found: list[tuple[dict[str, Any], Plan]] = []
+    for change in candidates(spec, plan, target, build)[:MAX_TRIES]:
+        try:
+            variant = replan(with_changes(spec, change))
+        except (LayoutdError, ValueError):
+            continue
+        worse, result = _check(variant, target, devices, build)
+        if worse:
+            continue
+        if not fixed:
+            said = ", ".join(f"{path} {_text(value)}" for path, value in change.items())
+            return result.model_copy(update={"default_layout": False, "warnings": (
+                *result.warnings, f"{said} chosen so that {build.name} puts every assigned BAR "
+                "where every host's IOMMU maps it")})
+        found.append((change, result))
+        if len(found) == 3:
+            break
+    raise _no(spec, bad, build, found)
+
+
+def _check(plan: Plan, target: Target, devices: Mapping[str, Device], build: Build
+           ) -> tuple[list[BadBar], Plan]:
+    guest = model_map(plan.qemu_argv, plan.qemu_version, plan.host_cpu, plan.config.arch)
+    bars, bad, placement = planned_bars(plan.qemu_argv, guest, devices, build, target.usable)
+    notes = tuple(note for note in placement.notes if note not in plan.warnings)
+    return bad, plan.model_copy(update={"bars": tuple(bars), "firmware": build.name,
+                                        "warnings": (*plan.warnings, *notes)})
+
+
+def candidates(spec: VmSpec, plan: Plan, target: Target, build: Build) -> list[dict[str, Any]]:
+    """Changes to try, the nearest first."""
+    bits = plan.config.phys_bits or _bits_of(plan)
+    top_bits = min(bits, (min(target.top, target.iommu_top) + 1).bit_length() - 1)
+    windows: list[int] = []
+    if build.family == "ovmf":
+        windows = [GiB << k for k in range(5, 15) if GiB << k != spec.pci_window]  # 32G .. 16T
+    found: list[dict[str, Any]] = [{"pci_window": format_size(w)} for w in windows]
+    lower = range(min(bits - 1, top_bits), 35, -1)
+    found += [{"cpu.phys_bits": b} for b in lower]
+    found += [{"cpu.phys_bits": b, "pci_window": format_size(w)} for b in lower for w in windows
+              if w < 1 << b]
+    return found
+
+
+def _bits_of(plan: Plan) -> int:
+    guest = model_map(plan.qemu_argv, plan.qemu_version, plan.host_cpu, plan.config.arch)
+    return guest.phys_bits
+
+
+def _text(value: Any) -> str:
+    return str(value)
+
+
+def _no(spec: VmSpec, bad: list[BadBar], build: Build, found: list[tuple[dict[str, Any], Plan]]
+        ) -> NoLayout:
+    ideas = []
+    for change, result in found:
+        where = ", ".join(f"{b.device} BAR{b.bar} at {hex_addr(b.start or 0)}" for b in result.bars)
+        ideas.append(Suggestion(change, f"{build.name} then puts {where}"))
+    blocked = [{"start": None if b.start is None else hex_addr(b.start),
+                "end": None if b.end is None else hex_addr(b.end), "type": "bar",
+                "group": None, "devices": [b.name.split()[0]], "text": b.why} for b in bad]
+    headline = (f"no layout exists for {spec.name!r}: {build.name} puts "
+                f"{', '.join(b.name for b in bad)} where no host's IOMMU maps it")
+    return NoLayout(headline, [b.why for b in bad], ideas, details={"blocked_by": blocked})

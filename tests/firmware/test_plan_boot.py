@@ -1,0 +1,74 @@
+"""Plans' command lines booted with real firmware under TCG: every assigned BAR lands where the
+plan says, below the IOMMU top of the host (intel-46bit-cpu-39bit-iommu: 39 bits).
+
+The host's GPU cannot be assigned here, so each of its 64-bit BARs gets a stand-in of the same
+size in its place (pci-testdev membar=SIZE for the first, ivshmem-plain for the others); the rest
+of the command line is the plan's, booted as it is (its -bios, its -fw_cfg, QEMU's defaults).
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from layoutd.host.sysfs import parse_resource
+from tests.conftest import EXAMPLES, need, run_layoutd
+from tests.support.firmware_runner import booted_bars
+from tests.support.qemu_runner import qemu_binary
+
+HOST = EXAMPLES / "hosts/intel-46bit-cpu-39bit-iommu"
+TOP = (1 << 39) - 1
+SPEC = """name: {name}
+machine: q35
+accel: tcg
+cpu: {{model: EPYC, count: 1}}
+memory: {{size: 8G}}
+devices: [0000:01:00.0, 0000:01:00.1]
+"""
+
+
+def stand_ins(argv: list[str]) -> tuple[list[str], dict[str, tuple[str, int]]]:
+    """The argv with each vfio-pci device replaced by stand-ins for its 64-bit BARs; and which
+    stand-in (QEMU id) plays which (device, BAR)."""
+    out: list[str] = []
+    plays: dict[str, tuple[str, int]] = {}
+    for word in argv:
+        if not (out and out[-1] == "-device" and word.startswith("vfio-pci")):
+            out.append(word)
+            continue
+        out.pop()
+        props = dict(part.split("=", 1) for part in word.split(",")[1:])
+        resource = (HOST / "sys/bus/pci/devices" / props["host"] / "resource").read_text()
+        bars = [bar for bar in parse_resource(resource, "resource") if bar.is_64 and not bar.is_rom]
+        for number, bar in enumerate(bars):
+            name = f"{props['id']}-b{bar.index}"
+            plays[name] = (props["host"], bar.index)
+            if number == 0:
+                out += ["-device", f"pci-testdev,membar={bar.size},id={name}"]
+            else:
+                out += ["-object", f"memory-backend-ram,id=m{name},size={bar.size},share=on",
+                        "-device", f"ivshmem-plain,memdev=m{name},id={name}"]
+    return out, plays
+
+
+@pytest.mark.parametrize(("name", "firmware", "version", "chosen"), [
+    ("ovmf-window", "firmware: ovmf\n", "7.2", "pci_window 128G"),
+    ("seabios-phys-bits", "", "10.0", "cpu.phys_bits 39"),
+])
+def test_plan_boots_with_every_bar_below_the_iommu_top(tmp_path: Path, name: str, firmware: str,
+                                                       version: str, chosen: str) -> None:
+    need(Path("/usr/share/ovmf/OVMF.fd").exists(), "/usr/share/ovmf/OVMF.fd (Debian package ovmf)")
+    spec = tmp_path / "vm.yaml"
+    spec.write_text(SPEC.format(name=name) + firmware)
+    result = run_layoutd("plan", str(spec), "--host", str(HOST), "--qemu-version", version,
+                         "--format", "json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert any(warning.startswith(chosen) for warning in plan["warnings"]), plan["warnings"]
+    args, plays = stand_ins(list(plan["qemu_argv"]))
+    real = booted_bars(qemu_binary(version), args, list(plays), firmware="as-is",
+                       timeout=300, nodefaults=False)
+    booted = {plays[ident]: start for (ident, bar), start in real.items() if bar == 2}
+    planned = {(bar["device"], bar["bar"]): int(bar["start"], 16) for bar in plan["bars"]}
+    assert booted == planned and len(planned) == 2
+    assert all(int(bar["end"], 16) <= TOP for bar in plan["bars"])
