@@ -17,7 +17,8 @@ from layoutd.errors import InputError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", metavar="SRC", help="live, a host tree directory, or a dump file")
     parser.add_argument("--devices", metavar="BDF,...", help="host PCI devices given to the VM")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--format", choices=("text", "json", "svg"), default="text",
+                        help="svg: the address space as a picture, collisions marked")
     parser.add_argument("--qemu-version", metavar="X.Y", help="model this QEMU version "
                         "(default: ask the binary with --version)")
     parser.add_argument("--verify", action="store_true",
@@ -215,4 +216,20 @@ def _run_libvirt(args: argparse.Namespace) -> int:
     if args.verify:
         guest = verified(guest, emulator, translation.argv, domain.arch)
     return report(guest, host, args.format, devices,
-                  _fixes_for(translation.argv, guest, again, host), language="libvirt")
+                  _fixes_for(translation.argv, guest, again, host), language="libvirt",
+                  bars=bar_check(guest, host, _with_buses(translation.argv, data, args.libvirt),
+                                 devices))
+
+
+def _with_buses(argv: Sequence[str], data: bytes, source: str) -> list[str]:
+    """The translated arguments with the domain's firmware, root ports and <hostdev> addresses
+    (what the BAR placement needs) instead of the plain vfio-pci devices."""
+    from layoutd.firmware.libvirt import pci_argv
+
+    kept: list[str] = []
+    for word in argv:
+        if kept and kept[-1] == "-device" and word.startswith("vfio-pci,"):
+            kept.pop()
+        else:
+            kept.append(word)
+    return kept + pci_argv(data, source)

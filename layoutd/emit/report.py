@@ -51,7 +51,11 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
     fixes = list(fixes_for()) if ram and fixes_for else []
     if bars and (bars.bars or bars.firmware is None):
         guest = guest.model_copy(update={"warnings": (*guest.warnings, *bar_notes(bars))})
-    if fmt == "json":
+    if fmt == "svg":
+        from layoutd.emit.svg import render_check
+
+        print(render_check(guest, _all_holes(host), found, bars.bars if bars else []), end="")
+    elif fmt == "json":
         data = as_json(guest, host, found, devices)
         data["bars"] = bars.bars if bars else []
         if bars and bars.firmware:
@@ -64,6 +68,16 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
         said = [fix.xml_text() if language == "libvirt" else fix.argv_text() for fix in fixes]
         print(text + "".join(f"would work: {line}\n" for line in said), end="")
     return 1 if found else 0
+
+
+def _all_holes(host: HostView) -> list[Hole]:
+    """Every blocking hole of the host, and everything above its IOMMU top."""
+    from layoutd.models.common import U64_MAX, Hole
+
+    holes = list(host.blocking())
+    if host.aperture_end is not None and host.aperture_end < U64_MAX:
+        holes.append(Hole(start=host.aperture_end + 1, end=U64_MAX, type="aperture"))
+    return holes
 
 
 def as_json(guest: GuestMap, host: HostView, found: Sequence[Collision],

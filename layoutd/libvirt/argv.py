@@ -187,6 +187,8 @@ def _cpu(domain: Domain) -> list[str]:
         model += f",phys-bits={domain.phys_bits}"
     elif domain.host_phys_bits and domain.arch == "x86_64":
         model += ",host-phys-bits=on"
+        if domain.phys_bits_limit:
+            model += f",host-phys-bits-limit={domain.phys_bits_limit}"
     return ["-cpu", model]
 
 

@@ -28,7 +28,7 @@ def _x86(config: VmConfig, machine: Machine, qemu: QemuRelease, host_cpu: HostCp
     boot = boot_ram(config, BOOT_RAM[machine.family], numa_mem_supported(machine.release))
     check_memory_options(config, boot.size)
     result = x86.plan(config, machine, cpu, boot, qemu)
-    smm, smm_warnings = x86.smm_enabled(config, config.accel, host_cpu)
+    smm, smm_warnings = x86.smm_enabled(config, config.accel, host_cpu, qemu)
     vga = x86.vga_hides_ram(machine.family, qemu, x86.has_vga(config), smm)
     pieces = x86.boot_layout(result, boot, vga)
     placed = _devices(config, result.device_memory, boot, host)

@@ -97,6 +97,7 @@ class VmConfig:
     cpu_model: str | None = None
     cpu_props: dict[str, str] = field(default_factory=dict)
     accel: str = "tcg"
+    accel_option: str | None = None  # "-accel kvm,...": where QEMU 11.1 locates accel errors
     backends: dict[str, Backend] = field(default_factory=dict)
     numa: list[NumaNode] = field(default_factory=list)
     devices: list[MemDevice] = field(default_factory=list)
@@ -184,6 +185,7 @@ def _accel(config: VmConfig, option: Option) -> None:
     if config.accel == "tcg" or option.name == "enable-kvm":
         chosen = "kvm" if option.name == "enable-kvm" else keyval(_value(option), "accel", "-accel")
         config.accel = chosen if isinstance(chosen, str) else chosen.get("accel", "tcg")
+        config.accel_option = option.label() if option.name == "accel" else None
 
 
 def _object(config: VmConfig, option: Option) -> None:

@@ -81,7 +81,7 @@ def x86_cpu(model: str | None, props: Mapping[str, str], accel: str, qemu: QemuR
     kvm = accel == "kvm"
     declared = VENDOR_IDS.get(props["vendor"], "other") if "vendor" in props else None
     vendor, host_bits_default = _x86_vendor(name, kvm, qemu, host, declared)
-    return GuestCpu(name, vendor, _x86_phys_bits(props, kvm, host_bits_default, host))
+    return GuestCpu(name, vendor, _x86_phys_bits(props, kvm, host_bits_default, host, qemu))
 
 
 def _x86_vendor(name: str, kvm: bool, qemu: QemuRelease, host: HostCpu | None,
@@ -122,9 +122,11 @@ def _host_vendor(host: HostCpu | None, name: str) -> str:
 
 
 def _x86_phys_bits(props: Mapping[str, str], kvm: bool, host_bits: bool,
-                   host: HostCpu | None) -> int:
+                   host: HostCpu | None, qemu: QemuRelease) -> int:
     bits = parse_int(props["phys-bits"], "-cpu phys-bits") if "phys-bits" in props else 0
-    if bits and not 32 <= bits <= MAX_PHYS_BITS:
+    if bits and bits < 32 and qemu.phys_bits_unbounded:
+        raise QemuRefusal(f"phys-bits should be at least 32 (but is {bits})")
+    if bits and not 32 <= bits <= MAX_PHYS_BITS and not qemu.phys_bits_unbounded:
         raise QemuRefusal(f"phys-bits should be between 32 and {MAX_PHYS_BITS}  (but is {bits})")
     use_host = parse_bool(props.get("host-phys-bits", "on" if host_bits else "off"),
                           "host-phys-bits")
@@ -138,6 +140,12 @@ def _x86_phys_bits(props: Mapping[str, str], kvm: bool, host_bits: bool,
         if limit and bits > limit:
             bits = limit
     return bits or DEFAULT_PHYS_BITS
+
+
+def address_limit(phys_bits: int) -> int:
+    """((hwaddr)1 << phys_bits) - 1 as the x86_64 C code computes it: the shift count is taken
+    modulo 64 (phys-bits=64 gives 0, 65 gives 1)."""
+    return ((1 << (phys_bits & 63)) - 1) & ((1 << 64) - 1)
 
 
 def arm_cpu(model: str | None, accel: str) -> GuestCpu:

@@ -60,7 +60,8 @@ def _unsupported_type(name: str, qemu: QemuRelease) -> str:
 
 
 def _refuse_release(name: str, family: str, release: Version, qemu: QemuRelease) -> Machine:
-    if release > qemu.version:
+    removed = family in ("q35", "pc") and release in qemu.x86_machines_removed
+    if release > qemu.version or removed:
         raise QemuRefusal(_unsupported_type(name, qemu))
     raise UnsupportedOption(f"-machine {name}: machine types older than "
                             f"{OLDEST_MACHINE[family]} are not modelled", field="qemu argv")

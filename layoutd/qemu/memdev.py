@@ -174,8 +174,8 @@ def _region_size(device: MemDevice, backend: Backend, host: HostMemory | None) -
         return backend.size
     label = device.size_prop("label-size") or 0
     if label and label < 128 * 1024:
-        raise _refuse(device, f"Property 'nvdimm.label-size' requires the label size to be at "
-                              f"least 0x20000 (0x{label:x})")
+        raise _refuse(device, f"Property 'nvdimm.label-size' (0x{label:x}) is required at least "
+                              "0x20000")
     align = backend_align(backend, host)
     pmem = (backend.size - label) // align * align
     if backend.size <= label or not pmem:

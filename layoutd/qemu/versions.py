@@ -65,8 +65,11 @@ class QemuRelease:
     q35_vga_follows_smm: bool  # q35's SMRAM (VGA window over RAM) exists only with SMM on
     names_unknown_machine: bool  # "unsupported machine type: \"NAME\"" (else without the name)
     virtio_iommu_aw_bits: bool  # virtio-iommu-pci has the aw-bits property
-    seabios: str  # the SeaBIOS its Debian package ships as the default -bios (firmware/builds.py)
+    seabios: str | None  # the SeaBIOS its Debian package ships as the default -bios (firmware/builds.py)
     strtosz_rewrite: bool  # qemu_strtosz as rewritten in 8.1: ".5G" accepted, "0x10M" refused
+    phys_bits_unbounded: bool  # x86_cpu_realizefn checks phys-bits only against 32 (not 52)
+    accel_errors_located: bool  # accelerator errors name the -accel option
+    x86_machines_removed: tuple[Version, ...] = ()  # modelled x86 types it no longer has
     cpu_models_missing: tuple[str, ...] = ()  # x86 CPU model names (prefixes) it does not know
 
     def knows_cpu_model(self, name: str) -> bool:
@@ -74,7 +77,9 @@ class QemuRelease:
 
     def machine_releases(self, family: str) -> tuple[Version, ...]:
         """The versioned machine types of `family` this binary accepts and layoutd models."""
-        return tuple(r for r in MACHINE_RELEASES if OLDEST_MACHINE[family] <= r <= self.version)
+        gone = self.x86_machines_removed if family in ("q35", "pc") else ()
+        return tuple(r for r in MACHINE_RELEASES
+                     if OLDEST_MACHINE[family] <= r <= self.version and r not in gone)
 
 
 _NO_MAXMEM_7 = ("memory devices (e.g. for memory hotplug) are not enabled, please specify the "
@@ -95,6 +100,8 @@ ROWS: dict[Version, QemuRelease] = {
             virtio_iommu_aw_bits=False,
             seabios="1.16.2",
             strtosz_rewrite=False,
+            phys_bits_unbounded=False,
+            accel_errors_located=False,
             cpu_models_missing=("SapphireRapids", "GraniteRapids", "SierraForest",
                                 "ClearwaterForest", "EPYC-Genoa", "YongFeng"),
         ),
@@ -108,6 +115,22 @@ ROWS: dict[Version, QemuRelease] = {
             virtio_iommu_aw_bits=True,
             seabios="1.16.3",
             strtosz_rewrite=True,
+            phys_bits_unbounded=False,
+            accel_errors_located=False,
+        ),
+        QemuRelease(
+            v("11.1"), PROVEN,  # Debian sid's, in a debootstrapped root (scripts/sid-root.sh)
+            no_device_memory=_NO_MAXMEM_10,
+            virt_no_device_memory=_NO_MAXMEM_10,
+            hole64_with_32bit_cpu=True,
+            q35_vga_follows_smm=False,  # from 10.2 mch_realize makes "smram-region" first
+            names_unknown_machine=True,
+            virtio_iommu_aw_bits=True,
+            seabios=None,  # not a build layoutd knows
+            strtosz_rewrite=True,
+            phys_bits_unbounded=True,  # the TARGET_PHYS_ADDR_SPACE_BITS (52) bound is gone
+            accel_errors_located=True,
+            x86_machines_removed=(v("5.0"), v("5.1")),  # gone from -machine help
         ),
     )
 }
@@ -116,7 +139,7 @@ DEFAULT = v("10.0")  # what `plan` models without --qemu-version
 
 MACHINE_RELEASES = tuple(v(text) for text in (
     "5.0", "5.1", "5.2", "6.0", "6.1", "6.2", "7.0", "7.1", "7.2", "8.0", "8.1", "8.2", "9.0",
-    "9.1", "9.2", "10.0"))
+    "9.1", "9.2", "10.0", "10.1", "10.2", "11.0", "11.1"))
 """Versioned machine types (pc-q35-X, pc-i440fx-X, virt-X) layoutd models, oldest first."""
 
 OLDEST_MACHINE = {"q35": v("5.0"), "pc": v("5.0"), "virt": v("7.1")}

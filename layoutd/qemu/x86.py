@@ -17,7 +17,7 @@ from layoutd.models.common import Range
 from layoutd.models.guest import NamedRegion
 from layoutd.qemu.boot import ACPI_MAX_RAM_SLOTS, BootRam
 from layoutd.qemu.config import VmConfig, flag
-from layoutd.qemu.cpus import GuestCpu, HostCpu
+from layoutd.qemu.cpus import GuestCpu, HostCpu, address_limit
 from layoutd.qemu.machines import Machine
 from layoutd.qemu.memdev import DeviceMemory, device_memory_base, device_memory_size
 from layoutd.qemu.options import parse_bool
@@ -117,7 +117,7 @@ def plan(config: VmConfig, machine: Machine, cpu: GuestCpu, boot: BootRam,
     start = high_ram_start(amd_rule(cpu.vendor, machine), qemu, cpu.phys_bits, above,
                            device_size, hole64)
     highest = highest_used(qemu, cpu.phys_bits, start, above, device_size, hole64)
-    limit = (1 << cpu.phys_bits) - 1
+    limit = address_limit(cpu.phys_bits)
     if limit < highest:
         raise QemuRefusal(f"Address space limit {limit:#x} < {highest:#x} phys-bits too low "
                           f"({cpu.phys_bits})")
@@ -178,14 +178,17 @@ def device_range(result: X86Plan) -> Range | None:
     return Range(start=memory.base, end=memory.base + memory.size - 1)
 
 
-def smm_enabled(config: VmConfig, accel: str, host: HostCpu | None) -> tuple[bool, list[str]]:
+def smm_enabled(config: VmConfig, accel: str, host: HostCpu | None,
+                qemu: QemuRelease) -> tuple[bool, list[str]]:
     """-machine smm= (on|off|auto): auto is on under TCG and, under KVM, what KVM supports."""
     kvm_smm = host.kvm_smm if host is not None else None
     setting = config.machine_props.get("smm", "auto")
     if setting != "auto":
         on = parse_bool(setting, "-machine smm")
         if on and accel == "kvm" and kvm_smm is False:
-            raise QemuRefusal("System Management Mode not supported by this hypervisor.")
+            where = (f"{config.accel_option}: " if config.accel_option and qemu.accel_errors_located
+                     else "")  # only the -accel option is named (not -enable-kvm, accel=)
+            raise QemuRefusal(f"{where}System Management Mode not supported by this hypervisor.")
         return on, []
     unknown = accel == "kvm" and kvm_smm is None
     return smm_auto(accel, kvm_smm), ([
