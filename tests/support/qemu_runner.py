@@ -31,6 +31,7 @@ CACHE = Path(os.environ.get("LAYOUTD_CACHE", Path.home() / ".cache" / "layoutd")
 VERSIONS = tuple(str(version) for version in proven())  # the versions proven on real binaries
 DEBIAN_VERSION = "7.2"  # bookworm's own qemu-system-*; the others are unpacked into CACHE
 SID_ROOT = CACHE / "sid-root"
+CHROOTED = ("11.1",)  # run in the sid root through a wrapper, not as a qemu-system-* binary
 SID_QEMU = Path(__file__).with_name("sid-qemu.sh")
 AARCH64_FIRMWARE = Path("/usr/share/qemu-efi-aarch64/QEMU_EFI.fd")
 START_TIMEOUT = 60.0
@@ -54,7 +55,7 @@ def qemu_binary(version: str, arch: str = "x86_64") -> QemuBinary:
         path = shutil.which(name) or f"/usr/bin/{name}"
         need(Path(path).exists(), f"{name} 7.2 (Debian package qemu-system-x86/qemu-system-arm)")
         return QemuBinary(version, arch, path)
-    if version == "11.1":
+    if version in CHROOTED:
         need((SID_ROOT / "usr" / "bin" / name).exists(), f"{name} 11.1 in the sid root {SID_ROOT}")
         return QemuBinary(version, arch, str(SID_QEMU), (str(SID_ROOT), name))
     root = CACHE / f"qemu-{version}"
