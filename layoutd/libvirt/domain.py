@@ -87,6 +87,7 @@ class Domain:
     cell_pages: tuple[tuple[str | None, int], ...] = ()  # <hugepages><page nodeset=... size=...>
     overrides: tuple[tuple[str, str, str], ...] = ()  # <qemu:override>: (alias, property, value)
     memnodes: tuple[int, ...] = ()  # <numatune><memnode cellid=...>: cells bound to host nodes
+    phys_bits_limit: int | None = None  # <maxphysaddr mode='passthrough' limit=...>
 
     @property
     def initial_memory(self) -> int:
@@ -152,6 +153,7 @@ def domain_from_tree(root: Node, source: str) -> Domain:
         cpu_model=_text(cpu.find("model")) if cpu else None,
         phys_bits=_phys_bits(cpu, source),
         host_phys_bits=_host_phys_bits(cpu),
+        phys_bits_limit=_phys_bits_limit(cpu, source),
         memory=memory,
         max_memory=scaled(max_mem, source, "<maxMemory>"),
         slots=_int(max_mem.get("slots") if max_mem else None, source, "<maxMemory slots>") or 0,
@@ -268,6 +270,13 @@ def _phys_bits(cpu: Node | None, source: str) -> int | None:
     if node is None or node.get("mode") != "emulate":
         return None
     return _int(node.get("bits"), source, "<cpu><maxphysaddr bits>")
+
+
+def _phys_bits_limit(cpu: Node | None, source: str) -> int | None:
+    node = cpu.find("maxphysaddr") if cpu else None
+    if node is None or node.get("mode") != "passthrough":
+        return None
+    return _int(node.get("limit"), source, "<cpu><maxphysaddr limit>")
 
 
 def _host_phys_bits(cpu: Node | None) -> bool:

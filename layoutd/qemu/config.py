@@ -18,6 +18,7 @@ from layoutd.qemu.options import (
     split_argv,
     strtosz,
 )
+from layoutd.qemu.versions import DEFAULT, QemuRelease, row
 from layoutd.units import parse_size
 
 BACKENDS = ("memory-backend-ram", "memory-backend-memfd", "memory-backend-file")
@@ -87,7 +88,7 @@ class NumaNode:
 
 @dataclass
 class VmConfig:
-    version: str = "10.0"  # the QEMU reading the command line (its size syntax)
+    qemu: QemuRelease = field(default_factory=lambda: row(DEFAULT))  # reads the command line
     machine: str | None = None
     machine_props: dict[str, str] = field(default_factory=dict)
     ram_size: int | None = None  # None: the machine's default (or the memory-backend's size)
@@ -96,6 +97,7 @@ class VmConfig:
     cpu_model: str | None = None
     cpu_props: dict[str, str] = field(default_factory=dict)
     accel: str = "tcg"
+    accel_option: str | None = None  # "-accel kvm,...": where QEMU 11.1 locates accel errors
     backends: dict[str, Backend] = field(default_factory=dict)
     numa: list[NumaNode] = field(default_factory=list)
     devices: list[MemDevice] = field(default_factory=list)
@@ -108,8 +110,8 @@ class VmConfig:
     acpi: bool = True
 
 
-def parse_config(argv: Sequence[str], version: str = "10.0") -> VmConfig:
-    config = VmConfig(version=version)
+def parse_config(argv: Sequence[str], qemu: QemuRelease | None = None) -> VmConfig:
+    config = VmConfig(qemu=qemu or row(DEFAULT))
     for option in split_argv(argv):
         _HANDLERS.get(option.name, _ignore)(config, option)
     return config
@@ -151,7 +153,7 @@ def _memory(config: VmConfig, option: Option) -> None:
         config.ram_size = _size(config, text, f"-m {_value(option)}: ", "size")
         if text[-1:].isdigit():  # QEMU's legacy suffix-less format means MiB (hex too)
             try:
-                config.ram_size = strtosz(text + "M", config.version)
+                config.ram_size = strtosz(text + "M", config.qemu)
             except BadSize:
                 raise QemuRefusal("Parameter 'memory.size' expects size") from None
     if "slots" in props:
@@ -163,7 +165,7 @@ def _memory(config: VmConfig, option: Option) -> None:
 def _size(config: VmConfig, text: str, prefix: str, name: str, words: str = SIZE_SYNTAX) -> int:
     """A size as QEMU parses it, refused in QEMU's words."""
     try:
-        return strtosz(text, config.version)
+        return strtosz(text, config.qemu)
     except BadSize as error:
         if error.out_of_range:
             raise QemuRefusal(f"{prefix}Value '{text}' is out of range for parameter '{name}'") from None
@@ -183,6 +185,7 @@ def _accel(config: VmConfig, option: Option) -> None:
     if config.accel == "tcg" or option.name == "enable-kvm":
         chosen = "kvm" if option.name == "enable-kvm" else keyval(_value(option), "accel", "-accel")
         config.accel = chosen if isinstance(chosen, str) else chosen.get("accel", "tcg")
+        config.accel_option = option.label() if option.name == "accel" else None
 
 
 def _object(config: VmConfig, option: Option) -> None:

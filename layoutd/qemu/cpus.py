@@ -14,6 +14,7 @@ from typing import Protocol
 
 from layoutd.errors import InputError, QemuRefusal, UnsupportedOption
 from layoutd.qemu.options import parse_bool, parse_int
+from layoutd.qemu.versions import QemuRelease
 
 DEFAULT_PHYS_BITS = 40  # TCG_PHYS_ADDR_BITS, also the default under KVM without host-phys-bits
 MAX_PHYS_BITS = 52
@@ -27,8 +28,6 @@ INTEL_PREFIXES = (
 )
 OTHER_PREFIXES = ("Dhyana", "YongFeng")  # Hygon and Zhaoxin: not AMD for QEMU's rule
 THIRTY_TWO_BIT = ("qemu32", "kvm32", "coreduo", "n270", "athlon", "pentium", "486", "base")
-SINCE_8 = ("SapphireRapids", "GraniteRapids", "SierraForest", "ClearwaterForest", "EPYC-Genoa",
-           "YongFeng")
 VENDOR_ID = {"amd": "AuthenticAMD", "intel": "GenuineIntel"}  # the `vendor=` property's values
 VENDOR_IDS = {name: vendor for vendor, name in VENDOR_ID.items()}
 DEFAULT_MODEL = {"x86_64": "qemu64", "aarch64": "cortex-a15"}  # without -cpu
@@ -64,42 +63,42 @@ class GuestCpu:
     aarch64: bool = True
 
 
-def guest_cpu(model: str | None, props: Mapping[str, str], accel: str, version: str,
+def guest_cpu(model: str | None, props: Mapping[str, str], accel: str, qemu: QemuRelease,
               host: HostCpu | None, arch: str) -> GuestCpu:
-    """The guest CPU QEMU `version` makes of `-cpu MODEL,PROPS` under `accel` (tcg | kvm).
+    """The guest CPU QEMU `qemu` makes of `-cpu MODEL,PROPS` under `accel` (tcg | kvm).
 
     x86: vendor (from the model, the host under KVM, or `vendor=`) and phys-bits; aarch64: the
     PA size (arm takes no properties that change it). Raises QemuRefusal, UnsupportedOption.
     """
     if arch == "aarch64":
         return arm_cpu(model, accel)
-    return x86_cpu(model, props, accel, version, host)
+    return x86_cpu(model, props, accel, qemu, host)
 
 
-def x86_cpu(model: str | None, props: Mapping[str, str], accel: str, version: str,
+def x86_cpu(model: str | None, props: Mapping[str, str], accel: str, qemu: QemuRelease,
             host: HostCpu | None) -> GuestCpu:
     name = model or DEFAULT_MODEL["x86_64"]
     kvm = accel == "kvm"
     declared = VENDOR_IDS.get(props["vendor"], "other") if "vendor" in props else None
-    vendor, host_bits_default = _x86_vendor(name, kvm, version, host, declared)
-    return GuestCpu(name, vendor, _x86_phys_bits(props, kvm, host_bits_default, host))
+    vendor, host_bits_default = _x86_vendor(name, kvm, qemu, host, declared)
+    return GuestCpu(name, vendor, _x86_phys_bits(props, kvm, host_bits_default, host, qemu))
 
 
-def _x86_vendor(name: str, kvm: bool, version: str, host: HostCpu | None,
+def _x86_vendor(name: str, kvm: bool, qemu: QemuRelease, host: HostCpu | None,
                 declared: str | None) -> tuple[str, bool]:
     """(vendor, host-phys-bits default) of a model. `declared` (vendor=) wins, and then the
     host is not asked; otherwise KVM gives the host's vendor, TCG the model's."""
     if name == "host" and not kvm:
         raise QemuRefusal("CPU model 'host' requires KVM or HVF")
-    own = "amd" if name in ("host", "max") else _model_vendor(name, version)
+    own = "amd" if name in ("host", "max") else _model_vendor(name, qemu)
     vendor = declared or (_host_vendor(host, name) if kvm else own)
     return vendor, kvm and name in ("host", "max")
 
 
-def _model_vendor(name: str, version: str) -> str:
+def _model_vendor(name: str, qemu: QemuRelease) -> str:
     """The vendor in a named model's definition (what TCG reports)."""
     base = name.split("-v")[0] if "-v" in name else name
-    if version == "7.2" and base.startswith(SINCE_8):
+    if not qemu.knows_cpu_model(base):
         raise QemuRefusal(f"unable to find CPU model '{name}'")
     if base.startswith(THIRTY_TWO_BIT):
         raise UnsupportedOption(f"-cpu {name}: 32-bit CPU models are not modelled",
@@ -123,9 +122,11 @@ def _host_vendor(host: HostCpu | None, name: str) -> str:
 
 
 def _x86_phys_bits(props: Mapping[str, str], kvm: bool, host_bits: bool,
-                   host: HostCpu | None) -> int:
+                   host: HostCpu | None, qemu: QemuRelease) -> int:
     bits = parse_int(props["phys-bits"], "-cpu phys-bits") if "phys-bits" in props else 0
-    if bits and not 32 <= bits <= MAX_PHYS_BITS:
+    if bits and bits < 32 and qemu.phys_bits_unbounded:
+        raise QemuRefusal(f"phys-bits should be at least 32 (but is {bits})")
+    if bits and not 32 <= bits <= MAX_PHYS_BITS and not qemu.phys_bits_unbounded:
         raise QemuRefusal(f"phys-bits should be between 32 and {MAX_PHYS_BITS}  (but is {bits})")
     use_host = parse_bool(props.get("host-phys-bits", "on" if host_bits else "off"),
                           "host-phys-bits")
@@ -139,6 +140,12 @@ def _x86_phys_bits(props: Mapping[str, str], kvm: bool, host_bits: bool,
         if limit and bits > limit:
             bits = limit
     return bits or DEFAULT_PHYS_BITS
+
+
+def address_limit(phys_bits: int) -> int:
+    """((hwaddr)1 << phys_bits) - 1 as the x86_64 C code computes it: the shift count is taken
+    modulo 64 (phys-bits=64 gives 0, 65 gives 1)."""
+    return ((1 << (phys_bits & 63)) - 1) & ((1 << 64) - 1)
 
 
 def arm_cpu(model: str | None, accel: str) -> GuestCpu:

@@ -17,16 +17,12 @@ from layoutd.models.common import Range
 from layoutd.models.guest import NamedRegion
 from layoutd.qemu.boot import ACPI_MAX_RAM_SLOTS, BootRam
 from layoutd.qemu.config import VmConfig, flag
-from layoutd.qemu.cpus import GuestCpu, HostCpu
+from layoutd.qemu.cpus import GuestCpu, HostCpu, address_limit
 from layoutd.qemu.machines import Machine
-from layoutd.qemu.memdev import (
-    NO_DEVICE_MEMORY,
-    DeviceMemory,
-    device_memory_base,
-    device_memory_size,
-)
+from layoutd.qemu.memdev import DeviceMemory, device_memory_base, device_memory_size
 from layoutd.qemu.options import parse_bool
 from layoutd.qemu.render import Piece, boot_pieces, cut
+from layoutd.qemu.versions import QemuRelease, amd_1tib_rule
 from layoutd.units import GiB, TiB, align_up, parse_size
 
 AMD_HT_START = 0xFD00000000
@@ -90,47 +86,48 @@ def hole64_start(high_end: int, device_size: int) -> int:
     return align_up(device_memory_base(high_end) + device_size, GiB)
 
 
-def highest_used(version: str, phys_bits: int, start: int, above: int, device_size: int,
+def highest_used(qemu: QemuRelease, phys_bits: int, start: int, above: int, device_size: int,
                  hole64: int) -> int:
     """pc_max_used_gpa(): the end of the 64-bit PCI hole, with high RAM at `start`."""
-    if version == "7.2" and phys_bits <= 32:
-        return (1 << phys_bits) - 1  # 7.2: "32-bit systems don't have hole64"
+    if not qemu.hole64_with_32bit_cpu and phys_bits <= 32:
+        return (1 << phys_bits) - 1  # "32-bit systems don't have hole64"
     return hole64_start(start + above, device_size) + hole64 - 1
 
 
 def amd_rule(vendor: str, machine: Machine) -> bool:
     """QEMU moves high RAM past the HyperTransport range for AMD guest CPUs on 7.1+ types only."""
-    return vendor == "amd" and machine.family in ("q35", "pc") and machine.at_least("7.1")
+    return vendor == "amd" and machine.family in ("q35", "pc") and amd_1tib_rule(machine.release)
 
 
-def high_ram_start(relocates: bool, version: str, phys_bits: int, above: int, device_size: int,
-                   hole64: int) -> int:
+def high_ram_start(relocates: bool, qemu: QemuRelease, phys_bits: int, above: int,
+                   device_size: int, hole64: int) -> int:
     """above_4g_mem_start: 4 GiB, or 1 TiB when the AMD rule applies (`amd_rule`) and the
     layout from 4 GiB reaches the HyperTransport range."""
-    if relocates and highest_used(version, phys_bits, FOUR_GIB, above, device_size,
-                                        hole64) >= AMD_HT_START:
+    if relocates and highest_used(qemu, phys_bits, FOUR_GIB, above, device_size,
+                                  hole64) >= AMD_HT_START:
         return AMD_ABOVE_1TB
     return FOUR_GIB
 
 
 def plan(config: VmConfig, machine: Machine, cpu: GuestCpu, boot: BootRam,
-         version: str) -> X86Plan:
+         qemu: QemuRelease) -> X86Plan:
     below, above, warnings = split(machine, boot.size, config.machine_props)
     hole64 = config.hole64_size.get(BRIDGE[machine.family], HOLE64_DEFAULT[machine.family])
     device_size = device_memory_size(boot.size, config.maxmem, config.slots)
-    start = high_ram_start(amd_rule(cpu.vendor, machine), version, cpu.phys_bits, above,
+    start = high_ram_start(amd_rule(cpu.vendor, machine), qemu, cpu.phys_bits, above,
                            device_size, hole64)
-    highest = highest_used(version, cpu.phys_bits, start, above, device_size, hole64)
-    limit = (1 << cpu.phys_bits) - 1
+    highest = highest_used(qemu, cpu.phys_bits, start, above, device_size, hole64)
+    limit = address_limit(cpu.phys_bits)
     if limit < highest:
         raise QemuRefusal(f"Address space limit {limit:#x} < {highest:#x} phys-bits too low "
                           f"({cpu.phys_bits})")
-    memory = _device_memory(config, boot, start + above, version)
+    memory = _device_memory(config, boot, start + above, qemu)
     return X86Plan(below, above, start, memory, hole64_start(start + above, device_size),
                    hole64, highest, tuple(warnings))
 
 
-def _device_memory(config: VmConfig, boot: BootRam, high_end: int, version: str) -> DeviceMemory:
+def _device_memory(config: VmConfig, boot: BootRam, high_end: int,
+                   qemu: QemuRelease) -> DeviceMemory:
     acpi = config.acpi and flag(config.machine_props, "acpi", True)
     dimm_error = None if acpi else ("memory hotplug is not enabled: missing acpi device or "
                                     "acpi disabled")
@@ -145,7 +142,7 @@ def _device_memory(config: VmConfig, boot: BootRam, high_end: int, version: str)
     base, size = device or (0, 0)
     budget = (config.maxmem or boot.size) - boot.size
     return DeviceMemory(base, size, budget, config.slots, boot.nodes, dimm_error, nvdimm_error,
-                        NO_DEVICE_MEMORY[version])
+                        qemu.no_device_memory)
 
 
 def boot_layout(result: X86Plan, boot: BootRam, vga: bool) -> list[Piece]:
@@ -181,14 +178,17 @@ def device_range(result: X86Plan) -> Range | None:
     return Range(start=memory.base, end=memory.base + memory.size - 1)
 
 
-def smm_enabled(config: VmConfig, accel: str, host: HostCpu | None) -> tuple[bool, list[str]]:
+def smm_enabled(config: VmConfig, accel: str, host: HostCpu | None,
+                qemu: QemuRelease) -> tuple[bool, list[str]]:
     """-machine smm= (on|off|auto): auto is on under TCG and, under KVM, what KVM supports."""
     kvm_smm = host.kvm_smm if host is not None else None
     setting = config.machine_props.get("smm", "auto")
     if setting != "auto":
         on = parse_bool(setting, "-machine smm")
         if on and accel == "kvm" and kvm_smm is False:
-            raise QemuRefusal("System Management Mode not supported by this hypervisor.")
+            where = (f"{config.accel_option}: " if config.accel_option and qemu.accel_errors_located
+                     else "")  # only the -accel option is named (not -enable-kvm, accel=)
+            raise QemuRefusal(f"{where}System Management Mode not supported by this hypervisor.")
         return on, []
     unknown = accel == "kvm" and kvm_smm is None
     return smm_auto(accel, kvm_smm), ([
@@ -201,15 +201,15 @@ def smm_auto(accel: str, kvm_smm: bool | None) -> bool:
     return accel != "kvm" or kvm_smm is not False
 
 
-def smm_decides_vga(family: str, version: str) -> bool:
-    """q35's SMRAM ranges, which map the VGA window over RAM, exist only with SMM on in QEMU
-    10.0 (pc, and 7.2, always have them)."""
-    return family == "q35" and version != "7.2"
+def smm_decides_vga(family: str, qemu: QemuRelease) -> bool:
+    """q35's SMRAM ranges, which map the VGA window over RAM, exist only with SMM on where
+    `q35_vga_follows_smm` (pc always has them)."""
+    return family == "q35" and qemu.q35_vga_follows_smm
 
 
-def vga_hides_ram(family: str, version: str, vga: bool, smm: bool) -> bool:
+def vga_hides_ram(family: str, qemu: QemuRelease, vga: bool, smm: bool) -> bool:
     """A VGA device's 0xa0000-0xbffff window is not RAM (see smm_decides_vga)."""
-    return vga and (smm or not smm_decides_vga(family, version))
+    return vga and (smm or not smm_decides_vga(family, qemu))
 
 
 def has_vga(config: VmConfig) -> bool:

@@ -65,3 +65,22 @@ def test_unknown_firmware_is_said_not_guessed(tmp_path: object) -> None:
     code, data = check("-machine", "q35", "-m", "2G", "-bios", "/bin/true", *GPU)
     assert code == 0 and data["bars"] == []
     assert any("not a build layoutd knows" in w for w in data["warnings"])
+
+
+def test_libvirt_domain_root_ports_and_the_passthrough_limit(tmp_path: Path) -> None:
+    """<os firmware='efi'>, the GPU and its audio function behind two pcie-root-ports: refused;
+    <maxphysaddr mode='passthrough' limit='39'/> (the r/VFIO user's fix) clears it."""
+    need(Path("/usr/share/OVMF/OVMF_CODE_4M.fd").exists(), "OVMF (Debian package ovmf)")
+    domain = Path(__file__).parent / "data/rvfio.xml"
+    result = run_layoutd("check", "--libvirt", str(domain), "--host", HOST, "--format", "json")
+    data = json.loads(result.stdout)
+    assert result.returncode == 1 and data["bars"][0]["start"] == "0x380000000000"
+    assert data["collisions"][0]["id"] == "0000:01:00.0 BAR1"
+    fixed = tmp_path / "fixed.xml"
+    fixed.write_text(domain.read_text().replace(
+        "<cpu mode='host-passthrough' check='none'/>",
+        "<cpu mode='host-passthrough' check='none'><maxphysaddr mode='passthrough' limit='39'/></cpu>"))
+    result = run_layoutd("check", "--libvirt", str(fixed), "--host", HOST, "--format", "json")
+    data = json.loads(result.stdout)
+    assert result.returncode == 0, data["collisions"]
+    assert data["bars"][0]["start"] == "0x7000000000"

@@ -4,7 +4,7 @@ import pytest
 
 from layoutd.errors import NoAnswer
 from tests.plan.support import collisions, plan_of, real_layout
-from tests.support.qemu_runner import Refused, qemu_binary
+from tests.support.qemu_runner import VERSIONS, Refused, qemu_binary
 
 X86_HOSTS = ["amd-4gpu-1100g", "amd-epyc-two-gpus", "intel-4gpu-39bit", "intel-nic-msi-only"]
 ARM_HOSTS = ["arm-hisilicon-d05", "arm-kunpeng-pci-windows", "arm-lx2160a-rmr"]
@@ -80,7 +80,7 @@ def _id(case: tuple[str, list[str]]) -> str:
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("version", ["7.2", "10.0"])
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_real_qemu_builds_the_plan(case: tuple[str, list[str]], version: str) -> None:
     text, hosts = case

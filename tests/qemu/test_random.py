@@ -15,7 +15,8 @@ pytestmark = pytest.mark.qemu
 GiB = 1 << 30
 MiB = 1 << 20
 X86_CPUS = ["qemu64", "EPYC", "EPYC-Rome", "Skylake-Server", "Cascadelake-Server", "kvm64"]
-SETTINGS = settings(max_examples=40, deadline=None, derandomize=False,
+# 80 x86 and 40 virt lines in all, shared by the three versions (the suite's time stays put)
+SETTINGS = settings(max_examples=27, deadline=None, derandomize=False,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -100,7 +101,7 @@ def test_random_x86_matches_qemu(version: str, line: list[str]) -> None:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=14, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(line=virt_lines())
 def test_random_virt_matches_qemu(version: str, line: list[str]) -> None:
     need(_overcommit(), "vm.overcommit_memory=1 (guests of up to 1 TiB start paused)")
