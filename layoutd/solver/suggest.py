@@ -109,13 +109,16 @@ class Solver:
         return main_reason(problem, rejections).text
 
 
-def suggestions(spec: VmSpec, target: Target, version: str,
-                target_for: TargetFor | None = None, accept: Accept | None = None) -> list[Suggestion]:
-    """Every change that works, the simplest first; each one solved (and accepted)."""
+def suggestions(spec: VmSpec, target: Target, version: str, target_for: TargetFor | None = None,
+                accept: Accept | None = None, stage: str = "") -> list[Suggestion]:
+    """Every change that works, the simplest first; each one solved (and accepted). `stage`:
+    what blocked (larger pages and fewer nodes are offered only when memory slots ran out)."""
     solver = Solver(spec, target, version, target_for, accept)
     found: list[Suggestion] = []
-    for make in (_newer_machine, _hotplug, _size, _phys_bits, _devices, _machine_family,
-                 _hugepages, _no_numa):
+    makers = [_newer_machine, _hotplug, _size, _phys_bits, _devices, _machine_family]
+    if stage == "slots":
+        makers += [_hugepages, _no_numa]
+    for make in makers:
         for change, why in make(solver):
             solution = solver.works(change)
             if solution is not None and all(change != s.change for s in found):
