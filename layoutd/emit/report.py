@@ -49,7 +49,7 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
     ram = collisions(guest, host)
     found = [*ram, *(bars.collisions if bars else [])]
     fixes = list(fixes_for()) if ram and fixes_for else []
-    if bars and (bars.bars or bars.firmware is None):
+    if bars and (bars.bars or bars.firmware is None or bars.notes):
         guest = guest.model_copy(update={"warnings": (*guest.warnings, *bar_notes(bars))})
     if fmt == "svg":
         from layoutd.emit.svg import render_check
