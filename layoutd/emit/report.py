@@ -48,7 +48,9 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
     devices' 64-bit BARs, and their collisions (kind `bar`)."""
     ram = collisions(guest, host)
     found = [*ram, *(bars.collisions if bars else [])]
-    fixes = list(fixes_for()) if ram and fixes_for else []
+    fixes: list[Any] = list(fixes_for()) if ram and fixes_for else []
+    if bars and bars.collisions and bars.fixes:
+        fixes += bars.fixes()
     if bars and (bars.bars or bars.firmware is None or bars.notes):
         guest = guest.model_copy(update={"warnings": (*guest.warnings, *bar_notes(bars))})
     if fmt == "svg":
