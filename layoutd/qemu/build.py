@@ -37,7 +37,7 @@ def _x86(config: VmConfig, machine: Machine, version: str, host_cpu: HostCpu | N
 
 
 def _arm(config: VmConfig, machine: Machine, version: str) -> GuestMap:
-    cpu = arm_cpu(config.cpu_model, config.accel)
+    cpu = arm_cpu(config.cpu_model, config.accel, version)
     boot = boot_ram(config, BOOT_RAM[machine.family])
     check_memory_options(config, boot.size)
     result = arm.plan(config, machine, cpu, boot, version)

@@ -91,11 +91,22 @@ def hole64_start(high_end: int, device_size: int) -> int:
 
 
 def highest_used(version: str, phys_bits: int, start: int, above: int, device_size: int,
-                 hole64: int) -> int:
-    """pc_max_used_gpa(): the end of the 64-bit PCI hole, with high RAM at `start`."""
-    if version == "7.2" and phys_bits <= 32:
-        return (1 << phys_bits) - 1  # 7.2: "32-bit systems don't have hole64"
-    return hole64_start(start + above, device_size) + hole64 - 1
+                 hole64: int, *, long_mode: bool = True, release: str | None = None) -> int:
+    """pc_max_used_gpa(): the end of the 64-bit PCI hole, with high RAM at `start`.
+
+    Without long mode (a 32-bit CPU) QEMU 10.0 and 11.1 take the end of device memory, else of
+    high RAM, except on machine types 8.1 and older (broken_32bit_mem_addr_check: the CPU's
+    limit, no check). QEMU 7.2 skips the check by phys-bits <= 32 instead."""
+    limit = (1 << phys_bits) - 1
+    if version == "7.2":
+        return limit if phys_bits <= 32 else hole64_start(start + above, device_size) + hole64 - 1
+    if long_mode:
+        return hole64_start(start + above, device_size) + hole64 - 1
+    if release is not None and not at_least(release, "8.2"):
+        return limit
+    if device_size:
+        return device_memory_base(start + above) + device_size - 1
+    return start + above - 1
 
 
 def amd_rule(vendor: str, machine: Machine) -> bool:
@@ -104,11 +115,11 @@ def amd_rule(vendor: str, machine: Machine) -> bool:
 
 
 def high_ram_start(relocates: bool, version: str, phys_bits: int, above: int, device_size: int,
-                   hole64: int) -> int:
+                   hole64: int, *, long_mode: bool = True, release: str | None = None) -> int:
     """above_4g_mem_start: 4 GiB, or 1 TiB when the AMD rule applies (`amd_rule`) and the
     layout from 4 GiB reaches the HyperTransport range."""
-    if relocates and highest_used(version, phys_bits, FOUR_GIB, above, device_size,
-                                        hole64) >= AMD_HT_START:
+    if relocates and highest_used(version, phys_bits, FOUR_GIB, above, device_size, hole64,
+                                  long_mode=long_mode, release=release) >= AMD_HT_START:
         return AMD_ABOVE_1TB
     return FOUR_GIB
 
@@ -119,8 +130,9 @@ def plan(config: VmConfig, machine: Machine, cpu: GuestCpu, boot: BootRam,
     hole64 = config.hole64_size.get(BRIDGE[machine.family], HOLE64_DEFAULT[machine.family])
     device_size = device_memory_size(boot.size, config.maxmem, config.slots)
     start = high_ram_start(amd_rule(cpu.vendor, machine), version, cpu.phys_bits, above,
-                           device_size, hole64)
-    highest = highest_used(version, cpu.phys_bits, start, above, device_size, hole64)
+                           device_size, hole64, long_mode=cpu.long_mode, release=machine.release)
+    highest = highest_used(version, cpu.phys_bits, start, above, device_size, hole64,
+                           long_mode=cpu.long_mode, release=machine.release)
     limit = address_limit(cpu.phys_bits)
     if limit < highest:
         raise QemuRefusal(f"Address space limit {limit:#x} < {highest:#x} phys-bits too low "
