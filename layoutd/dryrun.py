@@ -258,7 +258,7 @@ class DryRun:
     """What the binary built, and how it was asked."""
 
     binary: str
-    version: str  # "8.2.2", from QEMU itself (query-version)
+    version: str  # major.minor.micro, from QEMU itself (query-version)
     vm: LiveVm
     dropped: list[str]
 
@@ -423,18 +423,3 @@ def differences(expected: Sequence[GuestRegion], real: Sequence[GuestRegion]) ->
     lines += [f"QEMU built {what} {start:#x}-{end:#x}, not planned"
               for (start, end), what in theirs.items() if (start, end) not in mine]
     return lines
-
-
-def binary_version(path: str) -> str:
-    """X.Y.Z from `PATH --version` (any version, modelled or not)."""
-    import re
-
-    try:
-        result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30,
-                                stdin=subprocess.DEVNULL, check=False)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise InputError(f"cannot run {path} --version: {error}") from None
-    match = re.search(r"version (\d+\.\d+(?:\.\d+)?)", result.stdout)
-    if result.returncode != 0 or not match:
-        raise InputError(f"{path} --version did not say a QEMU version")
-    return match.group(1)

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from layoutd.errors import LayoutdError
 from layoutd.models.guest import GuestMap
 from layoutd.qemu.options import split_argv
+from layoutd.qemu.versions import AMD_1TIB_SINCE, Version
 from layoutd.units import MiB, format_size
 
-NEWER_MACHINE = "7.1"  # QEMU's AMD rule (RAM above 4 GiB to 1 TiB past the HT hole) starts here
+NEWER_MACHINE = str(AMD_1TIB_SINCE)  # QEMU's AMD rule (RAM above 4 GiB to 1 TiB past the HT hole)
 FAMILY_PREFIX = {"pc-q35-": "pc-q35-", "pc-i440fx-": "pc-i440fx-"}
 STEP = 128 * MiB
 
@@ -56,7 +57,7 @@ def fixes(args: Sequence[str], guest: GuestMap, predict: Predict, clear: Clear) 
 
 def _newer_machine(args: Sequence[str], guest: GuestMap, predict: Predict, clear: Clear) -> Fix | None:
     prefix = next((p for p in FAMILY_PREFIX if guest.machine.startswith(p)), None)
-    if prefix is None or _release(guest.machine[len(prefix):]) >= _release(NEWER_MACHINE):
+    if prefix is None or _release(guest.machine[len(prefix):]) >= AMD_1TIB_SINCE:
         return None
     newer = prefix + NEWER_MACHINE
     if not _clear(_with_machine(args, newer), predict, clear):
@@ -90,11 +91,11 @@ def _clear(args: Sequence[str] | None, predict: Predict, clear: Clear) -> bool:
         return False
 
 
-def _release(text: str) -> tuple[int, ...]:
+def _release(text: str) -> Version:
     try:
-        return tuple(int(part) for part in text.split("."))
-    except ValueError:
-        return (0,)
+        return Version.parse(text)
+    except LayoutdError:
+        return Version(0, 0)
 
 
 def _with_machine(args: Sequence[str], machine: str) -> list[str] | None:

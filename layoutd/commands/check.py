@@ -62,13 +62,15 @@ def device_list(text: str | None) -> list[str]:
 
 def _run_argv(args: argparse.Namespace, command: list[str]) -> int:
     from layoutd.emit.report import report
-    from layoutd.qemu import arch_of_binary, modelled, predict, version_of_binary
+    from layoutd.emulator import version_of_binary
+    from layoutd.qemu import arch_of_binary, predict
     from layoutd.qemu.cpus import NeedsHostCpu
+    from layoutd.qemu.versions import is_modelled
 
     binary, qemu_args = command[0], command[1:]
     arch = arch_of_binary(binary)
     version = args.qemu_version or version_of_binary(binary, modelled_only=False)
-    if not modelled(version):
+    if not is_modelled(version):
         guest = dry_run_map(binary, qemu_args, arch, f"QEMU {version} is not modelled")
         devices = _merge(guest.vfio_devices, device_list(args.devices))
         origins: dict[str, tuple[str | None, str]] = {
@@ -81,13 +83,13 @@ def _run_argv(args: argparse.Namespace, command: list[str]) -> int:
     assigned = first.vfio_devices if first else _vfio_of(qemu_args)
     devices = _merge(assigned, device_list(args.devices))
     host = probe_devices(args.host, devices, {d: (None, f"-device vfio-pci,host={d}") for d in assigned})
-    guest = first or _with_host(host, lambda: predict(qemu_args, version=version, arch=arch,
-                                                      host_cpu=host.cpu))
-    if args.verify:
-        guest = verified(guest, binary, qemu_args, arch)
 
     def again(changed: Sequence[str]) -> Any:
-        return predict(changed, version=version, arch=arch, host_cpu=host.cpu)
+        return predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
+
+    guest = _with_host(host, lambda: again(qemu_args))
+    if args.verify:
+        guest = verified(guest, binary, qemu_args, arch)
 
     return report(guest, host, args.format, devices, _fixes_for(qemu_args, guest, again, host),
                   bars=bar_check(guest, host, qemu_args, devices))
@@ -97,14 +99,13 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
     """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with."""
     from layoutd.firmware.check import check_bars
     from layoutd.firmware.files import identify
-    from layoutd.firmware.guest import page_1g, read_argv
+    from layoutd.firmware.guest import family_of, page_1g, read_argv
     from layoutd.qemu.config import parse_config
 
-    if guest.arch != "x86_64" or not guest.vfio_devices:
+    if not guest.vfio_devices:
         return None
-    family = "q35" if "q35" in guest.machine else "pc"
-    pci = read_argv(qemu_args, family, {device.address: device for device in host.devices})
-    build, note = identify(pci.firmware, guest.qemu_version)
+    pci = read_argv(qemu_args, family_of(guest), {device.address: device for device in host.devices})
+    build, note = identify(pci.firmware, guest.qemu_version, guest.arch)
     config = parse_config(qemu_args)
     result = check_bars(guest, host, pci, build, page_1g(config.cpu_model, config.cpu_props),
                         devices)
@@ -186,7 +187,8 @@ def _merge(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
 def _run_libvirt(args: argparse.Namespace) -> int:
     from layoutd.emit.report import report
     from layoutd.libvirt.guard import DEFAULT_EMULATOR, qemu_version, translate_domain
-    from layoutd.qemu import modelled, predict
+    from layoutd.qemu import predict
+    from layoutd.qemu.versions import is_modelled
 
     try:
         with open(args.libvirt, "rb") as handle:
@@ -200,13 +202,14 @@ def _run_libvirt(args: argparse.Namespace) -> int:
                          {d: (args.libvirt, f"<hostdev> {d}") for d in translation.devices})
     domain = translation.domain
     emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
-    if not modelled(version):
+    if not is_modelled(version):
         guest = dry_run_map(emulator, translation.argv, domain.arch,
                             f"QEMU {version} is not modelled")
         return report(guest, host, args.format, devices)
 
     def again(changed: Sequence[str]) -> Any:
-        return predict(changed, version=version, host_cpu=host.cpu, arch=domain.arch)
+        return predict(changed, version=version, host_cpu=host.cpu, arch=domain.arch,
+                       host=host.platform)
 
     guest = _with_host(host, lambda: again(translation.argv))
     if args.verify:

@@ -7,13 +7,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from layoutd.models.guest import GuestMap
     from layoutd.models.plan import Plan
     from layoutd.models.spec import VmSpec
     from layoutd.solver import Solved, Target
 
 FORMATS = ("text", "json", "argv", "qmp", "libvirt", "svg")
-DEFAULT_VERSION = "10.0"
-VERSIONS = ("7.2", "10.0", "11.1")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,11 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="host source (live, a root tree, or a dump); repeat for migration targets",
     )
+    from layoutd.qemu import versions
+
     parser.add_argument(
         "--qemu-version",
         default=None,
         metavar="X.Y",
-        help=f"QEMU whose layout rules apply ({', '.join(VERSIONS)}; default {DEFAULT_VERSION}, "
+        help=f"QEMU whose layout rules apply ({versions.names()}; default {versions.DEFAULT}, "
         "or with --verify the binary's own, else the nearest older modelled one)",
     )
     parser.add_argument(
@@ -48,9 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from layoutd.errors import InputError, UnknownDevice
     from layoutd.models.spec import load_spec, spec_device_origins
+    from layoutd.qemu import versions
 
-    if args.qemu_version is not None and args.qemu_version not in VERSIONS:
-        raise InputError(f"--qemu-version {args.qemu_version!r}: modelled versions are {', '.join(VERSIONS)}")
+    if args.qemu_version is not None and not versions.is_modelled(args.qemu_version):
+        raise InputError(f"--qemu-version {args.qemu_version!r}: modelled versions are "
+                         f"{versions.names()}")
     spec = load_spec(args.spec)
     sources = args.host or [os.environ.get("LAYOUTD_HOST") or "live"]
     binary = (args.verify or f"qemu-system-{spec.arch}") if args.verify is not None else None
@@ -68,17 +71,17 @@ def run(args: argparse.Namespace) -> int:
 def model_version(chosen: str | None, binary: str | None) -> tuple[str, str]:
     """The QEMU version whose rules the solver uses, and a note when that is not the binary's:
     --qemu-version; else the binary's own when modelled, else the nearest older modelled one."""
+    from layoutd.qemu import versions
+
     if chosen is not None or binary is None:
-        return chosen or DEFAULT_VERSION, ""
-    from layoutd.qemu import modelled, version_of_binary
+        return str(versions.row(chosen or versions.DEFAULT).version), ""
+    from layoutd.emulator import version_of_binary
 
     found = version_of_binary(binary, modelled_only=False)
-    if modelled(found):
+    if versions.is_modelled(found):
         return found, ""
-    key = tuple(int(part) for part in found.split("."))
-    older = [v for v in VERSIONS if tuple(int(part) for part in v.split(".")) <= key]
-    nearest = older[-1] if older else VERSIONS[0]
-    return nearest, f"QEMU {found} is not modelled: planned with QEMU {nearest}'s rules"
+    nearest = versions.nearest_older(found)
+    return str(nearest), f"QEMU {found} is not modelled: planned with QEMU {nearest}'s rules"
 
 
 def verify(plan: "Plan", binary: str, note: str) -> "Plan":
@@ -162,39 +165,42 @@ def assemble(spec: "VmSpec", target: "Target", solved: "Solved", version: str,
     """The Plan; `oracle`: check the emitted argv on the QEMU model (off: a trial for the BARs)."""
     from layoutd.emit.argv import qemu_argv
     from layoutd.emit.qmp import qmp_commands
-    from layoutd.models.plan import HostCpu, Plan
+    from layoutd.models.plan import Plan, PlannedHostCpu
 
     argv = qemu_argv(solved.config, qemu_version=version)
-    host_cpu = HostCpu(vendor=target.host_vendor, phys_bits=target.host_phys_bits,
-                       kvm_smm=target.kvm_smm)
-    layout, notes = (oracle_check(argv, solved, version, host_cpu, target) if oracle
-                     else (solved.layout, ()))
+    host_cpu = PlannedHostCpu(vendor=target.host_vendor, phys_bits=target.host_phys_bits,
+                              kvm_smm=target.kvm_smm)
+    guest, notes = (oracle_check(argv, solved, version, host_cpu, target) if oracle
+                    else (None, ()))
     return Plan(
         name=spec.name,
         qemu_version=version,
         config=solved.config,
-        layout=layout,
+        layout=guest.layout if guest else solved.layout,
         qemu_argv=tuple(argv),
         qmp=tuple(qmp_commands(solved.config)),
         warnings=solved.warnings + notes,
         hosts=target.hosts,
         usable=target.usable,
         holes=target.holes,
-        highest_address=solved.highest,
+        highest_address=guest.highest_address if guest else solved.highest,
         hotplug_room=solved.hotplug_room,
         default_layout=solved.default_layout,
         host_cpu=host_cpu,
+        regions=guest.regions if guest else (),
+        host_platform=target.platform,
     )
 
 
 def oracle_check(
     argv: Sequence[str], solved: "Solved", version: str, host_cpu: Any, target: "Target"
-) -> tuple[tuple[Any, ...], tuple[str, ...]]:
-    """Run the QEMU model on the emitted argv: the plan stands only if it yields the planned map."""
+) -> tuple["GuestMap", tuple[str, ...]]:
+    """Run the QEMU model on the emitted argv: the plan stands only if it yields the planned map.
+    Returns the model's map: every figure of the plan about QEMU's regions comes from it."""
     from layoutd.errors import NoAnswer
     from layoutd.solver.oracle import compare, model_map, windows_above
 
-    guest = model_map(argv, version, host_cpu, solved.config.arch)
+    guest = model_map(argv, version, host_cpu, solved.config.arch, target.platform)
     predicted = guest.layout
     problems = compare(solved.layout, predicted, target.holes)
     if problems:
@@ -202,7 +208,7 @@ def oracle_check(
             "internal disagreement: the QEMU model does not build the planned map from the "
             "emitted arguments: " + "; ".join(problems[:5])
         )
-    return tuple(predicted), tuple(windows_above(guest, target.top))
+    return guest, tuple(windows_above(guest, target.top))
 
 
 def render(plan: "Plan", kind: str) -> str:

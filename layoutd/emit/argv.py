@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 from layoutd.firmware.guest import MMIO64_FILE
 from layoutd.models.plan import Backend, MemoryDevice, QemuConfig
+from layoutd.qemu.versions import DEFAULT, QemuRelease, Version, row
 from layoutd.qemu.x86 import BRIDGE
 from layoutd.solver.spec_family import family_of
 from layoutd.units import format_size, hex_addr
@@ -12,7 +13,7 @@ from layoutd.units import format_size, hex_addr
 _BACKEND_TYPE = {"ram": "memory-backend-ram", "memfd": "memory-backend-memfd", "file": "memory-backend-file"}
 
 
-def qemu_argv(config: QemuConfig, *, qemu_version: str = "10.0") -> list[str]:
+def qemu_argv(config: QemuConfig, *, qemu_version: str | Version = DEFAULT) -> list[str]:
     """The arguments after the binary name, ready to exec."""
     args = ["-accel", "kvm"] if config.accel == "kvm" else []
     args += [
@@ -39,7 +40,7 @@ def qemu_argv(config: QemuConfig, *, qemu_version: str = "10.0") -> list[str]:
     if config.pci_hole64_size is not None:
         bridge = BRIDGE[family_of(config.machine)]
         args += ["-global", f"{bridge}.pci-hole64-size={format_size(config.pci_hole64_size)}"]
-    args += _viommu(config, qemu_version)
+    args += _viommu(config, row(qemu_version))
     for index, address in enumerate(config.vfio_devices):
         args += ["-device", f"vfio-pci,host={address},id=hostdev{index}"]
     return args
@@ -109,13 +110,13 @@ def device_option(device: MemoryDevice) -> str:
     return ",".join(parts)
 
 
-def _viommu(config: QemuConfig, version: str) -> list[str]:
+def _viommu(config: QemuConfig, qemu: QemuRelease) -> list[str]:
     if config.viommu == "intel":
         return ["-device", f"intel-iommu,aw-bits={config.viommu_aw_bits or 39}"]
     if config.viommu != "virtio":
         return []
     parts = ["virtio-iommu-pci"]
-    if config.viommu_aw_bits and _at_least(version, (9, 0)):
+    if config.viommu_aw_bits and qemu.virtio_iommu_aw_bits:
         parts.append(f"aw-bits={config.viommu_aw_bits}")
     if config.viommu_reserved:
         parts.append(f"len-reserved-regions={len(config.viommu_reserved)}")
@@ -123,14 +124,6 @@ def _viommu(config: QemuConfig, version: str) -> list[str]:
             kind = 1 if hole.type == "msi" else 0
             parts.append(f"reserved-regions[{index}]={hex_addr(hole.start)}:{hex_addr(hole.end)}:{kind}")
     return ["-device", ",".join(parts)]
-
-
-def _at_least(version: str, wanted: tuple[int, int]) -> bool:
-    major, _, minor = version.partition(".")
-    try:
-        return (int(major), int(minor or 0)) >= wanted
-    except ValueError:
-        return True
 
 
 def shell_lines(args: Sequence[str], binary: str = "qemu-system-x86_64") -> str:

@@ -39,8 +39,13 @@ def render(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
+PCI_WINDOWS = {"pci-hole64": "64-bit PCI hole", "high-pcie-mmio": "64-bit PCIe MMIO window"}
+"""The QEMU model's regions (GuestMap.regions) a picture shows, and their captions."""
+
+
 def picture_rows(plan: Plan) -> list[Row]:
-    """RAM, holes, the 64-bit PCI hole and the free gaps between them, in address order."""
+    """RAM, holes, the 64-bit PCI windows and the free gaps between them, in address order.
+    Everything about QEMU's own regions comes from the model's map the plan carries."""
     top = plan.highest_address or max((r.end for r in plan.layout), default=0)
     rows: list[Row] = [
         (start, end, "#", f"{kind} {name}" + ("" if node is None else f" node {node}"))
@@ -49,11 +54,8 @@ def picture_rows(plan: Plan) -> list[Row]:
     rows += [
         (hole.start, min(hole.end, top), "!", _hole_text(hole)) for hole in plan.holes if hole.start <= top
     ]
-    if plan.highest_address and plan.config.arch == "x86_64":
-        size = plan.config.pci_hole64_size
-        if size is None:
-            size = (32 if plan.config.machine.startswith(("q35", "pc-q35")) else 2) << 30
-        rows.append((plan.highest_address - size + 1, plan.highest_address, "=", "64-bit PCI hole"))
+    rows += [(region.start, region.end, "=", PCI_WINDOWS[region.name])
+             for region in plan.regions if region.name in PCI_WINDOWS]
     rows.sort(key=lambda row: (row[0], row[1]))
     return _with_gaps(rows)
 

@@ -46,8 +46,17 @@ KNOWN: dict[str, Build] = {
 
 BY_NAME = {"seabios": SEABIOS_12, "ovmf": OVMF_12}
 
-# QEMU's own default (-bios bios-256k.bin from its data folders) as Debian pairs them
-DEFAULT_FOR_QEMU = {"7.2": SEABIOS_12, "10.0": SEABIOS_BPO}
+
+
+def default_for_qemu(version: str) -> Build | None:
+    """QEMU's own default (-bios bios-256k.bin from its data folders) as Debian pairs them;
+    None for a QEMU the version table does not know."""
+    from layoutd.qemu.versions import is_modelled, row
+
+    if not is_modelled(version):
+        return None
+    wanted = row(version).seabios
+    return next((build for build in (SEABIOS_12, SEABIOS_BPO) if build.version == wanted), None)
 
 
 def by_hash(digest: str) -> Build | None:

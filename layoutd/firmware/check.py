@@ -27,7 +27,7 @@ class BarCheck:
 
 def check_bars(guest: GuestMap, host: HostView, pci: GuestPci, build: Build | None,
                page1g: bool, assigned: Sequence[str]) -> BarCheck:
-    if build is None or guest.arch != "x86_64":
+    if build is None:
         return BarCheck(None, notes=list(pci.notes))
     placement = place(build, board(guest, pci, page1g))
     result = BarCheck(build.name, notes=[*pci.notes, *placement.notes], placement=placement)

@@ -30,10 +30,12 @@ SHAPES: dict[str, tuple[dict[int, tuple[int, bool, bool, bool]], int]] = {
     "ich9-ahci": ({4: (32, *IO), 5: (4 * KiB, *MEM32)}, 0),
     "virtio": ({1: (4 * KiB, *MEM32), 4: (16 * KiB, True, True, False)}, 0),
 }
-# CPU models whose CPUID has 1 GiB pages (pdpe1gb) in QEMU's tables
+# CPU models whose CPUID has 1 GiB pages (pdpe1gb) in QEMU's tables (query-cpu-model-expansion
+# of QEMU 7.2 and 10.0; tests/firmware/test_cpu_pages.py); `host` is taken to have them
 PAGE_1G = ("Skylake-Server", "Cascadelake-Server", "Cooperlake", "Icelake-Server",
            "SapphireRapids", "GraniteRapids", "SierraForest", "ClearwaterForest", "EPYC",
-           "Opteron_G4", "Opteron_G5", "Dhyana", "YongFeng", "max", "host")
+           "Opteron_G4", "Opteron_G5", "Dhyana", "YongFeng", "Denverton", "Snowridge",
+           "KnightsMill", "phenom", "max", "host")
 
 
 @dataclass
@@ -80,17 +82,18 @@ def read_argv(argv: Sequence[str], family: str, host: Mapping[str, Device]) -> G
             cli.append(keyval(value, "driver", "-device"))
     made: list[dict[str, str]] = []
     if defaults:
-        if vga in (None, "std") and not any(d.get("driver") == "VGA" for d in cli):
+        if family != "virt" and vga in (None, "std") and not any(d.get("driver") == "VGA" for d in cli):
             made.append({"driver": "VGA", "id": "vga"})
         if nic:
-            made.append({"driver": "e1000e" if family == "q35" else "e1000", "id": "nic"})
+            made.append({"driver": {"q35": "e1000e", "pc": "e1000"}.get(family, "virtio-net-pci"),
+                         "id": "nic"})
     _place(found, made + cli, family, host, backends)
     return found
 
 
 def _place(found: GuestPci, items: list[dict[str, str]], family: str, host: Mapping[str, Device],
            backends: Mapping[str, int]) -> None:
-    used: dict[str, set[int]] = {"root": {0, 0x1F} if family == "q35" else {0, 1}}
+    used: dict[str, set[int]] = {"root": {"q35": {0, 0x1F}, "pc": {0, 1}}.get(family, {0})}
     if family == "q35":
         ahci = SHAPES["ich9-ahci"]
         found.devices.append(PciDevice("ich9-ahci", 0x1F, 2, _bars(ahci[0]), ahci[1]))
@@ -179,9 +182,16 @@ def page_1g(model: str | None, props: Mapping[str, str]) -> bool:
     return any(name == p or name.startswith(p + "-") for p in PAGE_1G)
 
 
+def family_of(guest: GuestMap) -> str:
+    """q35 | pc | virt, from the resolved machine type."""
+    if guest.arch == "aarch64":
+        return "virt"
+    return "q35" if "q35" in guest.machine else "pc"
+
+
 def board(guest: GuestMap, pci: GuestPci, page1g: bool) -> Board:
     """What the firmware reads from QEMU for this guest map."""
-    family = "q35" if "q35" in guest.machine else "pc"
+    family = family_of(guest)
     below = max((r.end + 1 for r in guest.layout if r.kind == "ram" and r.start < FOUR_GIB),
                 default=0)
     high = [r.end + 1 for r in guest.layout if r.kind == "ram" and r.start >= FOUR_GIB]

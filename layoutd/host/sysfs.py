@@ -10,11 +10,23 @@ from pathlib import Path
 from typing import Literal
 
 from layoutd.errors import HostUnavailable, InputError, ParseError
-from layoutd.models.host import ROM_BAR, Bar, Cpu, Device, HostFacts, IommuUnit, RawGroup
+from layoutd.models.host import (
+    ROM_BAR,
+    Bar,
+    Cpu,
+    Device,
+    HostFacts,
+    HostPlatform,
+    HugetlbfsMount,
+    IommuUnit,
+    RawGroup,
+)
 
 GROUPS = "sys/kernel/iommu_groups"
 PCI_DEVICES = "sys/bus/pci/devices"
 IOMMU_CLASS = "sys/class/iommu"
+HUGEPAGES = "sys/kernel/mm/hugepages"
+ARCH_OF_VENDOR = {"amd": "x86_64", "intel": "x86_64", "hygon": "x86_64", "arm": "aarch64"}
 
 _REGION = re.compile(r"^0x([0-9a-fA-F]{1,16})\s+0x([0-9a-fA-F]{1,16})\s+(\S+)$")
 _RESOURCE = re.compile(r"^0x([0-9a-fA-F]{1,16})\s+0x([0-9a-fA-F]{1,16})\s+0x([0-9a-fA-F]{1,16})$")
@@ -154,13 +166,43 @@ def read_tree(root: str, *, live: bool = False) -> HostFacts:
             "firmware and boot with intel_iommu=on or amd_iommu=on), so no device can be given to a VM"
         )
     devices = _read_devices(base, groups)
+    cpu = parse_cpuinfo(_read(base / "proc/cpuinfo") or "")
     return HostFacts(
-        cpu=parse_cpuinfo(_read(base / "proc/cpuinfo") or ""),
+        cpu=cpu,
         devices=tuple(devices),
         groups=tuple(groups),
         iommus=tuple(_read_units(base)),
         root=str(root),
+        platform=read_platform(base, os.uname().machine if live else None, cpu),
     )
+
+
+def read_platform(base: Path, arch: str | None, cpu: Cpu) -> HostPlatform:
+    """Architecture (uname -m live; a tree's proc/sys/kernel/arch, else its CPU's), hugepage
+    sizes and hugetlbfs mounts: what QEMU's memory backends take from the host."""
+    arch = arch or (_read(base / "proc/sys/kernel/arch") or "").strip() or ARCH_OF_VENDOR.get(cpu.vendor)
+    meminfo = re.search(r"^Hugepagesize:\s+(\d+) kB", _read(base / "proc/meminfo") or "", re.MULTILINE)
+    default = int(meminfo.group(1)) * 1024 if meminfo else None
+    sizes = sorted(int(m.group(1)) * 1024 for m in (re.match(r"hugepages-(\d+)kB$", e.name)
+                                                    for e in _entries(base / HUGEPAGES)) if m)
+    mounts = parse_hugetlbfs_mounts(_read(base / "proc/mounts") or "", default)
+    return HostPlatform(arch=arch, hugepage_size=default, hugepage_sizes=tuple(sizes),
+                        hugetlbfs=tuple(mounts))
+
+
+def parse_hugetlbfs_mounts(text: str, default: int | None) -> list[HugetlbfsMount]:
+    """hugetlbfs lines of /proc/mounts; the kernel always shows pagesize=NK or NM."""
+    found = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or fields[2] != "hugetlbfs":
+            continue
+        size = re.search(r"(?:^|,)pagesize=(\d+)([KMG])", fields[3])
+        page = int(size.group(1)) << {"K": 10, "M": 20, "G": 30}[size.group(2)] if size else default
+        if page:
+            path = fields[1].replace("\\040", " ")
+            found.append(HugetlbfsMount(path=path, page_size=page))
+    return found
 
 
 def _group_dirs(groups_dir: Path) -> list[tuple[int, Path]]:

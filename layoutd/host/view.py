@@ -131,6 +131,7 @@ def build_view(
         notes=tuple(told),
         iova_pgsizes=pgsizes,
         dma_avail=dma_avail,
+        platform=facts.platform,
     )
 
 

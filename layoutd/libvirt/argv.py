@@ -268,11 +268,13 @@ def _numa(domain: Domain, sizes: Sizes) -> list[str]:
 
 def legacy_numa_mem(arch: str, machine: str) -> bool:
     """Whether QEMU accepts `-numa node,mem=` for this machine type (versioned types up to 5.0)."""
+    from layoutd.qemu.versions import Version, numa_mem_supported
+
     prefixes = ("pc-q35-", "pc-i440fx-") if arch == "x86_64" else ("virt-",)
     for prefix in prefixes:
         release = machine.removeprefix(prefix)
         if release != machine and all(part.isdigit() for part in release.split(".")):
-            return tuple(int(part) for part in release.split(".")) <= (5, 0)
+            return numa_mem_supported(Version.parse(release))
     return False
 
 

@@ -140,7 +140,7 @@ def verify(result: bytes, plan: Plan, source: str) -> Plan:
 
     translation = translate_xml(result, source)
     guest = predict(translation.argv, version=plan.qemu_version, arch=translation.domain.arch,
-                    host_cpu=plan.host_cpu)
+                    host_cpu=plan.host_cpu, host=plan.host_platform)
     with_nodes = bool(plan.config.numa)
 
     def shape(regions: Sequence[GuestRegion]) -> list[tuple[int, int, str, int | None]]:

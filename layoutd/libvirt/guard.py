@@ -8,20 +8,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from layoutd.collisions import Collision, find_collisions
-from layoutd.errors import HostUnavailable, InputError, NotModelled
+from layoutd.errors import HostUnavailable, NotModelled, UnknownDevice
 from layoutd.libvirt.argv import LibvirtVersion, Translation, translate
 from layoutd.libvirt.domain import Domain, read_domain
 from layoutd.libvirt.hookconf import HookConfig
 from layoutd.models.common import GuestRegion, Hole
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import HostView
-from layoutd.qemu.machines import VERSIONS
 
 VERSION_TIMEOUT = 10.0
-_QEMU_VERSION = re.compile(r"QEMU emulator version (\d+)\.(\d+)")
 _LIBVIRT_VERSION = re.compile(r"\(libvirt\) (\d+)\.(\d+)")
 LIBVIRT_DAEMONS = ("/usr/sbin/virtqemud", "/usr/sbin/libvirtd")
-_MACHINE_VERSION = re.compile(r"-(\d+)\.(\d+)$")
+_MACHINE_VERSION = re.compile(r"-(\d+\.\d+)$")
 
 
 @dataclass(frozen=True)
@@ -86,13 +84,19 @@ def check_domain(xml: bytes | str, config: HookConfig, source: str = "<stdin>") 
 def check_translation(translation: Translation, version: str, devices: Sequence[str],
                       host_source: str | None) -> DomainCheck:
     from layoutd.host import probe_host
-    from layoutd.qemu import modelled, predict
+    from layoutd.qemu import predict
+    from layoutd.qemu.versions import is_modelled
 
-    host = probe_host(host_source, list(devices) or None)
+    try:
+        host = probe_host(host_source, list(devices) or None)
+    except UnknownDevice as error:  # named as the domain's <hostdev>, else the hook's devices
+        raise error.at({d: (translation.domain.source, f"<hostdev> {d}")
+                        for d in translation.devices}) from None
     domain = translation.domain
-    if modelled(version):
+    if is_modelled(version):
         try:
-            guest = predict(translation.argv, version=version, host_cpu=host.cpu, arch=domain.arch)
+            guest = predict(translation.argv, version=version, host_cpu=host.cpu, arch=domain.arch,
+                            host=host.platform)
             source = f"QEMU {version} model"
         except NotModelled as error:
             guest, source = emulator_map(translation, f"not modelled ({error.message})")
@@ -140,33 +144,24 @@ def domain_qemu_version(domain: Domain, configured: str | None) -> str:
     """The configured version; else what the domain's <emulator> (or, without one, libvirt's
     default emulator for the arch) answers to --version; else the oldest modelled QEMU that
     accepts the domain's versioned machine type (pc-q35-6.2 -> 7.2)."""
+    from layoutd.emulator import binary_version
+    from layoutd.qemu.versions import Version, oldest_accepting
+
     if configured:
         return configured
     emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch)
-    found = emulator_version(emulator) if emulator else None
+    found = binary_version(emulator) if emulator else None
     if found:
-        return found
+        return str(found.release)
     match = _MACHINE_VERSION.search(domain.machine)
-    if match:
-        machine = (int(match.group(1)), int(match.group(2)))
-        for version in VERSIONS:
-            if machine <= tuple(int(part) for part in version.split(".")):
-                return version
+    oldest = oldest_accepting(Version.parse(match.group(1))) if match else None
+    if oldest is not None:
+        return str(oldest)
     raise NotModelled(
         "cannot tell which QEMU version runs this domain: its <emulator> did not answer "
         "--version and its machine type names no version a modelled QEMU accepts; set "
         "qemu_version in the hook configuration (or --qemu-version)", file=domain.source,
         field="<os><type machine>")
-
-
-def emulator_version(path: str) -> str | None:
-    try:
-        result = subprocess.run([path, "--version"], capture_output=True, text=True,
-                                timeout=VERSION_TIMEOUT, stdin=subprocess.DEVNULL, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    match = _QEMU_VERSION.search(result.stdout)
-    return f"{match.group(1)}.{match.group(2)}" if match else None
 
 
 def refusal_message(check: DomainCheck) -> str:
@@ -192,20 +187,3 @@ def _hole(hole: Hole, host: HostView) -> str:
         return hole.describe()
     members = [device.address for device in host.devices if device.group == hole.group]
     return hole.model_copy(update={"devices": tuple(members)}).describe()
-
-
-def check_file(path: str, host_source: str | None, devices: Sequence[str] = (),
-               version: str | None = None) -> DomainCheck:
-    """`layoutd check --libvirt DOMAIN.xml`: the same translation and check as the hook.
-
-    With no <hostdev> and no `devices`, every IOMMU group of the host counts (the contract's rule
-    for check), unlike the hook, which then has nothing to map.
-    """
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", file=path) from None
-    translation = translate_domain(data, path)
-    chosen = qemu_version(translation, version)
-    return check_translation(translation, chosen, translation.devices or tuple(devices), host_source)

@@ -42,7 +42,7 @@ class MemoryDevice(Frozen):
 
 
 class GuestMap(Frozen):
-    qemu_version: str  # "7.2" | "10.0"
+    qemu_version: str  # a modelled version (qemu/versions.py), major.minor
     arch: str  # "x86_64" | "aarch64"
     machine: str  # resolved versioned type: "pc-q35-7.2", "virt-10.0"
     layout: tuple[GuestRegion, ...]

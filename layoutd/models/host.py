@@ -14,6 +14,12 @@ from layoutd.models.common import U64_MAX, Address, Frozen, Hole, Range
 RELAXABLE = "direct-relaxable"
 """The only reserved-region type the kernel does not remove from the usable IOVA space."""
 
+APERTURE = "aperture"
+"""The type of the synthetic hole above the IOMMU top."""
+
+UNUSABLE = "unusable"
+"""The type of a synthetic hole: a gap in the usable ranges that no reserved region explains."""
+
 DUMP_FORMAT = "layoutd-host-dump"
 DUMP_VERSION = 1
 
@@ -23,6 +29,20 @@ class Cpu(Frozen):
     phys_bits: int | None
     model_name: str | None = None
     kvm_smm: bool | None = None  # KVM here runs System Management Mode (live only; None: unknown)
+
+
+class HugetlbfsMount(Frozen):
+    path: str  # where it is mounted on the host
+    page_size: Address  # its pagesize= (what statvfs reports as the block size)
+
+
+class HostPlatform(Frozen):
+    """What QEMU's memory backends take from the host QEMU runs on (not from the IOMMU)."""
+
+    arch: str | None = None  # uname -m: x86_64, aarch64; None: unknown
+    hugepage_size: Address | None = None  # the default (Hugepagesize in /proc/meminfo)
+    hugepage_sizes: tuple[Address, ...] = ()  # every size in /sys/kernel/mm/hugepages
+    hugetlbfs: tuple[HugetlbfsMount, ...] = ()  # from /proc/mounts
 
 
 # flags of a sysfs `resource` line (include/linux/ioport.h)
@@ -100,18 +120,30 @@ class HostView(Frozen):
     iova_pgsizes: int | None = None
     dma_avail: int | None = None  # VFIO DMA_AVAIL cap, where reported
     notes: tuple[str, ...] = ()  # information: where the answer came from, nothing to do
+    platform: HostPlatform = HostPlatform()
 
     def blocking(self) -> list[Hole]:
         """Holes the kernel removes from the usable space (all but direct-relaxable)."""
         return [hole for hole in self.reserved if hole.type != RELAXABLE]
 
-    def holes_for(self, r: Range) -> list[Hole]:
-        """Blocking holes overlapping `r`, plus a synthetic `aperture` hole above the IOMMU top."""
-        found = [hole for hole in self.blocking() if hole.overlaps(r)]
-        top = self.aperture_end
-        if top is not None and top < U64_MAX and r.end > top:
-            found.append(Hole(start=top + 1, end=U64_MAX, type="aperture"))
+    def forbidden(self) -> list[Hole]:
+        """The one definition of where the selected devices may not DMA, used by every command:
+        the blocking holes; the space above the IOMMU top (a synthetic `aperture` hole); and
+        every gap in `usable` below the top that no hole explains (`unusable`: an ioctl answer
+        narrower than the reserved regions say). Sorted by address."""
+        from layoutd.ranges import complement, subtract
+
+        holes = self.blocking()
+        top = U64_MAX if self.aperture_end is None else self.aperture_end
+        gaps = subtract(complement(self.usable, 0, top), holes)
+        found = holes + [Hole(start=gap.start, end=gap.end, type=UNUSABLE) for gap in gaps]
+        if top < U64_MAX:
+            found.append(Hole(start=top + 1, end=U64_MAX, type=APERTURE))
         return sorted(found, key=lambda hole: (hole.start, hole.end))
+
+    def holes_for(self, r: Range) -> list[Hole]:
+        """The forbidden ranges overlapping `r`."""
+        return [hole for hole in self.forbidden() if hole.overlaps(r)]
 
 
 # ---- the recorded form ------------------------------------------------------------------------
@@ -149,6 +181,7 @@ class HostFacts(Frozen):
     groups: tuple[RawGroup, ...]
     iommus: tuple[IommuUnit, ...] = ()
     root: str = "/"
+    platform: HostPlatform = HostPlatform()
 
 
 class HostDump(Frozen):

@@ -7,6 +7,8 @@ of it. Field names are part of the published interface: add fields, never rename
 from typing import Any, Literal
 
 from layoutd.models.common import Address, Frozen, GuestRegion, Hole, Range
+from layoutd.models.guest import NamedRegion
+from layoutd.models.host import HostPlatform
 
 
 class Backend(Frozen):
@@ -81,7 +83,7 @@ class PlacedBar(Frozen):
     end: Address | None
 
 
-class HostCpu(Frozen):
+class PlannedHostCpu(Frozen):
     """The host CPU the plan assumed: under KVM, -cpu host and max take its vendor and bits."""
 
     vendor: str  # amd | intel | arm | unknown
@@ -102,9 +104,11 @@ class Plan(Frozen):
     hosts: tuple[str, ...]  # the host sources the layout is valid on
     usable: tuple[Range, ...]  # usable IOVA ranges, intersected over every host
     holes: tuple[Hole, ...] = ()  # the holes the layout avoids (for pictures)
-    highest_address: Address | None = None  # the highest guest-physical address used (incl. PCI hole)
+    highest_address: Address | None = None  # QEMU's highest used address (incl. PCI windows), per the model
     hotplug_room: tuple[Range, ...] = ()  # where later hotplug fits, outside holes
     default_layout: bool = False  # True when QEMU's own layout was already valid
-    host_cpu: HostCpu | None = None
+    host_cpu: PlannedHostCpu | None = None
     bars: tuple[PlacedBar, ...] = ()  # x86 with devices: where the firmware puts their 64-bit BARs
     firmware: str | None = None  # the firmware build the BARs are placed for
+    regions: tuple[NamedRegion, ...] = ()  # QEMU's other regions (PCI windows ...), per the model
+    host_platform: HostPlatform | None = None  # the host facts QEMU's memory backends take

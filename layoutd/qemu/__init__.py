@@ -1,72 +1,38 @@
-"""Models of how QEMU lays out guest-physical memory, per machine type and version.
+"""Models of how QEMU lays out guest-physical memory, per machine type and version. Pure: no I/O.
 
 `predict(argv, version=...)` says what the real binary builds for a command line: the RAM
-entries of the flat view of AS "memory", the memory devices, and what QEMU would refuse.
+entries of the flat view of AS "memory", the memory devices, and what QEMU would refuse. What
+it needs from the machine QEMU runs on (its CPU under KVM, its architecture, hugepage sizes and
+hugetlbfs mounts) comes in as data: `host_cpu` and `host`.
 """
 
 from __future__ import annotations
 
-import re
-import subprocess
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from layoutd.errors import InputError, NotModelled, QemuRefusal
+from layoutd.errors import InputError, QemuRefusal
 
 if TYPE_CHECKING:
     from layoutd.models.guest import GuestMap
     from layoutd.qemu.cpus import HostCpu
+    from layoutd.qemu.memdev import HostMemory
+    from layoutd.qemu.versions import Version
 
-SUPPORTED_VERSIONS = ("7.2", "10.0", "11.1")
 
-
-def predict(argv: Sequence[str], *, version: str, host_cpu: HostCpu | None = None,
-            arch: str | None = None) -> GuestMap:
+def predict(argv: Sequence[str], *, version: str | Version, host_cpu: HostCpu | None = None,
+            arch: str | None = None, host: HostMemory | None = None) -> GuestMap:
     """The guest map QEMU `version` builds for `argv` (the arguments after the binary name).
 
-    arch: "x86_64" (default) or "aarch64"; raises QemuRefusal, UnsupportedOption, InputError.
+    arch: the guest's, "x86_64" (default) or "aarch64"; host: the QEMU host's memory facts
+    (None: a Linux x86_64 or aarch64 host without hugetlbfs mounts).
+    Raises QemuRefusal, UnsupportedOption, InputError.
     """
     from layoutd.qemu.build import build
+    from layoutd.qemu.versions import row
 
-    if version not in SUPPORTED_VERSIONS:
-        raise NotModelled(f"QEMU {version} is not modelled (only {', '.join(SUPPORTED_VERSIONS)})")
-    return build(list(argv), version=version, arch=arch or "x86_64", host_cpu=host_cpu)
-
-
-def modelled(version: str) -> bool:
-    return version in SUPPORTED_VERSIONS
-
-
-def version_of_binary(path: str, *, modelled_only: bool = True) -> str:
-    """'7.2' or '10.0', from `PATH --version`; anything else is an InputError, unless
-    modelled_only is False (then '8.2' too: the dry run answers for such a binary).
-
-    The answer is cached per binary (path, size, mtime) in $LAYOUTD_CACHE or ~/.cache/layoutd:
-    starting QEMU costs more than the rest of `layoutd check`.
-    """
-    from layoutd.qemu.versions import cached_version, remember_version
-
-    version = cached_version(path)
-    if version is None:
-        version = _ask_version(path)
-        remember_version(path, version)
-    version = ".".join(version.split(".")[:2])  # the cache may hold X.Y.Z
-    if modelled_only and not modelled(version):
-        raise InputError(f"{path} is QEMU {version}; only {', '.join(SUPPORTED_VERSIONS)} are "
-                         "modelled (pass --qemu-version to use a model anyway, or --verify to ask "
-                         "the binary itself)")
-    return version
-
-
-def _ask_version(path: str) -> str:
-    try:
-        result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise InputError(f"cannot run {path} --version: {error}") from None
-    match = re.search(r"version (\d+)\.(\d+)", result.stdout)
-    if result.returncode != 0 or not match:
-        raise InputError(f"{path} --version did not say a QEMU version")
-    return f"{match.group(1)}.{match.group(2)}"
+    return build(list(argv), qemu=row(version), arch=arch or "x86_64", host_cpu=host_cpu,
+                 host=host)
 
 
 def arch_of_binary(path: str) -> str:
@@ -80,4 +46,4 @@ def arch_of_binary(path: str) -> str:
     raise InputError(f"{path}: not a qemu-system-x86_64 or qemu-system-aarch64 binary")
 
 
-__all__ = ["QemuRefusal", "arch_of_binary", "predict", "version_of_binary"]
+__all__ = ["QemuRefusal", "arch_of_binary", "predict"]

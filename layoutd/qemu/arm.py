@@ -18,13 +18,9 @@ from layoutd.qemu.boot import ACPI_MAX_RAM_SLOTS, BootRam
 from layoutd.qemu.config import VmConfig, flag
 from layoutd.qemu.cpus import GuestCpu
 from layoutd.qemu.machines import Machine
-from layoutd.qemu.memdev import (
-    NO_DEVICE_MEMORY,
-    DeviceMemory,
-    device_memory_base,
-    device_memory_size,
-)
+from layoutd.qemu.memdev import DeviceMemory, device_memory_base, device_memory_size
 from layoutd.qemu.render import Piece, boot_pieces
+from layoutd.qemu.versions import QemuRelease, compact_highmem
 from layoutd.units import GiB, MiB, align_up, parse_size
 
 RAM_BASE = 1 * GiB
@@ -47,7 +43,7 @@ class ArmPlan:
 
 
 def plan(config: VmConfig, machine: Machine, cpu: GuestCpu, boot: BootRam,
-         version: str) -> ArmPlan:
+         qemu: QemuRelease) -> ArmPlan:
     props = config.machine_props
     for key in ("mte", "secure", "virtualization"):
         if flag(props, key, False):
@@ -63,14 +59,14 @@ def plan(config: VmConfig, machine: Machine, cpu: GuestCpu, boot: BootRam,
                           f"{memtop - (1 << pa_bits)} bytes")
     high, highest = _high_regions(config, machine, max(memtop, RAM_BASE + LEGACY_RAMLIMIT),
                                   pa_bits, memtop - 1)
-    memory = _device_memory(config, cpu, boot, (base, size), version)
+    memory = _device_memory(config, cpu, boot, (base, size), qemu)
     return ArmPlan(memory, high, highest, pa_bits)
 
 
 def _high_regions(config: VmConfig, machine: Machine, base: int, pa_bits: int,
                   highest: int) -> tuple[tuple[NamedRegion, ...], int]:
     props = config.machine_props
-    compact = flag(props, "compact-highmem", machine.at_least("7.2"))
+    compact = flag(props, "compact-highmem", compact_highmem(machine.release))
     highmem = flag(props, "highmem", True)
     mmio_size = parse_size(props.get("highmem-mmio-size", "512G"))
     wanted = (
@@ -94,7 +90,7 @@ def _high_regions(config: VmConfig, machine: Machine, base: int, pa_bits: int,
 
 
 def _device_memory(config: VmConfig, cpu: GuestCpu, boot: BootRam, where: tuple[int, int],
-                   version: str) -> DeviceMemory:
+                   qemu: QemuRelease) -> DeviceMemory:
     base, size = where if where[1] else (0, 0)
     props = config.machine_props
     firmware = config.firmware or "pflash0" in props
@@ -103,11 +99,8 @@ def _device_memory(config: VmConfig, cpu: GuestCpu, boot: BootRam, where: tuple[
     nvdimm_error = None if flag(props, "nvdimm", False) else (
         "nvdimm is not enabled: add 'nvdimm=on' to '-M'")
     budget = (config.maxmem or boot.size) - boot.size
-    missing = NO_DEVICE_MEMORY[version]
-    if version == "7.2":  # no device-memory region at all on virt
-        missing = "memory devices (e.g. for memory hotplug) are not supported by the machine"
     return DeviceMemory(base, size, budget, config.slots, boot.nodes, dimm_error, nvdimm_error,
-                        missing)
+                        qemu.virt_no_device_memory)
 
 
 def boot_layout(boot: BootRam) -> list[Piece]:

@@ -7,54 +7,59 @@ from layoutd.qemu import arm, x86
 from layoutd.qemu.boot import BootRam, boot_ram, check_memory_options
 from layoutd.qemu.config import VmConfig, parse_config
 from layoutd.qemu.cpus import GuestCpu, HostCpu, arm_cpu, x86_cpu
-from layoutd.qemu.machines import BOOT_RAM, Machine, legacy_numa_mem, resolve
-from layoutd.qemu.memdev import DeviceMemory, Placed, place_all
+from layoutd.qemu.machines import BOOT_RAM, Machine, resolve
+from layoutd.qemu.memdev import DeviceMemory, HostMemory, Placed, place_all
 from layoutd.qemu.render import Piece, to_layout
+from layoutd.qemu.versions import QemuRelease, numa_mem_supported
 
 
-def build(argv: list[str], *, version: str, arch: str, host_cpu: HostCpu | None) -> GuestMap:
-    config = parse_config(argv, version)
-    machine = resolve(config.machine, arch, version)
+def build(argv: list[str], *, qemu: QemuRelease, arch: str, host_cpu: HostCpu | None,
+          host: HostMemory | None) -> GuestMap:
+    config = parse_config(argv, qemu)
+    machine = resolve(config.machine, arch, qemu)
     if arch == "x86_64":
-        return _x86(config, machine, version, host_cpu)
-    return _arm(config, machine, version)
+        return _x86(config, machine, qemu, host_cpu, host)
+    return _arm(config, machine, qemu, host)
 
 
-def _x86(config: VmConfig, machine: Machine, version: str, host_cpu: HostCpu | None) -> GuestMap:
-    cpu = x86_cpu(config.cpu_model, config.cpu_props, config.accel, version, host_cpu)
-    boot = boot_ram(config, BOOT_RAM[machine.family], legacy_numa_mem(machine))
+def _x86(config: VmConfig, machine: Machine, qemu: QemuRelease, host_cpu: HostCpu | None,
+         host: HostMemory | None) -> GuestMap:
+    cpu = x86_cpu(config.cpu_model, config.cpu_props, config.accel, qemu, host_cpu)
+    boot = boot_ram(config, BOOT_RAM[machine.family], numa_mem_supported(machine.release))
     check_memory_options(config, boot.size)
-    result = x86.plan(config, machine, cpu, boot, version)
-    smm, smm_warnings = x86.smm_enabled(config, config.accel, host_cpu, version)
-    vga = x86.vga_hides_ram(machine.family, version, x86.has_vga(config), smm)
+    result = x86.plan(config, machine, cpu, boot, qemu)
+    smm, smm_warnings = x86.smm_enabled(config, config.accel, host_cpu, qemu)
+    vga = x86.vga_hides_ram(machine.family, qemu, x86.has_vga(config), smm)
     pieces = x86.boot_layout(result, boot, vga)
-    placed = _devices(config, result.device_memory, boot)
-    smm_matters = x86.has_vga(config) and x86.smm_decides_vga(machine.family, version)
+    placed = _devices(config, result.device_memory, boot, host)
+    smm_matters = x86.has_vga(config) and x86.smm_decides_vga(machine.family, qemu)
     warnings = result.warnings + (tuple(smm_warnings) if smm_matters else ())
-    return _guest_map(config, machine, version, "x86_64", cpu, boot, pieces, placed,
+    return _guest_map(config, machine, qemu, "x86_64", cpu, boot, pieces, placed,
                       x86.regions(result, machine, cpu, vga), x86.device_range(result),
                       result.highest, warnings)
 
 
-def _arm(config: VmConfig, machine: Machine, version: str) -> GuestMap:
-    cpu = arm_cpu(config.cpu_model, config.accel, version)
+def _arm(config: VmConfig, machine: Machine, qemu: QemuRelease,
+         host: HostMemory | None) -> GuestMap:
+    cpu = arm_cpu(config.cpu_model, config.accel, qemu)
     boot = boot_ram(config, BOOT_RAM[machine.family])
     check_memory_options(config, boot.size)
-    result = arm.plan(config, machine, cpu, boot, version)
-    placed = _devices(config, result.device_memory, boot)
+    result = arm.plan(config, machine, cpu, boot, qemu)
+    placed = _devices(config, result.device_memory, boot, host)
     memory = result.device_memory
     device_range = (Range(start=memory.base, end=memory.base + memory.size - 1)
                     if memory.size else None)
-    return _guest_map(config, machine, version, "aarch64", cpu, boot, arm.boot_layout(boot),
+    return _guest_map(config, machine, qemu, "aarch64", cpu, boot, arm.boot_layout(boot),
                       placed, arm.regions(result), device_range, result.highest, ())
 
 
-def _devices(config: VmConfig, memory: DeviceMemory, boot: BootRam) -> list[Placed]:
+def _devices(config: VmConfig, memory: DeviceMemory, boot: BootRam,
+             host: HostMemory | None) -> list[Placed]:
     ids = [d.id for d in config.devices if d.id]
     for name in ids:
         if ids.count(name) > 1:
             raise QemuRefusal(f"Duplicate ID '{name}' for device")
-    return place_all(config.devices, config.backends, memory, set(boot.busy))
+    return place_all(config.devices, config.backends, memory, set(boot.busy), host)
 
 
 def _device_pieces(placed: list[Placed], numa: bool) -> list[Piece]:
@@ -66,13 +71,13 @@ def _device_pieces(placed: list[Placed], numa: bool) -> list[Piece]:
     ]
 
 
-def _guest_map(config: VmConfig, machine: Machine, version: str, arch: str, cpu: GuestCpu,
+def _guest_map(config: VmConfig, machine: Machine, qemu: QemuRelease, arch: str, cpu: GuestCpu,
                boot: BootRam, pieces: list[Piece], placed: list[Placed],
                regions: list[NamedRegion], device_memory: Range | None, highest: int,
                warnings: tuple[str, ...]) -> GuestMap:
     layout, view = to_layout(pieces + _device_pieces(placed, boot.nodes > 0))
     return GuestMap(
-        qemu_version=version, arch=arch, machine=machine.name, layout=layout,
+        qemu_version=str(qemu.version), arch=arch, machine=machine.name, layout=layout,
         regions=tuple(regions), device_memory=device_memory, slots=config.slots,
         maxmem=config.maxmem, ram_size=boot.size, phys_bits=cpu.phys_bits,
         highest_address=highest, cpu_vendor=cpu.vendor, vfio_devices=tuple(config.vfio),

@@ -18,6 +18,7 @@ from layoutd.qemu.options import (
     split_argv,
     strtosz,
 )
+from layoutd.qemu.versions import DEFAULT, QemuRelease, row
 from layoutd.units import parse_size
 
 BACKENDS = ("memory-backend-ram", "memory-backend-memfd", "memory-backend-file")
@@ -87,7 +88,7 @@ class NumaNode:
 
 @dataclass
 class VmConfig:
-    version: str = "10.0"  # the QEMU reading the command line (its size syntax)
+    qemu: QemuRelease = field(default_factory=lambda: row(DEFAULT))  # reads the command line
     machine: str | None = None
     machine_props: dict[str, str] = field(default_factory=dict)
     ram_size: int | None = None  # None: the machine's default (or the memory-backend's size)
@@ -109,8 +110,8 @@ class VmConfig:
     acpi: bool = True
 
 
-def parse_config(argv: Sequence[str], version: str = "10.0") -> VmConfig:
-    config = VmConfig(version=version)
+def parse_config(argv: Sequence[str], qemu: QemuRelease | None = None) -> VmConfig:
+    config = VmConfig(qemu=qemu or row(DEFAULT))
     for option in split_argv(argv):
         _HANDLERS.get(option.name, _ignore)(config, option)
     return config
@@ -152,7 +153,7 @@ def _memory(config: VmConfig, option: Option) -> None:
         config.ram_size = _size(config, text, f"-m {_value(option)}: ", "size")
         if text[-1:].isdigit():  # QEMU's legacy suffix-less format means MiB (hex too)
             try:
-                config.ram_size = strtosz(text + "M", config.version)
+                config.ram_size = strtosz(text + "M", config.qemu)
             except BadSize:
                 raise QemuRefusal("Parameter 'memory.size' expects size") from None
     if "slots" in props:
@@ -164,7 +165,7 @@ def _memory(config: VmConfig, option: Option) -> None:
 def _size(config: VmConfig, text: str, prefix: str, name: str, words: str = SIZE_SYNTAX) -> int:
     """A size as QEMU parses it, refused in QEMU's words."""
     try:
-        return strtosz(text, config.version)
+        return strtosz(text, config.qemu)
     except BadSize as error:
         if error.out_of_range:
             raise QemuRefusal(f"{prefix}Value '{text}' is out of range for parameter '{name}'") from None

@@ -1,10 +1,10 @@
-"""The CPU model names each modelled QEMU knows: `query-cpu-definitions` of the real binaries
-(Debian 7.2, bookworm-backports 10.0, sid 11.1), machine `none`. Data, not a guess: a -cpu name
-missing here is refused as QEMU refuses it. tests/qemu/test_cpu_models.py checks each list against
-its binary."""
+"""The CPU model names of each QEMU binary layoutd models, by where the binary comes from
+(Debian bookworm, bookworm-backports, sid): `query-cpu-definitions` with machine `none`. Data, not
+a guess: versions.py says which list is a version's, a -cpu name missing there is refused as QEMU
+refuses it, and tests/qemu/test_cpu_models.py checks each list against its binary."""
 
 CPU_MODELS: dict[tuple[str, str], frozenset[str]] = {
-    ("x86_64", "7.2"): frozenset([
+    ("x86_64", "bookworm"): frozenset([
         "486", "486-v1", "Broadwell", "Broadwell-IBRS", "Broadwell-noTSX", "Broadwell-noTSX-IBRS",
         "Broadwell-v1", "Broadwell-v2", "Broadwell-v3", "Broadwell-v4", "Cascadelake-Server",
         "Cascadelake-Server-noTSX", "Cascadelake-Server-v1", "Cascadelake-Server-v2",
@@ -30,7 +30,7 @@ CPU_MODELS: dict[tuple[str, str], frozenset[str]] = {
         "pentium", "pentium-v1", "pentium2", "pentium2-v1", "pentium3", "pentium3-v1", "phenom",
         "phenom-v1", "qemu32", "qemu32-v1", "qemu64", "qemu64-v1",
     ]),
-    ("x86_64", "10.0"): frozenset([
+    ("x86_64", "bookworm-backports"): frozenset([
         "486", "486-v1", "Broadwell", "Broadwell-IBRS", "Broadwell-noTSX", "Broadwell-noTSX-IBRS",
         "Broadwell-v1", "Broadwell-v2", "Broadwell-v3", "Broadwell-v4", "Cascadelake-Server",
         "Cascadelake-Server-noTSX", "Cascadelake-Server-v1", "Cascadelake-Server-v2",
@@ -60,7 +60,7 @@ CPU_MODELS: dict[tuple[str, str], frozenset[str]] = {
         "n270", "n270-v1", "pentium", "pentium-v1", "pentium2", "pentium2-v1", "pentium3",
         "pentium3-v1", "phenom", "phenom-v1", "qemu32", "qemu32-v1", "qemu64", "qemu64-v1",
     ]),
-    ("x86_64", "11.1"): frozenset([
+    ("x86_64", "sid"): frozenset([
         "486", "486-v1", "Broadwell", "Broadwell-IBRS", "Broadwell-noTSX", "Broadwell-noTSX-IBRS",
         "Broadwell-v1", "Broadwell-v2", "Broadwell-v3", "Broadwell-v4", "Cascadelake-Server",
         "Cascadelake-Server-noTSX", "Cascadelake-Server-v1", "Cascadelake-Server-v2",
@@ -98,7 +98,7 @@ CPU_MODELS: dict[tuple[str, str], frozenset[str]] = {
         "pentium2-v1", "pentium3", "pentium3-v1", "phenom", "phenom-v1", "qemu32", "qemu32-v1",
         "qemu64", "qemu64-v1",
     ]),
-    ("aarch64", "7.2"): frozenset([
+    ("aarch64", "bookworm"): frozenset([
         "a64fx", "arm1026", "arm1136", "arm1136-r2", "arm1176", "arm11mpcore", "arm926", "arm946",
         "cortex-a15", "cortex-a35", "cortex-a53", "cortex-a57", "cortex-a7", "cortex-a72", "cortex-a76",
         "cortex-a8", "cortex-a9", "cortex-m0", "cortex-m3", "cortex-m33", "cortex-m4", "cortex-m55",
@@ -106,7 +106,7 @@ CPU_MODELS: dict[tuple[str, str], frozenset[str]] = {
         "pxa261", "pxa262", "pxa270", "pxa270-a0", "pxa270-a1", "pxa270-b0", "pxa270-b1", "pxa270-c0",
         "pxa270-c5", "sa1100", "sa1110", "ti925t",
     ]),
-    ("aarch64", "10.0"): frozenset([
+    ("aarch64", "bookworm-backports"): frozenset([
         "a64fx", "arm1026", "arm1136", "arm1136-r2", "arm1176", "arm11mpcore", "arm926", "arm946",
         "cortex-a15", "cortex-a35", "cortex-a53", "cortex-a55", "cortex-a57", "cortex-a7",
         "cortex-a710", "cortex-a72", "cortex-a76", "cortex-a8", "cortex-a9", "cortex-m0", "cortex-m3",
@@ -115,7 +115,7 @@ CPU_MODELS: dict[tuple[str, str], frozenset[str]] = {
         "pxa262", "pxa270", "pxa270-a0", "pxa270-a1", "pxa270-b0", "pxa270-b1", "pxa270-c0",
         "pxa270-c5", "sa1100", "sa1110", "ti925t",
     ]),
-    ("aarch64", "11.1"): frozenset([
+    ("aarch64", "sid"): frozenset([
         "a64fx", "arm1026", "arm1136", "arm1136-r2", "arm1176", "arm11mpcore", "arm926", "arm946",
         "cortex-a15", "cortex-a35", "cortex-a53", "cortex-a55", "cortex-a57", "cortex-a7",
         "cortex-a710", "cortex-a72", "cortex-a76", "cortex-a78ae", "cortex-a8", "cortex-a9",

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from layoutd.errors import InputError, QemuRefusal, UnsupportedOption
 from layoutd.qemu.options import parse_bool, parse_int
+from layoutd.qemu.versions import QemuRelease
 
 DEFAULT_PHYS_BITS = 40  # TCG_PHYS_ADDR_BITS, also the default under KVM without host-phys-bits
 MAX_PHYS_BITS = 52
@@ -69,66 +70,64 @@ class GuestCpu:
     long_mode: bool = True  # x86: False for the 32-bit models (pentium, qemu32, ...)
 
 
-def guest_cpu(model: str | None, props: Mapping[str, str], accel: str, version: str,
+def guest_cpu(model: str | None, props: Mapping[str, str], accel: str, qemu: QemuRelease,
               host: HostCpu | None, arch: str) -> GuestCpu:
-    """The guest CPU QEMU `version` makes of `-cpu MODEL,PROPS` under `accel` (tcg | kvm).
+    """The guest CPU QEMU `qemu` makes of `-cpu MODEL,PROPS` under `accel` (tcg | kvm).
 
     x86: vendor (from the model, the host under KVM, or `vendor=`) and phys-bits; aarch64: the
     PA size (arm takes no properties that change it). Raises QemuRefusal, UnsupportedOption.
     """
     if arch == "aarch64":
-        return arm_cpu(model, accel, version)
-    return x86_cpu(model, props, accel, version, host)
+        return arm_cpu(model, accel, qemu)
+    return x86_cpu(model, props, accel, qemu, host)
 
 
-def x86_cpu(model: str | None, props: Mapping[str, str], accel: str, version: str,
+def x86_cpu(model: str | None, props: Mapping[str, str], accel: str, qemu: QemuRelease,
             host: HostCpu | None) -> GuestCpu:
     name = model or DEFAULT_MODEL["x86_64"]
     kvm = accel == "kvm"
     declared = VENDOR_IDS.get(props["vendor"], "other") if "vendor" in props else None
-    vendor, host_bits_default = _x86_vendor(name, kvm, version, host, declared)
+    vendor, host_bits_default = _x86_vendor(name, kvm, qemu, host, declared)
     base = _base_name(name)
     long_mode = parse_bool(props.get("lm", "off" if base in THIRTY_TWO_BIT else "on"), "-cpu lm")
     if base in THIRTY_TWO_BIT and not long_mode:
-        return GuestCpu(name, vendor, _x86_32bit_phys_bits(base, props, version), long_mode=False)
+        return GuestCpu(name, vendor, _x86_32bit_phys_bits(base, props, qemu), long_mode=False)
     if not long_mode:
         raise UnsupportedOption(f"-cpu {name},lm=off: a 64-bit model without long mode is not "
                                 "modelled", field="qemu argv")
-    return GuestCpu(name, vendor, _x86_phys_bits(props, kvm, host_bits_default, host, version))
+    return GuestCpu(name, vendor, _x86_phys_bits(props, kvm, host_bits_default, host, qemu))
 
 
 def _base_name(name: str) -> str:
     return name.split("-v")[0] if "-v" in name else name
 
 
-def _x86_32bit_phys_bits(base: str, props: Mapping[str, str], version: str) -> int:
-    """x86_cpu_realizefn without long mode: 36 bits with PSE36 (QEMU 10.0 and 11.1: or PAE),
-    else 32; phys-bits= is refused."""
+def _x86_32bit_phys_bits(base: str, props: Mapping[str, str], qemu: QemuRelease) -> int:
+    """x86_cpu_realizefn without long mode: 36 bits with PSE36 (or PAE where the row says
+    pae_gives_36_bits), else 32; phys-bits= is refused."""
     if "phys-bits" in props:
         raise QemuRefusal("phys-bits is not user-configurable in 32 bit")
     pse36, pae = THIRTY_TWO_BIT[base]
     pse36 = parse_bool(props.get("pse36", "on" if pse36 else "off"), "-cpu pse36")
     pae = parse_bool(props.get("pae", "on" if pae else "off"), "-cpu pae")
-    from layoutd.qemu.machines import at_least
-
-    wide = pse36 or (pae and at_least(version, "10.0"))
-    return 36 if wide else 32
+    return 36 if pse36 or (pae and qemu.pae_gives_36_bits) else 32
 
 
-def _x86_vendor(name: str, kvm: bool, version: str, host: HostCpu | None,
+def _x86_vendor(name: str, kvm: bool, qemu: QemuRelease, host: HostCpu | None,
                 declared: str | None) -> tuple[str, bool]:
     """(vendor, host-phys-bits default) of a model. `declared` (vendor=) wins, and then the
     host is not asked; otherwise KVM gives the host's vendor, TCG the model's."""
     if name == "host" and not kvm:
         raise QemuRefusal("CPU model 'host' requires KVM or HVF")
-    own = "amd" if name in ("host", "max") else _model_vendor(name, version)
+    own = "amd" if name in ("host", "max") else _model_vendor(name, qemu)
     vendor = declared or (_host_vendor(host, name) if kvm else own)
     return vendor, kvm and name in ("host", "max")
 
 
-def _model_vendor(name: str, version: str) -> str:
+def _model_vendor(name: str, qemu: QemuRelease) -> str:
     """The vendor in a named model's definition (what TCG reports)."""
-    known(name, "x86_64", version)
+    if not qemu.knows_cpu_model(name, "x86_64"):
+        raise QemuRefusal(f"unable to find CPU model '{name}'")
     base = _base_name(name)
     if base in THIRTY_TWO_BIT:
         return {"athlon": "amd", "base": "other"}.get(base, "intel")
@@ -151,11 +150,11 @@ def _host_vendor(host: HostCpu | None, name: str) -> str:
 
 
 def _x86_phys_bits(props: Mapping[str, str], kvm: bool, host_bits: bool,
-                   host: HostCpu | None, version: str) -> int:
+                   host: HostCpu | None, qemu: QemuRelease) -> int:
     bits = parse_int(props["phys-bits"], "-cpu phys-bits") if "phys-bits" in props else 0
-    if bits and bits < 32 and unbounded_phys_bits(version):
+    if bits and bits < 32 and qemu.phys_bits_unbounded:
         raise QemuRefusal(f"phys-bits should be at least 32 (but is {bits})")
-    if bits and not 32 <= bits <= MAX_PHYS_BITS and not unbounded_phys_bits(version):
+    if bits and not 32 <= bits <= MAX_PHYS_BITS and not qemu.phys_bits_unbounded:
         raise QemuRefusal(f"phys-bits should be between 32 and {MAX_PHYS_BITS}  (but is {bits})")
     use_host = parse_bool(props.get("host-phys-bits", "on" if host_bits else "off"),
                           "host-phys-bits")
@@ -171,33 +170,16 @@ def _x86_phys_bits(props: Mapping[str, str], kvm: bool, host_bits: bool,
     return bits or DEFAULT_PHYS_BITS
 
 
-def unbounded_phys_bits(version: str) -> bool:
-    """QEMU 11.1 (target/i386/cpu.c x86_cpu_realizefn) checks phys-bits only against 32: the
-    TARGET_PHYS_ADDR_SPACE_BITS (52) bound is gone."""
-    from layoutd.qemu.machines import at_least
-
-    return at_least(version, "11.1")
-
-
 def address_limit(phys_bits: int) -> int:
     """((hwaddr)1 << phys_bits) - 1 as the x86_64 C code computes it: the shift count is taken
     modulo 64 (phys-bits=64 gives 0, 65 gives 1)."""
     return ((1 << (phys_bits & 63)) - 1) & ((1 << 64) - 1)
 
 
-def known(name: str, arch: str, version: str) -> None:
-    """QEMU refuses a CPU model its binary does not have (EPYC-v4 in 7.2): cpu_models.py."""
-    from layoutd.qemu.cpu_models import CPU_MODELS
-
-    models = CPU_MODELS.get((arch, version))
-    if models is not None and name not in models:
-        raise QemuRefusal(f"unable to find CPU model '{name}'")
-
-
-def arm_cpu(model: str | None, accel: str, version: str | None = None) -> GuestCpu:
+def arm_cpu(model: str | None, accel: str, qemu: QemuRelease | None = None) -> GuestCpu:
     name = model or DEFAULT_MODEL["aarch64"]
-    if version is not None:
-        known(name, "aarch64", version)
+    if qemu is not None and not qemu.knows_cpu_model(name, "aarch64"):
+        raise QemuRefusal(f"unable to find CPU model '{name}'")
     if accel == "kvm":
         raise UnsupportedOption("-accel kvm on arm: the IPA size of the host is not modelled",
                                 field="qemu argv")

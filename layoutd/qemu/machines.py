@@ -1,20 +1,16 @@
-"""Machine types: which versioned types each QEMU version accepts, and which are modelled.
+"""Machine types: which versioned types a QEMU version accepts, and which are modelled.
 
-Modelled: q35 and pc (i440fx) from 5.0, virt from 7.1, up to the binary's own version. x86
-types before 7.1 lack the AMD 1 TiB rule (x86.amd_rule), and nothing else of the RAM map
-differs down to 5.0 (the real-QEMU table proves it). Older ones differ (legacy DIMM alignment
-and max-ram-below-4g rounding, -numa mem=); virt before 7.1 has no compact highmem.
+Modelled: q35 and pc (i440fx) from 5.0, virt from 7.1, up to the binary's own version
+(versions.MACHINE_RELEASES, versions.OLDEST_MACHINE). x86 types before 7.1 lack the AMD 1 TiB
+rule (versions.amd_1tib_rule), and nothing else of the RAM map differs down to 5.0 (the
+real-QEMU table proves it).
 """
 
 from dataclasses import dataclass
 
 from layoutd.errors import QemuRefusal, UnsupportedOption
+from layoutd.qemu.versions import OLDEST_MACHINE, QemuRelease, Version
 
-VERSIONS = ("7.2", "10.0", "11.1")
-RELEASES = ("7.1", "7.2", "8.0", "8.1", "8.2", "9.0", "9.1", "9.2", "10.0", "10.1", "10.2", "11.0",
-            "11.1")
-X86_OLD = ("5.0", "5.1", "5.2", "6.0", "6.1", "6.2", "7.0")  # modelled on x86 only
-X86_REMOVED = {"11.1": ("5.0", "5.1")}  # modelled types a version no longer has (-machine help)
 FAMILIES = {"x86_64": {"q35": "pc-q35-", "pc": "pc-i440fx-"}, "aarch64": {"virt": "virt-"}}
 DEFAULT_ALIAS = {"x86_64": "pc", "aarch64": None}
 BOOT_RAM = {"q35": "pc.ram", "pc": "pc.ram", "virt": "mach-virt.ram"}  # the boot RAM region's name
@@ -23,34 +19,11 @@ BOOT_RAM = {"q35": "pc.ram", "pc": "pc.ram", "virt": "mach-virt.ram"}  # the boo
 @dataclass(frozen=True)
 class Machine:
     family: str  # q35 | pc | virt
-    release: str  # "7.2"
+    release: Version  # 7.2
     name: str  # "pc-q35-7.2"
 
-    def at_least(self, release: str) -> bool:
-        return _key(self.release) >= _key(release)
 
-
-def legacy_numa_mem(machine: Machine) -> bool:
-    """QEMU keeps `-numa node,mem=` for machine types up to 5.0 (numa_mem_supported)."""
-    return not machine.at_least("5.1")
-
-
-def _key(release: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in release.split("."))
-
-
-def at_least(version: str, release: str) -> bool:
-    """QEMU `version` is `release` or newer ("10.0" >= "7.2")."""
-    return _key(version) >= _key(release)
-
-
-def releases_of(version: str, family: str = "virt") -> tuple[str, ...]:
-    known = X86_OLD + RELEASES if family in ("q35", "pc") else RELEASES
-    gone = X86_REMOVED.get(version, ()) if family in ("q35", "pc") else ()
-    return tuple(r for r in known if _key(r) <= _key(version) and r not in gone)
-
-
-def resolve(name: str | None, arch: str, version: str) -> Machine:
+def resolve(name: str | None, arch: str, qemu: QemuRelease) -> Machine:
     """`q35` -> pc-q35-<version>; a versioned type must exist in that QEMU and be modelled."""
     chosen = name or DEFAULT_ALIAS[arch]
     if chosen is None:
@@ -58,32 +31,37 @@ def resolve(name: str | None, arch: str, version: str) -> Machine:
                           "Use -machine help to list supported machines")
     families = FAMILIES[arch]
     if chosen in families:
-        return Machine(chosen, version, families[chosen] + version)
+        return Machine(chosen, qemu.version, families[chosen] + str(qemu.version))
     for family, prefix in families.items():
         if chosen.startswith(prefix):
-            release = chosen[len(prefix):]
-            if release in releases_of(version, family):
+            release = _release(chosen[len(prefix):])
+            if release in qemu.machine_releases(family):
                 return Machine(family, release, chosen)
-            if release in RELEASES or _looks_like_release(release):
-                return _refuse_release(chosen, release, version)
+            if release is not None:
+                return _refuse_release(chosen, family, release, qemu)
     if chosen in ("virt", "q35", "pc") or chosen.startswith(("virt-", "pc-")):
-        raise QemuRefusal(_unsupported_type(chosen, version))
+        raise QemuRefusal(_unsupported_type(chosen, qemu))
     raise UnsupportedOption(f"-machine {chosen}: not modelled (q35, pc and virt are)",
                             field="qemu argv")
 
 
-def _looks_like_release(text: str) -> bool:
-    return all(part.isdigit() for part in text.split(".")) and "." in text
+def _release(text: str) -> Version | None:
+    """major.minor (or major.minor.micro, which no QEMU accepts) -> Version; None for 'x'."""
+    parts = text.split(".")
+    if len(parts) not in (2, 3) or not all(part.isdigit() for part in parts):
+        return None
+    return Version(*(int(part) for part in parts))
 
 
-def _unsupported_type(name: str, version: str) -> str:
-    said = "unsupported machine type" if version == "7.2" else f"unsupported machine type: \"{name}\""
+def _unsupported_type(name: str, qemu: QemuRelease) -> str:
+    said = f"unsupported machine type: \"{name}\"" if qemu.names_unknown_machine else (
+        "unsupported machine type")
     return f"{said}\nUse -machine help to list supported machines"
 
 
-def _refuse_release(name: str, release: str, version: str) -> Machine:
-    if _key(release) > _key(version) or release in X86_REMOVED.get(version, ()):
-        raise QemuRefusal(_unsupported_type(name, version))
-    oldest = "5.0" if name.startswith("pc-") else "7.1"
-    raise UnsupportedOption(f"-machine {name}: machine types older than {oldest} are not modelled",
-                            field="qemu argv")
+def _refuse_release(name: str, family: str, release: Version, qemu: QemuRelease) -> Machine:
+    removed = family in ("q35", "pc") and release in qemu.x86_machines_removed
+    if release > qemu.version or removed:
+        raise QemuRefusal(_unsupported_type(name, qemu))
+    raise UnsupportedOption(f"-machine {name}: machine types older than "
+                            f"{OLDEST_MACHINE[family]} are not modelled", field="qemu argv")

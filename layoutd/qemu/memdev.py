@@ -5,16 +5,18 @@ order it applies them while creating the devices in command-line order:
 - pc-dimm/nvdimm take a slot (first free, or `slot=`); virtio devices take none.
 - the sum of all device regions must fit maxmem - ram_size;
 - alignment = max(the device's minimum (virtio-mem: block-size), the backend's mr->align):
-  memory-backend-ram 2 MiB on an x86_64 host (QEMU_VMALLOC_ALIGN), memfd/file the page size
-  (or `align=`/`hugetlbsize=`);
+  memory-backend-ram QEMU_VMALLOC_ALIGN of the host QEMU runs on (2 MiB on Linux x86_64, arm,
+  aarch64 and ppc64; include/qemu/osdep.h), memfd/file the page size (or `align=`/`hugetlbsize=`);
 - `addr=`/`memaddr=` must be aligned and inside device memory and overlap no earlier device;
   without it: first fit from the (aligned) base, past earlier devices in address order.
+The host's facts (architecture, default hugepage size, hugetlbfs mounts) come in as data
+(`HostMemory`, from the host source), never from the machine layoutd runs on.
 """
 
-import os
-import platform
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from layoutd.errors import QemuRefusal
 from layoutd.models.guest import MemoryDevice
@@ -25,13 +27,28 @@ from layoutd.units import GiB, MiB, align_up
 PAGE = 4096
 SLOT_SIZE = 1 * GiB  # device memory grows by this per slot, and its base is aligned to it
 THP_SIZE = 2 * MiB  # virtio-mem's default block size on x86_64 and arm64 hosts
-NO_DEVICE_MEMORY = {
-    "7.2": "memory devices (e.g. for memory hotplug) are not enabled, please specify the "
-           "maxmem option",
-    "10.0": "the configuration is not prepared for memory devices (e.g., for memory hotplug), "
-            "consider specifying the maxmem option",
-}
-NO_DEVICE_MEMORY["11.1"] = NO_DEVICE_MEMORY["10.0"]
+VMALLOC_2M = ("x86_64", "aarch64", "arm", "ppc64")  # host arches (prefixes) with a 2 MiB QEMU_VMALLOC_ALIGN
+
+
+class HugetlbMount(Protocol):
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def page_size(self) -> int: ...
+
+
+class HostMemory(Protocol):
+    """What QEMU's memory backends take from the host QEMU runs on."""
+
+    @property
+    def arch(self) -> str | None: ...  # uname -m; None: unknown
+
+    @property
+    def hugepage_size(self) -> int | None: ...  # the default (Hugepagesize in /proc/meminfo)
+
+    @property
+    def hugetlbfs(self) -> Sequence[HugetlbMount]: ...
 
 
 def device_memory_base(ram_end: int) -> int:
@@ -65,20 +82,29 @@ class Placed:
     region_size: int
 
 
-def backend_page_size(backend: Backend) -> int:
+def ram_align(host: HostMemory | None) -> int:
+    """QEMU_VMALLOC_ALIGN: memory-backend-ram's alignment (an unknown host counts as x86_64)."""
+    arch = host.arch if host is not None else None
+    if arch is None or arch.startswith(VMALLOC_2M):
+        return 2 * MiB
+    return 1 * MiB if arch == "s390x" else PAGE
+
+
+def backend_page_size(backend: Backend, host: HostMemory | None) -> int:
     props = backend.props
     if backend.type == "memory-backend-memfd" and parse_bool(props.get("hugetlb", "off"), "hugetlb"):
-        return _size(props.get("hugetlbsize")) or _default_hugepage()
+        default = host.hugepage_size if host is not None else None
+        return _size(props.get("hugetlbsize")) or default or 2 * MiB
     if backend.type == "memory-backend-file":
-        return _file_page_size(props["mem-path"])
+        return _file_page_size(props["mem-path"], host)
     return PAGE
 
 
-def backend_align(backend: Backend) -> int:
+def backend_align(backend: Backend, host: HostMemory | None) -> int:
     """QEMU's memory_region_get_alignment() of the backend's region."""
     if backend.type == "memory-backend-ram":
-        return 2 * MiB if platform.machine() in ("x86_64", "AMD64") else PAGE
-    page = backend_page_size(backend)
+        return ram_align(host)
+    page = backend_page_size(backend, host)
     align = _size(backend.props.get("align")) if backend.type == "memory-backend-file" else 0
     if align and align % page:
         raise QemuRefusal(f"alignment {align:#x} must be multiples of page size {page:#x}")
@@ -91,38 +117,23 @@ def _size(text: str | None) -> int:
     return parse_size(text) if text else 0
 
 
-def _default_hugepage() -> int:
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("Hugepagesize:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 2 * MiB
-
-
-def _file_page_size(path: str) -> int:
-    """The page size QEMU finds for a mem-path: hugetlbfs block size, else the base page."""
-    try:
-        with open("/proc/mounts") as mounts:
-            hugetlb = [line.split()[1] for line in mounts if line.split()[2:3] == ["hugetlbfs"]]
-    except OSError:
-        return PAGE
-    real = os.path.realpath(path)
-    for mount in hugetlb:
-        if real == mount or real.startswith(mount.rstrip("/") + "/"):
-            return os.statvfs(mount).f_bsize
+def _file_page_size(path: str, host: HostMemory | None) -> int:
+    """The page size QEMU finds for a mem-path: its hugetlbfs mount's page size, else the base
+    page. (The path is taken as written: symlinks on the host are not followed.)"""
+    wanted = posixpath.normpath(path)
+    for mount in host.hugetlbfs if host is not None else ():
+        if wanted == mount.path or wanted.startswith(mount.path.rstrip("/") + "/"):
+            return mount.page_size
     return PAGE
 
 
 def place_all(devices: Sequence[MemDevice], backends: dict[str, Backend],
-              memory: DeviceMemory, busy: set[str]) -> list[Placed]:
+              memory: DeviceMemory, busy: set[str], host: HostMemory | None) -> list[Placed]:
     """Place every device in command-line order; `busy`: backends already used (boot RAM)."""
     placed: list[Placed] = []
     used_slots: dict[int, str] = {}
     for device in devices:
-        placed.append(_place(device, backends, memory, placed, used_slots, busy))
+        placed.append(_place(device, backends, memory, placed, used_slots, busy, host))
     return placed
 
 
@@ -131,7 +142,8 @@ def _refuse(device: MemDevice, message: str) -> QemuRefusal:
 
 
 def _place(device: MemDevice, backends: dict[str, Backend], memory: DeviceMemory,
-           placed: list[Placed], used_slots: dict[int, str], busy: set[str]) -> Placed:
+           placed: list[Placed], used_slots: dict[int, str], busy: set[str],
+           host: HostMemory | None) -> Placed:
     dimm = device.kind in ("dimm", "nvdimm")
     if dimm and memory.dimm_error:
         raise _refuse(device, memory.dimm_error)
@@ -139,14 +151,14 @@ def _place(device: MemDevice, backends: dict[str, Backend], memory: DeviceMemory
         raise _refuse(device, memory.nvdimm_error)
     slot = _take_slot(device, memory, used_slots) if dimm else None
     backend = _backend(device, backends)
-    region = _region_size(device, backend)
+    region = _region_size(device, backend, host)
     if memory.size == 0:
         raise _refuse(device, memory.missing_error)
     used = sum(p.region_size for p in placed)
     if used + region > memory.budget:
         raise _refuse(device, f"not enough space, currently {used:#x} in use of total space "
                               f"for memory devices {memory.budget:#x}")
-    align, block = _alignment(device, backend)
+    align, block = _alignment(device, backend, host)
     addr = _free_addr(device, memory, placed, align, region)
     if backend.id in busy:
         raise _refuse(device, f"can't use already busy memdev: {backend.id}")
@@ -155,7 +167,7 @@ def _place(device: MemDevice, backends: dict[str, Backend], memory: DeviceMemory
     return Placed(_describe(device, backend, addr, region, slot, block), backend, region)
 
 
-def _region_size(device: MemDevice, backend: Backend) -> int:
+def _region_size(device: MemDevice, backend: Backend, host: HostMemory | None) -> int:
     """The device's region: the backend, less an NVDIMM's label rounded down to the backend's
     alignment (hw/mem/nvdimm.c nvdimm_prepare_memory_region)."""
     if device.kind != "nvdimm":
@@ -164,7 +176,7 @@ def _region_size(device: MemDevice, backend: Backend) -> int:
     if label and label < 128 * 1024:
         raise _refuse(device, f"Property 'nvdimm.label-size' (0x{label:x}) is required at least "
                               "0x20000")
-    align = backend_align(backend)
+    align = backend_align(backend, host)
     pmem = (backend.size - label) // align * align
     if backend.size <= label or not pmem:
         raise _refuse(device, f"the size of memdev {backend.id} ({backend.size:#x}) is too small "
@@ -201,12 +213,12 @@ def _backend(device: MemDevice, backends: dict[str, Backend]) -> Backend:
     return backends[name]
 
 
-def _alignment(device: MemDevice, backend: Backend) -> tuple[int, int]:
+def _alignment(device: MemDevice, backend: Backend, host: HostMemory | None) -> tuple[int, int]:
     """(placement alignment, virtio-mem block size or 0)."""
-    align = backend_align(backend)
+    align = backend_align(backend, host)
     if device.kind != "virtio-mem":
         return align, 0
-    block = device.size_prop("block-size") or max(THP_SIZE, backend_page_size(backend))
+    block = device.size_prop("block-size") or max(THP_SIZE, backend_page_size(backend, host))
     return max(block, align), block
 
 

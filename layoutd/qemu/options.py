@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from layoutd.errors import InputError
+from layoutd.qemu.versions import QemuRelease
 
 WITH_ARGUMENT = frozenset(
     [
@@ -147,7 +148,6 @@ SIZE_SYNTAX = ("expects a non-negative number below 2^64 Optional suffix k, M, G
                "kilo-, mega-, giga-, tera-, peta- and exabytes, respectively.")
 _SCALE = "BKMGTPE"  # powers of 1024, either case (QEMU's suffix_mul)
 _NUMBER = re.compile(r"(\d*)(\.\d*)?")
-STRTOSZ_REWRITE = (8, 1)  # QEMU's strtosz rewrite: ".5G" accepted, "0x10M" refused from here
 
 
 class BadSize(ValueError):
@@ -158,11 +158,11 @@ class BadSize(ValueError):
         self.out_of_range = out_of_range
 
 
-def strtosz(text: str, version: str, unit: int = 1) -> int:
+def strtosz(text: str, qemu: QemuRelease, unit: int = 1) -> int:
     """QEMU's qemu_strtosz (util/cutils.c), as the real 7.2 and 10.0 binaries answer: decimal
     with an optional fraction and one suffix B K M G T P E (any case, powers of 1024), or 0x hex;
     no "GiB", "GB", exponents or trailing blanks. `unit` scales a number without a suffix."""
-    rewritten = _release(version) >= STRTOSZ_REWRITE
+    rewritten = qemu.strtosz_rewrite
     rest = text.lstrip(" \t\n\v\f\r")
     rest = rest[1:] if rest.startswith("+") else rest
     hexa = re.match(r"0[xX]([0-9a-fA-F]+)", rest)
@@ -194,7 +194,3 @@ def _in_range(value: int) -> int:
     if value >= 1 << 64:
         raise BadSize(out_of_range=True)
     return value
-
-
-def _release(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version)[:2])

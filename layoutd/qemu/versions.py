@@ -1,48 +1,222 @@
-"""A small cache of `QEMU --version` answers, keyed by the binary's path, size and mtime."""
+"""Every QEMU version layoutd models, in one table, and every fact that differs between them.
 
-import json
-import os
-from pathlib import Path
+`Version` is comparable (7.2 < 8.2.2 < 10.0). `ROWS` holds one `QemuRelease` per modelled binary
+version (major.minor): how its facts are known, and each fact the model asks by name. Facts of a
+machine type (the AMD 1 TiB rule, compact-highmem) go with the machine type's release, not the
+binary's: `amd_1tib_rule(machine.release)`.
+
+Adding a version: its release to MACHINE_RELEASES (if new) and one row to ROWS. Nothing else in
+layoutd names a version number.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from layoutd.errors import InputError, NotModelled
+
+_VERSION = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?\s*$")
 
 
-def _cache_file() -> Path:
-    root = os.environ.get("LAYOUTD_CACHE") or os.path.join(Path.home(), ".cache", "layoutd")
-    return Path(root) / "qemu-versions.json"
+@dataclass(frozen=True, order=True)
+class Version:
+    major: int
+    minor: int
+    micro: int = 0
+
+    @classmethod
+    def parse(cls, text: str | Version) -> Version:
+        """'7.2', '10.0', '8.2.2' (a Version passes through); anything else is an InputError."""
+        if isinstance(text, Version):
+            return text
+        match = _VERSION.match(str(text))
+        if not match:
+            raise InputError(f"{text!r} is not a QEMU version such as 10.0 or 8.2.2")
+        return cls(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
+
+    @property
+    def release(self) -> Version:
+        """major.minor: the row of the table, and the machine types' release."""
+        return Version(self.major, self.minor)
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}" + (f".{self.micro}" if self.micro else "")
 
 
-def _key(path: str) -> str | None:
+def v(text: str) -> Version:
+    return Version.parse(text)
+
+
+PROVEN = "proven"  # tests compare the model with the real binary (tests/qemu, tests/plan)
+FROM_SOURCE = "modelled from source"  # read in QEMU's source, not run
+DRY_RUN = "dry run only"  # the binary was started, not every rule compared
+
+
+@dataclass(frozen=True)
+class QemuRelease:
+    """One modelled QEMU binary version and the facts of it the model asks."""
+
+    version: Version
+    how_known: str  # PROVEN, FROM_SOURCE or DRY_RUN
+    no_device_memory: str  # QEMU's words for a memory device on a machine without maxmem
+    virt_no_device_memory: str  # the same on arm virt
+    hole64_with_32bit_cpu: bool  # pc_max_used_gpa() counts the 64-bit PCI hole at phys-bits <= 32
+    q35_vga_follows_smm: bool  # q35's SMRAM (VGA window over RAM) exists only with SMM on
+    names_unknown_machine: bool  # "unsupported machine type: \"NAME\"" (else without the name)
+    virtio_iommu_aw_bits: bool  # virtio-iommu-pci has the aw-bits property
+    seabios: str | None  # the SeaBIOS its Debian package ships as the default -bios (firmware/builds.py)
+    strtosz_rewrite: bool  # qemu_strtosz as rewritten in 8.1: ".5G" accepted, "0x10M" refused
+    phys_bits_unbounded: bool  # x86_cpu_realizefn checks phys-bits only against 32 (not 52)
+    accel_errors_located: bool  # accelerator errors name the -accel option
+    pae_gives_36_bits: bool  # a 32-bit CPU with PAE (not only PSE36) gets 36 phys-bits
+    cpu_models: str  # its list of CPU model names in cpu_models.py (the binary's origin)
+    x86_machines_removed: tuple[Version, ...] = ()  # modelled x86 types it no longer has
+
+    def knows_cpu_model(self, name: str, arch: str) -> bool:
+        """Whether `-cpu NAME` exists in this binary: its query-cpu-definitions (cpu_models.py)."""
+        from layoutd.qemu.cpu_models import CPU_MODELS
+
+        return name in CPU_MODELS[(arch, self.cpu_models)]
+
+    def machine_releases(self, family: str) -> tuple[Version, ...]:
+        """The versioned machine types of `family` this binary accepts and layoutd models."""
+        gone = self.x86_machines_removed if family in ("q35", "pc") else ()
+        return tuple(r for r in MACHINE_RELEASES
+                     if OLDEST_MACHINE[family] <= r <= self.version and r not in gone)
+
+
+_NO_MAXMEM_7 = ("memory devices (e.g. for memory hotplug) are not enabled, please specify the "
+                "maxmem option")
+_NO_MAXMEM_10 = ("the configuration is not prepared for memory devices (e.g., for memory "
+                 "hotplug), consider specifying the maxmem option")
+
+ROWS: dict[Version, QemuRelease] = {
+    row.version: row for row in (
+        QemuRelease(
+            v("7.2"), PROVEN,
+            no_device_memory=_NO_MAXMEM_7,
+            virt_no_device_memory="memory devices (e.g. for memory hotplug) are not supported by "
+                                  "the machine",  # virt 7.2 has no device-memory region at all
+            hole64_with_32bit_cpu=False,  # "32-bit systems don't have hole64"
+            q35_vga_follows_smm=False,
+            names_unknown_machine=False,
+            virtio_iommu_aw_bits=False,
+            seabios="1.16.2",
+            strtosz_rewrite=False,
+            phys_bits_unbounded=False,
+            accel_errors_located=False,
+            pae_gives_36_bits=False,  # PSE36 only (checked with pentium,pae=on and qemu32)
+            cpu_models="bookworm",
+        ),
+        QemuRelease(
+            v("10.0"), PROVEN,
+            no_device_memory=_NO_MAXMEM_10,
+            virt_no_device_memory=_NO_MAXMEM_10,
+            hole64_with_32bit_cpu=True,
+            q35_vga_follows_smm=True,
+            names_unknown_machine=True,
+            virtio_iommu_aw_bits=True,
+            seabios="1.16.3",
+            strtosz_rewrite=True,
+            phys_bits_unbounded=False,
+            accel_errors_located=False,
+            pae_gives_36_bits=True,
+            cpu_models="bookworm-backports",
+        ),
+        QemuRelease(
+            v("11.1"), PROVEN,  # Debian sid's, in a debootstrapped root (scripts/sid-root.sh)
+            no_device_memory=_NO_MAXMEM_10,
+            virt_no_device_memory=_NO_MAXMEM_10,
+            hole64_with_32bit_cpu=True,
+            q35_vga_follows_smm=False,  # from 10.2 mch_realize makes "smram-region" first
+            names_unknown_machine=True,
+            virtio_iommu_aw_bits=True,
+            seabios=None,  # not a build layoutd knows
+            strtosz_rewrite=True,
+            phys_bits_unbounded=True,  # the TARGET_PHYS_ADDR_SPACE_BITS (52) bound is gone
+            accel_errors_located=True,
+            pae_gives_36_bits=True,
+            cpu_models="sid",
+            x86_machines_removed=(v("5.0"), v("5.1")),  # gone from -machine help
+        ),
+    )
+}
+
+DEFAULT = v("10.0")  # what `plan` models without --qemu-version
+
+MACHINE_RELEASES = tuple(v(text) for text in (
+    "5.0", "5.1", "5.2", "6.0", "6.1", "6.2", "7.0", "7.1", "7.2", "8.0", "8.1", "8.2", "9.0",
+    "9.1", "9.2", "10.0", "10.1", "10.2", "11.0", "11.1"))
+"""Versioned machine types (pc-q35-X, pc-i440fx-X, virt-X) layoutd models, oldest first."""
+
+OLDEST_MACHINE = {"q35": v("5.0"), "pc": v("5.0"), "virt": v("7.1")}
+"""x86 types before 5.0 differ (legacy DIMM alignment, max-ram-below-4g rounding, -numa mem=);
+virt before 7.1 has no compact highmem."""
+
+
+AMD_1TIB_SINCE = v("7.1")
+"""x86 machine types from this release move high RAM to 1 TiB for AMD guests reaching the HT
+range (enforce_amd_1tb_hole)."""
+
+
+def amd_1tib_rule(machine: Version) -> bool:
+    return machine >= AMD_1TIB_SINCE
+
+
+def checks_32bit_memory_end(machine: Version) -> bool:
+    """pc machine types from 8.2 check a 32-bit CPU's RAM (or device memory) end against its
+    phys-bits; older ones set broken_32bit_mem_addr_check (checked on 10.0: pc-i440fx-8.1 starts
+    `-cpu pentium -m 8G`, 8.2 refuses it)."""
+    return machine >= v("8.2")
+
+
+def numa_mem_supported(machine: Version) -> bool:
+    """Machine types up to 5.0 still take `-numa node,mem=` (numa_mem_supported)."""
+    return machine <= v("5.0")
+
+
+def compact_highmem(machine: Version) -> bool:
+    """virt-7.2 and newer default to compact-highmem=on."""
+    return machine >= v("7.2")
+
+
+def modelled() -> tuple[Version, ...]:
+    return tuple(sorted(ROWS))
+
+
+def proven() -> tuple[Version, ...]:
+    return tuple(version for version in modelled() if ROWS[version].how_known == PROVEN)
+
+
+def names() -> str:
+    """'7.2, 10.0': for messages."""
+    return ", ".join(str(version) for version in modelled())
+
+
+def is_modelled(version: str | Version) -> bool:
+    """Whether the table has a row for `version` (8.2.2 counts as 8.2)."""
     try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return f"{os.path.realpath(path)}:{info.st_size}:{info.st_mtime_ns}"
+        return Version.parse(version).release in ROWS
+    except InputError:
+        return False
 
 
-def _load() -> dict[str, str]:
-    try:
-        data = json.loads(_cache_file().read_text())
-    except (OSError, ValueError):
-        return {}
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+def nearest_older(version: str | Version) -> Version:
+    """The newest modelled version not newer than `version` (else the oldest modelled)."""
+    wanted = Version.parse(version).release
+    older = [known for known in modelled() if known <= wanted]
+    return older[-1] if older else modelled()[0]
 
 
-def cached_version(path: str) -> str | None:
-    key = _key(path)
-    return _load().get(key) if key else None
+def row(version: str | Version) -> QemuRelease:
+    """The row of a version (8.2.2 -> the 8.2 row); InputError when it is not modelled."""
+    found = ROWS.get(Version.parse(version).release)
+    if found is None:
+        raise NotModelled(f"QEMU {version} is not modelled (modelled: {names()})")
+    return found
 
 
-def remember_version(path: str, version: str) -> None:
-    """Best effort: an unwritable cache only costs the next run a QEMU start."""
-    key = _key(path)
-    if key is None:
-        return
-    data = _load()
-    data[key] = version
-    target = _cache_file()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(data, indent=1, sort_keys=True))
-        temporary.replace(target)
-    except OSError:
-        pass
+def oldest_accepting(machine: Version) -> Version | None:
+    """The oldest modelled QEMU that accepts machine types of release `machine`."""
+    return next((version for version in modelled() if machine <= version), None)

@@ -18,15 +18,11 @@ from layoutd.models.guest import NamedRegion
 from layoutd.qemu.boot import ACPI_MAX_RAM_SLOTS, BootRam
 from layoutd.qemu.config import VmConfig, flag
 from layoutd.qemu.cpus import GuestCpu, HostCpu, address_limit
-from layoutd.qemu.machines import Machine, at_least
-from layoutd.qemu.memdev import (
-    NO_DEVICE_MEMORY,
-    DeviceMemory,
-    device_memory_base,
-    device_memory_size,
-)
+from layoutd.qemu.machines import Machine
+from layoutd.qemu.memdev import DeviceMemory, device_memory_base, device_memory_size
 from layoutd.qemu.options import parse_bool
 from layoutd.qemu.render import Piece, boot_pieces, cut
+from layoutd.qemu.versions import QemuRelease, Version, amd_1tib_rule, checks_32bit_memory_end
 from layoutd.units import GiB, TiB, align_up, parse_size
 
 AMD_HT_START = 0xFD00000000
@@ -90,19 +86,19 @@ def hole64_start(high_end: int, device_size: int) -> int:
     return align_up(device_memory_base(high_end) + device_size, GiB)
 
 
-def highest_used(version: str, phys_bits: int, start: int, above: int, device_size: int,
-                 hole64: int, *, long_mode: bool = True, release: str | None = None) -> int:
+def highest_used(qemu: QemuRelease, phys_bits: int, start: int, above: int, device_size: int,
+                 hole64: int, *, long_mode: bool = True, machine: Version | None = None) -> int:
     """pc_max_used_gpa(): the end of the 64-bit PCI hole, with high RAM at `start`.
 
-    Without long mode (a 32-bit CPU) QEMU 10.0 and 11.1 take the end of device memory, else of
-    high RAM, except on machine types 8.1 and older (broken_32bit_mem_addr_check: the CPU's
-    limit, no check). QEMU 7.2 skips the check by phys-bits <= 32 instead."""
+    Where the row counts the hole at phys-bits <= 32 (10.0, 11.1), a CPU without long mode has
+    no hole: the end of device memory, else of high RAM, is checked on machine types that
+    `checks_32bit_memory_end`, and nothing (the CPU's own limit) on older ones."""
     limit = (1 << phys_bits) - 1
-    if version == "7.2":
+    if not qemu.hole64_with_32bit_cpu:
         return limit if phys_bits <= 32 else hole64_start(start + above, device_size) + hole64 - 1
     if long_mode:
         return hole64_start(start + above, device_size) + hole64 - 1
-    if release is not None and not at_least(release, "8.2"):
+    if machine is not None and not checks_32bit_memory_end(machine):
         return limit
     if device_size:
         return device_memory_base(start + above) + device_size - 1
@@ -111,38 +107,40 @@ def highest_used(version: str, phys_bits: int, start: int, above: int, device_si
 
 def amd_rule(vendor: str, machine: Machine) -> bool:
     """QEMU moves high RAM past the HyperTransport range for AMD guest CPUs on 7.1+ types only."""
-    return vendor == "amd" and machine.family in ("q35", "pc") and machine.at_least("7.1")
+    return vendor == "amd" and machine.family in ("q35", "pc") and amd_1tib_rule(machine.release)
 
 
-def high_ram_start(relocates: bool, version: str, phys_bits: int, above: int, device_size: int,
-                   hole64: int, *, long_mode: bool = True, release: str | None = None) -> int:
+def high_ram_start(relocates: bool, qemu: QemuRelease, phys_bits: int, above: int,
+                   device_size: int, hole64: int, *, long_mode: bool = True,
+                   machine: Version | None = None) -> int:
     """above_4g_mem_start: 4 GiB, or 1 TiB when the AMD rule applies (`amd_rule`) and the
     layout from 4 GiB reaches the HyperTransport range."""
-    if relocates and highest_used(version, phys_bits, FOUR_GIB, above, device_size, hole64,
-                                  long_mode=long_mode, release=release) >= AMD_HT_START:
+    if relocates and highest_used(qemu, phys_bits, FOUR_GIB, above, device_size, hole64,
+                                  long_mode=long_mode, machine=machine) >= AMD_HT_START:
         return AMD_ABOVE_1TB
     return FOUR_GIB
 
 
 def plan(config: VmConfig, machine: Machine, cpu: GuestCpu, boot: BootRam,
-         version: str) -> X86Plan:
+         qemu: QemuRelease) -> X86Plan:
     below, above, warnings = split(machine, boot.size, config.machine_props)
     hole64 = config.hole64_size.get(BRIDGE[machine.family], HOLE64_DEFAULT[machine.family])
     device_size = device_memory_size(boot.size, config.maxmem, config.slots)
-    start = high_ram_start(amd_rule(cpu.vendor, machine), version, cpu.phys_bits, above,
-                           device_size, hole64, long_mode=cpu.long_mode, release=machine.release)
-    highest = highest_used(version, cpu.phys_bits, start, above, device_size, hole64,
-                           long_mode=cpu.long_mode, release=machine.release)
+    start = high_ram_start(amd_rule(cpu.vendor, machine), qemu, cpu.phys_bits, above,
+                           device_size, hole64, long_mode=cpu.long_mode, machine=machine.release)
+    highest = highest_used(qemu, cpu.phys_bits, start, above, device_size, hole64,
+                           long_mode=cpu.long_mode, machine=machine.release)
     limit = address_limit(cpu.phys_bits)
     if limit < highest:
         raise QemuRefusal(f"Address space limit {limit:#x} < {highest:#x} phys-bits too low "
                           f"({cpu.phys_bits})")
-    memory = _device_memory(config, boot, start + above, version)
+    memory = _device_memory(config, boot, start + above, qemu)
     return X86Plan(below, above, start, memory, hole64_start(start + above, device_size),
                    hole64, highest, tuple(warnings))
 
 
-def _device_memory(config: VmConfig, boot: BootRam, high_end: int, version: str) -> DeviceMemory:
+def _device_memory(config: VmConfig, boot: BootRam, high_end: int,
+                   qemu: QemuRelease) -> DeviceMemory:
     acpi = config.acpi and flag(config.machine_props, "acpi", True)
     dimm_error = None if acpi else ("memory hotplug is not enabled: missing acpi device or "
                                     "acpi disabled")
@@ -157,7 +155,7 @@ def _device_memory(config: VmConfig, boot: BootRam, high_end: int, version: str)
     base, size = device or (0, 0)
     budget = (config.maxmem or boot.size) - boot.size
     return DeviceMemory(base, size, budget, config.slots, boot.nodes, dimm_error, nvdimm_error,
-                        NO_DEVICE_MEMORY[version])
+                        qemu.no_device_memory)
 
 
 def boot_layout(result: X86Plan, boot: BootRam, vga: bool) -> list[Piece]:
@@ -194,15 +192,15 @@ def device_range(result: X86Plan) -> Range | None:
 
 
 def smm_enabled(config: VmConfig, accel: str, host: HostCpu | None,
-                version: str) -> tuple[bool, list[str]]:
+                qemu: QemuRelease) -> tuple[bool, list[str]]:
     """-machine smm= (on|off|auto): auto is on under TCG and, under KVM, what KVM supports."""
     kvm_smm = host.kvm_smm if host is not None else None
     setting = config.machine_props.get("smm", "auto")
     if setting != "auto":
         on = parse_bool(setting, "-machine smm")
         if on and accel == "kvm" and kvm_smm is False:
-            where = (f"{config.accel_option}: " if config.accel_option and at_least(version, "11.1")
-                     else "")  # 11.1 names the -accel option (not -enable-kvm, accel=)
+            where = (f"{config.accel_option}: " if config.accel_option and qemu.accel_errors_located
+                     else "")  # only the -accel option is named (not -enable-kvm, accel=)
             raise QemuRefusal(f"{where}System Management Mode not supported by this hypervisor.")
         return on, []
     unknown = accel == "kvm" and kvm_smm is None
@@ -216,16 +214,15 @@ def smm_auto(accel: str, kvm_smm: bool | None) -> bool:
     return accel != "kvm" or kvm_smm is not False
 
 
-def smm_decides_vga(family: str, version: str) -> bool:
-    """q35's SMRAM ranges, which map the VGA window over RAM, exist only with SMM on in QEMU
-    9.1 to 10.1 (hw/pci-host/q35.c mch_realize returns before "smram-region" without
-    smm-ranges; from 10.2 that region is made first). pc, 7.2 and 11.1 always map it."""
-    return family == "q35" and at_least(version, "9.1") and not at_least(version, "10.2")
+def smm_decides_vga(family: str, qemu: QemuRelease) -> bool:
+    """q35's SMRAM ranges, which map the VGA window over RAM, exist only with SMM on where
+    `q35_vga_follows_smm` (pc always has them)."""
+    return family == "q35" and qemu.q35_vga_follows_smm
 
 
-def vga_hides_ram(family: str, version: str, vga: bool, smm: bool) -> bool:
+def vga_hides_ram(family: str, qemu: QemuRelease, vga: bool, smm: bool) -> bool:
     """A VGA device's 0xa0000-0xbffff window is not RAM (see smm_decides_vga)."""
-    return vga and (smm or not smm_decides_vga(family, version))
+    return vga and (smm or not smm_decides_vga(family, qemu))
 
 
 def has_vga(config: VmConfig) -> bool:

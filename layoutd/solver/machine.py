@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from layoutd.errors import InputError, QemuRefusal, UnsupportedOption
 from layoutd.models.spec import VmSpec
 from layoutd.qemu.cpus import DEFAULT_MODEL, VENDOR_ID, GuestCpu, NeedsHostCpu, guest_cpu
+from layoutd.qemu.versions import QemuRelease
 from layoutd.units import MiB
 
 MIN_LOW_RAM = 256 * MiB  # below this, firmware has no room to run
 
 
 @dataclass(frozen=True)
-class HostCpu:
+class TargetCpu:
     """The host CPU facts QEMU reads under KVM (`host`, `max`, host-phys-bits)."""
 
     vendor: str
@@ -37,8 +38,9 @@ def default_cpu_model(arch: str) -> str:
     return "max" if arch == "aarch64" else DEFAULT_MODEL[arch]
 
 
-def planned_cpu(spec: VmSpec, host: HostCpu, version: str, mixed_vendors: bool = False) -> PlannedCpu:
-    """The guest CPU QEMU `version` makes of the spec's cpu.model and cpu.vendor (the QEMU model).
+def planned_cpu(spec: VmSpec, host: TargetCpu, qemu: QemuRelease,
+                mixed_vendors: bool = False) -> PlannedCpu:
+    """The guest CPU QEMU `qemu` makes of the spec's cpu.model and cpu.vendor (the QEMU model).
 
     Under KVM the guest takes each host's vendor: across hosts of different vendors (migration)
     the plan pins the first host's with `vendor=`, so the layout is the same on every host.
@@ -54,13 +56,13 @@ def planned_cpu(spec: VmSpec, host: HostCpu, version: str, mixed_vendors: bool =
         declared = host.vendor
     if declared is not None and spec.arch == "x86_64" and declared in VENDOR_ID:
         own = None if accel == "kvm" and host.vendor not in VENDOR_ID else _ask(
-            model, base, host, version, spec.arch, accel)
+            model, base, host, qemu, spec.arch, accel)
         if own is not None and own.vendor == declared and not pin:
             return PlannedCpu(model, own.vendor, own.phys_bits, None)
         vendor_id = VENDOR_ID[declared]  # also where the host's vendor is unknown
-        cpu = _ask(model, {**base, "vendor": vendor_id}, host, version, spec.arch, accel)
+        cpu = _ask(model, {**base, "vendor": vendor_id}, host, qemu, spec.arch, accel)
         return PlannedCpu(model, cpu.vendor, cpu.phys_bits, vendor_id)
-    cpu = _ask(model, base, host, version, spec.arch, accel)
+    cpu = _ask(model, base, host, qemu, spec.arch, accel)
     if declared is None or declared == cpu.vendor:
         return PlannedCpu(model, cpu.vendor, cpu.phys_bits, None)
     raise InputError(
@@ -70,10 +72,10 @@ def planned_cpu(spec: VmSpec, host: HostCpu, version: str, mixed_vendors: bool =
     )
 
 
-def _ask(model: str, props: dict[str, str], host: HostCpu, version: str, arch: str,
+def _ask(model: str, props: dict[str, str], host: TargetCpu, qemu: QemuRelease, arch: str,
          accel: str) -> GuestCpu:
     try:
-        return guest_cpu(model, props, accel, version, host, arch)
+        return guest_cpu(model, props, accel, qemu, host, arch)
     except NeedsHostCpu as error:
         raise InputError(
             f"{error.message.split(' (give')[0]}: no host source given says (a host tree needs "
@@ -81,4 +83,4 @@ def _ask(model: str, props: dict[str, str], host: HostCpu, version: str, arch: s
             "vendor; set cpu.vendor (and cpu.phys_bits for host or max), or accel: tcg",
             field="cpu.model") from None
     except (QemuRefusal, UnsupportedOption) as error:
-        raise InputError(f"{error.message} (QEMU {version}, accel {accel})", field="cpu.model") from None
+        raise InputError(f"{error.message} (QEMU {qemu.version}, accel {accel})", field="cpu.model") from None

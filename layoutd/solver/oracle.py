@@ -8,11 +8,12 @@ from layoutd.models.common import GuestRegion, Hole
 from layoutd.models.guest import GuestMap
 
 
-def model_map(argv: Sequence[str], version: str, host_cpu: Any = None, arch: str = "x86_64") -> GuestMap:
-    """predict(argv): what QEMU `version` builds for the plan's arguments."""
+def model_map(argv: Sequence[str], version: str, host_cpu: Any = None, arch: str = "x86_64",
+              host: Any = None) -> GuestMap:
+    """predict(argv): what QEMU `version` builds for the plan's arguments on `host`."""
     from layoutd.qemu import predict
 
-    return predict(list(argv), version=version, host_cpu=host_cpu, arch=arch)
+    return predict(list(argv), version=version, host_cpu=host_cpu, arch=arch, host=host)
 
 
 PCI_WINDOWS = ("pci-hole64", "high-pcie-mmio")

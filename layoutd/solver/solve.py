@@ -17,9 +17,10 @@ from layoutd.qemu.arm import RAM_BASE as ARM_RAM_START
 from layoutd.qemu.boot import ACPI_MAX_RAM_SLOTS as MAX_SLOTS
 from layoutd.qemu.machines import BOOT_RAM, resolve
 from layoutd.qemu.memdev import SLOT_SIZE, device_memory_base, device_memory_size
+from layoutd.qemu.versions import DEFAULT, QemuRelease, Version, row
 from layoutd.solver import allocator
 from layoutd.solver.allocator import Span
-from layoutd.solver.machine import MIN_LOW_RAM, HostCpu, PlannedCpu, planned_cpu
+from layoutd.solver.machine import MIN_LOW_RAM, PlannedCpu, TargetCpu, planned_cpu
 from layoutd.solver.target import Target
 from layoutd.units import GiB, align_down, align_up, format_size, hex_addr
 
@@ -42,7 +43,7 @@ class Problem:
     free: tuple[Span, ...]
     starts: tuple[int, ...]
     target: Target
-    version: str = "10.0"  # the QEMU whose rules apply
+    qemu: QemuRelease = field(default_factory=lambda: row(DEFAULT))  # the QEMU whose rules apply
     vga_window: bool = True  # x86: the default VGA's 0xa0000-0xbffff window is not RAM
     amd_rule: bool = False  # QEMU moves high RAM to 1 TiB at the HT range (AMD, types 7.1+)
 
@@ -107,9 +108,10 @@ class Solution:
         return sum(x is not None for x in (self.choice.max_below_4g, self.hole64, self.maxmem))
 
 
-def problem_for(spec: VmSpec, target: Target, version: str = "10.0") -> Problem:
-    host = HostCpu(target.host_vendor, target.host_phys_bits, target.kvm_smm)
-    cpu = planned_cpu(spec, host, version, target.mixed_vendors)
+def problem_for(spec: VmSpec, target: Target, version: str | Version = DEFAULT) -> Problem:
+    qemu = row(version)
+    host = TargetCpu(target.host_vendor, target.host_phys_bits, target.kvm_smm)
+    cpu = planned_cpu(spec, host, qemu, target.mixed_vendors)
     limit, reason = _limit(spec, target, cpu)
     free = [(r.start, min(r.end, limit)) for r in target.usable if r.start <= limit]
     return Problem(
@@ -127,10 +129,10 @@ def problem_for(spec: VmSpec, target: Target, version: str = "10.0") -> Problem:
         free=tuple(free),
         starts=tuple(start for start, _ in free),
         target=target,
-        version=version,
-        amd_rule=x86.amd_rule(cpu.vendor, resolve(spec.machine_type, spec.arch, version)),
+        qemu=qemu,
+        amd_rule=x86.amd_rule(cpu.vendor, resolve(spec.machine_type, spec.arch, qemu)),
         vga_window=spec.arch == "x86_64" and x86.vga_hides_ram(
-            spec.family, version, True, x86.smm_auto(spec.accelerator, target.kvm_smm)),
+            spec.family, qemu, True, x86.smm_auto(spec.accelerator, target.kvm_smm)),
     )
 
 
@@ -552,7 +554,7 @@ def _regime(
 ) -> Rejection | None:
     """High RAM must start where QEMU puts it (AMD guests: 1 TiB once the HT range is reached)."""
     hole = x86.HOLE64_DEFAULT[problem.family] if hole64 is None else hole64
-    start = x86.high_ram_start(problem.amd_rule, problem.version, problem.emitted_bits, high,
+    start = x86.high_ram_start(problem.amd_rule, problem.qemu, problem.emitted_bits, high,
                                device_size, hole)
     if start == choice.start:
         return None

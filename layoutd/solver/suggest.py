@@ -13,11 +13,12 @@ from typing import Any
 from layoutd.errors import LayoutdError
 from layoutd.models.spec import VmSpec, with_changes
 from layoutd.qemu.machines import FAMILIES, resolve
+from layoutd.qemu.versions import AMD_1TIB_SINCE, amd_1tib_rule, row
 from layoutd.solver.solve import Problem, Rejection, Solution, problem_for, solve
 from layoutd.solver.target import Target
 from layoutd.units import format_size
 
-NEWER_MACHINE = "7.1"  # QEMU's AMD rule (high RAM to 1 TiB past the HT hole) starts here
+NEWER_MACHINE = str(AMD_1TIB_SINCE)  # QEMU's AMD rule (high RAM to 1 TiB past the HT hole)
 ONLINE = ("the guest must online hotplugged memory to use it (Linux: memhp_default_state=online "
           "on the kernel command line, or a udev rule)")
 
@@ -108,13 +109,16 @@ class Solver:
         return main_reason(problem, rejections).text
 
 
-def suggestions(spec: VmSpec, target: Target, version: str,
-                target_for: TargetFor | None = None, accept: Accept | None = None) -> list[Suggestion]:
-    """Every change that works, the simplest first; each one solved (and accepted)."""
+def suggestions(spec: VmSpec, target: Target, version: str, target_for: TargetFor | None = None,
+                accept: Accept | None = None, stage: str = "") -> list[Suggestion]:
+    """Every change that works, the simplest first; each one solved (and accepted). `stage`:
+    what blocked (larger pages and fewer nodes are offered only when memory slots ran out)."""
     solver = Solver(spec, target, version, target_for, accept)
     found: list[Suggestion] = []
-    for make in (_newer_machine, _hotplug, _size, _phys_bits, _devices, _machine_family,
-                 _hugepages, _no_numa):
+    makers = [_newer_machine, _hotplug, _size, _phys_bits, _devices, _machine_family]
+    if stage == "slots":
+        makers += [_hugepages, _no_numa]
+    for make in makers:
         for change, why in make(solver):
             solution = solver.works(change)
             if solution is not None and all(change != s.change for s in found):
@@ -130,10 +134,10 @@ def _newer_machine(solver: Solver) -> list[Candidate]:
     if spec.family not in ("q35", "pc"):
         return []
     try:
-        machine = resolve(spec.machine_type, spec.arch, solver.version)
+        machine = resolve(spec.machine_type, spec.arch, row(solver.version))
     except LayoutdError:
         return []
-    if machine.at_least(NEWER_MACHINE):
+    if amd_1tib_rule(machine.release):
         return []
     newer = FAMILIES[spec.arch][spec.family] + NEWER_MACHINE
     why = (f"machine types {NEWER_MACHINE} and newer let QEMU move RAM above 4 GiB to 1 TiB for "

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from layoutd.models.common import U64_MAX, Hole, Range
+from layoutd.models.host import APERTURE, UNUSABLE
 
 Span = tuple[int, int]
 
@@ -18,7 +19,9 @@ class HostLike(Protocol):
     def aperture_end(self) -> int | None: ...
     @property
     def cpu(self) -> Any: ...
-    def blocking(self) -> list[Hole]: ...
+    @property
+    def platform(self) -> Any: ...
+    def forbidden(self) -> list[Hole]: ...
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Target:
     vendors: tuple[str, ...] = ()  # every host's CPU vendor, in order
     kvm_smm: bool | None = None  # KVM runs SMM on every host; None when some host does not say
     iommu_top: int = U64_MAX  # the highest address every host's IOMMU maps (top: also the CPUs')
+    platform: Any = None  # the first host's HostPlatform (arch, hugepages): what QEMU takes from it
 
     @property
     def mixed_vendors(self) -> bool:
@@ -42,7 +46,9 @@ class Target:
 
 
 def combine(views: Sequence[HostLike], names: Sequence[str]) -> Target:
-    """Intersect HostViews (duck-typed: usable, blocking(), aperture_end, cpu)."""
+    """Intersect HostViews (duck-typed: usable, forbidden(), aperture_end, cpu, platform).
+
+    Every host's forbidden ranges (HostView.forbidden) cut the common space."""
     usable: list[Span] = [(0, U64_MAX)]
     holes: list[Hole] = []
     tops: list[int] = []
@@ -52,7 +58,7 @@ def combine(views: Sequence[HostLike], names: Sequence[str]) -> Target:
     vendor = "unknown"
     for index, view in enumerate(views):
         usable = _intersect(usable, _merge((r.start, r.end) for r in view.usable))
-        holes.extend(view.blocking())
+        holes.extend(h for h in view.forbidden() if h.type != APERTURE)
         aperture = view.aperture_end
         cpu = view.cpu
         if aperture is not None:
@@ -67,11 +73,11 @@ def combine(views: Sequence[HostLike], names: Sequence[str]) -> Target:
             notes.append(f"hosts differ in CPU vendor ({vendor}, {cpu.vendor}); the first host's counts")
     top = min(tops) if tops else U64_MAX
     usable = _intersect(usable, [(0, top)])
-    holes = _unique(holes)
+    holes = [h for h in _unique(holes) if h.type != UNUSABLE or h.start <= top]
     # What is unusable below the top but no host hole explains (an aperture gap) still blocks.
     unusable = _subtract([(0, top)], usable)
     for start, end in _subtract(unusable, _merge((h.start, h.end) for h in holes)):
-        holes.append(Hole(start=start, end=end, type="unusable"))
+        holes.append(Hole(start=start, end=end, type=UNUSABLE))
     return Target(
         _ranges(usable),
         tuple(sorted(holes, key=lambda h: (h.start, h.end))),
@@ -83,6 +89,7 @@ def combine(views: Sequence[HostLike], names: Sequence[str]) -> Target:
         tuple(view.cpu.vendor for view in views),
         _all_smm([view.cpu.kvm_smm for view in views]),
         min(apertures, default=U64_MAX),
+        views[0].platform if views else None,
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import pytest
 
 from layoutd.firmware import Placement, place
-from layoutd.firmware.builds import DEFAULT_FOR_QEMU, OVMF_12, SEABIOS_12, Build
+from layoutd.firmware.builds import OVMF_12, SEABIOS_12, Build, default_for_qemu
 from layoutd.firmware.guest import board, page_1g, read_argv
 from layoutd.qemu import predict
 from tests.support.firmware_runner import Bars, boot_all, booted_bars
@@ -98,7 +98,7 @@ def test_seabios(name: str, version: str) -> None:
     args = SEABIOS_CASES[name]
     binary = qemu_binary(version)
     ids = ids_of(args)
-    build = SEABIOS_12 if version == "7.2" else DEFAULT_FOR_QEMU[version]
+    build = SEABIOS_12 if version == "7.2" else default_for_qemu(version)
     real = booted_bars(binary, args, ids, firmware="seabios" if version == "7.2" else "default",
                        timeout=60)
     assert real == expected(model(args, version, build), ids)

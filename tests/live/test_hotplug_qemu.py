@@ -11,6 +11,7 @@ from layoutd.live.session import QmpMonitor
 from layoutd.live.vm import derived_device_memory, read_vm
 from tests.conftest import assert_clean_failure
 from tests.live.conftest import CONFIGS, GiB, Guest, answer, guest, overlaps, span
+from tests.support.qemu_runner import VERSIONS
 
 pytestmark = pytest.mark.qemu
 
@@ -97,7 +98,7 @@ def test_guard_running_vm(version: str, arch: str, tmp_path: Path) -> None:
         assert span(collisions[0]) == (g.hole[0], g.hole[0] + GiB // 2 - 1)
 
 
-@pytest.mark.parametrize("version", ["7.2", "10.0"])
+@pytest.mark.parametrize("version", VERSIONS)
 def test_virtio_mem_lands_outside_the_hole(version: str, tmp_path: Path) -> None:
     second_port = ("-device", "pcie-root-port,id=rp2,bus=pcie.0,chassis=2")
     with guest(version, "x86_64", tmp_path, extra=second_port) as g:

@@ -1,10 +1,9 @@
 """Hosts made to be hard, built as solver targets without a sysfs tree, plus the example trees."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from layoutd.models.common import Hole, Range
-from layoutd.models.host import Cpu
+from layoutd.models.host import Cpu, HostView
 from layoutd.ranges import subtract
 from layoutd.solver import Target, combine
 from layoutd.units import GiB
@@ -13,21 +12,11 @@ MSI = (0xFEE00000, 0xFEEFFFFF, "msi")
 AMD_HT = (0xFD00000000, 0xFFFFFFFFFF, "reserved")
 
 
-@dataclass
-class FakeView:
-    """The duck type `combine` reads from a HostView."""
-
-    source: str
-    holes: list[Hole]
-    aperture_end: int
-    cpu: Cpu
-    usable: list[Range] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.usable = subtract([Range(start=0, end=self.aperture_end)], self.holes)
-
-    def blocking(self) -> list[Hole]:
-        return self.holes
+def host_view(source: str, holes: Sequence[Hole], aperture_end: int, cpu: Cpu) -> HostView:
+    """A HostView as a reader builds it: usable = [0, top] less the holes."""
+    usable = subtract([Range(start=0, end=aperture_end)], holes)
+    return HostView(source=source, cpu=cpu, devices=(), groups=(), usable=tuple(usable),
+                    reserved=tuple(holes), aperture_end=aperture_end, warnings=())
 
 
 def view(
@@ -37,7 +26,7 @@ def view(
     bits: int = 46,
     vendor: str = "intel",
     top_bits: int | None = None,
-) -> FakeView:
+) -> HostView:
     made = [
         Hole(
             start=h[0],
@@ -49,10 +38,10 @@ def view(
         for h in holes
     ]
     top = (1 << (top_bits or bits)) - 1
-    return FakeView(name, made, top, Cpu(vendor=vendor, phys_bits=bits))  # type: ignore[arg-type]
+    return host_view(name, made, top, Cpu(vendor=vendor, phys_bits=bits))  # type: ignore[arg-type]
 
 
-def target(*views: FakeView) -> Target:
+def target(*views: HostView) -> Target:
     return combine(views, [v.source for v in views])
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from layoutd.errors import InputError
 from layoutd.qemu import predict
+from layoutd.qemu.versions import modelled
 from layoutd.solver.solve import problem_for
 from tests.plan.support import plan_of
 
@@ -18,13 +19,16 @@ MODELS = ["host", "qemu64", "max", "kvm64", "EPYC", "EPYC-Rome", "Dhyana", "Skyl
           "Cascadelake-Server"]
 
 
+VERSIONS = [str(version) for version in modelled()]
+
+
 def _spec(model: str, vendor: str | None, accel: str = "kvm") -> str:
     declared = f", vendor: {vendor}" if vendor else ""
     return (f"name: c\naccel: {accel}\ncpu: {{model: {model}{declared}, count: 2, phys_bits: 48}}\n"
             "memory: {size: 1100G}\n")
 
 
-@pytest.mark.parametrize("version", ["7.2", "10.0"])
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("vendor", [None, "amd", "intel"])
 @pytest.mark.parametrize(("model", "accel"), [(m, a) for m in MODELS for a in ("kvm", "tcg")
                                               if (m, a) != ("host", "tcg")])  # host needs KVM

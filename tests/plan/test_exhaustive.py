@@ -13,22 +13,19 @@ from hypothesis import strategies as st
 
 from layoutd.collisions import find_collisions
 from layoutd.errors import NoAnswer
-from layoutd.models.host import Cpu
+from layoutd.models.host import Cpu, HostView
 from layoutd.models.spec import parse_spec
-from layoutd.ranges import subtract
 from layoutd.solver import combine, solve_spec
 from layoutd.solver.solve import problem_for, solve
 from layoutd.units import GiB, align_up
-from tests.plan.hosts import FakeView, Hole, Range
+from tests.plan.hosts import Hole, host_view
 
 Q35_HOLE64 = 32
 
 
-def _host(holes: list[int], top: int) -> FakeView:
+def _host(holes: list[int], top: int) -> HostView:
     made = [Hole(start=g * GiB, end=(g + 1) * GiB - 1, type="reserved", group=g) for g in holes]
-    view = FakeView("h", made, top * GiB - 1, Cpu(vendor="intel", phys_bits=46))
-    view.usable = subtract([Range(start=0, end=top * GiB - 1)], made)
-    return view
+    return host_view("h", made, top * GiB - 1, Cpu(vendor="intel", phys_bits=46))
 
 
 def _free(cell: int, holes: set[int], top: int) -> bool:

@@ -16,7 +16,7 @@ from layoutd.models.spec import parse_spec
 from layoutd.solver import combine, solve_spec
 from tests.conftest import EXAMPLES
 from tests.plan.support import collisions, real_layout
-from tests.support.qemu_runner import Refused, qemu_binary, this_machine_cpu
+from tests.support.qemu_runner import VERSIONS, Refused, qemu_binary, this_machine_cpu
 
 pytestmark = pytest.mark.qemu
 
@@ -38,7 +38,7 @@ def this_machine(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(root)
 
 
-@pytest.mark.parametrize("version", ["7.2", "10.0"])
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("text", SPECS, ids=lambda text: text.split("\n")[0].removeprefix("name: "))
 def test_kvm_plan_runs_as_planned(text: str, version: str, this_machine: str) -> None:
     spec = parse_spec(text)

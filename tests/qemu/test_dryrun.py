@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from layoutd.dryrun import dry_run, safe_command
-from layoutd.qemu import modelled, predict
+from layoutd.qemu import predict
+from layoutd.qemu.versions import is_modelled as modelled
 from tests.support.qemu_runner import Refused, aarch64_firmware, qemu_binary, real_map, wrapper
 
 pytestmark = pytest.mark.qemu

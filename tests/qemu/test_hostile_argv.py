@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 
 from layoutd.errors import LayoutdError
 from layoutd.qemu import predict
+from layoutd.qemu.versions import modelled
 
 OPTIONS = ["-m", "-machine", "-M", "-cpu", "-smp", "-object", "-device", "-numa", "-global",
            "-accel", "-bios", "-name", "-enable-kvm", "-nodefaults", "-S", "--"]
@@ -29,7 +30,8 @@ def hostile_argv(draw: st.DrawFn) -> list[str]:
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(hostile_argv(), st.sampled_from(["7.2", "10.0", "11.1"]), st.sampled_from(["x86_64", "aarch64"]))
+@given(hostile_argv(), st.sampled_from([str(version) for version in modelled()]),
+       st.sampled_from(["x86_64", "aarch64"]))
 def test_garbage_is_a_typed_error(argv: list[str], version: str, arch: str) -> None:
     try:
         predict(argv, version=version, arch=arch)

@@ -1,6 +1,7 @@
 """The model without starting QEMU: argv parsing, what is refused as unmodelled, host CPUs."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +140,62 @@ def test_numa_nodes_name_the_layout() -> None:
                      "-object", "memory-backend-ram,id=b,size=3G",
                      "-numa", "node,memdev=a", "-numa", "node,memdev=b"], version="7.2")
     assert [(r.id, r.node) for r in guest.layout] == [("a", 0), ("a", 0), ("b", 1), ("b", 1)]
+
+
+@dataclass(frozen=True)
+class Mount:
+    path: str
+    page_size: int
+
+
+@dataclass(frozen=True)
+class Platform:
+    """The host facts QEMU's memory backends take (HostPlatform's shape)."""
+
+    arch: str | None
+    hugepage_size: int | None = None
+    hugetlbfs: tuple[Mount, ...] = ()
+
+
+def test_backend_alignment_comes_from_the_host_facts() -> None:
+    """memory-backend-ram aligns to QEMU_VMALLOC_ALIGN, 2 MiB on Linux aarch64 as on x86_64,
+    whatever machine layoutd runs on; a mem-path inside a hugetlbfs mount takes its page size."""
+    dimm = ["-machine", "q35", "-m", "2G,slots=2,maxmem=8G", "-object",
+            "memory-backend-ram,id=m0,size=1G", "-device", "pc-dimm,id=d0,memdev=m0,addr=0x100100000"]
+    for arch in ("aarch64", "x86_64", None):
+        with pytest.raises(QemuRefusal, match="address must be aligned to 0x200000"):
+            predict(dimm, version="10.0", host=Platform(arch))
+    quiet = predict(dimm, version="10.0", host=Platform("sparc64"))  # the base page there
+    assert quiet.memory_devices[0].addr == 0x100100000
+    file = ["-machine", "q35", "-m", "2G,slots=2,maxmem=8G", "-object",
+            "memory-backend-file,id=m0,size=1G,mem-path=/dev/hugepages1G/vm",
+            "-device", "pc-dimm,id=d0,memdev=m0,addr=0x100200000"]
+    assert predict(file, version="10.0", host=Platform("x86_64")).memory_devices[0].addr \
+        == 0x100200000  # no hugetlbfs there: 4 KiB pages
+    huge = Platform("x86_64", 2 << 20, (Mount("/dev/hugepages1G", GiB),))
+    with pytest.raises(QemuRefusal, match="address must be aligned to 0x40000000"):
+        predict(file, version="10.0", host=huge)
+
+
+def test_an_aarch64_host_source_records_its_facts(tmp_path: Path) -> None:
+    """A host tree says its architecture, hugepage sizes and hugetlbfs mounts; `check` models
+    QEMU on that host, not on the machine layoutd runs on."""
+    import shutil
+
+    from layoutd.host import probe_host
+    from tests.conftest import EXAMPLES, run_layoutd
+
+    tree = tmp_path / "host"
+    shutil.copytree(EXAMPLES / "hosts" / "arm-hisilicon-d05", tree, symlinks=True)
+    (tree / "proc" / "meminfo").write_text("MemTotal: 1 kB\nHugepagesize:     524288 kB\n")
+    (tree / "proc" / "mounts").write_text(
+        "hugetlbfs /dev/hugepages hugetlbfs rw,relatime,pagesize=512M 0 0\n")
+    platform = probe_host(str(tree)).platform
+    assert (platform.arch, platform.hugepage_size) == ("aarch64", 512 << 20)
+    assert [(m.path, m.page_size) for m in platform.hugetlbfs] == [("/dev/hugepages", 512 << 20)]
+    argv = ["--", "qemu-system-aarch64", "-machine", "virt", "-cpu", "max", "-bios", "x.fd",
+            "-m", "2G,slots=2,maxmem=8G", "-object",
+            "memory-backend-file,id=m0,size=1G,mem-path=/dev/hugepages/vm",
+            "-device", "pc-dimm,id=d0,memdev=m0,addr=0x190000000"]
+    result = run_layoutd("check", "--host", str(tree), "--qemu-version", "10.0", *argv)
+    assert result.returncode == 2 and "aligned to 0x20000000" in result.stderr, result.stderr

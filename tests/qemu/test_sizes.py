@@ -8,7 +8,7 @@ import pytest
 from layoutd.errors import QemuRefusal
 from layoutd.qemu import predict
 from tests.qemu.compare import HARNESS
-from tests.support.qemu_runner import Refused, qemu_binary, real_map
+from tests.support.qemu_runner import VERSIONS, Refused, qemu_binary, real_map
 
 pytestmark = pytest.mark.qemu
 
@@ -23,7 +23,7 @@ def _qemu_words(stderr: str) -> str:
     return " ".join(line for line in lines if line and "warning:" not in line)
 
 
-@pytest.mark.parametrize("version", ["7.2", "10.0", "11.1"])
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("args", [["-m", size] for size in SIZES] + OTHERS, ids=str)
 def test_sizes_as_the_real_binary_reads_them(version: str, args: list[str]) -> None:
     base = ["-machine", "q35", *args]

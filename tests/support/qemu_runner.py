@@ -24,11 +24,14 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from layoutd.models.host import Cpu
 from layoutd.qemu.mtree import FlatEntry, ram_entries
+from layoutd.qemu.versions import proven
 from tests.conftest import need, need_kvm
 
 CACHE = Path(os.environ.get("LAYOUTD_CACHE", Path.home() / ".cache" / "layoutd"))
-VERSIONS = ("7.2", "10.0", "11.1")
+VERSIONS = tuple(str(version) for version in proven())  # the versions proven on real binaries
+DEBIAN_VERSION = "7.2"  # bookworm's own qemu-system-*; the others are unpacked into CACHE
 SID_ROOT = CACHE / "sid-root"
+CHROOTED = ("11.1",)  # run in the sid root through a wrapper, not as a qemu-system-* binary
 SID_QEMU = Path(__file__).with_name("sid-qemu.sh")
 AARCH64_FIRMWARE = Path("/usr/share/qemu-efi-aarch64/QEMU_EFI.fd")
 START_TIMEOUT = 60.0
@@ -36,7 +39,7 @@ START_TIMEOUT = 60.0
 
 @dataclass(frozen=True)
 class QemuBinary:
-    version: str  # "7.2", "10.0" or "11.1"
+    version: str  # one of VERSIONS, or an unmodelled one (11.1) for the dry run
     arch: str  # "x86_64" or "aarch64"
     path: str
     base_args: tuple[str, ...] = ()  # -L folders for an unpacked build; the root and binary for chroot
@@ -48,11 +51,11 @@ class QemuBinary:
 def qemu_binary(version: str, arch: str = "x86_64") -> QemuBinary:
     """The real binary for a version; missing -> skip locally, fail in CI."""
     name = f"qemu-system-{arch}"
-    if version == "7.2":
+    if version == DEBIAN_VERSION:
         path = shutil.which(name) or f"/usr/bin/{name}"
         need(Path(path).exists(), f"{name} 7.2 (Debian package qemu-system-x86/qemu-system-arm)")
         return QemuBinary(version, arch, path)
-    if version == "11.1":
+    if version in CHROOTED:
         need((SID_ROOT / "usr" / "bin" / name).exists(), f"{name} 11.1 in the sid root {SID_ROOT}")
         return QemuBinary(version, arch, str(SID_QEMU), (str(SID_ROOT), name))
     root = CACHE / f"qemu-{version}"

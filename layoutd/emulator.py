@@ -1,0 +1,96 @@
+"""The one way to ask a QEMU binary its version: `PATH --version`, cached per binary.
+
+The answer is cached by the binary's path, size and mtime in $LAYOUTD_CACHE or ~/.cache/layoutd:
+starting QEMU costs more than the rest of `layoutd check`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from layoutd.errors import InputError
+from layoutd.qemu.versions import Version
+
+TIMEOUT = 10.0
+_ANSWER = re.compile(r"QEMU emulator version (\d+\.\d+(?:\.\d+)?)")
+
+
+def binary_version(path: str) -> Version | None:
+    """What `path --version` says, or None when it cannot be run or names no QEMU version."""
+    cached = _cached(path)
+    if cached is not None:
+        return Version.parse(cached)
+    try:
+        result = subprocess.run([path, "--version"], capture_output=True, text=True,
+                                timeout=TIMEOUT, stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = _ANSWER.search(result.stdout)
+    if result.returncode != 0 or not match:
+        return None
+    _remember(path, match.group(1))
+    return Version.parse(match.group(1))
+
+
+def version_of_binary(path: str, *, modelled_only: bool = True) -> str:
+    """The major.minor `path` says it is; an InputError when it says none, or (modelled_only)
+    when the table has no row for it. Unmodelled versions are for the dry run to answer."""
+    from layoutd.qemu import versions
+
+    found = binary_version(path)
+    if found is None:
+        raise InputError(f"{path} --version did not say a QEMU version (cannot run it, or not "
+                         "QEMU)")
+    if modelled_only and not versions.is_modelled(found):
+        raise InputError(f"{path} is QEMU {found}; only {versions.names()} are modelled (pass "
+                         "--qemu-version to use a model anyway, or --verify to ask the binary "
+                         "itself)")
+    return str(found.release)
+
+
+def _cache_file() -> Path:
+    root = os.environ.get("LAYOUTD_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                           "layoutd")
+    return Path(root) / "qemu-versions.json"
+
+
+def _key(path: str) -> str | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return f"{os.path.realpath(path)}:{info.st_size}:{info.st_mtime_ns}"
+
+
+def _load() -> dict[str, str]:
+    try:
+        data = json.loads(_cache_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _cached(path: str) -> str | None:
+    key = _key(path)
+    return _load().get(key) if key else None
+
+
+def _remember(path: str, version: str) -> None:
+    """Best effort: an unwritable cache only costs the next run a QEMU start."""
+    key = _key(path)
+    if key is None:
+        return
+    data = _load()
+    data[key] = version
+    target = _cache_file()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(data, indent=1, sort_keys=True))
+        temporary.replace(target)
+    except OSError:
+        pass
