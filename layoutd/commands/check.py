@@ -111,7 +111,33 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
                         devices)
     if note:
         result.notes.insert(0, note)
+    if result.collisions and build is not None:
+        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, build)
     return result
+
+
+def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequence[str],
+               build: Any) -> list[Any]:
+    """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs)."""
+    from layoutd.emit.report import collisions
+    from layoutd.errors import LayoutdError
+    from layoutd.firmware.fixes import bar_fixes
+    from layoutd.qemu import predict
+    from layoutd.qemu.config import parse_config
+
+    def clear(changed: Sequence[str]) -> bool:
+        try:
+            again = predict(changed, version=guest.qemu_version, arch=guest.arch, host_cpu=host.cpu)
+            check = bar_check(again, host, changed, devices)
+        except LayoutdError:
+            return False
+        return not collisions(again, host) and check is not None and not check.collisions
+
+    config = parse_config(qemu_args)
+    top = host.aperture_end if host.aperture_end is not None else (1 << 64) - 1
+    host_cpu = config.accel == "kvm" and (config.cpu_model or "") in ("host", "max")
+    return bar_fixes(qemu_args, guest.phys_bits, (top + 1).bit_length() - 1,
+                     build.family == "ovmf", host_cpu, clear)
 
 
 def _fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],

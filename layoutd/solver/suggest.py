@@ -14,13 +14,11 @@ from layoutd.errors import LayoutdError
 from layoutd.models.spec import VmSpec, with_changes
 from layoutd.qemu.machines import FAMILIES, resolve
 from layoutd.qemu.versions import AMD_1TIB_SINCE, amd_1tib_rule, row
-from layoutd.solver.solve import Problem, Rejection, Solution, problem_for, solve
+from layoutd.solver.solve import ONLINE, Problem, Rejection, Solution, problem_for, solve
 from layoutd.solver.target import Target
 from layoutd.units import format_size
 
 NEWER_MACHINE = str(AMD_1TIB_SINCE)  # QEMU's AMD rule (high RAM to 1 TiB past the HT hole)
-ONLINE = ("the guest must online hotplugged memory to use it (Linux: memhp_default_state=online "
-          "on the kernel command line, or a udev rule)")
 
 TargetFor = Callable[[Sequence[str]], Target]  # the hosts read again for other devices
 Accept = Callable[[VmSpec], bool]  # what else a suggested spec must pass (the BARs' placement)
