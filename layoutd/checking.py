@@ -88,20 +88,45 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
     """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with."""
     from layoutd.firmware.check import check_bars
     from layoutd.firmware.files import identify
-    from layoutd.firmware.guest import page_1g, read_argv
+    from layoutd.firmware.guest import family_of, page_1g, read_argv
     from layoutd.qemu.config import parse_config
 
-    if guest.arch != "x86_64" or not guest.vfio_devices:
+    if not guest.vfio_devices:
         return None
-    family = "q35" if "q35" in guest.machine else "pc"
-    pci = read_argv(qemu_args, family, {device.address: device for device in host.devices})
-    build, note = identify(pci.firmware, guest.qemu_version)
+    pci = read_argv(qemu_args, family_of(guest), {device.address: device for device in host.devices})
+    build, note = identify(pci.firmware, guest.qemu_version, guest.arch)
     config = parse_config(qemu_args)
     result = check_bars(guest, host, pci, build, page_1g(config.cpu_model, config.cpu_props),
                         devices)
     if note:
         result.notes.insert(0, note)
+    if result.collisions and build is not None:
+        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, build)
     return result
+
+
+def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequence[str],
+               build: Any) -> list[Any]:
+    """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs)."""
+    from layoutd.errors import LayoutdError
+    from layoutd.firmware.fixes import bar_fixes
+    from layoutd.qemu import predict
+    from layoutd.qemu.config import parse_config
+
+    def clear(changed: Sequence[str]) -> bool:
+        try:
+            again = predict(changed, version=guest.qemu_version, arch=guest.arch, host_cpu=host.cpu,
+                            host=host.platform)
+            bars = bar_check(again, host, changed, devices)
+        except LayoutdError:
+            return False
+        return not check(again.layout, host) and bars is not None and not bars.collisions
+
+    config = parse_config(qemu_args)
+    top = host.aperture_end if host.aperture_end is not None else (1 << 64) - 1
+    host_cpu = config.accel == "kvm" and (config.cpu_model or "") in ("host", "max")
+    return bar_fixes(qemu_args, guest.phys_bits, (top + 1).bit_length() - 1,
+                     build.family == "ovmf", host_cpu, clear)
 
 
 def _fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],

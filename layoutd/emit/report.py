@@ -36,8 +36,10 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
 
     ram = check(guest.layout, host)
     found = [*ram, *(bars.collisions if bars else [])]
-    fixes = list(fixes_for()) if ram and fixes_for else []
-    if bars and (bars.bars or bars.firmware is None):
+    fixes: list[Any] = list(fixes_for()) if ram and fixes_for else []
+    if bars and bars.collisions and bars.fixes:
+        fixes += bars.fixes()
+    if bars and (bars.bars or bars.firmware is None or bars.notes):
         guest = guest.model_copy(update={"warnings": (*guest.warnings, *bar_notes(bars))})
     if fmt == "svg":
         from layoutd.emit.svg import render_check
@@ -116,10 +118,11 @@ def map_text(header: str, layout: Sequence[GuestRegion], found: Sequence[Collisi
     rows += [(name, "(not RAM)", "", "", f"{hex_addr(start)}-{hex_addr(end)}", human_size(end - start + 1))
              for name, start, end in others]
     width = max([14, *(len(row[0]) for row in rows), *(len(row[2]) for row in rows)])
+    wide = max([7, *(len(row[5]) for row in rows)])
     lines = [header, "",
-             f"{'region':<{width}} {'kind':<11} {'id':<{width}} {'node':>4}  {'range':<37} {'size':>7}"]
+             f"{'region':<{width}} {'kind':<11} {'id':<{width}} {'node':>4}  {'range':<37} {'size':>{wide}}"]
     for name, kind, ident, node, label, size in rows:
-        lines.append(f"{name:<{width}} {kind:<11} {ident:<{width}} {node:>4}  {label:<37} {size:>7}")
+        lines.append(f"{name:<{width}} {kind:<11} {ident:<{width}} {node:>4}  {label:<37} {size:>{wide}}")
     lines.append("")
     if found:
         lines.append(f"{len(found)} collision(s) with host holes:")

@@ -159,7 +159,7 @@ def _block(scale: Axis, span: Span, y: int) -> str:
     size = human_size(span.end - span.start + 1)
     tip = f"{span.label}: {hex_addr(span.start)}-{hex_addr(span.end)} ({size})"
     text = ""
-    words = next((w for w in (f"{span.label} {size}", size) if width > 6.5 * len(w) + 6), "")
+    words = next((w for w in (f"{span.label} {size}", size) if width > 7.2 * len(w) + 8), "")
     if words:
         fill = "#ffffff" if span.kind in ("dimm", "pci", "bar", "collision", "ram") else "#000000"
         text = (f'<text x="{left + 4:.1f}" y="{y + LANE / 2 + 4}" fill="{fill}">'

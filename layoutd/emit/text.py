@@ -14,12 +14,15 @@ def render(plan: Plan) -> str:
     ]
     if plan.default_layout:
         lines.append("QEMU's default layout already avoids every hole: nothing extra is emitted.")
-    lines += ["", "guest RAM:", f"  {'start':>18} {'end':>18} {'size':>7}  {'kind':<10} {'id':<12} node"]
+    rows = picture_rows(plan)
+    wide = max([7, *(len(human_size(r.size)) for r in plan.layout),
+                *(len(human_size(end - start + 1)) for start, end, _, _ in rows)])
+    lines += ["", "guest RAM:", f"  {'start':>18} {'end':>18} {'size':>{wide}}  {'kind':<10} {'id':<12} node"]
     for region in plan.layout:
         node = "-" if region.node is None else str(region.node)
         lines.append(
             f"  {hex_addr(region.start):>18} {hex_addr(region.end):>18} "
-            f"{human_size(region.size):>7}  {region.kind:<10} {region.id:<12} {node}"
+            f"{human_size(region.size):>{wide}}  {region.kind:<10} {region.id:<12} {node}"
         )
     if plan.bars:
         lines += ["", f"assigned 64-bit BARs (placed as {plan.firmware} places them):"]
@@ -29,8 +32,8 @@ def render(plan: Plan) -> str:
             for bar in plan.bars]
     lines += ["", "address space (# RAM, ! host hole, . free, = PCI hole):"]
     lines += [
-        f"  {mark} {hex_addr(start):>18}-{hex_addr(end):<18} {human_size(end - start + 1):>7}  {text}"
-        for start, end, mark, text in picture_rows(plan)
+        f"  {mark} {hex_addr(start):>18}-{hex_addr(end):<18} {human_size(end - start + 1):>{wide}}  {text}"
+        for start, end, mark, text in rows
     ]
     if plan.warnings:
         lines += ["", "warnings:"] + [f"  - {warning}" for warning in plan.warnings]

@@ -3,7 +3,7 @@ and which lies in a host hole, above the IOMMU top, beyond the guest's phys-bits
 unassigned. Pure: the caller identifies the firmware and reads the host.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from layoutd.collisions import Collision
@@ -23,11 +23,12 @@ class BarCheck:
     collisions: list[Collision] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     placement: Placement | None = None
+    fixes: Callable[[], list[object]] | None = None  # the changes that clear the BAR collisions
 
 
 def check_bars(guest: GuestMap, host: HostView, pci: GuestPci, build: Build | None,
                page1g: bool, assigned: Sequence[str]) -> BarCheck:
-    if build is None or guest.arch != "x86_64":
+    if build is None:
         return BarCheck(None, notes=list(pci.notes))
     placement = place(build, board(guest, pci, page1g))
     result = BarCheck(build.name, notes=[*pci.notes, *placement.notes], placement=placement)

@@ -12,8 +12,13 @@ from layoutd.firmware.builds import Build, by_hash, default_for_qemu
 SEARCH = ("/usr/share/seabios", "/usr/share/qemu", "/usr/share/OVMF", "/usr/share/ovmf")
 
 
-def identify(path: str | None, version: str) -> tuple[Build | None, str | None]:
+def identify(path: str | None, version: str, arch: str = "x86_64"
+             ) -> tuple[Build | None, str | None]:
     """(the build, a note for the report); the build is None when layoutd does not know it."""
+    if arch == "aarch64":
+        return None, ("arm virt: where the firmware (or, without one, the guest kernel) puts the "
+                      "BARs is not modelled; edk2 there leaves a device without a UEFI driver "
+                      "undecoded, so its placement cannot be read back to prove a model")
     if path is None:
         build = default_for_qemu(version)
         if build is None:

@@ -30,10 +30,12 @@ SHAPES: dict[str, tuple[dict[int, tuple[int, bool, bool, bool]], int]] = {
     "ich9-ahci": ({4: (32, *IO), 5: (4 * KiB, *MEM32)}, 0),
     "virtio": ({1: (4 * KiB, *MEM32), 4: (16 * KiB, True, True, False)}, 0),
 }
-# CPU models whose CPUID has 1 GiB pages (pdpe1gb) in QEMU's tables
+# CPU models whose CPUID has 1 GiB pages (pdpe1gb) in QEMU's tables (query-cpu-model-expansion
+# of QEMU 7.2 and 10.0; tests/firmware/test_cpu_pages.py); `host` is taken to have them
 PAGE_1G = ("Skylake-Server", "Cascadelake-Server", "Cooperlake", "Icelake-Server",
            "SapphireRapids", "GraniteRapids", "SierraForest", "ClearwaterForest", "EPYC",
-           "Opteron_G4", "Opteron_G5", "Dhyana", "YongFeng", "max", "host")
+           "Opteron_G4", "Opteron_G5", "Dhyana", "YongFeng", "Denverton", "Snowridge",
+           "KnightsMill", "phenom", "max", "host")
 
 
 @dataclass
@@ -50,6 +52,8 @@ def read_argv(argv: Sequence[str], family: str, host: Mapping[str, Device]) -> G
     """The PCI devices, root ports, firmware file and OVMF window size a command line asks for."""
     found = GuestPci()
     backends: dict[str, int] = {}
+    nodes: dict[str, dict[str, str]] = {}  # -blockdev node-name -> its properties
+    pflash: str | None = None  # -machine pflash0=NODE (as libvirt starts OVMF)
     cli: list[dict[str, str]] = []
     defaults, vga, nic = True, None, True
     for option in split_argv(argv):
@@ -69,28 +73,47 @@ def read_argv(argv: Sequence[str], family: str, host: Mapping[str, Device]) -> G
             if props.get("if") == "pflash" and not found.firmware_pflash:
                 found.firmware, found.firmware_pflash = props.get("file"), True
         elif option.name == "fw_cfg":
-            props = keyval(value, None, "-fw_cfg")
+            props = keyval(value, "name", "-fw_cfg")
             if props.get("name") == MMIO64_FILE and "string" in props:
                 found.mmio64_mb = parse_int(props["string"], MMIO64_FILE)
+        elif option.name == "blockdev":
+            props = keyval(value, None, "-blockdev")
+            nodes[props.get("node-name", "")] = props
+        elif option.name == "machine":
+            props = keyval(value, "type", "-machine")
+            pflash = pflash or props.get("pflash0")
         elif option.name == "object":
             props = keyval(value, "qom-type", "-object")
             if props.get("qom-type", "").startswith("memory-backend") and "size" in props:
                 backends[props.get("id", "")] = parse_size(props["size"], what="-object size")
         elif option.name == "device":
             cli.append(keyval(value, "driver", "-device"))
+    if pflash and not found.firmware:
+        found.firmware, found.firmware_pflash = _node_file(nodes, pflash), True
     made: list[dict[str, str]] = []
     if defaults:
-        if vga in (None, "std") and not any(d.get("driver") == "VGA" for d in cli):
+        if family != "virt" and vga in (None, "std") and not any(d.get("driver") == "VGA" for d in cli):
             made.append({"driver": "VGA", "id": "vga"})
         if nic:
-            made.append({"driver": "e1000e" if family == "q35" else "e1000", "id": "nic"})
+            made.append({"driver": {"q35": "e1000e", "pc": "e1000"}.get(family, "virtio-net-pci"),
+                         "id": "nic"})
     _place(found, made + cli, family, host, backends)
     return found
 
 
+def _node_file(nodes: Mapping[str, dict[str, str]], name: str) -> str | None:
+    """The file under a -blockdev node: its filename, or its `file` child's."""
+    for _ in range(4):
+        props = nodes.get(name, {})
+        if "filename" in props:
+            return props["filename"]
+        name = props.get("file", "")
+    return None
+
+
 def _place(found: GuestPci, items: list[dict[str, str]], family: str, host: Mapping[str, Device],
            backends: Mapping[str, int]) -> None:
-    used: dict[str, set[int]] = {"root": {0, 0x1F} if family == "q35" else {0, 1}}
+    used: dict[str, set[int]] = {"root": {"q35": {0, 0x1F}, "pc": {0, 1}}.get(family, {0})}
     if family == "q35":
         ahci = SHAPES["ich9-ahci"]
         found.devices.append(PciDevice("ich9-ahci", 0x1F, 2, _bars(ahci[0]), ahci[1]))
@@ -98,15 +121,19 @@ def _place(found: GuestPci, items: list[dict[str, str]], family: str, host: Mapp
         driver = props.get("driver", "")
         bus = props.get("bus", "root")
         bus = "root" if bus in ROOT_BUSES else bus
-        slot, function = _address(props.get("addr"), used.setdefault(bus, set()))
         port = None if bus == "root" else bus
         name = props.get("id") or driver
+        if bus not in used:
+            found.notes.append(f"-device {driver} {name} sits on bus {bus}, which is not a "
+                               "pcie-root-port layoutd knows: its BARs are not placed")
+            continue
+        slot, function = _address(props.get("addr"), used[bus])
         if driver in PORTS:
             if port is not None:
                 found.notes.append(f"{driver} {name} sits behind {port}: nested bridges are not "
                                    "modelled")
             found.ports.append(RootPort(name, slot, function))
-            used.setdefault(name, set())
+            used[name] = set()
             continue
         shape = _shape(driver, props, host, backends, found.notes)
         if shape is None:
@@ -135,6 +162,8 @@ def _shape(driver: str, props: Mapping[str, str], host: Mapping[str, Device],
            backends: Mapping[str, int], notes: list[str]
            ) -> tuple[tuple[Bar, ...], int, str | None] | None:
     """(BARs, ROM size, the id reports use) of one -device; None: a device with no BARs modelled."""
+    if driver == "vfio-pci" and "sysfsdev" in props and "host" not in props:
+        props = {**props, "host": props["sysfsdev"].rstrip("/").rsplit("/", 1)[-1]}
     if driver == "vfio-pci" and "host" in props:
         bdf = props["host"] if props["host"].count(":") == 2 else f"0000:{props['host']}"
         device = host.get(bdf)
@@ -179,9 +208,16 @@ def page_1g(model: str | None, props: Mapping[str, str]) -> bool:
     return any(name == p or name.startswith(p + "-") for p in PAGE_1G)
 
 
+def family_of(guest: GuestMap) -> str:
+    """q35 | pc | virt, from the resolved machine type."""
+    if guest.arch == "aarch64":
+        return "virt"
+    return "q35" if "q35" in guest.machine else "pc"
+
+
 def board(guest: GuestMap, pci: GuestPci, page1g: bool) -> Board:
     """What the firmware reads from QEMU for this guest map."""
-    family = "q35" if "q35" in guest.machine else "pc"
+    family = family_of(guest)
     below = max((r.end + 1 for r in guest.layout if r.kind == "ram" and r.start < FOUR_GIB),
                 default=0)
     high = [r.end + 1 for r in guest.layout if r.kind == "ram" and r.start >= FOUR_GIB]

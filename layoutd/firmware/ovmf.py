@@ -74,7 +74,13 @@ def firmware_phys_bits(board: Board) -> int | None:
 
 def place_ovmf(build: Build, board: Board) -> Placement:
     base, size, notes = window(board)
-    root = _tree(board, size)
+    padding = 1 << ((size >> 8) - 1).bit_length() if size > 32 * GiB else 0
+    return _place(build, board, base, size, padding, notes)
+
+
+def _place(build: Build, board: Board, base: int, size: int, padding: int,
+           notes: list[str]) -> Placement:
+    root = _tree(board, padding)
     _aperture(root, BRIDGE_ALIGN)
     placed: dict[tuple[str, int], int] = {}
     start = align_up(base, root.align) if root.children else base
@@ -89,13 +95,10 @@ def place_ovmf(build: Build, board: Board) -> Placement:
     return Placement(build.name, (base, base + size - 1) if size else None, tuple(bars), tuple(notes))
 
 
-def _tree(board: Board, window_size: int) -> Node:
-    """The root bridge's 64-bit node: root-bus 64-bit BARs and root ports' prefetchable windows,
-    in the order PciBusDxe finds them (slot, function, BAR)."""
+def _tree(board: Board, padding: int) -> Node:
+    """The root bridge's 64-bit node: root-bus 64-bit BARs and root ports' prefetchable windows
+    (at least `padding` each), in the order PciBusDxe finds them (slot, function, BAR)."""
     root = Node(0, 1)
-    padding = 0
-    if window_size > 32 * GiB:
-        padding = 1 << ((window_size >> 8) - 1).bit_length()
     found: list[PciDevice | RootPort] = [d for d in board.devices if d.port is None]
     found += board.ports
     for item in sorted(found, key=lambda entry: (entry.slot, entry.function)):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from layoutd.firmware import Placement, place
 from layoutd.firmware.builds import Build
-from layoutd.firmware.guest import board, page_1g, read_argv
+from layoutd.firmware.guest import board, family_of, page_1g, read_argv
 from layoutd.models.common import Range
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import Device
@@ -26,8 +26,7 @@ class BadBar:
 
 def planned_bars(argv: Sequence[str], guest: GuestMap, devices: Mapping[str, Device], build: Build,
                  usable: Sequence[Range]) -> tuple[list[PlacedBar], list[BadBar], Placement]:
-    family = "q35" if "q35" in guest.machine else "pc"
-    pci = read_argv(argv, family, devices)
+    pci = read_argv(argv, family_of(guest), devices)
     config = parse_config(argv)
     placement = place(build, board(guest, pci, page_1g(config.cpu_model, config.cpu_props)))
     bars, bad = [], []

@@ -13,6 +13,9 @@ pci_bios_map_devices), releases 1.16.2 and 1.16.3.
   top of the address space (at most 2^46), one eighth of it padded when RAM reaches above 4 GiB;
   that padding also moves every 64-bit BAR up, and makes each hotplug root port's 64-bit window
   at least 2^(bits-11).
+- 1.17.0: the top is 2^44 unless RAM above 4 GiB reaches 1 TiB (then all of the trusted bits);
+  padding whenever RAM reaches above 4 GiB (fw_cfg opt/org.seabios/pci64 not modelled); a root
+  port keeps its children's alignment when larger than the padding.
 """
 
 from dataclasses import dataclass, field
@@ -79,7 +82,9 @@ def place_seabios(build: Build, board: Board) -> Placement:
     bits = cpuid_phys_bits(board) if new else None
     top = 1 << min(bits, MEM64_TOP_MAX) if bits else 0
     pad = bool(new and bits and bits >= 36 and board.ram_end > FOUR_GIB)
-    buses = _collect(board, top if pad else 0)
+    if build.at_least("1.17.0"):
+        top, pad = _top_1_17(bits, board), board.ram_end > FOUR_GIB
+    buses = _collect(board, top if pad else 0, build.at_least("1.17.0"))
     root = buses[None]
     start = _pcimem_start(board)
     placed: dict[tuple[str, int], int] = {}
@@ -101,7 +106,17 @@ def place_seabios(build: Build, board: Board) -> Placement:
     return _result(build, board, placed, window, notes)
 
 
-def _collect(board: Board, padded_top: int) -> dict[str | None, Bus]:
+def _top_1_17(bits: int | None, board: Board) -> int:
+    """1.17.0: the window's top is 2^44 for guests below 1 TiB of RAM above 4 GiB (old kernels),
+    else the whole trusted address space."""
+    if not bits:
+        return 0
+    if bits > 44 and board.ram_end - FOUR_GIB < 1 << 40:
+        return 1 << 44
+    return 1 << bits
+
+
+def _collect(board: Board, padded_top: int, keep_larger: bool = False) -> dict[str | None, Bus]:
     """pci_bios_check_devices: each bus's sorted lists, then each root port's window entries."""
     buses: dict[str | None, Bus] = {None: Bus(), **{port.id: Bus() for port in board.ports}}
     found: list[PciDevice | RootPort] = [*board.devices, *board.ports]
@@ -117,7 +132,7 @@ def _collect(board: Board, padded_top: int) -> dict[str | None, Bus]:
             is64 = kind == PREF and all(e.is64 for e in child.lists[kind])
             optional = kind == IO  # a PCIe hotplug port needs no I/O window
             if padded_top and is64 and kind == PREF:
-                align = padded_top >> 11
+                align = max(align, padded_top >> 11) if keep_larger else padded_top >> 11
                 if align > total and not optional:
                     total = align
             elif not total and not optional:

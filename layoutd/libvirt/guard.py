@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from layoutd.checking import check
 from layoutd.collisions import Collision
-from layoutd.errors import HostUnavailable, NotModelled
+from layoutd.errors import HostUnavailable, NotModelled, UnknownDevice
 from layoutd.libvirt.argv import LibvirtVersion, Translation, translate
 from layoutd.libvirt.domain import Domain, read_domain
 from layoutd.libvirt.hookconf import HookConfig
@@ -88,7 +88,11 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
     from layoutd.qemu import predict
     from layoutd.qemu.versions import is_modelled
 
-    host = probe_host(host_source, list(devices) or None)
+    try:
+        host = probe_host(host_source, list(devices) or None)
+    except UnknownDevice as error:  # named as the domain's <hostdev>, else the hook's devices
+        raise error.at({d: (translation.domain.source, f"<hostdev> {d}")
+                        for d in translation.devices}) from None
     domain = translation.domain
     if is_modelled(version):
         try:

@@ -1,5 +1,7 @@
 """Put the pieces together: argv -> VmConfig -> machine, CPU, boot RAM, devices -> GuestMap."""
 
+from dataclasses import replace
+
 from layoutd.errors import QemuRefusal
 from layoutd.models.common import Range
 from layoutd.models.guest import GuestMap, NamedRegion
@@ -10,7 +12,7 @@ from layoutd.qemu.cpus import GuestCpu, HostCpu, arm_cpu, x86_cpu
 from layoutd.qemu.machines import BOOT_RAM, Machine, resolve
 from layoutd.qemu.memdev import DeviceMemory, HostMemory, Placed, place_all
 from layoutd.qemu.render import Piece, to_layout
-from layoutd.qemu.versions import QemuRelease, numa_mem_supported
+from layoutd.qemu.versions import QemuRelease, canonical_region_names, numa_mem_supported
 
 
 def build(argv: list[str], *, qemu: QemuRelease, arch: str, host_cpu: HostCpu | None,
@@ -71,11 +73,20 @@ def _device_pieces(placed: list[Placed], numa: bool) -> list[Piece]:
     ]
 
 
+def _named(config: VmConfig, machine: Machine, pieces: list[Piece]) -> list[Piece]:
+    """Old x86 machine types show file and memfd backends by QOM path in the flat view."""
+    if machine.family not in ("q35", "pc") or not canonical_region_names(machine.release):
+        return pieces
+    by_path = {b.id for b in config.backends.values()
+               if b.type in ("memory-backend-file", "memory-backend-memfd")}
+    return [replace(p, name=f"/objects/{p.name}") if p.name in by_path else p for p in pieces]
+
+
 def _guest_map(config: VmConfig, machine: Machine, qemu: QemuRelease, arch: str, cpu: GuestCpu,
                boot: BootRam, pieces: list[Piece], placed: list[Placed],
                regions: list[NamedRegion], device_memory: Range | None, highest: int,
                warnings: tuple[str, ...]) -> GuestMap:
-    layout, view = to_layout(pieces + _device_pieces(placed, boot.nodes > 0))
+    layout, view = to_layout(_named(config, machine, pieces + _device_pieces(placed, boot.nodes > 0)))
     return GuestMap(
         qemu_version=str(qemu.version), arch=arch, machine=machine.name, layout=layout,
         regions=tuple(regions), device_memory=device_memory, slots=config.slots,

@@ -1,9 +1,10 @@
 """Machine types: which versioned types a QEMU version accepts, and which are modelled.
 
-Modelled: q35 and pc (i440fx) from 5.0, virt from 7.1, up to the binary's own version
+Modelled: q35 and pc (i440fx) from 2.5, virt from 7.1, up to the binary's own version
 (versions.MACHINE_RELEASES, versions.OLDEST_MACHINE). x86 types before 7.1 lack the AMD 1 TiB
-rule (versions.amd_1tib_rule), and nothing else of the RAM map differs down to 5.0 (the
-real-QEMU table proves it).
+rule (versions.amd_1tib_rule), up to 5.0 take `-numa node,mem=` (versions.numa_mem_supported),
+up to 3.1 name file and memfd regions by QOM path (versions.canonical_region_names); nothing
+else of the RAM map differs down to 2.5 (the real-QEMU table proves it).
 """
 
 from dataclasses import dataclass

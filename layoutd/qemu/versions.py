@@ -87,6 +87,10 @@ _NO_MAXMEM_7 = ("memory devices (e.g. for memory hotplug) are not enabled, pleas
 _NO_MAXMEM_10 = ("the configuration is not prepared for memory devices (e.g., for memory "
                  "hotplug), consider specifying the maxmem option")
 
+_BEFORE_5_2 = tuple(v(text) for text in (
+    "2.5", "2.6", "2.7", "2.8", "2.9", "2.10", "2.11", "2.12", "3.0", "3.1", "4.0", "4.1", "4.2",
+    "5.0", "5.1"))  # the modelled x86 machine types 11.1 no longer has
+
 ROWS: dict[Version, QemuRelease] = {
     row.version: row for row in (
         QemuRelease(
@@ -126,25 +130,25 @@ ROWS: dict[Version, QemuRelease] = {
             q35_vga_follows_smm=False,  # from 10.2 mch_realize makes "smram-region" first
             names_unknown_machine=True,
             virtio_iommu_aw_bits=True,
-            seabios=None,  # not a build layoutd knows
+            seabios="1.17.0",  # sid's, proven in tests/firmware
             strtosz_rewrite=True,
             phys_bits_unbounded=True,  # the TARGET_PHYS_ADDR_SPACE_BITS (52) bound is gone
             accel_errors_located=True,
-            x86_machines_removed=(v("5.0"), v("5.1")),  # gone from -machine help
+            x86_machines_removed=_BEFORE_5_2,  # gone from -machine help
         ),
     )
 }
 
 DEFAULT = v("10.0")  # what `plan` models without --qemu-version
 
-MACHINE_RELEASES = tuple(v(text) for text in (
-    "5.0", "5.1", "5.2", "6.0", "6.1", "6.2", "7.0", "7.1", "7.2", "8.0", "8.1", "8.2", "9.0",
-    "9.1", "9.2", "10.0", "10.1", "10.2", "11.0", "11.1"))
+MACHINE_RELEASES = _BEFORE_5_2 + tuple(v(text) for text in (
+    "5.2", "6.0", "6.1", "6.2", "7.0", "7.1", "7.2", "8.0", "8.1", "8.2", "9.0", "9.1", "9.2",
+    "10.0", "10.1", "10.2", "11.0", "11.1"))
 """Versioned machine types (pc-q35-X, pc-i440fx-X, virt-X) layoutd models, oldest first."""
 
-OLDEST_MACHINE = {"q35": v("5.0"), "pc": v("5.0"), "virt": v("7.1")}
-"""x86 types before 5.0 differ (legacy DIMM alignment, max-ram-below-4g rounding, -numa mem=);
-virt before 7.1 has no compact highmem."""
+OLDEST_MACHINE = {"q35": v("2.5"), "pc": v("2.5"), "virt": v("7.1")}
+"""x86 types 2.5-4.2 map RAM as 5.0 does (proven on 7.2 and 10.0; 2.4, the oldest 10.0 has,
+differs); virt before 7.1 has no compact highmem."""
 
 
 AMD_1TIB_SINCE = v("7.1")
@@ -159,6 +163,11 @@ def amd_1tib_rule(machine: Version) -> bool:
 def numa_mem_supported(machine: Version) -> bool:
     """Machine types up to 5.0 still take `-numa node,mem=` (numa_mem_supported)."""
     return machine <= v("5.0")
+
+
+def canonical_region_names(machine: Version) -> bool:
+    """x86 types up to 3.1 name file and memfd backends' regions by QOM path (`/objects/ID`)."""
+    return machine <= v("3.1")
 
 
 def compact_highmem(machine: Version) -> bool:

@@ -25,7 +25,7 @@ def explain(spec: VmSpec, problem: Problem, rejections: Sequence[Rejection], tar
                         "type": "limit", "group": None, "devices": [],
                         "text": f"above {hex_addr(problem.limit)}: {problem.limit_reason}"})
         lines.append(f"blocked by the limit {hex_addr(problem.limit)} ({problem.limit_reason})")
-    found = suggestions(spec, target, version, target_for, accept)
+    found = suggestions(spec, target, version, target_for, accept, reason.stage)
     return NoLayout(f"no layout exists for {spec.name!r}: {reason.text}", lines, found,
                     details={"blocked_by": blocked})
 

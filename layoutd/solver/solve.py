@@ -24,6 +24,9 @@ from layoutd.solver.machine import MIN_LOW_RAM, PlannedCpu, TargetCpu, planned_c
 from layoutd.solver.target import Target
 from layoutd.units import GiB, align_down, align_up, format_size, hex_addr
 
+ONLINE = ("the guest must online hotplugged memory to use it (Linux: memhp_default_state=online "
+          "on the kernel command line, or a udev rule)")
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -450,6 +453,8 @@ def _finish(
             (problem.limit + 1, highest),
         )
     phys_bits = _phys_bits(problem, highest, warnings)
+    if devices:
+        warnings.append(f"{len(devices)} memory device(s) hold RAM the boot RAM cannot: {ONLINE}")
     if relocated:
         warnings.append(
             "the guest CPU is AMD and the layout reaches the HyperTransport range "

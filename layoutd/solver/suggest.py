@@ -14,13 +14,11 @@ from layoutd.errors import LayoutdError
 from layoutd.models.spec import VmSpec, with_changes
 from layoutd.qemu.machines import FAMILIES, resolve
 from layoutd.qemu.versions import AMD_1TIB_SINCE, amd_1tib_rule, row
-from layoutd.solver.solve import Problem, Rejection, Solution, problem_for, solve
+from layoutd.solver.solve import ONLINE, Problem, Rejection, Solution, problem_for, solve
 from layoutd.solver.target import Target
 from layoutd.units import format_size
 
 NEWER_MACHINE = str(AMD_1TIB_SINCE)  # QEMU's AMD rule (high RAM to 1 TiB past the HT hole)
-ONLINE = ("the guest must online hotplugged memory to use it (Linux: memhp_default_state=online "
-          "on the kernel command line, or a udev rule)")
 
 TargetFor = Callable[[Sequence[str]], Target]  # the hosts read again for other devices
 Accept = Callable[[VmSpec], bool]  # what else a suggested spec must pass (the BARs' placement)
@@ -109,13 +107,16 @@ class Solver:
         return main_reason(problem, rejections).text
 
 
-def suggestions(spec: VmSpec, target: Target, version: str,
-                target_for: TargetFor | None = None, accept: Accept | None = None) -> list[Suggestion]:
-    """Every change that works, the simplest first; each one solved (and accepted)."""
+def suggestions(spec: VmSpec, target: Target, version: str, target_for: TargetFor | None = None,
+                accept: Accept | None = None, stage: str = "") -> list[Suggestion]:
+    """Every change that works, the simplest first; each one solved (and accepted). `stage`:
+    what blocked (larger pages and fewer nodes are offered only when memory slots ran out)."""
     solver = Solver(spec, target, version, target_for, accept)
     found: list[Suggestion] = []
-    for make in (_newer_machine, _hotplug, _size, _phys_bits, _devices, _machine_family,
-                 _hugepages, _no_numa):
+    makers = [_newer_machine, _hotplug, _size, _phys_bits, _devices, _machine_family]
+    if stage == "slots":
+        makers += [_hugepages, _no_numa]
+    for make in makers:
         for change, why in make(solver):
             solution = solver.works(change)
             if solution is not None and all(change != s.change for s in found):

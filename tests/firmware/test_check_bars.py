@@ -84,3 +84,24 @@ def test_libvirt_domain_root_ports_and_the_passthrough_limit(tmp_path: Path) -> 
     data = json.loads(result.stdout)
     assert result.returncode == 0, data["collisions"]
     assert data["bars"][0]["start"] == "0x7000000000"
+
+
+def test_would_work_for_bars_are_checked_again() -> None:
+    """The r/VFIO refusal suggests host-phys-bits-limit=39; a TCG EPYC guest also OVMF's window;
+    each suggested command line is clear when checked."""
+    base = ["-machine", "q35", "-m", "8G", "-drive", OVMF, "-device", "vfio-pci,host=0000:01:00.0"]
+    for cpu, expected in ((["-accel", "kvm", "-cpu", "host"], [{"-cpu": "host,host-phys-bits-limit=39"}]),
+                          (["-cpu", "EPYC"], [{"-cpu": "EPYC,phys-bits=39"},
+                                              {"-fw_cfg": "name=opt/ovmf/X-PciMmio64Mb,string=131072"}])):
+        code, data = check(*cpu, *base)
+        assert code == 1
+        changes = [idea["change"] for idea in data["would_work"]]  # type: ignore[index]
+        assert changes == expected
+        for change in changes:
+            (option, value), = change.items()
+            args = [*cpu, *base]
+            if option in args:
+                args[args.index(option) + 1] = value
+            else:
+                args += [option, value]
+            assert check(*args)[0] == 0, change

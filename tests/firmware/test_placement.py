@@ -91,10 +91,11 @@ SEABIOS_CASES = {
 }
 
 
-@pytest.mark.parametrize("version", ["7.2", "10.0"])
+@pytest.mark.parametrize("version", ["7.2", "10.0", "11.1"])
 @pytest.mark.parametrize("name", sorted(SEABIOS_CASES))
 def test_seabios(name: str, version: str) -> None:
-    """QEMU 7.2 with Debian 12's SeaBIOS 1.16.2, QEMU 10.0 with its own (1.16.3 from backports)."""
+    """QEMU 7.2 with Debian 12's SeaBIOS 1.16.2, QEMU 10.0 with its own (1.16.3 from backports),
+    QEMU 11.1 in the sid root with sid's (1.17.0)."""
     args = SEABIOS_CASES[name]
     binary = qemu_binary(version)
     ids = ids_of(args)

@@ -81,3 +81,12 @@ def test_prepare_without_devices_has_nothing_to_check(tmp_path: Path) -> None:
     assert "nothing to map" in (tmp_path / "var/log/layoutd/hook.log").read_text()
 
 
+
+
+def test_a_hostdev_missing_from_the_host_is_named_as_such(tmp_path: Path) -> None:
+    """Issue 16: not "--devices": the domain's <hostdev> the host lacks."""
+    hook = install(tmp_path, "--host", str(ROOT / "examples/hosts/amd-epyc-two-gpus"))
+    xml = (Path(__file__).parent / "data/colliding.xml").read_text().replace("bus='0x2a'", "bus='0x77'")
+    result = call(hook, "vm", "prepare", "begin", "-", stdin=xml)
+    assert result.returncode == 2, result.stderr
+    assert "<hostdev> 0000:77:00.0: unknown device" in result.stderr, result.stderr

@@ -203,7 +203,7 @@ UNMODELLED_DOMAIN = """<domain type='qemu'>
   <uuid>6c3f1a52-8d7e-4b1a-9f3e-000000000040</uuid>
   <memory unit='MiB'>512</memory>
   <vcpu placement='static'>1</vcpu>
-  <os><type arch='x86_64' machine='pc-q35-2.12'>hvm</type></os>
+  <os><type arch='x86_64' machine='pc-q35-2.4'>hvm</type></os>
   <features><acpi/></features>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
@@ -215,7 +215,7 @@ UNMODELLED_DOMAIN = """<domain type='qemu'>
 def test_unmodelled_domain_starts_with_a_warning_under_enforce(libvirtd: Virsh,
                                                                define: Define) -> None:
     """The hook blocks only a proven collision: a machine type the model does not cover
-    (pc-q35-2.12, which QEMU still starts) is answered by a dry run of the domain's own
+    (pc-q35-2.4, which QEMU still starts) is answered by a dry run of the domain's own
     <emulator> under `enforce`, and starts; never refused as "not modelled"."""
     libvirtd.install_hook("--policy", "enforce", "--host", AMD, "--devices", DEVICE)
     define("lt-unmodelled", UNMODELLED_DOMAIN)

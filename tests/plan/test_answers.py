@@ -102,3 +102,12 @@ def test_a_device_the_host_lacks_is_named_where_it_was_given(tmp_path: Path) -> 
     for command in (["check", "--libvirt", str(domain)], ["libvirt", "fix", str(domain)]):
         result = run_layoutd(*command, "--host", INTEL39)
         assert_clean_failure(result, 2, f"{domain}: <hostdev> 0000:09:00.0: unknown device")
+
+
+def test_check_of_a_domain_suggests_xml() -> None:
+    result = run_layoutd("check", "--libvirt", str(DATA / "old-type.xml"), "--host",
+                         str(HOSTS / "amd-epyc-two-gpus"), "--qemu-version", "7.2", "--format", "json")
+    assert result.returncode == 1, result.stderr
+    ideas = json.loads(result.stdout)["would_work"]
+    assert ideas[0]["change"] == {"os.type.machine": "pc-q35-7.1"}
+    assert ideas[0]["text"].startswith("<os><type machine='pc-q35-7.1'>")

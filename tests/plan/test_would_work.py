@@ -21,11 +21,13 @@ HOSTS = {"intel-4gpu-39bit": ["0000:01:00.0", "0000:03:00.0", "0000:04:00.0"],
          "amd-epyc-two-gpus": ["0000:29:00.0", "0000:2a:00.0"],
          "amd-4gpu-1100g": ["0000:01:00.0", "0000:41:00.0", "0000:81:00.0"],
          "intel-dl388g8-rmrr": ["0000:00:1f.0"],
-         "intel-nic-msi-only": ["0000:83:00.0"]}
+         "intel-nic-msi-only": ["0000:83:00.0"],
+         "arm-kunpeng-pci-windows": ["0000:05:00.0"], "arm-lx2160a-rmr": ["0000:01:00.0"]}
+ARM = {"arm-kunpeng-pci-windows", "arm-lx2160a-rmr"}
 
 
 WEIGHTED = ["intel-4gpu-39bit"] * 3 + ["amd-epyc-two-gpus"] * 2 + ["amd-4gpu-1100g"] * 2 + \
-    ["intel-dl388g8-rmrr", "intel-nic-msi-only"]
+    ["intel-dl388g8-rmrr", "intel-nic-msi-only", "arm-kunpeng-pci-windows", "arm-lx2160a-rmr"]
 
 
 @cache
@@ -48,7 +50,7 @@ def specs(draw: Any) -> tuple[str, str]:
     host = draw(st.sampled_from(WEIGHTED))
     known = HOSTS[host]
     devices = draw(st.lists(st.sampled_from(known), unique=True, max_size=2)) if known else []
-    size = draw(st.sampled_from([8, 64, 300, 480, 600, 1010, 1100, 2048, 4096]))
+    size = draw(st.sampled_from([8, 64, 300, 480, 600, 1010, 1100, 2048, 4096, 12288]))
     cpu: dict[str, Any] = {"model": draw(st.sampled_from(["host", "EPYC", "qemu64", "Skylake-Server"])),
                            "count": 4}
     if draw(st.booleans()):
@@ -62,6 +64,8 @@ def specs(draw: Any) -> tuple[str, str]:
     data: dict[str, Any] = {"name": "prop", "cpu": cpu, "memory": memory, "devices": devices,
                             "machine": draw(st.sampled_from(["q35", "pc", "pc-q35-6.2", "pc-i440fx-6.2",
                                                              "pc-i440fx-7.2"]))}
+    if host in ARM:
+        data |= {"arch": "aarch64", "machine": "virt", "cpu": {"model": "max", "count": 4}}
     if draw(st.booleans()) and size % 2 == 0:
         data["numa"] = [{"size": f"{size // 2}G", "cpus": "0-1"}, {"size": f"{size // 2}G", "cpus": "2-3"}]
     return json.dumps(data), host

@@ -60,7 +60,7 @@ def test_repeated_machine_options_merge() -> None:
     [
         (["-readconfig", "vm.cfg"], "-readconfig"),
         (["-machine", "q35,cxl=on"], "cxl"),
-        (["-machine", "pc-q35-4.2"], "pc-q35-4.2"),
+        (["-machine", "pc-q35-2.4"], "pc-q35-2.4"),
         (["-machine", "microvm"], "microvm"),
         (["-cpu", "Frobozz"], "Frobozz"),
         (["-cpu", "qemu32"], "qemu32"),

@@ -150,6 +150,17 @@ X86 = [
     "-machine q35,nvdimm=on -m 2G,slots=2,maxmem=8G -object memory-backend-file,id=n0,size=512M,mem-path={tmp}/n0,share=on -device nvdimm,id=nv0,memdev=n0,label-size=256K -object memory-backend-ram,id=m0,size=1G -device pc-dimm,id=d0,memdev=m0",
     "-machine q35,nvdimm=on -m 2G,slots=2,maxmem=8G -object memory-backend-file,id=n0,size=2M,mem-path={tmp}/n0,share=on,align=2M -device nvdimm,id=nv0,memdev=n0,label-size=128K",
     "-machine q35,nvdimm=on -m 2G,slots=2,maxmem=8G -object memory-backend-file,id=n0,size=512M,mem-path={tmp}/n0,share=on -device nvdimm,id=nv0,memdev=n0,label-size=64K",
+    # machine types 2.5-4.2 (libvirt keeps a domain's type for ever): as 5.0, but file and memfd
+    # backends named by QOM path up to 3.1
+    "-machine pc-q35-2.5 -cpu EPYC -m 4G,slots=4,maxmem=1000G",
+    "-machine pc-q35-2.12 -m 6G,slots=4,maxmem=32G -object memory-backend-memfd,id=m0,size=3M -object memory-backend-ram,id=m1,size=2M -device pc-dimm,id=d0,memdev=m0 -device pc-dimm,id=d1,memdev=m1",
+    "-machine pc-q35-3.1,nvdimm=on -m 2G,slots=2,maxmem=8G -object memory-backend-file,id=n0,size=512M,mem-path={tmp}/n0,share=on,align=2M -device nvdimm,id=nv0,memdev=n0,label-size=128K",
+    "-machine pc-q35-4.0,memory-backend=mb -object memory-backend-memfd,id=mb,size=3G,share=on",
+    "-machine pc-q35-4.2 -m 2G -object memory-backend-ram,id=n0,size=1G -object memory-backend-file,id=n1,size=1G,mem-path={tmp}/n1 -numa node,nodeid=0,memdev=n0 -numa node,nodeid=1,memdev=n1",
+    "-machine pc-i440fx-2.5 -m 8G",
+    "-machine pc-i440fx-2.12,max-ram-below-4g=3500M -m 8G",
+    "-machine pc-i440fx-3.0 -m 3G -numa node,nodeid=0,mem=2048 -numa node,nodeid=1,mem=1024",
+    f"-machine pc-i440fx-4.1 {EPYC},phys-bits=48 -m 2T",
 ]
 
 ARM = [

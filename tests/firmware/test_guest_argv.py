@@ -1,0 +1,36 @@
+"""What the firmware model reads from a command line: firmware file (-bios, -drive if=pflash,
+libvirt's -blockdev + -machine pflash0=), OVMF's window, devices, slots and buses."""
+
+import json
+
+from layoutd.firmware.guest import read_argv
+
+OVMF = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+
+
+def test_libvirt_style_pflash_and_fw_cfg_without_name() -> None:
+    found = read_argv([
+        "-nodefaults", "-fw_cfg", "opt/ovmf/X-PciMmio64Mb,string=65536",
+        "-blockdev", json.dumps({"driver": "file", "filename": OVMF, "node-name": "libvirt-pflash0-storage"}),
+        "-blockdev", '{"node-name":"libvirt-pflash0-format","driver":"raw","file":"libvirt-pflash0-storage"}',
+        "-machine", "pc-q35-7.2,pflash0=libvirt-pflash0-format"], "q35", {})
+    assert (found.firmware, found.firmware_pflash, found.mmio64_mb) == (OVMF, True, 65536)
+
+
+def test_slots_in_creation_order_after_the_defaults() -> None:
+    found = read_argv(["-device", "pci-testdev,membar=1G,id=a", "-device", "pcie-root-port,id=rp",
+                       "-device", "pci-testdev,membar=2G,id=b,bus=rp",
+                       "-device", "pci-testdev,membar=4G,id=c,addr=0x10.0x1"], "q35", {})
+    slots = {device.id: (device.slot, device.function, device.port) for device in found.devices}
+    assert slots["vga"] == (1, 0, None) and slots["nic"] == (2, 0, None)
+    assert slots["a"] == (3, 0, None) and slots["b"] == (0, 0, "rp") and slots["c"] == (0x10, 1, None)
+    assert [(port.id, port.slot) for port in found.ports] == [("rp", 4)]
+
+
+def test_unknown_bus_and_sysfsdev_are_said() -> None:
+    found = read_argv(["-nodefaults", "-device", "pci-bridge,id=br,chassis_nr=1",
+                       "-device", "pci-testdev,membar=1G,bus=br,id=x",
+                       "-device", "vfio-pci,sysfsdev=/sys/bus/pci/devices/0000:01:00.0"], "pc", {})
+    assert [device.id for device in found.devices] == ["0000:01:00.0"]
+    assert any("bus br" in note for note in found.notes)
+    assert any("did not say its BARs" in note for note in found.notes)
