@@ -69,11 +69,15 @@ class QemuRelease:
     strtosz_rewrite: bool  # qemu_strtosz as rewritten in 8.1: ".5G" accepted, "0x10M" refused
     phys_bits_unbounded: bool  # x86_cpu_realizefn checks phys-bits only against 32 (not 52)
     accel_errors_located: bool  # accelerator errors name the -accel option
+    pae_gives_36_bits: bool  # a 32-bit CPU with PAE (not only PSE36) gets 36 phys-bits
+    cpu_models: str  # its list of CPU model names in cpu_models.py (the binary's origin)
     x86_machines_removed: tuple[Version, ...] = ()  # modelled x86 types it no longer has
-    cpu_models_missing: tuple[str, ...] = ()  # x86 CPU model names (prefixes) it does not know
 
-    def knows_cpu_model(self, name: str) -> bool:
-        return not name.startswith(self.cpu_models_missing)
+    def knows_cpu_model(self, name: str, arch: str) -> bool:
+        """Whether `-cpu NAME` exists in this binary: its query-cpu-definitions (cpu_models.py)."""
+        from layoutd.qemu.cpu_models import CPU_MODELS
+
+        return name in CPU_MODELS[(arch, self.cpu_models)]
 
     def machine_releases(self, family: str) -> tuple[Version, ...]:
         """The versioned machine types of `family` this binary accepts and layoutd models."""
@@ -106,8 +110,8 @@ ROWS: dict[Version, QemuRelease] = {
             strtosz_rewrite=False,
             phys_bits_unbounded=False,
             accel_errors_located=False,
-            cpu_models_missing=("SapphireRapids", "GraniteRapids", "SierraForest",
-                                "ClearwaterForest", "EPYC-Genoa", "YongFeng"),
+            pae_gives_36_bits=False,  # PSE36 only (checked with pentium,pae=on and qemu32)
+            cpu_models="bookworm",
         ),
         QemuRelease(
             v("10.0"), PROVEN,
@@ -121,6 +125,8 @@ ROWS: dict[Version, QemuRelease] = {
             strtosz_rewrite=True,
             phys_bits_unbounded=False,
             accel_errors_located=False,
+            pae_gives_36_bits=True,
+            cpu_models="bookworm-backports",
         ),
         QemuRelease(
             v("11.1"), PROVEN,  # Debian sid's, in a debootstrapped root (scripts/sid-root.sh)
@@ -134,6 +140,8 @@ ROWS: dict[Version, QemuRelease] = {
             strtosz_rewrite=True,
             phys_bits_unbounded=True,  # the TARGET_PHYS_ADDR_SPACE_BITS (52) bound is gone
             accel_errors_located=True,
+            pae_gives_36_bits=True,
+            cpu_models="sid",
             x86_machines_removed=_BEFORE_5_2,  # gone from -machine help
         ),
     )
@@ -158,6 +166,13 @@ range (enforce_amd_1tb_hole)."""
 
 def amd_1tib_rule(machine: Version) -> bool:
     return machine >= AMD_1TIB_SINCE
+
+
+def checks_32bit_memory_end(machine: Version) -> bool:
+    """pc machine types from 8.2 check a 32-bit CPU's RAM (or device memory) end against its
+    phys-bits; older ones set broken_32bit_mem_addr_check (checked on 10.0: pc-i440fx-8.1 starts
+    `-cpu pentium -m 8G`, 8.2 refuses it)."""
+    return machine >= v("8.2")
 
 
 def numa_mem_supported(machine: Version) -> bool:
