@@ -22,7 +22,7 @@ from layoutd.units import hex_addr, human_size
 if TYPE_CHECKING:
     from layoutd.collisions import Collision
     from layoutd.models.common import Hole
-    from layoutd.models.guest import GuestMap
+    from layoutd.models.guest import GuestMap, NamedRegion
     from layoutd.models.plan import Plan
 
 COLOURS = {"ram": "#43a047", "dimm": "#1b5e20", "room": "#c5e1a5", "qemu": "#90caf9",
@@ -51,7 +51,8 @@ def render(plan: Plan) -> str:
     top = max((r.end for r in plan.usable), default=U64_END - 1)
     if top < U64_END - 1:
         spans.append(Span(top + 1, U64_END - 1, "hole", "limit", "above what every host maps"))
-    window = _hole64(plan)
+    spans += _region_spans(plan.regions)
+    window = None if plan.regions else _hole64(plan)
     if window:
         spans.append(Span(*window, "qemu", "pci", "64-bit PCI hole"))
     spans += [Span(b.start, b.end, "bar", "bar", f"BAR{b.bar} {b.device}")
@@ -65,14 +66,19 @@ def render_check(guest: GuestMap, holes: Sequence[Hole], found: Sequence[Collisi
     """A checked VM's map: what QEMU builds, the host's holes, and every collision."""
     spans = [Span(r.start, r.end, "ram", "dimm" if r.kind != "ram" else "ram", f"{r.kind} {r.id}")
              for r in guest.layout]
-    spans += [Span(r.start, r.end, "qemu", "pci" if "pci" in r.name else "qemu", r.name)
-              for r in guest.regions if r.end - r.start >= 1 << 20]
+    spans += _region_spans(guest.regions)
     spans += [Span(int(str(b["start"]), 16), int(str(b["end"]), 16), "bar", "bar",
                    f"BAR{b['bar']} {b['device']}") for b in bars if b.get("start") is not None]
     spans += _hole_spans(holes)
     marks = [(c.start, c.end, f"{c.kind} {c.id} in the {c.hole.type} hole") for c in found]
     title = f"guest address space (QEMU {guest.qemu_version}, {guest.machine})"
     return draw(title, spans, marks)
+
+
+def _region_spans(regions: Iterable[NamedRegion]) -> list[Span]:
+    """QEMU's own regions of 1 MiB and more (PCI windows blue)."""
+    return [Span(r.start, r.end, "qemu", "pci" if "pci" in r.name else "qemu", r.name)
+            for r in regions if r.end - r.start >= 1 << 20]
 
 
 def _hole_spans(holes: Sequence[Hole]) -> list[Span]:

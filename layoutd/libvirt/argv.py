@@ -162,8 +162,9 @@ def _machine(domain: Domain) -> list[str]:
         options.append(f"memory-backend={_ram_id(domain)}")
     if any(dev.model == "nvdimm" for dev in domain.memory_devices):
         options.append("nvdimm=on")
-    if domain.arch == "aarch64" and domain.gic_version:
-        options.append(f"gic-version={domain.gic_version}")
+    if domain.arch == "aarch64":  # libvirt always names it: under TCG 2 unless the XML says
+        gic = domain.gic_version or ("2" if domain.domain_type != "kvm" else None)
+        options += [f"gic-version={gic}"] if gic else []
     args = ["-machine", ",".join(options)]
     if domain.arch == "aarch64" and domain.loader:
         args += ["-bios", domain.loader]
@@ -180,7 +181,9 @@ def _cpu(domain: Domain) -> list[str]:
     elif domain.cpu_mode == "maximum":
         model = "max"
     else:
-        model = domain.cpu_model or ("cortex-a57" if domain.arch == "aarch64" else "qemu64")
+        # without a model libvirt passes QEMU's default CPU type: qemu64, and on arm virt the
+        # 32-bit cortex-a15 (no high memory, no DIMMs)
+        model = domain.cpu_model or ("cortex-a15" if domain.arch == "aarch64" else "qemu64")
         if domain.cpu_vendor_id:  # libvirt: <model vendor_id='...'> becomes -cpu MODEL,vendor=...
             model += f",vendor={domain.cpu_vendor_id}"
     if domain.phys_bits is not None:

@@ -43,7 +43,7 @@ def _x86(config: VmConfig, machine: Machine, qemu: QemuRelease, host_cpu: HostCp
 
 def _arm(config: VmConfig, machine: Machine, qemu: QemuRelease,
          host: HostMemory | None) -> GuestMap:
-    cpu = arm_cpu(config.cpu_model, config.accel)
+    cpu = arm_cpu(config.cpu_model, config.accel, qemu)
     boot = boot_ram(config, BOOT_RAM[machine.family])
     check_memory_options(config, boot.size)
     result = arm.plan(config, machine, cpu, boot, qemu)

@@ -179,6 +179,8 @@ def _cpu(config: VmConfig, option: Option) -> None:
         if "=" in part:
             key, value = part.split("=", 1)
             config.cpu_props[key] = value
+        elif part[:1] in "+-" and part[1:]:  # the legacy +feature / -feature
+            config.cpu_props[part[1:]] = "on" if part[0] == "+" else "off"
 
 
 def _accel(config: VmConfig, option: Option) -> None:

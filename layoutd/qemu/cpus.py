@@ -24,10 +24,16 @@ INTEL_PREFIXES = (
     "kvm64", "core2duo", "Conroe", "Penryn", "Nehalem", "Westmere", "SandyBridge", "IvyBridge",
     "Haswell", "Broadwell", "Skylake-Client", "Skylake-Server", "Cascadelake-Server",
     "Cooperlake", "Icelake-Server", "SapphireRapids", "GraniteRapids", "SierraForest",
-    "ClearwaterForest", "Snowridge", "Denverton", "KnightsMill",
+    "ClearwaterForest", "DiamondRapids", "Snowridge", "Denverton", "KnightsMill",
 )
 OTHER_PREFIXES = ("Dhyana", "YongFeng")  # Hygon and Zhaoxin: not AMD for QEMU's rule
-THIRTY_TWO_BIT = ("qemu32", "kvm32", "coreduo", "n270", "athlon", "pentium", "486", "base")
+# 32-bit models (no long mode): (PSE36, PAE) by default, read from each binary with qom-get
+# phys-bits and pse36=/pae= (target/i386/cpu.c builtin_x86_defs); athlon is AMD, base has no vendor
+THIRTY_TWO_BIT = {
+    "pentium": (False, False), "486": (False, False), "base": (False, False),
+    "pentium2": (True, True), "pentium3": (True, True), "athlon": (True, True),
+    "kvm32": (True, True), "coreduo": (False, True), "n270": (False, True), "qemu32": (False, True),
+}
 VENDOR_ID = {"amd": "AuthenticAMD", "intel": "GenuineIntel"}  # the `vendor=` property's values
 VENDOR_IDS = {name: vendor for vendor, name in VENDOR_ID.items()}
 DEFAULT_MODEL = {"x86_64": "qemu64", "aarch64": "cortex-a15"}  # without -cpu
@@ -61,6 +67,7 @@ class GuestCpu:
     vendor: str  # amd | intel | arm | other
     phys_bits: int
     aarch64: bool = True
+    long_mode: bool = True  # x86: False for the 32-bit models (pentium, qemu32, ...)
 
 
 def guest_cpu(model: str | None, props: Mapping[str, str], accel: str, qemu: QemuRelease,
@@ -71,7 +78,7 @@ def guest_cpu(model: str | None, props: Mapping[str, str], accel: str, qemu: Qem
     PA size (arm takes no properties that change it). Raises QemuRefusal, UnsupportedOption.
     """
     if arch == "aarch64":
-        return arm_cpu(model, accel)
+        return arm_cpu(model, accel, qemu)
     return x86_cpu(model, props, accel, qemu, host)
 
 
@@ -81,7 +88,29 @@ def x86_cpu(model: str | None, props: Mapping[str, str], accel: str, qemu: QemuR
     kvm = accel == "kvm"
     declared = VENDOR_IDS.get(props["vendor"], "other") if "vendor" in props else None
     vendor, host_bits_default = _x86_vendor(name, kvm, qemu, host, declared)
+    base = _base_name(name)
+    long_mode = parse_bool(props.get("lm", "off" if base in THIRTY_TWO_BIT else "on"), "-cpu lm")
+    if base in THIRTY_TWO_BIT and not long_mode:
+        return GuestCpu(name, vendor, _x86_32bit_phys_bits(base, props, qemu), long_mode=False)
+    if not long_mode:
+        raise UnsupportedOption(f"-cpu {name},lm=off: a 64-bit model without long mode is not "
+                                "modelled", field="qemu argv")
     return GuestCpu(name, vendor, _x86_phys_bits(props, kvm, host_bits_default, host, qemu))
+
+
+def _base_name(name: str) -> str:
+    return name.split("-v")[0] if "-v" in name else name
+
+
+def _x86_32bit_phys_bits(base: str, props: Mapping[str, str], qemu: QemuRelease) -> int:
+    """x86_cpu_realizefn without long mode: 36 bits with PSE36 (or PAE where the row says
+    pae_gives_36_bits), else 32; phys-bits= is refused."""
+    if "phys-bits" in props:
+        raise QemuRefusal("phys-bits is not user-configurable in 32 bit")
+    pse36, pae = THIRTY_TWO_BIT[base]
+    pse36 = parse_bool(props.get("pse36", "on" if pse36 else "off"), "-cpu pse36")
+    pae = parse_bool(props.get("pae", "on" if pae else "off"), "-cpu pae")
+    return 36 if pse36 or (pae and qemu.pae_gives_36_bits) else 32
 
 
 def _x86_vendor(name: str, kvm: bool, qemu: QemuRelease, host: HostCpu | None,
@@ -97,12 +126,11 @@ def _x86_vendor(name: str, kvm: bool, qemu: QemuRelease, host: HostCpu | None,
 
 def _model_vendor(name: str, qemu: QemuRelease) -> str:
     """The vendor in a named model's definition (what TCG reports)."""
-    base = name.split("-v")[0] if "-v" in name else name
-    if not qemu.knows_cpu_model(base):
+    if not qemu.knows_cpu_model(name, "x86_64"):
         raise QemuRefusal(f"unable to find CPU model '{name}'")
-    if base.startswith(THIRTY_TWO_BIT):
-        raise UnsupportedOption(f"-cpu {name}: 32-bit CPU models are not modelled",
-                                field="qemu argv")
+    base = _base_name(name)
+    if base in THIRTY_TWO_BIT:
+        return {"athlon": "amd", "base": "other"}.get(base, "intel")
     for prefixes, vendor in ((AMD_PREFIXES, "amd"), (INTEL_PREFIXES, "intel"),
                              (OTHER_PREFIXES, "other")):
         if base.startswith(prefixes):
@@ -148,8 +176,10 @@ def address_limit(phys_bits: int) -> int:
     return ((1 << (phys_bits & 63)) - 1) & ((1 << 64) - 1)
 
 
-def arm_cpu(model: str | None, accel: str) -> GuestCpu:
+def arm_cpu(model: str | None, accel: str, qemu: QemuRelease | None = None) -> GuestCpu:
     name = model or DEFAULT_MODEL["aarch64"]
+    if qemu is not None and not qemu.knows_cpu_model(name, "aarch64"):
+        raise QemuRefusal(f"unable to find CPU model '{name}'")
     if accel == "kvm":
         raise UnsupportedOption("-accel kvm on arm: the IPA size of the host is not modelled",
                                 field="qemu argv")

@@ -69,11 +69,15 @@ class QemuRelease:
     strtosz_rewrite: bool  # qemu_strtosz as rewritten in 8.1: ".5G" accepted, "0x10M" refused
     phys_bits_unbounded: bool  # x86_cpu_realizefn checks phys-bits only against 32 (not 52)
     accel_errors_located: bool  # accelerator errors name the -accel option
+    pae_gives_36_bits: bool  # a 32-bit CPU with PAE (not only PSE36) gets 36 phys-bits
+    cpu_models: str  # its list of CPU model names in cpu_models.py (the binary's origin)
     x86_machines_removed: tuple[Version, ...] = ()  # modelled x86 types it no longer has
-    cpu_models_missing: tuple[str, ...] = ()  # x86 CPU model names (prefixes) it does not know
 
-    def knows_cpu_model(self, name: str) -> bool:
-        return not name.startswith(self.cpu_models_missing)
+    def knows_cpu_model(self, name: str, arch: str) -> bool:
+        """Whether `-cpu NAME` exists in this binary: its query-cpu-definitions (cpu_models.py)."""
+        from layoutd.qemu.cpu_models import CPU_MODELS
+
+        return name in CPU_MODELS[(arch, self.cpu_models)]
 
     def machine_releases(self, family: str) -> tuple[Version, ...]:
         """The versioned machine types of `family` this binary accepts and layoutd models."""
@@ -106,8 +110,8 @@ ROWS: dict[Version, QemuRelease] = {
             strtosz_rewrite=False,
             phys_bits_unbounded=False,
             accel_errors_located=False,
-            cpu_models_missing=("SapphireRapids", "GraniteRapids", "SierraForest",
-                                "ClearwaterForest", "EPYC-Genoa", "YongFeng"),
+            pae_gives_36_bits=False,  # PSE36 only (checked with pentium,pae=on and qemu32)
+            cpu_models="bookworm",
         ),
         QemuRelease(
             v("10.0"), PROVEN,
@@ -121,6 +125,8 @@ ROWS: dict[Version, QemuRelease] = {
             strtosz_rewrite=True,
             phys_bits_unbounded=False,
             accel_errors_located=False,
+            pae_gives_36_bits=True,
+            cpu_models="bookworm-backports",
         ),
         QemuRelease(
             v("11.1"), PROVEN,  # Debian sid's, in a debootstrapped root (scripts/sid-root.sh)
@@ -134,6 +140,8 @@ ROWS: dict[Version, QemuRelease] = {
             strtosz_rewrite=True,
             phys_bits_unbounded=True,  # the TARGET_PHYS_ADDR_SPACE_BITS (52) bound is gone
             accel_errors_located=True,
+            pae_gives_36_bits=True,
+            cpu_models="sid",
             x86_machines_removed=_BEFORE_5_2,  # gone from -machine help
         ),
     )
@@ -160,6 +168,13 @@ def amd_1tib_rule(machine: Version) -> bool:
     return machine >= AMD_1TIB_SINCE
 
 
+def checks_32bit_memory_end(machine: Version) -> bool:
+    """pc machine types from 8.2 check a 32-bit CPU's RAM (or device memory) end against its
+    phys-bits; older ones set broken_32bit_mem_addr_check (checked on 10.0: pc-i440fx-8.1 starts
+    `-cpu pentium -m 8G`, 8.2 refuses it)."""
+    return machine >= v("8.2")
+
+
 def numa_mem_supported(machine: Version) -> bool:
     """Machine types up to 5.0 still take `-numa node,mem=` (numa_mem_supported)."""
     return machine <= v("5.0")
@@ -173,6 +188,47 @@ def canonical_region_names(machine: Version) -> bool:
 def compact_highmem(machine: Version) -> bool:
     """virt-7.2 and newer default to compact-highmem=on."""
     return machine >= v("7.2")
+
+
+ANSWERED: dict[Version, str] = {
+    v("6.2"): "Ubuntu 22.04",
+    v("7.0"): "",
+    v("7.1"): "",
+    v("7.2"): "Debian 12 (7.2.x): tests/qemu, tests/plan, tests/kernel",
+    v("8.0"): "",
+    v("8.1"): "qemu_strtosz rewritten (util/cutils.c; strtosz_rewrite)",
+    v("8.2"): "Ubuntu 24.04. pc types from 8.2 check a 32-bit CPU's RAM end "
+              "(checks_32bit_memory_end)",
+    v("9.0"): "",
+    v("9.1"): "q35 `smm-ranges`: without SMM, mch_realize returns before \"smram-region\" and the "
+              "VGA window stays RAM (hw/pci-host/q35.c; fixed by 11.1)",
+    v("9.2"): "",
+    v("10.0"): "Debian bookworm-backports (10.0.2): the same tests as 7.2",
+    v("10.1"): "",
+    v("10.2"): "q35 types from 10.2 default to a 64 MiB TSEG (pc_compat_10_1 keeps mch "
+               "extended-tseg-mbytes=16; read on 11.1; not in the map at -S)",
+    v("11.0"): "",
+    v("11.1"): "Debian sid (11.1.3) in a debootstrapped root: the same tests as 7.2 and 10.0",
+}
+"""Every QEMU release layoutd answers for, with what to know about it. A release without a row
+in ROWS is answered by a dry run of the binary: check and the hook report its map; plan prints a
+plan made with the nearest older row's rules only if the dry run builds it."""
+
+
+def how_known(version: str | Version) -> str:
+    found = ROWS.get(Version.parse(version).release)
+    return found.how_known if found is not None else DRY_RUN
+
+
+def markdown_table() -> str:
+    """ANSWERED as docs/qemu-model.md shows it (tests/core/test_versions_doc.py: they agree)."""
+    lines = ["| QEMU | how layoutd knows it | notes |", "|---|---|---|"]
+    for version, note in sorted(ANSWERED.items()):
+        how = how_known(version)
+        if how == DRY_RUN:
+            note = "; ".join(filter(None, [note, f"plan uses {nearest_older(version)}'s rules"]))
+        lines.append(f"| {version} | {how} | {note} |")
+    return "\n".join(lines) + "\n"
 
 
 def modelled() -> tuple[Version, ...]:

@@ -22,7 +22,7 @@ from layoutd.qemu.machines import Machine
 from layoutd.qemu.memdev import DeviceMemory, device_memory_base, device_memory_size
 from layoutd.qemu.options import parse_bool
 from layoutd.qemu.render import Piece, boot_pieces, cut
-from layoutd.qemu.versions import QemuRelease, amd_1tib_rule
+from layoutd.qemu.versions import QemuRelease, Version, amd_1tib_rule, checks_32bit_memory_end
 from layoutd.units import GiB, TiB, align_up, parse_size
 
 AMD_HT_START = 0xFD00000000
@@ -87,11 +87,22 @@ def hole64_start(high_end: int, device_size: int) -> int:
 
 
 def highest_used(qemu: QemuRelease, phys_bits: int, start: int, above: int, device_size: int,
-                 hole64: int) -> int:
-    """pc_max_used_gpa(): the end of the 64-bit PCI hole, with high RAM at `start`."""
-    if not qemu.hole64_with_32bit_cpu and phys_bits <= 32:
-        return (1 << phys_bits) - 1  # "32-bit systems don't have hole64"
-    return hole64_start(start + above, device_size) + hole64 - 1
+                 hole64: int, *, long_mode: bool = True, machine: Version | None = None) -> int:
+    """pc_max_used_gpa(): the end of the 64-bit PCI hole, with high RAM at `start`.
+
+    Where the row counts the hole at phys-bits <= 32 (10.0, 11.1), a CPU without long mode has
+    no hole: the end of device memory, else of high RAM, is checked on machine types that
+    `checks_32bit_memory_end`, and nothing (the CPU's own limit) on older ones."""
+    limit = (1 << phys_bits) - 1
+    if not qemu.hole64_with_32bit_cpu:
+        return limit if phys_bits <= 32 else hole64_start(start + above, device_size) + hole64 - 1
+    if long_mode:
+        return hole64_start(start + above, device_size) + hole64 - 1
+    if machine is not None and not checks_32bit_memory_end(machine):
+        return limit
+    if device_size:
+        return device_memory_base(start + above) + device_size - 1
+    return start + above - 1
 
 
 def amd_rule(vendor: str, machine: Machine) -> bool:
@@ -100,11 +111,12 @@ def amd_rule(vendor: str, machine: Machine) -> bool:
 
 
 def high_ram_start(relocates: bool, qemu: QemuRelease, phys_bits: int, above: int,
-                   device_size: int, hole64: int) -> int:
+                   device_size: int, hole64: int, *, long_mode: bool = True,
+                   machine: Version | None = None) -> int:
     """above_4g_mem_start: 4 GiB, or 1 TiB when the AMD rule applies (`amd_rule`) and the
     layout from 4 GiB reaches the HyperTransport range."""
-    if relocates and highest_used(qemu, phys_bits, FOUR_GIB, above, device_size,
-                                  hole64) >= AMD_HT_START:
+    if relocates and highest_used(qemu, phys_bits, FOUR_GIB, above, device_size, hole64,
+                                  long_mode=long_mode, machine=machine) >= AMD_HT_START:
         return AMD_ABOVE_1TB
     return FOUR_GIB
 
@@ -115,8 +127,9 @@ def plan(config: VmConfig, machine: Machine, cpu: GuestCpu, boot: BootRam,
     hole64 = config.hole64_size.get(BRIDGE[machine.family], HOLE64_DEFAULT[machine.family])
     device_size = device_memory_size(boot.size, config.maxmem, config.slots)
     start = high_ram_start(amd_rule(cpu.vendor, machine), qemu, cpu.phys_bits, above,
-                           device_size, hole64)
-    highest = highest_used(qemu, cpu.phys_bits, start, above, device_size, hole64)
+                           device_size, hole64, long_mode=cpu.long_mode, machine=machine.release)
+    highest = highest_used(qemu, cpu.phys_bits, start, above, device_size, hole64,
+                           long_mode=cpu.long_mode, machine=machine.release)
     limit = address_limit(cpu.phys_bits)
     if limit < highest:
         raise QemuRefusal(f"Address space limit {limit:#x} < {highest:#x} phys-bits too low "

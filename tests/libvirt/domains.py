@@ -13,6 +13,8 @@ GiB_K = 1024 * 1024
 MACHINES = ("q35", "pc", "pc-q35-7.2", "pc-i440fx-7.2", "pc-q35-6.2", "pc-i440fx-5.0",
             "pc-q35-2.12")
 CPU_MODELS = ("qemu64", "EPYC", "Skylake-Client", "Nehalem")
+ARM_MACHINES = ("virt", "virt-7.2", "virt-4.2")
+ARM_CPU_MODELS = ("cortex-a57", "max", "cortex-a15")
 UNITS = (("KiB", 1), ("MiB", 1024), ("GiB", 1024 * 1024), ("b", None), ("KB", None))
 VIDEOS = (None, "vga", "virtio", "qxl", "cirrus", "none")
 
@@ -73,21 +75,27 @@ def domains(draw: st.DrawFn, index: int = 0) -> str:
                                     "</hugepages></memoryBacking>"]))
     parts.append(backing)
     parts.append(f"<vcpu placement='static'>{vcpus}</vcpu>")
-    machine = draw(st.sampled_from(MACHINES))
-    parts.append(f"<os><type arch='x86_64' machine='{machine}'>hvm</type></os>")
+    arm = draw(st.integers(0, 4)) == 0
+    machine = draw(st.sampled_from(ARM_MACHINES if arm else MACHINES))
+    arch = "aarch64" if arm else "x86_64"
+    loader = ("<loader readonly='yes' type='pflash'>/usr/share/AAVMF/AAVMF_CODE.fd</loader>"
+              if arm and draw(st.booleans()) else "")
+    parts.append(f"<os><type arch='{arch}' machine='{machine}'>hvm</type>{loader}</os>")
     features = draw(st.sampled_from(["<acpi/>", "<acpi/>", "", "<acpi/><apic/>"]))
+    if arm:  # libvirt: ACPI on arm needs UEFI
+        features = "<acpi/>" if loader and draw(st.booleans()) else ""
     parts.append(f"<features>{features}</features>" if features else "")
-    parts.append(cpu_element(draw, cells))
-    parts.append("<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>")
+    parts.append(cpu_element(draw, cells, arm))
+    parts.append(f"<devices><emulator>/usr/bin/qemu-system-{arch}</emulator>")
     parts += devices_xml
-    video = draw(st.sampled_from(VIDEOS))
+    video = draw(st.sampled_from(VIDEOS)) if not arm else None
     if video:
         parts.append(f"<video><model type='{video}'/></video>")
-        if video != "none" and draw(st.integers(0, 3)) == 0:  # a primary one after it
+        if video not in ("none", "cirrus") and draw(st.integers(0, 3)) == 0:  # a primary after it
             parts.append("<video><model type='vga' primary='yes'/></video>")
     if draw(st.integers(0, 2)) == 0:  # without <video>, libvirt adds its default one
         parts.append("<graphics type='vnc' port='-1' autoport='yes'/>")
-    if draw(st.integers(0, 4)) == 0:
+    if not arm and draw(st.integers(0, 4)) == 0:
         root = "pcie-root" if "q35" in machine else "pci-root"
         hole = draw(st.sampled_from([2 * GiB_K, 64 * GiB_K, 1024 * GiB_K]))
         parts.append(f"<controller type='pci' index='0' model='{root}'>"
@@ -96,10 +104,10 @@ def domains(draw: st.DrawFn, index: int = 0) -> str:
     return "\n".join(part for part in parts if part)
 
 
-def cpu_element(draw: st.DrawFn, cells: list[str]) -> str:
-    model = draw(st.sampled_from([None, *CPU_MODELS]))
+def cpu_element(draw: st.DrawFn, cells: list[str], arm: bool = False) -> str:
+    model = draw(st.sampled_from([None, *(ARM_CPU_MODELS if arm else CPU_MODELS)]))
     inner = f"<model fallback='allow'>{model}</model>" if model else ""
-    if draw(st.integers(0, 3)) == 0:
+    if not arm and draw(st.integers(0, 3)) == 0:
         inner += f"<maxphysaddr mode='emulate' bits='{draw(st.integers(39, 46))}'/>"
     if cells:
         inner += "<numa>" + "".join(cells) + "</numa>"

@@ -19,6 +19,7 @@ from typing import Any
 from layoutd.qemu.config import MEMORY_DEVICES, VGA_DEVICES
 from layoutd.qemu.options import keyval, split_argv
 from layoutd.units import parse_size
+from tests.support.qemu_runner import AARCH64_FIRMWARE
 
 MACHINE_KEYS = ("type", "acpi", "smm", "nvdimm", "memory-backend", "max-ram-below-4g",
                 "gic-version", "highmem", "cxl")
@@ -94,7 +95,8 @@ def _machine(shape: dict[str, Any], props: dict[str, str]) -> None:
 
 
 def _resolve(name: str, version: str) -> str:
-    return {"q35": f"pc-q35-{version}", "pc": f"pc-i440fx-{version}"}.get(name, name)
+    return {"q35": f"pc-q35-{version}", "pc": f"pc-i440fx-{version}",
+            "virt": f"virt-{version}"}.get(name, name)
 
 
 def _cpu(value: str) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -137,6 +139,10 @@ def runnable(argv: list[str], folder: Path) -> list[str]:
     kept: list[str] = []
     for option in split_argv(argv):
         value = option.value or ""
+        if option.name == "machine" and "pflash0=" in value:
+            # libvirt's flash drives are not kept: the same firmware as -bios (arm: present)
+            value = ",".join(p for p in value.split(",") if not p.startswith(("pflash0=", "pflash1=")))
+            kept += ["-bios", str(AARCH64_FIRMWARE)] if "virt" in value else []
         if option.name in ("machine", "accel", "cpu", "m", "smp", "numa", "global"):
             if option.name == "global" and "pci-hole64-size" not in value:
                 continue

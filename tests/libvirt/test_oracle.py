@@ -78,8 +78,9 @@ def run_on_qemu(theirs: list[str], ours: list[str], folder: Path, hugepages: boo
     """libvirt's command line on the real QEMU against layoutd's prediction from its own."""
     kvm = "-accel" in theirs and theirs[theirs.index("-accel") + 1] == "kvm"
     host = this_machine_cpu() if kvm else None
+    arch = "aarch64" if "-bios" in ours or "virt" in ours[ours.index("-machine") + 1] else "x86_64"
     try:
-        guest = predict(ours, version=QEMU, host_cpu=host)
+        guest = predict(ours, version=QEMU, host_cpu=host, arch=arch)
     except UnsupportedOption:
         return "not modelled"
     except QemuRefusal as refusal:
@@ -88,7 +89,7 @@ def run_on_qemu(theirs: list[str], ours: list[str], folder: Path, hugepages: boo
         return "exact (options; huge pages not started)"
     if kvm and kvm_refusal(("qemu-system-x86_64",)) is not None:
         return "exact (options; KVM here cannot run -cpu host)"
-    real = real_map(qemu_binary(QEMU), runnable(theirs, folder))
+    real = real_map(qemu_binary(QEMU, arch), runnable(theirs, folder))
     if isinstance(real, Refused):
         assert guest is None, f"QEMU refused what layoutd predicts: {real.stderr}"
         # the option QEMU names is libvirt's JSON there, layoutd's key=value here

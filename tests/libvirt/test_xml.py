@@ -116,6 +116,7 @@ def test_max_ram_below_4g_goes_to_qemu_commandline() -> None:
 
 @pytest.mark.parametrize(("machine", "expected"), [("pc-q35-6.2", "7.2"), ("pc-q35-7.2", "7.2"),
                                                    ("pc-i440fx-9.1", "10.0"), ("pc-q35-11.0", "11.1"),
+                                                   ("pc-q35-12.0", None),
                                                    ("pc-q35-99.0", None),
                                                    ("q35", None)])
 def test_qemu_version_from_the_machine_type_when_no_emulator_answers(machine: str,

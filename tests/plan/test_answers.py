@@ -111,3 +111,31 @@ def test_check_of_a_domain_suggests_xml() -> None:
     ideas = json.loads(result.stdout)["would_work"]
     assert ideas[0]["change"] == {"os.type.machine": "pc-q35-7.1"}
     assert ideas[0]["text"].startswith("<os><type machine='pc-q35-7.1'>")
+
+
+NO_SPECS = [
+    ("name: a\ncpu: {model: host, count: 4}\nmemory: {size: 600G}\nnuma:\n  - {size: 300G, cpus: 0-1}\n"
+     "  - {size: 300G, cpus: 2-3}\ndevices: [0000:03:00.0]\n", ["intel-4gpu-39bit"]),
+    ("name: b\ncpu: {model: EPYC, phys_bits: 40}\nmemory: {size: 1100G}\ndevices: [0000:41:00.0]\n",
+     ["amd-4gpu-1100g"]),
+    ("name: c\nmachine: pc-q35-6.2\ncpu: {model: host}\n"
+     "memory: {size: 1100G, hotplug: {slots: 2, max: 300T}}\ndevices: [0000:29:00.0]\n",
+     ["amd-epyc-two-gpus"]),
+    ("name: d\ncpu: {model: Skylake-Server, vendor: intel, phys_bits: 39}\nmemory: {size: 700G}\n",
+     ["amd-epyc-two-gpus", "intel-nic-msi-only"]),
+]
+
+
+@pytest.mark.parametrize(("text", "hosts"), NO_SPECS, ids=[t.split()[1] for t, _ in NO_SPECS])
+def test_every_suggestion_of_the_cli_plans(text: str, hosts: list[str], tmp_path: Path) -> None:
+    """plan --format json on infeasible specs: apply each would_work change; plan exits 0."""
+    where = [arg for name in hosts for arg in ("--host", str(HOSTS / name))]
+    result = run_layoutd("plan", _spec(tmp_path, text), *where, "--format", "json")
+    assert result.returncode == 1, result.stderr
+    ideas = json.loads(result.stdout)["would_work"]
+    assert ideas, result.stderr
+    for index, idea in enumerate(ideas):
+        again = run_layoutd("plan", _spec(tmp_path, apply_change(text, idea["change"]), f"{index}.yaml"),
+                            *where, "--format", "json")
+        assert again.returncode == 0, (idea, again.stderr)
+        assert json.loads(again.stdout)["layout"]

@@ -62,8 +62,7 @@ def test_repeated_machine_options_merge() -> None:
         (["-machine", "q35,cxl=on"], "cxl"),
         (["-machine", "pc-q35-2.4"], "pc-q35-2.4"),
         (["-machine", "microvm"], "microvm"),
-        (["-cpu", "Frobozz"], "Frobozz"),
-        (["-cpu", "qemu32"], "qemu32"),
+        (["-cpu", "qemu64,lm=off"], "lm=off"),
         (["-object", "memory-backend-epc,id=e,size=1G"], "memory-backend-epc"),
         (["-global", "pc-dimm.addr=0x100000000"], "pc-dimm.addr"),
         (["-object", "memory-backend-ram,id=m,size=1G,frob=1"], "frob"),
@@ -73,6 +72,11 @@ def test_unmodelled_memory_options_are_named(argv: list[str], needle: str) -> No
     with pytest.raises(UnsupportedOption) as error:
         predict(["-machine", "q35", *argv] if argv[0] != "-machine" else argv, version="7.2")
     assert needle in error.value.message
+
+
+def test_unknown_cpu_model_is_refused_as_qemu_refuses_it() -> None:
+    with pytest.raises(QemuRefusal, match="unable to find CPU model 'Frobozz'"):
+        predict(["-cpu", "Frobozz"], version="7.2")
 
 
 def test_unknown_option_is_bad_input() -> None:

@@ -14,7 +14,8 @@ pytestmark = pytest.mark.qemu
 
 GiB = 1 << 30
 MiB = 1 << 20
-X86_CPUS = ["qemu64", "EPYC", "EPYC-Rome", "Skylake-Server", "Cascadelake-Server", "kvm64"]
+X86_CPUS = ["qemu64", "EPYC", "EPYC-Rome", "Skylake-Server", "Cascadelake-Server", "kvm64",
+            "pentium2", "qemu32"]
 # 80 x86 and 40 virt lines in all, shared by the three versions (the suite's time stays put)
 SETTINGS = settings(max_examples=27, deadline=None, derandomize=False,
                     suppress_health_check=[HealthCheck.too_slow])

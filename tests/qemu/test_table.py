@@ -117,6 +117,30 @@ X86 = [
     # 7.0 and older: virtio-mem's unplugged-inaccessible is off (QEMU warns first, then refuses)
     "-machine pc-q35-5.0 -m 512M,slots=0,maxmem=4608M -object memory-backend-memfd,id=b0,size=2M -device virtio-mem-pci,id=dev0,memdev=b0 -object memory-backend-ram,id=b1,size=2M -device pc-dimm,id=dev1,memdev=b1",
     "-machine pc-q35-7.0 -m 6G,slots=4,maxmem=32G -object memory-backend-memfd,id=m0,size=1G -device virtio-mem-pci,id=vm0,memdev=m0,requested-size=256M",
+    # 32-bit CPU models: 36 bits with PSE36 (10.0+: or PAE), else 32; no hole64 (10.0+: RAM or
+    # device memory end is checked, except on 8.1-and-older machine types)
+    "-machine q35 -cpu pentium -m 8G",
+    "-machine q35 -cpu pentium2 -m 40G",
+    "-machine q35 -cpu pentium2 -m 70G",
+    "-machine q35 -cpu qemu32 -m 60G",
+    "-machine q35 -cpu athlon -m 30G",
+    "-machine pc-q35-7.2 -cpu pentium -m 8G",
+    "-machine pc-i440fx-8.1 -cpu pentium -m 8G",
+    "-machine pc-q35-8.2 -cpu pentium -m 8G",
+    "-machine q35 -cpu pentium,pse36=on -m 40G",
+    "-machine q35 -cpu qemu32,pae=off -m 8G",
+    "-machine q35 -cpu n270,-pae -m 8G",
+    "-machine q35 -cpu coreduo -m 4G,slots=2,maxmem=70G",
+    "-machine q35 -cpu kvm32-v1 -m 2G,slots=2,maxmem=60G -object memory-backend-ram,id=m0,size=1G -device pc-dimm,id=d0,memdev=m0",
+    "-machine q35 -cpu pentium2,phys-bits=36 -m 1G",
+    "-machine q35 -cpu qemu32,lm=on -m 8G",
+    "-machine pc -cpu pentium3 -m 64G",
+    "-machine q35 -cpu base -m 1G",
+    # CPU model names are each binary's own (EPYC-v4 is 8.0+, EPYC-Turin and DiamondRapids 10.1+)
+    "-machine q35 -cpu EPYC-v4 -m 1G",
+    "-machine q35 -cpu EPYC-Turin,phys-bits=48 -m 1100G",
+    "-machine q35 -cpu DiamondRapids -m 1G",
+    "-machine q35 -cpu Skylake-Server-v9 -m 1G",
     # refusals, compared word for word
     "-machine q35,max-ram-below-4g=5G -m 1G",
     "-machine q35 -m 4G,slots=2,maxmem=4G",
@@ -184,6 +208,8 @@ ARM = [
     "-machine virt,highmem=off -cpu max -m 5G",
     "-m 1G",
     "-machine virt-11.0 -cpu max -m 2G",
+    "-machine virt -cpu neoverse-v1 -m 2G",
+    "-machine virt -cpu cortex-a99 -m 2G",
 ]
 
 
