@@ -190,6 +190,47 @@ def compact_highmem(machine: Version) -> bool:
     return machine >= v("7.2")
 
 
+ANSWERED: dict[Version, str] = {
+    v("6.2"): "Ubuntu 22.04",
+    v("7.0"): "",
+    v("7.1"): "",
+    v("7.2"): "Debian 12 (7.2.x): tests/qemu, tests/plan, tests/kernel",
+    v("8.0"): "",
+    v("8.1"): "qemu_strtosz rewritten (util/cutils.c; strtosz_rewrite)",
+    v("8.2"): "Ubuntu 24.04. pc types from 8.2 check a 32-bit CPU's RAM end "
+              "(checks_32bit_memory_end)",
+    v("9.0"): "",
+    v("9.1"): "q35 `smm-ranges`: without SMM, mch_realize returns before \"smram-region\" and the "
+              "VGA window stays RAM (hw/pci-host/q35.c; fixed by 11.1)",
+    v("9.2"): "",
+    v("10.0"): "Debian bookworm-backports (10.0.2): the same tests as 7.2",
+    v("10.1"): "",
+    v("10.2"): "q35 types from 10.2 default to a 64 MiB TSEG (pc_compat_10_1 keeps mch "
+               "extended-tseg-mbytes=16; read on 11.1; not in the map at -S)",
+    v("11.0"): "",
+    v("11.1"): "Debian sid (11.1.3) in a debootstrapped root: the same tests as 7.2 and 10.0",
+}
+"""Every QEMU release layoutd answers for, with what to know about it. A release without a row
+in ROWS is answered by a dry run of the binary: check and the hook report its map; plan prints a
+plan made with the nearest older row's rules only if the dry run builds it."""
+
+
+def how_known(version: str | Version) -> str:
+    found = ROWS.get(Version.parse(version).release)
+    return found.how_known if found is not None else DRY_RUN
+
+
+def markdown_table() -> str:
+    """ANSWERED as docs/qemu-model.md shows it (tests/core/test_versions_doc.py: they agree)."""
+    lines = ["| QEMU | how layoutd knows it | notes |", "|---|---|---|"]
+    for version, note in sorted(ANSWERED.items()):
+        how = how_known(version)
+        if how == DRY_RUN:
+            note = "; ".join(filter(None, [note, f"plan uses {nearest_older(version)}'s rules"]))
+        lines.append(f"| {version} | {how} | {note} |")
+    return "\n".join(lines) + "\n"
+
+
 def modelled() -> tuple[Version, ...]:
     return tuple(sorted(ROWS))
 
