@@ -46,11 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"layoutd: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module_name, help_text = COMMANDS[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError:
-        print(f"layoutd {name}: this command is not available in this build", file=sys.stderr)
-        return 2
+    module = importlib.import_module(module_name)
     parser = Parser(prog=f"layoutd {name}", description=help_text, epilog=EXIT_CODES,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     module.add_arguments(parser)

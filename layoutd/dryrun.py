@@ -379,14 +379,14 @@ def first_error(stderr: str) -> str:
 def guest_map(run: DryRun, argv: Sequence[str], arch: str) -> GuestMap:
     """The dry run's map in the form the model gives (layoutd.models.guest.GuestMap)."""
     from layoutd.models.common import Range
-    from layoutd.models.guest import GuestMap, MemoryDevice, NamedRegion, RamPiece
+    from layoutd.models.guest import GuestMap, MemoryDeviceInfo, NamedRegion, RamPiece
 
     vm = run.vm
     layout = vm.layout()
     memory = vm.device_memory
     regions = (NamedRegion(name="device-memory", start=memory.start, end=memory.end),) if memory else ()
     ends = [region.end for region in layout] + ([memory.end] if memory else [])
-    devices = tuple(MemoryDevice(type=d.kind, id=d.id, addr=d.start, size=d.size,
+    devices = tuple(MemoryDeviceInfo(type=d.kind, id=d.id, addr=d.start, size=d.size,
                                  region_size=d.size, node=d.node, memdev=d.memdev, slot=d.slot)
                     for d in vm.devices)
     return GuestMap(

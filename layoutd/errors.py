@@ -1,6 +1,26 @@
 """One error root; each subclass carries the exit status of the contract.
 
-The core raises these; only the CLI turns them into messages and exit codes.
+The core raises these; only the CLI turns them into messages and exit codes (the hook into its
+verdict). Every error a user can meet, and where it lives:
+
+    LayoutdError (2)
+    ├── InputError (2)                 bad input or usage
+    │   ├── UnknownDevice (2)          a device the host lacks, named where it was given
+    │   ├── QemuRefusal (2)            QEMU itself would refuse; its own words
+    │   ├── NotModelled (2)            the model cannot answer (the hook lets the domain start)
+    │   │   └── UnsupportedOption (2)  an option that touches memory and is not modelled
+    │   ├── ParseError (2)             a kernel buffer, sysfs file or dump that does not parse
+    │   └── NeedsHostCpu (2)           qemu/cpus.py: the guest CPU needs the host's, unknown
+    ├── HostUnavailable (3)            the host could not be asked
+    │   └── TimeLimit (3)              the hook's check ran past its time limit
+    └── NoAnswer (1)                   the answer is no
+        ├── NoLayout (1)               plan's "no", with what blocks and what would work
+        ├── HotplugFailed (1)          live/hotplug.py: QEMU refused or misplaced the device
+        └── QemuSaid (1)               live/session.py: a QMP error reply
+
+Caught where they are raised, never shown as such: ConfigError (libvirt/hookconf.py, a hook
+configuration problem kept as text), FieldError (models/spec.py, inside pydantic validation),
+UsageError (cli.py, argparse's complaint, exit 2).
 """
 
 from typing import Any
@@ -66,6 +86,10 @@ class HostUnavailable(LayoutdError):
     """The host could not be asked: permission, a busy group, an old kernel (exit 3)."""
 
     exit_code = 3
+
+
+class TimeLimit(HostUnavailable):
+    """The hook's check ran past the configured time limit (exit 3)."""
 
 
 class ParseError(InputError):

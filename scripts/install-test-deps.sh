@@ -15,6 +15,8 @@ APT_PACKAGES=(
     # A real libvirtd for tests/libvirt, without libvirt-daemon-system (its postinst starts
     # services and needs systemd/polkit): libvirtd, the QEMU driver, virsh and virt-xml-validate.
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils
+    # virt-install, whose --print-xml domains are part of the libvirt-oracle corpus.
+    virtinst
     # A real browser for the SVG test (tests/plan/test_svg_browser.py): headless screenshots.
     chromium
 )

@@ -2,14 +2,14 @@
 
 Sources: a QEMU command line (after `--`), `--libvirt DOMAIN.xml`, or a running VM through
 `--qmp SOCKET` or `--libvirt-domain NAME` (libvirt's monitor, via virsh). All of them print through
-layoutd.emit.report. Stdlib-only imports here.
+layoutd.emit.report; layoutd.checking does the work. Stdlib-only imports here.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
-from typing import Any
+import json
+import sys
 
 from layoutd.errors import InputError
 
@@ -48,213 +48,40 @@ def run(args: argparse.Namespace) -> int:
     if args.connect is not None and not args.libvirt_domain:
         raise InputError("--connect URI only applies with --libvirt-domain NAME")
     if args.qmp or args.libvirt_domain:
-        from layoutd.live.report import run_live
+        return _run_live(args)
+    from layoutd import checking
+    from layoutd.emit.report import report
 
-        return run_live(args)
-    if args.libvirt:
-        return _run_libvirt(args)
-    return _run_argv(args, command)
+    options = {"host_source": args.host, "given": device_list(args.devices),
+               "version": args.qemu_version, "verify": args.verify}
+    checked = (checking.check_domain_file(args.libvirt, **options) if args.libvirt
+               else checking.check_command_line(command, **options))
+    text, found = report(checked.guest, checked.host, args.format, checked.devices,
+                         checked.fixes_for, checked.language, checked.bars)
+    sys.stdout.write(text)
+    return 1 if found else 0
+
+
+def _run_live(args: argparse.Namespace) -> int:
+    """Audit a running VM's real map: exit 1 when some RAM touches a forbidden range."""
+    from layoutd.emit.report import audit_json, audit_text
+    from layoutd.live.audit import audit
+    from layoutd.live.session import open_monitor
+
+    monitor = open_monitor(args.qmp, args.libvirt_domain, args.connect)
+    try:
+        result = audit(monitor, args.host, device_list(args.devices))
+    finally:
+        monitor.close()
+    if args.format == "json":
+        sys.stdout.write(json.dumps(audit_json(result), indent=2) + "\n")
+    else:
+        sys.stdout.write(audit_text(result))
+    return 1 if result.collisions else 0
 
 
 def device_list(text: str | None) -> list[str]:
     return [d.strip() for d in (text or "").split(",") if d.strip()]
 
 
-def _run_argv(args: argparse.Namespace, command: list[str]) -> int:
-    from layoutd.emit.report import report
-    from layoutd.emulator import version_of_binary
-    from layoutd.qemu import arch_of_binary, predict
-    from layoutd.qemu.cpus import NeedsHostCpu
-    from layoutd.qemu.versions import is_modelled
 
-    binary, qemu_args = command[0], command[1:]
-    arch = arch_of_binary(binary)
-    version = args.qemu_version or version_of_binary(binary, modelled_only=False)
-    if not is_modelled(version):
-        guest = dry_run_map(binary, qemu_args, arch, f"QEMU {version} is not modelled")
-        devices = _merge(guest.vfio_devices, device_list(args.devices))
-        origins: dict[str, tuple[str | None, str]] = {
-            d: (None, f"-device vfio-pci,host={d}") for d in guest.vfio_devices}
-        return report(guest, probe_devices(args.host, devices, origins), args.format, devices)
-    try:  # bad command lines fail before the host is asked
-        first = predict(qemu_args, version=version, arch=arch, host_cpu=None)
-    except NeedsHostCpu:
-        first = None
-    assigned = first.vfio_devices if first else _vfio_of(qemu_args)
-    devices = _merge(assigned, device_list(args.devices))
-    host = probe_devices(args.host, devices, {d: (None, f"-device vfio-pci,host={d}") for d in assigned})
-
-    def again(changed: Sequence[str]) -> Any:
-        return predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
-
-    guest = _with_host(host, lambda: again(qemu_args))
-    if args.verify:
-        guest = verified(guest, binary, qemu_args, arch)
-
-    return report(guest, host, args.format, devices, _fixes_for(qemu_args, guest, again, host),
-                  bars=bar_check(guest, host, qemu_args, devices))
-
-
-def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str]) -> Any:
-    """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with."""
-    from layoutd.firmware.check import check_bars
-    from layoutd.firmware.files import identify
-    from layoutd.firmware.guest import family_of, page_1g, read_argv
-    from layoutd.qemu.config import parse_config
-
-    if not guest.vfio_devices:
-        return None
-    pci = read_argv(qemu_args, family_of(guest), {device.address: device for device in host.devices})
-    build, note = identify(pci.firmware, guest.qemu_version, guest.arch)
-    config = parse_config(qemu_args)
-    result = check_bars(guest, host, pci, build, page_1g(config.cpu_model, config.cpu_props),
-                        devices)
-    if note:
-        result.notes.insert(0, note)
-    if result.collisions and build is not None:
-        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, build)
-    return result
-
-
-def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequence[str],
-               build: Any) -> list[Any]:
-    """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs)."""
-    from layoutd.emit.report import collisions
-    from layoutd.errors import LayoutdError
-    from layoutd.firmware.fixes import bar_fixes
-    from layoutd.qemu import predict
-    from layoutd.qemu.config import parse_config
-
-    def clear(changed: Sequence[str]) -> bool:
-        try:
-            again = predict(changed, version=guest.qemu_version, arch=guest.arch, host_cpu=host.cpu)
-            check = bar_check(again, host, changed, devices)
-        except LayoutdError:
-            return False
-        return not collisions(again, host) and check is not None and not check.collisions
-
-    config = parse_config(qemu_args)
-    top = host.aperture_end if host.aperture_end is not None else (1 << 64) - 1
-    host_cpu = config.accel == "kvm" and (config.cpu_model or "") in ("host", "max")
-    return bar_fixes(qemu_args, guest.phys_bits, (top + 1).bit_length() - 1,
-                     build.family == "ovmf", host_cpu, clear)
-
-
-def _fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],
-               host: Any) -> Any:
-    """The verified changes (a newer machine type, a smaller -m) that clear every collision."""
-    from layoutd.emit.report import collisions
-    from layoutd.fixes import fixes
-
-    return lambda: fixes(args, guest, again, lambda changed: not collisions(changed, host))
-
-
-def dry_run_map(binary: str, qemu_args: Sequence[str], arch: str, why: str) -> Any:
-    """The map the binary itself builds, saying where it came from."""
-    from layoutd.dryrun import dry_run, guest_map
-
-    run = dry_run(binary, qemu_args, arch)
-    guest = guest_map(run, qemu_args, arch)
-    note = f"{why}: this map comes from a dry run of {binary} (QEMU {run.version}) itself"
-    return guest.model_copy(update={"warnings": (note, *guest.warnings)})
-
-
-def verified(guest: Any, binary: str, qemu_args: Sequence[str], arch: str) -> Any:
-    """The model's map when the dry run builds the same RAM map; else the dry run's, saying how
-    the model differed."""
-    from layoutd.dryrun import differences
-
-    real = dry_run_map(binary, qemu_args, arch, "--verify")
-    wrong = differences(guest.layout, real.layout)
-    if not wrong:
-        note = f"confirmed by a dry run of {binary} (QEMU {real.qemu_version}): the same RAM map"
-        return guest.model_copy(update={"warnings": (*guest.warnings, note)})
-    note = (f"the QEMU {guest.qemu_version} model predicted another map ("
-            + "; ".join(w.replace("planned", "predicted") for w in wrong[:5])
-            + "): the map shown is the binary's own")
-    return real.model_copy(update={"warnings": (*real.warnings, note)})
-
-
-def probe_devices(source: str | None, devices: Sequence[str],
-                  origins: dict[str, tuple[str | None, str]]) -> Any:
-    """probe_host; a device the host lacks is named where it was given (`origins`: device ->
-    (file, field)), else as --devices."""
-    from layoutd.errors import UnknownDevice
-    from layoutd.host import probe_host
-
-    try:
-        return probe_host(source, list(devices) or None)
-    except UnknownDevice as error:
-        raise error.at(origins) from None
-
-
-def _with_host(host: Any, prediction: Callable[[], Any]) -> Any:
-    """Run a prediction that reads the host CPU; a CPU the host source does not describe is
-    bad input naming that source."""
-    from layoutd.qemu.cpus import NeedsHostCpu
-
-    try:
-        return prediction()
-    except NeedsHostCpu as error:
-        raise InputError(f"{error.message}; host source {host.source} does not describe its CPU",
-                         field="/proc/cpuinfo") from None
-
-
-def _vfio_of(qemu_args: list[str]) -> list[str]:
-    from layoutd.qemu.config import parse_config
-
-    return parse_config(qemu_args).vfio
-
-
-def _merge(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
-    return list(dict.fromkeys([*first, *second]))
-
-
-def _run_libvirt(args: argparse.Namespace) -> int:
-    from layoutd.emit.report import report
-    from layoutd.libvirt.guard import DEFAULT_EMULATOR, qemu_version, translate_domain
-    from layoutd.qemu import predict
-    from layoutd.qemu.versions import is_modelled
-
-    try:
-        with open(args.libvirt, "rb") as handle:
-            data = handle.read()
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", file=args.libvirt) from None
-    translation = translate_domain(data, args.libvirt)
-    version = qemu_version(translation, args.qemu_version)
-    devices = _merge(translation.devices, device_list(args.devices))
-    host = probe_devices(args.host, devices,
-                         {d: (args.libvirt, f"<hostdev> {d}") for d in translation.devices})
-    domain = translation.domain
-    emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
-    if not is_modelled(version):
-        guest = dry_run_map(emulator, translation.argv, domain.arch,
-                            f"QEMU {version} is not modelled")
-        return report(guest, host, args.format, devices)
-
-    def again(changed: Sequence[str]) -> Any:
-        return predict(changed, version=version, host_cpu=host.cpu, arch=domain.arch,
-                       host=host.platform)
-
-    guest = _with_host(host, lambda: again(translation.argv))
-    if args.verify:
-        guest = verified(guest, emulator, translation.argv, domain.arch)
-    return report(guest, host, args.format, devices,
-                  _fixes_for(translation.argv, guest, again, host), language="libvirt",
-                  bars=bar_check(guest, host, _with_buses(translation.argv, data, args.libvirt),
-                                 devices))
-
-
-def _with_buses(argv: Sequence[str], data: bytes, source: str) -> list[str]:
-    """The translated arguments with the domain's firmware, root ports and <hostdev> addresses
-    (what the BAR placement needs) instead of the plain vfio-pci devices."""
-    from layoutd.firmware.libvirt import pci_argv
-
-    kept: list[str] = []
-    for word in argv:
-        if kept and kept[-1] == "-device" and word.startswith("vfio-pci,"):
-            kept.pop()
-        else:
-            kept.append(word)
-    return kept + pci_argv(data, source)

@@ -14,16 +14,13 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
+from layoutd.errors import TimeLimit
 from layoutd.libvirt import hookconf
 
 USAGE = ("usage: layoutd hook [--config FILE] NAME OPERATION SUBOP [EXTRA]  (domain XML on stdin)\n"
          "exit status: 0 the domain may start; 1 a proven collision (policy enforce); 2 bad input\n"
          "under policy enforce; libvirt refuses the start on any non-zero status")
 STDIN_LIMIT = 16 * 1024 * 1024
-
-
-class TimeLimit(Exception):
-    """The check ran past the configured time limit."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -118,4 +115,4 @@ def verdict(config: hookconf.HookConfig, name: str, code: int, reason: str) -> i
 
 
 def _expired(_signum: int, _frame: FrameType | None) -> None:
-    raise TimeLimit()
+    raise TimeLimit("the check ran past its time limit")

@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from layoutd.live.hotplug import Command, Plan
+    from layoutd.live.hotplug import Command, HotplugPlan
     from layoutd.live.placement import Refusal
     from layoutd.models.host import HostView
 
@@ -112,7 +112,7 @@ def refuse(args: argparse.Namespace, size: int, refusal: Refusal) -> int:
     return 1
 
 
-def failure(args: argparse.Namespace, chosen: Plan, host: HostView, failed: Exception) -> int:
+def failure(args: argparse.Namespace, chosen: HotplugPlan, host: HostView, failed: Exception) -> int:
     sent = getattr(failed, "sent", [])
     document = plan_json(chosen, host, sent, False) | {"error": str(failed)}
     show(args, document, render_plan(chosen, False, sent))
@@ -120,7 +120,7 @@ def failure(args: argparse.Namespace, chosen: Plan, host: HostView, failed: Exce
     return 1
 
 
-def plan_json(chosen: Plan, host: HostView, sent: list[Command], executed: bool) -> dict[str, Any]:
+def plan_json(chosen: HotplugPlan, host: HostView, sent: list[Command], executed: bool) -> dict[str, Any]:
     from layoutd.units import hex_addr
 
     document: dict[str, Any] = {
@@ -147,7 +147,7 @@ def plan_json(chosen: Plan, host: HostView, sent: list[Command], executed: bool)
     return document
 
 
-def render_plan(chosen: Plan, executed: bool, sent: list[Command] | None = None) -> str:
+def render_plan(chosen: HotplugPlan, executed: bool, sent: list[Command] | None = None) -> str:
     from layoutd.units import format_size
 
     node = f" on node {chosen.node}" if chosen.node is not None else ""

@@ -15,9 +15,9 @@ Configuration: {config}. Only `prepare begin` is checked; every other operation 
 """
 import sys
 
-from layoutd.commands.hook import main
+from layoutd.cli import main
 
-sys.exit(main(["--config", {config!r}, *sys.argv[1:]]))
+sys.exit(main(["hook", "--config", {config!r}, *sys.argv[1:]]))
 '''
 
 

@@ -3,14 +3,10 @@
 import argparse
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from layoutd.models.guest import GuestMap
-    from layoutd.models.plan import Plan
-    from layoutd.models.spec import VmSpec
-    from layoutd.solver import Solved, Target
+    pass
 
 FORMATS = ("text", "json", "argv", "qmp", "libvirt", "svg")
 
@@ -49,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from layoutd.errors import InputError, UnknownDevice
     from layoutd.models.spec import load_spec, spec_device_origins
+    from layoutd.planning import make_plan, model_version, verify
     from layoutd.qemu import versions
 
     if args.qemu_version is not None and not versions.is_modelled(args.qemu_version):
@@ -64,186 +61,10 @@ def run(args: argparse.Namespace) -> int:
         raise error.at(spec_device_origins(spec, args.spec)) from None
     if binary is not None:
         plan = verify(plan, binary, note)
+    from layoutd.emit.plan import render
+
     _write(render(plan, args.format), args.output)
     return 0
-
-
-def model_version(chosen: str | None, binary: str | None) -> tuple[str, str]:
-    """The QEMU version whose rules the solver uses, and a note when that is not the binary's:
-    --qemu-version; else the binary's own when modelled, else the nearest older modelled one."""
-    from layoutd.qemu import versions
-
-    if chosen is not None or binary is None:
-        return str(versions.row(chosen or versions.DEFAULT).version), ""
-    from layoutd.emulator import version_of_binary
-
-    found = version_of_binary(binary, modelled_only=False)
-    if versions.is_modelled(found):
-        return found, ""
-    nearest = versions.nearest_older(found)
-    return str(nearest), f"QEMU {found} is not modelled: planned with QEMU {nearest}'s rules"
-
-
-def verify(plan: "Plan", binary: str, note: str) -> "Plan":
-    """The plan, if a dry run of `binary` with its command line builds exactly its RAM map."""
-    from layoutd.dryrun import differences, dry_run
-    from layoutd.errors import NoAnswer
-
-    run = dry_run(binary, plan.qemu_argv, plan.config.arch)
-    wrong = differences(plan.layout, run.vm.layout())
-    if wrong:
-        raise NoAnswer(f"the dry run of {binary} (QEMU {run.version}) does not build the planned "
-                       "map: " + "; ".join(wrong) + (f" ({note})" if note else ""))
-    said = f"verified: a dry run of {binary} (QEMU {run.version}) builds exactly this map"
-    return plan.model_copy(update={"warnings": (*plan.warnings, *([note] if note else []), said)})
-
-
-def make_plan(spec: "VmSpec", sources: Sequence[str], version: str) -> "Plan":
-    """Probe every host, solve, check the argv on the QEMU model, and build the Plan."""
-    from layoutd.host import probe_host
-    from layoutd.solver import combine, solve_spec
-
-    def target_for(devices: Sequence[str]) -> "Target":
-        views = [probe_host(source, list(devices) or None) for source in sources]
-        return combine(views, [view.source for view in views])
-
-    target = target_for(spec.pci_devices)
-    bars = bar_fitter(spec, target, version, sources, target_for)
-    solved = solve_spec(spec, target, version, target_for, bars.accept if bars else None)
-    plan = assemble(spec, target, solved, version)
-    return bars.fit(spec, plan) if bars else plan
-
-
-class BarFitter:
-    """Places the assigned BARs as the plan's firmware does (layoutd.firmware.fit); also the
-    check every suggested spec passes before it is shown."""
-
-    def __init__(self, target: "Target", version: str, target_for: Any, devices: dict[str, Any]):
-        self.target, self.version, self.target_for, self.devices = target, version, target_for, devices
-
-    def replan(self, variant: "VmSpec", oracle: bool = True) -> "Plan":
-        from layoutd.solver import solve_spec
-
-        solved = solve_spec(variant, self.target, self.version, self.target_for)
-        return assemble(variant, self.target, solved, self.version, oracle)
-
-    def fit(self, spec: "VmSpec", plan: "Plan") -> "Plan":
-        """The plan with its BARs placed, every one where the hosts' IOMMUs map it, or a "no";
-        a firmware build layoutd does not know is said so."""
-        from layoutd.firmware.files import identify
-        from layoutd.firmware.fit import fit_bars
-
-        build, note = identify(plan.config.firmware, self.version)
-        if build is None:
-            return plan.model_copy(update={"warnings": (*plan.warnings, note or "")})
-        placed = fit_bars(spec, plan, self.target, self.devices, build, self.replan)
-        return placed.model_copy(update={"warnings": (*placed.warnings, *([note] if note else []))})
-
-    def accept(self, variant: "VmSpec") -> bool:
-        from layoutd.errors import LayoutdError
-
-        try:
-            self.fit(variant, self.replan(variant, oracle=False))
-        except LayoutdError:
-            return False
-        return True
-
-
-def bar_fitter(spec: "VmSpec", target: "Target", version: str, sources: Sequence[str],
-               target_for: Any) -> BarFitter | None:
-    """x86 with devices: the fitter, with the devices' BARs read from the first host."""
-    from layoutd.host import probe_host
-
-    if spec.arch != "x86_64" or not spec.pci_devices:
-        return None
-    view = probe_host(sources[0], list(spec.pci_devices))
-    return BarFitter(target, version, target_for, {d.address: d for d in view.devices})
-
-
-def assemble(spec: "VmSpec", target: "Target", solved: "Solved", version: str,
-             oracle: bool = True) -> "Plan":
-    """The Plan; `oracle`: check the emitted argv on the QEMU model (off: a trial for the BARs)."""
-    from layoutd.emit.argv import qemu_argv
-    from layoutd.emit.qmp import qmp_commands
-    from layoutd.models.plan import Plan, PlannedHostCpu
-
-    argv = qemu_argv(solved.config, qemu_version=version)
-    host_cpu = PlannedHostCpu(vendor=target.host_vendor, phys_bits=target.host_phys_bits,
-                              kvm_smm=target.kvm_smm)
-    guest, notes = (oracle_check(argv, solved, version, host_cpu, target) if oracle
-                    else (None, ()))
-    return Plan(
-        name=spec.name,
-        qemu_version=version,
-        config=solved.config,
-        layout=guest.layout if guest else solved.layout,
-        qemu_argv=tuple(argv),
-        qmp=tuple(qmp_commands(solved.config)),
-        warnings=solved.warnings + notes,
-        hosts=target.hosts,
-        usable=target.usable,
-        holes=target.holes,
-        highest_address=guest.highest_address if guest else solved.highest,
-        hotplug_room=solved.hotplug_room,
-        default_layout=solved.default_layout,
-        host_cpu=host_cpu,
-        regions=guest.regions if guest else (),
-        host_platform=target.platform,
-    )
-
-
-def oracle_check(
-    argv: Sequence[str], solved: "Solved", version: str, host_cpu: Any, target: "Target"
-) -> tuple["GuestMap", tuple[str, ...]]:
-    """Run the QEMU model on the emitted argv: the plan stands only if it yields the planned map.
-    Returns the model's map: every figure of the plan about QEMU's regions comes from it."""
-    from layoutd.errors import NoAnswer
-    from layoutd.solver.oracle import compare, model_map, windows_above
-
-    guest = model_map(argv, version, host_cpu, solved.config.arch, target.platform)
-    predicted = guest.layout
-    problems = compare(solved.layout, predicted, target.holes)
-    if problems:
-        raise NoAnswer(
-            "internal disagreement: the QEMU model does not build the planned map from the "
-            "emitted arguments: " + "; ".join(problems[:5])
-        )
-    return guest, tuple(windows_above(guest, target.top))
-
-
-def render(plan: "Plan", kind: str) -> str:
-    if kind == "json":
-        import json
-
-        return json.dumps(plan.model_dump(mode="json"), indent=2) + "\n"
-    if kind == "argv":
-        from layoutd.emit.argv import shell_lines
-
-        binary = "qemu-system-aarch64" if plan.config.arch == "aarch64" else "qemu-system-x86_64"
-        return shell_lines(plan.qemu_argv, binary)
-    if kind == "qmp":
-        import json
-
-        return "".join(json.dumps(command) + "\n" for command in plan.qmp)
-    if kind == "svg":
-        from layoutd.emit import svg
-
-        return svg.render(plan)
-    if kind == "libvirt":
-        return _libvirt(plan)
-    from layoutd.emit import text
-
-    return text.render(plan)
-
-
-def _libvirt(plan: "Plan") -> str:
-    from layoutd.errors import InputError
-
-    try:
-        from layoutd.emit.libvirt import emit_domain
-    except ImportError:
-        raise InputError("--format libvirt: the libvirt emitter is not available in this build") from None
-    return str(emit_domain(plan))
 
 
 def _write(text: str, output: str | None) -> None:

@@ -3,14 +3,13 @@
 import shlex
 from collections.abc import Sequence
 
+from layoutd.emit.qmp import DRIVER, QOM_TYPE
 from layoutd.firmware.guest import MMIO64_FILE
-from layoutd.models.plan import Backend, MemoryDevice, QemuConfig
+from layoutd.models.plan import Backend, PlannedDevice, QemuConfig
 from layoutd.qemu.versions import DEFAULT, QemuRelease, Version, row
 from layoutd.qemu.x86 import BRIDGE
 from layoutd.solver.spec_family import family_of
 from layoutd.units import format_size, hex_addr
-
-_BACKEND_TYPE = {"ram": "memory-backend-ram", "memfd": "memory-backend-memfd", "file": "memory-backend-file"}
 
 
 def qemu_argv(config: QemuConfig, *, qemu_version: str | Version = DEFAULT) -> list[str]:
@@ -75,7 +74,7 @@ def _memory(config: QemuConfig) -> str:
 
 
 def backend_option(backend: Backend) -> str:
-    parts = [_BACKEND_TYPE[backend.kind], f"id={backend.id}", f"size={format_size(backend.size)}"]
+    parts = [QOM_TYPE[backend.kind], f"id={backend.id}", f"size={format_size(backend.size)}"]
     if backend.kind == "file":
         parts.append(f"mem-path={backend.path}")
         if backend.hugepage_size:
@@ -91,10 +90,10 @@ def backend_option(backend: Backend) -> str:
     return ",".join(parts)
 
 
-def device_option(device: MemoryDevice) -> str:
+def device_option(device: PlannedDevice) -> str:
     if device.kind == "virtio-mem":
         parts = [
-            "virtio-mem-pci",
+            DRIVER["virtio-mem"],
             f"id={device.id}",
             f"memdev={device.backend}",
             f"memaddr={hex_addr(device.addr)}",
@@ -103,7 +102,7 @@ def device_option(device: MemoryDevice) -> str:
         if device.block_size:
             parts.append(f"block-size={format_size(device.block_size)}")
     else:
-        driver = "nvdimm" if device.kind == "nvdimm" else "pc-dimm"
+        driver = DRIVER[device.kind]
         parts = [driver, f"id={device.id}", f"memdev={device.backend}", f"addr={hex_addr(device.addr)}"]
     if device.node is not None:
         parts.append(f"node={device.node}")

@@ -1,7 +1,7 @@
-"""What `layoutd check` prints for a predicted guest map on a host: the map, then collisions.
+"""What `layoutd check` prints for a guest map on a host: the map, then collisions. Pure.
 
-Shared by the three sources of `check` (a QEMU command line, a libvirt domain, a running VM's
-map): give `report` a GuestMap and the HostView; it prints and returns the exit status.
+Shared by the sources of `check` (a QEMU command line, a libvirt domain: `report`; a running VM:
+`audit_json`, `audit_text`). The command prints the document and sets the exit status.
 """
 
 from __future__ import annotations
@@ -18,35 +18,23 @@ if TYPE_CHECKING:
     from layoutd.collisions import Collision
     from layoutd.firmware.check import BarCheck
     from layoutd.fixes import Fix
-    from layoutd.models.common import GuestRegion, Hole
+    from layoutd.live.audit import AuditResult
+    from layoutd.models.common import GuestRegion
     from layoutd.models.guest import GuestMap
     from layoutd.models.host import HostView
 
 
-def holes_for(host: HostView, layout: Sequence[GuestRegion]) -> list[Hole]:
-    """Every blocking hole (and the synthetic aperture hole) touching some RAM, once each."""
-    seen: dict[tuple[int, int, str, int | None], Hole] = {}
-    for region in layout:
-        for hole in host.holes_for(region):
-            seen.setdefault((hole.start, hole.end, hole.type, hole.group), hole)
-    return sorted(seen.values(), key=lambda h: (h.start, h.end))
-
-
-def collisions(guest: GuestMap, host: HostView) -> list[Collision]:
-    from layoutd.collisions import find_collisions
-
-    return find_collisions(guest.layout, holes_for(host, guest.layout))
-
-
 def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (),
            fixes_for: Callable[[], Sequence[Fix]] | None = None, language: str = "argv",
-           bars: BarCheck | None = None) -> int:
-    """Print the map and every collision; 1 when any RAM or assigned BAR lies in a hole, else 0.
+           bars: BarCheck | None = None) -> tuple[str, list[Collision]]:
+    """The document for `fmt` and every collision (of RAM or an assigned BAR) it shows.
 
     With RAM collisions, `fixes_for()` gives the verified changes that clear them (in
     `language`: argv options or libvirt XML). `bars`: where the firmware puts the assigned
     devices' 64-bit BARs, and their collisions (kind `bar`)."""
-    ram = collisions(guest, host)
+    from layoutd.checking import check
+
+    ram = check(guest.layout, host)
     found = [*ram, *(bars.collisions if bars else [])]
     fixes: list[Any] = list(fixes_for()) if ram and fixes_for else []
     if bars and bars.collisions and bars.fixes:
@@ -56,30 +44,18 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
     if fmt == "svg":
         from layoutd.emit.svg import render_check
 
-        print(render_check(guest, _all_holes(host), found, bars.bars if bars else []), end="")
-    elif fmt == "json":
+        return render_check(guest, host.forbidden(), found, bars.bars if bars else []), found
+    if fmt == "json":
         data = as_json(guest, host, found, devices)
         data["bars"] = bars.bars if bars else []
         if bars and bars.firmware:
             data["firmware"] = bars.firmware
         if found:
             data["would_work"] = [fix.as_json(language) for fix in fixes]
-        print(json.dumps(data, indent=2))
-    else:
-        text = as_text(guest, host, found, devices, bars)
-        said = [fix.xml_text() if language == "libvirt" else fix.argv_text() for fix in fixes]
-        print(text + "".join(f"would work: {line}\n" for line in said), end="")
-    return 1 if found else 0
-
-
-def _all_holes(host: HostView) -> list[Hole]:
-    """Every blocking hole of the host, and everything above its IOMMU top."""
-    from layoutd.models.common import U64_MAX, Hole
-
-    holes = list(host.blocking())
-    if host.aperture_end is not None and host.aperture_end < U64_MAX:
-        holes.append(Hole(start=host.aperture_end + 1, end=U64_MAX, type="aperture"))
-    return holes
+        return json.dumps(data, indent=2) + "\n", found
+    text = as_text(guest, host, found, devices, bars)
+    said = [fix.xml_text() if language == "libvirt" else fix.argv_text() for fix in fixes]
+    return text + "".join(f"would work: {line}\n" for line in said), found
 
 
 def as_json(guest: GuestMap, host: HostView, found: Sequence[Collision],
@@ -155,3 +131,32 @@ def map_text(header: str, layout: Sequence[GuestRegion], found: Sequence[Collisi
         lines.append("no collision: all guest RAM is clear of the host's holes")
     lines += [f"warning: {warning}" for warning in warnings]
     return "\n".join(lines) + "\n"
+
+
+def audit_json(result: AuditResult) -> dict[str, Any]:
+    """`check --qmp` / `--libvirt-domain`: the running VM's real map, as JSON."""
+    vm = result.vm
+    return {
+        **map_json(result.layout, result.collisions),
+        "device_memory": vm.device_memory.model_dump(mode="json") if vm.device_memory else None,
+        "memory_devices": [
+            {"kind": d.kind, "id": d.id, "start": hex(d.start), "end": hex(d.end),
+             "node": d.node, "memdev": d.memdev} for d in vm.devices
+        ],
+        "vm": {"monitor": vm.name, "qemu": ".".join(map(str, vm.version)), "arch": vm.arch,
+               "machine": vm.machine, "phys_bits": vm.phys_bits},
+        "devices": result.devices,
+        "source": result.host.source,
+        "warnings": result.warnings,
+    }
+
+
+def audit_text(result: AuditResult) -> str:
+    vm = result.vm
+    header = (f"VM {vm.name}: QEMU {'.'.join(map(str, vm.version))} {vm.machine or vm.arch}, "
+              f"phys-bits {vm.phys_bits}, host {result.host.source}, "
+              f"devices: {', '.join(result.devices) or 'every IOMMU group'}")
+    others = []
+    if vm.device_memory is not None:
+        others.append(("device-memory", vm.device_memory.start, vm.device_memory.end))
+    return map_text(header, result.layout, result.collisions, result.warnings, others=others)

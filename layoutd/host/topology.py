@@ -1,6 +1,8 @@
 """Devices and IOMMU groups as a graph: selecting a device selects its whole group.
 
-networkx is imported inside the functions: other commands' start-up time is benchmarked.
+Selecting groups and judging their viability are lookups, answered with plain dicts; networkx
+(the project's graph library) is imported only by `graph`, for questions about paths and
+connectivity, so no command's start-up pays for it.
 """
 
 from collections.abc import Sequence
@@ -15,7 +17,8 @@ BRIDGE_CLASS = "0x0604"  # PCI-to-PCI bridge: never handed to a guest, does not 
 
 
 def graph(facts: HostFacts) -> Any:
-    """An undirected graph: ('group', N) and ('device', BDF) nodes, an edge for each membership."""
+    """An undirected networkx graph: ('group', N) and ('device', BDF) nodes, an edge for each
+    membership."""
     import networkx as nx
 
     topology = nx.Graph()
@@ -30,20 +33,21 @@ def graph(facts: HostFacts) -> Any:
 
 def select_groups(facts: HostFacts, devices: Sequence[str] | None) -> list[int]:
     """The groups the selected devices pull in (every group when none are given)."""
-    topology = graph(facts)
     if not devices:
-        return sorted(number for kind, number in topology.nodes if kind == "group")
+        return sorted({group.number for group in facts.groups})
+    group_of = {device.address: device.group for device in facts.devices}
     chosen: set[int] = set()
     for text in devices:
         address = normalize_bdf(text)
         if address is None:
             raise UnknownDevice(text, f"{text!r} is not a PCI address such as 0000:41:00.0")
-        node = ("device", address)
-        if node not in topology:
-            known = ", ".join(sorted(a for kind, a in topology.nodes if kind == "device")[:8])
+        if address not in group_of:
+            known = ", ".join(sorted(group_of)[:8])
             raise UnknownDevice(
                 address, f"unknown device {address}: it is in no IOMMU group of this host (known: {known})")
-        chosen.update(number for kind, number in topology.neighbors(node) if kind == "group")
+        number = group_of[address]
+        if number is not None:
+            chosen.add(number)
     return sorted(chosen)
 
 
@@ -58,11 +62,10 @@ def spoilers(devices: Sequence[Device]) -> list[Device]:
 
 def viability_warnings(facts: HostFacts, groups: Sequence[int]) -> tuple[list[int], list[str]]:
     """(viable group numbers, one warning per non-viable group naming the device and driver)."""
-    topology = graph(facts)
     viable: list[int] = []
     warnings: list[str] = []
     for number in groups:
-        members = [topology.nodes[n]["device"] for n in topology.neighbors(("group", number))]
+        members = [device for device in facts.devices if device.group == number]
         bad = spoilers(members)
         if not bad:
             viable.append(number)

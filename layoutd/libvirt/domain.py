@@ -204,8 +204,25 @@ def _memnodes(root: Node, source: str) -> tuple[int, ...]:
 
 
 def _smm(root: Node) -> str | None:
+    """<features><smm state>; else on for q35 with secure-boot firmware, which needs SMM:
+    <loader secure='yes'>, or <os firmware='efi'> not excluding secure boot (libvirt's firmware
+    autoselection prefers the secure-boot descriptors Debian and Fedora install first)."""
     node = root.path("features", "smm")
-    return (node.get("state", "on") or "on") if node is not None else None
+    if node is not None:
+        return node.get("state", "on") or "on"
+    os_node = root.find("os")
+    os_type = root.path("os", "type")
+    machine = (os_type.get("machine") if os_type else None) or ""
+    if os_node is None or "q35" not in machine:
+        return None
+    loader = os_node.find("loader")
+    if loader is not None and loader.get("secure") == "yes":
+        return "on"
+    firmware = os_node.find("firmware")
+    no_secure_boot = firmware is not None and any(
+        feature.get("name") == "secure-boot" and feature.get("enabled") == "no"
+        for feature in firmware.findall("feature"))
+    return "on" if os_node.get("firmware") == "efi" and not no_secure_boot else None
 
 
 def _access(root: Node) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import quoteattr
 
-from layoutd.models.plan import MemoryDevice, NumaNode, QemuConfig
+from layoutd.models.plan import NumaNode, PlannedDevice, QemuConfig
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 
@@ -78,25 +78,30 @@ def numa(config: QemuConfig, indent: str, step: str = "  ") -> str | None:
 
 def memory_devices(config: QemuConfig, indent: str, step: str = "  ") -> list[str]:
     has_numa = bool(numa_nodes(config))
-    return [_memory_device(config, device, slot, has_numa, indent, step)
+    return [memory_device(device, slot, indent, step, source=_device_source(config, device),
+                          node=(device.node or 0) if has_numa else None)
             for slot, device in enumerate(config.devices)]
 
 
-def _memory_device(config: QemuConfig, device: MemoryDevice, slot: int, has_numa: bool,
-                   indent: str, step: str) -> str:
+def memory_device(device: PlannedDevice, slot: int, indent: str, step: str = "  ", *,
+                  source: str | None = None, node: int | None = None,
+                  alias: str | None = None) -> str:
+    """The one libvirt encoder of a memory device: <memory model=...> with its target, and a
+    DIMM's <address type='dimm' slot base> (the plan's domain, and hotplug's attach-device)."""
     inner, deeper = indent + step, indent + step + step
     lines = [f"<size unit='KiB'>{kib(device.size)}</size>"]
-    if has_numa:
-        lines.append(f"<node>{device.node or 0}</node>")
+    if node is not None:
+        lines.append(f"<node>{node}</node>")
     if device.kind == "virtio-mem":
         lines.append(f"<block unit='KiB'>{kib(device.block_size or 2 * 1024 * 1024)}</block>")
         lines.append(f"<requested unit='KiB'>{kib(device.size)}</requested>")
     target = "".join(f"\n{deeper}{line}" for line in lines)
     parts = [f"<memory model='{device.kind}'>"]
-    source = _device_source(config, device)
     if source:
         parts.append(f"\n{inner}{source}")
     parts.append(f"\n{inner}<target>{target}\n{inner}</target>")
+    if alias is not None:
+        parts.append(f"\n{inner}<alias name={quoteattr(alias)}/>")
     if device.kind in ("dimm", "nvdimm"):
         parts.append(f"\n{inner}<address type='dimm' slot='{slot}' base='{device.addr:#x}'/>")
     else:  # virtio-mem: placed by virtio_mem_overrides through this alias
@@ -105,7 +110,7 @@ def _memory_device(config: QemuConfig, device: MemoryDevice, slot: int, has_numa
     return "".join(parts)
 
 
-def _device_source(config: QemuConfig, device: MemoryDevice) -> str | None:
+def _device_source(config: QemuConfig, device: PlannedDevice) -> str | None:
     backend = next((b for b in config.backends if b.id == device.backend), None)
     if backend is None:
         return None

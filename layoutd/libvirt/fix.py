@@ -71,7 +71,7 @@ def fix(data: bytes, source: str, hosts: Sequence[str], version: str | None,
 
 def apply(data: bytes, source: str, spec: VmSpec, hosts: Sequence[str],
           version: str | None, spec_file: str | None = None) -> tuple[bytes, Plan]:
-    from layoutd.commands.plan import make_plan
+    from layoutd.planning import make_plan
 
     domain = read_domain(data, source)
     if not spec.devices and domain.hostdevs:

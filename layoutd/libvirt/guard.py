@@ -7,7 +7,8 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from layoutd.collisions import Collision, find_collisions
+from layoutd.checking import check
+from layoutd.collisions import Collision
 from layoutd.errors import HostUnavailable, NotModelled, UnknownDevice
 from layoutd.libvirt.argv import LibvirtVersion, Translation, translate
 from layoutd.libvirt.domain import Domain, read_domain
@@ -103,8 +104,7 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
     else:
         guest, source = emulator_map(translation, f"QEMU {version} is not modelled")
     layout = tuple(guest.layout)
-    holes = holes_for_layout(host, layout)
-    collisions = tuple(find_collisions(layout, holes))
+    collisions = tuple(check(layout, host))
     return DomainCheck(translation, version, tuple(devices), host, layout, collisions, source)
 
 
@@ -123,14 +123,6 @@ def emulator_map(translation: Translation, why: str) -> tuple[GuestMap, str]:
                           f"{error.message}", file=domain.source) from None
     guest = guest_map(run, translation.argv, domain.arch)
     return guest, f"{why}: map from a dry run of {emulator} (QEMU {run.version})"
-
-
-def holes_for_layout(host: HostView, layout: Sequence[GuestRegion]) -> list[Hole]:
-    seen: dict[tuple[int, int, str, int | None], Hole] = {}
-    for region in layout:
-        for hole in host.holes_for(region):
-            seen.setdefault((hole.start, hole.end, hole.type, hole.group), hole)
-    return sorted(seen.values(), key=lambda hole: (hole.start, hole.end))
 
 
 DEFAULT_EMULATOR = {"x86_64": "/usr/bin/qemu-system-x86_64", "aarch64": "/usr/bin/qemu-system-aarch64"}

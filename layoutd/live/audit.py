@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from layoutd.collisions import Collision, find_collisions
+from layoutd.checking import check
+from layoutd.collisions import Collision
 from layoutd.live.vm import LiveVm, read_vm
 from layoutd.models.common import GuestRegion
 
@@ -44,14 +45,6 @@ def host_for(vm: LiveVm, source: str | None, given: Sequence[str]) -> tuple[Host
     return probe_host(source, devices or None), devices
 
 
-def collisions_of(layout: Sequence[GuestRegion], host: HostView) -> list[Collision]:
-    """Every overlap of a RAM range with a blocking hole or the space above the IOMMU top."""
-    found: list[Collision] = []
-    for region in layout:
-        found += find_collisions([region], host.holes_for(region))
-    return sorted(found, key=lambda c: (c.start, c.end, c.hole.start))
-
-
 def audit(monitor: Monitor, source: str | None, given: Sequence[str]) -> AuditResult:
     vm = read_vm(monitor)
     host, devices = host_for(vm, source, given)
@@ -60,4 +53,4 @@ def audit(monitor: Monitor, source: str | None, given: Sequence[str]) -> AuditRe
     if not devices:
         warnings.append("the VM has no vfio-pci device and none was given: every IOMMU group "
                         "of the host counts")
-    return AuditResult(vm, host, devices, layout, collisions_of(layout, host), warnings)
+    return AuditResult(vm, host, devices, layout, check(layout, host), warnings)

@@ -23,6 +23,7 @@ from layoutd.live.placement import (
 from layoutd.live.session import Monitor, QemuSaid, VirshMonitor
 from layoutd.live.vm import LiveVm, qom_children, qom_get
 from layoutd.models.common import U64_MAX, Range
+from layoutd.models.plan import Backend, PlannedDevice
 from layoutd.units import MiB, format_size, hex_addr
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class Request:
 
 
 @dataclass
-class Plan:
+class HotplugPlan:
     kind: str
     id: str
     memdev: str
@@ -74,7 +75,7 @@ class HotplugFailed(NoAnswer):
 
 
 def plan(vm: LiveVm, host: HostView, request: Request, monitor: Monitor, *,
-         libvirt: bool = False) -> Plan | Refusal:
+         libvirt: bool = False) -> HotplugPlan | Refusal:
     """Plan one device from what the VM and the host say. Reads the VM; never changes it.
 
     `libvirt`: the VM is a libvirt domain and the device goes in through `virsh attach-device`
@@ -101,14 +102,14 @@ def plan(vm: LiveVm, host: HostView, request: Request, monitor: Monitor, *,
     if libvirt:
         device_id, memdev = libvirt_names(monitor, request)
         xml = dimm_xml(request, device_id, free_slot(vm), found.start)
-        return Plan(request.kind, device_id, memdev, request.size, request.node, alignment, region,
+        return HotplugPlan(request.kind, device_id, memdev, request.size, request.node, alignment, region,
                     found, [], block, libvirt_xml=xml)
     device_id, memdev = names(monitor, request)
     bus = free_port(monitor, vm) if request.kind == "virtio-mem" else None
     if isinstance(bus, Refusal):
         return bus
     commands = qmp_commands(request, device_id, memdev, found.start, block, bus)
-    return Plan(request.kind, device_id, memdev, request.size, request.node, alignment, region,
+    return HotplugPlan(request.kind, device_id, memdev, request.size, request.node, alignment, region,
                 found, commands, block)
 
 
@@ -195,21 +196,22 @@ def free_slot(vm: LiveVm) -> int:
 
 
 def dimm_xml(request: Request, alias: str, slot: int, start: int) -> str:
-    """The <memory model='dimm'> element libvirt attaches at exactly `start`.
+    """The <memory model='dimm'> element libvirt attaches at exactly `start` (the encoder of
+    `plan --format libvirt`, libvirt/elements.py).
 
     libvirt needs the slot whenever the base is given, and a NUMA node (it allows memory
     hotplug only for a domain with NUMA cells; QEMU's pc-dimm default is node 0)."""
-    from xml.sax.saxutils import quoteattr
+    from layoutd.libvirt.elements import memory_device
 
-    node = request.node if request.node is not None else 0
-    return (f"<memory model='dimm'>\n"
-            f"  <target>\n"
-            f"    <size unit='KiB'>{request.size // 1024}</size>\n"
-            f"    <node>{node}</node>\n"
-            f"  </target>\n"
-            f"  <alias name={quoteattr(alias)}/>\n"
-            f"  <address type='dimm' slot='{slot}' base='{hex_addr(start)}'/>\n"
-            f"</memory>\n")
+    device = _device(request, alias, f"mem{alias}", start, None)
+    return memory_device(device, slot, indent="", alias=alias, node=request.node or 0) + "\n"
+
+
+def _device(request: Request, device_id: str, memdev: str, start: int,
+            block: BlockChoice | None) -> PlannedDevice:
+    kind = "virtio-mem" if block is not None else "dimm"
+    return PlannedDevice(id=device_id, kind=kind, backend=memdev, addr=start, size=request.size,
+                         node=request.node, block_size=block.block_size if block else None)
 
 
 def free_port(monitor: Monitor, vm: LiveVm) -> str | Refusal | None:
@@ -239,25 +241,17 @@ def port_is_free(monitor: Monitor, path: str, name: str) -> bool:
 
 def qmp_commands(request: Request, device_id: str, memdev: str, start: int,
                  block: BlockChoice | None, bus: str | None) -> list[Command]:
-    backend = {"qom-type": "memory-backend-ram", "id": memdev, "size": request.size}
-    device: dict[str, Any] = {"id": device_id, "memdev": memdev}
-    if block is not None:
-        device |= {"driver": "virtio-mem-pci", "memaddr": start, "block-size": block.block_size,
-                   "requested-size": request.size}
-        if bus:
-            device["bus"] = bus
-    else:
-        device |= {"driver": "pc-dimm", "addr": start}
-    if request.node is not None:
-        device["node"] = request.node
-    return [{"execute": "object-add", "arguments": backend},
-            {"execute": "device_add", "arguments": device}]
+    """object-add and device_add, by the plan's QMP encoder (emit/qmp.py)."""
+    from layoutd.emit.qmp import plug_commands
+
+    backend = Backend(id=memdev, size=request.size, kind="ram")
+    return plug_commands(backend, _device(request, device_id, memdev, start, block), bus)
 
 
 # ---- executing -------------------------------------------------------------------------------
 
 
-def execute(monitor: Monitor, chosen: Plan) -> list[Command]:
+def execute(monitor: Monitor, chosen: HotplugPlan) -> list[Command]:
     """Send the plan; verify; undo on any refusal. Returns every command sent."""
     sent: list[Command] = []
     backend, device = chosen.commands
@@ -290,7 +284,7 @@ def undo_backend(monitor: Monitor, memdev: str, sent: list[Command]) -> str:
     return f"undone: backend {memdev!r} deleted, the VM is as before"
 
 
-def misplaced(monitor: Monitor, chosen: Plan) -> str | None:
+def misplaced(monitor: Monitor, chosen: HotplugPlan) -> str | None:
     """None when query-memory-devices shows the device exactly where planned."""
     from layoutd.live.vm import memory_devices
 
@@ -303,7 +297,7 @@ def misplaced(monitor: Monitor, chosen: Plan) -> str | None:
     return f"QEMU accepted {chosen.id!r} but query-memory-devices does not list it"
 
 
-def undo_device(monitor: Monitor, chosen: Plan, sent: list[Command]) -> str:
+def undo_device(monitor: Monitor, chosen: HotplugPlan, sent: list[Command]) -> str:
     with contextlib.suppress(QemuSaid):  # not there: only the backend is left
         send(monitor, {"execute": "device_del", "arguments": {"id": chosen.id}}, sent)
     if not still_present(monitor, chosen.id, wait=5.0):
@@ -326,7 +320,7 @@ def still_present(monitor: Monitor, device_id: str, wait: float) -> bool:
 # ---- executing through libvirt ---------------------------------------------------------------
 
 
-def execute_libvirt(monitor: VirshMonitor, chosen: Plan) -> list[Command]:
+def execute_libvirt(monitor: VirshMonitor, chosen: HotplugPlan) -> list[Command]:
     """`virsh attach-device --live` with the planned slot and base; verify; detach if misplaced.
 
     libvirt sends object-add and device_add itself and, when QEMU refuses the device, deletes

@@ -2,8 +2,9 @@
 
 The key comes from the monitor: the QEMU process (pid and start time, so every -qmp socket of one
 VM shares it), else the socket's real path; for a libvirt domain, its UUID. The lock file lives in
-$XDG_RUNTIME_DIR/layoutd, else /run/layoutd, else /tmp/layoutd-UID; fcntl locks vanish with
-the process that held them, so a killed layoutd never leaves a stale lock.
+$XDG_RUNTIME_DIR/layoutd, else /run/layoutd, else /tmp/layoutd-UID, the first that is a real
+folder of this user writable by no one else; lock files are opened without following symlinks.
+fcntl locks vanish with the process that held them, so a killed layoutd never leaves a stale lock.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,32 +23,59 @@ from layoutd.errors import HostUnavailable
 WAIT = float(os.environ.get("LAYOUTD_LOCK_WAIT", "120"))
 
 
-def lock_folder() -> Path:
-    candidates = []
+def candidates() -> list[Path]:
+    found = []
     if os.environ.get("XDG_RUNTIME_DIR"):
-        candidates.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "layoutd")
-    candidates += [Path("/run/layoutd"), Path(f"/tmp/layoutd-{os.getuid()}")]
-    for folder in candidates:
+        found.append(Path(os.environ["XDG_RUNTIME_DIR"]) / "layoutd")
+    return [*found, Path("/run/layoutd"), Path(f"/tmp/layoutd-{os.getuid()}")]
+
+
+def lock_folder(choices: list[Path] | None = None) -> Path:
+    """The first candidate folder that is ours: a real folder (not a symlink), owned by this
+    user, writable by no one else. Another user can create /tmp/layoutd-UID first."""
+    choices = candidates() if choices is None else choices
+    refused = []
+    for folder in choices:
         try:
             folder.mkdir(mode=0o700, parents=False, exist_ok=True)
-        except OSError:
+        except OSError as error:
+            refused.append(f"{folder} ({error.strerror})")
             continue
-        if os.access(folder, os.W_OK):
+        problem = untrusted(folder)
+        if problem is None:
             return folder
-    raise HostUnavailable("no writable folder for the hotplug lock (tried "
-                          + ", ".join(str(c) for c in candidates) + ")")
+        refused.append(f"{folder} ({problem})")
+    raise HostUnavailable("no safe folder for the hotplug lock: " + "; ".join(refused))
 
 
-def lock_path(key: str) -> Path:
+def untrusted(folder: Path) -> str | None:
+    """Why `folder` cannot hold our locks, or None."""
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode):
+        return "not a folder: a symlink or a file"
+    if info.st_uid != os.getuid():
+        return f"owned by uid {info.st_uid}, not {os.getuid()}"
+    if info.st_mode & 0o022:
+        return f"writable by others (mode {stat.S_IMODE(info.st_mode):o})"
+    if not os.access(folder, os.W_OK):
+        return "not writable"
+    return None
+
+
+def lock_path(key: str, folder: Path | None = None) -> Path:
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
-    return lock_folder() / f"vm-{digest}.lock"
+    return (folder or lock_folder()) / f"vm-{digest}.lock"
 
 
 @contextmanager
-def vm_lock(key: str, wait: float = WAIT) -> Iterator[Path]:
+def vm_lock(key: str, wait: float = WAIT, folder: Path | None = None) -> Iterator[Path]:
     """Hold the VM's lock; wait up to `wait` seconds for another holder."""
-    path = lock_path(key)
-    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    path = lock_path(key, folder)
+    try:  # never through a symlink someone planted
+        handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as error:
+        raise HostUnavailable(f"cannot open the hotplug lock {path}: {error.strerror} (a "
+                              "symlink there is refused)") from None
     try:
         _acquire(handle, path, wait)
         yield path

@@ -16,7 +16,7 @@ CONTAINERS = ("/machine/peripheral", "/machine/peripheral-anon")
 
 
 @dataclass(frozen=True)
-class MemoryDevice:
+class LiveDevice:
     """One entry of query-memory-devices; `size` is the region it occupies (virtio-mem: max-size)."""
 
     kind: str  # dimm | nvdimm | virtio-mem | virtio-pmem | sgx-epc ...
@@ -57,7 +57,7 @@ class LiveVm:
     arch: str  # x86_64 | aarch64 | ...
     machine: str  # QOM type: pc-q35-7.2-machine, virt-10.0-machine ...
     ram: list[FlatEntry]
-    devices: list[MemoryDevice]
+    devices: list[LiveDevice]
     memory: MemoryConfig
     device_memory: Range | None
     phys_bits: int | None
@@ -120,7 +120,7 @@ def qom_children(monitor: Monitor, path: str) -> list[tuple[str, str]]:
     return [(e["name"], e["type"][6:-1]) for e in entries if str(e["type"]).startswith("child<")]
 
 
-def memory_devices(reply: list[dict[str, Any]]) -> list[MemoryDevice]:
+def memory_devices(reply: list[dict[str, Any]]) -> list[LiveDevice]:
     found = []
     for item in reply:
         data = item.get("data", {})
@@ -128,7 +128,7 @@ def memory_devices(reply: list[dict[str, Any]]) -> list[MemoryDevice]:
         size = data.get("max-size", data.get("size"))
         if start is None or not size:
             continue  # a device without a region (hv-balloon before it maps memory)
-        found.append(MemoryDevice(
+        found.append(LiveDevice(
             kind=str(item.get("type", "")), id=str(data.get("id") or ""),
             start=int(start), size=int(size), node=data.get("node"),
             memdev=str(data.get("memdev") or "").removeprefix("/objects/"),

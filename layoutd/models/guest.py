@@ -28,7 +28,7 @@ class RamPiece(Frozen):
     offset: Address = 0
 
 
-class MemoryDevice(Frozen):
+class MemoryDeviceInfo(Frozen):
     """One entry of `query-memory-devices`."""
 
     type: str  # dimm | nvdimm | virtio-mem | virtio-pmem
@@ -55,6 +55,6 @@ class GuestMap(Frozen):
     highest_address: int
     cpu_vendor: str  # amd | intel | arm | other
     vfio_devices: tuple[str, ...]
-    memory_devices: tuple[MemoryDevice, ...]  # in address order, as query-memory-devices
+    memory_devices: tuple[MemoryDeviceInfo, ...]  # in address order, as query-memory-devices
     warnings: tuple[str, ...]
     ram_view: tuple[RamPiece, ...] = ()  # the same entries as `layout`, named as QEMU names them

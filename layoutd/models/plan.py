@@ -24,7 +24,7 @@ class Backend(Frozen):
     reserve: bool | None = None  # None: QEMU's default (on)
 
 
-class MemoryDevice(Frozen):
+class PlannedDevice(Frozen):
     """A memory device placed at an explicit guest-physical address."""
 
     id: str
@@ -61,7 +61,7 @@ class QemuConfig(Frozen):
     backends: tuple[Backend, ...]
     boot_backend: str | None  # -machine memory-backend=ID (no NUMA), None when QEMU's default
     numa: tuple[NumaNode, ...]
-    devices: tuple[MemoryDevice, ...]
+    devices: tuple[PlannedDevice, ...]
     vfio_devices: tuple[str, ...]
     viommu: Literal["none", "virtio", "intel"] = "none"
     viommu_aw_bits: int | None = None

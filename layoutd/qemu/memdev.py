@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from layoutd.errors import QemuRefusal
-from layoutd.models.guest import MemoryDevice
+from layoutd.models.guest import MemoryDeviceInfo
 from layoutd.qemu.config import Backend, MemDevice
 from layoutd.qemu.options import parse_bool, parse_int
 from layoutd.units import GiB, MiB, align_up
@@ -77,7 +77,7 @@ class DeviceMemory:
 
 @dataclass(frozen=True)
 class Placed:
-    device: MemoryDevice
+    device: MemoryDeviceInfo
     backend: Backend
     region_size: int
 
@@ -270,9 +270,9 @@ def _check_after(device: MemDevice, backend: Backend, memory: DeviceMemory, bloc
 
 
 def _describe(device: MemDevice, backend: Backend, addr: int, region: int, slot: int | None,
-              block: int) -> MemoryDevice:
+              block: int) -> MemoryDeviceInfo:
     node = parse_int(device.props.get("node", "0"), f"-device {device.id} node")
     plugged = 0 if device.kind == "virtio-mem" else region
     node_of: int | None = None if device.kind == "virtio-pmem" else node
-    return MemoryDevice(type=device.kind, id=device.id, addr=addr, size=plugged,
+    return MemoryDeviceInfo(type=device.kind, id=device.id, addr=addr, size=plugged,
                         region_size=region, node=node_of, memdev=backend.id, slot=slot)

@@ -6,9 +6,8 @@ Ranges here are plain (start, end) int pairs with inclusive ends; no policy live
 from bisect import bisect_right
 from collections.abc import Sequence
 
+from layoutd.ranges import Span
 from layoutd.units import align_down, align_up
-
-Span = tuple[int, int]
 
 
 def containing(free: Sequence[Span], starts: Sequence[int], address: int) -> Span | None:

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from layoutd.models.common import GuestRegion, Hole, Range
-from layoutd.models.plan import Backend, MemoryDevice, NumaNode, QemuConfig
+from layoutd.models.plan import Backend, NumaNode, PlannedDevice, QemuConfig
 from layoutd.models.spec import VmSpec
 from layoutd.solver.solve import Problem, Solution, boot_region_name, planned_layout, room_ranges
 from layoutd.units import GiB, MiB
@@ -48,11 +48,11 @@ def build(spec: VmSpec, problem: Problem, solution: Solution, qemu_version: str)
         backends.append(_backend(spec, boot_backend, solution.choice.ram))
     else:
         boot_ids.append(boot_region_name(problem.family))
-    devices: list[MemoryDevice] = []
+    devices: list[PlannedDevice] = []
     for index, (node, start, end) in enumerate(solution.devices):
         backends.append(_backend(spec, f"mem-dimm{index}", end - start + 1))
         devices.append(
-            MemoryDevice(
+            PlannedDevice(
                 id=f"dimm{index}",
                 kind="dimm",
                 backend=f"mem-dimm{index}",

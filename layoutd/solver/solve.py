@@ -18,8 +18,8 @@ from layoutd.qemu.boot import ACPI_MAX_RAM_SLOTS as MAX_SLOTS
 from layoutd.qemu.machines import BOOT_RAM, resolve
 from layoutd.qemu.memdev import SLOT_SIZE, device_memory_base, device_memory_size
 from layoutd.qemu.versions import DEFAULT, QemuRelease, Version, row
+from layoutd.ranges import Span, merge_spans, subtract_spans
 from layoutd.solver import allocator
-from layoutd.solver.allocator import Span
 from layoutd.solver.machine import MIN_LOW_RAM, PlannedCpu, TargetCpu, planned_cpu
 from layoutd.solver.target import Target
 from layoutd.units import GiB, align_down, align_up, format_size, hex_addr
@@ -293,14 +293,7 @@ def _check_low(problem: Problem, low: int) -> Rejection | None:
 
 def _cut_windows(start: int, end: int, windows: Sequence[Span]) -> list[Span]:
     """[start, end] less the (sorted, disjoint) windows."""
-    pieces = []
-    for low, high in windows:
-        if start < low and start <= end:
-            pieces.append((start, min(end, low - 1)))
-        start = max(start, high + 1)
-    if start <= end:
-        pieces.append((start, end))
-    return pieces
+    return subtract_spans([(start, end)], list(windows)) if start <= end else []
 
 
 def _split_nodes(nodes: Sequence[int], ram: int) -> tuple[tuple[int, ...], list[int]]:
@@ -394,7 +387,7 @@ def _by_end(chunks: list[Span], order: list[tuple[int, int]], align: int) -> lis
             top = units * align - 1
             placed = _greedy(allocator.clip(chunks, starts, 0, top), order)
             above = allocator.clip(chunks, starts, top + 1, chunks[-1][1])
-            runs[units] = None if placed is None else (placed[0], _merge_spans(placed[1] + above))
+            runs[units] = None if placed is None else (placed[0], merge_spans(placed[1] + above))
         return runs[units]
 
     def count(units: int) -> int:
@@ -413,16 +406,6 @@ def _by_end(chunks: list[Span], order: list[tuple[int, int]], align: int) -> lis
     run(least)
     bisect(least, full)
     return [placed for _, placed in sorted(runs.items(), key=lambda item: -item[0]) if placed is not None]
-
-
-def _merge_spans(spans: list[Span]) -> list[Span]:
-    merged: list[Span] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
 
 
 def _finish(

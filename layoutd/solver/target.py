@@ -6,8 +6,10 @@ from typing import Any, Protocol
 
 from layoutd.models.common import U64_MAX, Hole, Range
 from layoutd.models.host import APERTURE, UNUSABLE
-
-Span = tuple[int, int]
+from layoutd.ranges import Span
+from layoutd.ranges import intersect_spans as _intersect
+from layoutd.ranges import merge_spans as _merge
+from layoutd.ranges import subtract_spans as _subtract
 
 
 class HostLike(Protocol):
@@ -102,49 +104,6 @@ def _all_smm(answers: Sequence[bool | None]) -> bool | None:
 
 def _ranges(spans: Iterable[Span]) -> tuple[Range, ...]:
     return tuple(Range.model_construct(start=start, end=end) for start, end in spans)
-
-
-def _merge(spans: Iterable[Span]) -> list[Span]:
-    result: list[Span] = []
-    for start, end in sorted(spans):
-        if result and start <= result[-1][1] + 1:
-            if end > result[-1][1]:
-                result[-1] = (result[-1][0], end)
-        else:
-            result.append((start, end))
-    return result
-
-
-def _intersect(left: list[Span], right: list[Span]) -> list[Span]:
-    result: list[Span] = []
-    i = j = 0
-    while i < len(left) and j < len(right):
-        start, end = max(left[i][0], right[j][0]), min(left[i][1], right[j][1])
-        if start <= end:
-            result.append((start, end))
-        if left[i][1] < right[j][1]:
-            i += 1
-        else:
-            j += 1
-    return result
-
-
-def _subtract(base: list[Span], cuts: list[Span]) -> list[Span]:
-    """`base` minus `cuts` (both merged and sorted)."""
-    result: list[Span] = []
-    index = 0
-    for start, end in base:
-        while index < len(cuts) and cuts[index][1] < start:
-            index += 1
-        probe = index
-        while probe < len(cuts) and cuts[probe][0] <= end and start <= end:
-            if cuts[probe][0] > start:
-                result.append((start, cuts[probe][0] - 1))
-            start = max(start, cuts[probe][1] + 1)
-            probe += 1
-        if start <= end:
-            result.append((start, end))
-    return result
 
 
 def _unique(holes: list[Hole]) -> list[Hole]:

@@ -87,8 +87,8 @@ def test_check_libvirt_and_the_hook_refuse_it(dump: str, tmp_path: Path) -> None
 
 
 def test_plan_avoids_the_gap(dump: str) -> None:
-    from layoutd.commands.plan import make_plan
     from layoutd.models.spec import parse_spec
+    from layoutd.planning import make_plan
 
     spec = parse_spec(f"name: gap\naccel: tcg\nmachine: q35\nmemory: {{size: 32G}}\n"
                       f"devices: [{DEVICE}]\n")
@@ -98,7 +98,7 @@ def test_plan_avoids_the_gap(dump: str) -> None:
 
 def test_audit_and_hotplug_avoid_the_gap(dump: str) -> None:
     """The live audit's and hotplug's judgement, on the map QEMU builds (as a running VM's)."""
-    from layoutd.live.audit import collisions_of
+    from layoutd.checking import check
     from layoutd.live.hotplug import room
     from layoutd.live.placement import place
     from layoutd.live.vm import LiveVm, MemoryConfig
@@ -106,7 +106,7 @@ def test_audit_and_hotplug_avoid_the_gap(dump: str) -> None:
 
     host = probe_host(dump, [DEVICE])
     guest = predict(["-machine", "q35", "-m", "32G"], version="10.0")
-    assert [c.hole.type for c in collisions_of(guest.layout, host)] == ["unusable"]
+    assert [c.hole.type for c in check(guest.layout, host)] == ["unusable"]
     region = Range(start=12 * GiB, end=28 * GiB - 1)
     vm = LiveVm(name="vm", version=(10, 0, 0), arch="x86_64", machine="pc-q35-10.0-machine",
                 ram=[], devices=[], memory=MemoryConfig(8 * GiB, 24 * GiB, 4),

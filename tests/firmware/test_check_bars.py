@@ -105,3 +105,22 @@ def test_would_work_for_bars_are_checked_again() -> None:
             else:
                 args += [option, value]
             assert check(*args)[0] == 0, change
+
+
+def test_plan_no_names_the_bars_and_every_would_work_plans(tmp_path: Path) -> None:
+    spec = (EXAMPLES / "specs/rvfio-ovmf.yaml").read_text().replace(
+        "cpu: {model: host, count: 8}", "cpu: {model: host, count: 8, phys_bits: 46}")
+    path = tmp_path / "vm.yaml"
+    path.write_text(spec)
+    result = run_layoutd("plan", str(path), "--host", HOST, "--format", "json")
+    data = json.loads(result.stdout)
+    assert result.returncode == 1 and "0000:01:00.0 BAR1" in data["error"]["message"]
+    assert data["blocked_by"][0]["type"] == "bar"
+    changes = [idea["change"] for idea in data["would_work"]]
+    assert changes[0] == {"cpu.phys_bits": 39} and {"firmware": "seabios"} in changes
+    for change in changes:
+        (key, value), = change.items()
+        again = spec.replace("phys_bits: 46", f"phys_bits: {value}") if key == "cpu.phys_bits" \
+            else spec.replace("firmware: ovmf", f"firmware: {value}")
+        path.write_text(again)
+        assert run_layoutd("plan", str(path), "--host", HOST).returncode == 0, change

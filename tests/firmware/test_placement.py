@@ -113,6 +113,8 @@ OVMF_CASES = {
     "root ports padded to 1/256 of the window": base("q35", "EPYC,phys-bits=42", "8G")
     + port("rp1", 1) + port("rp2", 2) + stand_ins("1G", bus="rp1") + stand_ins("64G", bus="rp2")
     + stand_ins("4G"),
+    "qemu64 has no 1 GiB pages: 46 phys-bits count as 40": base("q35", "qemu64,phys-bits=46", "2G")
+    + stand_ins("16G", "64G"),
     "X-PciMmio64Mb above device memory, equal BARs in order": [
         *base("q35", "Skylake-Server,phys-bits=39", "4G,slots=2,maxmem=32G"),
         "-fw_cfg", "name=opt/ovmf/X-PciMmio64Mb,string=65536", *stand_ins("16G", "32G", "16G")],
@@ -132,3 +134,18 @@ def test_ovmf() -> None:
     # the model says where 64-bit BARs go (what VFIO must map); 32-bit ones stay below 4 GiB
     got = {name: {key: bars[key] for key in expect[name]} for name, bars in zip(names, real, strict=True)}
     assert got == expect
+
+
+DEFAULTS = [
+    ["-machine", "q35", "-accel", "tcg", "-m", "2G", *stand_ins("512M", "256M")],
+    ["-machine", "pc", "-accel", "tcg", "-m", "3G", *stand_ins("256M"),
+     "-device", "virtio-net-pci,id=t3"],
+]
+
+
+@pytest.mark.parametrize("args", DEFAULTS, ids=["q35", "pc"])
+def test_seabios_with_qemus_default_devices(args: list[str]) -> None:
+    """Without -nodefaults (QEMU's VGA and NIC, their ROMs) small 64-bit BARs stay below 4 GiB."""
+    ids = ids_of(args)
+    real = booted_bars(qemu_binary("7.2"), args, ids, firmware="seabios", nodefaults=False)
+    assert real == expected(model([*args, "-cpu", "qemu64"], "7.2", SEABIOS_12), ids)

@@ -224,6 +224,43 @@ def gpu_domains() -> dict[str, str]:
     }
 
 
+VIRT_INSTALL = {
+    # name: virt-install options (each also gets --print-xml, --disk none, --network none,
+    # --graphics none, --osinfo linux2022 and a name)
+    "vi-gpu-workstation": ["--virt-type", "kvm", "--machine", "q35", "--memory", "32768",
+                           "--vcpus", "8", "--cpu", "host-passthrough", "--boot", "uefi"],
+    "vi-numa-hugepages": ["--virt-type", "kvm", "--machine", "q35", "--memory", "131072",
+                          "--vcpus", "16", "--memorybacking",
+                          "hugepages.page0.size=1,hugepages.page0.unit=G",
+                          "--cpu", "host-passthrough,numa.cell0.id=0,numa.cell0.cpus=0-7,"
+                          "numa.cell0.memory=67108864,numa.cell1.id=1,numa.cell1.cpus=8-15,"
+                          "numa.cell1.memory=67108864", "--boot", "uefi"],
+    "vi-dimm-hotplug": ["--virt-type", "qemu", "--machine", "q35", "--memory",
+                        "memory=4096,maxMemory=65536,maxMemory.slots=4", "--vcpus", "2",
+                        "--cpu", "EPYC,numa.cell0.id=0,numa.cell0.cpus=0-1,"
+                        "numa.cell0.memory=3145728",
+                        "--memdev", "dimm,target.size=1024,target.node=0"],
+    "vi-old-type-tcg": ["--virt-type", "qemu", "--machine", "pc-q35-6.2", "--memory", "921600",
+                        "--vcpus", "2", "--cpu", "EPYC"],
+    "vi-i440fx-no-acpi": ["--virt-type", "qemu", "--machine", "pc", "--memory", "8000",
+                          "--vcpus", "2", "--features", "acpi=off", "--graphics", "vnc"],
+}
+
+
+def virt_install(uri: str, name: str) -> str:
+    """What `virt-install --print-xml` writes for VIRT_INSTALL[name], asked of the daemon at
+    `uri` (virt-install reads its capabilities; nothing is defined)."""
+    import subprocess
+
+    options = VIRT_INSTALL[name]
+    defaults = [] if "--graphics" in options else ["--graphics", "none"]
+    result = subprocess.run(["virt-install", "--connect", uri, "--print-xml", "--name", name,
+                             "--osinfo", "linux2022", "--disk", "none", "--network", "none",
+                             *defaults, *options], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def project_domains(root: Path) -> dict[str, str]:
     """The domains the project ships or writes: tests/libvirt/data/*.xml."""
     data = root / "tests" / "libvirt" / "data"

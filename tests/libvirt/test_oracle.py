@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from layoutd.errors import InputError, QemuRefusal, UnsupportedOption
 from layoutd.libvirt.argv import translate_xml
 from layoutd.qemu import predict
-from tests.conftest import ROOT, kvm_refusal
+from tests.conftest import ROOT, kvm_refusal, need_binary
 from tests.libvirt.daemon import HUGETLBFS, Virsh
-from tests.libvirt.domains import domains, gpu_domains, project_domains
+from tests.libvirt.domains import VIRT_INSTALL, domains, gpu_domains, project_domains, virt_install
 from tests.libvirt.oracle import PAGE, canonical, libvirt_argv, runnable
 from tests.qemu.compare import device_facts, predicted_devices, qemu_error
 from tests.support.qemu_runner import Refused, qemu_binary, real_map, this_machine_cpu
@@ -119,6 +119,14 @@ def test_generated_domains_agree_with_libvirt_and_qemu(libvirtd: Virsh, data: st
 @pytest.mark.parametrize("name", sorted(gpu_domains()))
 def test_gpu_domains_agree_with_libvirt_and_qemu(libvirtd: Virsh, name: str) -> None:
     outcome = check_domain(libvirtd, gpu_domains()[name])
+    assert outcome.startswith("exact"), outcome
+
+
+@pytest.mark.parametrize("name", sorted(VIRT_INSTALL))
+def test_virt_install_domains_agree_with_libvirt_and_qemu(libvirtd: Virsh, name: str) -> None:
+    """Domains exactly as virt-install (Debian 12's virtinst 4.1) writes them."""
+    need_binary("virt-install")
+    outcome = check_domain(libvirtd, virt_install(libvirtd.uri, name))
     assert outcome.startswith("exact"), outcome
 
 

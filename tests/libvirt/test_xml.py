@@ -63,7 +63,7 @@ def test_translation_of_numa_dimm_and_cpu() -> None:
 
 
 def test_emitted_domain_validates_and_translates_back(tmp_path: Path) -> None:
-    from layoutd.commands.plan import make_plan
+    from layoutd.planning import make_plan
 
     plan = make_plan(parse_spec(SPEC), [AMD], "7.2")
     assert plan.config.devices, "the AMD hole should need a memory device"
@@ -95,7 +95,7 @@ def test_fix_changes_only_memory_and_validates(tmp_path: Path) -> None:
 
 
 def test_apply_config_round_trip_is_idempotent() -> None:
-    from layoutd.commands.plan import make_plan
+    from layoutd.planning import make_plan
 
     plan = make_plan(parse_spec(SPEC), [AMD], "7.2")
     once = apply_config((DATA / "colliding.xml").read_bytes(), plan.config)
@@ -103,7 +103,7 @@ def test_apply_config_round_trip_is_idempotent() -> None:
 
 
 def test_max_ram_below_4g_goes_to_qemu_commandline() -> None:
-    from layoutd.commands.plan import make_plan
+    from layoutd.planning import make_plan
 
     plan = make_plan(parse_spec(SPEC), [AMD], "7.2")
     config = plan.config.model_copy(update={"max_ram_below_4g": 0x80000000})

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from layoutd.collisions import find_collisions
-from layoutd.commands.plan import assemble
 from layoutd.models.plan import Plan
 from layoutd.models.spec import VmSpec, parse_spec
+from layoutd.planning import assemble
 from layoutd.solver import Target, solve_spec
 from tests.conftest import EXAMPLES
 from tests.plan.hosts import HARD, target

@@ -3,10 +3,10 @@ windows) is the QEMU model's, for every example spec on every example host it pl
 
 import pytest
 
-from layoutd.commands.plan import make_plan
 from layoutd.emit.text import PCI_WINDOWS, picture_rows
 from layoutd.errors import LayoutdError
 from layoutd.models.spec import load_spec
+from layoutd.planning import make_plan
 from layoutd.qemu import predict
 from tests.conftest import EXAMPLES
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from layoutd.commands.plan import assemble
 from layoutd.host import probe_host
 from layoutd.models.spec import parse_spec
+from layoutd.planning import assemble
 from layoutd.solver import combine, solve_spec
 from tests.conftest import EXAMPLES
 from tests.plan.support import collisions, real_layout

@@ -52,7 +52,7 @@ def read_bars(reply: list[dict[str, Any]], ids: Iterable[str]) -> Bars:
         for device in devices:
             if device.get("qdev_id") in wanted:
                 for region in device.get("regions", []):
-                    if region["type"] == "memory":
+                    if region["type"] == "memory" and region["bar"] < 6:  # a ROM is not decoded
                         address = region["address"] % (1 << 64)
                         found[(device["qdev_id"], region["bar"])] = (
                             None if address in (UNMAPPED, 0) else address)
