@@ -1,6 +1,7 @@
 """Whole-process time of `layoutd check --qmp` and of a planned (not executed) `layoutd hotplug`
 against a live, paused QEMU (q35), next to the bare start of the same regular install
-(timing.regular_python). Target: within 20x of that bare start. Run: .venv/bin/python benchmarks/live_startup.py [RUNS]
+(timing.regular_python). Target: within 20x of that bare start.
+Run: .venv/bin/python benchmarks/live_startup.py [RUNS]
 [VERSION]. Exit status 1 when a command is slower than 20x the bare start.
 """
 
