@@ -117,7 +117,7 @@ class HostView(Frozen):
     iova_pgsizes: int | None = None
     dma_avail: int | None = None  # VFIO DMA_AVAIL cap, where reported
     notes: tuple[str, ...] = ()  # information: where the answer came from, nothing to do
-    platform: HostPlatform = HostPlatform()
+    platform: HostPlatform = Field(default_factory=HostPlatform)  # built on first use, not at import
 
     def blocking(self) -> list[Hole]:
         """Holes the kernel removes from the usable space (all but direct-relaxable)."""
@@ -178,7 +178,7 @@ class HostFacts(Frozen):
     groups: tuple[RawGroup, ...]
     iommus: tuple[IommuUnit, ...] = ()
     root: str = "/"
-    platform: HostPlatform = HostPlatform()
+    platform: HostPlatform = Field(default_factory=HostPlatform)  # built on first use, not at import
 
 
 class HostDump(Frozen):
