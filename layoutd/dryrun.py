@@ -36,7 +36,7 @@ BOOT_RAM_ID = {"x86_64": "pc.ram", "aarch64": "mach-virt.ram"}
 KEEP_OPTIONS = frozenset(["machine", "m", "cpu", "smp", "numa", "accel", "global", "bios", "L",
                           "vga", "enable-kvm", "no-acpi", "no-hpet", "nodefaults", "overcommit"])
 MEMORY_DEVICES = frozenset(["pc-dimm", "nvdimm", "virtio-mem-pci", "virtio-pmem-pci"])
-BRIDGES = frozenset(["pcie-root-port", "ioh3420", "pci-bridge", "pcie-pci-bridge", "pxb",
+BRIDGES = frozenset(["pcie-root-port", "ioh3420", "pci-bridge", "pcie-pci-bridge", "pxb", "pxb-cxl",
                      "pxb-pcie", "x3130-upstream", "xio3130-downstream", "i82801b11-bridge"])
 VGA_DEVICES = frozenset(["VGA", "cirrus-vga", "isa-vga", "isa-cirrus-vga", "vmware-svga",
                          "qxl-vga", "virtio-vga", "virtio-vga-gl", "ati-vga", "vhost-user-vga",

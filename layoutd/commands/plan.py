@@ -6,7 +6,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from layoutd.models.plan import Plan
+    pass
 
 FORMATS = ("text", "json", "argv", "qmp", "libvirt", "svg")
 
@@ -61,39 +61,10 @@ def run(args: argparse.Namespace) -> int:
         raise error.at(spec_device_origins(spec, args.spec)) from None
     if binary is not None:
         plan = verify(plan, binary, note)
+    from layoutd.emit.plan import render
+
     _write(render(plan, args.format), args.output)
     return 0
-
-
-def render(plan: "Plan", kind: str) -> str:
-    if kind == "json":
-        import json
-
-        return json.dumps(plan.model_dump(mode="json"), indent=2) + "\n"
-    if kind == "argv":
-        from layoutd.emit.argv import shell_lines
-
-        binary = "qemu-system-aarch64" if plan.config.arch == "aarch64" else "qemu-system-x86_64"
-        return shell_lines(plan.qemu_argv, binary)
-    if kind == "qmp":
-        import json
-
-        return "".join(json.dumps(command) + "\n" for command in plan.qmp)
-    if kind == "svg":
-        from layoutd.emit import svg
-
-        return svg.render(plan)
-    if kind == "libvirt":
-        return _libvirt(plan)
-    from layoutd.emit import text
-
-    return text.render(plan)
-
-
-def _libvirt(plan: "Plan") -> str:
-    from layoutd.emit.libvirt import emit_domain
-
-    return emit_domain(plan)
 
 
 def _write(text: str, output: str | None) -> None:

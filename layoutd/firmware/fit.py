@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from layoutd.errors import LayoutdError, NoLayout
-from layoutd.firmware.builds import Build
+from layoutd.firmware.builds import BY_NAME, Build
 from layoutd.firmware.plan import BadBar, planned_bars
 from layoutd.models.host import Device
 from layoutd.models.plan import Plan
@@ -41,14 +41,31 @@ def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Dev
         if worse:
             continue
         if not fixed:
-            said = ", ".join(f"{path} {_text(value)}" for path, value in change.items())
+            said = ", ".join(f"{path} {value}" for path, value in change.items())
             return result.model_copy(update={"default_layout": False, "warnings": (
                 *result.warnings, f"{said} chosen so that {build.name} puts every assigned BAR "
                 "where every host's IOMMU maps it")})
         found.append((change, result))
         if len(found) == 3:
             break
-    raise _no(spec, bad, build, found)
+    raise _no(spec, bad, build, found + _other_firmware(spec, target, devices, build, replan))
+
+
+def _other_firmware(spec: VmSpec, target: Target, devices: Mapping[str, Device], build: Build,
+                    replan: Callable[[VmSpec], Plan]) -> list[tuple[dict[str, Any], Plan]]:
+    """The other firmware, when it places every BAR well (suggested, never chosen for the user)."""
+    found = []
+    for name, other in BY_NAME.items():
+        if other.family == build.family:
+            continue
+        try:
+            result = replan(with_changes(spec, {"firmware": name}))
+        except (LayoutdError, ValueError):
+            continue
+        worse, placed = _check(result, target, devices, other)
+        if not worse:
+            found.append(({"firmware": name}, placed))
+    return found
 
 
 def _check(plan: Plan, target: Target, devices: Mapping[str, Device], build: Build
@@ -80,16 +97,12 @@ def _bits_of(plan: Plan) -> int:
     return guest.phys_bits
 
 
-def _text(value: Any) -> str:
-    return str(value)
-
-
 def _no(spec: VmSpec, bad: list[BadBar], build: Build, found: list[tuple[dict[str, Any], Plan]]
         ) -> NoLayout:
     ideas = []
     for change, result in found:
         where = ", ".join(f"{b.device} BAR{b.bar} at {hex_addr(b.start or 0)}" for b in result.bars)
-        ideas.append(Suggestion(change, f"{build.name} then puts {where}"))
+        ideas.append(Suggestion(change, f"{result.firmware} then puts {where}"))
     blocked = [{"start": None if b.start is None else hex_addr(b.start),
                 "end": None if b.end is None else hex_addr(b.end), "type": "bar",
                 "group": None, "devices": [b.name.split()[0]], "text": b.why} for b in bad]

@@ -48,12 +48,13 @@ VGA_DEVICES = frozenset(
 )
 UNMODELLED_DEVICES = frozenset(
     [
-        "hv-balloon", "cxl-type3", "cxl-rp", "cxl-upstream", "cxl-downstream", "pxb-cxl",
+        "hv-balloon", "cxl-type3", "cxl-rp", "cxl-upstream", "cxl-downstream",
         "sgx-epc", "virtio-mem-device", "virtio-pmem", "memory-backend-epc", "ivshmem-plain",
         "ivshmem-doorbell"
     ]
 )
-UNMODELLED_MACHINE_PROPS = frozenset(["cxl", "cxl-fmw", "sgx-epc", "mte", "x-remote"])
+UNMODELLED_MACHINE_PROPS = frozenset(["sgx-epc", "mte", "x-remote"])
+CXL_WINDOW_PROPS = ("size", "targets", "interleave-granularity")  # of -M cxl-fmw.N.PROP[.M]
 HOLE64_GLOBALS = ("q35-pcihost", "i440FX-pcihost")
 
 
@@ -107,6 +108,8 @@ class VmConfig:
     vga: str | None = None  # -vga MODEL
     vga_devices: int = 0
     firmware: bool = False  # -bios / pflash given
+    cxl_bridges: list[str] = field(default_factory=list)  # ids of pxb-cxl devices
+    cxl_windows: dict[int, dict[str, str]] = field(default_factory=dict)  # -M cxl-fmw.N.*
     acpi: bool = True
 
 
@@ -136,11 +139,21 @@ def _machine(config: VmConfig, option: Option) -> None:
     for key in props:
         if key in UNMODELLED_MACHINE_PROPS:
             raise UnsupportedOption(f"-machine {key}=: not modelled", field="qemu argv")
+    for key in [key for key in props if key.startswith("cxl-fmw.")]:
+        _cxl_window(config, key, props.pop(key))
     if "type" in props:
         config.machine = props.pop("type")
     if "accel" in props:
         config.accel = props["accel"].split(":")[0]
     config.machine_props.update(props)
+
+
+def _cxl_window(config: VmConfig, key: str, value: str) -> None:
+    """-M cxl-fmw.N.size=S, cxl-fmw.N.targets.M=BRIDGE, cxl-fmw.N.interleave-granularity=G."""
+    parts = key.split(".")
+    if len(parts) < 3 or not parts[1].isdigit() or parts[2] not in CXL_WINDOW_PROPS:
+        raise UnsupportedOption(f"-machine {key}=: not modelled", field="qemu argv")
+    config.cxl_windows.setdefault(int(parts[1]), {})[".".join(parts[2:])] = value
 
 
 def _memory(config: VmConfig, option: Option) -> None:
@@ -240,6 +253,8 @@ def _device(config: VmConfig, option: Option) -> None:
             config.vfio.append(_full_bdf(props["host"]))
     elif driver in VGA_DEVICES:
         config.vga_devices += 1
+    elif driver == "pxb-cxl":
+        config.cxl_bridges.append(props.get("id", ""))
     elif driver in UNMODELLED_DEVICES:
         _unsupported(config, option)
 

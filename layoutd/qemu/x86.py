@@ -23,8 +23,10 @@ from layoutd.qemu.memdev import DeviceMemory, device_memory_base, device_memory_
 from layoutd.qemu.options import parse_bool
 from layoutd.qemu.render import Piece, boot_pieces, cut
 from layoutd.qemu.versions import QemuRelease, Version, amd_1tib_rule, checks_32bit_memory_end
-from layoutd.units import GiB, TiB, align_up, parse_size
+from layoutd.units import GiB, MiB, TiB, align_up, parse_size
 
+CXL_HOST_REG = 1 * MiB
+CXL_WINDOW_ALIGN = 256 * MiB
 AMD_HT_START = 0xFD00000000
 AMD_HT_END = 0xFFFFFFFFFF
 AMD_ABOVE_1TB = 1 * TiB  # above_4g_mem_start when the AMD rule moves high RAM
@@ -49,6 +51,7 @@ class X86Plan:
     hole64_size: int
     highest: int
     warnings: tuple[str, ...]
+    cxl: tuple[int, ...] | None = None  # fixed memory window sizes with cxl=on
 
 
 def split(machine: Machine, ram: int, props: dict[str, str]) -> tuple[int, int, list[str]]:
@@ -81,23 +84,68 @@ def split_sizes(family: str, ram: int, max_below_4g: int | None) -> tuple[int, i
     return low, ram - low
 
 
-def hole64_start(high_end: int, device_size: int) -> int:
-    """The 64-bit PCI hole's start: after device memory (or high RAM), rounded up to 1 GiB."""
-    return align_up(device_memory_base(high_end) + device_size, GiB)
+def hole64_start(high_end: int, device_size: int, cxl: tuple[int, ...] | None = None) -> int:
+    """The 64-bit PCI hole's start: after device memory (or high RAM) and, with cxl=on, the CXL
+    host registers and fixed memory windows (`cxl_ranges`), rounded up to 1 GiB."""
+    end = device_memory_base(high_end) + device_size
+    if cxl is not None:
+        end = cxl_ranges(end, cxl)[-1][1] + 1
+    return align_up(end, GiB)
+
+
+def cxl_ranges(device_end: int, windows: tuple[int, ...]) -> list[tuple[int, int]]:
+    """hw/i386/pc.c pc_memory_init with cxl=on: 1 MiB of host registers at the next GiB after
+    device memory (or high RAM), then each fixed memory window in turn from the next 256 MiB.
+    [(start, end)]: the registers first."""
+    base = align_up(device_end, GiB)
+    found = [(base, base + CXL_HOST_REG - 1)]
+    start = align_up(base + CXL_HOST_REG, CXL_WINDOW_ALIGN)
+    for size in windows:
+        found.append((start, start + size - 1))
+        start += size
+    return found
+
+
+def cxl_windows(config: VmConfig, qemu: QemuRelease) -> tuple[int, ...] | None:
+    """The -M cxl-fmw.N windows' sizes in index order, None without cxl=on; QEMU's refusals
+    of their options (parsed even with cxl=off)."""
+    sizes = []
+    for index, window in sorted(config.cxl_windows.items()):
+        for key in ("size", "targets"):  # CXLFixedMemoryWindowOptions, in QAPI order
+            if not any(k.split(".")[0] == key for k in window):
+                raise QemuRefusal(f"Parameter 'cxl-fmw.{index}.{key}' is missing")
+        size = parse_size(window["size"], what=f"cxl-fmw.{index}.size")
+        if size % CXL_WINDOW_ALIGN:
+            raise QemuRefusal(qemu.cxl_window_size_refusal)
+        sizes.append(size)
+    return tuple(sizes) if flag(config.machine_props, "cxl", False) else None
+
+
+def cxl_links(config: VmConfig) -> None:
+    """After the memory map (machine done): targets must name pxb-cxl bridges; bridges need cxl."""
+    on = flag(config.machine_props, "cxl", False)
+    for _, window in sorted(config.cxl_windows.items()):
+        for key, target in window.items():
+            if on and key.startswith("targets") and target not in config.cxl_bridges:
+                raise QemuRefusal(f"Could not resolve CXLFM target {target}")
+    if config.cxl_bridges and not on:
+        raise QemuRefusal("CXL host bridges present, but cxl=off")
 
 
 def highest_used(qemu: QemuRelease, phys_bits: int, start: int, above: int, device_size: int,
-                 hole64: int, *, long_mode: bool = True, machine: Version | None = None) -> int:
+                 hole64: int, *, long_mode: bool = True, machine: Version | None = None,
+                 cxl: tuple[int, ...] | None = None) -> int:
     """pc_max_used_gpa(): the end of the 64-bit PCI hole, with high RAM at `start`.
 
     Where the row counts the hole at phys-bits <= 32 (10.0, 11.1), a CPU without long mode has
     no hole: the end of device memory, else of high RAM, is checked on machine types that
     `checks_32bit_memory_end`, and nothing (the CPU's own limit) on older ones."""
     limit = (1 << phys_bits) - 1
+    hole_end = hole64_start(start + above, device_size, cxl) + hole64 - 1
     if not qemu.hole64_with_32bit_cpu:
-        return limit if phys_bits <= 32 else hole64_start(start + above, device_size) + hole64 - 1
+        return limit if phys_bits <= 32 else hole_end
     if long_mode:
-        return hole64_start(start + above, device_size) + hole64 - 1
+        return hole_end
     if machine is not None and not checks_32bit_memory_end(machine):
         return limit
     if device_size:
@@ -112,11 +160,11 @@ def amd_rule(vendor: str, machine: Machine) -> bool:
 
 def high_ram_start(relocates: bool, qemu: QemuRelease, phys_bits: int, above: int,
                    device_size: int, hole64: int, *, long_mode: bool = True,
-                   machine: Version | None = None) -> int:
+                   machine: Version | None = None, cxl: tuple[int, ...] | None = None) -> int:
     """above_4g_mem_start: 4 GiB, or 1 TiB when the AMD rule applies (`amd_rule`) and the
     layout from 4 GiB reaches the HyperTransport range."""
     if relocates and highest_used(qemu, phys_bits, FOUR_GIB, above, device_size, hole64,
-                                  long_mode=long_mode, machine=machine) >= AMD_HT_START:
+                                  long_mode=long_mode, machine=machine, cxl=cxl) >= AMD_HT_START:
         return AMD_ABOVE_1TB
     return FOUR_GIB
 
@@ -126,17 +174,20 @@ def plan(config: VmConfig, machine: Machine, cpu: GuestCpu, boot: BootRam,
     below, above, warnings = split(machine, boot.size, config.machine_props)
     hole64 = config.hole64_size.get(BRIDGE[machine.family], HOLE64_DEFAULT[machine.family])
     device_size = device_memory_size(boot.size, config.maxmem, config.slots)
+    cxl = cxl_windows(config, qemu)
     start = high_ram_start(amd_rule(cpu.vendor, machine), qemu, cpu.phys_bits, above,
-                           device_size, hole64, long_mode=cpu.long_mode, machine=machine.release)
+                           device_size, hole64, long_mode=cpu.long_mode, machine=machine.release,
+                           cxl=cxl)
     highest = highest_used(qemu, cpu.phys_bits, start, above, device_size, hole64,
-                           long_mode=cpu.long_mode, machine=machine.release)
+                           long_mode=cpu.long_mode, machine=machine.release, cxl=cxl)
     limit = address_limit(cpu.phys_bits)
     if limit < highest:
         raise QemuRefusal(f"Address space limit {limit:#x} < {highest:#x} phys-bits too low "
                           f"({cpu.phys_bits})")
+    cxl_links(config)
     memory = _device_memory(config, boot, start + above, qemu)
-    return X86Plan(below, above, start, memory, hole64_start(start + above, device_size),
-                   hole64, highest, tuple(warnings))
+    return X86Plan(below, above, start, memory, hole64_start(start + above, device_size, cxl),
+                   hole64, highest, tuple(warnings), cxl)
 
 
 def _device_memory(config: VmConfig, boot: BootRam, high_end: int,
@@ -176,6 +227,11 @@ def regions(result: X86Plan, machine: Machine, cpu: GuestCpu, vga: bool) -> list
     if memory.size:
         found.append(NamedRegion(name="device-memory", start=memory.base,
                                  end=memory.base + memory.size - 1))
+    if result.cxl is not None:
+        memory_end = device_memory_base(result.above_start + result.above) + memory.size
+        names = ["cxl-host-reg"] + [f"cxl-fmw-{i}" for i in range(len(result.cxl))]
+        for name, (start, end) in zip(names, cxl_ranges(memory_end, result.cxl), strict=True):
+            found.append(NamedRegion(name=name, start=start, end=end))
     if result.hole64_size:
         end = align_up(result.hole64_start + result.hole64_size, GiB) - 1
         found.append(NamedRegion(name="pci-hole64", start=result.hole64_start, end=end))

@@ -59,7 +59,7 @@ def test_repeated_machine_options_merge() -> None:
     "argv, needle",
     [
         (["-readconfig", "vm.cfg"], "-readconfig"),
-        (["-machine", "q35,cxl=on"], "cxl"),
+        (["-machine", "q35,cxl-fmw.0.frob=1"], "cxl-fmw.0.frob"),
         (["-machine", "pc-q35-2.4"], "pc-q35-2.4"),
         (["-machine", "microvm"], "microvm"),
         (["-cpu", "qemu64,lm=off"], "lm=off"),

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.qemu
 DIMMS = "-object memory-backend-ram,id=m0,size=1G -object memory-backend-ram,id=m1,size=2G"
 EPYC = "-cpu EPYC"
 SKX = "-cpu Skylake-Server"
+CXL = "-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1"
 
 X86 = [
     # splits, small and large, both families, lowered splits
@@ -136,6 +137,22 @@ X86 = [
     "-machine q35 -cpu qemu32,lm=on -m 8G",
     "-machine pc -cpu pentium3 -m 64G",
     "-machine q35 -cpu base -m 1G",
+    # fractional sizes: QEMU truncates to bytes (7.2 then refuses maxmem off 4 KiB)
+    "-machine q35 -m 4G,slots=2,maxmem=59.6G",
+    "-machine q35 -m 3.3G",
+    "-machine q35 -m 2G,slots=2,maxmem=8.5G -object memory-backend-ram,id=m0,size=1.5G -device pc-dimm,id=d0,memdev=m0",
+    # q35/pc cxl=on: 1 MiB of host registers and the fixed memory windows between device memory
+    # and the 64-bit PCI hole (they move the hole, so phys-bits checks and the AMD rule see them)
+    f"-machine q35,cxl=on -m 4G,slots=2,maxmem=8G {CXL} -M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G,cxl-fmw.1.targets.0=cxl.1,cxl-fmw.1.size=8G -object memory-backend-ram,id=m0,size=1G -device pc-dimm,id=d0,memdev=m0",
+    f"-machine q35,cxl=on -cpu qemu64,phys-bits=33 -m 1G {CXL} -M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G",
+    f"-machine q35,cxl=on -cpu qemu64,phys-bits=35 -m 6G,slots=2,maxmem=10G {CXL} -M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G,cxl-fmw.0.interleave-granularity=8k",
+    "-machine q35,cxl=on -cpu qemu64,phys-bits=35 -m 1G",
+    "-machine pc,cxl=on -cpu qemu64,phys-bits=33 -m 1G -device pxb-cxl,bus_nr=12,bus=pci.0,id=cxl.1 -M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G",
+    f"-machine q35,cxl=on {EPYC},phys-bits=48 -m 950G {CXL} -M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=32G",
+    f"-machine q35 {EPYC},phys-bits=48 -m 950G {CXL}",
+    f"-machine q35,cxl=on -m 1G {CXL} -M cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=100M",
+    f"-machine q35,cxl=on -m 1G {CXL} -M cxl-fmw.0.size=4G",
+    f"-machine q35,cxl=on -m 1G {CXL} -M cxl-fmw.0.targets.0=nope,cxl-fmw.0.size=4G",
     # CPU model names are each binary's own (EPYC-v4 is 8.0+, EPYC-Turin and DiamondRapids 10.1+)
     "-machine q35 -cpu EPYC-v4 -m 1G",
     "-machine q35 -cpu EPYC-Turin,phys-bits=48 -m 1100G",

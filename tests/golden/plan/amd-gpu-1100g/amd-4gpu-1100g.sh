@@ -1,0 +1,14 @@
+qemu-system-x86_64 \
+    -accel kvm \
+    -machine q35 \
+    -cpu EPYC,phys-bits=48 \
+    -smp 16 \
+    -m 1100G,slots=4,maxmem=1500G \
+    -object memory-backend-ram,id=ram-node0,size=550G,reserve=off \
+    -object memory-backend-ram,id=ram-node1,size=550G,reserve=off \
+    -numa node,nodeid=0,cpus=0-7,memdev=ram-node0 \
+    -numa node,nodeid=1,cpus=8-15,memdev=ram-node1 \
+    -device vfio-pci,host=0000:01:00.0,id=hostdev0 \
+    -device vfio-pci,host=0000:41:00.0,id=hostdev1 \
+    -device vfio-pci,host=0000:81:00.0,id=hostdev2 \
+    -device vfio-pci,host=0000:c1:00.0,id=hostdev3

@@ -1,0 +1,12 @@
+qemu-system-x86_64 \
+    -accel kvm \
+    -machine q35 \
+    -cpu Skylake-Server,vendor=GenuineIntel,phys-bits=46 \
+    -smp 4 \
+    -m 1010G,slots=2,maxmem=1210G \
+    -object memory-backend-ram,id=ram-node0,size=600G,reserve=off \
+    -object memory-backend-ram,id=ram-node1,size=410G,reserve=off \
+    -object memory-backend-ram,id=mem-dimm0,size=90G,reserve=off \
+    -numa node,nodeid=0,cpus=0-1,memdev=ram-node0 \
+    -numa node,nodeid=1,cpus=2-3,memdev=ram-node1 \
+    -device pc-dimm,id=dimm0,memdev=mem-dimm0,addr=0x10000000000,node=1
