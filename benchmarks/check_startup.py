@@ -2,19 +2,19 @@
 
 The VM: q35, EPYC with phys-bits=48, 1100G in two NUMA nodes, a 4-slot hotplug area with a DIMM
 and two GPUs, checked against the synthetic 4-GPU AMD host tree. Runs are interleaved (bare,
-check, check --qemu-version) so machine load hits all alike. Target: within 16x of the bare
-interpreter. Run: .venv/bin/python benchmarks/check_startup.py [RUNS]; exit 1 when slower.
+check, check --qemu-version) so machine load hits all alike. Limit: 8x the bare start of the
+interpreter of a regular install (timing.regular_python). Run:
+.venv/bin/python benchmarks/check_startup.py [RUNS]; exit 1 when slower.
 """
 
 from __future__ import annotations
 
 import shutil
-import statistics
 import sys
 
-from timing import run_ms
+from timing import EXAMPLES, compare, layoutd, regular_python, report
 
-LIMIT = 16.0
+LIMIT = 8.0
 VM = [
     "-name", "db01", "-machine", "q35,accel=tcg", "-cpu", "EPYC,phys-bits=48", "-smp", "16",
     "-m", "1100G,slots=4,maxmem=1200G",
@@ -30,24 +30,17 @@ VM = [
 
 def main() -> int:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    python = regular_python()
     qemu = shutil.which("qemu-system-x86_64") or "/usr/bin/qemu-system-x86_64"
-    check = [sys.executable, "-m", "layoutd.cli", "check", "--host", "examples/hosts/amd-4gpu-1100g",
-             "--format", "json"]
+    check = ["check", "--host", str(EXAMPLES / "hosts" / "amd-4gpu-1100g"), "--format", "json"]
     commands = {
-        "python -c pass": [sys.executable, "-c", "pass"],
-        "layoutd check (asks QEMU --version)": [*check, "--", qemu, *VM],
-        "layoutd check --qemu-version 7.2": [*check, "--qemu-version", "7.2", "--", qemu, *VM],
+        "python -c pass": [python, "-c", "pass"],
+        "layoutd check (asks QEMU --version, cached)": layoutd(python, *check, "--", qemu, *VM),
+        "layoutd check --qemu-version 7.2": layoutd(python, *check, "--qemu-version", "7.2", "--",
+                                                   qemu, *VM),
     }
-    times: dict[str, list[float]] = {name: [] for name in commands}
-    for _ in range(runs):
-        for name, argv in commands.items():
-            times[name].append(run_ms(argv, ok=(0, 1)))
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    bare = medians["python -c pass"]
-    for name, value in medians.items():
-        print(f"{name:<40} {value:7.1f} ms  {value / bare:5.1f}x")
-    print(f"median of {runs} interleaved runs each; limit {LIMIT:.0f}x")
-    return 0 if medians["layoutd check (asks QEMU --version)"] / bare <= LIMIT else 1
+    limits = {name: LIMIT for name in commands if name.startswith("layoutd")}
+    return report(compare(commands, runs, ok=(0, 1)), "python -c pass", limits, runs)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Whole-process time of `layoutd check --qmp` and of a planned (not executed) `layoutd hotplug`
-against a live, paused QEMU (q35), next to `python -c pass` in the same run.
-
-Target: within 20x of the bare interpreter. Run: .venv/bin/python benchmarks/live_startup.py [RUNS]
+against a live, paused QEMU (q35), next to the bare start of the same regular install
+(timing.regular_python). Target: within 20x of that bare start.
+Run: .venv/bin/python benchmarks/live_startup.py [RUNS]
 [VERSION]. Exit status 1 when a command is slower than 20x the bare start.
 """
 
@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from timing import ROOT, median_ms
+from timing import ROOT, compare, layoutd, regular_python, report
 
 sys.path.insert(0, str(ROOT))
 LIMIT = 20.0
@@ -31,21 +31,16 @@ def main() -> int:
             return 2
         host = write_host(Path(folder), [(0x140000000, 0x17FFFFFFF, "reserved")])
         sock = os.path.join(qemu.folder, "qmp2.sock")
-        layoutd = [sys.executable, "-m", "layoutd.cli"]
+        python = regular_python()
         cases = {
-            "python -c pass": [sys.executable, "-c", "pass"],
-            "layoutd check --qmp": [*layoutd, "check", "--qmp", sock, "--host", host],
+            "python -c pass": [python, "-c", "pass"],
+            "layoutd check --qmp": layoutd(python, "check", "--qmp", sock, "--host", host),
             "layoutd hotplug --size 1G (planned)":
-                [*layoutd, "hotplug", "--qmp", sock, "--size", "1G", "--host", host],
+                layoutd(python, "hotplug", "--qmp", sock, "--size", "1G", "--host", host),
         }
-        results = {name: median_ms(argv, runs, ok=(0, 1)) for name, argv in cases.items()}
-    bare = results["python -c pass"]
-    worst = 0.0
-    for name, ms in results.items():
-        worst = max(worst, ms / bare)
-        print(f"{name:<40} {ms:7.1f} ms  {ms / bare:5.1f}x")
-    print(f"QEMU {version} q35, paused; median of {runs} runs each; limit {LIMIT:.0f}x")
-    return 0 if worst <= LIMIT else 1
+        results = compare(cases, runs, ok=(0, 1))
+    print(f"QEMU {version} q35, paused")
+    return report(results, "python -c pass", {n: LIMIT for n in cases if "layoutd" in n}, runs)
 
 
 if __name__ == "__main__":

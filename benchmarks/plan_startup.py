@@ -1,37 +1,31 @@
-"""Whole-process `layoutd plan` on a realistic host (4 GPUs, AMD, 1100G) next to `python3 -c pass`.
+"""Whole-process `layoutd plan` and `layoutd probe` on a realistic host (4 GPUs, AMD, 1100G)
+next to a bare start of the same regular install (timing.regular_python).
 
-Target: within 16x of the bare interpreter. Run: .venv/bin/python benchmarks/plan_startup.py [RUNS]
-Exit status 1 when slower than the target.
+Limits: plan 8x, probe 6x. Run: .venv/bin/python benchmarks/plan_startup.py [RUNS]
+Exit status 1 when slower than a limit.
 """
 
 from __future__ import annotations
 
 import sys
 
-from timing import median_ms
+from timing import EXAMPLES, compare, layoutd, regular_python, report
 
-LIMIT = 16.0
+LIMITS = {"layoutd plan amd-gpu-1100g (json)": 8.0, "layoutd probe (json)": 6.0}
 
 
 def main() -> int:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    plan = [
-        sys.executable,
-        "-m",
-        "layoutd.cli",
-        "plan",
-        "examples/specs/amd-gpu-1100g.yaml",
-        "--host",
-        "examples/hosts/amd-4gpu-1100g",
-        "--format",
-        "json",
-    ]
-    bare = median_ms([sys.executable, "-c", "pass"], runs)
-    whole = median_ms(plan, runs)
-    print(f"python -c pass                                  {bare:7.1f} ms")
-    print(f"layoutd plan amd-gpu-1100g (4 GPUs, AMD, json)  {whole:7.1f} ms  {whole / bare:4.1f}x")
-    print(f"median of {runs} runs each; limit {LIMIT:.0f}x")
-    return 0 if whole / bare <= LIMIT else 1
+    python = regular_python()
+    host = str(EXAMPLES / "hosts" / "amd-4gpu-1100g")
+    commands = {
+        "python -c pass": [python, "-c", "pass"],
+        "layoutd plan amd-gpu-1100g (json)": layoutd(
+            python, "plan", str(EXAMPLES / "specs" / "amd-gpu-1100g.yaml"), "--host", host,
+            "--format", "json"),
+        "layoutd probe (json)": layoutd(python, "probe", "--host", host, "--format", "json"),
+    }
+    return report(compare(commands, runs), "python -c pass", LIMITS, runs)
 
 
 if __name__ == "__main__":

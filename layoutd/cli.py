@@ -1,11 +1,18 @@
-"""Command-line edge: parsing and exit codes only. Errors become one-paragraph messages."""
+"""Command-line edge: parsing and exit codes only. Errors become one-paragraph messages.
 
-import argparse
-import importlib
-import os
+Only `sys` at module level: the hook's no-op answers must cost no more than a bare start.
+"""
+
+from __future__ import annotations
+
 import sys
-import typing
-from collections.abc import Sequence
+
+TYPE_CHECKING = False  # typing itself costs the no-op hook a bare start
+
+if TYPE_CHECKING:
+    import argparse
+    import typing
+    from collections.abc import Sequence
 
 # name -> (module, one-line help). Modules are imported only for the command that runs.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -45,10 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"layoutd: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    import importlib
+
     module_name, help_text = COMMANDS[name]
     module = importlib.import_module(module_name)
-    parser = Parser(prog=f"layoutd {name}", description=help_text, epilog=EXIT_CODES,
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _parser(name, help_text)
     module.add_arguments(parser)
     try:
         options = parser.parse_args(args[1:])
@@ -71,11 +79,16 @@ class UsageError(Exception):
     pass
 
 
-class Parser(argparse.ArgumentParser):
+def _parser(name: str, help_text: str) -> argparse.ArgumentParser:
     """argparse that raises instead of printing and exiting, so --format json can answer too."""
+    import argparse
 
-    def error(self, message: str) -> typing.NoReturn:
-        raise UsageError(message)
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> typing.NoReturn:
+            raise UsageError(message)
+
+    return Parser(prog=f"layoutd {name}", description=help_text, epilog=EXIT_CODES,
+                  formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _wants_json(args: Sequence[str]) -> bool:
@@ -91,8 +104,10 @@ def _print_json(name: str, error: typing.Any, **fields: typing.Any) -> None:
     print(json.dumps(error_document(name, error, **fields), indent=2))
 
 
-def run_reporting_errors(name: str, run: "object", options: argparse.Namespace) -> int:
+def run_reporting_errors(name: str, run: object, options: argparse.Namespace) -> int:
     """Run a command; every error becomes a message (and with --format json, a JSON document)."""
+    import os
+
     from layoutd.errors import LayoutdError
 
     as_json = getattr(options, "format", None) == "json"

@@ -7,15 +7,17 @@ domain, so: no entity expansion, no calls back into libvirt, and a time limit on
 
 from __future__ import annotations
 
-import argparse
 import os
-import signal
 import sys
-from collections.abc import Sequence
-from types import FrameType
 
-from layoutd.errors import TimeLimit
 from layoutd.libvirt import hookconf
+
+TYPE_CHECKING = False  # typing itself costs the no-op hook a bare start
+
+if TYPE_CHECKING:  # nothing more at start-up: every operation but `prepare begin` is a no-op
+    import argparse
+    from collections.abc import Sequence
+    from types import FrameType
 
 USAGE = ("usage: layoutd hook [--config FILE] NAME OPERATION SUBOP [EXTRA]  (domain XML on stdin)\n"
          "exit status: 0 the domain may start; 1 a proven collision (policy enforce); 2 bad input\n"
@@ -58,6 +60,10 @@ def main(args: Sequence[str]) -> int:
 
 def prepare(name: str, config: hookconf.HookConfig) -> int:
     """Check the domain on stdin; refuse (non-zero) only under `enforce`."""
+    import signal
+
+    from layoutd.errors import TimeLimit
+
     if config.problems:
         return verdict(config, name, 2, "the hook configuration is broken: "
                        + "; ".join(config.problems)
@@ -77,7 +83,7 @@ def prepare(name: str, config: hookconf.HookConfig) -> int:
 def check(name: str, config: hookconf.HookConfig) -> int:
     """Refuse only a proven collision: where the model cannot answer (not modelled) or says QEMU
     itself would refuse the domain, log a warning and let libvirt go on."""
-    from layoutd.errors import LayoutdError, NotModelled, QemuRefusal
+    from layoutd.errors import LayoutdError, NotModelled, QemuRefusal, TimeLimit
 
     try:
         xml = sys.stdin.buffer.read(STDIN_LIMIT + 1)
@@ -115,4 +121,6 @@ def verdict(config: hookconf.HookConfig, name: str, code: int, reason: str) -> i
 
 
 def _expired(_signum: int, _frame: FrameType | None) -> None:
+    from layoutd.errors import TimeLimit
+
     raise TimeLimit("the check ran past its time limit")

@@ -78,6 +78,10 @@ def _cpu(config: QemuConfig) -> list[str]:
     physaddr = el.maxphysaddr(config)
     if physaddr:
         lines.append(f"{STEP * 2}{physaddr}")
+        if config.cpu_model == "host" and config.accel == "kvm":
+            lines.append(f"{STEP * 2}<!-- QEMU keeps host-passthrough's own phys-bits whatever "
+                         "mode='emulate' says; libvirt 9.3 and later: <maxphysaddr "
+                         f"mode='passthrough' limit='{config.phys_bits}'/> instead -->")
     numa = el.numa(config, STEP * 2, STEP)
     if numa:
         lines.append(f"{STEP * 2}{numa}")

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-from dataclasses import dataclass, field
 
 DEFAULT_CONFIG = "/etc/layoutd/hook.conf"
 DEFAULT_LOG = "/var/log/layoutd/hook.log"
@@ -27,16 +25,16 @@ class ConfigError(Exception):
     """The configuration cannot be read; the message says which file, line and key."""
 
 
-@dataclass
 class HookConfig:
-    path: str = DEFAULT_CONFIG
-    policy: str = "enforce"
-    host: str | None = None
-    devices: tuple[str, ...] = ()
-    qemu_version: str | None = None
-    log: str = DEFAULT_LOG
-    timeout: float = 60.0
-    problems: list[str] = field(default_factory=list)  # why the file could not be read
+    """The file's settings (a plain class: dataclasses cost the hook's no-op answers time)."""
+
+    def __init__(self, path: str = DEFAULT_CONFIG, policy: str = "enforce",
+                 host: str | None = None, devices: tuple[str, ...] = (),
+                 qemu_version: str | None = None, log: str = DEFAULT_LOG,
+                 timeout: float = 60.0) -> None:
+        self.path, self.policy, self.host, self.devices = path, policy, host, devices
+        self.qemu_version, self.log, self.timeout = qemu_version, log, timeout
+        self.problems: list[str] = []  # why the file could not be read
 
     @property
     def host_source(self) -> str:
@@ -110,6 +108,8 @@ def render(policy: str, host: str | None, devices: list[str], log: str) -> str:
 
 def log_line(config: HookConfig, message: str) -> None:
     """Append one line to the hook log; if the log cannot be written, say so on stderr."""
+    import time
+
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     line = f"{stamp} layoutd-hook[{os.getpid()}]: {message}\n"
     try:

@@ -97,9 +97,6 @@ class Device(Frozen):
     pci_class: str | None = None  # 0x030000
     bars: tuple[Bar, ...] = ()  # from sysfs `resource`; empty when not read
 
-    def memory_bars_64(self) -> list[Bar]:
-        return [bar for bar in self.bars if bar.is_64 and not bar.is_rom]
-
 
 class Group(Frozen):
     number: int
@@ -120,7 +117,7 @@ class HostView(Frozen):
     iova_pgsizes: int | None = None
     dma_avail: int | None = None  # VFIO DMA_AVAIL cap, where reported
     notes: tuple[str, ...] = ()  # information: where the answer came from, nothing to do
-    platform: HostPlatform = HostPlatform()
+    platform: HostPlatform = Field(default_factory=HostPlatform)  # built on first use, not at import
 
     def blocking(self) -> list[Hole]:
         """Holes the kernel removes from the usable space (all but direct-relaxable)."""
@@ -181,7 +178,7 @@ class HostFacts(Frozen):
     groups: tuple[RawGroup, ...]
     iommus: tuple[IommuUnit, ...] = ()
     root: str = "/"
-    platform: HostPlatform = HostPlatform()
+    platform: HostPlatform = Field(default_factory=HostPlatform)  # built on first use, not at import
 
 
 class HostDump(Frozen):

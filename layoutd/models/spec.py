@@ -144,7 +144,7 @@ class VmSpec(Frozen):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
     arch: Literal["x86_64", "aarch64"] = "x86_64"
     machine: str | None = Field(None, description="q35 | pc | virt, or a versioned type; default per arch")
-    cpu: Cpu = Cpu()
+    cpu: Cpu = Field(default_factory=Cpu)  # built on first use, not at import
     memory: Memory
     numa: tuple[NumaCell, ...] = ()
     devices: tuple[str, ...] = ()
