@@ -81,9 +81,6 @@ class Placement:
     bars: tuple[Placed, ...]  # every memory BAR and ROM of every device
     notes: tuple[str, ...] = ()
 
-    def bar(self, device: str, index: int) -> Placed | None:
-        return next((p for p in self.bars if p.device == device and p.bar == index), None)
-
 
 def cpuid_phys_bits(board: Board) -> int | None:
     """The guest's phys-bits as SeaBIOS 1.16.3+ and edk2 2022.11+ trust them, else None: QEMU's

@@ -13,7 +13,6 @@ class Build:
     version: str  # 1.16.2, 1.16.3, 2022.11
     name: str  # for reports
     path: str = ""  # where Debian installs it
-    pflash: bool = False  # started as pflash units (OVMF), else with -bios
     file: str = ""  # what a plan names with -bios (OVMF's one-file image boots so, as it is)
 
     def at_least(self, version: str) -> bool:
@@ -30,7 +29,7 @@ SEABIOS_BPO = Build("seabios", "1.16.3", "SeaBIOS 1.16.3 (Debian 12 backports, D
                     "/usr/share/seabios/bios-256k.bin")
 SEABIOS_SID = Build("seabios", "1.17.0", "SeaBIOS 1.17.0 (Debian sid)", "/usr/share/seabios/bios-256k.bin")
 OVMF_12 = Build("ovmf", "2022.11", "OVMF edk2 2022.11 (Debian 12)", "/usr/share/OVMF/OVMF_CODE_4M.fd",
-                pflash=True, file="/usr/share/ovmf/OVMF.fd")
+                file="/usr/share/ovmf/OVMF.fd")
 
 # sha256 of each file Debian ships -> the build it is
 KNOWN: dict[str, Build] = {

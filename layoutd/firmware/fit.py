@@ -41,7 +41,7 @@ def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Dev
         if worse:
             continue
         if not fixed:
-            said = ", ".join(f"{path} {_text(value)}" for path, value in change.items())
+            said = ", ".join(f"{path} {value}" for path, value in change.items())
             return result.model_copy(update={"default_layout": False, "warnings": (
                 *result.warnings, f"{said} chosen so that {build.name} puts every assigned BAR "
                 "where every host's IOMMU maps it")})
@@ -95,10 +95,6 @@ def candidates(spec: VmSpec, plan: Plan, target: Target, build: Build) -> list[d
 def _bits_of(plan: Plan) -> int:
     guest = model_map(plan.qemu_argv, plan.qemu_version, plan.host_cpu, plan.config.arch)
     return guest.phys_bits
-
-
-def _text(value: Any) -> str:
-    return str(value)
 
 
 def _no(spec: VmSpec, bad: list[BadBar], build: Build, found: list[tuple[dict[str, Any], Plan]]

@@ -97,9 +97,6 @@ class Device(Frozen):
     pci_class: str | None = None  # 0x030000
     bars: tuple[Bar, ...] = ()  # from sysfs `resource`; empty when not read
 
-    def memory_bars_64(self) -> list[Bar]:
-        return [bar for bar in self.bars if bar.is_64 and not bar.is_rom]
-
 
 class Group(Frozen):
     number: int

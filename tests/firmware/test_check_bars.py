@@ -124,3 +124,19 @@ def test_plan_no_names_the_bars_and_every_would_work_plans(tmp_path: Path) -> No
             else spec.replace("firmware: ovmf", f"firmware: {value}")
         path.write_text(again)
         assert run_layoutd("plan", str(path), "--host", HOST).returncode == 0, change
+
+
+def test_seabios_bar_across_the_amd_ht_hole() -> None:
+    """RAM ending at 962G: SeaBIOS 1.16.2 aligns the 32 GiB BAR up to 992G, across AMD's
+    HyperTransport hole 0xfd00000000-0xffffffffff (cloud-hypervisor #8896's shape)."""
+    need(Path(SEABIOS).exists(), f"{SEABIOS} (Debian package seabios)")
+    result = run_layoutd("check", "--host", str(EXAMPLES / "hosts/amd-epyc-two-gpus"),
+                         "--qemu-version", "7.2", "--format", "json", "--", "qemu-system-x86_64",
+                         "-accel", "kvm", "-machine", "pc-q35-6.2", "-cpu", "host", "-m", "960G",
+                         "-bios", SEABIOS, "-device", "vfio-pci,host=0000:29:00.0")
+    data = json.loads(result.stdout)
+    assert result.returncode == 1
+    assert data["bars"][0] == {"device": "0000:29:00.0", "bar": 1, "start": "0xf800000000",
+                               "end": "0xffffffffff"}
+    hole = data["collisions"][0]["hole"]
+    assert (hole["start"], hole["type"], hole["group"]) == ("0xfd00000000", "reserved", 28)

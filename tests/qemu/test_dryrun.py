@@ -69,3 +69,18 @@ def test_dry_run_drops_the_hosts_things(version: str, line: str, tmp_path: Path)
     if modelled(version):
         guest = predict(args, version=version, arch="x86_64")
         assert [(r.start, r.end) for r in run.vm.layout()] == [(r.start, r.end) for r in guest.layout]
+
+
+@pytest.mark.parametrize("version", ALL)
+def test_arm_firmware_in_flash_keeps_dimms_pluggable(version: str, tmp_path: Path) -> None:
+    """libvirt's arm domains load edk2 into pflash through -blockdev: the dry run drops the disk
+    and gives QEMU a firmware image of its own (a memfd), so the ACPI GED and its DIMMs stay."""
+    flash = '{"driver":"file","filename":"/nonexistent/AAVMF_CODE.fd","node-name":"p0","read-only":true}'
+    args = ["-machine", "virt,gic-version=3", "-cpu", "max", "-m", "2G,slots=2,maxmem=8G",
+            "-blockdev", flash, "-machine", "pflash0=p0",
+            "-object", "memory-backend-ram,id=m0,size=1G", "-device", "pc-dimm,id=d0,memdev=m0"]
+    run = dry_run(str(wrapper(qemu_binary(version, "aarch64"), tmp_path / "bin")), args, "aarch64")
+    assert [(d.id, d.start) for d in run.vm.devices] == [("d0", 0xC0000000)]
+    if modelled(version):
+        guest = predict(args, version=version, arch="aarch64")
+        assert [(r.start, r.end) for r in run.vm.layout()] == [(r.start, r.end) for r in guest.layout]
