@@ -19,7 +19,7 @@ qemu_domain_address.c of 9.0 and 11.3) and checked against `virsh domxml-to-nati
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from layoutd.errors import UnsupportedOption
 from layoutd.libvirt.domain import Cell, Domain, MemoryDev, read_domain
@@ -31,6 +31,7 @@ ARCHES = ("x86_64", "aarch64")
 LibvirtVersion = tuple[int, int]
 NEWEST_LIBVIRT: LibvirtVersion = (11, 3)
 TARGET_ADDRESS_SINCE: LibvirtVersion = (9, 4)  # virtio-mem/-pmem <target><address base>
+NUMA_AUTO_SINCE: LibvirtVersion = (9, 6)  # a NUMA cell added for memory hotplug
 MEMORY_ALIGN = 1 * MiB  # NUMA cells, initial memory, maxMemory
 MODULE_ALIGN = 2 * MiB  # every memory device on x86 and arm
 RAM_DIR = "/var/lib/libvirt/qemu/ram"  # libvirt's memory_backing_dir
@@ -68,6 +69,7 @@ def translate(domain: Domain, libvirt: LibvirtVersion | None = None) -> Translat
         raise UnsupportedOption(f"architecture {domain.arch!r} is not modelled (x86_64, aarch64)",
                                 file=domain.source, field="<os><type arch>")
     version = libvirt or NEWEST_LIBVIRT
+    domain = _auto_numa(domain, version)
     sizes = aligned_sizes(domain)
     argv = ["-nodefaults", *_accel(domain), *_machine(domain), *_cpu(domain),
             *_memory(domain, sizes), "-smp", str(domain.vcpus)]
@@ -81,6 +83,19 @@ def translate(domain: Domain, libvirt: LibvirtVersion | None = None) -> Translat
         argv += ["-device", f"vfio-pci,host={bdf},id=hostdev{index}"]
     argv += domain.qemu_args
     return Translation(domain, tuple(argv), domain.hostdevs)
+
+
+def _auto_numa(domain: Domain, libvirt: LibvirtVersion) -> Domain:
+    """From 9.6 libvirt gives a domain with memory hotplug and no NUMA cell one cell holding all
+    vCPUs and the initial memory; its DIMMs, NVDIMMs and virtio-mem devices go to node 0
+    (qemuDomainDefNumaAutoAdd). 9.0 refuses such a domain for lack of a cell."""
+    hotplug = domain.max_memory is not None or domain.slots > 0
+    if libvirt < NUMA_AUTO_SINCE or not hotplug or domain.cells:
+        return domain
+    cpus = "0" if domain.vcpus == 1 else f"0-{domain.vcpus - 1}"
+    devices = tuple(replace(dev, node=0) if dev.node is None and dev.model != "virtio-pmem"
+                    else dev for dev in domain.memory_devices)
+    return replace(domain, cells=(Cell(0, cpus, domain.initial_memory),), memory_devices=devices)
 
 
 def aligned_sizes(domain: Domain) -> Sizes:
