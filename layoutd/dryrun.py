@@ -79,8 +79,9 @@ def safe_command(argv: Sequence[str], arch: str) -> SafeCommand:
 def _rewrite(options: list[Option], arch: str, safe: SafeCommand) -> None:
     kept_ids: set[str] = set()
     devices: list[dict[str, str]] = []
-    numa_memdev = any(o.name == "numa" and "memdev" in keyval(o.value or "", "type", "-numa")
-                      for o in options)
+    numa_memdev = any(o.name == "numa" and ({"memdev", "mem"} & set(keyval(o.value or "", "type",
+                                                                           "-numa")))
+                      for o in options)  # memdev= nodes back boot RAM; legacy mem= forbids a backend
     machine_backend = None
     firmware = False
     for option in options:

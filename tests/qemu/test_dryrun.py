@@ -95,3 +95,13 @@ def test_globals_that_take_host_memory_are_dropped() -> None:
     safe.close()
     assert [w for w in safe.argv if "prealloc" in w] == []
     assert "virtio-mem-pci.block-size=4M" in safe.argv  # it changes the map: kept
+
+
+@pytest.mark.parametrize("version", ["7.2", "10.0"])  # 11.1 has no machine type with -numa mem=
+def test_legacy_numa_mem_keeps_boot_ram_as_it_is(version: str, tmp_path: Path) -> None:
+    args = ["-machine", "pc-q35-5.0", "-m", "2G", "-numa", "node,mem=1G", "-numa", "node,mem=1G",
+            "-nodefaults"]
+    real = real_map(qemu_binary(version), args)
+    assert not isinstance(real, Refused), real.stderr
+    run = dry_run(str(wrapper(qemu_binary(version), tmp_path / "bin")), args, "x86_64")
+    assert [(e.start, e.end, e.name) for e in run.vm.ram] == [(e.start, e.end, e.name) for e in real.ram]
