@@ -27,7 +27,8 @@ from layoutd.qemu.machines import BOOT_RAM
 from layoutd.qemu.x86 import BRIDGE
 from layoutd.units import MiB, align_up
 
-ARCHES = ("x86_64", "aarch64")
+ARCHES = ("x86_64", "aarch64", "i686")  # i686: the x86 command line; the model leaves it to a
+X86 = ("x86_64", "i686")  # dry run of qemu-system-i386
 LibvirtVersion = tuple[int, int]
 NEWEST_LIBVIRT: LibvirtVersion = (11, 3)
 TARGET_ADDRESS_SINCE: LibvirtVersion = (9, 4)  # virtio-mem/-pmem <target><address base>
@@ -66,7 +67,8 @@ def translate_xml(data: bytes | str, source: str = "<stdin>",
 def translate(domain: Domain, libvirt: LibvirtVersion | None = None) -> Translation:
     """The command line libvirt `libvirt` (default: the newest covered) builds for `domain`."""
     if domain.arch not in ARCHES:
-        raise UnsupportedOption(f"architecture {domain.arch!r} is not modelled (x86_64, aarch64)",
+        raise UnsupportedOption(f"architecture {domain.arch!r} is not modelled (x86_64, aarch64, "
+                                "i686)",
                                 file=domain.source, field="<os><type arch>")
     version = libvirt or NEWEST_LIBVIRT
     domain = _auto_numa(domain, version)
@@ -148,7 +150,7 @@ _PRIMARY_VIDEO = {"default": "cirrus-vga", "vga": "VGA", "cirrus": "cirrus-vga",
 
 
 def _video(domain: Domain) -> list[str]:
-    if domain.arch != "x86_64" or not domain.videos or domain.videos[0] == "none":
+    if domain.arch not in X86 or not domain.videos or domain.videos[0] == "none":
         return []
     model = domain.videos[0]
     if model not in _PRIMARY_VIDEO:
@@ -198,12 +200,13 @@ def _cpu(domain: Domain) -> list[str]:
     else:
         # without a model libvirt passes QEMU's default CPU type: qemu64, and on arm virt the
         # 32-bit cortex-a15 (no high memory, no DIMMs)
-        model = domain.cpu_model or ("cortex-a15" if domain.arch == "aarch64" else "qemu64")
+        model = domain.cpu_model or {"aarch64": "cortex-a15", "i686": "qemu32"}.get(domain.arch,
+                                                                                   "qemu64")
         if domain.cpu_vendor_id:  # libvirt: <model vendor_id='...'> becomes -cpu MODEL,vendor=...
             model += f",vendor={domain.cpu_vendor_id}"
     if domain.phys_bits is not None:
         model += f",phys-bits={domain.phys_bits}"
-    elif domain.host_phys_bits and domain.arch == "x86_64":
+    elif domain.host_phys_bits and domain.arch in X86:
         model += ",host-phys-bits=on"
         if domain.phys_bits_limit:
             model += f",host-phys-bits-limit={domain.phys_bits_limit}"
@@ -348,7 +351,7 @@ def _overrides(domain: Domain, alias: str) -> list[tuple[str, str]]:
 
 
 def _pcihole64(domain: Domain) -> list[str]:
-    if domain.pcihole64 is None or domain.arch != "x86_64":
+    if domain.pcihole64 is None or domain.arch not in X86:
         return []
     host = BRIDGE["q35" if domain.pci_root == "pcie-root" else "pc"]
     return ["-global", f"{host}.pci-hole64-size={_kib(domain.pcihole64)}"]
