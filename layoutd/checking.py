@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from layoutd.errors import InputError
+from layoutd.errors import InputError, NotModelled
 
 if TYPE_CHECKING:
     from layoutd.collisions import Collision
@@ -201,7 +201,7 @@ def _merge(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
 def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str] = (),
                       version: str | None = None, verify: bool = False) -> Checked:
     """`check --libvirt DOMAIN.xml`: the map the domain builds, as the hook translates it."""
-    from layoutd.libvirt.guard import DEFAULT_EMULATOR, qemu_version, translate_domain
+    from layoutd.libvirt.guard import DEFAULT_EMULATOR, MODEL_ARCH, qemu_version, translate_domain
     from layoutd.qemu import predict
     from layoutd.qemu.versions import is_modelled
 
@@ -217,16 +217,22 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
                          {d: (path, f"<hostdev> {d}") for d in translation.devices})
     domain = translation.domain
     emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
-    if not is_modelled(version):
-        guest = dry_run_map(emulator, translation.argv, domain.arch,
-                            f"QEMU {version} is not modelled")
+    arch = MODEL_ARCH.get(domain.arch, domain.arch)
+    if not is_modelled(version) or domain.arch != arch:
+        why = (f"QEMU {version} is not modelled" if domain.arch == arch
+               else f"architecture {domain.arch} is not modelled")
+        guest = dry_run_map(emulator, translation.argv, arch, why)
         return Checked(guest, host, devices)
 
     def again(changed: Sequence[str]) -> Any:
         return predict(changed, version=version, host_cpu=host.cpu, arch=domain.arch,
                        host=host.platform)
 
-    guest = _with_host(host, lambda: again(translation.argv))
+    try:
+        guest = _with_host(host, lambda: again(translation.argv))
+    except NotModelled as error:  # what the domain's own emulator builds, as the hook does
+        guest = dry_run_map(emulator, translation.argv, arch, f"not modelled ({error.message})")
+        return Checked(guest, host, devices)
     if verify:
         guest = verified(guest, emulator, translation.argv, domain.arch)
     return Checked(guest, host, devices, _fixes_for(translation.argv, guest, again, host),

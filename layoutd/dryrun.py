@@ -34,7 +34,7 @@ HUGETLBFS_MAGIC = 0x958458F6
 PR_SET_PDEATHSIG = 1
 BOOT_RAM_ID = {"x86_64": "pc.ram", "aarch64": "mach-virt.ram"}
 KEEP_OPTIONS = frozenset(["machine", "m", "cpu", "smp", "numa", "accel", "global", "bios", "L",
-                          "vga", "enable-kvm", "no-acpi", "no-hpet", "nodefaults", "overcommit"])
+                          "vga", "enable-kvm", "no-acpi", "no-hpet", "nodefaults"])
 MEMORY_DEVICES = frozenset(["pc-dimm", "nvdimm", "virtio-mem-pci", "virtio-pmem-pci"])
 BRIDGES = frozenset(["pcie-root-port", "ioh3420", "pci-bridge", "pcie-pci-bridge", "pxb", "pxb-cxl",
                      "pxb-pcie", "x3130-upstream", "xio3130-downstream", "i82801b11-bridge"])
@@ -79,8 +79,9 @@ def safe_command(argv: Sequence[str], arch: str) -> SafeCommand:
 def _rewrite(options: list[Option], arch: str, safe: SafeCommand) -> None:
     kept_ids: set[str] = set()
     devices: list[dict[str, str]] = []
-    numa_memdev = any(o.name == "numa" and "memdev" in keyval(o.value or "", "type", "-numa")
-                      for o in options)
+    numa_memdev = any(o.name == "numa" and ({"memdev", "mem"} & set(keyval(o.value or "", "type",
+                                                                           "-numa")))
+                      for o in options)  # memdev= nodes back boot RAM; legacy mem= forbids a backend
     machine_backend = None
     firmware = False
     for option in options:
@@ -116,6 +117,8 @@ def _rewrite(options: list[Option], arch: str, safe: SafeCommand) -> None:
             safe.dropped.append(option.label())
         elif name == "vga":
             safe.argv += ["-vga", "none" if value == "none" else "std"]
+        elif name == "global" and _touches_host_memory(value):
+            safe.dropped.append(option.label())
         elif name in KEEP_OPTIONS:
             safe.argv += [f"-{name}"] + ([value] if option.value is not None else [])
         else:
@@ -182,10 +185,22 @@ def _ram_size_text(options: list[Option]) -> str | None:
     return size + "M" if size.replace(".", "", 1).isdigit() else size
 
 
+def _touches_host_memory(text: str) -> bool:
+    """A -global on a memory backend (prealloc, reserve, host-nodes...) or virtio-mem's prealloc:
+    never in a dry run."""
+    if text.startswith("driver="):
+        props = keyval(text, None, "-global")
+        driver, prop = props.get("driver", ""), props.get("property", "")
+    else:
+        driver, _, prop = text.partition("=")[0].rpartition(".")
+    return driver.startswith("memory-backend") or (driver.startswith("virtio-mem") and
+                                                   prop == "prealloc")
+
+
 def _device(props: dict[str, str], kept_ids: set[str]) -> str:
     """A kept device; VGA models become plain VGA (the same legacy window, no host display); a
     bus that was dropped is left to QEMU's choice."""
-    props = dict(props)
+    props = {k: v for k, v in props.items() if k != "prealloc"}  # virtio-mem would fill its blocks
     if props["driver"] in VGA_DEVICES and props["driver"] not in ("VGA", "secondary-vga"):
         props = {k: v for k, v in props.items() if k in ("driver", "id", "bus", "addr")}
         props["driver"] = "VGA"

@@ -52,6 +52,8 @@ fi
 
 # QEMU 11.1 (and sid's OVMF, SeaBIOS and arm64 edk2) in a minimal Debian sid root, run with chroot.
 LAYOUTD_CACHE="$CACHE" scripts/sid-root.sh
+# Debian 13's libvirt 11.3 for the second libvirt oracle (tests/libvirt/test_oracle.py).
+LAYOUTD_CACHE="$CACHE" scripts/trixie-root.sh
 
 # Kernel uapi headers from bookworm-backports (6.12: iommufd.h and the VFIO cdev ioctls, which
 # Debian 12's 6.1 linux-libc-dev lacks), unpacked into the cache; tests/host checks the struct

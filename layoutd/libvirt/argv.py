@@ -19,7 +19,7 @@ qemu_domain_address.c of 9.0 and 11.3) and checked against `virsh domxml-to-nati
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from layoutd.errors import UnsupportedOption
 from layoutd.libvirt.domain import Cell, Domain, MemoryDev, read_domain
@@ -27,10 +27,12 @@ from layoutd.qemu.machines import BOOT_RAM
 from layoutd.qemu.x86 import BRIDGE
 from layoutd.units import MiB, align_up
 
-ARCHES = ("x86_64", "aarch64")
+ARCHES = ("x86_64", "aarch64", "i686")  # i686: the x86 command line; the model leaves it to a
+X86 = ("x86_64", "i686")  # dry run of qemu-system-i386
 LibvirtVersion = tuple[int, int]
 NEWEST_LIBVIRT: LibvirtVersion = (11, 3)
 TARGET_ADDRESS_SINCE: LibvirtVersion = (9, 4)  # virtio-mem/-pmem <target><address base>
+NUMA_AUTO_SINCE: LibvirtVersion = (9, 6)  # a NUMA cell added for memory hotplug
 MEMORY_ALIGN = 1 * MiB  # NUMA cells, initial memory, maxMemory
 MODULE_ALIGN = 2 * MiB  # every memory device on x86 and arm
 RAM_DIR = "/var/lib/libvirt/qemu/ram"  # libvirt's memory_backing_dir
@@ -65,9 +67,11 @@ def translate_xml(data: bytes | str, source: str = "<stdin>",
 def translate(domain: Domain, libvirt: LibvirtVersion | None = None) -> Translation:
     """The command line libvirt `libvirt` (default: the newest covered) builds for `domain`."""
     if domain.arch not in ARCHES:
-        raise UnsupportedOption(f"architecture {domain.arch!r} is not modelled (x86_64, aarch64)",
+        raise UnsupportedOption(f"architecture {domain.arch!r} is not modelled (x86_64, aarch64, "
+                                "i686)",
                                 file=domain.source, field="<os><type arch>")
     version = libvirt or NEWEST_LIBVIRT
+    domain = _auto_numa(domain, version)
     sizes = aligned_sizes(domain)
     argv = ["-nodefaults", *_accel(domain), *_machine(domain), *_cpu(domain),
             *_memory(domain, sizes), "-smp", str(domain.vcpus)]
@@ -81,6 +85,19 @@ def translate(domain: Domain, libvirt: LibvirtVersion | None = None) -> Translat
         argv += ["-device", f"vfio-pci,host={bdf},id=hostdev{index}"]
     argv += domain.qemu_args
     return Translation(domain, tuple(argv), domain.hostdevs)
+
+
+def _auto_numa(domain: Domain, libvirt: LibvirtVersion) -> Domain:
+    """From 9.6 libvirt gives a domain with memory hotplug and no NUMA cell one cell holding all
+    vCPUs and the initial memory; its DIMMs, NVDIMMs and virtio-mem devices go to node 0
+    (qemuDomainDefNumaAutoAdd). 9.0 refuses such a domain for lack of a cell."""
+    hotplug = domain.max_memory is not None or domain.slots > 0
+    if libvirt < NUMA_AUTO_SINCE or not hotplug or domain.cells:
+        return domain
+    cpus = "0" if domain.vcpus == 1 else f"0-{domain.vcpus - 1}"
+    devices = tuple(replace(dev, node=0) if dev.node is None and dev.model != "virtio-pmem"
+                    else dev for dev in domain.memory_devices)
+    return replace(domain, cells=(Cell(0, cpus, domain.initial_memory),), memory_devices=devices)
 
 
 def aligned_sizes(domain: Domain) -> Sizes:
@@ -133,7 +150,7 @@ _PRIMARY_VIDEO = {"default": "cirrus-vga", "vga": "VGA", "cirrus": "cirrus-vga",
 
 
 def _video(domain: Domain) -> list[str]:
-    if domain.arch != "x86_64" or not domain.videos or domain.videos[0] == "none":
+    if domain.arch not in X86 or not domain.videos or domain.videos[0] == "none":
         return []
     model = domain.videos[0]
     if model not in _PRIMARY_VIDEO:
@@ -183,12 +200,13 @@ def _cpu(domain: Domain) -> list[str]:
     else:
         # without a model libvirt passes QEMU's default CPU type: qemu64, and on arm virt the
         # 32-bit cortex-a15 (no high memory, no DIMMs)
-        model = domain.cpu_model or ("cortex-a15" if domain.arch == "aarch64" else "qemu64")
+        model = domain.cpu_model or {"aarch64": "cortex-a15", "i686": "qemu32"}.get(domain.arch,
+                                                                                   "qemu64")
         if domain.cpu_vendor_id:  # libvirt: <model vendor_id='...'> becomes -cpu MODEL,vendor=...
             model += f",vendor={domain.cpu_vendor_id}"
     if domain.phys_bits is not None:
         model += f",phys-bits={domain.phys_bits}"
-    elif domain.host_phys_bits and domain.arch == "x86_64":
+    elif domain.host_phys_bits and domain.arch in X86:
         model += ",host-phys-bits=on"
         if domain.phys_bits_limit:
             model += f",host-phys-bits-limit={domain.phys_bits_limit}"
@@ -333,7 +351,7 @@ def _overrides(domain: Domain, alias: str) -> list[tuple[str, str]]:
 
 
 def _pcihole64(domain: Domain) -> list[str]:
-    if domain.pcihole64 is None or domain.arch != "x86_64":
+    if domain.pcihole64 is None or domain.arch not in X86:
         return []
     host = BRIDGE["q35" if domain.pci_root == "pcie-root" else "pc"]
     return ["-global", f"{host}.pci-hole64-size={_kib(domain.pcihole64)}"]

@@ -96,6 +96,8 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
     domain = translation.domain
     if is_modelled(version):
         try:
+            if domain.arch not in ("x86_64", "aarch64"):
+                raise NotModelled(f"architecture {domain.arch} is not modelled")
             guest = predict(translation.argv, version=version, host_cpu=host.cpu, arch=domain.arch,
                             host=host.platform)
             source = f"QEMU {version} model"
@@ -116,16 +118,19 @@ def emulator_map(translation: Translation, why: str) -> tuple[GuestMap, str]:
 
     domain = translation.domain
     emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
+    arch = MODEL_ARCH.get(domain.arch, domain.arch)
     try:
-        run = dry_run(emulator, translation.argv, domain.arch)
+        run = dry_run(emulator, translation.argv, arch)
     except HostUnavailable as error:
         raise NotModelled(f"{why}, and the dry run of {emulator} could not answer: "
                           f"{error.message}", file=domain.source) from None
-    guest = guest_map(run, translation.argv, domain.arch)
+    guest = guest_map(run, translation.argv, arch)
     return guest, f"{why}: map from a dry run of {emulator} (QEMU {run.version})"
 
 
-DEFAULT_EMULATOR = {"x86_64": "/usr/bin/qemu-system-x86_64", "aarch64": "/usr/bin/qemu-system-aarch64"}
+DEFAULT_EMULATOR = {"x86_64": "/usr/bin/qemu-system-x86_64", "aarch64": "/usr/bin/qemu-system-aarch64",
+                    "i686": "/usr/bin/qemu-system-i386"}
+MODEL_ARCH = {"x86_64": "x86_64", "aarch64": "aarch64", "i686": "x86_64"}  # as the map reads
 
 
 def qemu_version(translation: Translation, configured: str | None) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from layoutd.models.common import GuestRegion
 from layoutd.models.guest import RamPiece
+from layoutd.ranges import merge_spans, subtract_spans
 
 
 @dataclass(frozen=True)
@@ -55,21 +56,10 @@ def boot_pieces(windows: Sequence[tuple[int, int, int]], backing: Sequence[Backi
 
 def cut(pieces: Sequence[Piece], holes: Sequence[tuple[int, int]]) -> list[Piece]:
     """Remove [start, end] windows (inclusive) from the pieces, keeping offsets right."""
-    result = list(pieces)
-    for hole_start, hole_end in holes:
-        next_result: list[Piece] = []
-        for piece in result:
-            if hole_end < piece.start or hole_start > piece.end:
-                next_result.append(piece)
-                continue
-            if piece.start < hole_start:
-                next_result.append(replace(piece, size=hole_start - piece.start))
-            if piece.end > hole_end:
-                skip = hole_end + 1 - piece.start
-                next_result.append(replace(piece, start=hole_end + 1, size=piece.size - skip,
-                                           offset=piece.offset + skip))
-        result = next_result
-    return result
+    windows = merge_spans(holes)
+    return [replace(piece, start=start, size=end - start + 1,
+                    offset=piece.offset + start - piece.start)
+            for piece in pieces for start, end in subtract_spans([(piece.start, piece.end)], windows)]
 
 
 def to_layout(pieces: Sequence[Piece]) -> tuple[tuple[GuestRegion, ...], tuple[RamPiece, ...]]:

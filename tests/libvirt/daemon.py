@@ -70,23 +70,33 @@ class Virsh:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def start_daemon() -> tuple[Virsh, subprocess.Popen[bytes]]:
+TRIXIE_ROOT = CACHE.parent / "trixie-root"  # scripts/trixie-root.sh: Debian 13's libvirt 11.3
+
+
+def start_daemon(root: Path | None = None) -> tuple[Virsh, subprocess.Popen[bytes]]:
+    """The private daemon: this machine's libvirtd, or with `root` the one of that Debian root
+    (run with chroot; no hook installed there: its tests only translate)."""
     for program in ("libvirtd", "virsh", "unshare", "mount"):
         need_binary(program)
     need(Path("/usr/sbin/libvirtd").exists() and os.geteuid() == 0,
          "root and libvirtd (Debian packages libvirt-daemon, libvirt-daemon-driver-qemu)")
+    if root is not None:
+        need((root / "usr/sbin/libvirtd").exists(), f"a Debian root with libvirtd in {root} "
+             "(scripts/trixie-root.sh)")
     state = Path(tempfile.mkdtemp(prefix="layoutd-libvirtd-"))
     for name in ("etc/libvirt", "run/libvirt", "var/lib/libvirt", "var/log/libvirt"):
         (state / name).mkdir(parents=True)
-    CACHE.mkdir(parents=True, exist_ok=True)
+    cache = CACHE if root is None else CACHE.with_name(f"libvirt-cache-{root.name}")
+    cache.mkdir(parents=True, exist_ok=True)
     (state / "etc/libvirt/libvirtd.conf").write_text(LIBVIRTD_CONF)
     (state / "etc/libvirt/qemu.conf").write_text(QEMU_CONF)
     virsh = Virsh(f"qemu:///system?socket={state}/run/libvirt/libvirt-sock", state)
-    virsh.install_hook("--policy", "enforce")  # hooks must exist before the daemon starts
+    if root is None:
+        virsh.install_hook("--policy", "enforce")  # hooks must exist before the daemon starts
     log = open(state / "daemon.out", "wb")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
         ["unshare", "-m", sys.executable, str(Path(__file__).with_name("reaper.py")),
-         str(state), str(CACHE)],
+         str(state), str(cache), *([str(root)] if root else [])],
         stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
     _wait_ready(virsh, process)
     return virsh, process

@@ -135,7 +135,7 @@ def _device(shape: dict[str, Any], props: dict[str, str]) -> None:
 def runnable(argv: list[str], folder: Path) -> list[str]:
     """libvirt's command line cut to the memory-relevant options, runnable without libvirt:
     PCI bus placement dropped (its root ports are not kept), file backends moved into
-    `folder`, no preallocation, no VFIO device (none exists here)."""
+    `folder`, no preallocation, no VFIO device (none exists here), VGA models as plain VGA."""
     kept: list[str] = []
     for option in split_argv(argv):
         value = option.value or ""
@@ -154,7 +154,9 @@ def runnable(argv: list[str], folder: Path) -> list[str]:
         elif option.name == "device":
             props = keyval(value, "driver", "-device")
             driver = props.get("driver", "")
-            if driver in MEMORY_DEVICES or (driver in OTHER_DEVICES and driver != "vfio-pci"):
+            if driver in VGA_DEVICES:  # the same legacy window; every build has plain VGA
+                kept += ["-device", f"VGA,id={props.get('id', 'video0')}"]
+            elif driver in MEMORY_DEVICES or (driver in OTHER_DEVICES and driver != "vfio-pci"):
                 kept += ["-device", _json(value, folder, drop=("bus", "addr")
                                           if driver not in ("pc-dimm", "nvdimm") else ())]
     return kept

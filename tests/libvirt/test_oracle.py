@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -31,8 +32,24 @@ from tests.support.qemu_runner import Refused, qemu_binary, real_map, this_machi
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.qemu]
 
-LIBVIRT = (9, 0)  # Debian 12's libvirtd, the tests' daemon
-QEMU = "7.2"  # the QEMU that daemon probes and runs
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """A real libvirtd, its version, and the QEMU version it probes and runs."""
+
+    virsh: Virsh
+    libvirt: tuple[int, int]
+    qemu: str
+
+
+@pytest.fixture(scope="session", params=["debian12", "debian13"])
+def oracle(request: pytest.FixtureRequest) -> Oracle:
+    """Debian 12's libvirt 9.0 with QEMU 7.2 (the tests' daemon), and Debian 13's libvirt 11.3
+    with its QEMU 10.0 (scripts/trixie-root.sh), whose command lines run on the 10.0 binary."""
+    if request.param == "debian12":
+        return Oracle(request.getfixturevalue("libvirtd"), (9, 0), "7.2")
+    return Oracle(request.getfixturevalue("libvirtd_trixie"), (11, 3), "10.0")
 
 
 def native(libvirtd: Virsh, xml: str, folder: Path) -> list[str] | str:
@@ -48,14 +65,14 @@ def native(libvirtd: Virsh, xml: str, folder: Path) -> list[str] | str:
     return libvirt_argv(result.stdout)
 
 
-def check_domain(libvirtd: Virsh, xml: str) -> str:
+def check_domain(oracle: Oracle, xml: str) -> str:
     """Assert the translation agrees with libvirt and the model with QEMU; return the outcome
     (exact, refused by libvirt, refused by QEMU, not modelled)."""
     with tempfile.TemporaryDirectory(prefix="layoutd-oracle-") as name:
         folder = Path(name)
-        theirs = native(libvirtd, xml, folder)
+        theirs = native(oracle.virsh, xml, folder)
         try:
-            ours = translate_xml(xml, "domain.xml", LIBVIRT)
+            ours = translate_xml(xml, "domain.xml", oracle.libvirt)
         except UnsupportedOption:
             return "not modelled"
         except InputError as error:
@@ -65,22 +82,24 @@ def check_domain(libvirtd: Virsh, xml: str) -> str:
             # libvirt refuses at validation what the translation accepts: the hook's domain is
             # always one libvirt accepted, so this only means the corpus met a libvirt rule
             return "refused by libvirt"
-        assert canonical(list(ours.argv), QEMU) == canonical(theirs, QEMU, HUGETLBFS), theirs
-        return run_on_qemu(theirs, list(ours.argv), folder, hugepages=_hugepages(theirs))
+        qemu = oracle.qemu
+        assert canonical(list(ours.argv), qemu) == canonical(theirs, qemu, HUGETLBFS), theirs
+        return run_on_qemu(qemu, theirs, list(ours.argv), folder, _hugepages(theirs, qemu))
 
 
-def _hugepages(argv: list[str]) -> bool:
-    shape = canonical(argv, QEMU, HUGETLBFS)
+def _hugepages(argv: list[str], qemu: str) -> bool:
+    shape = canonical(argv, qemu, HUGETLBFS)
     return any(backend[3] != PAGE for backend in shape["backends"].values())
 
 
-def run_on_qemu(theirs: list[str], ours: list[str], folder: Path, hugepages: bool) -> str:
+def run_on_qemu(qemu: str, theirs: list[str], ours: list[str], folder: Path,
+                hugepages: bool) -> str:
     """libvirt's command line on the real QEMU against layoutd's prediction from its own."""
     kvm = "-accel" in theirs and theirs[theirs.index("-accel") + 1] == "kvm"
     host = this_machine_cpu() if kvm else None
     arch = "aarch64" if "-bios" in ours or "virt" in ours[ours.index("-machine") + 1] else "x86_64"
     try:
-        guest = predict(ours, version=QEMU, host_cpu=host, arch=arch)
+        guest = predict(ours, version=qemu, host_cpu=host, arch=arch)
     except UnsupportedOption:
         return "not modelled"
     except QemuRefusal as refusal:
@@ -89,7 +108,7 @@ def run_on_qemu(theirs: list[str], ours: list[str], folder: Path, hugepages: boo
         return "exact (options; huge pages not started)"
     if kvm and kvm_refusal(("qemu-system-x86_64",)) is not None:
         return "exact (options; KVM here cannot run -cpu host)"
-    real = real_map(qemu_binary(QEMU, arch), runnable(theirs, folder))
+    real = real_map(qemu_binary(qemu, arch), runnable(theirs, folder))
     if isinstance(real, Refused):
         assert guest is None, f"QEMU refused what layoutd predicts: {real.stderr}"
         # the option QEMU names is libvirt's JSON there, layoutd's key=value here
@@ -111,26 +130,26 @@ ORACLE = settings(max_examples=60, deadline=None, derandomize=True,
 
 @ORACLE
 @given(data=st.data())
-def test_generated_domains_agree_with_libvirt_and_qemu(libvirtd: Virsh, data: st.DataObject) -> None:
+def test_generated_domains_agree_with_libvirt_and_qemu(oracle: Oracle, data: st.DataObject) -> None:
     xml = data.draw(domains(), label="domain")
-    check_domain(libvirtd, xml)
+    check_domain(oracle, xml)
 
 
 @pytest.mark.parametrize("name", sorted(gpu_domains()))
-def test_gpu_domains_agree_with_libvirt_and_qemu(libvirtd: Virsh, name: str) -> None:
-    outcome = check_domain(libvirtd, gpu_domains()[name])
+def test_gpu_domains_agree_with_libvirt_and_qemu(oracle: Oracle, name: str) -> None:
+    outcome = check_domain(oracle, gpu_domains()[name])
     assert outcome.startswith("exact"), outcome
 
 
 @pytest.mark.parametrize("name", sorted(VIRT_INSTALL))
-def test_virt_install_domains_agree_with_libvirt_and_qemu(libvirtd: Virsh, name: str) -> None:
+def test_virt_install_domains_agree_with_libvirt_and_qemu(oracle: Oracle, name: str) -> None:
     """Domains exactly as virt-install (Debian 12's virtinst 4.1) writes them."""
     need_binary("virt-install")
-    outcome = check_domain(libvirtd, virt_install(libvirtd.uri, name))
+    outcome = check_domain(oracle, virt_install(oracle.virsh.uri, name))
     assert outcome.startswith("exact"), outcome
 
 
 @pytest.mark.parametrize("name", sorted(project_domains(ROOT)))
-def test_project_domains_agree_with_libvirt_and_qemu(libvirtd: Virsh, name: str) -> None:
-    outcome = check_domain(libvirtd, project_domains(ROOT)[name])
+def test_project_domains_agree_with_libvirt_and_qemu(oracle: Oracle, name: str) -> None:
+    outcome = check_domain(oracle, project_domains(ROOT)[name])
     assert outcome.startswith("exact"), outcome

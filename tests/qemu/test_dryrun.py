@@ -31,6 +31,7 @@ SAME = [
 HOSTILE = [
     "-machine q35 -cpu EPYC,phys-bits=48 -m 2T -mem-prealloc -device vfio-pci,host=0000:41:00.0 -drive file=/nonexistent.qcow2,if=virtio -netdev tap,id=n0,ifname=layoutd-none -device virtio-net-pci,netdev=n0 -chardev socket,id=c0,path=/nonexistent.sock -serial chardev:c0",
     "-machine q35 -m 4G,slots=2,maxmem=8G -object memory-backend-file,id=h0,size=2G,mem-path=/nonexistent/hugepages,prealloc=on,share=on -device pc-dimm,id=d0,memdev=h0 -device vfio-pci,host=0000:01:00.0,id=gpu",
+    "-machine q35 -cpu qemu64,phys-bits=48 -m 4G,slots=2,maxmem=1100G -overcommit mem-lock=on -object memory-backend-ram,id=v0,size=1T -device virtio-mem-pci,id=vm0,memdev=v0,requested-size=1T,prealloc=on",
 ]
 
 
@@ -65,6 +66,7 @@ def test_dry_run_drops_the_hosts_things(version: str, line: str, tmp_path: Path)
     assert not any(word.startswith(("vfio", "file=", "tap", "socket,id=c0")) or "hugepages" in word
                    for word in safe.argv), safe.argv
     assert "-mem-prealloc" not in safe.argv and not any("prealloc" in word for word in safe.argv)
+    assert "-overcommit" not in safe.argv  # mem-lock=on would lock (so populate) all of it
     run = dry_run(str(wrapper(qemu_binary(version), tmp_path / "bin")), args, "x86_64")
     if modelled(version):
         guest = predict(args, version=version, arch="x86_64")
@@ -84,3 +86,22 @@ def test_arm_firmware_in_flash_keeps_dimms_pluggable(version: str, tmp_path: Pat
     if modelled(version):
         guest = predict(args, version=version, arch="aarch64")
         assert [(r.start, r.end) for r in run.vm.layout()] == [(r.start, r.end) for r in guest.layout]
+
+
+def test_globals_that_take_host_memory_are_dropped() -> None:
+    safe = safe_command(["-m", "1G", "-global", "virtio-mem-pci.prealloc=on",
+                         "-global", "driver=memory-backend-ram,property=prealloc,value=on",
+                         "-global", "virtio-mem-pci.block-size=4M"], "x86_64")
+    safe.close()
+    assert [w for w in safe.argv if "prealloc" in w] == []
+    assert "virtio-mem-pci.block-size=4M" in safe.argv  # it changes the map: kept
+
+
+@pytest.mark.parametrize("version", ["7.2", "10.0"])  # 11.1 has no machine type with -numa mem=
+def test_legacy_numa_mem_keeps_boot_ram_as_it_is(version: str, tmp_path: Path) -> None:
+    args = ["-machine", "pc-q35-5.0", "-m", "2G", "-numa", "node,mem=1G", "-numa", "node,mem=1G",
+            "-nodefaults"]
+    real = real_map(qemu_binary(version), args)
+    assert not isinstance(real, Refused), real.stderr
+    run = dry_run(str(wrapper(qemu_binary(version), tmp_path / "bin")), args, "x86_64")
+    assert [(e.start, e.end, e.name) for e in run.vm.ram] == [(e.start, e.end, e.name) for e in real.ram]

@@ -59,6 +59,14 @@ def test_check_verify_confirms_the_model(qemu82: Path) -> None:
     assert "confirmed by a dry run of" in result.stdout
 
 
+@pytest.mark.parametrize("version", ["10.0", "11.1"])
+def test_check_verify_on_the_modelled_binaries(version: str, tmp_path: Path) -> None:
+    binary = wrapper(qemu_binary(version), tmp_path / "bin")
+    result = run_layoutd("check", "--verify", "--host", HOST, "--", str(binary), *CROSSING)
+    assert result.returncode == 1, result.stderr  # the collision, confirmed by the binary
+    assert f"confirmed by a dry run of {binary} (QEMU {version}." in result.stdout
+
+
 def test_plan_is_printed_only_when_the_dry_run_builds_it(qemu82: Path, tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC)
