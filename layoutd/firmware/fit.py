@@ -1,10 +1,11 @@
 """plan's part for BARs: keep every assigned 64-bit BAR where every host's IOMMU maps it.
 
 The firmware puts the BARs by its own rules (layoutd.firmware); what a plan can change is the
-guest's phys-bits (OVMF and SeaBIOS 1.16.3 put the window at the top of the address space) and
-OVMF's window size (X-PciMmio64Mb). When the spec leaves both open, the first change that works
-is taken, the nearest first: the window alone, then fewer phys-bits, then both. When the spec
-fixes them, or nothing works, the answer is a "no" naming the BARs, with the changes that plan.
+guest's phys-bits (OVMF and SeaBIOS 1.16.3 put the window at the top of the address space),
+OVMF's window size (X-PciMmio64Mb), and pci-hole64-size (on AMD, where QEMU puts RAM). When the
+spec leaves them open, the first change that works is taken, the nearest first: the window
+alone, fewer phys-bits, a larger 64-bit hole, then phys-bits and window together. When the spec
+fixes one, or nothing works, the answer is a "no" naming the BARs, with the changes that plan.
 Pure: `replan(spec)` (solve and assemble again) and the firmware build come from the caller.
 """
 
@@ -17,6 +18,7 @@ from layoutd.firmware.plan import BadBar, planned_bars
 from layoutd.models.host import Device
 from layoutd.models.plan import Plan
 from layoutd.models.spec import VmSpec, with_changes
+from layoutd.qemu.x86 import HOLE64_DEFAULT
 from layoutd.solver.oracle import model_map
 from layoutd.solver.suggest import Suggestion
 from layoutd.solver.target import Target
@@ -30,7 +32,7 @@ def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Dev
     bad, placed = _check(plan, target, devices, build)
     if not bad:
         return placed
-    fixed = spec.cpu.phys_bits is not None or spec.pci_window is not None
+    fixed = any(value is not None for value in (spec.cpu.phys_bits, spec.pci_window, spec.pci_hole64))
     found: list[tuple[dict[str, Any], Plan]] = []
     for change in candidates(spec, plan, target, build)[:MAX_TRIES]:
         try:
@@ -87,9 +89,20 @@ def candidates(spec: VmSpec, plan: Plan, target: Target, build: Build) -> list[d
     found: list[dict[str, Any]] = [{"pci_window": format_size(w)} for w in windows]
     lower = range(min(bits - 1, top_bits), 35, -1)
     found += [{"cpu.phys_bits": b} for b in lower]
+    found += [{"pci_hole64": format_size(h)} for h in holes(spec, plan)]
     found += [{"cpu.phys_bits": b, "pci_window": format_size(w)} for b in lower for w in windows
               if w < 1 << b]
     return found
+
+
+def holes(spec: VmSpec, plan: Plan) -> list[int]:
+    """pci-hole64-sizes larger than the plan's: on an AMD guest a hole reaching the HyperTransport
+    range makes QEMU move RAM above 4 GiB to 1 TiB, and the firmware's window with it (neither
+    SeaBIOS nor OVMF reads the hole's size: only where RAM ends moves their window)."""
+    if plan.config.arch != "x86_64":
+        return []
+    current = spec.pci_hole64 or plan.config.pci_hole64_size or HOLE64_DEFAULT[spec.family]
+    return [GiB << k for k in range(5, 12) if GiB << k > current]
 
 
 def _bits_of(plan: Plan) -> int:

@@ -155,6 +155,9 @@ class VmSpec(Frozen):
     pci_window: Size | None = Field(
         None, description="extension: OVMF's 64-bit PCI window (fw_cfg opt/ovmf/X-PciMmio64Mb); "
         "plan chooses it when not given")
+    pci_hole64: Size | None = Field(
+        None, description="extension: x86 pci-hole64-size (-global q35-pcihost/i440FX-pcihost); "
+        "plan chooses it when not given")
     accel: Literal["kvm", "tcg"] | None = Field(
         None, description="extension: the VM's accelerator; default kvm on x86_64, tcg on aarch64"
     )
@@ -179,6 +182,9 @@ class VmSpec(Frozen):
         if self.pci_window is not None and (self.pci_window <= 0 or self.pci_window % (1 << 20)):
             raise ValueError(f"pci_window {format_size(self.pci_window)} must be a positive "
                              "multiple of 1M (OVMF takes it in MiB)")
+        if self.pci_hole64 is not None and (family == "virt" or self.pci_hole64 % (1 << 30)):
+            raise FieldError(("pci_hole64",), f"pci_hole64 {format_size(self.pci_hole64)} must "
+                             "be a multiple of 1G on q35 or pc")
         if self.viommu == "intel" and family != "q35":
             raise FieldError(("viommu",), "viommu: intel needs machine q35")
         for index, device in enumerate(self.devices):

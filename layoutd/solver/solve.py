@@ -49,6 +49,7 @@ class Problem:
     qemu: QemuRelease = field(default_factory=lambda: row(DEFAULT))  # the QEMU whose rules apply
     vga_window: bool = True  # x86: the default VGA's 0xa0000-0xbffff window is not RAM
     amd_rule: bool = False  # QEMU moves high RAM to 1 TiB at the HT range (AMD, types 7.1+)
+    hole64: int | None = None  # the spec's pci-hole64-size; None: QEMU's default, lowered if need be
 
     @property
     def ram_start(self) -> int:
@@ -134,6 +135,7 @@ def problem_for(spec: VmSpec, target: Target, version: str | Version = DEFAULT) 
         target=target,
         qemu=qemu,
         amd_rule=x86.amd_rule(cpu.vendor, resolve(spec.machine_type, spec.arch, qemu)),
+        hole64=spec.pci_hole64,
         vga_window=spec.arch == "x86_64" and x86.vga_hides_ram(
             spec.family, qemu, True, x86.smm_auto(spec.accelerator, target.kvm_smm)),
     )
@@ -517,9 +519,13 @@ def _slots_and_maxmem(
 
 
 def _hole64(problem: Problem, start: int, warnings: list[str]) -> tuple[int | None, int] | Rejection:
-    size = x86.HOLE64_DEFAULT[problem.family]
+    size = problem.hole64 or x86.HOLE64_DEFAULT[problem.family]
     if start + size - 1 <= problem.limit:
-        return None, start + size - 1
+        return problem.hole64, start + size - 1
+    if problem.hole64:
+        return Rejection("top", f"the 64-bit PCI hole of {format_size(size)} (pci_hole64) from "
+                         f"{hex_addr(start)} ends above {hex_addr(problem.limit)} "
+                         f"({problem.limit_reason})", (start, start + size - 1))
     fits = align_down(problem.limit + 1 - start, GiB) if problem.limit + 1 > start else 0
     if fits < GiB:
         where = (f"it would start at {hex_addr(start)}, past" if start > problem.limit else
@@ -541,7 +547,7 @@ def _regime(
     problem: Problem, choice: Choice, high: int, device_size: int, hole64: int | None
 ) -> Rejection | None:
     """High RAM must start where QEMU puts it (AMD guests: 1 TiB once the HT range is reached)."""
-    hole = x86.HOLE64_DEFAULT[problem.family] if hole64 is None else hole64
+    hole = hole64 or problem.hole64 or x86.HOLE64_DEFAULT[problem.family]
     start = x86.high_ram_start(problem.amd_rule, problem.qemu, problem.emitted_bits, high,
                                device_size, hole)
     if start == choice.start:

@@ -140,3 +140,47 @@ def test_seabios_bar_across_the_amd_ht_hole() -> None:
                                "end": "0xffffffffff"}
     hole = data["collisions"][0]["hole"]
     assert (hole["start"], hole["type"], hole["group"]) == ("0xfd00000000", "reserved", 28)
+
+
+AMD_SPEC = """name: ht
+machine: q35
+cpu: {model: host, count: 8}
+memory: {size: 960G}
+firmware: seabios
+devices: [0000:29:00.0]
+"""
+HT = (0xFD00000000, 0xFFFFFFFFFF)
+
+
+def plan_amd(tmp_path: Path, extra: str = "", firmware: str = "seabios"
+             ) -> tuple[int, dict[str, object]]:
+    need(Path(SEABIOS).exists(), f"{SEABIOS} (Debian package seabios)")
+    path = tmp_path / "vm.yaml"
+    path.write_text(AMD_SPEC.replace("seabios", firmware) + extra)
+    result = run_layoutd("plan", str(path), "--host", str(EXAMPLES / "hosts/amd-epyc-two-gpus"),
+                         "--qemu-version", "7.2", "--format", "json")
+    assert "Traceback" not in result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_plan_moves_the_seabios_window_past_the_ht_hole(tmp_path: Path) -> None:
+    """With QEMU's 32 GiB hole, RAM ends at 962G and SeaBIOS puts BAR1 across the HT hole; a
+    64 GiB hole reaches the HT range, so QEMU moves RAM to 1 TiB and the window follows."""
+    code, plan = plan_amd(tmp_path)
+    assert code == 0, plan
+    assert "-global" in plan["qemu_argv"]
+    assert "q35-pcihost.pci-hole64-size=64G" in plan["qemu_argv"]
+    bars = [(int(b["start"], 16), int(b["end"], 16)) for b in plan["bars"]]  # type: ignore[union-attr]
+    assert bars[0] == (0x1F000000000, 0x1F7FFFFFFFF)
+    assert all(end < HT[0] or start > HT[1] for start, end in bars)
+
+
+def test_plan_with_the_hole_fixed_says_no_and_each_would_work_plans(tmp_path: Path) -> None:
+    code, data = plan_amd(tmp_path, "pci_hole64: 32G\n")
+    assert code == 1 and "0000:29:00.0 BAR1" in data["error"]["message"]  # type: ignore[index]
+    changes = [idea["change"] for idea in data["would_work"]]  # type: ignore[union-attr]
+    assert changes[0] == {"pci_hole64": "64G"} and {"firmware": "ovmf"} in changes
+    for change in changes:
+        (key, value), = change.items()
+        extra = f"pci_hole64: {value}\n" if key == "pci_hole64" else f"pci_hole64: 32G\n{key}: {value}\n"
+        assert plan_amd(tmp_path, extra.replace("firmware: ovmf\n", ""), value)[0] == 0, change

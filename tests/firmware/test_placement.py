@@ -149,3 +149,25 @@ def test_seabios_with_qemus_default_devices(args: list[str]) -> None:
     ids = ids_of(args)
     real = booted_bars(qemu_binary("7.2"), args, ids, firmware="seabios", nodefaults=False)
     assert real == expected(model([*args, "-cpu", "qemu64"], "7.2", SEABIOS_12), ids)
+
+
+HOLE_ARGS = base("q35", "Skylake-Server,phys-bits=46", "8G") + stand_ins("16G", "64G", "32M")
+
+
+@pytest.mark.parametrize("version", ["7.2", "10.0"])
+def test_seabios_does_not_read_the_hole64_size(version: str) -> None:
+    """BARs of 80 GiB in all, more than q35's default 32 GiB hole: SeaBIOS (1.16.2 and 1.16.3)
+    puts them at the same addresses whatever pci-hole64-size says (2G, default, 512G), as the
+    model does (QEMU widens the ACPI window to what the firmware placed). On an Intel CPU the
+    size moves no RAM, so plan has no reason to set it."""
+    ids = ids_of(HOLE_ARGS)
+    build = SEABIOS_12 if version == "7.2" else default_for_qemu(version)
+    assert build is not None
+    found = []
+    for size in ("2G", None, "512G"):
+        args = HOLE_ARGS + (["-global", f"q35-pcihost.pci-hole64-size={size}"] if size else [])
+        real = booted_bars(qemu_binary(version), args, ids,
+                           firmware="seabios" if version == "7.2" else "default", timeout=60)
+        assert real == expected(model(args, version, build), ids), size
+        found.append(real)
+    assert found[0] == found[1] == found[2]

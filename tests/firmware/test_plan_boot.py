@@ -27,7 +27,7 @@ devices: [0000:01:00.0, 0000:01:00.1]
 """
 
 
-def stand_ins(argv: list[str]) -> tuple[list[str], dict[str, tuple[str, int]]]:
+def stand_ins(argv: list[str], host: Path = HOST) -> tuple[list[str], dict[str, tuple[str, int]]]:
     """The argv with each vfio-pci device replaced by stand-ins for its 64-bit BARs; and which
     stand-in (QEMU id) plays which (device, BAR)."""
     out: list[str] = []
@@ -38,7 +38,7 @@ def stand_ins(argv: list[str]) -> tuple[list[str], dict[str, tuple[str, int]]]:
             continue
         out.pop()
         props = dict(part.split("=", 1) for part in word.split(",")[1:])
-        resource = (HOST / "sys/bus/pci/devices" / props["host"] / "resource").read_text()
+        resource = (host / "sys/bus/pci/devices" / props["host"] / "resource").read_text()
         bars = [bar for bar in parse_resource(resource, "resource") if bar.is_64 and not bar.is_rom]
         for number, bar in enumerate(bars):
             name = f"{props['id']}-b{bar.index}"
@@ -72,3 +72,28 @@ def test_plan_boots_with_every_bar_below_the_iommu_top(tmp_path: Path, name: str
     planned = {(bar["device"], bar["bar"]): int(bar["start"], 16) for bar in plan["bars"]}
     assert booted == planned and len(planned) == 2
     assert all(int(bar["end"], 16) <= TOP for bar in plan["bars"])
+
+
+AMD = EXAMPLES / "hosts/amd-epyc-two-gpus"
+HT = (0xFD00000000, 0xFFFFFFFFFF)
+
+
+def test_plan_keeps_seabios_bars_clear_of_the_amd_ht_hole(tmp_path: Path) -> None:
+    """960G of RAM on an EPYC guest: with QEMU's 32 GiB hole SeaBIOS 1.16.2 would put the 32 GiB
+    BAR across the HyperTransport hole; the plan's larger hole makes QEMU put RAM at 1 TiB, and
+    SeaBIOS's window follows it. RAM is never touched (TCG maps it lazily)."""
+    spec = tmp_path / "vm.yaml"
+    spec.write_text(SPEC.format(name="ht").replace("8G", "960G").replace(
+        "0000:01:00.0, 0000:01:00.1", "0000:29:00.0, 0000:2a:00.0") + "firmware: seabios\n")
+    result = run_layoutd("plan", str(spec), "--host", str(AMD), "--qemu-version", "7.2",
+                         "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    plan = json.loads(result.stdout)
+    assert any(warning.startswith("pci_hole64 ") for warning in plan["warnings"]), plan["warnings"]
+    args, plays = stand_ins(list(plan["qemu_argv"]), AMD)
+    real = booted_bars(qemu_binary("7.2"), args, list(plays), firmware="as-is", timeout=120,
+                       nodefaults=False)
+    booted = {plays[ident]: start for (ident, bar), start in real.items() if bar == 2}
+    planned = {(bar["device"], bar["bar"]): int(bar["start"], 16) for bar in plan["bars"]}
+    assert booted == planned and len(planned) == 4
+    assert all(int(b["end"], 16) < HT[0] or int(b["start"], 16) > HT[1] for b in plan["bars"])
