@@ -90,3 +90,21 @@ def test_a_hostdev_missing_from_the_host_is_named_as_such(tmp_path: Path) -> Non
     result = call(hook, "vm", "prepare", "begin", "-", stdin=xml)
     assert result.returncode == 2, result.stderr
     assert "<hostdev> 0000:77:00.0: unknown device" in result.stderr, result.stderr
+
+
+def test_prepare_lets_a_domain_qemu_refuses_start_with_a_warning(tmp_path: Path) -> None:
+    """Only a proven collision refuses: a domain QEMU itself will refuse (a DIMM without ACPI)
+    is left to QEMU's own error, with a warning in the log."""
+    amd = str(Path(__file__).parents[2] / "examples/hosts/amd-epyc-two-gpus")
+    hook = install(tmp_path, "--policy", "enforce", "--host", amd, "--devices", "0000:2a:00.0")
+    config = tmp_path / "etc/layoutd/hook.conf"
+    config.write_text(config.read_text() + "qemu_version = 7.2\n")
+    xml = ("<domain type='qemu'><name>vm</name><maxMemory slots='2' unit='GiB'>8</maxMemory>"
+           "<vcpu>1</vcpu><os><type arch='x86_64' machine='q35'>hvm</type></os><cpu><numa>"
+           "<cell id='0' cpus='0' memory='1' unit='GiB'/></numa></cpu><devices><memory "
+           "model='dimm'><target><size unit='GiB'>1</size><node>0</node></target></memory>"
+           "</devices></domain>")
+    result = call(hook, "vm", "prepare", "begin", "-", stdin=xml)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    log = (tmp_path / "var/log/layoutd/hook.log").read_text()
+    assert "QEMU is expected to refuse this domain itself" in log and "acpi" in log, log
