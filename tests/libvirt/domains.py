@@ -111,6 +111,8 @@ def cpu_element(draw: st.DrawFn, cells: list[str], arm: bool = False) -> str:
         inner += f"<maxphysaddr mode='emulate' bits='{draw(st.integers(39, 46))}'/>"
     if cells:
         inner += "<numa>" + "".join(cells) + "</numa>"
+    if not arm and not model and draw(st.integers(0, 5)) == 0:  # TCG: libvirt expands it
+        return f"<cpu mode='host-model' check='none'>{inner}</cpu>"
     if not inner:
         return ""
     return f"<cpu mode='custom' check='none'>{inner}</cpu>"
