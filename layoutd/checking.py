@@ -237,10 +237,10 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         guest = verified(guest, emulator, translation.argv, domain.arch)
     return Checked(guest, host, devices, _fixes_for(translation.argv, guest, again, host),
                    language="libvirt",
-                   bars=bar_check(guest, host, _with_buses(translation.argv, data, path), devices))
+                   bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices))
 
 
-def _with_buses(argv: Sequence[str], data: bytes, source: str) -> list[str]:
+def with_buses(argv: Sequence[str], data: bytes | str, source: str) -> list[str]:
     """The translated arguments with the domain's firmware, root ports and <hostdev> addresses
     (what the BAR placement needs) instead of the plain vfio-pci devices."""
     from layoutd.firmware.libvirt import pci_argv

@@ -104,6 +104,8 @@ def check(name: str, config: hookconf.HookConfig) -> int:
         return verdict(config, name, error.exit_code, f"cannot check the domain: {error.render()}")
     except Exception as error:  # the hook must never print a traceback to libvirt
         return verdict(config, name, 2, f"internal error: {type(error).__name__}: {error}")
+    for warning in report.warnings:
+        hookconf.log_line(config, f"{name} prepare begin: warning: {warning}")
     if report.refusal:
         return verdict(config, name, 1, report.refusal)
     hookconf.log_line(config, f"{name} prepare begin: ok: {report.summary}")

@@ -32,6 +32,8 @@ class DomainCheck:
     layout: tuple[GuestRegion, ...]
     collisions: tuple[Collision, ...]
     source: str = ""  # how the map is known: "QEMU 7.2 model", "dry run of /usr/bin/qemu-..."
+    bars: tuple[Collision, ...] = ()  # assigned BARs the firmware puts in a host hole (proven)
+    warnings: tuple[str, ...] = ()  # what was not checked, and BAR findings that do not refuse
 
     @property
     def name(self) -> str:
@@ -39,7 +41,7 @@ class DomainCheck:
 
     @property
     def refusal(self) -> str | None:
-        if not self.collisions:
+        if not self.collisions and not self.bars:
             return None
         return refusal_message(self)
 
@@ -47,8 +49,13 @@ class DomainCheck:
     def summary(self) -> str:
         if self.host is None:
             return "no host PCI device (<hostdev> or `devices` in the hook configuration): nothing to map"
-        return (f"{len(self.layout)} RAM region(s) clear of the holes of "
+        bars = " and every assigned 64-bit BAR" if self.bars_checked else ""
+        return (f"{len(self.layout)} RAM region(s){bars} clear of the holes of "
                 f"{', '.join(self.devices)} ({self.host.source}, {self.source})")
+
+    @property
+    def bars_checked(self) -> bool:
+        return not any(text.startswith(BARS_UNCHECKED) for text in self.warnings)
 
 
 def translate_domain(xml: bytes | str, source: str) -> Translation:
@@ -79,11 +86,11 @@ def check_domain(xml: bytes | str, config: HookConfig, source: str = "<stdin>") 
     version = qemu_version(translation, config.qemu_version)
     if not devices:
         return DomainCheck(translation, version, (), None, (), ())
-    return check_translation(translation, version, devices, config.host_source)
+    return check_translation(translation, version, devices, config.host_source, xml)
 
 
 def check_translation(translation: Translation, version: str, devices: Sequence[str],
-                      host_source: str | None) -> DomainCheck:
+                      host_source: str | None, xml: bytes | str | None = None) -> DomainCheck:
     from layoutd.host import probe_host
     from layoutd.qemu import predict
     from layoutd.qemu.versions import is_modelled
@@ -107,7 +114,41 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
         guest, source = emulator_map(translation, f"QEMU {version} is not modelled")
     layout = tuple(guest.layout)
     collisions = tuple(check(layout, host))
-    return DomainCheck(translation, version, tuple(devices), host, layout, collisions, source)
+    bars: tuple[Collision, ...] = ()
+    warnings: tuple[str, ...] = (f"{BARS_UNCHECKED}: the map is not the QEMU model's ({source})",)
+    if source == f"QEMU {version} model" and xml is not None:
+        bars, warnings = domain_bars(guest, host, translation, xml, devices)
+    return DomainCheck(translation, version, tuple(devices), host, layout, collisions, source,
+                       bars, warnings)
+
+
+BARS_UNCHECKED = "BARs not checked"
+
+
+def domain_bars(guest: GuestMap, host: HostView, translation: Translation, xml: bytes | str,
+                devices: Sequence[str]) -> tuple[tuple[Collision, ...], tuple[str, ...]]:
+    """The assigned BARs the firmware puts in a host hole (the hook refuses for those), and the
+    rest said as warnings: a BAR left unassigned or beyond the guest's phys-bits (the domain
+    starts; the guest may lose the device), a firmware or device layoutd does not model."""
+    from layoutd.checking import bar_check, with_buses
+    from layoutd.errors import LayoutdError
+
+    try:
+        result = bar_check(guest, host, with_buses(translation.argv, xml,
+                                                   translation.domain.source), devices)
+    except LayoutdError as error:
+        return (), (f"{BARS_UNCHECKED}: {error.render()}",)
+    if result is None:
+        return (), ()
+    if result.firmware is None:
+        return (), tuple(f"{BARS_UNCHECKED}: {note}" for note in result.notes[:1]) + tuple(
+            result.notes[1:])
+    proven = tuple(c for c in result.collisions if c.hole.type not in NOT_HOST_HOLES)
+    others = tuple(c.describe() for c in result.collisions if c.hole.type in NOT_HOST_HOLES)
+    return proven, (*others, *result.notes)
+
+
+NOT_HOST_HOLES = ("unassigned", "guest-phys-bits")
 
 
 def emulator_map(translation: Translation, why: str) -> tuple[GuestMap, str]:
@@ -163,18 +204,23 @@ def domain_qemu_version(domain: Domain, configured: str | None) -> str:
 
 def refusal_message(check: DomainCheck) -> str:
     assert check.host is not None
+    what = " and ".join(part for part, found in (("its guest RAM", check.collisions), (
+        "the firmware's placement of assigned BARs", check.bars)) if found)
     lines = [
-        f"its guest RAM would overlap host IOMMU holes that VFIO cannot map for "
+        f"{what} would overlap host IOMMU holes that VFIO cannot map for "
         f"{', '.join(check.devices)} (host {check.host.source}, {check.source}); "
         "QEMU would fail with vfio_dma_map ... = -22:"
     ]
-    for collision in check.collisions:
+    for collision in (*check.collisions, *check.bars):
         lines.append(f"  {collision.kind} {collision.id!r} {collision.start:#x}-{collision.end:#x} "
                      f"lies in the {_hole(collision.hole, check.host)}")
     lines.append(
         "Fix: `layoutd libvirt fix DOMAIN.xml` rewrites the domain's memory around the holes "
         "(or write a spec and run `layoutd plan SPEC.yaml --format libvirt`); "
         "`layoutd check --libvirt DOMAIN.xml` shows the predicted map and every collision."
+        + (" For the BARs, check shows where the firmware puts each one and what would work, "
+           "when fewer phys-bits or OVMF's window does."
+           if check.bars else "")
     )
     return "\n".join(lines)
 

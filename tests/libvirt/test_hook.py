@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, run_layoutd
+from tests.conftest import ROOT, need, run_layoutd
 
 
 def install(root: Path, *options: str) -> Path:
@@ -90,6 +90,56 @@ def test_a_hostdev_missing_from_the_host_is_named_as_such(tmp_path: Path) -> Non
     result = call(hook, "vm", "prepare", "begin", "-", stdin=xml)
     assert result.returncode == 2, result.stderr
     assert "<hostdev> 0000:77:00.0: unknown device" in result.stderr, result.stderr
+
+
+def bar_domain(memory: str, os_extra: str = "") -> str:
+    """colliding.xml with no RAM collision: RAM ends below AMD's HyperTransport hole; an Intel
+    CPU model, so QEMU does not move RAM to 1 TiB."""
+    xml = (Path(__file__).parent / "data/colliding.xml").read_text()
+    xml = xml.replace("<memory unit='GiB'>1100</memory>", f"<memory unit='GiB'>{memory}</memory>")
+    xml = xml.replace("<currentMemory unit='GiB'>1100</currentMemory>",
+                      f"<currentMemory unit='GiB'>{memory}</currentMemory>")
+    xml = xml.replace("    <maxphysaddr mode='emulate' bits='44'/>\n", "")
+    return xml.replace("hvm</type>\n", f"hvm</type>\n{os_extra}")
+
+
+def bar_hook(tmp_path: Path) -> Path:
+    hook = install(tmp_path, "--host", str(ROOT / "examples/hosts/amd-epyc-two-gpus"))
+    config = tmp_path / "etc/layoutd/hook.conf"
+    config.write_text(config.read_text() + "qemu_version = 7.2\n")
+    return hook
+
+
+def test_prepare_refuses_a_bar_in_the_ht_hole(tmp_path: Path) -> None:
+    """960 GiB: RAM ends at 962G, clear of every hole; QEMU 7.2's SeaBIOS 1.16.2 puts the GPU's
+    32 GiB BAR1 at 0xf800000000, across the HyperTransport hole. Refused, naming BAR and hole."""
+    need(Path("/usr/share/seabios/bios-256k.bin").exists(), "seabios (Debian package)")
+    result = call(bar_hook(tmp_path), "lt-big", "prepare", "begin", "-", stdin=bar_domain("960"))
+    assert result.returncode == 1, result.stderr
+    assert "bar '0000:2a:00.0 BAR1' 0xfd00000000-0xffffffffff lies in the reserved hole" \
+        in result.stderr, result.stderr
+    assert "its guest RAM" not in result.stderr
+
+
+def test_prepare_allows_clear_bars_and_says_so(tmp_path: Path) -> None:
+    need(Path("/usr/share/seabios/bios-256k.bin").exists(), "seabios (Debian package)")
+    result = call(bar_hook(tmp_path), "lt-big", "prepare", "begin", "-", stdin=bar_domain("64"))
+    assert result.returncode == 0, result.stderr
+    log = (tmp_path / "var/log/layoutd/hook.log").read_text()
+    assert "RAM region(s) and every assigned 64-bit BAR clear" in log, log
+
+
+def test_prepare_allows_a_firmware_it_does_not_know_with_a_warning(tmp_path: Path) -> None:
+    """The same BAR-colliding domain booting a firmware file layoutd does not know: the BARs
+    are not predicted, so the domain starts and the log says why."""
+    unknown = tmp_path / "bios.bin"
+    unknown.write_bytes(b"not a firmware layoutd knows")
+    xml = bar_domain("960", f"    <loader type='rom'>{unknown}</loader>\n")
+    result = call(bar_hook(tmp_path), "lt-big", "prepare", "begin", "-", stdin=xml)
+    assert result.returncode == 0, result.stderr
+    log = (tmp_path / "var/log/layoutd/hook.log").read_text()
+    assert "warning: BARs not checked: firmware" in log and "ok: " in log, log
+    assert "every assigned 64-bit BAR" not in log
 
 
 def test_prepare_lets_a_domain_qemu_refuses_start_with_a_warning(tmp_path: Path) -> None:

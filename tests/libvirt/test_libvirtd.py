@@ -240,3 +240,20 @@ def test_applied_hugepages_survive_a_real_define(libvirtd: Virsh, define: Define
     define("lt-huge", applied.stdout)
     kept = libvirtd.run("dumpxml", "lt-huge").stdout
     assert re.search(r"<memoryBacking>\s*<hugepages>\s*<page size='1048576' unit='KiB'/>", kept), kept
+
+
+def test_a_bar_in_the_ht_hole_is_refused_by_the_real_daemons_hook(libvirtd: Virsh,
+                                                                  define: Define) -> None:
+    """960 GiB: RAM clear of every hole, but SeaBIOS 1.16.2 (QEMU 7.2's) would put the GPU's
+    32 GiB BAR1 across the HyperTransport hole: refused before libvirt touches the device."""
+    libvirtd.install_hook("--policy", "enforce", "--host", AMD)
+    xml = (DATA / "colliding.xml").read_text().replace("1100</", "960</").replace(
+        "    <maxphysaddr mode='emulate' bits='44'/>\n", "").replace("lt-big", "lt-bar").replace(
+        "000000000002</uuid>", "000000000004</uuid>")
+    define("lt-bar", xml)
+    result = libvirtd.run("start", "lt-bar", "--paused", check=False)
+    assert result.returncode != 0
+    assert "the firmware's placement of assigned BARs would overlap" in result.stderr, result.stderr
+    assert "bar '0000:2a:00.0 BAR1' 0xfd00000000-0xffffffffff lies in the reserved hole" \
+        in result.stderr and "its guest RAM" not in result.stderr
+    assert libvirtd.run("domstate", "lt-bar").stdout.strip() == "shut off"
