@@ -18,11 +18,11 @@ from layoutd.firmware.plan import BadBar, planned_bars
 from layoutd.models.host import Device
 from layoutd.models.plan import Plan
 from layoutd.models.spec import VmSpec, with_changes
-from layoutd.qemu.x86 import HOLE64_DEFAULT
+from layoutd.qemu.x86 import AMD_HT_START, HOLE64_DEFAULT
 from layoutd.solver.oracle import model_map
 from layoutd.solver.suggest import Suggestion
 from layoutd.solver.target import Target
-from layoutd.units import GiB, format_size, hex_addr
+from layoutd.units import GiB, align_up, format_size, hex_addr
 
 MAX_TRIES = 40
 
@@ -102,7 +102,9 @@ def holes(spec: VmSpec, plan: Plan) -> list[int]:
     if plan.config.arch != "x86_64":
         return []
     current = spec.pci_hole64 or plan.config.pci_hole64_size or HOLE64_DEFAULT[spec.family]
-    return [GiB << k for k in range(5, 12) if GiB << k > current]
+    start = next((r.start for r in plan.regions if r.name == "pci-hole64"), None)
+    reaching = [align_up(AMD_HT_START + 1 - start, GiB)] if start and start < AMD_HT_START else []
+    return sorted({size for size in [*reaching, *(GiB << k for k in range(5, 12))] if size > current})
 
 
 def _bits_of(plan: Plan) -> int:

@@ -165,11 +165,11 @@ def plan_amd(tmp_path: Path, extra: str = "", firmware: str = "seabios"
 
 def test_plan_moves_the_seabios_window_past_the_ht_hole(tmp_path: Path) -> None:
     """With QEMU's 32 GiB hole, RAM ends at 962G and SeaBIOS puts BAR1 across the HT hole; a
-    64 GiB hole reaches the HT range, so QEMU moves RAM to 1 TiB and the window follows."""
+    51 GiB hole (962G + 51G) reaches the HT range, so QEMU moves RAM to 1 TiB and the window follows."""
     code, plan = plan_amd(tmp_path)
     assert code == 0, plan
     assert "-global" in plan["qemu_argv"]
-    assert "q35-pcihost.pci-hole64-size=64G" in plan["qemu_argv"]
+    assert "q35-pcihost.pci-hole64-size=51G" in plan["qemu_argv"]
     bars = [(int(b["start"], 16), int(b["end"], 16)) for b in plan["bars"]]  # type: ignore[union-attr]
     assert bars[0] == (0x1F000000000, 0x1F7FFFFFFFF)
     assert all(end < HT[0] or start > HT[1] for start, end in bars)
@@ -179,7 +179,7 @@ def test_plan_with_the_hole_fixed_says_no_and_each_would_work_plans(tmp_path: Pa
     code, data = plan_amd(tmp_path, "pci_hole64: 32G\n")
     assert code == 1 and "0000:29:00.0 BAR1" in data["error"]["message"]  # type: ignore[index]
     changes = [idea["change"] for idea in data["would_work"]]  # type: ignore[union-attr]
-    assert changes[0] == {"pci_hole64": "64G"} and {"firmware": "ovmf"} in changes
+    assert changes[0] == {"pci_hole64": "51G"} and {"firmware": "ovmf"} in changes
     for change in changes:
         (key, value), = change.items()
         extra = f"pci_hole64: {value}\n" if key == "pci_hole64" else f"pci_hole64: 32G\n{key}: {value}\n"
