@@ -50,6 +50,7 @@ class Problem:
     vga_window: bool = True  # x86: the default VGA's 0xa0000-0xbffff window is not RAM
     amd_rule: bool = False  # QEMU moves high RAM to 1 TiB at the HT range (AMD, types 7.1+)
     hole64: int | None = None  # the spec's pci-hole64-size; None: QEMU's default, lowered if need be
+    numa: bool = False  # the spec has NUMA cells (one cell too: -numa gives its RAM node 0)
 
     @property
     def ram_start(self) -> int:
@@ -124,6 +125,7 @@ def problem_for(spec: VmSpec, target: Target, version: str | Version = DEFAULT) 
         total=spec.memory.size,
         align=spec.memory.alignment,
         nodes=tuple(cell.size for cell in spec.numa) or (spec.memory.size,),
+        numa=bool(spec.numa),
         room=spec.hotplug_room,
         spec_slots=spec.hotplug_slots,
         cpu=cpu,
@@ -579,7 +581,7 @@ def planned_layout(
 ) -> list[GuestRegion]:
     """The RAM blocks the solution puts in place (coarse: firmware windows below 1 MiB not cut)."""
     regions: list[GuestRegion] = []
-    numa = len(problem.nodes) > 1
+    numa = problem.numa or len(problem.nodes) > 1
     offset = 0
     for node, size in enumerate(solution.nodes_boot):
         for start, end in _boot_pieces(problem, solution, offset, size):

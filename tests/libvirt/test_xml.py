@@ -183,3 +183,20 @@ def test_apply_keeps_the_spec_page_size_for_boot_ram(backing: str, tmp_path: Pat
     assert result.stdout.count("<page size=") == 1 and ("<nosharepages/>" in result.stdout) == bool(backing)
     emitted = run_layoutd("plan", str(spec), "--host", AMD, "--format", "libvirt")
     assert read_domain(emitted.stdout.encode(), "emitted").hugepage_size == 1 << 30
+
+
+def test_fix_a_domain_sized_by_its_one_numa_cell() -> None:
+    """No <memory>: libvirt takes the size from the NUMA cell. `libvirt fix` plans it (one cell
+    is NUMA node 0 for QEMU too), writes <memory> in, and reads the result back as planned."""
+    from layoutd.libvirt.fix import fix
+
+    xml = (b"<domain type='kvm'><name>nomem</name><vcpu>2</vcpu><os><type arch='x86_64' "
+           b"machine='pc-q35-6.2'>hvm</type></os><cpu mode='host-passthrough'><numa><cell id='0' "
+           b"cpus='0-1' memory='1100' unit='GiB'/></numa></cpu><devices><hostdev mode='subsystem' "
+           b"type='pci' managed='yes'><source><address domain='0x0000' bus='0x2a' slot='0x00' "
+           b"function='0x0'/></source></hostdev></devices></domain>")
+    data, plan = fix(xml, "nomem.xml", [str(EXAMPLES / "hosts" / "amd-epyc-two-gpus")], "7.2")
+    text = data.decode()
+    assert "<memory unit='KiB'>" in text and "<address type='dimm' slot='0'" in text
+    assert all(region.node == 0 for region in plan.layout)
+    assert translate_xml(data).domain.memory == 1100 << 30
