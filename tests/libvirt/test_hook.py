@@ -140,3 +140,21 @@ def test_prepare_allows_a_firmware_it_does_not_know_with_a_warning(tmp_path: Pat
     log = (tmp_path / "var/log/layoutd/hook.log").read_text()
     assert "warning: BARs not checked: firmware" in log and "ok: " in log, log
     assert "every assigned 64-bit BAR" not in log
+
+
+def test_prepare_lets_a_domain_qemu_refuses_start_with_a_warning(tmp_path: Path) -> None:
+    """Only a proven collision refuses: a domain QEMU itself will refuse (a DIMM without ACPI)
+    is left to QEMU's own error, with a warning in the log."""
+    amd = str(Path(__file__).parents[2] / "examples/hosts/amd-epyc-two-gpus")
+    hook = install(tmp_path, "--policy", "enforce", "--host", amd, "--devices", "0000:2a:00.0")
+    config = tmp_path / "etc/layoutd/hook.conf"
+    config.write_text(config.read_text() + "qemu_version = 7.2\n")
+    xml = ("<domain type='qemu'><name>vm</name><maxMemory slots='2' unit='GiB'>8</maxMemory>"
+           "<vcpu>1</vcpu><os><type arch='x86_64' machine='q35'>hvm</type></os><cpu><numa>"
+           "<cell id='0' cpus='0' memory='1' unit='GiB'/></numa></cpu><devices><memory "
+           "model='dimm'><target><size unit='GiB'>1</size><node>0</node></target></memory>"
+           "</devices></domain>")
+    result = call(hook, "vm", "prepare", "begin", "-", stdin=xml)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    log = (tmp_path / "var/log/layoutd/hook.log").read_text()
+    assert "QEMU is expected to refuse this domain itself" in log and "acpi" in log, log
