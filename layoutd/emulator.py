@@ -23,7 +23,10 @@ def binary_version(path: str) -> Version | None:
     """What `path --version` says, or None when it cannot be run or names no QEMU version."""
     cached = _cached(path)
     if cached is not None:
-        return Version.parse(cached)
+        try:
+            return Version.parse(cached)
+        except InputError:
+            pass  # a cache entry another layoutd wrote in some other form: ask the binary again
     try:
         result = subprocess.run([path, "--version"], capture_output=True, text=True,
                                 timeout=TIMEOUT, stdin=subprocess.DEVNULL, check=False)

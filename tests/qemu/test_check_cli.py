@@ -95,6 +95,23 @@ def test_version_of_binary_asks_once(version: str, tmp_path: Path,
         version_of_binary("/bin/true")
 
 
+def test_a_cache_entry_in_another_form_is_asked_again(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The version cache is shared by every layoutd on the machine: an entry that is not a
+    version (another layoutd's format, a hand edit) costs a QEMU start, never a wrong answer."""
+    import json
+
+    from layoutd.emulator import version_of_binary
+
+    monkeypatch.setenv("LAYOUTD_CACHE", str(tmp_path))
+    path = qemu_binary("7.2").path
+    assert version_of_binary(path) == "7.2"
+    cache = tmp_path / "qemu-versions.json"
+    data = json.loads(cache.read_text())
+    cache.write_text(json.dumps({key: "seven-point-two" for key in data}))
+    assert version_of_binary(path) == "7.2"
+
+
 def test_kvm_needs_the_host_cpu_and_names_the_source_without_it(tmp_path: Path) -> None:
     """Under KVM the guest CPU takes the host's vendor: a host tree without proc/cpuinfo cannot
     answer, and says so (exit 2); the same tree with it answers (the AMD host's EPYC moves)."""
