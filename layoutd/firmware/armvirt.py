@@ -10,8 +10,8 @@ PciHostBridgeDxe, which did not change these rules between those releases).
   ones of its own alignment already listed (InsertResourceNode), and merging the prefetchable
   list into the other reverses their order again, so equal prefetchable BARs end in slot order
   and equal non-prefetchable ones in reverse slot order. Each BAR is aligned after the previous;
-  the pool's size is rounded to its largest alignment (at least 1 MiB). The devices' option ROMs
-  share one 32-bit entry of the largest ROM's size, listed first.
+  the pool's size is rounded up to 1 MiB only (not to its largest alignment). The devices'
+  option ROMs share one 32-bit entry of the largest ROM's size, listed first.
 - PciHostBridgeDxe places the pool with the larger alignment first (the 64-bit one on a tie), at
   the lowest address of its window aligned to that alignment that is still free; a 64-bit pool
   that does not fit its window tries the 32-bit window.
@@ -52,13 +52,13 @@ def _merge(into: list[Entry], source: list[Entry]) -> None:
 
 
 def _aperture(pool: list[Entry]) -> tuple[int, int]:
-    """(size, alignment) of a pool; each entry's offset set (CalculateResourceAperture)."""
+    """(size, alignment) of a pool; each entry's offset set (CalculateResourceAperture). The size
+    is rounded to the pool's own 1 MiB before its alignment becomes its largest entry's."""
     end = 0
     for entry in pool:
         entry.offset = align_up(end, entry.align)
         end = entry.offset + entry.size
-    align = max(POOL_ALIGN, pool[0].align if pool else 0)
-    return align_up(end, align), align
+    return align_up(end, POOL_ALIGN), max(POOL_ALIGN, pool[0].align if pool else 0)
 
 
 def _pools(board: Board) -> tuple[list[Entry], list[Entry]]:

@@ -31,7 +31,8 @@ CASES: dict[str, list[tuple[str, list[str]]]] = {
     "bookworm": [  # QEMU 7.2, edk2 2022.11
         ("equal BARs in slot order, largest first", virt() + stand_ins("16G", "64G", "16G")),
         ("eight devices", virt() + stand_ins("16M", "128G", "32M", "1G", "16G", "64M", "32G", "4G")),
-        ("highmem=off: the 32-bit window", virt("virt,highmem=off") + stand_ins("64M", "128M")),
+        ("highmem=off: 608 MiB in the 752 MiB window", virt("virt,highmem=off")
+         + stand_ins("16M", "64M", "256M", "16M", "256M")),
         ("the window cannot hold them: nothing assigned", virt() + stand_ins("512G", "16G")),
     ],
     "trixie": [  # QEMU 10.0, edk2 2025.02

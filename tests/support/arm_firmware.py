@@ -45,17 +45,26 @@ def efi_file(release: str) -> Path:
 
 def arm_bars(binary: QemuBinary, firmware: Path, args: Sequence[str], ids: Sequence[str], *,
              timeout: float = 120.0) -> Bars:
+    """`firmware`: a QEMU_EFI.fd (-bios), or an AAVMF_CODE file (pflash, with a copy of the
+    AAVMF_VARS.fd beside it)."""
     folder = tempfile.mkdtemp(prefix="layoutd-arm-")
     serial = os.path.join(folder, "serial.log")
-    bios = str(firmware)
-    if binary.version == "11.1" and not bios.startswith(str(SID_ROOT)):
-        bios = os.path.join(folder, "QEMU_EFI.fd")  # the chroot sees the host's /tmp only
-        shutil.copyfile(firmware, bios)
-    elif binary.version == "11.1":
-        bios = bios[len(str(SID_ROOT)):]
-    with running(binary, ["-bios", bios, *args, "-nodefaults", "-serial", f"file:{serial}"],
-                 folder) as monitor:
+    with running(binary, [*_firmware_args(binary, firmware, folder), *args, "-nodefaults",
+                          "-serial", f"file:{serial}"], folder) as monitor:
         return _poll(monitor, ids, serial, timeout)
+
+
+def _firmware_args(binary: QemuBinary, firmware: Path, folder: str) -> list[str]:
+    code = str(firmware)
+    if binary.version == "11.1" and code.startswith(str(SID_ROOT)):  # the chroot sees its own files
+        code = code[len(str(SID_ROOT)):]
+    elif binary.version == "11.1":  # and the host's /tmp
+        code = shutil.copy(firmware, folder)
+    if not firmware.name.startswith("AAVMF_CODE"):
+        return ["-bios", code]
+    variables = shutil.copy(firmware.with_name("AAVMF_VARS.fd"), folder)
+    return ["-drive", f"if=pflash,format=raw,readonly=on,file={code}",
+            "-drive", f"if=pflash,format=raw,file={variables}"]
 
 
 def _hmp(monitor: QEMUMonitorProtocol, command: str) -> str:
