@@ -16,6 +16,7 @@ from layoutd.host import abi, probe_host, record_host
 from layoutd.host.dump import read_dump
 from layoutd.models.host import HostDump, IoctlReply
 from tests.conftest import EXAMPLES
+from tests.support.gaps import complement
 
 U64 = 2**64 - 1
 EXAMPLE_HOSTS = sorted(p for p in (EXAMPLES / "hosts").glob("*") if p.is_dir())
@@ -47,16 +48,7 @@ def intel_top(tree: Path) -> int | None:
 def expected_usable(tree: Path, top: int, groups: list[str] | None = None) -> list[tuple[int, int]]:
     """Sweep over the sorted blocking regions: the gaps between them, up to `top`."""
     blocking = sorted((s, e) for s, e, kind, _ in regions(tree, groups) if kind != "direct-relaxable")
-    usable, cursor = [], 0
-    for start, end in blocking:
-        if start > cursor:
-            usable.append((cursor, min(start - 1, top)))
-        cursor = max(cursor, end + 1)
-        if cursor > top:
-            break
-    if cursor <= top:
-        usable.append((cursor, top))
-    return [(s, e) for s, e in usable if s <= e]
+    return complement(blocking, top)
 
 
 def pairs(view_ranges) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]

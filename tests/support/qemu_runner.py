@@ -9,6 +9,7 @@ host's /tmp there, so QMP sockets and backend files have the same paths inside a
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -68,6 +69,12 @@ def qemu_binary(version: str, arch: str = "x86_64") -> QemuBinary:
 def aarch64_firmware() -> list[str]:
     need(AARCH64_FIRMWARE.exists(), f"{AARCH64_FIRMWARE} (Debian package qemu-efi-aarch64)")
     return ["-bios", str(AARCH64_FIRMWARE)]
+
+
+def line_args(line: str, tmp: Path) -> list[str]:
+    """A test's command line as arguments: {tmp} a test folder, {fw} the aarch64 firmware."""
+    fw = " ".join(aarch64_firmware()) if "{fw}" in line else ""
+    return shlex.split(line.replace("{tmp}", str(tmp)).replace("{fw}", fw))
 
 
 @dataclass
