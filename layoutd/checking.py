@@ -133,9 +133,12 @@ def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequenc
 def _fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],
                host: Any) -> Any:
     """The verified changes (a newer machine type, a smaller -m) that clear every collision."""
-    from layoutd.fixes import fixes
+    def found() -> Any:
+        from layoutd.fixes import fixes  # only a report with collisions asks
 
-    return lambda: fixes(args, guest, again, lambda changed: not check(changed.layout, host))
+        return fixes(args, guest, again, lambda changed: not check(changed.layout, host))
+
+    return found
 
 
 def dry_run_map(binary: str, qemu_args: Sequence[str], arch: str, why: str) -> Any:
