@@ -19,10 +19,11 @@ PciHostBridgeDxe, which did not change these rules between those releases).
   for root-bus devices it assigns no BAR at all (measured: every BAR reads 0).
 """
 
-from dataclasses import dataclass
+from __future__ import annotations
 
 from layoutd.firmware import Board, Placed, Placement
 from layoutd.firmware.builds import Build
+from layoutd.record import Record
 from layoutd.units import MiB, align_up, hex_addr, human_size
 
 MMIO32 = (0x10000000, 0x3EFEFFFF)  # hw/arm/virt.c base_memmap[VIRT_PCIE_MMIO]
@@ -30,8 +31,7 @@ POOL_ALIGN = MiB  # the root bridge's own alignment for each memory pool
 ROM_BAR = 6
 
 
-@dataclass
-class Entry:
+class Entry(Record, frozen=False):
     size: int
     align: int
     device: str
@@ -70,14 +70,14 @@ def _pools(board: Board) -> tuple[list[Entry], list[Entry]]:
     devices = sorted(board.devices, key=lambda d: (d.slot, d.function))
     rom = max((d.rom for d in devices), default=0)
     if rom:
-        _insert(mem32, Entry(rom, rom, "", ROM_BAR))
+        _insert(mem32, Entry(size=rom, align=rom, device="", bar=ROM_BAR))
     for device in devices:
         for bar in device.bars:
             if bar.io or not bar.size:
                 continue
             pool = (pmem64 if bar.prefetchable else mem64) if bar.is64 else (
                 pmem32 if bar.prefetchable else mem32)
-            _insert(pool, Entry(bar.size, bar.size, device.id, bar.index))
+            _insert(pool, Entry(size=bar.size, align=bar.size, device=device.id, bar=bar.index))
     if board.mmio64 is None:  # DegradeResource: no 64-bit decode at the root bridge
         _merge(mem32, mem64)
         _merge(pmem32, pmem64)
