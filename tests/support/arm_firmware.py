@@ -43,13 +43,14 @@ def efi_file(release: str) -> Path:
     return path
 
 
-def arm_bars(binary: QemuBinary, firmware: Path, args: Sequence[str], ids: Sequence[str], *,
-             timeout: float = 120.0) -> Bars:
-    """`firmware`: a QEMU_EFI.fd (-bios), or an AAVMF_CODE file (pflash, with a copy of the
-    AAVMF_VARS.fd beside it)."""
+def arm_bars(binary: QemuBinary, firmware: Path | None, args: Sequence[str], ids: Sequence[str], *,
+             timeout: float = 120.0, nodefaults: bool = True) -> Bars:
+    """`firmware`: a QEMU_EFI.fd (-bios), an AAVMF_CODE file (pflash, with a copy of the
+    AAVMF_VARS.fd beside it), or None: `args` name it."""
     folder = tempfile.mkdtemp(prefix="layoutd-arm-")
     serial = os.path.join(folder, "serial.log")
-    with running(binary, [*_firmware_args(binary, firmware, folder), *args, "-nodefaults",
+    boot = _firmware_args(binary, firmware, folder) if firmware else []
+    with running(binary, [*boot, *args, *(["-nodefaults"] if nodefaults else []),
                           "-serial", f"file:{serial}"], folder) as monitor:
         return _poll(monitor, ids, serial, timeout)
 
