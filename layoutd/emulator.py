@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
 from layoutd.errors import InputError
 from layoutd.qemu.versions import Version
 
 TIMEOUT = 10.0
-_ANSWER = re.compile(r"QEMU emulator version (\d+\.\d+(?:\.\d+)?)")
+ANSWER = r"QEMU emulator version (\d+\.\d+(?:\.\d+)?)"
 
 
 def binary_version(path: str) -> Version | None:
@@ -27,12 +26,14 @@ def binary_version(path: str) -> Version | None:
             return Version.parse(cached)
         except InputError:
             pass  # a cache entry another layoutd wrote in some other form: ask the binary again
+    import subprocess  # only a binary not in the cache is run
+
     try:
         result = subprocess.run([path, "--version"], capture_output=True, text=True,
                                 timeout=TIMEOUT, stdin=subprocess.DEVNULL, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    match = _ANSWER.search(result.stdout)
+    match = re.search(ANSWER, result.stdout)
     if result.returncode != 0 or not match:
         return None
     _remember(path, match.group(1))

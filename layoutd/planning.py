@@ -8,8 +8,11 @@ commands/plan.py only parses arguments and writes the chosen format.
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from layoutd.record import replace
+
 if TYPE_CHECKING:
     from layoutd.models.guest import GuestMap
+    from layoutd.models.host import HostView
     from layoutd.models.plan import Plan
     from layoutd.models.spec import VmSpec
     from layoutd.solver import Solved, Target
@@ -42,7 +45,7 @@ def verify(plan: "Plan", binary: str, note: str) -> "Plan":
         raise NoAnswer(f"the dry run of {binary} (QEMU {run.version}) does not build the planned "
                        "map: " + "; ".join(wrong) + (f" ({note})" if note else ""))
     said = f"verified: a dry run of {binary} (QEMU {run.version}) builds exactly this map"
-    return plan.model_copy(update={"warnings": (*plan.warnings, *([note] if note else []), said)})
+    return replace(plan, warnings=(*plan.warnings, *([note] if note else []), said))
 
 
 def make_plan(spec: "VmSpec", sources: Sequence[str], version: str) -> "Plan":
@@ -50,12 +53,16 @@ def make_plan(spec: "VmSpec", sources: Sequence[str], version: str) -> "Plan":
     from layoutd.host import probe_host
     from layoutd.solver import combine, solve_spec
 
+    def views_for(devices: Sequence[str]) -> list["HostView"]:
+        return [probe_host(source, list(devices) or None) for source in sources]
+
     def target_for(devices: Sequence[str]) -> "Target":
-        views = [probe_host(source, list(devices) or None) for source in sources]
+        views = views_for(devices)
         return combine(views, [view.source for view in views])
 
-    target = target_for(spec.pci_devices)
-    bars = bar_fitter(spec, target, version, sources, target_for)
+    views = views_for(spec.pci_devices)
+    target = combine(views, [view.source for view in views])
+    bars = bar_fitter(spec, target, version, views[0], target_for)
     solved = solve_spec(spec, target, version, target_for, bars.accept if bars else None)
     plan = assemble(spec, target, solved, version)
     return bars.fit(spec, plan) if bars else plan
@@ -82,9 +89,9 @@ class BarFitter:
 
         build, note = identify(plan.config.firmware, self.version)
         if build is None:
-            return plan.model_copy(update={"warnings": (*plan.warnings, note or "")})
+            return replace(plan, warnings=(*plan.warnings, note or ""))
         placed = fit_bars(spec, plan, self.target, self.devices, build, self.replan)
-        return placed.model_copy(update={"warnings": (*placed.warnings, *([note] if note else []))})
+        return replace(placed, warnings=(*placed.warnings, *([note] if note else [])))
 
     def accept(self, variant: "VmSpec") -> bool:
         from layoutd.errors import LayoutdError
@@ -96,15 +103,12 @@ class BarFitter:
         return True
 
 
-def bar_fitter(spec: "VmSpec", target: "Target", version: str, sources: Sequence[str],
+def bar_fitter(spec: "VmSpec", target: "Target", version: str, first: "HostView",
                target_for: Any) -> BarFitter | None:
     """x86 with devices: the fitter, with the devices' BARs read from the first host."""
-    from layoutd.host import probe_host
-
     if spec.arch != "x86_64" or not spec.pci_devices:
         return None
-    view = probe_host(sources[0], list(spec.pci_devices))
-    return BarFitter(target, version, target_for, {d.address: d for d in view.devices})
+    return BarFitter(target, version, target_for, {d.address: d for d in first.devices})
 
 
 def assemble(spec: "VmSpec", target: "Target", solved: "Solved", version: str,

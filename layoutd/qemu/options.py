@@ -3,7 +3,6 @@
 Which options take an argument comes from `qemu-system-* -help` of 7.2 and 10.0.
 """
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -112,6 +111,8 @@ def keyval(text: str, implied: str | None, where: str) -> dict[str, str]:
 
 
 def _json_keyval(text: str, where: str) -> dict[str, str]:
+    import json  # only a JSON-syntax option (-object '{...}') needs it
+
     try:
         data = json.loads(text)
     except ValueError as error:

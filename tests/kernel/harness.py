@@ -133,21 +133,6 @@ def parse_reserved_regions(text: str) -> list[tuple[int, int, str]]:
     return out
 
 
-def complement(holes: list[tuple[int, int]], top: int) -> list[tuple[int, int]]:
-    """[0, top] minus the holes (inclusive ends): the expected usable ranges."""
-    usable = []
-    cursor = 0
-    for start, end in sorted(holes):
-        if start > cursor:
-            usable.append((cursor, min(start - 1, top)))
-        cursor = max(cursor, end + 1)
-        if cursor > top:
-            break
-    if cursor <= top:
-        usable.append((cursor, top))
-    return usable
-
-
 def ranges_of(items: object) -> list[tuple[int, int]]:
     """[{start, end}] with hex strings (the contract's JSON) -> int pairs."""
     assert isinstance(items, list), items

@@ -28,11 +28,11 @@ from tests.kernel.harness import (
     CACHE,
     Boot,
     boot,
-    complement,
     manifest,
     parse_reserved_regions,
     ranges_of,
 )
+from tests.support.gaps import complement
 
 pytestmark = pytest.mark.kernel
 

@@ -23,11 +23,11 @@ from tests.kernel.harness import (
     PYTHON,
     Boot,
     boot,
-    complement,
     kept_under_tmp,
     parse_reserved_regions,
     ranges_of,
 )
+from tests.support.gaps import complement
 
 pytestmark = pytest.mark.kernel
 

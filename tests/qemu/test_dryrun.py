@@ -10,7 +10,7 @@ import pytest
 from layoutd.dryrun import dry_run, safe_command
 from layoutd.qemu import predict
 from layoutd.qemu.versions import is_modelled as modelled
-from tests.support.qemu_runner import Refused, aarch64_firmware, qemu_binary, real_map, wrapper
+from tests.support.qemu_runner import Refused, line_args, qemu_binary, real_map, wrapper
 
 pytestmark = pytest.mark.qemu
 
@@ -35,16 +35,12 @@ HOSTILE = [
 ]
 
 
-def _args(line: str, tmp: Path) -> list[str]:
-    fw = " ".join(aarch64_firmware()) if "{fw}" in line else ""
-    return shlex.split(line.replace("{tmp}", str(tmp)).replace("{fw}", fw))
-
 
 @pytest.mark.parametrize("version", ALL)
 @pytest.mark.parametrize(("arch", "line"), SAME)
 def test_dry_run_builds_what_the_line_builds(version: str, arch: str, line: str, tmp_path: Path) -> None:
     binary = qemu_binary(version, arch)
-    args = _args(line, tmp_path)
+    args = line_args(line, tmp_path)
     real = real_map(binary, args)
     assert not isinstance(real, Refused), real.stderr
     run = dry_run(str(wrapper(binary, tmp_path / "bin")), [*args, "-nodefaults"], arch)

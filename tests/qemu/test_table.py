@@ -1,13 +1,12 @@
 # ruff: noqa: E501  (a table of command lines reads best one per line)
 """A broad table of command lines: layoutd's prediction against real QEMU 7.2 and 10.0."""
 
-import shlex
 from pathlib import Path
 
 import pytest
 
 from tests.qemu.compare import compare
-from tests.support.qemu_runner import VERSIONS, aarch64_firmware
+from tests.support.qemu_runner import VERSIONS, line_args
 
 pytestmark = pytest.mark.qemu
 
@@ -230,18 +229,14 @@ ARM = [
 ]
 
 
-def _args(line: str, tmp: Path) -> list[str]:
-    fw = " ".join(aarch64_firmware()) if "{fw}" in line else ""
-    return shlex.split(line.replace("{tmp}", str(tmp)).replace("{fw}", fw))
-
 
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("line", X86)
 def test_x86_matches_qemu(line: str, version: str, tmp_path: Path) -> None:
-    compare(version, "x86_64", _args(line, tmp_path))
+    compare(version, "x86_64", line_args(line, tmp_path))
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("line", ARM)
 def test_virt_matches_qemu(line: str, version: str, tmp_path: Path) -> None:
-    compare(version, "aarch64", _args(line, tmp_path))
+    compare(version, "aarch64", line_args(line, tmp_path))

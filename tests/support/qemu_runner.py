@@ -9,6 +9,7 @@ host's /tmp there, so QMP sockets and backend files have the same paths inside a
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -25,6 +26,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 from layoutd.models.host import Cpu
 from layoutd.qemu.mtree import FlatEntry, ram_entries
 from layoutd.qemu.versions import proven
+from layoutd.record import replace
 from tests.conftest import need, need_kvm
 
 CACHE = Path(os.environ.get("LAYOUTD_CACHE", Path.home() / ".cache" / "layoutd"))
@@ -68,6 +70,12 @@ def qemu_binary(version: str, arch: str = "x86_64") -> QemuBinary:
 def aarch64_firmware() -> list[str]:
     need(AARCH64_FIRMWARE.exists(), f"{AARCH64_FIRMWARE} (Debian package qemu-efi-aarch64)")
     return ["-bios", str(AARCH64_FIRMWARE)]
+
+
+def line_args(line: str, tmp: Path) -> list[str]:
+    """A test's command line as arguments: {tmp} a test folder, {fw} the aarch64 firmware."""
+    fw = " ".join(aarch64_firmware()) if "{fw}" in line else ""
+    return shlex.split(line.replace("{tmp}", str(tmp)).replace("{fw}", fw))
 
 
 @dataclass
@@ -176,7 +184,7 @@ def this_machine_cpu() -> Cpu:
     from layoutd.host.kvm import kvm_smm
     from layoutd.host.sysfs import parse_cpuinfo
 
-    return parse_cpuinfo(Path("/proc/cpuinfo").read_text()).model_copy(update={"kvm_smm": kvm_smm()})
+    return replace(parse_cpuinfo(Path("/proc/cpuinfo").read_text()), kvm_smm=kvm_smm())
 
 
 def _wants_kvm(args: Sequence[str]) -> bool:
