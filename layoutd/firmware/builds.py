@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Build:
-    family: str  # seabios | ovmf
+    family: str  # seabios | ovmf | armvirt (edk2 ArmVirtQemu, arm virt)
     version: str  # 1.16.2, 1.16.3, 2022.11
     name: str  # for reports
     path: str = ""  # where Debian installs it
@@ -35,6 +35,10 @@ OVMF_13 = Build("ovmf", "2025.02", "OVMF edk2 2025.02 (Debian 13)", "/usr/share/
                 file="/usr/share/ovmf/OVMF.fd")
 OVMF_SID = Build("ovmf", "2026.08", "OVMF edk2 2026.08 (Debian sid)", "/usr/share/OVMF/OVMF_CODE_4M.fd",
                  file="/usr/share/ovmf/OVMF.fd")
+EFI_ARM = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
+ARMVIRT_12 = Build("armvirt", "2022.11", "edk2 2022.11 ArmVirtQemu (Debian 12)", EFI_ARM, file=EFI_ARM)
+ARMVIRT_13 = Build("armvirt", "2025.02", "edk2 2025.02 ArmVirtQemu (Debian 13)", EFI_ARM, file=EFI_ARM)
+ARMVIRT_SID = Build("armvirt", "2026.08", "edk2 2026.08 ArmVirtQemu (Debian sid)", EFI_ARM, file=EFI_ARM)
 
 # sha256 of each file Debian ships -> the build it is
 KNOWN: dict[str, Build] = {
@@ -59,6 +63,17 @@ KNOWN: dict[str, Build] = {
     "b3cdbd705066cdf2bb0c0b40b77c341dc2a19e0db56c9af0a54fa1737ff3ee5b": OVMF_SID,  # OVMF_CODE_4M.secboot.fd
     "6038b93ae5f86a57cae845e85b2c0382a778406a6e1547b09be1488feca58413": OVMF_SID,  # ...secboot.strictnx.fd
     "6a3e8f438ad7269f5dfd884647587b88391fb23965bb3aa7902b519438dba129": OVMF_SID,  # ovmf/OVMF.fd
+    # qemu-efi-aarch64: QEMU_EFI.fd (-bios) and the AAVMF pflash images
+    "1794df260f8a1b1c938b5cee48f277327d8ce901a07ff44d2cd86ca043dae96a": ARMVIRT_12,  # QEMU_EFI.fd
+    "5f8ef96257f27e2815270bc54cbf6923bb344cbb5cd72be5b392c2ee4939181a": ARMVIRT_12,  # AAVMF_CODE.fd
+    "86493b7dc94bb917347116c600e7e94c12ee9b295aef990bed00a101237e0d69": ARMVIRT_13,  # QEMU_EFI.fd
+    "5d3147294c56ce8cb636c57c181776a89bc7ba254274c35698dc5795758052d3": ARMVIRT_13,  # AAVMF_CODE.no-secboot
+    "655bcbc1e715200d9b4bf417fa5b06d49e2998304712bf9ac121064e278dae56": ARMVIRT_13,  # AAVMF_CODE.secboot.fd
+    "6570699231a9eb9327e76a2031a0909fdacd4f5f99f1be1566ac7acaa1211ea7": ARMVIRT_13,  # ...secboot.strictnx.fd
+    "a996c72d5258dabf5fcb11a64bd22e0cc6673e3d193031feea02ac643f16dad5": ARMVIRT_SID,  # QEMU_EFI.fd
+    "d8c9747a54225408332c83cba93f1e62160d5f72fccf78cb523ce2effe97c67f": ARMVIRT_SID,  # AAVMF_CODE.no-secboot
+    "fd8c2fc61db5745ea19ce623eb7c64dfb65f65f4416d526355b099da1be5e6ab": ARMVIRT_SID,  # AAVMF_CODE.secboot.fd
+    "23cdb8cb29e929104c09cecaa87eb1ca917ca8839d8953596871900eb1fc16aa": ARMVIRT_SID,  # ...secboot.strictnx.fd
 }
 
 BY_NAME = {"seabios": SEABIOS_12, "ovmf": OVMF_12}

@@ -248,4 +248,5 @@ def board(guest: GuestMap, pci: GuestPci, page1g: bool, guest_bits: int = 0) -> 
         mmio64_mb=pci.mmio64_mb,
         devices=tuple(pci.devices),
         ports=tuple(pci.ports),
+        mmio64=next(((r.start, r.end) for r in guest.regions if r.name == "high-pcie-mmio"), None),
     )
