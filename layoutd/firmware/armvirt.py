@@ -15,34 +15,46 @@ PciHostBridgeDxe, which did not change these rules between those releases).
 - PciHostBridgeDxe places the pool with the larger alignment first (the 64-bit one on a tie), at
   the lowest address of its window aligned to that alignment that is still free; a 64-bit pool
   that does not fit its window tries the 32-bit window.
+- A pcie-root-port takes its devices' BARs as one entry per window in the root pools: its
+  32-bit window at least 2 MiB (PciHotPlugInitDxe's default reserve; no 64-bit reserve on arm,
+  where PcdPciMmio64Size is 0), its 64-bit prefetchable window exactly its BARs.
 - When a pool fits nowhere, edk2 may only drop devices behind bridges (never one on bus 0), so
-  for root-bus devices it assigns no BAR at all (measured: every BAR reads 0).
+  for root-bus devices it assigns no BAR at all (measured: every BAR reads 0); which devices it
+  drops behind root ports is not modelled (said, not guessed).
 """
 
 from __future__ import annotations
 
-from layoutd.firmware import Board, Placed, Placement
+from layoutd.firmware import Bar, Board, PciDevice, Placed, Placement, RootPort
 from layoutd.firmware.builds import Build
-from layoutd.record import Record
+from layoutd.record import Record, field
 from layoutd.units import MiB, align_up, hex_addr, human_size
 
 MMIO32 = (0x10000000, 0x3EFEFFFF)  # hw/arm/virt.c base_memmap[VIRT_PCIE_MMIO]
 POOL_ALIGN = MiB  # the root bridge's own alignment for each memory pool
 ROM_BAR = 6
+PORT_MMIO_PADDING = 2 * MiB  # PciHotPlugInitDxe: a hotplug port's default 32-bit MMIO reserve
 
 
 class Entry(Record, frozen=False):
     size: int
     align: int
     device: str
-    bar: int
+    bar: int  # -1: a root port's window, with its entries
     offset: int = 0
+    entries: list[Entry] = field(default_factory=list)
 
 
 def _insert(pool: list[Entry], entry: Entry) -> None:
-    """InsertResourceNode: before the first entry whose alignment is not larger."""
-    at = next((n for n, other in enumerate(pool) if entry.align >= other.align), len(pool))
-    pool.insert(at, entry)
+    """InsertResourceNode: before the first entry of smaller alignment, or of the same alignment
+    unless the new one's size is not a multiple of it and leaves a smaller remainder."""
+    rest = entry.size % entry.align
+    for number, other in enumerate(pool):
+        if entry.align > other.align or (entry.align == other.align and (
+                rest == 0 or rest >= other.size % other.align)):
+            pool.insert(number, entry)
+            return
+    pool.append(entry)
 
 
 def _merge(into: list[Entry], source: list[Entry]) -> None:
@@ -51,39 +63,68 @@ def _merge(into: list[Entry], source: list[Entry]) -> None:
     source.clear()
 
 
-def _aperture(pool: list[Entry]) -> tuple[int, int]:
+def _aperture(pool: list[Entry], padding: int = 0) -> tuple[int, int]:
     """(size, alignment) of a pool; each entry's offset set (CalculateResourceAperture). The size
-    is rounded to the pool's own 1 MiB before its alignment becomes its largest entry's."""
+    is rounded to the pool's own 1 MiB before its alignment becomes its largest entry's (or its
+    hotplug padding's)."""
     end = 0
     for entry in pool:
         entry.offset = align_up(end, entry.align)
         end = entry.offset + entry.size
-    return align_up(end, POOL_ALIGN), max(POOL_ALIGN, pool[0].align if pool else 0)
+    return (max(align_up(end, POOL_ALIGN), padding),
+            max(POOL_ALIGN, padding, pool[0].align if pool else 0))
+
+
+def _sort(kinds: dict[str, list[Entry]], device: str, bars: tuple[Bar, ...]) -> None:
+    for bar in bars:
+        if bar.io or not bar.size:
+            continue
+        kind = ("pmem64" if bar.prefetchable else "mem64") if bar.is64 else (
+            "pmem32" if bar.prefetchable else "mem32")
+        _insert(kinds[kind], Entry(size=bar.size, align=bar.size, device=device, bar=bar.index))
+
+
+def _port(board: Board, port: RootPort) -> dict[str, list[Entry]]:
+    """A root port's windows as entries for the root bridge's pools: its devices' BARs, the
+    32-bit one at least 2 MiB (PciHotPlugInitDxe's default padding; no 64-bit padding on arm,
+    where PcdPciMmio64Size is 0). A port decodes no 64-bit non-prefetchable memory, and with a
+    64-bit prefetchable request its 32-bit prefetchable ones go to the 32-bit pool too."""
+    kinds: dict[str, list[Entry]] = {"mem32": [], "pmem32": [], "mem64": [], "pmem64": []}
+    for device in sorted((d for d in board.devices if d.port == port.id),
+                         key=lambda d: (d.slot, d.function)):
+        _sort(kinds, device.id, device.bars)
+    _merge(kinds["mem32"], kinds["mem64"])
+    if kinds["pmem64"]:
+        _merge(kinds["mem32"], kinds["pmem32"])
+    found: dict[str, list[Entry]] = {}
+    for kind, padding in (("mem32", PORT_MMIO_PADDING), ("pmem32", 0), ("pmem64", 0)):
+        if kinds[kind] or padding:
+            size, align = _aperture(kinds[kind], padding)
+            found[kind] = [Entry(size=size, align=align, device=port.id, bar=-1,
+                                 entries=kinds[kind])]
+    return found
 
 
 def _pools(board: Board) -> tuple[list[Entry], list[Entry]]:
     """(32-bit pool, 64-bit pool) of the root bridge, in edk2's order."""
-    mem32: list[Entry] = []
-    pmem32: list[Entry] = []
-    mem64: list[Entry] = []
-    pmem64: list[Entry] = []
-    devices = sorted(board.devices, key=lambda d: (d.slot, d.function))
-    rom = max((d.rom for d in devices), default=0)
+    kinds: dict[str, list[Entry]] = {"mem32": [], "pmem32": [], "mem64": [], "pmem64": []}
+    rom = max((d.rom for d in board.devices), default=0)
     if rom:
-        _insert(mem32, Entry(size=rom, align=rom, device="", bar=ROM_BAR))
-    for device in devices:
-        for bar in device.bars:
-            if bar.io or not bar.size:
-                continue
-            pool = (pmem64 if bar.prefetchable else mem64) if bar.is64 else (
-                pmem32 if bar.prefetchable else mem32)
-            _insert(pool, Entry(size=bar.size, align=bar.size, device=device.id, bar=bar.index))
+        _insert(kinds["mem32"], Entry(size=rom, align=rom, device="", bar=ROM_BAR))
+    found: list[PciDevice | RootPort] = [d for d in board.devices if d.port is None]
+    found += board.ports
+    for item in sorted(found, key=lambda entry: (entry.slot, entry.function)):
+        _sort(kinds, item.id, item.bars)
+        if isinstance(item, RootPort):
+            for kind, entries in _port(board, item).items():
+                for entry in entries:
+                    _insert(kinds[kind], entry)
     if board.mmio64 is None:  # DegradeResource: no 64-bit decode at the root bridge
-        _merge(mem32, mem64)
-        _merge(pmem32, pmem64)
-    _merge(mem32, pmem32)  # EFI_PCI_HOST_BRIDGE_COMBINE_MEM_PMEM
-    _merge(mem64, pmem64)
-    return mem32, mem64
+        _merge(kinds["mem32"], kinds["mem64"])
+        _merge(kinds["pmem32"], kinds["pmem64"])
+    _merge(kinds["mem32"], kinds["pmem32"])  # EFI_PCI_HOST_BRIDGE_COMBINE_MEM_PMEM
+    _merge(kinds["mem64"], kinds["pmem64"])
+    return kinds["mem32"], kinds["mem64"]
 
 
 def _allocate(size: int, align: int, window: tuple[int, int], taken: list[tuple[int, int]],
@@ -101,11 +142,6 @@ def _allocate(size: int, align: int, window: tuple[int, int], taken: list[tuple[
 
 def place_armvirt(build: Build, board: Board) -> Placement:
     notes = []
-    behind = [d.id for d in board.devices if d.port is not None]
-    if behind or board.ports:
-        notes.append("arm virt: BARs behind a pcie-root-port are not modelled, so where "
-                     f"{build.name} puts the BARs is not predicted")
-        return Placement(build.name, board.mmio64, (), tuple(notes))
     mem32, mem64 = _pools(board)
     sizes = {"32": _aperture(mem32), "64": _aperture(mem64)}
     order = sorted((kind for kind in sizes if sizes[kind][0]), key=lambda k: sizes[k][1], reverse=True)
@@ -124,17 +160,21 @@ def place_armvirt(build: Build, board: Board) -> Placement:
             taken.append((base, base + size - 1))
         bases[kind] = base
     failed = [kind for kind in order if bases[kind] is None]
-    if failed:
-        for kind in failed:
-            size, align = sizes[kind]
-            notes.append(f"the {kind}-bit BARs need {human_size(size)} aligned to "
-                         f"{human_size(align)}, more than {_windows(board, kind)} can hold: "
-                         f"{build.name} assigns no BAR at all")
-    found: dict[tuple[str, int], int | None] = {}
+    if failed and any(d.port is not None for d in board.devices):
+        notes.append(f"the BARs do not all fit {build.name}'s windows; it then drops devices "
+                     "behind root ports one by one (PciHostBridgeAdjustAllocation), which is not "
+                     "modelled: where it puts the BARs is not predicted")
+        return Placement(build.name, board.mmio64, (), tuple(notes))
+    for kind in failed:
+        size, align = sizes[kind]
+        notes.append(f"the {kind}-bit BARs need {human_size(size)} aligned to "
+                     f"{human_size(align)}, more than {_windows(board, kind)} can hold: "
+                     f"{build.name} assigns no BAR at all")
+    found: dict[tuple[str, int], int] = {}
     for kind, pool in (("32", mem32), ("64", mem64)):
-        for entry in pool:
-            base = bases.get(kind)
-            found[(entry.device, entry.bar)] = None if failed or base is None else base + entry.offset
+        base = bases.get(kind)
+        if base is not None and not failed:
+            _assign(pool, base, found)
     bars = [Placed(device.id, bar.index, bar.size, bar.is64, found.get((device.id, bar.index)))
             for device in board.devices for bar in device.bars if bar.is64 and not bar.io]
     low = [f"{p.device} BAR{p.bar}" for p in bars if p.start is not None and p.start < MMIO32[1]]
@@ -142,6 +182,14 @@ def place_armvirt(build: Build, board: Board) -> Placement:
         notes.append(f"{build.name} puts {', '.join(low)} in the 32-bit window "
                      f"{hex_addr(MMIO32[0])}-{hex_addr(MMIO32[1])}")
     return Placement(build.name, board.mmio64, tuple(bars), tuple(notes))
+
+
+def _assign(pool: list[Entry], base: int, found: dict[tuple[str, int], int]) -> None:
+    for entry in pool:
+        if entry.bar >= 0:
+            found[(entry.device, entry.bar)] = base + entry.offset
+        else:
+            _assign(entry.entries, base + entry.offset, found)
 
 
 def _windows(board: Board, kind: str) -> str:

@@ -14,7 +14,7 @@ from layoutd.firmware import place
 from layoutd.firmware.builds import ARMVIRT_12, ARMVIRT_13, ARMVIRT_SID, Build
 from layoutd.firmware.guest import board, read_argv
 from layoutd.qemu import predict
-from tests.firmware.test_placement import stand_ins
+from tests.firmware.test_placement import port, stand_ins
 from tests.support.arm_firmware import Bars, arm_boot_all, efi_file
 from tests.support.qemu_runner import qemu_binary
 
@@ -34,6 +34,8 @@ CASES: dict[str, list[tuple[str, list[str]]]] = {
         ("highmem=off: 608 MiB in the 752 MiB window", virt("virt,highmem=off")
          + stand_ins("16M", "64M", "256M", "16M", "256M")),
         ("the window cannot hold them: nothing assigned", virt() + stand_ins("512G", "16G")),
+        ("root ports", virt() + stand_ins("16G") + port("p1", 1) + stand_ins("64G", bus="p1")
+         + port("p2", 2) + port("p3", 3) + stand_ins("16G", bus="p3")),
     ],
     "trixie": [  # QEMU 10.0, edk2 2025.02
         ("600G of RAM: the window at 1 TiB", virt(ram="600G") + stand_ins("128G", "16G", "32M")),
@@ -41,6 +43,8 @@ CASES: dict[str, list[tuple[str, list[str]]]] = {
         ("highmem-mmio-size=2T", virt("virt,highmem-mmio-size=2T") + stand_ins("1T", "32G", "16M")),
         ("40-bit CPU, 600G: no 64-bit window", virt(cpu="cortex-a53", ram="600G")
          + stand_ins("64M", "16M")),
+        ("root ports, highmem=off: their 2 MiB reserves", virt("virt,highmem=off")
+         + port("p1", 1) + stand_ins("64M", bus="p1") + port("p2", 2) + stand_ins("128M")),
     ],
     "sid": [  # QEMU 11.1, edk2 2026.08
         ("equal BARs in slot order, largest first", virt() + stand_ins("16G", "64G", "16G")),
@@ -48,6 +52,8 @@ CASES: dict[str, list[tuple[str, list[str]]]] = {
          + stand_ins("1T", "16M")),
         ("highmem=off: the 32-bit window", virt("virt,highmem=off") + stand_ins("64M", "128M")),
         ("cortex-a57, 4 x 32G", virt(cpu="cortex-a57") + stand_ins("32G", "32G", "32G", "32G")),
+        ("root ports", virt() + port("p1", 1) + stand_ins("1G", bus="p1") + port("p2", 2)
+         + stand_ins("32M", bus="p2") + stand_ins("2G")),
     ],
 }
 BUILDS = {"bookworm": ("7.2", ARMVIRT_12), "trixie": ("10.0", ARMVIRT_13), "sid": ("11.1", ARMVIRT_SID)}

@@ -116,18 +116,18 @@ def _read_bars(monitor: QEMUMonitorProtocol, ecam: int, where: Where) -> Bars:
 
 def _poll(monitor: QEMUMonitorProtocol, ids: Sequence[str], serial: str, timeout: float) -> Bars:
     deadline = time.monotonic() + timeout
-    where = _where(monitor, ids)
     ecam = _ecam(monitor)
     last: Bars | None = None
     stable = 0
     while True:
         done = Path(serial).exists() and any(mark in Path(serial).read_bytes() for mark in DONE)
+        where = _where(monitor, ids)  # a bus behind a root port is numbered by the firmware
         bars = _read_bars(monitor, ecam, where)
         stable = stable + 1 if bars == last else 0
         last = bars
         if done or time.monotonic() > deadline:
             return bars
-        if stable >= 4 and bars and all(address is not None for address in bars.values()):
+        if stable >= 4 and len(where) == len(ids) and all(address is not None for address in bars.values()):
             return bars
         time.sleep(0.5)
 
