@@ -27,10 +27,10 @@ class BarCheck:
 
 
 def check_bars(guest: GuestMap, host: HostView, pci: GuestPci, build: Build | None,
-               page1g: bool, assigned: Sequence[str]) -> BarCheck:
+               page1g: bool, assigned: Sequence[str], guest_bits: int = 0) -> BarCheck:
     if build is None:
         return BarCheck(None, notes=list(pci.notes))
-    placement = place(build, board(guest, pci, page1g))
+    placement = place(build, board(guest, pci, page1g, guest_bits))
     result = BarCheck(build.name, notes=[*pci.notes, *placement.notes], placement=placement)
     for placed in placement.bars:
         if placed.device not in assigned or not placed.is64 or placed.bar > 5:

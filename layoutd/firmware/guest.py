@@ -208,6 +208,13 @@ def page_1g(model: str | None, props: Mapping[str, str]) -> bool:
     return any(name == p or name.startswith(p + "-") for p in PAGE_1G)
 
 
+def guest_phys_bits(props: Mapping[str, str]) -> int:
+    """CPUID's GuestPhysBits as QEMU sets it from -cpu ...,guest-phys-bits=N; 0 without it (what
+    TCG gives; under KVM, QEMU 9.0+ takes the kernel's value, which a command line does not say)."""
+    value = props.get("guest-phys-bits")
+    return parse_int(value, "-cpu guest-phys-bits") if value else 0
+
+
 def family_of(guest: GuestMap) -> str:
     """q35 | pc | virt, from the resolved machine type."""
     if guest.arch == "aarch64":
@@ -215,12 +222,14 @@ def family_of(guest: GuestMap) -> str:
     return "q35" if "q35" in guest.machine else "pc"
 
 
-def board(guest: GuestMap, pci: GuestPci, page1g: bool) -> Board:
+def board(guest: GuestMap, pci: GuestPci, page1g: bool, guest_bits: int = 0) -> Board:
     """What the firmware reads from QEMU for this guest map."""
     family = family_of(guest)
     below = max((r.end + 1 for r in guest.layout if r.kind == "ram" and r.start < FOUR_GIB),
                 default=0)
     high = [r.end + 1 for r in guest.layout if r.kind == "ram" and r.start >= FOUR_GIB]
+    high_start = min((r.start for r in guest.layout if r.kind == "ram" and r.start >= FOUR_GIB),
+                     default=FOUR_GIB)
     reserved_end = None
     if guest.device_memory is not None:
         reserved_end = align_up(guest.device_memory.end + 1, GiB)
@@ -232,6 +241,8 @@ def board(guest: GuestMap, pci: GuestPci, page1g: bool) -> Board:
         page_1g=page1g,
         ram_below_4g=below,
         ram_end=max(high, default=FOUR_GIB),
+        guest_phys_bits=guest_bits,
+        ram_high_start=high_start,
         reserved_memory_end=reserved_end,
         e820_reserved=e820,
         mmio64_mb=pci.mmio64_mb,
