@@ -25,14 +25,13 @@ from typing import Any
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from tests.conftest import need
-from tests.support.firmware_runner import running
-from tests.support.qemu_runner import CACHE, SID_ROOT, QemuBinary
+from tests.support.firmware_runner import TRIXIE_ROOT, running
+from tests.support.qemu_runner import SID_ROOT, QemuBinary
 
 Bars = dict[tuple[str, int], int | None]
 # BDS has connected every PCI device by the time it prints one of these: the UEFI shell's countdown
 # (2022.11, 2025.02), or sid's 2026.08 (no shell) giving up on booting
 DONE = (b"startup.nsh", b"No bootable option")
-TRIXIE_ROOT = CACHE / "trixie-root"
 EFI = "usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
 
 
