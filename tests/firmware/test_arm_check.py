@@ -98,3 +98,36 @@ def test_libvirt_arm_domain_with_root_ports() -> None:
     assert data["bars"][0] == {"device": "0000:05:00.0", "bar": 0, "start": "0x8000000000",
                                "end": "0x80007fffff"}
     assert data["collisions"][0]["id"] == "0000:05:00.0 BAR0"
+
+
+ARM_SPEC = """name: arm-nic
+arch: aarch64
+machine: virt
+cpu: {model: max, count: 2}
+memory: {size: 2G}
+devices: [0000:05:00.0]
+firmware: /usr/share/qemu-efi-aarch64/QEMU_EFI.fd
+"""
+
+
+def test_arm_plan_turns_the_high_window_off_or_says_no(tmp_path: Path) -> None:
+    """QEMU 10.0: the plan chooses highmem_mmio: false; fixed to true it is a "no" naming the BARs
+    whose would-work plans; QEMU 7.2 has no such property: a "no" with nothing that works."""
+    need(Path(EFI).exists(), f"{EFI} (Debian package qemu-efi-aarch64)")
+    spec = tmp_path / "vm.yaml"
+    spec.write_text(ARM_SPEC)
+    result = run_layoutd("plan", str(spec), "--host", HOST, "--format", "json")
+    data = json.loads(result.stdout)
+    assert result.returncode == 0 and "highmem-mmio=off" in " ".join(data["qemu_argv"])
+    assert [bar["start"] for bar in data["bars"]] == ["0x10000000", "0x10880000"]
+    spec.write_text(ARM_SPEC + "highmem_mmio: true\n")
+    result = run_layoutd("plan", str(spec), "--host", HOST, "--format", "json")
+    data = json.loads(result.stdout)
+    assert result.returncode == 1 and "0000:05:00.0 BAR0" in data["error"]["message"]
+    assert [idea["change"] for idea in data["would_work"]] == [{"highmem_mmio": False}]
+    spec.write_text(ARM_SPEC + "highmem_mmio: false\n")
+    assert run_layoutd("plan", str(spec), "--host", HOST).returncode == 0
+    spec.write_text(ARM_SPEC)
+    result = run_layoutd("plan", str(spec), "--host", HOST, "--qemu-version", "7.2", "--format", "json")
+    data = json.loads(result.stdout)
+    assert result.returncode == 1 and not data.get("would_work")

@@ -25,14 +25,13 @@ from typing import Any
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from tests.conftest import need
-from tests.support.firmware_runner import running
-from tests.support.qemu_runner import CACHE, SID_ROOT, QemuBinary
+from tests.support.firmware_runner import TRIXIE_ROOT, running
+from tests.support.qemu_runner import SID_ROOT, QemuBinary
 
 Bars = dict[tuple[str, int], int | None]
 # BDS has connected every PCI device by the time it prints one of these: the UEFI shell's countdown
 # (2022.11, 2025.02), or sid's 2026.08 (no shell) giving up on booting
 DONE = (b"startup.nsh", b"No bootable option")
-TRIXIE_ROOT = CACHE / "trixie-root"
 EFI = "usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
 
 
@@ -43,13 +42,14 @@ def efi_file(release: str) -> Path:
     return path
 
 
-def arm_bars(binary: QemuBinary, firmware: Path, args: Sequence[str], ids: Sequence[str], *,
-             timeout: float = 120.0) -> Bars:
-    """`firmware`: a QEMU_EFI.fd (-bios), or an AAVMF_CODE file (pflash, with a copy of the
-    AAVMF_VARS.fd beside it)."""
+def arm_bars(binary: QemuBinary, firmware: Path | None, args: Sequence[str], ids: Sequence[str], *,
+             timeout: float = 120.0, nodefaults: bool = True) -> Bars:
+    """`firmware`: a QEMU_EFI.fd (-bios), an AAVMF_CODE file (pflash, with a copy of the
+    AAVMF_VARS.fd beside it), or None: `args` name it."""
     folder = tempfile.mkdtemp(prefix="layoutd-arm-")
     serial = os.path.join(folder, "serial.log")
-    with running(binary, [*_firmware_args(binary, firmware, folder), *args, "-nodefaults",
+    boot = _firmware_args(binary, firmware, folder) if firmware else []
+    with running(binary, [*boot, *args, *(["-nodefaults"] if nodefaults else []),
                           "-serial", f"file:{serial}"], folder) as monitor:
         return _poll(monitor, ids, serial, timeout)
 
