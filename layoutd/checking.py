@@ -89,7 +89,7 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
     """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with."""
     from layoutd.firmware.check import check_bars
     from layoutd.firmware.files import identify
-    from layoutd.firmware.guest import family_of, guest_phys_bits, page_1g, read_argv
+    from layoutd.firmware.guest import family_of, page_1g, read_argv
     from layoutd.qemu.config import parse_config
 
     if not guest.vfio_devices:
@@ -98,7 +98,7 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
     build, note = identify(pci.firmware, guest.qemu_version, guest.arch)
     config = parse_config(qemu_args)
     result = check_bars(guest, host, pci, build, page_1g(config.cpu_model, config.cpu_props),
-                        devices, guest_phys_bits(config.cpu_props))
+                        devices, config.cpu_props)
     if note:
         result.notes.insert(0, note)
     if result.collisions and build is not None:

@@ -3,7 +3,7 @@ and which lies in a host hole, above the IOMMU top, beyond the guest's phys-bits
 unassigned. Pure: the caller identifies the firmware and reads the host.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from layoutd.collisions import Collision
@@ -27,10 +27,11 @@ class BarCheck:
 
 
 def check_bars(guest: GuestMap, host: HostView, pci: GuestPci, build: Build | None,
-               page1g: bool, assigned: Sequence[str], guest_bits: int = 0) -> BarCheck:
+               page1g: bool, assigned: Sequence[str],
+               cpu_props: Mapping[str, str] | None = None) -> BarCheck:
     if build is None:
         return BarCheck(None, notes=list(pci.notes))
-    placement = place(build, board(guest, pci, page1g, guest_bits))
+    placement = place(build, board(guest, pci, page1g, cpu_props))
     result = BarCheck(build.name, notes=[*pci.notes, *placement.notes], placement=placement)
     for placed in placement.bars:
         if placed.device not in assigned or not placed.is64 or placed.bar > 5:

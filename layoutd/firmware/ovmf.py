@@ -13,6 +13,9 @@ PciBusDxe and PciHostBridgeDxe).
   overlaps an E820 entry moves below it, aligned to its size (PlatformReservationConflictCB:
   QEMU's AMD HyperTransport range at 0xfd00000000 with 40 phys-bits). X-PciMmio64Mb is taken as
   it is, no dynamic window (edk2 9ac1704af6, a Debian patch on 2025.02, upstream in 2026.08).
+- OVMF reads the vendor for the phys-bits check from CPUID 0x80000000, which QEMU 10.1 and later
+  leave empty for Intel CPUs on machine types 10.1 and later (x-vendor-cpuid-only-v2): there,
+  Intel's 36 and 39 bits are not trusted (measured with 2026.08 on QEMU 11.1).
 - Every 64-bit BAR of the root bus, and each root port's 64-bit prefetchable window, go into it
   (non-prefetchable 64-bit BARs behind a port go below 4 GiB); sorted by alignment, largest first,
   ties in the order found; placed one after the other from the window's start aligned to the
@@ -24,7 +27,7 @@ PciBusDxe and PciHostBridgeDxe).
   (measured: no device gets a BAR, not even the built-in SATA controller).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from layoutd.firmware import FOUR_GIB, Board, PciDevice, Placed, Placement, RootPort, cpuid_phys_bits
 from layoutd.firmware.builds import Build
@@ -74,15 +77,20 @@ def window(build: Build, board: Board) -> tuple[int, int, list[str]]:
                 base = _below_reservations(board, base, mmio, notes)
             return base, mmio, notes
     elif size:
-        notes.append(f"OVMF does not trust phys-bits={board.phys_bits} for a {board.vendor} CPU "
-                     "(only 36/39 on Intel, 40 on AMD, or 41 and more): it uses its classic window")
+        vendor = f"a {board.vendor} CPU" if board.ext_vendor else (
+            "an Intel CPU on this machine type (QEMU 10.1 and later leave the vendor out of "
+            "CPUID 0x80000000, where OVMF reads it)")
+        notes.append(f"OVMF does not trust phys-bits={board.phys_bits} for {vendor} (only 36/39 "
+                     "on Intel, 40 on AMD, or 41 and more): it uses its classic window")
     return base, size, notes
 
 
 def firmware_phys_bits(build: Build, board: Board) -> int | None:
     """The phys-bits OVMF works with, or None when it does not trust the guest's."""
     guest = board.guest_phys_bits if build.at_least("2025.02") else 0
-    bits = min(board.phys_bits, guest) if guest else cpuid_phys_bits(board)
+    # OVMF reads the vendor from CPUID 0x80000000, which QEMU 10.1 leaves empty for Intel
+    seen = board if board.ext_vendor else replace(board, vendor="other")
+    bits = min(board.phys_bits, guest) if guest else cpuid_phys_bits(seen)
     if bits is None:
         return None
     bits = min(bits, 46 if build.at_least("2025.02") else 47)  # 4-level paging

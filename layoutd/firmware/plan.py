@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from layoutd.firmware import Placement, place
 from layoutd.firmware.builds import Build
-from layoutd.firmware.guest import board, family_of, guest_phys_bits, page_1g, read_argv
+from layoutd.firmware.guest import board, family_of, page_1g, read_argv
 from layoutd.models.common import Range
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import Device
@@ -29,7 +29,7 @@ def planned_bars(argv: Sequence[str], guest: GuestMap, devices: Mapping[str, Dev
     pci = read_argv(argv, family_of(guest), devices)
     config = parse_config(argv)
     placement = place(build, board(guest, pci, page_1g(config.cpu_model, config.cpu_props),
-                                   guest_phys_bits(config.cpu_props)))
+                                   config.cpu_props))
     bars, bad = [], []
     for placed in placement.bars:
         if placed.device not in guest.vfio_devices or not placed.is64 or placed.bar > 5:

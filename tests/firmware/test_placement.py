@@ -14,7 +14,7 @@ import pytest
 
 from layoutd.firmware import Placement, place
 from layoutd.firmware.builds import OVMF_12, OVMF_13, OVMF_SID, SEABIOS_12, Build, default_for_qemu
-from layoutd.firmware.guest import board, guest_phys_bits, page_1g, read_argv
+from layoutd.firmware.guest import board, page_1g, read_argv
 from layoutd.qemu import predict
 from tests.support.firmware_runner import Bars, boot_all, booted_bars
 from tests.support.qemu_runner import qemu_binary
@@ -66,7 +66,7 @@ def model(args: Sequence[str], version: str, build: Build) -> Placement:
     cpu = args[args.index("-cpu") + 1].split(",")
     props = dict(part.split("=", 1) if "=" in part else (part, "on") for part in cpu[1:])
     pci = read_argv(args, "q35" if "q35" in guest.machine else "pc", {})
-    return place(build, board(guest, pci, page_1g(cpu[0], props), guest_phys_bits(props)))
+    return place(build, board(guest, pci, page_1g(cpu[0], props), props))
 
 
 def expected(placement: Placement, ids: Sequence[str]) -> Bars:
@@ -136,6 +136,10 @@ NEW_OVMF_CASES = {
     "X-PciMmio64Mb smaller than the BARs: nothing assigned": [
         *base("q35", "Skylake-Server,phys-bits=46", "4G"), "-fw_cfg", MMIO64 + "16384",
         *stand_ins("16G", "32G")],
+    # QEMU 10.1+ machine types leave CPUID 0x80000000's vendor empty for Intel: OVMF then does
+    # not trust 39 bits (QEMU 10.0's q35 is pc-q35-10.0: trusted; 11.1's pc-q35-11.1: nothing)
+    "Intel 39 bits: trusted while CPUID 0x80000000 names the vendor":
+    base("q35", "Skylake-Server,phys-bits=39", "4G") + stand_ins("16G", "32G"),
     "pc, 42 bits: the dynamic window as before": base("pc", "Skylake-Server,phys-bits=42", "4G")
     + stand_ins("32G", "1G") + ivshmem("s1", "256M"),
     "root ports padded to 1/256 of the window, as before": base("q35", "EPYC,phys-bits=42", "8G")
@@ -157,7 +161,7 @@ def test_ovmf(firmware: str, version: str, build: Build, cases: dict[str, list[s
     expect = {name: expected(model(cases[name], version, build), ids_of(cases[name])) for name in names}
     jobs = [(cases[name], ids_of(cases[name]),
              all(start is not None for start in expect[name].values())) for name in names]
-    assert [assigns for _, _, assigns in jobs].count(False) == 1
+    assert [assigns for _, _, assigns in jobs].count(False) == (2 if version == "11.1" else 1)
     real = boot_all(binary, jobs, firmware=firmware, timeout=400, margin=30)
     # the model says where 64-bit BARs go (what VFIO must map); 32-bit ones stay below 4 GiB
     got = {name: {key: bars[key] for key in expect[name]} for name, bars in zip(names, real, strict=True)}
