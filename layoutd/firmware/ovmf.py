@@ -107,8 +107,7 @@ def _below_reservations(board: Board, base: int, size: int, notes: list[str]) ->
         if max(start, base) < min(end, base + size):
             moved = (start - size) & ~(size - 1)
             notes.append(f"OVMF's window {hex_addr(base)}-{hex_addr(base + size - 1)} overlaps the "
-                         f"E820 entry {hex_addr(start)}-{hex_addr(end - 1)}: moved to "
-                         f"{hex_addr(moved % (1 << 64))}")
+                         f"E820 entry {hex_addr(start)}-{hex_addr(end - 1)}: moved below it")
             base = moved
     return base
 
@@ -129,7 +128,9 @@ def _place(build: Build, board: Board, base: int, size: int, padding: int,
     _aperture(root, BRIDGE_ALIGN)
     placed: dict[tuple[str, int], int] = {}
     start = align_up(base, root.align) if root.children else base
-    if root.children and (base < 0 or start + root.size > base + size):
+    if root.children and base < 0:
+        notes.append("OVMF's window moved below address 0 (measured: no BAR assigned)")
+    elif root.children and start + root.size > base + size:
         notes.append(f"the 64-bit BARs need {human_size(root.size)} aligned to "
                      f"{human_size(root.align)}; OVMF's window {hex_addr(base)}-"
                      f"{hex_addr(base + size - 1)} cannot hold them, so OVMF assigns no BAR at all")
@@ -137,7 +138,8 @@ def _place(build: Build, board: Board, base: int, size: int, padding: int,
         _assign(root, start, placed)
     bars = [Placed(device.id, bar.index, bar.size, bar.is64, placed.get((device.id, bar.index)))
             for device in board.devices for bar in device.bars if bar.is64 and not bar.io]
-    return Placement(build.name, (base, base + size - 1) if size else None, tuple(bars), tuple(notes))
+    window = (base, base + size - 1) if size and base >= 0 else None
+    return Placement(build.name, window, tuple(bars), tuple(notes))
 
 
 def _tree(board: Board, padding: int) -> Node:
