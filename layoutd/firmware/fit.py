@@ -46,7 +46,8 @@ def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Dev
         if worse:
             continue
         if not fixed:
-            said = ", ".join(f"{path} {value}" for path, value in change.items())
+            said = ", ".join(f"{path} {str(value).lower() if isinstance(value, bool) else value}"
+                             for path, value in change.items())
             return replace(result, default_layout=False, warnings=(
                 *result.warnings, f"{said} chosen so that {build.name} puts every assigned BAR "
                 "where every host's IOMMU maps it"))

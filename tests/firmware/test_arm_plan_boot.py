@@ -28,7 +28,7 @@ def test_arm_plan_boots_with_the_bars_below_4g(tmp_path: Path) -> None:
                          "--format", "json")
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
-    assert any(w.startswith("highmem_mmio False chosen") for w in plan["warnings"]), plan["warnings"]
+    assert any(w.startswith("highmem_mmio false chosen") for w in plan["warnings"]), plan["warnings"]
     planned = {(bar["device"], bar["bar"]): int(bar["start"], 16) for bar in plan["bars"]}
     assert len(planned) == 2 and all(int(bar["end"], 16) <= TOP for bar in plan["bars"])
     rom = tmp_path / "rom.bin"
