@@ -15,7 +15,7 @@ PciBusDxe and PciHostBridgeDxe).
   it is, no dynamic window (edk2 9ac1704af6, a Debian patch on 2025.02, upstream in 2026.08).
 - OVMF reads the vendor for the phys-bits check from CPUID 0x80000000, which QEMU 10.1 and later
   leave empty for Intel CPUs on machine types 10.1 and later (x-vendor-cpuid-only-v2): there,
-  Intel's 36 and 39 bits are not trusted (measured with 2026.08 on QEMU 11.1).
+  Intel's 36 and 39 bits are not trusted (measured on QEMU 11.1 with 2022.11, 2025.02, 2026.08).
 - Every 64-bit BAR of the root bus, and each root port's 64-bit prefetchable window, go into it
   (non-prefetchable 64-bit BARs behind a port go below 4 GiB); sorted by alignment, largest first,
   ties in the order found; placed one after the other from the window's start aligned to the
