@@ -4,11 +4,10 @@ A file whose hash is not here is not guessed at: `identify` says it is unknown. 
 `firmware: seabios | ovmf` names the Debian 12 build and its file.
 """
 
-from dataclasses import dataclass
+from layoutd.record import Record
 
 
-@dataclass(frozen=True)
-class Build:
+class Build(Record, kw_only=False):
     family: str  # seabios | ovmf
     version: str  # 1.16.2, 1.16.3, 2022.11
     name: str  # for reports

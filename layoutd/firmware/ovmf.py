@@ -16,10 +16,9 @@ OvmfPkg/PciHotPlugInitDxe, MdeModulePkg/Bus/Pci/PciBusDxe and PciHostBridgeDxe).
   (measured: no device gets a BAR, not even the built-in SATA controller).
 """
 
-from dataclasses import dataclass, field
-
 from layoutd.firmware import FOUR_GIB, Board, PciDevice, Placed, Placement, RootPort, cpuid_phys_bits
 from layoutd.firmware.builds import Build
+from layoutd.record import Record, field
 from layoutd.units import GiB, MiB, align_up, hex_addr, human_size
 
 DEFAULT_MMIO64 = 32 * GiB  # PcdPciMmio64Size in OvmfPkgX64.dsc
@@ -27,8 +26,7 @@ MAX_MMIO64_MB = 0x1000000  # X-PciMmio64Mb above 16 TiB is ignored
 BRIDGE_ALIGN = MiB  # a P2P bridge memory window's own alignment
 
 
-@dataclass
-class Node:
+class Node(Record, kw_only=False, frozen=False):
     size: int
     align: int  # a power of two
     device: str = ""

@@ -7,15 +7,14 @@ as `/`; a file is a dump written by `record_host`.
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from layoutd.errors import HostUnavailable, InputError
 from layoutd.models.host import HostFacts, HostView, IoctlReply
+from layoutd.record import Record, field
 
 
-@dataclass
-class Probe:
+class Probe(Record, kw_only=False, frozen=False):
     facts: HostFacts | None
     view: HostView
     reply: IoctlReply | None = None
