@@ -50,18 +50,19 @@ def record_host(path: str, source: str | None, devices: Sequence[str] | None = N
 
 
 def _probe(source: str, devices: Sequence[str] | None) -> Probe:
-    from layoutd.host.dump import replay
-    from layoutd.host.sysfs import read_tree
-    from layoutd.host.view import build_view
-
     if source == "live":
         return _live(devices)
     path = Path(source)
     if path.is_dir():
+        from layoutd.host.sysfs import read_tree
+        from layoutd.host.view import build_view
+
         source = source.rstrip("/") or "/"
         facts = read_tree(source)
         return Probe(facts, build_view(facts, devices, f"sysfs:{source}"))
     if path.is_file():
+        from layoutd.host.dump import replay
+
         return Probe(None, replay(source, devices))
     raise InputError(
         "no such host source: give 'live', a directory read as '/' (a copied host tree), "
