@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from layoutd.errors import InputError, NotModelled
-from layoutd.record import Record
+from layoutd.record import Record, replace
 
 if TYPE_CHECKING:
     from layoutd.collisions import Collision
@@ -146,7 +146,7 @@ def dry_run_map(binary: str, qemu_args: Sequence[str], arch: str, why: str) -> A
     run = dry_run(binary, qemu_args, arch)
     guest = guest_map(run, qemu_args, arch)
     note = f"{why}: this map comes from a dry run of {binary} (QEMU {run.version}) itself"
-    return guest.model_copy(update={"warnings": (note, *guest.warnings)})
+    return replace(guest, warnings=(note, *guest.warnings))
 
 
 def verified(guest: Any, binary: str, qemu_args: Sequence[str], arch: str) -> Any:
@@ -158,11 +158,11 @@ def verified(guest: Any, binary: str, qemu_args: Sequence[str], arch: str) -> An
     wrong = differences(guest.layout, real.layout)
     if not wrong:
         note = f"confirmed by a dry run of {binary} (QEMU {real.qemu_version}): the same RAM map"
-        return guest.model_copy(update={"warnings": (*guest.warnings, note)})
+        return replace(guest, warnings=(*guest.warnings, note))
     note = (f"the QEMU {guest.qemu_version} model predicted another map ("
             + "; ".join(w.replace("planned", "predicted") for w in wrong[:5])
             + "): the map shown is the binary's own")
-    return real.model_copy(update={"warnings": (*real.warnings, note)})
+    return replace(real, warnings=(*real.warnings, note))
 
 
 def probe_devices(source: str | None, devices: Sequence[str],

@@ -1,11 +1,14 @@
 """Which guest RAM touches which host hole. Pure."""
 
+from __future__ import annotations
+
 from collections.abc import Iterable, Sequence
 
-from layoutd.models.common import Address, Frozen, GuestRegion, Hole
+from layoutd.models.common import Address, GuestRegion, Hole
+from layoutd.record import Record
 
 
-class Collision(Frozen):
+class Collision(Record):
     """Contract shape: {start, end, kind, id, hole: {start, end, type, group}}; start-end is the overlap."""
 
     start: Address

@@ -19,7 +19,8 @@ verdict). Every error a user can meet, and where it lives:
         └── QemuSaid (1)               live/session.py: a QMP error reply
 
 Caught where they are raised, never shown as such: ConfigError (libvirt/hookconf.py, a hook
-configuration problem kept as text), FieldError (models/spec.py, inside pydantic validation),
+configuration problem kept as text), FieldError and Invalid (models/fields.py, models/validate.py:
+a spec or dump's problem, turned into InputError or ParseError naming the file and field),
 UsageError (cli.py, argparse's complaint, exit 2).
 """
 

@@ -8,6 +8,8 @@ commands/plan.py only parses arguments and writes the chosen format.
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from layoutd.record import replace
+
 if TYPE_CHECKING:
     from layoutd.models.guest import GuestMap
     from layoutd.models.host import HostView
@@ -43,7 +45,7 @@ def verify(plan: "Plan", binary: str, note: str) -> "Plan":
         raise NoAnswer(f"the dry run of {binary} (QEMU {run.version}) does not build the planned "
                        "map: " + "; ".join(wrong) + (f" ({note})" if note else ""))
     said = f"verified: a dry run of {binary} (QEMU {run.version}) builds exactly this map"
-    return plan.model_copy(update={"warnings": (*plan.warnings, *([note] if note else []), said)})
+    return replace(plan, warnings=(*plan.warnings, *([note] if note else []), said))
 
 
 def make_plan(spec: "VmSpec", sources: Sequence[str], version: str) -> "Plan":
@@ -87,9 +89,9 @@ class BarFitter:
 
         build, note = identify(plan.config.firmware, self.version)
         if build is None:
-            return plan.model_copy(update={"warnings": (*plan.warnings, note or "")})
+            return replace(plan, warnings=(*plan.warnings, note or ""))
         placed = fit_bars(spec, plan, self.target, self.devices, build, self.replan)
-        return placed.model_copy(update={"warnings": (*placed.warnings, *([note] if note else []))})
+        return replace(placed, warnings=(*placed.warnings, *([note] if note else [])))
 
     def accept(self, variant: "VmSpec") -> bool:
         from layoutd.errors import LayoutdError

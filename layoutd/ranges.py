@@ -1,7 +1,7 @@
 """Interval algebra over inclusive ranges: the one range library. Pure; O(n log n) or better.
 
 The span functions work on plain (start, end) pairs (the solver's hot paths); the Range
-functions are the same algebra on pydantic Ranges.
+functions are the same algebra on Range records.
 """
 
 from collections.abc import Iterable, Sequence

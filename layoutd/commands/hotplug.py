@@ -7,6 +7,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from layoutd.models.validate import to_json
+
 if TYPE_CHECKING:
     from layoutd.live.hotplug import Command, HotplugPlan
     from layoutd.live.placement import Refusal
@@ -124,7 +126,7 @@ def plan_json(chosen: HotplugPlan, host: HostView, sent: list[Command], executed
     from layoutd.units import hex_addr
 
     document: dict[str, Any] = {
-        "placement": chosen.placement.range.model_dump(mode="json"),
+        "placement": to_json(chosen.placement.range),
         "qmp": sent if sent else chosen.commands,
         "executed": executed,
         "kind": chosen.kind,
@@ -133,8 +135,8 @@ def plan_json(chosen: HotplugPlan, host: HostView, sent: list[Command], executed
         "size": hex_addr(chosen.size),
         "node": chosen.node,
         "alignment": hex_addr(chosen.alignment),
-        "device_memory": chosen.region.model_dump(mode="json"),
-        "avoided": [hole.model_dump(mode="json") for hole in chosen.placement.avoided],
+        "device_memory": to_json(chosen.region),
+        "avoided": [to_json(hole) for hole in chosen.placement.avoided],
         "host": host.source,
         "warnings": [*host.warnings, *chosen.warnings],
     }

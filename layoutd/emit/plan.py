@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from layoutd.models.validate import to_json
+
 if TYPE_CHECKING:
     from layoutd.models.plan import Plan
 
@@ -13,7 +15,7 @@ FORMATS = ("text", "json", "argv", "qmp", "libvirt", "svg")
 
 def render(plan: Plan, kind: str) -> str:
     if kind == "json":
-        return json.dumps(plan.model_dump(mode="json"), indent=2) + "\n"
+        return json.dumps(to_json(plan), indent=2) + "\n"
     if kind == "argv":
         from layoutd.emit.argv import shell_lines
 

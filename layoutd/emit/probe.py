@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from layoutd.models.validate import to_json
 from layoutd.units import hex_addr, human_size
 
 if TYPE_CHECKING:
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 def render_json(view: HostView) -> str:
     """The contract's keys (usable, reserved, aperture_end, source) and the rest of the view;
     schemas/probe.schema.json describes it."""
-    return json.dumps(view.model_dump(mode="json"), indent=2)
+    return json.dumps(to_json(view), indent=2)
 
 
 def render_text(view: HostView) -> str:

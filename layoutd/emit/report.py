@@ -10,6 +10,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from layoutd.models.validate import to_json
+from layoutd.record import replace
 from layoutd.units import hex_addr, human_size
 
 if TYPE_CHECKING:
@@ -40,7 +42,7 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
     if bars and bars.collisions and bars.fixes:
         fixes += bars.fixes()
     if bars and (bars.bars or bars.firmware is None or bars.notes):
-        guest = guest.model_copy(update={"warnings": (*guest.warnings, *bar_notes(bars))})
+        guest = replace(guest, warnings=(*guest.warnings, *bar_notes(bars)))
     if fmt == "svg":
         from layoutd.emit.svg import render_check
 
@@ -62,9 +64,9 @@ def as_json(guest: GuestMap, host: HostView, found: Sequence[Collision],
             devices: Sequence[str]) -> dict[str, Any]:
     return {
         **map_json(guest.layout, found),
-        "regions": [region.model_dump(mode="json") for region in guest.regions],
-        "memory_devices": [d.model_dump(mode="json") for d in guest.memory_devices],
-        "device_memory": guest.device_memory.model_dump(mode="json") if guest.device_memory else None,
+        "regions": [to_json(region) for region in guest.regions],
+        "memory_devices": [to_json(d) for d in guest.memory_devices],
+        "device_memory": to_json(guest.device_memory) if guest.device_memory else None,
         "qemu_version": guest.qemu_version,
         "machine": guest.machine,
         "phys_bits": guest.phys_bits,
@@ -78,13 +80,14 @@ def as_json(guest: GuestMap, host: HostView, found: Sequence[Collision],
 def map_json(layout: Sequence[GuestRegion], found: Sequence[Collision]) -> dict[str, Any]:
     """The contract's keys: `layout` and `collisions`."""
     return {
-        "layout": [region.model_dump(mode="json") for region in layout],
+        "layout": [to_json(region) for region in layout],
         "collisions": [_collision_json(c) for c in found],
     }
 
 
 def _collision_json(collision: Collision) -> dict[str, Any]:
-    data = collision.model_dump(mode="json", exclude={"node"})
+    data = to_json(collision)
+    del data["node"]
     data["hole"] = {key: data["hole"][key] for key in ("start", "end", "type", "group", "devices")}
     return data
 
@@ -138,7 +141,7 @@ def audit_json(result: AuditResult) -> dict[str, Any]:
     vm = result.vm
     return {
         **map_json(result.layout, result.collisions),
-        "device_memory": vm.device_memory.model_dump(mode="json") if vm.device_memory else None,
+        "device_memory": to_json(vm.device_memory) if vm.device_memory else None,
         "memory_devices": [
             {"kind": d.kind, "id": d.id, "start": hex(d.start), "end": hex(d.end),
              "node": d.node, "memdev": d.memdev} for d in vm.devices

@@ -19,6 +19,7 @@ from layoutd.models.host import Device
 from layoutd.models.plan import Plan
 from layoutd.models.spec import VmSpec, with_changes
 from layoutd.qemu.x86 import AMD_HT_START, HOLE64_DEFAULT
+from layoutd.record import replace
 from layoutd.solver.oracle import model_map
 from layoutd.solver.suggest import Suggestion
 from layoutd.solver.target import Target
@@ -44,9 +45,9 @@ def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Dev
             continue
         if not fixed:
             said = ", ".join(f"{path} {value}" for path, value in change.items())
-            return result.model_copy(update={"default_layout": False, "warnings": (
+            return replace(result, default_layout=False, warnings=(
                 *result.warnings, f"{said} chosen so that {build.name} puts every assigned BAR "
-                "where every host's IOMMU maps it")})
+                "where every host's IOMMU maps it"))
         found.append((change, result))
         if len(found) == 3:
             break
@@ -75,8 +76,8 @@ def _check(plan: Plan, target: Target, devices: Mapping[str, Device], build: Bui
     guest = model_map(plan.qemu_argv, plan.qemu_version, plan.host_cpu, plan.config.arch)
     bars, bad, placement = planned_bars(plan.qemu_argv, guest, devices, build, target.usable)
     notes = tuple(note for note in placement.notes if note not in plan.warnings)
-    return bad, plan.model_copy(update={"bars": tuple(bars), "firmware": build.name,
-                                        "warnings": (*plan.warnings, *notes)})
+    return bad, replace(plan, bars=tuple(bars), firmware=build.name,
+                                        warnings=(*plan.warnings, *notes))
 
 
 def candidates(spec: VmSpec, plan: Plan, target: Target, build: Build) -> list[dict[str, Any]]:

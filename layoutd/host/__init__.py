@@ -11,7 +11,7 @@ from pathlib import Path
 
 from layoutd.errors import HostUnavailable, InputError
 from layoutd.models.host import HostFacts, HostView, IoctlReply
-from layoutd.record import Record, field
+from layoutd.record import Record, field, replace
 
 
 class Probe(Record, kw_only=False, frozen=False):
@@ -80,7 +80,7 @@ def _live(devices: Sequence[str] | None, root: str = "/", dev: str = "/dev") -> 
     from layoutd.host.view import build_view
 
     facts = read_tree(root, live=True)
-    facts = facts.model_copy(update={"cpu": facts.cpu.model_copy(update={"kvm_smm": kvm_smm(dev)})})
+    facts = replace(facts, cpu=replace(facts.cpu, kvm_smm=kvm_smm(dev)))
     numbers = select_groups(facts, devices)
     viable, _ = viability_warnings(facts, numbers)
     notes: list[str] = []

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from layoutd.errors import InputError, ParseError
 from layoutd.models.host import DUMP_FORMAT, DUMP_VERSION, HostDump, HostFacts, HostView, IoctlReply
+from layoutd.models.validate import Invalid, to_json, validate
 
 
 def write_dump(
@@ -33,7 +34,7 @@ def write_dump(
         ioctl=reply,
         warnings=tuple(warnings),
     )
-    text = json.dumps(dump.model_dump(mode="json"), indent=2) + "\n"
+    text = json.dumps(to_json(dump), indent=2) + "\n"
     try:
         Path(path).write_text(text)
     except OSError as error:
@@ -43,8 +44,6 @@ def write_dump(
 
 def read_dump(path: str) -> HostDump:
     """Load and validate a dump; every defect names the file and the field."""
-    from pydantic import ValidationError
-
     try:
         raw = json.loads(Path(path).read_text())
     except OSError as error:
@@ -61,11 +60,10 @@ def read_dump(path: str) -> HostDump:
             field="version",
         )
     try:
-        return HostDump.model_validate(raw)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ParseError(first["msg"], file=path, field=where) from None
+        return validate(HostDump, raw)
+    except Invalid as error:
+        where = ".".join(str(part) for part in error.path)
+        raise ParseError(error.message, file=path, field=where) from None
 
 
 def replay(path: str, devices: Sequence[str] | None) -> HostView:

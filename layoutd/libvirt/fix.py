@@ -14,8 +14,10 @@ from layoutd.libvirt.guard import domain_qemu_version
 from layoutd.models.common import GuestRegion
 from layoutd.models.plan import Plan
 from layoutd.models.spec import VmSpec, spec_device_origins
+from layoutd.models.validate import validate
 from layoutd.qemu.cpus import VENDOR_IDS
 from layoutd.qemu.x86 import ROM_WINDOW
+from layoutd.record import replace
 
 
 def spec_from_domain(domain: Domain, devices: Sequence[str] = ()) -> VmSpec:
@@ -48,7 +50,7 @@ def spec_from_domain(domain: Domain, devices: Sequence[str] = ()) -> VmSpec:
     if domain.arch == "aarch64" and domain.loader:
         fields["firmware"] = domain.loader
     try:
-        return VmSpec.model_validate(fields)
+        return validate(VmSpec, fields)
     except ValueError as error:
         raise InputError(f"cannot turn this domain into a plan request: {error}",
                          file=domain.source) from None
@@ -75,7 +77,7 @@ def apply(data: bytes, source: str, spec: VmSpec, hosts: Sequence[str],
 
     domain = read_domain(data, source)
     if not spec.devices and domain.hostdevs:
-        spec = spec.model_copy(update={"devices": domain.hostdevs})
+        spec = replace(spec, devices=tuple(domain.hostdevs))
     chosen = domain_qemu_version(domain, version)
     try:
         plan = make_plan(spec, hosts, chosen)
@@ -155,4 +157,4 @@ def verify(result: bytes, plan: Plan, source: str) -> Plan:
     clashes = find_collisions(guest.layout, [h for h in plan.holes if h.type != "direct-relaxable"])
     if clashes:
         raise NoAnswer("the edited domain would put RAM in a hole: " + clashes[0].describe())
-    return plan.model_copy(update={"layout": guest.layout})
+    return replace(plan, layout=guest.layout)

@@ -15,7 +15,7 @@ from layoutd.libvirt.hookconf import HookConfig
 from layoutd.models.common import GuestRegion, Hole
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import HostView
-from layoutd.record import Record
+from layoutd.record import Record, replace
 
 VERSION_TIMEOUT = 10.0
 _LIBVIRT_VERSION = re.compile(r"\(libvirt\) (\d+)\.(\d+)")
@@ -228,4 +228,4 @@ def _hole(hole: Hole, host: HostView) -> str:
     if hole.devices or hole.group is None:
         return hole.describe()
     members = [device.address for device in host.devices if device.group == hole.group]
-    return hole.model_copy(update={"devices": tuple(members)}).describe()
+    return replace(hole, devices=tuple(members)).describe()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from layoutd.errors import InputError, NoAnswer
 from layoutd.live.placement import (
@@ -207,7 +207,7 @@ def dimm_xml(request: Request, alias: str, slot: int, start: int) -> str:
 
 def _device(request: Request, device_id: str, memdev: str, start: int,
             block: BlockChoice | None) -> PlannedDevice:
-    kind = "virtio-mem" if block is not None else "dimm"
+    kind: Literal["virtio-mem", "dimm"] = "virtio-mem" if block is not None else "dimm"
     return PlannedDevice(id=device_id, kind=kind, backend=memdev, addr=start, size=request.size,
                          node=request.node, block_size=block.block_size if block else None)
 

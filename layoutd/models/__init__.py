@@ -1,9 +1,6 @@
-"""Pydantic models: host facts, VM spec, guest map and plan.
+"""The models: host facts, VM spec, guest map and plan, as records (layoutd/record.py).
 
-Every model is built on first use (`defer_build`, defaults by factory), and pydantic's plugin
-scan of every installed package's metadata is skipped: start-up time is benchmarked.
+Input is checked by layoutd/models/validate.py; pydantic builds their reference view (the tests'
+oracle and the published JSON schemas, layoutd/models/reference.py) and is never imported by a
+command.
 """
-
-import os
-
-os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")

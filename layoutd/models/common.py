@@ -1,9 +1,11 @@
 """Addresses and ranges shared by every model. Ranges have inclusive ends, as the kernel's."""
 
+from __future__ import annotations
+
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema, model_validator
-
+from layoutd.models.fields import Before, Dump, Schema
+from layoutd.record import Record
 from layoutd.units import hex_addr
 
 U64_MAX = (1 << 64) - 1
@@ -20,38 +22,28 @@ def _to_int(value: Any) -> Any:
 
 
 Address = Annotated[
-    int,
-    BeforeValidator(_to_int),
-    PlainSerializer(hex_addr, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "pattern": "^0x[0-9a-f]+$"}),
+    int, Before(_to_int), Dump(hex_addr), Schema({"type": "string", "pattern": "^0x[0-9a-f]+$"})
 ]
 """An unsigned 64-bit number; JSON carries it as a lowercase hex string."""
 
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
-
-class Range(Frozen):
+class Range(Record):
     """A byte range [start, end], end inclusive."""
 
     start: Address
     end: Address
 
-    @model_validator(mode="after")
-    def _ordered(self) -> "Range":
+    def verify(self) -> None:
         if not 0 <= self.start <= self.end <= U64_MAX:
             raise ValueError(f"range {hex_addr(self.start)}-{hex_addr(self.end)} is not ordered")
-        return self
 
     @property
     def size(self) -> int:
         return self.end - self.start + 1
 
-    def overlaps(self, other: "Range") -> bool:
+    def overlaps(self, other: Range) -> bool:
         return self.start <= other.end and other.start <= self.end
 
-    def contains(self, other: "Range") -> bool:
+    def contains(self, other: Range) -> bool:
         return self.start <= other.start and other.end <= self.end
 
     def label(self) -> str:

@@ -5,10 +5,13 @@ for DMA), in address order. Node: the NUMA node with `-numa`; None for every ent
 without NUMA nodes (QEMU itself reports node 0 for memory devices then, see `memory_devices`).
 """
 
-from layoutd.models.common import Address, Frozen, GuestRegion, Range
+from __future__ import annotations
+
+from layoutd.models.common import Address, GuestRegion, Range
+from layoutd.record import Record
 
 
-class NamedRegion(Frozen):
+class NamedRegion(Record):
     """A guest-physical range that is not RAM: device-memory, pci-hole64, rom, arm high IO..."""
 
     name: str
@@ -19,7 +22,7 @@ class NamedRegion(Frozen):
         return f"{self.start:#x}-{self.end:#x}"
 
 
-class RamPiece(Frozen):
+class RamPiece(Record):
     """One RAM entry of the flat view as QEMU prints it: memory region name and offset."""
 
     start: Address
@@ -28,7 +31,7 @@ class RamPiece(Frozen):
     offset: Address = 0
 
 
-class MemoryDeviceInfo(Frozen):
+class MemoryDeviceInfo(Record):
     """One entry of `query-memory-devices`."""
 
     type: str  # dimm | nvdimm | virtio-mem | virtio-pmem
@@ -41,7 +44,7 @@ class MemoryDeviceInfo(Frozen):
     slot: int | None = None
 
 
-class GuestMap(Frozen):
+class GuestMap(Record):
     qemu_version: str  # a modelled version (qemu/versions.py), major.minor
     arch: str  # "x86_64" | "aarch64"
     machine: str  # resolved versioned type: "pc-q35-7.2", "virt-10.0"

@@ -5,11 +5,13 @@
 which a replay rebuilds the same `HostView` with the same parsers.
 """
 
-from typing import Literal
+from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated, Literal
 
-from layoutd.models.common import U64_MAX, Address, Frozen, Hole, Range
+from layoutd.models.common import U64_MAX, Address, Hole, Range
+from layoutd.models.fields import Doc, Ge, Le, Pattern
+from layoutd.record import Record, field
 
 RELAXABLE = "direct-relaxable"
 """The only reserved-region type the kernel does not remove from the usable IOVA space."""
@@ -24,19 +26,19 @@ DUMP_FORMAT = "layoutd-host-dump"
 DUMP_VERSION = 1
 
 
-class Cpu(Frozen):
+class Cpu(Record):
     vendor: Literal["amd", "intel", "hygon", "arm", "unknown"]
     phys_bits: int | None
     model_name: str | None = None
     kvm_smm: bool | None = None  # KVM here runs System Management Mode (live only; None: unknown)
 
 
-class HugetlbfsMount(Frozen):
+class HugetlbfsMount(Record):
     path: str  # where it is mounted on the host
     page_size: Address  # its pagesize= (what statvfs reports as the block size)
 
 
-class HostPlatform(Frozen):
+class HostPlatform(Record):
     """What QEMU's memory backends take from the host QEMU runs on (not from the IOMMU)."""
 
     arch: str | None = None  # uname -m: x86_64, aarch64; None: unknown
@@ -53,10 +55,10 @@ IORESOURCE_MEM_64 = 0x100000
 ROM_BAR = 6  # the line of the expansion ROM
 
 
-class Bar(Frozen):
+class Bar(Record):
     """One used line of a device's sysfs `resource`: a BAR (0-5) or the ROM (6), host addresses."""
 
-    index: int = Field(ge=0, le=ROM_BAR)
+    index: Annotated[int, Ge(0), Le(ROM_BAR)]
     start: Address
     end: Address
     flags: Address
@@ -90,7 +92,7 @@ class Bar(Frozen):
         return ("mem64" if self.is_64 else "mem32") + (" pref" if self.prefetchable else "")
 
 
-class Device(Frozen):
+class Device(Record):
     address: str  # PCI address, 0000:41:00.0
     group: int | None
     driver: str | None  # bound driver, None when unbound
@@ -98,14 +100,14 @@ class Device(Frozen):
     bars: tuple[Bar, ...] = ()  # from sysfs `resource`; empty when not read
 
 
-class Group(Frozen):
+class Group(Record):
     number: int
     type: str | None  # DMA, DMA-FQ, identity, blocked, unmanaged (5.11+), None when not reported
     devices: tuple[str, ...]
     reserved: tuple[Hole, ...]
 
 
-class HostView(Frozen):
+class HostView(Record):
     source: str  # "iommufd", "vfio-type1", "sysfs:/path", "dump:/path"
     cpu: Cpu
     devices: tuple[Device, ...]  # every device of the selected groups
@@ -117,7 +119,7 @@ class HostView(Frozen):
     iova_pgsizes: int | None = None
     dma_avail: int | None = None  # VFIO DMA_AVAIL cap, where reported
     notes: tuple[str, ...] = ()  # information: where the answer came from, nothing to do
-    platform: HostPlatform = Field(default_factory=HostPlatform)  # built on first use, not at import
+    platform: HostPlatform = field(default_factory=HostPlatform)
 
     def blocking(self) -> list[Hole]:
         """Holes the kernel removes from the usable space (all but direct-relaxable)."""
@@ -146,31 +148,31 @@ class HostView(Frozen):
 # ---- the recorded form ------------------------------------------------------------------------
 
 
-class RawGroup(Frozen):
+class RawGroup(Record):
     number: int
     type: str | None = None
     devices: tuple[str, ...]
-    reserved_regions: str = Field(description="the text of reserved_regions, as the kernel wrote it")
+    reserved_regions: Annotated[str, Doc("the text of reserved_regions, as the kernel wrote it")]
 
 
-class IommuUnit(Frozen):
+class IommuUnit(Record):
     name: str  # dmar0
-    cap: str | None = Field(default=None, description="intel-iommu/cap, hex text as in sysfs")
+    cap: Annotated[str | None, Doc("intel-iommu/cap, hex text as in sysfs")] = None
     devices: tuple[str, ...] = ()  # PCI devices behind this unit, where known
 
 
-class IoctlReply(Frozen):
+class IoctlReply(Record):
     """A raw kernel reply to the range query, kept so a replay runs the same byte parsers."""
 
     reader: Literal["iommufd", "vfio-type1"]
     groups: tuple[int, ...]  # the groups in the container (type1) or of the bound devices
     devices: tuple[str, ...] = ()  # iommufd: the bound device cdevs
-    reply: str = Field(pattern="^([0-9a-f]{2})*$", description="reply bytes as lowercase hex")
+    reply: Annotated[str, Pattern("^([0-9a-f]{2})*$"), Doc("reply bytes as lowercase hex")]
     num_iovas: int | None = None  # iommufd: the count the kernel wrote back
     iova_alignment: int | None = None  # iommufd: out_iova_alignment
 
 
-class HostFacts(Frozen):
+class HostFacts(Record):
     """Everything a probe learned before choosing: the input to the one view builder."""
 
     cpu: Cpu
@@ -178,10 +180,10 @@ class HostFacts(Frozen):
     groups: tuple[RawGroup, ...]
     iommus: tuple[IommuUnit, ...] = ()
     root: str = "/"
-    platform: HostPlatform = Field(default_factory=HostPlatform)  # built on first use, not at import
+    platform: HostPlatform = field(default_factory=HostPlatform)
 
 
-class HostDump(Frozen):
+class HostDump(Record):
     """`layoutd probe --record FILE`: the facts plus any ioctl reply, replayable with `--host FILE`."""
 
     format: Literal["layoutd-host-dump"] = "layoutd-host-dump"

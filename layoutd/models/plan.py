@@ -4,14 +4,17 @@
 of it. Field names are part of the published interface: add fields, never rename.
 """
 
+from __future__ import annotations
+
 from typing import Any, Literal
 
-from layoutd.models.common import Address, Frozen, GuestRegion, Hole, Range
+from layoutd.models.common import Address, GuestRegion, Hole, Range
 from layoutd.models.guest import NamedRegion
 from layoutd.models.host import HostPlatform
+from layoutd.record import Record
 
 
-class Backend(Frozen):
+class Backend(Record):
     """A memory backend object (-object memory-backend-*)."""
 
     id: str
@@ -24,7 +27,7 @@ class Backend(Frozen):
     reserve: bool | None = None  # None: QEMU's default (on)
 
 
-class PlannedDevice(Frozen):
+class PlannedDevice(Record):
     """A memory device placed at an explicit guest-physical address."""
 
     id: str
@@ -36,7 +39,7 @@ class PlannedDevice(Frozen):
     block_size: Address | None = None  # virtio-mem only
 
 
-class NumaNode(Frozen):
+class NumaNode(Record):
     """A guest NUMA node; `size` and `backend` are its share of boot RAM (devices add to it)."""
 
     id: int
@@ -45,7 +48,7 @@ class NumaNode(Frozen):
     backend: str | None
 
 
-class QemuConfig(Frozen):
+class QemuConfig(Record):
     """Everything the emitters need: argv, QMP and libvirt XML are pure functions of this."""
 
     arch: Literal["x86_64", "aarch64"]
@@ -73,7 +76,7 @@ class QemuConfig(Frozen):
     accel: Literal["kvm", "tcg"] = "tcg"  # -accel kvm is emitted; tcg is QEMU's default, left implicit
 
 
-class PlacedBar(Frozen):
+class PlacedBar(Record):
     """A 64-bit memory BAR of an assigned device where the guest firmware puts it (null: left
     unassigned)."""
 
@@ -83,7 +86,7 @@ class PlacedBar(Frozen):
     end: Address | None
 
 
-class PlannedHostCpu(Frozen):
+class PlannedHostCpu(Record):
     """The host CPU the plan assumed: under KVM, -cpu host and max take its vendor and bits."""
 
     vendor: str  # amd | intel | arm | unknown
@@ -91,7 +94,7 @@ class PlannedHostCpu(Frozen):
     kvm_smm: bool | None = None  # KVM runs SMM on every host (None: not known for all)
 
 
-class Plan(Frozen):
+class Plan(Record):
     """The answer to `layoutd plan`: the layout is what QEMU maps, checked by the model."""
 
     name: str

@@ -1,4 +1,4 @@
-"""JSON Schemas published in schemas/, generated from the pydantic models.
+"""JSON Schemas published in schemas/, generated from the models' pydantic view (reference.py).
 
 Register a model here, then run `python -m layoutd.models.schemas` to (re)write schemas/;
 tests/test_schemas.py fails when a file drifts from its model.
@@ -9,16 +9,16 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
 from layoutd.models.host import HostDump, HostView
 from layoutd.models.plan import Plan
+from layoutd.models.reference import model
 from layoutd.models.spec import VmSpec
+from layoutd.record import Record
 
 Mode = Literal["validation", "serialization"]
 
 # file name in schemas/ -> (model, mode): "validation" for inputs, "serialization" for outputs
-REGISTRY: dict[str, tuple[type[BaseModel], Mode]] = {
+REGISTRY: dict[str, tuple[type[Record], Mode]] = {
     "host-dump.schema.json": (HostDump, "validation"),
     "probe.schema.json": (HostView, "serialization"),
     "vm-spec.schema.json": (VmSpec, "validation"),
@@ -28,21 +28,21 @@ REGISTRY: dict[str, tuple[type[BaseModel], Mode]] = {
 SCHEMAS = Path(__file__).resolve().parent.parent.parent / "schemas"
 
 
-def generate(model: type[BaseModel], mode: Mode) -> dict[str, Any]:
-    schema = model.model_json_schema(mode=mode)
+def generate(record: type[Record], mode: Mode) -> dict[str, Any]:
+    schema = model(record).model_json_schema(mode=mode)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 
-def render(model: type[BaseModel], mode: Mode) -> str:
-    return json.dumps(generate(model, mode), indent=2, sort_keys=True) + "\n"
+def render(record: type[Record], mode: Mode) -> str:
+    return json.dumps(generate(record, mode), indent=2, sort_keys=True) + "\n"
 
 
 def write_all(directory: Path = SCHEMAS) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, (model, mode) in REGISTRY.items():
+    for name, (record, mode) in REGISTRY.items():
         path = directory / name
-        path.write_text(render(model, mode))
+        path.write_text(render(record, mode))
         written.append(path)
     return written
 

@@ -4,14 +4,16 @@
 field (memory.hotplug.max) and, where known, the line.
 """
 
+from __future__ import annotations
+
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, PlainSerializer, ValidationError, WithJsonSchema, model_validator
-
 from layoutd.errors import InputError
-from layoutd.models.common import Frozen
+from layoutd.models.fields import Before, Doc, Dump, FieldError, Ge, Le, MinLength, Pattern, Schema
+from layoutd.models.validate import Invalid, to_json, validate
+from layoutd.record import Record, field
 from layoutd.units import GiB, MiB, format_size, parse_size
 
 
@@ -26,26 +28,12 @@ def _size(value: Any) -> Any:
 
 Size = Annotated[
     int,
-    BeforeValidator(_size),
-    PlainSerializer(format_size, return_type=str, when_used="json"),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": r"^\s*\d+(\.\d+)?\s*([KMGTPEkmgtpe](i?B)?|B)\s*$",
-        }
-    ),
+    Before(_size),
+    Dump(format_size),
+    Schema({"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*([KMGTPEkmgtpe](i?B)?|B)\s*$"}),
 ]
 """A size with its unit: 1100G, 512M (powers of 1024, as in QEMU), 4096B. A bare number is refused
 when a spec is read (`_units_given`): QEMU's -m would read it as MiB, its objects as bytes."""
-
-class FieldError(ValueError):
-    """A check across fields, naming the one at fault (`path` below the model that raises it),
-    so the message gives its dotted name and YAML line."""
-
-    def __init__(self, path: tuple[str | int, ...], message: str):
-        super().__init__(message)
-        self.path = path
-
 
 _BDF = re.compile(r"^([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
 _CPUS = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
@@ -72,21 +60,21 @@ def cpu_list(text: str) -> list[int]:
     return result
 
 
-class Cpu(Frozen):
-    model: str | None = Field(
-        None, description="QEMU -cpu model (default qemu64 / max); `host` takes the host's vendor"
-    )
+class Cpu(Record):
+    model: Annotated[
+        str | None, Doc("QEMU -cpu model (default qemu64 / max); `host` takes the host's vendor")
+    ] = None
     vendor: Literal["amd", "intel", "arm"] | None = None
-    count: int = Field(1, ge=1, le=1024)
-    phys_bits: int | None = Field(None, ge=32, le=52)
+    count: Annotated[int, Ge(1), Le(1024)] = 1
+    phys_bits: Annotated[int, Ge(32), Le(52)] | None = None
 
 
-class Hotplug(Frozen):
-    slots: int = Field(ge=0, le=256)
+class Hotplug(Record):
+    slots: Annotated[int, Ge(0), Le(256)]
     max: Size
 
 
-class Memory(Frozen):
+class Memory(Record):
     size: Size
     hotplug: Hotplug | None = None
     backend: Literal["ram", "memfd", "file"] = "ram"
@@ -94,13 +82,11 @@ class Memory(Frozen):
     path: str | None = None
     share: bool = False
     prealloc: bool = False
-    reserve: bool | None = Field(
-        None, description="extension: backend reserve=; off avoids overcommit refusals"
-    )
-    block: Size = Field(DEFAULT_BLOCK, description="extension: guest memory block; every region aligns to it")
+    reserve: Annotated[bool | None, Doc("extension: backend reserve=; off avoids overcommit refusals")] = None
+    block: Annotated[Size, Doc("extension: guest memory block; every region aligns to it")] = DEFAULT_BLOCK
 
-    @model_validator(mode="after")
-    def _consistent(self) -> "Memory":
+    def verify(self) -> None:
+        """The checks across fields; input validation runs them (layoutd/models/validate.py)."""
         if self.size <= 0:
             raise FieldError(("size",), "memory.size must be more than 0")
         if self.block <= 0 or self.block & (self.block - 1):
@@ -127,7 +113,6 @@ class Memory(Frozen):
                 f"memory.hotplug.max {format_size(self.hotplug.max)} is not a multiple of the "
                 f"{format_size(self.alignment)} alignment"
             )
-        return self
 
     @property
     def alignment(self) -> int:
@@ -135,35 +120,34 @@ class Memory(Frozen):
         return max(self.block, self.hugepages or 0)
 
 
-class NumaCell(Frozen):
+class NumaCell(Record):
     size: Size
-    cpus: Annotated[str, BeforeValidator(_cpus), Field(pattern=_CPUS.pattern)]
+    cpus: Annotated[str, Before(_cpus), Pattern(_CPUS.pattern)]
 
 
-class VmSpec(Frozen):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
+class VmSpec(Record):
+    name: Annotated[str, MinLength(1), Pattern(r"^[A-Za-z0-9_.+-]+$")]
     arch: Literal["x86_64", "aarch64"] = "x86_64"
-    machine: str | None = Field(None, description="q35 | pc | virt, or a versioned type; default per arch")
-    cpu: Cpu = Field(default_factory=Cpu)  # built on first use, not at import
+    machine: Annotated[str | None, Doc("q35 | pc | virt, or a versioned type; default per arch")] = None
+    cpu: Cpu = field(default_factory=Cpu)
     memory: Memory
     numa: tuple[NumaCell, ...] = ()
     devices: tuple[str, ...] = ()
     viommu: Literal["none", "virtio", "intel"] = "none"
-    firmware: str | None = Field(
-        None, description="x86_64: seabios | ovmf | PATH (the emitted command line names it; "
-        "the BAR placement follows it); aarch64: the -bios path (UEFI)")
-    pci_window: Size | None = Field(
-        None, description="extension: OVMF's 64-bit PCI window (fw_cfg opt/ovmf/X-PciMmio64Mb); "
-        "plan chooses it when not given")
-    pci_hole64: Size | None = Field(
-        None, description="extension: x86 pci-hole64-size (-global q35-pcihost/i440FX-pcihost); "
-        "plan chooses it when not given")
-    accel: Literal["kvm", "tcg"] | None = Field(
-        None, description="extension: the VM's accelerator; default kvm on x86_64, tcg on aarch64"
-    )
+    firmware: Annotated[str | None, Doc(
+        "x86_64: seabios | ovmf | PATH (the emitted command line names it; "
+        "the BAR placement follows it); aarch64: the -bios path (UEFI)")] = None
+    pci_window: Annotated[Size | None, Doc(
+        "extension: OVMF's 64-bit PCI window (fw_cfg opt/ovmf/X-PciMmio64Mb); "
+        "plan chooses it when not given")] = None
+    pci_hole64: Annotated[Size | None, Doc(
+        "extension: x86 pci-hole64-size (-global q35-pcihost/i440FX-pcihost); "
+        "plan chooses it when not given")] = None
+    accel: Annotated[Literal["kvm", "tcg"] | None, Doc(
+        "extension: the VM's accelerator; default kvm on x86_64, tcg on aarch64")] = None
 
-    @model_validator(mode="after")
-    def _consistent(self) -> "VmSpec":
+    def verify(self) -> None:
+        """The checks across fields; input validation runs them (layoutd/models/validate.py)."""
         family = machine_family(self.machine_type)
         if self.arch == "aarch64" and self.accel == "kvm":
             raise FieldError(("accel",), "accel: kvm on aarch64 is not modelled (the host's IPA "
@@ -208,7 +192,6 @@ class VmSpec(Frozen):
                     raise FieldError(("numa", index, "cpus"),
                         f"numa[{index}].cpus {cell.cpus} names a CPU beyond cpu.count {self.cpu.count}"
                     )
-        return self
 
     @property
     def machine_type(self) -> str:
@@ -265,7 +248,7 @@ def spec_device_origins(spec: VmSpec, path: str) -> dict[str, tuple[str | None, 
 
 def with_changes(spec: VmSpec, change: dict[str, Any]) -> VmSpec:
     """The spec with dotted paths set (`{"memory.hotplug.max": "480G"}`; None removes a field)."""
-    data = spec.model_dump(mode="json", exclude_none=True)
+    data = _without_none(to_json(spec))
     for path, value in change.items():
         where = data
         *parents, last = path.split(".")
@@ -275,7 +258,12 @@ def with_changes(spec: VmSpec, change: dict[str, Any]) -> VmSpec:
             where.pop(last, None)
         else:
             where[last] = value
-    return VmSpec.model_validate(data)
+    return validate(VmSpec, data)
+
+
+def _without_none(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: _without_none(value) if isinstance(value, dict) else value
+            for key, value in data.items() if value is not None}
 
 
 # ---- loading --------------------------------------------------------------------------------
@@ -309,14 +297,12 @@ def parse_spec(text: str, *, file: str = "<spec>") -> VmSpec:
         raise InputError("a VM spec is a mapping with at least name and memory.size", file=file)
     _units_given(data, node, file)
     try:
-        return VmSpec.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        cause = (first.get("ctx") or {}).get("error")
-        location = tuple(first["loc"]) + (cause.path if isinstance(cause, FieldError) else ())
+        return validate(VmSpec, data)
+    except Invalid as error:
+        location = error.path
         field = _dotted(location)
         line = _line_of(node, location)
-        message = _message(first)
+        message = _message(error)
         where = f"{field} (line {line})" if field and line else field or (f"line {line}" if line else None)
         raise InputError(message, file=file, field=where) from None
 
@@ -346,14 +332,12 @@ def _units_given(data: dict[str, Any], node: Any, file: str) -> None:
                          file=file, field=f"{field} (line {_line_of(node, path)})")
 
 
-def _message(item: Any) -> str:
-    kind = item["type"]
-    if kind == "extra_forbidden":
+def _message(error: Invalid) -> str:
+    if error.kind == "extra":
         return "unknown field"
-    if kind == "missing":
+    if error.kind == "missing":
         return "required field is missing"
-    text = str(item["msg"])
-    return text.removeprefix("Value error, ")
+    return error.message
 
 
 def _dotted(location: tuple[Any, ...]) -> str:

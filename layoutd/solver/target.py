@@ -102,7 +102,7 @@ def _all_smm(answers: Sequence[bool | None]) -> bool | None:
 
 
 def _ranges(spans: Iterable[Span]) -> tuple[Range, ...]:
-    return tuple(Range.model_construct(start=start, end=end) for start, end in spans)
+    return tuple(Range(start=start, end=end) for start, end in spans)
 
 
 def _unique(holes: list[Hole]) -> list[Hole]:

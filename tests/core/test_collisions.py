@@ -1,5 +1,6 @@
 from layoutd.collisions import find_collisions
 from layoutd.models.common import GuestRegion, Hole
+from layoutd.models.validate import to_json
 
 
 def region(start: int, end: int, name: str = "pc.ram") -> GuestRegion:
@@ -30,5 +31,5 @@ def test_every_pair_is_reported_in_order() -> None:
 def test_json_uses_hex() -> None:
     hole = Hole(start=0x1000, end=0x1FFF, type="msi", group=3)
     (collision,) = find_collisions([region(0, 0x1FFF)], [hole])
-    data = collision.model_dump(mode="json")
+    data = to_json(collision)
     assert data["start"] == "0x1000" and data["hole"]["end"] == "0x1fff"

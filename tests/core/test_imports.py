@@ -34,3 +34,45 @@ def test_emit_neither_prints_nor_decides_exit_codes() -> None:
     found = [str(path.relative_to(ROOT)) for path in ROOT.glob("layoutd/emit/*.py")
              if any(word in path.read_text() for word in ("print(", "sys.std", "return 1 if"))]
     assert found == []
+
+
+# ---- start-up: what plan, check and probe load (a structural test; timing is in benchmarks/) -----
+
+HEAVY = ("pydantic", "pydantic_core", "annotated_types")
+"""Never on a command's path: pydantic is the models' reference (layoutd/models/reference.py),
+for the published schemas and the tests' oracle only."""
+
+_LOADED = """
+import sys
+from layoutd.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+print(sorted({name.split(".")[0] for name in sys.modules}), file=sys.stderr)
+"""
+
+
+def _loaded(*args: str) -> set[str]:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", _LOADED, *args], capture_output=True, text=True,
+                            cwd=ROOT, check=False)
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("["), result.stderr
+    return set(ast.literal_eval(last))
+
+
+def test_plan_check_and_probe_do_not_load_pydantic() -> None:
+    host = str(ROOT / "examples/hosts/amd-4gpu-1100g")
+    spec = str(ROOT / "examples/specs/amd-gpu-1100g.yaml")
+    vm = ["-machine", "q35", "-m", "4G", "-device", "vfio-pci,host=0000:41:00.0"]
+    runs = {
+        "plan": ["plan", spec, "--host", host, "--format", "json"],
+        "probe": ["probe", "--host", host, "--format", "json"],
+        "check": ["check", "--host", host, "--format", "json", "--qemu-version", "7.2", "--",
+                  "qemu-system-x86_64", *vm],
+    }
+    for command, args in runs.items():
+        assert _loaded(*args).isdisjoint(HEAVY), command

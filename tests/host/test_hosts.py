@@ -15,6 +15,8 @@ import pytest
 from layoutd.host import abi, probe_host, record_host
 from layoutd.host.dump import read_dump
 from layoutd.models.host import HostDump, IoctlReply
+from layoutd.models.validate import to_json
+from layoutd.record import asdict
 from tests.conftest import EXAMPLES
 from tests.support.gaps import complement
 
@@ -115,8 +117,8 @@ def test_real_symlinks_read_like_link_files(tmp_path: Path) -> None:
             path.unlink()
             os.symlink(target, path)
     assert (tree / "sys/bus/pci/devices/0000:29:00.0/iommu_group").is_symlink()
-    live_like = probe_host(str(tree)).model_dump()
-    files = probe_host(str(source)).model_dump()
+    live_like = asdict(probe_host(str(tree)))
+    files = asdict(probe_host(str(source)))
     live_like.pop("source"), files.pop("source")
     assert live_like == files
 
@@ -137,7 +139,7 @@ def _dump_with_reply(tmp_path: Path, reply: IoctlReply) -> Path:
     base = read_dump_of(EXAMPLES / "hosts/amd-epyc-two-gpus", tmp_path)
     dump = HostDump(facts=base.facts, ioctl=reply, recorded_from="live", kernel="6.12.0")
     path = tmp_path / "with-reply.json"
-    path.write_text(json.dumps(dump.model_dump(mode="json")))
+    path.write_text(json.dumps(to_json(dump)))
     return path
 
 

@@ -13,6 +13,7 @@ from layoutd.libvirt.domain import read_domain
 from layoutd.libvirt.edit import apply_config
 from layoutd.libvirt.xmltext import parse
 from layoutd.models.spec import parse_spec
+from layoutd.record import replace
 from tests.conftest import EXAMPLES, need, run_layoutd
 
 DATA = Path(__file__).parent / "data"
@@ -106,7 +107,7 @@ def test_max_ram_below_4g_goes_to_qemu_commandline() -> None:
     from layoutd.planning import make_plan
 
     plan = make_plan(parse_spec(SPEC), [AMD], "7.2")
-    config = plan.config.model_copy(update={"max_ram_below_4g": 0x80000000})
+    config = replace(plan.config, max_ram_below_4g=0x80000000)
     edited = apply_config((DATA / "colliding.xml").read_bytes(), config)
     assert b"xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'" in edited
     argv = translate_xml(edited).argv

@@ -13,6 +13,7 @@ import pytest
 from layoutd.host import probe_host
 from layoutd.models.spec import parse_spec
 from layoutd.planning import assemble
+from layoutd.record import replace
 from layoutd.solver import combine, solve_spec
 from tests.conftest import EXAMPLES
 from tests.plan.support import collisions, real_layout
@@ -44,7 +45,7 @@ def test_kvm_plan_runs_as_planned(text: str, version: str, this_machine: str) ->
     spec = parse_spec(text)
     view = probe_host(this_machine, list(spec.pci_devices))
     here = this_machine_cpu()
-    view = view.model_copy(update={"cpu": view.cpu.model_copy(update={"kvm_smm": here.kvm_smm})})
+    view = replace(view, cpu=replace(view.cpu, kvm_smm=here.kvm_smm))
     goal = combine([view], [view.source])
     plan = assemble(spec, goal, solve_spec(spec, goal, version), version)
     assert plan.qemu_argv[:2] == ("-accel", "kvm")

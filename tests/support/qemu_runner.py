@@ -26,6 +26,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 from layoutd.models.host import Cpu
 from layoutd.qemu.mtree import FlatEntry, ram_entries
 from layoutd.qemu.versions import proven
+from layoutd.record import replace
 from tests.conftest import need, need_kvm
 
 CACHE = Path(os.environ.get("LAYOUTD_CACHE", Path.home() / ".cache" / "layoutd"))
@@ -183,7 +184,7 @@ def this_machine_cpu() -> Cpu:
     from layoutd.host.kvm import kvm_smm
     from layoutd.host.sysfs import parse_cpuinfo
 
-    return parse_cpuinfo(Path("/proc/cpuinfo").read_text()).model_copy(update={"kvm_smm": kvm_smm()})
+    return replace(parse_cpuinfo(Path("/proc/cpuinfo").read_text()), kvm_smm=kvm_smm())
 
 
 def _wants_kvm(args: Sequence[str]) -> bool:
