@@ -108,7 +108,7 @@ def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequenc
                build: Any) -> list[Any]:
     """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs)."""
     from layoutd.errors import LayoutdError
-    from layoutd.firmware.fixes import bar_fixes
+    from layoutd.firmware.fixes import arm_bar_fixes, bar_fixes
     from layoutd.qemu import predict
     from layoutd.qemu.config import parse_config
 
@@ -121,6 +121,8 @@ def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequenc
             return False
         return not check(again.layout, host) and bars is not None and not bars.collisions
 
+    if guest.arch == "aarch64":
+        return arm_bar_fixes(qemu_args, clear)
     config = parse_config(qemu_args)
     top = host.aperture_end if host.aperture_end is not None else (1 << 64) - 1
     host_cpu = config.accel == "kvm" and (config.cpu_model or "") in ("host", "max")

@@ -1,4 +1,5 @@
-"""Where the guest firmware puts PCI BARs: a pure model of SeaBIOS and OVMF (edk2) on x86.
+"""Where the guest firmware puts PCI BARs: a pure model of SeaBIOS and OVMF (edk2) on x86, and of
+edk2 (ArmVirtQemu) on arm virt.
 
 `place(build, board)` answers for one firmware build (`builds.Build`) and one guest (`Board`: what
 the firmware reads from QEMU: CPUID, the E820 RAM end, fw_cfg files, the PCI devices and their
@@ -54,6 +55,7 @@ class Board(Record):
     mmio64_mb: int | None = None  # fw_cfg opt/ovmf/X-PciMmio64Mb
     devices: tuple[PciDevice, ...] = ()
     ports: tuple[RootPort, ...] = ()
+    mmio64: tuple[int, int] | None = None  # arm virt: the device tree's 64-bit PCI window
 
 
 class Placed(Record, kw_only=False):
@@ -89,6 +91,10 @@ def place(build: "Build", board: Board) -> Placement:
         from layoutd.firmware.seabios import place_seabios
 
         return place_seabios(build, board)
+    if build.family == "armvirt":
+        from layoutd.firmware.armvirt import place_armvirt
+
+        return place_armvirt(build, board)
     from layoutd.firmware.ovmf import place_ovmf
 
     return place_ovmf(build, board)

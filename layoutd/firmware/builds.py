@@ -8,7 +8,7 @@ from layoutd.record import Record
 
 
 class Build(Record, kw_only=False):
-    family: str  # seabios | ovmf
+    family: str  # seabios | ovmf | armvirt (edk2 ArmVirtQemu, arm virt)
     version: str  # 1.16.2, 1.16.3, 2022.11
     name: str  # for reports
     path: str = ""  # where Debian installs it
@@ -29,6 +29,10 @@ SEABIOS_BPO = Build("seabios", "1.16.3", "SeaBIOS 1.16.3 (Debian 12 backports, D
 SEABIOS_SID = Build("seabios", "1.17.0", "SeaBIOS 1.17.0 (Debian sid)", "/usr/share/seabios/bios-256k.bin")
 OVMF_12 = Build("ovmf", "2022.11", "OVMF edk2 2022.11 (Debian 12)", "/usr/share/OVMF/OVMF_CODE_4M.fd",
                 file="/usr/share/ovmf/OVMF.fd")
+EFI_ARM = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
+ARMVIRT_12 = Build("armvirt", "2022.11", "edk2 2022.11 ArmVirtQemu (Debian 12)", EFI_ARM, file=EFI_ARM)
+ARMVIRT_13 = Build("armvirt", "2025.02", "edk2 2025.02 ArmVirtQemu (Debian 13)", EFI_ARM, file=EFI_ARM)
+ARMVIRT_SID = Build("armvirt", "2026.08", "edk2 2026.08 ArmVirtQemu (Debian sid)", EFI_ARM, file=EFI_ARM)
 
 # sha256 of each file Debian ships -> the build it is
 KNOWN: dict[str, Build] = {
@@ -43,6 +47,17 @@ KNOWN: dict[str, Build] = {
     "d9b568def24088c92f34b5479e0ed7e44d0a4d4cea8a0f5716719180bba48106": OVMF_12,  # OVMF_CODE.fd
     "6ee6a5db7a1443d17594f1e00e3cf2a2250bc1c95c8f9101bc49c9977ce11a68": OVMF_12,  # OVMF_CODE.secboot.fd
     "7b456907dd0786d415999e801a1ac4637b8ed4d7cf5378cfc6edbe5e574dd773": OVMF_12,  # ovmf/OVMF.fd
+    # qemu-efi-aarch64: QEMU_EFI.fd (-bios) and the AAVMF pflash images
+    "1794df260f8a1b1c938b5cee48f277327d8ce901a07ff44d2cd86ca043dae96a": ARMVIRT_12,  # QEMU_EFI.fd
+    "5f8ef96257f27e2815270bc54cbf6923bb344cbb5cd72be5b392c2ee4939181a": ARMVIRT_12,  # AAVMF_CODE.fd
+    "86493b7dc94bb917347116c600e7e94c12ee9b295aef990bed00a101237e0d69": ARMVIRT_13,  # QEMU_EFI.fd
+    "5d3147294c56ce8cb636c57c181776a89bc7ba254274c35698dc5795758052d3": ARMVIRT_13,  # AAVMF_CODE.no-secboot
+    "655bcbc1e715200d9b4bf417fa5b06d49e2998304712bf9ac121064e278dae56": ARMVIRT_13,  # AAVMF_CODE.secboot.fd
+    "6570699231a9eb9327e76a2031a0909fdacd4f5f99f1be1566ac7acaa1211ea7": ARMVIRT_13,  # ...secboot.strictnx.fd
+    "a996c72d5258dabf5fcb11a64bd22e0cc6673e3d193031feea02ac643f16dad5": ARMVIRT_SID,  # QEMU_EFI.fd
+    "d8c9747a54225408332c83cba93f1e62160d5f72fccf78cb523ce2effe97c67f": ARMVIRT_SID,  # AAVMF_CODE.no-secboot
+    "fd8c2fc61db5745ea19ce623eb7c64dfb65f65f4416d526355b099da1be5e6ab": ARMVIRT_SID,  # AAVMF_CODE.secboot.fd
+    "23cdb8cb29e929104c09cecaa87eb1ca917ca8839d8953596871900eb1fc16aa": ARMVIRT_SID,  # ...secboot.strictnx.fd
 }
 
 BY_NAME = {"seabios": SEABIOS_12, "ovmf": OVMF_12}

@@ -8,16 +8,16 @@ from pathlib import Path
 
 from layoutd.firmware.builds import Build, by_hash, default_for_qemu
 
-SEARCH = ("/usr/share/seabios", "/usr/share/qemu", "/usr/share/OVMF", "/usr/share/ovmf")
+SEARCH = ("/usr/share/seabios", "/usr/share/qemu", "/usr/share/OVMF", "/usr/share/ovmf",
+          "/usr/share/qemu-efi-aarch64", "/usr/share/AAVMF")
 
 
 def identify(path: str | None, version: str, arch: str = "x86_64"
              ) -> tuple[Build | None, str | None]:
     """(the build, a note for the report); the build is None when layoutd does not know it."""
-    if arch == "aarch64":
-        return None, ("arm virt: where the firmware (or, without one, the guest kernel) puts the "
-                      "BARs is not modelled; edk2 there leaves a device without a UEFI driver "
-                      "undecoded, so its placement cannot be read back to prove a model")
+    if arch == "aarch64" and path is None:
+        return None, ("arm virt without firmware: the guest kernel assigns the BARs, which "
+                      "layoutd does not model")
     if path is None:
         build = default_for_qemu(version)
         if build is None:
@@ -37,6 +37,8 @@ def identify(path: str | None, version: str, arch: str = "x86_64"
     if build is None:
         return None, (f"firmware {path} (sha256 {digest[:16]}...) is not a build layoutd knows: "
                       "where it puts the BARs is not predicted")
+    if (build.family == "armvirt") != (arch == "aarch64"):
+        return None, f"firmware {path} is {build.name}, not a firmware for {arch}"
     return build, None
 
 

@@ -1,5 +1,6 @@
 """What would move a checked VM's BARs where the IOMMU maps them: fewer guest phys-bits, or
-OVMF's window (X-PciMmio64Mb); each change checked again (RAM and BARs) before it is shown. Pure.
+OVMF's window (X-PciMmio64Mb); on arm virt, no 64-bit window (highmem-mmio=off). Each change is
+checked again (RAM and BARs) before it is shown. Pure.
 """
 
 from collections.abc import Callable, Sequence
@@ -69,3 +70,23 @@ def _with_bits(args: Sequence[str], bits: int, host_cpu: bool) -> list[str] | No
 
 def _cpu_value(args: Sequence[str]) -> str:
     return next(o.value for o in split_argv(args) if o.name == "cpu" and o.value is not None)
+
+
+def arm_bar_fixes(args: Sequence[str], clear: Clear) -> list[BarFix]:
+    """arm virt: without QEMU's 64-bit PCI window (`highmem-mmio=off`; not in QEMU 7.2) edk2
+    puts the 64-bit BARs in the 32-bit window, when they fit there. The window cannot move lower:
+    QEMU refuses a highmem-mmio-size below 512 GiB."""
+    changed = list(args)
+    for option in split_argv(args):
+        if option.name == "machine" and option.value is not None:
+            value = f"{option.value},highmem-mmio=off"
+            changed[option.position + 1] = value
+            break
+    else:
+        return []
+    if not clear(changed):
+        return []
+    xml = ("<qemu:commandline><qemu:arg value='-machine'/><qemu:arg value='highmem-mmio=off'/>"
+           "</qemu:commandline>")
+    return [BarFix("-machine", value, xml, "edk2 then puts the 64-bit BARs in the 32-bit window "
+                   "0x10000000-0x3efeffff")]

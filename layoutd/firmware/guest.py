@@ -236,4 +236,5 @@ def board(guest: GuestMap, pci: GuestPci, page1g: bool) -> Board:
         mmio64_mb=pci.mmio64_mb,
         devices=tuple(pci.devices),
         ports=tuple(pci.ports),
+        mmio64=next(((r.start, r.end) for r in guest.regions if r.name == "high-pcie-mmio"), None),
     )

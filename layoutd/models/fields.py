@@ -58,10 +58,12 @@ class Pattern(Marker):
         self.pattern = pattern
         # pydantic's (Rust) `$` is the end of the text; Python's also matches before a final newline
         end = pattern.endswith("$") and not pattern.endswith("\\$")
-        self.regex = re.compile(pattern[:-1] + "\\Z" if end else pattern)
+        self.text = pattern[:-1] + "\\Z" if end else pattern  # compiled at first use
 
     def check(self, value: Any) -> str | None:
-        return None if self.regex.search(value) else f"String should match pattern '{self.pattern}'"
+        if re.search(self.text, value):
+            return None
+        return f"String should match pattern '{self.pattern}'"
 
 
 class Doc(Marker):

@@ -282,6 +282,23 @@ def load_spec(path: str | Path) -> VmSpec:
 
 
 def parse_spec(text: str, *, file: str = "<spec>") -> VmSpec:
+    """Plain YAML is read without PyYAML (models/quickyaml.py); any other text, and any spec with
+    a problem, is read again with PyYAML, whose nodes give the line of each error."""
+    from layoutd.models.quickyaml import Unsupported, load
+
+    try:
+        data = load(text)
+    except Unsupported:
+        data = None
+    if isinstance(data, dict) and _bare_size(data) is None:
+        try:
+            return validate(VmSpec, data)
+        except Invalid:
+            pass
+    return _parse_with_pyyaml(text, file)
+
+
+def _parse_with_pyyaml(text: str, file: str) -> VmSpec:
     import yaml
 
     loader = _loader()
@@ -315,6 +332,18 @@ _BARE = re.compile(r"^\s*[+]?(\d+|0[xX][0-9a-fA-F]+)\s*$")
 def _units_given(data: dict[str, Any], node: Any, file: str) -> None:
     """A size without a unit is refused: QEMU's -m reads a bare 512 as MiB, its objects as bytes,
     so a spec must say which (512M, or 512B for bytes)."""
+    found = _bare_size(data)
+    if found is None:
+        return
+    path, value = found
+    field = _dotted(path)
+    raise InputError(f"{value} has no unit: write {value}M for MiB (as QEMU's -m reads a bare "
+                     f"number) or {value}B for bytes; K, M, G, T are powers of 1024",
+                     file=file, field=f"{field} (line {_line_of(node, path)})")
+
+
+def _bare_size(data: dict[str, Any]) -> tuple[tuple[Any, ...], Any] | None:
+    """The first size field given without a unit, and its value."""
     paths: list[tuple[Any, ...]] = list(SIZE_FIELDS)
     cells = data.get("numa")
     if isinstance(cells, list):
@@ -326,10 +355,8 @@ def _units_given(data: dict[str, Any], node: Any, file: str) -> None:
             value = value.get(part) if isinstance(value, dict) else value[part] if ok else None
         if isinstance(value, bool) or not isinstance(value, int | str) or not _BARE.match(str(value)):
             continue
-        field = _dotted(path)
-        raise InputError(f"{value} has no unit: write {value}M for MiB (as QEMU's -m reads a bare "
-                         f"number) or {value}B for bytes; K, M, G, T are powers of 1024",
-                         file=file, field=f"{field} (line {_line_of(node, path)})")
+        return path, value
+    return None
 
 
 def _message(error: Invalid) -> str:

@@ -24,6 +24,7 @@ from layoutd.units import GiB, MiB, align_up, parse_size
 
 RAM_BASE = 1 * GiB
 LEGACY_RAMLIMIT = 255 * GiB
+DEFAULT_MMIO_SIZE = 512 * GiB  # extended_memmap[VIRT_HIGH_PCIE_MMIO]
 LOW_REGIONS = (
     ("flash", 0x0, 0x7FFFFFF),
     ("platform-io", 0x8000000, 0xFFFFFFF),
@@ -55,10 +56,29 @@ def plan(config: VmConfig, machine: Machine, cpu: GuestCpu, boot: BootRam,
     if memtop > 1 << pa_bits:
         raise QemuRefusal(f"Addressing limited to {pa_bits} bits, but memory exceeds it by "
                           f"{memtop - (1 << pa_bits)} bytes")
+    _check_highmem_props(props, machine, qemu)
     high, highest = _high_regions(config, machine, max(memtop, RAM_BASE + LEGACY_RAMLIMIT),
                                   pa_bits, memtop - 1)
     memory = _device_memory(config, cpu, boot, (base, size), qemu)
     return ArmPlan(memory, high, highest, pa_bits)
+
+
+HIGHMEM_PROPS = ("compact-highmem", "highmem-redists", "highmem-ecam", "highmem-mmio",
+                 "highmem-mmio-size")
+
+
+def _check_highmem_props(props: dict[str, str], machine: Machine, qemu: QemuRelease) -> None:
+    """QEMU's refusals of the high-memory properties (virt_set_highmem_mmio_size)."""
+    for key in HIGHMEM_PROPS:
+        if key in props and not qemu.virt_highmem_props:
+            raise QemuRefusal(f"Property '{machine.name}-machine.{key}' not found")
+    if "highmem-mmio-size" in props:
+        size = parse_size(props["highmem-mmio-size"], what="-machine highmem-mmio-size")
+        if size & (size - 1) or not size:
+            raise QemuRefusal("highmem-mmio-size is not a power of 2")
+        if size < DEFAULT_MMIO_SIZE:
+            raise QemuRefusal("highmem-mmio-size cannot be set to a lower value than the default "
+                              "(512 GiB)")
 
 
 def _high_regions(config: VmConfig, machine: Machine, base: int, pa_bits: int,
@@ -66,7 +86,7 @@ def _high_regions(config: VmConfig, machine: Machine, base: int, pa_bits: int,
     props = config.machine_props
     compact = flag(props, "compact-highmem", compact_highmem(machine.release))
     highmem = flag(props, "highmem", True)
-    mmio_size = parse_size(props.get("highmem-mmio-size", "512G"))
+    mmio_size = parse_size(props.get("highmem-mmio-size", DEFAULT_MMIO_SIZE))
     wanted = (
         ("high-gic-redist2", 64 * MiB, flag(props, "highmem-redists", highmem)),
         ("high-pcie-ecam", 256 * MiB, flag(props, "highmem-ecam", highmem)),

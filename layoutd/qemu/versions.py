@@ -69,6 +69,7 @@ class QemuRelease(Record, kw_only=False):
     accel_errors_located: bool  # accelerator errors name the -accel option
     pae_gives_36_bits: bool  # a 32-bit CPU with PAE (not only PSE36) gets 36 phys-bits
     cpu_models: str  # its list of CPU model names in cpu_models.py (the binary's origin)
+    virt_highmem_props: bool = True  # virt's compact-highmem, highmem-{redists,ecam,mmio,mmio-size}
     cxl_window_size_refusal: str = ("Size of a CXL fixed memory window must be a multiple of "
                                     "256MiB")
     x86_machines_removed: tuple[Version, ...] = ()  # modelled x86 types it no longer has
@@ -112,6 +113,7 @@ ROWS: dict[Version, QemuRelease] = {
             accel_errors_located=False,
             pae_gives_36_bits=False,  # PSE36 only (checked with pentium,pae=on and qemu32)
             cpu_models="bookworm",
+            virt_highmem_props=False,  # "Property 'virt-7.2-machine.highmem-mmio' not found"
             cxl_window_size_refusal="Size of a CXL fixed memory window must my a multiple of "
                                     "256MiB",  # sic
         ),

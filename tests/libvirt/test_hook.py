@@ -158,3 +158,15 @@ def test_prepare_lets_a_domain_qemu_refuses_start_with_a_warning(tmp_path: Path)
     assert result.returncode == 0 and result.stderr == "", result.stderr
     log = (tmp_path / "var/log/layoutd/hook.log").read_text()
     assert "QEMU is expected to refuse this domain itself" in log and "acpi" in log, log
+
+
+def test_prepare_refuses_an_arm_domain_whose_bar_is_above_the_iommu(tmp_path: Path) -> None:
+    """An aarch64 TCG domain booting AAVMF: edk2 puts the NIC's BAR0 (behind a pcie-root-port)
+    at 512 GiB, above the host's 39-bit IOMMU top. Refused, naming the BAR."""
+    need(Path("/usr/share/AAVMF/AAVMF_CODE.fd").exists(), "AAVMF (Debian package qemu-efi-aarch64)")
+    hook = install(tmp_path, "--host", str(ROOT / "examples/hosts/intel-4gpu-39bit"))
+    xml = (ROOT / "tests/firmware/data/arm-nic.xml").read_text()
+    result = call(hook, "arm-nic", "prepare", "begin", "-", stdin=xml)
+    assert result.returncode == 1, result.stderr
+    assert "bar '0000:05:00.0 BAR0' 0x8000000000-0x80007fffff lies in the aperture hole" \
+        in result.stderr, result.stderr

@@ -12,9 +12,9 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +71,17 @@ def booted_bars(binary: QemuBinary, args: Sequence[str], ids: Sequence[str], *,
     """Boot and poll until every BAR of `ids` is assigned and stable, or `timeout` passes, or
     (for a firmware expected to assign nothing) `until()` says the others are done."""
     folder = tempfile.mkdtemp(prefix="layoutd-fw-")
-    socket_path = os.path.join(folder, "qmp.sock")
     boot = seabios_args() if firmware == "seabios" else ovmf_args(folder) if firmware == "ovmf" else []
-    argv = binary.argv([*boot, *args, *(["-nodefaults"] if nodefaults else []), "-display", "none",
-                        "-qmp", f"unix:{socket_path},server=on,wait=off"])
+    with running(binary, [*boot, *args, *(["-nodefaults"] if nodefaults else [])], folder) as monitor:
+        return _poll(monitor, ids, timeout, until)
+
+
+@contextmanager
+def running(binary: QemuBinary, args: Sequence[str], folder: str) -> Iterator[QEMUMonitorProtocol]:
+    """QEMU started (not paused) with a QMP socket in `folder`; the connected monitor. QEMU quits
+    and `folder` is removed afterwards."""
+    socket_path = os.path.join(folder, "qmp.sock")
+    argv = binary.argv([*args, "-display", "none", "-qmp", f"unix:{socket_path},server=on,wait=off"])
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
     try:
@@ -83,7 +90,7 @@ def booted_bars(binary: QemuBinary, args: Sequence[str], ids: Sequence[str], *,
             raise RuntimeError(f"QEMU refused: {process.stderr.read().decode() if process.stderr else ''}")
         monitor: QEMUMonitorProtocol = _connect(process, socket_path)
         try:
-            return _poll(monitor, ids, timeout, until)
+            yield monitor
         finally:
             with suppress(Exception):
                 monitor.cmd_raw("quit")
