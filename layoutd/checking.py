@@ -96,7 +96,7 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
     build, note = identify(pci.firmware, guest.qemu_version, guest.arch)
     config = parse_config(qemu_args)
     result = check_bars(guest, host, pci, build, page_1g(config.cpu_model, config.cpu_props),
-                        devices)
+                        devices, config.cpu_props)
     if note:
         result.notes.insert(0, note)
     if result.collisions and build is not None:

@@ -87,7 +87,7 @@ class BarFitter:
         from layoutd.firmware.files import identify
         from layoutd.firmware.fit import fit_bars
 
-        build, note = identify(plan.config.firmware, self.version)
+        build, note = identify(plan.config.firmware, self.version, plan.config.arch)
         if build is None:
             return replace(plan, warnings=(*plan.warnings, note or ""))
         placed = fit_bars(spec, plan, self.target, self.devices, build, self.replan)
@@ -105,8 +105,8 @@ class BarFitter:
 
 def bar_fitter(spec: "VmSpec", target: "Target", version: str, first: "HostView",
                target_for: Any) -> BarFitter | None:
-    """x86 with devices: the fitter, with the devices' BARs read from the first host."""
-    if spec.arch != "x86_64" or not spec.pci_devices:
+    """With devices: the fitter, with the devices' BARs read from the first host."""
+    if not spec.pci_devices:
         return None
     return BarFitter(target, version, target_for, {d.address: d for d in first.devices})
 

@@ -52,6 +52,8 @@ def _machine(config: QemuConfig) -> str:
         parts.append(f"memory-backend={config.boot_backend}")
     if config.gic_version:
         parts.append(f"gic-version={config.gic_version}")
+    if config.highmem_mmio is False:
+        parts.append("highmem-mmio=off")
     if any(device.kind == "nvdimm" for device in config.devices):
         parts.append("nvdimm=on")
     return ",".join(parts)

@@ -50,6 +50,9 @@ class Board(Record):
     page_1g: bool  # CPUID pdpe1gb
     ram_below_4g: int
     ram_end: int  # exclusive end of the highest RAM above 4 GiB (E820); 4 GiB when there is none
+    guest_phys_bits: int = 0  # CPUID 0x80000008 EAX[23:16] (QEMU's guest-phys-bits); 0: none
+    ram_high_start: int = FOUR_GIB  # where RAM above 4 GiB starts (1 TiB when QEMU moved it)
+    ext_vendor: bool = True  # CPUID 0x80000000 EBX/ECX/EDX repeat the vendor string
     reserved_memory_end: int | None = None  # fw_cfg etc/reserved-memory-end (device memory end)
     e820_reserved: tuple[tuple[int, int], ...] = ()  # [start, end] reserved above 4 GiB
     mmio64_mb: int | None = None  # fw_cfg opt/ovmf/X-PciMmio64Mb

@@ -18,21 +18,24 @@ PciHostBridgeDxe, which did not change these rules between those releases).
 - A pcie-root-port takes its devices' BARs as one entry per window in the root pools: its
   32-bit window at least 2 MiB (PciHotPlugInitDxe's default reserve; no 64-bit reserve on arm,
   where PcdPciMmio64Size is 0), its 64-bit prefetchable window exactly its BARs.
-- When a pool fits nowhere, edk2 may only drop devices behind bridges (never one on bus 0), so
-  for root-bus devices it assigns no BAR at all (measured: every BAR reads 0); which devices it
-  drops behind root ports is not modelled (said, not guessed).
+- When a pool fits nowhere, edk2 drops (PciHostBridgeAdjustAllocation) the device behind a root
+  port with the largest single BAR in that pool, or a port's reserve if larger (the later one on
+  a tie), and tries again; never a device on bus 0: with none left to drop it assigns no BAR at
+  all (measured: every BAR reads 0).
 """
 
 from __future__ import annotations
 
 from layoutd.firmware import Bar, Board, PciDevice, Placed, Placement, RootPort
 from layoutd.firmware.builds import Build
-from layoutd.record import Record, field
+from layoutd.record import Record, field, replace
 from layoutd.units import MiB, align_up, hex_addr, human_size
 
 MMIO32 = (0x10000000, 0x3EFEFFFF)  # hw/arm/virt.c base_memmap[VIRT_PCIE_MMIO]
 POOL_ALIGN = MiB  # the root bridge's own alignment for each memory pool
 ROM_BAR = 6
+WINDOW = -1  # an entry that is a root port's window, holding its devices' entries
+RESERVE = -2  # an entry that is a root port's hotplug reserve
 PORT_MMIO_PADDING = 2 * MiB  # PciHotPlugInitDxe: a hotplug port's default 32-bit MMIO reserve
 
 
@@ -40,7 +43,7 @@ class Entry(Record, frozen=False):
     size: int
     align: int
     device: str
-    bar: int  # -1: a root port's window, with its entries
+    bar: int  # 0-5, ROM_BAR, WINDOW or RESERVE
     offset: int = 0
     entries: list[Entry] = field(default_factory=list)
 
@@ -63,16 +66,16 @@ def _merge(into: list[Entry], source: list[Entry]) -> None:
     source.clear()
 
 
-def _aperture(pool: list[Entry], padding: int = 0) -> tuple[int, int]:
-    """(size, alignment) of a pool; each entry's offset set (CalculateResourceAperture). The size
-    is rounded to the pool's own 1 MiB before its alignment becomes its largest entry's (or its
-    hotplug padding's)."""
-    end = 0
+def _aperture(pool: list[Entry]) -> tuple[int, int]:
+    """(size, alignment) of a pool; each entry's offset set (CalculateResourceAperture): a hotplug
+    reserve is laid out apart and the larger of the two taken. The size is rounded to the pool's
+    own 1 MiB before its alignment becomes its largest entry's."""
+    ends = {False: 0, True: 0}
     for entry in pool:
-        entry.offset = align_up(end, entry.align)
-        end = entry.offset + entry.size
-    return (max(align_up(end, POOL_ALIGN), padding),
-            max(POOL_ALIGN, padding, pool[0].align if pool else 0))
+        reserve = entry.bar == RESERVE
+        entry.offset = align_up(ends[reserve], entry.align)
+        ends[reserve] = entry.offset + entry.size
+    return align_up(max(ends.values()), POOL_ALIGN), max(POOL_ALIGN, pool[0].align if pool else 0)
 
 
 def _sort(kinds: dict[str, list[Entry]], device: str, bars: tuple[Bar, ...]) -> None:
@@ -84,7 +87,7 @@ def _sort(kinds: dict[str, list[Entry]], device: str, bars: tuple[Bar, ...]) -> 
         _insert(kinds[kind], Entry(size=bar.size, align=bar.size, device=device, bar=bar.index))
 
 
-def _port(board: Board, port: RootPort) -> dict[str, list[Entry]]:
+def _port(board: Board, port: RootPort, reserve: bool) -> dict[str, list[Entry]]:
     """A root port's windows as entries for the root bridge's pools: its devices' BARs, the
     32-bit one at least 2 MiB (PciHotPlugInitDxe's default padding; no 64-bit padding on arm,
     where PcdPciMmio64Size is 0). A port decodes no 64-bit non-prefetchable memory, and with a
@@ -93,20 +96,24 @@ def _port(board: Board, port: RootPort) -> dict[str, list[Entry]]:
     for device in sorted((d for d in board.devices if d.port == port.id),
                          key=lambda d: (d.slot, d.function)):
         _sort(kinds, device.id, device.bars)
+    if reserve:
+        _insert(kinds["mem32"], Entry(size=PORT_MMIO_PADDING, align=PORT_MMIO_PADDING,
+                                      device=port.id, bar=RESERVE))
     _merge(kinds["mem32"], kinds["mem64"])
     if kinds["pmem64"]:
         _merge(kinds["mem32"], kinds["pmem32"])
     found: dict[str, list[Entry]] = {}
-    for kind, padding in (("mem32", PORT_MMIO_PADDING), ("pmem32", 0), ("pmem64", 0)):
-        if kinds[kind] or padding:
-            size, align = _aperture(kinds[kind], padding)
-            found[kind] = [Entry(size=size, align=align, device=port.id, bar=-1,
+    for kind in ("mem32", "pmem32", "pmem64"):
+        if kinds[kind]:
+            size, align = _aperture(kinds[kind])
+            found[kind] = [Entry(size=size, align=align, device=port.id, bar=WINDOW,
                                  entries=kinds[kind])]
     return found
 
 
-def _pools(board: Board) -> tuple[list[Entry], list[Entry]]:
-    """(32-bit pool, 64-bit pool) of the root bridge, in edk2's order."""
+def _pools(board: Board, bare: frozenset[str] = frozenset()) -> tuple[list[Entry], list[Entry]]:
+    """(32-bit pool, 64-bit pool) of the root bridge, in edk2's order; the ports in `bare` have
+    lost their hotplug reserve."""
     kinds: dict[str, list[Entry]] = {"mem32": [], "pmem32": [], "mem64": [], "pmem64": []}
     rom = max((d.rom for d in board.devices), default=0)
     if rom:
@@ -116,7 +123,7 @@ def _pools(board: Board) -> tuple[list[Entry], list[Entry]]:
     for item in sorted(found, key=lambda entry: (entry.slot, entry.function)):
         _sort(kinds, item.id, item.bars)
         if isinstance(item, RootPort):
-            for kind, entries in _port(board, item).items():
+            for kind, entries in _port(board, item, item.id not in bare).items():
                 for entry in entries:
                     _insert(kinds[kind], entry)
     if board.mmio64 is None:  # DegradeResource: no 64-bit decode at the root bridge
@@ -141,14 +148,51 @@ def _allocate(size: int, align: int, window: tuple[int, int], taken: list[tuple[
 
 
 def place_armvirt(build: Build, board: Board) -> Placement:
-    notes = []
-    mem32, mem64 = _pools(board)
-    sizes = {"32": _aperture(mem32), "64": _aperture(mem64)}
+    notes: list[str] = []
+    dropped: set[str] = set()  # devices edk2 rejects, and ports whose reserve it drops
+    while True:
+        live = replace(board, devices=tuple(d for d in board.devices if d.id not in dropped))
+        mem32, mem64 = _pools(live, frozenset(dropped))
+        bases, failed = _place_pools(live, {"32": mem32, "64": mem64})
+        if not failed:
+            break
+        victims = [victim for kind in failed
+                   if (victim := _largest(mem32 if kind == "32" else mem64)) is not None]
+        if not victims:
+            for kind in failed:
+                size, align = _aperture(mem32 if kind == "32" else mem64)
+                notes.append(f"the {kind}-bit BARs need {human_size(size)} aligned to "
+                             f"{human_size(align)}, more than {_windows(board, kind)} can hold: "
+                             f"{build.name} assigns no BAR at all")
+            bases = {}
+            break
+        dropped.update(victims)
+    found: dict[tuple[str, int], int] = {}
+    for kind, pool in (("32", mem32), ("64", mem64)):
+        if bases.get(kind) is not None:
+            _assign(pool, bases[kind], found)
+    bars = [Placed(device.id, bar.index, bar.size, bar.is64, found.get((device.id, bar.index)))
+            for device in board.devices for bar in device.bars if bar.is64 and not bar.io]
+    gone = sorted(d.id for d in board.devices if d.id in dropped)
+    if gone:
+        notes.append(f"{build.name} cannot fit every BAR in its windows and drops {', '.join(gone)} "
+                     "(behind root ports, the largest BAR first): their BARs are left unassigned")
+    low = [f"{p.device} BAR{p.bar}" for p in bars if p.start is not None and p.start < MMIO32[1]]
+    if low:
+        notes.append(f"{build.name} puts {', '.join(low)} in the 32-bit window "
+                     f"{hex_addr(MMIO32[0])}-{hex_addr(MMIO32[1])}")
+    return Placement(build.name, board.mmio64, tuple(bars), tuple(notes))
+
+
+def _place_pools(board: Board, pools: dict[str, list[Entry]]) -> tuple[dict[str, int], list[str]]:
+    """PciHostBridgeDxe's allocation: the pool with the larger alignment first (the 64-bit one on
+    a tie); the 64-bit pool in its window, else in the 32-bit one. (bases, the pools that failed)."""
+    sizes = {kind: _aperture(pool) for kind, pool in pools.items()}
     order = sorted((kind for kind in sizes if sizes[kind][0]), key=lambda k: sizes[k][1], reverse=True)
     if len(order) == 2 and sizes["32"][1] == sizes["64"][1]:
         order = ["64", "32"]  # a tie goes to the later resource type
     taken: list[tuple[int, int]] = []
-    bases: dict[str, int | None] = {}
+    bases: dict[str, int] = {}
     for kind in order:
         size, align = sizes[kind]
         base = None
@@ -158,38 +202,30 @@ def place_armvirt(build: Build, board: Board) -> Placement:
             base = _allocate(size, align, MMIO32, taken, 31)
         if base is not None:
             taken.append((base, base + size - 1))
-        bases[kind] = base
-    failed = [kind for kind in order if bases[kind] is None]
-    if failed and any(d.port is not None for d in board.devices):
-        notes.append(f"the BARs do not all fit {build.name}'s windows; it then drops devices "
-                     "behind root ports one by one (PciHostBridgeAdjustAllocation), which is not "
-                     "modelled: where it puts the BARs is not predicted")
-        return Placement(build.name, board.mmio64, (), tuple(notes))
-    for kind in failed:
-        size, align = sizes[kind]
-        notes.append(f"the {kind}-bit BARs need {human_size(size)} aligned to "
-                     f"{human_size(align)}, more than {_windows(board, kind)} can hold: "
-                     f"{build.name} assigns no BAR at all")
-    found: dict[tuple[str, int], int] = {}
-    for kind, pool in (("32", mem32), ("64", mem64)):
-        base = bases.get(kind)
-        if base is not None and not failed:
-            _assign(pool, base, found)
-    bars = [Placed(device.id, bar.index, bar.size, bar.is64, found.get((device.id, bar.index)))
-            for device in board.devices for bar in device.bars if bar.is64 and not bar.io]
-    low = [f"{p.device} BAR{p.bar}" for p in bars if p.start is not None and p.start < MMIO32[1]]
-    if low:
-        notes.append(f"{build.name} puts {', '.join(low)} in the 32-bit window "
-                     f"{hex_addr(MMIO32[0])}-{hex_addr(MMIO32[1])}")
-    return Placement(build.name, board.mmio64, tuple(bars), tuple(notes))
+            bases[kind] = base
+    return bases, [kind for kind in ("32", "64") if kind in order and kind not in bases]
+
+
+def _largest(pool: list[Entry]) -> str | None:
+    """GetMaxResourceConsumerDevice: the largest single entry of a device behind a root port, or
+    a port's reserve (the later one on a tie); devices on the root bus are never rejected."""
+    best: Entry | None = None
+    for entry in _behind_ports(pool):
+        if best is None or not best.size > entry.size:
+            best = entry
+    return None if best is None else best.device
+
+
+def _behind_ports(pool: list[Entry]) -> list[Entry]:
+    return [inner for entry in pool if entry.bar == WINDOW for inner in entry.entries]
 
 
 def _assign(pool: list[Entry], base: int, found: dict[tuple[str, int], int]) -> None:
     for entry in pool:
-        if entry.bar >= 0:
-            found[(entry.device, entry.bar)] = base + entry.offset
-        else:
+        if entry.bar == WINDOW:
             _assign(entry.entries, base + entry.offset, found)
+        elif entry.bar >= 0:
+            found[(entry.device, entry.bar)] = base + entry.offset
 
 
 def _windows(board: Board, kind: str) -> str:

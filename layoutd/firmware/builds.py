@@ -1,7 +1,8 @@
 """The firmware builds layoutd models, known by the sha256 of their files.
 
 A file whose hash is not here is not guessed at: `identify` says it is unknown. The spec's
-`firmware: seabios | ovmf` names the Debian 12 build and its file.
+`firmware: seabios | ovmf` names the Debian 12 build and its file. Debian 13's and sid's OVMF
+are known by their files (read from the trixie and sid roots the test scripts make).
 """
 
 from layoutd.record import Record
@@ -29,6 +30,10 @@ SEABIOS_BPO = Build("seabios", "1.16.3", "SeaBIOS 1.16.3 (Debian 12 backports, D
 SEABIOS_SID = Build("seabios", "1.17.0", "SeaBIOS 1.17.0 (Debian sid)", "/usr/share/seabios/bios-256k.bin")
 OVMF_12 = Build("ovmf", "2022.11", "OVMF edk2 2022.11 (Debian 12)", "/usr/share/OVMF/OVMF_CODE_4M.fd",
                 file="/usr/share/ovmf/OVMF.fd")
+OVMF_13 = Build("ovmf", "2025.02", "OVMF edk2 2025.02 (Debian 13)", "/usr/share/OVMF/OVMF_CODE_4M.fd",
+                file="/usr/share/ovmf/OVMF.fd")
+OVMF_SID = Build("ovmf", "2026.08", "OVMF edk2 2026.08 (Debian sid)", "/usr/share/OVMF/OVMF_CODE_4M.fd",
+                 file="/usr/share/ovmf/OVMF.fd")
 EFI_ARM = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
 ARMVIRT_12 = Build("armvirt", "2022.11", "edk2 2022.11 ArmVirtQemu (Debian 12)", EFI_ARM, file=EFI_ARM)
 ARMVIRT_13 = Build("armvirt", "2025.02", "edk2 2025.02 ArmVirtQemu (Debian 13)", EFI_ARM, file=EFI_ARM)
@@ -47,6 +52,16 @@ KNOWN: dict[str, Build] = {
     "d9b568def24088c92f34b5479e0ed7e44d0a4d4cea8a0f5716719180bba48106": OVMF_12,  # OVMF_CODE.fd
     "6ee6a5db7a1443d17594f1e00e3cf2a2250bc1c95c8f9101bc49c9977ce11a68": OVMF_12,  # OVMF_CODE.secboot.fd
     "7b456907dd0786d415999e801a1ac4637b8ed4d7cf5378cfc6edbe5e574dd773": OVMF_12,  # ovmf/OVMF.fd
+    # ovmf 2025.02-8+deb13u1
+    "624e06de18b4fa535e90db7160d00d3d07d206422b89999bf1e27d920264e4e0": OVMF_13,  # OVMF_CODE_4M.fd
+    "1a46295574430cfb7f825ee3e4dc64b052acbef08e310377ed7c64cb757a9dc1": OVMF_13,  # OVMF_CODE_4M.secboot.fd
+    "9ee9f2382e0c6aa95c87fed4131f9c1080a084d8ef7bff3d8b89147bf2a34b1b": OVMF_13,  # ...secboot.strictnx.fd
+    "14954040cc754ade0c625ac3470ea46d4c14318b5b1396de4ef77090203d76db": OVMF_13,  # ovmf/OVMF.fd
+    # ovmf 2026.08+ds-2
+    "7e34e3b83224968bb0714c0ebc88f75c5c37b4cc892c902e511ccc7a7c107f94": OVMF_SID,  # OVMF_CODE_4M.fd
+    "b3cdbd705066cdf2bb0c0b40b77c341dc2a19e0db56c9af0a54fa1737ff3ee5b": OVMF_SID,  # OVMF_CODE_4M.secboot.fd
+    "6038b93ae5f86a57cae845e85b2c0382a778406a6e1547b09be1488feca58413": OVMF_SID,  # ...secboot.strictnx.fd
+    "6a3e8f438ad7269f5dfd884647587b88391fb23965bb3aa7902b519438dba129": OVMF_SID,  # ovmf/OVMF.fd
     # qemu-efi-aarch64: QEMU_EFI.fd (-bios) and the AAVMF pflash images
     "1794df260f8a1b1c938b5cee48f277327d8ce901a07ff44d2cd86ca043dae96a": ARMVIRT_12,  # QEMU_EFI.fd
     "5f8ef96257f27e2815270bc54cbf6923bb344cbb5cd72be5b392c2ee4939181a": ARMVIRT_12,  # AAVMF_CODE.fd

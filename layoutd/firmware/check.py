@@ -3,7 +3,7 @@ and which lies in a host hole, above the IOMMU top, beyond the guest's phys-bits
 unassigned. Pure: the caller identifies the firmware and reads the host.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from layoutd.collisions import Collision
 from layoutd.firmware import Placement, place
@@ -26,10 +26,11 @@ class BarCheck(Record, kw_only=False, frozen=False):
 
 
 def check_bars(guest: GuestMap, host: HostView, pci: GuestPci, build: Build | None,
-               page1g: bool, assigned: Sequence[str]) -> BarCheck:
+               page1g: bool, assigned: Sequence[str],
+               cpu_props: Mapping[str, str] | None = None) -> BarCheck:
     if build is None:
         return BarCheck(None, notes=list(pci.notes))
-    placement = place(build, board(guest, pci, page1g))
+    placement = place(build, board(guest, pci, page1g, cpu_props))
     result = BarCheck(build.name, notes=[*pci.notes, *placement.notes], placement=placement)
     for placed in placement.bars:
         if placed.device not in assigned or not placed.is64 or placed.bar > 5:

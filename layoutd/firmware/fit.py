@@ -2,7 +2,8 @@
 
 The firmware puts the BARs by its own rules (layoutd.firmware); what a plan can change is the
 guest's phys-bits (OVMF and SeaBIOS 1.16.3 put the window at the top of the address space),
-OVMF's window size (X-PciMmio64Mb), and pci-hole64-size (on AMD, where QEMU puts RAM). When the
+OVMF's window size (X-PciMmio64Mb), pci-hole64-size (on AMD, where QEMU puts RAM), and on arm virt
+QEMU's 64-bit window (highmem-mmio=off: edk2 then uses the 32-bit one). When the
 spec leaves them open, the first change that works is taken, the nearest first: the window
 alone, fewer phys-bits, a larger 64-bit hole, then phys-bits and window together. When the spec
 fixes one, or nothing works, the answer is a "no" naming the BARs, with the changes that plan.
@@ -33,7 +34,8 @@ def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Dev
     bad, placed = _check(plan, target, devices, build)
     if not bad:
         return placed
-    fixed = any(value is not None for value in (spec.cpu.phys_bits, spec.pci_window, spec.pci_hole64))
+    fixed = any(value is not None for value in (spec.cpu.phys_bits, spec.pci_window, spec.pci_hole64,
+                                                spec.highmem_mmio))
     found: list[tuple[dict[str, Any], Plan]] = []
     for change in candidates(spec, plan, target, build)[:MAX_TRIES]:
         try:
@@ -44,7 +46,8 @@ def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Dev
         if worse:
             continue
         if not fixed:
-            said = ", ".join(f"{path} {value}" for path, value in change.items())
+            said = ", ".join(f"{path} {str(value).lower() if isinstance(value, bool) else value}"
+                             for path, value in change.items())
             return replace(result, default_layout=False, warnings=(
                 *result.warnings, f"{said} chosen so that {build.name} puts every assigned BAR "
                 "where every host's IOMMU maps it"))
@@ -58,7 +61,7 @@ def _other_firmware(spec: VmSpec, target: Target, devices: Mapping[str, Device],
                     replan: Callable[[VmSpec], Plan]) -> list[tuple[dict[str, Any], Plan]]:
     """The other firmware, when it places every BAR well (suggested, never chosen for the user)."""
     found = []
-    for name, other in BY_NAME.items():
+    for name, other in BY_NAME.items() if spec.arch == "x86_64" else ():
         if other.family == build.family:
             continue
         try:
@@ -81,7 +84,10 @@ def _check(plan: Plan, target: Target, devices: Mapping[str, Device], build: Bui
 
 
 def candidates(spec: VmSpec, plan: Plan, target: Target, build: Build) -> list[dict[str, Any]]:
-    """Changes to try, the nearest first."""
+    """Changes to try, the nearest first. arm virt: only without QEMU's 64-bit window (edk2 then
+    uses the 32-bit one; the window itself cannot move below 512 GiB)."""
+    if build.family == "armvirt":
+        return [{"highmem_mmio": False}] if spec.highmem_mmio is not False else []
     bits = plan.config.phys_bits or _bits_of(plan)
     top_bits = min(bits, (min(target.top, target.iommu_top) + 1).bit_length() - 1)
     windows: list[int] = []

@@ -13,6 +13,7 @@ from layoutd.firmware import FOUR_GIB, Bar, Board, PciDevice, RootPort
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import Device
 from layoutd.qemu.options import keyval, parse_int, split_argv
+from layoutd.qemu.versions import v
 from layoutd.record import Record, field
 from layoutd.units import GiB, KiB, MiB, align_up, parse_size
 
@@ -207,6 +208,23 @@ def page_1g(model: str | None, props: Mapping[str, str]) -> bool:
     return any(name == p or name.startswith(p + "-") for p in PAGE_1G)
 
 
+def ext_vendor(guest: GuestMap, props: Mapping[str, str]) -> bool:
+    """Whether CPUID 0x80000000 repeats the vendor string: QEMU 10.1 zeroes it for Intel CPUs on
+    machine types 10.1 and later (x-vendor-cpuid-only-v2, which a -cpu property overrides)."""
+    flag = props.get("x-vendor-cpuid-only-v2")
+    if flag is not None:
+        return flag not in ("on", "true", "yes") or guest.cpu_vendor != "intel"
+    release = guest.machine.rsplit("-", 1)[-1]
+    return guest.cpu_vendor != "intel" or not release[:1].isdigit() or v(release) < v("10.1")
+
+
+def guest_phys_bits(props: Mapping[str, str]) -> int:
+    """CPUID's GuestPhysBits as QEMU sets it from -cpu ...,guest-phys-bits=N; 0 without it (what
+    TCG gives; under KVM, QEMU 9.0+ takes the kernel's value, which a command line does not say)."""
+    value = props.get("guest-phys-bits")
+    return parse_int(value, "-cpu guest-phys-bits") if value else 0
+
+
 def family_of(guest: GuestMap) -> str:
     """q35 | pc | virt, from the resolved machine type."""
     if guest.arch == "aarch64":
@@ -214,12 +232,16 @@ def family_of(guest: GuestMap) -> str:
     return "q35" if "q35" in guest.machine else "pc"
 
 
-def board(guest: GuestMap, pci: GuestPci, page1g: bool) -> Board:
-    """What the firmware reads from QEMU for this guest map."""
+def board(guest: GuestMap, pci: GuestPci, page1g: bool, props: Mapping[str, str] | None = None
+          ) -> Board:
+    """What the firmware reads from QEMU for this guest map (`props`: the -cpu properties)."""
+    props = props or {}
     family = family_of(guest)
     below = max((r.end + 1 for r in guest.layout if r.kind == "ram" and r.start < FOUR_GIB),
                 default=0)
     high = [r.end + 1 for r in guest.layout if r.kind == "ram" and r.start >= FOUR_GIB]
+    high_start = min((r.start for r in guest.layout if r.kind == "ram" and r.start >= FOUR_GIB),
+                     default=FOUR_GIB)
     reserved_end = None
     if guest.device_memory is not None:
         reserved_end = align_up(guest.device_memory.end + 1, GiB)
@@ -231,6 +253,9 @@ def board(guest: GuestMap, pci: GuestPci, page1g: bool) -> Board:
         page_1g=page1g,
         ram_below_4g=below,
         ram_end=max(high, default=FOUR_GIB),
+        guest_phys_bits=guest_phys_bits(props),
+        ext_vendor=ext_vendor(guest, props),
+        ram_high_start=high_start,
         reserved_memory_end=reserved_end,
         e820_reserved=e820,
         mmio64_mb=pci.mmio64_mb,

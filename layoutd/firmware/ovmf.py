@@ -1,24 +1,36 @@
-"""OVMF's PCI resource placement (edk2 2022.11: OvmfPkg/Library/PlatformInitLib/MemDetect.c,
-OvmfPkg/PciHotPlugInitDxe, MdeModulePkg/Bus/Pci/PciBusDxe and PciHostBridgeDxe).
+"""OVMF's PCI resource placement (edk2 2022.11, 2025.02 and 2026.08 as Debian builds them:
+OvmfPkg/Library/PlatformInitLib/MemDetect.c, OvmfPkg/PciHotPlugInitDxe, MdeModulePkg/Bus/Pci/
+PciBusDxe and PciHostBridgeDxe).
 
 - The 64-bit window (PlatformGetFirstNonAddress): 32 GiB, or opt/ovmf/X-PciMmio64Mb MiB (at most
   16 TiB), placed at the end of RAM (etc/reserved-memory-end when QEMU gives it), aligned to
   1 GiB and to the largest power of two not above its size. When the firmware trusts the guest's
-  phys-bits (`cpuid_phys_bits`; at most 47, and 40 without 1 GiB pages) and that window is
-  smaller than an eighth of the address space, the window is that eighth, at the top
-  (PlatformDynamicMmioWindow).
+  phys-bits (`firmware_phys_bits`) and that window is smaller than an eighth of the address
+  space, the window is that eighth, at the top (PlatformDynamicMmioWindow).
+- 2025.02 and later (PlatformAddressWidthFromCpuid): CPUID's GuestPhysBits, when QEMU sets it,
+  makes any phys-bits trusted and caps them; the cap without 5-level paging is 46 (47 before);
+  Debian builds without PcdUse5LevelPageTable, so la57 changes nothing. A dynamic window that
+  overlaps an E820 entry moves below it, aligned to its size (PlatformReservationConflictCB:
+  QEMU's AMD HyperTransport range at 0xfd00000000 with 40 phys-bits). X-PciMmio64Mb is taken as
+  it is, no dynamic window (edk2 9ac1704af6, a Debian patch on 2025.02, upstream in 2026.08).
+- OVMF reads the vendor for the phys-bits check from CPUID 0x80000000, which QEMU 10.1 and later
+  leave empty for Intel CPUs on machine types 10.1 and later (x-vendor-cpuid-only-v2): there,
+  Intel's 36 and 39 bits are not trusted (measured on QEMU 11.1 with 2022.11, 2025.02, 2026.08).
 - Every 64-bit BAR of the root bus, and each root port's 64-bit prefetchable window, go into it
   (non-prefetchable 64-bit BARs behind a port go below 4 GiB); sorted by alignment, largest first,
   ties in the order found; placed one after the other from the window's start aligned to the
   largest. A root port's window is its children's, and at least 1/256 of the window (rounded up
   to a power of two) when the window is larger than 32 GiB (hotplug padding).
+- X-PciMmio64Mb=0 and untrusted phys-bits (or 2025.02 and later): no 64-bit window; PciBusDxe
+  degrades the 64-bit BARs to the 32-bit window (not modelled: no BAR is placed, and said so).
 - When the whole does not fit, the firmware assigns nothing at all: every BAR is left unassigned
   (measured: no device gets a BAR, not even the built-in SATA controller).
 """
 
+
 from layoutd.firmware import FOUR_GIB, Board, PciDevice, Placed, Placement, RootPort, cpuid_phys_bits
 from layoutd.firmware.builds import Build
-from layoutd.record import Record, field
+from layoutd.record import Record, field, replace
 from layoutd.units import GiB, MiB, align_up, hex_addr, human_size
 
 DEFAULT_MMIO64 = 32 * GiB  # PcdPciMmio64Size in OvmfPkgX64.dsc
@@ -35,13 +47,15 @@ class Node(Record, kw_only=False, frozen=False):
     offset: int = 0
 
 
-def window(board: Board) -> tuple[int, int, list[str]]:
+def window(build: Build, board: Board) -> tuple[int, int, list[str]]:
     """(base, size, notes) of the 64-bit PCI window."""
     notes = []
     size = DEFAULT_MMIO64
+    override = False
     if board.mmio64_mb is not None:
         if board.mmio64_mb <= MAX_MMIO64_MB:
             size = board.mmio64_mb * MiB
+            override = build.at_least("2025.02")
         else:
             notes.append(f"X-PciMmio64Mb={board.mmio64_mb} is above 16 TiB: OVMF ignores it")
     first = max(board.ram_end, FOUR_GIB)
@@ -51,27 +65,58 @@ def window(board: Board) -> tuple[int, int, list[str]]:
     size = align_up(size, GiB)
     if size:
         base = align_up(base, 1 << (size.bit_length() - 1))
-    bits = firmware_phys_bits(board)
+    if override:
+        return base, size, notes
+    bits = firmware_phys_bits(build, board)
     if bits is not None:
         space, mmio = 1 << bits, 1 << (bits - 3)
         if size < mmio and base + mmio < space:
-            return space - mmio, mmio, notes
+            base = space - mmio
+            if build.at_least("2025.02"):
+                base = _below_reservations(board, base, mmio, notes)
+            return base, mmio, notes
     elif size:
-        notes.append(f"OVMF does not trust phys-bits={board.phys_bits} for a {board.vendor} CPU "
-                     "(only 36/39 on Intel, 40 on AMD, or 41 and more): it uses its classic window")
+        vendor = f"a {board.vendor} CPU" if board.ext_vendor else (
+            "an Intel CPU on this machine type (QEMU 10.1 and later leave the vendor out of "
+            "CPUID 0x80000000, where OVMF reads it)")
+        notes.append(f"OVMF does not trust phys-bits={board.phys_bits} for {vendor} (only 36/39 "
+                     "on Intel, 40 on AMD, or 41 and more): it uses its classic window")
     return base, size, notes
 
 
-def firmware_phys_bits(board: Board) -> int | None:
-    bits = cpuid_phys_bits(board)
+def firmware_phys_bits(build: Build, board: Board) -> int | None:
+    """The phys-bits OVMF works with, or None when it does not trust the guest's."""
+    guest = board.guest_phys_bits if build.at_least("2025.02") else 0
+    # OVMF reads the vendor from CPUID 0x80000000, which QEMU 10.1 leaves empty for Intel
+    seen = board if board.ext_vendor else replace(board, vendor="other")
+    bits = min(board.phys_bits, guest) if guest else cpuid_phys_bits(seen)
     if bits is None:
         return None
-    bits = min(bits, 47)  # no 5-level paging
+    bits = min(bits, 46 if build.at_least("2025.02") else 47)  # 4-level paging
     return 40 if not board.page_1g and bits > 40 else bits
 
 
+def _below_reservations(board: Board, base: int, size: int, notes: list[str]) -> int:
+    """PlatformReservationConflictCB over QEMU's E820 table in its order (the AMD reservation,
+    then RAM below and above 4 GiB): a window overlapping an entry moves below it."""
+    entries = [*((start, end + 1) for start, end in board.e820_reserved), (0, board.ram_below_4g)]
+    if board.ram_end > FOUR_GIB:
+        entries.append((board.ram_high_start, board.ram_end))
+    for start, end in entries:
+        if max(start, base) < min(end, base + size):
+            moved = (start - size) & ~(size - 1)
+            notes.append(f"OVMF's window {hex_addr(base)}-{hex_addr(base + size - 1)} overlaps the "
+                         f"E820 entry {hex_addr(start)}-{hex_addr(end - 1)}: moved below it")
+            base = moved
+    return base
+
+
 def place_ovmf(build: Build, board: Board) -> Placement:
-    base, size, notes = window(board)
+    base, size, notes = window(build, board)
+    if not size:
+        notes.append("X-PciMmio64Mb=0 turns OVMF's 64-bit window off: it puts the 64-bit BARs "
+                     "below 4 GiB where they fit (measured), which layoutd does not model")
+        return Placement(build.name, None, (), tuple(notes))
     padding = 1 << ((size >> 8) - 1).bit_length() if size > 32 * GiB else 0
     return _place(build, board, base, size, padding, notes)
 
@@ -82,7 +127,9 @@ def _place(build: Build, board: Board, base: int, size: int, padding: int,
     _aperture(root, BRIDGE_ALIGN)
     placed: dict[tuple[str, int], int] = {}
     start = align_up(base, root.align) if root.children else base
-    if root.children and start + root.size > base + size:
+    if root.children and base < 0:
+        notes.append("OVMF's window moved below address 0 (measured: no BAR assigned)")
+    elif root.children and start + root.size > base + size:
         notes.append(f"the 64-bit BARs need {human_size(root.size)} aligned to "
                      f"{human_size(root.align)}; OVMF's window {hex_addr(base)}-"
                      f"{hex_addr(base + size - 1)} cannot hold them, so OVMF assigns no BAR at all")
@@ -90,7 +137,8 @@ def _place(build: Build, board: Board, base: int, size: int, padding: int,
         _assign(root, start, placed)
     bars = [Placed(device.id, bar.index, bar.size, bar.is64, placed.get((device.id, bar.index)))
             for device in board.devices for bar in device.bars if bar.is64 and not bar.io]
-    return Placement(build.name, (base, base + size - 1) if size else None, tuple(bars), tuple(notes))
+    window = (base, base + size - 1) if size and base >= 0 else None
+    return Placement(build.name, window, tuple(bars), tuple(notes))
 
 
 def _tree(board: Board, padding: int) -> Node:

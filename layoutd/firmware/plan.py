@@ -27,7 +27,8 @@ def planned_bars(argv: Sequence[str], guest: GuestMap, devices: Mapping[str, Dev
                  usable: Sequence[Range]) -> tuple[list[PlacedBar], list[BadBar], Placement]:
     pci = read_argv(argv, family_of(guest), devices)
     config = parse_config(argv)
-    placement = place(build, board(guest, pci, page_1g(config.cpu_model, config.cpu_props)))
+    placement = place(build, board(guest, pci, page_1g(config.cpu_model, config.cpu_props),
+                                   config.cpu_props))
     bars, bad = [], []
     for placed in placement.bars:
         if placed.device not in guest.vfio_devices or not placed.is64 or placed.bar > 5:

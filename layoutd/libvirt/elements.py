@@ -135,10 +135,11 @@ def virtio_mem_overrides(config: QemuConfig, indent: str, step: str = "  ") -> s
 
 
 def machine_args(config: QemuConfig) -> list[str]:
-    """QEMU arguments libvirt has no element for: a second -machine with max-ram-below-4g."""
-    if config.max_ram_below_4g is None:
-        return []
-    return ["-machine", f"max-ram-below-4g={config.max_ram_below_4g}"]
+    """QEMU arguments libvirt has no element for: a second -machine with max-ram-below-4g or
+    (arm virt) highmem-mmio=off."""
+    props = [] if config.max_ram_below_4g is None else [f"max-ram-below-4g={config.max_ram_below_4g}"]
+    props += ["highmem-mmio=off"] if config.highmem_mmio is False else []
+    return ["-machine", ",".join(props)] if props else []
 
 
 def commandline(args: list[str], indent: str, step: str = "  ") -> str | None:

@@ -72,6 +72,7 @@ class QemuConfig(Record):
     firmware: str | None = None  # -bios path (aarch64: needed for memory devices; x86: spec's)
     pci_window_mb: int | None = None  # x86 OVMF: -fw_cfg opt/ovmf/X-PciMmio64Mb
     gic_version: int | None = None  # aarch64: 3 when memory devices need the ACPI GED
+    highmem_mmio: bool | None = None  # aarch64 virt: False -> -machine highmem-mmio=off
     cpu_vendor: str | None = None  # x86 -cpu vendor= (AuthenticAMD, GenuineIntel); None: the model's
     accel: Literal["kvm", "tcg"] = "tcg"  # -accel kvm is emitted; tcg is QEMU's default, left implicit
 

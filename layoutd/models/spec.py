@@ -145,6 +145,10 @@ class VmSpec(Record):
     pci_hole64: Annotated[Size | None, Doc(
         "extension: x86 pci-hole64-size (-global q35-pcihost/i440FX-pcihost); "
         "plan chooses it when not given")] = None
+    highmem_mmio: Annotated[bool | None, Doc(
+        "extension, aarch64: QEMU's 64-bit PCI window on virt (-machine highmem-mmio; QEMU 10.0 "
+        "and later); false puts the BARs in the 32-bit window; plan chooses it when not given")
+    ] = None
     accel: Annotated[Literal["kvm", "tcg"] | None, Doc(
         "extension: the VM's accelerator; default kvm on x86_64, tcg on aarch64")] = None
 
@@ -171,6 +175,9 @@ class VmSpec(Record):
         if self.pci_hole64 is not None and (family == "virt" or self.pci_hole64 % (1 << 30)):
             raise FieldError(("pci_hole64",), f"pci_hole64 {format_size(self.pci_hole64)} must "
                              "be a multiple of 1G on q35 or pc")
+        if self.highmem_mmio is not None and family != "virt":
+            raise FieldError(("highmem_mmio",), "highmem_mmio is a setting of the aarch64 virt "
+                             "machine")
         if self.viommu == "intel" and family != "q35":
             raise FieldError(("viommu",), "viommu: intel needs machine q35")
         for index, device in enumerate(self.devices):

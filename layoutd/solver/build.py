@@ -95,6 +95,7 @@ def build(spec: VmSpec, problem: Problem, solution: Solution, qemu_version: str)
         firmware=firmware_file(spec, needs_ged),
         pci_window_mb=spec.pci_window // MiB if spec.pci_window else None,
         gic_version=3 if needs_ged else None,
+        highmem_mmio=spec.highmem_mmio,
     )
     layout = planned_layout(problem, solution, boot_ids, [d.id for d in devices])
     return Solved(

@@ -50,6 +50,10 @@ CASES: dict[str, list[tuple[str, list[str]]]] = {
         ("equal BARs in slot order, largest first", virt() + stand_ins("16G", "64G", "16G")),
         ("highmem-mmio-size=1T too small: nothing assigned", virt("virt,highmem-mmio-size=1T")
          + stand_ins("1T", "16M")),
+        ("4 x 128G behind ports and 64G: the last port's device dropped", virt()
+         + port("p1", 1) + stand_ins("128G", bus="p1") + port("p2", 2) + stand_ins("128G", bus="p2")
+         + stand_ins("64G") + port("p3", 3) + stand_ins("128G", bus="p3") + port("p4", 4)
+         + stand_ins("128G", bus="p4")),
         ("highmem=off: the 32-bit window", virt("virt,highmem=off") + stand_ins("64M", "128M")),
         ("cortex-a57, 4 x 32G", virt(cpu="cortex-a57") + stand_ins("32G", "32G", "32G", "32G")),
         ("root ports", virt() + port("p1", 1) + stand_ins("1G", bus="p1") + port("p2", 2)

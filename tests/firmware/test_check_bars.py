@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import EXAMPLES, need, run_layoutd
+from tests.support.firmware_runner import TRIXIE_ROOT
 
 HOST = str(EXAMPLES / "hosts/intel-46bit-cpu-39bit-iommu")
 OVMF = "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
@@ -65,6 +66,23 @@ def test_unknown_firmware_is_said_not_guessed(tmp_path: object) -> None:
     code, data = check("-machine", "q35", "-m", "2G", "-bios", "/bin/true", *GPU)
     assert code == 0 and data["bars"] == []
     assert any("not a build layoutd knows" in w for w in data["warnings"])
+
+
+def test_debian_13_ovmf_is_known_by_its_file() -> None:
+    """Debian 13's OVMF (edk2 2025.02, from the trixie root): on a TCG EPYC guest (40 trusted
+    phys-bits) its window moves below QEMU's HyperTransport reservation, to 0xc000000000; its
+    X-PciMmio64Mb is taken as it is, so a 32 GiB window at the end of RAM clears the IOMMU."""
+    code_file = TRIXIE_ROOT / "usr/share/OVMF/OVMF_CODE_4M.fd"
+    need(code_file.exists(), f"{code_file} (scripts/trixie-root.sh)")
+    args = ["-machine", "q35", "-cpu", "EPYC", "-m", "8G",
+            "-drive", f"if=pflash,format=raw,readonly=on,file={code_file}", *GPU]
+    code, data = check(*args)
+    assert code == 1 and data["firmware"] == "OVMF edk2 2025.02 (Debian 13)"
+    assert data["bars"][0]["start"] == "0xc000000000"  # type: ignore[index]
+    window = {"-fw_cfg": "name=opt/ovmf/X-PciMmio64Mb,string=32768"}
+    assert window in [idea["change"] for idea in data["would_work"]]  # type: ignore[union-attr]
+    code, data = check(*args, "-fw_cfg", window["-fw_cfg"])
+    assert code == 0 and data["bars"][0]["start"] == "0x800000000"  # type: ignore[index]
 
 
 def test_libvirt_domain_root_ports_and_the_passthrough_limit(tmp_path: Path) -> None:

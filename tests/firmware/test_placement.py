@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import pytest
 
 from layoutd.firmware import Placement, place
-from layoutd.firmware.builds import OVMF_12, SEABIOS_12, Build, default_for_qemu
+from layoutd.firmware.builds import OVMF_12, OVMF_13, OVMF_SID, SEABIOS_12, Build, default_for_qemu
 from layoutd.firmware.guest import board, page_1g, read_argv
 from layoutd.qemu import predict
 from tests.support.firmware_runner import Bars, boot_all, booted_bars
@@ -66,7 +66,7 @@ def model(args: Sequence[str], version: str, build: Build) -> Placement:
     cpu = args[args.index("-cpu") + 1].split(",")
     props = dict(part.split("=", 1) if "=" in part else (part, "on") for part in cpu[1:])
     pci = read_argv(args, "q35" if "q35" in guest.machine else "pc", {})
-    return place(build, board(guest, pci, page_1g(cpu[0], props)))
+    return place(build, board(guest, pci, page_1g(cpu[0], props), props))
 
 
 def expected(placement: Placement, ids: Sequence[str]) -> Bars:
@@ -121,16 +121,48 @@ OVMF_CASES = {
 }
 
 
-def test_ovmf() -> None:
-    """Debian 12's OVMF (edk2 2022.11) with QEMU 7.2: all cases booted at once."""
-    binary = qemu_binary("7.2")
-    names = sorted(OVMF_CASES)
-    expect = {name: expected(model(OVMF_CASES[name], "7.2", OVMF_12), ids_of(OVMF_CASES[name]))
-              for name in names}
-    jobs = [(OVMF_CASES[name], ids_of(OVMF_CASES[name]),
+MMIO64 = "name=opt/ovmf/X-PciMmio64Mb,string="
+# edk2 2025.02 and 2026.08 as Debian builds them: what changed since 2022.11
+NEW_OVMF_CASES = {
+    "phys-bits 48 capped to 46 (4-level paging)": base("q35", "EPYC,phys-bits=48", "2G")
+    + stand_ins("16G", "64G"),
+    "AMD 40 bits: the window moves below QEMU's HyperTransport reservation":
+    base("q35", "EPYC,phys-bits=40", "2G") + stand_ins("16G", "64G"),
+    "guest-phys-bits makes qemu64's 39 trusted": base("q35", "qemu64,phys-bits=39,guest-phys-bits=39", "2G")
+    + stand_ins("16G", "32G"),
+    "X-PciMmio64Mb taken as it is, not the dynamic window": [
+        *base("q35", "Skylake-Server,phys-bits=46", "4G"), "-fw_cfg", MMIO64 + "65536",
+        *stand_ins("16G", "32G")],
+    "X-PciMmio64Mb smaller than the BARs: nothing assigned": [
+        *base("q35", "Skylake-Server,phys-bits=46", "4G"), "-fw_cfg", MMIO64 + "16384",
+        *stand_ins("16G", "32G")],
+    # QEMU 10.1+ machine types leave CPUID 0x80000000's vendor empty for Intel: OVMF then does
+    # not trust 39 bits (QEMU 10.0's q35 is pc-q35-10.0: trusted; 11.1's pc-q35-11.1: nothing)
+    "Intel 39 bits: trusted while CPUID 0x80000000 names the vendor":
+    base("q35", "Skylake-Server,phys-bits=39", "4G") + stand_ins("16G", "32G"),
+    "pc, 42 bits: the dynamic window as before": base("pc", "Skylake-Server,phys-bits=42", "4G")
+    + stand_ins("32G", "1G") + ivshmem("s1", "256M"),
+    "root ports padded to 1/256 of the window, as before": base("q35", "EPYC,phys-bits=42", "8G")
+    + port("rp1", 1) + port("rp2", 2) + stand_ins("1G", bus="rp1") + stand_ins("64G", bus="rp2")
+    + stand_ins("4G"),
+}
+
+
+@pytest.mark.parametrize(("firmware", "version", "build", "cases"), [
+    ("ovmf", "7.2", OVMF_12, OVMF_CASES),
+    ("ovmf-13", "10.0", OVMF_13, NEW_OVMF_CASES),
+    ("ovmf-sid", "11.1", OVMF_SID, NEW_OVMF_CASES),
+], ids=["2022.11", "2025.02", "2026.08"])
+def test_ovmf(firmware: str, version: str, build: Build, cases: dict[str, list[str]]) -> None:
+    """Debian 12's OVMF (edk2 2022.11) with QEMU 7.2, Debian 13's (2025.02, the trixie root) with
+    QEMU 10.0, sid's (2026.08) with sid's QEMU 11.1: each build's cases booted at once."""
+    binary = qemu_binary(version)
+    names = sorted(cases)
+    expect = {name: expected(model(cases[name], version, build), ids_of(cases[name])) for name in names}
+    jobs = [(cases[name], ids_of(cases[name]),
              all(start is not None for start in expect[name].values())) for name in names]
-    assert [assigns for _, _, assigns in jobs].count(False) == 1
-    real = boot_all(binary, jobs, firmware="ovmf", timeout=400, margin=30)
+    assert [assigns for _, _, assigns in jobs].count(False) == (2 if version == "11.1" else 1)
+    real = boot_all(binary, jobs, firmware=firmware, timeout=400, margin=30)
     # the model says where 64-bit BARs go (what VFIO must map); 32-bit ones stay below 4 GiB
     got = {name: {key: bars[key] for key in expect[name]} for name, bars in zip(names, real, strict=True)}
     assert got == expect

@@ -13,7 +13,7 @@ import pytest
 
 from layoutd.host.sysfs import parse_resource
 from tests.conftest import EXAMPLES, need, run_layoutd
-from tests.support.firmware_runner import booted_bars
+from tests.support.firmware_runner import TRIXIE_ROOT, booted_bars
 from tests.support.qemu_runner import qemu_binary
 
 HOST = EXAMPLES / "hosts/intel-46bit-cpu-39bit-iommu"
@@ -51,13 +51,20 @@ def stand_ins(argv: list[str], host: Path = HOST) -> tuple[list[str], dict[str, 
     return out, plays
 
 
+OVMF_13 = TRIXIE_ROOT / "usr/share/ovmf/OVMF.fd"  # Debian 13's, from scripts/trixie-root.sh
+
+
 @pytest.mark.parametrize(("name", "firmware", "version", "chosen"), [
     ("ovmf-window", "firmware: ovmf\n", "7.2", "pci_window 128G"),
+    # Debian 13's OVMF moves its dynamic window below QEMU's AMD reservation (0xc000000000, still
+    # above 39 bits) and takes X-PciMmio64Mb as it is: 32 GiB at the end of RAM is enough
+    ("ovmf-13-window", f"firmware: {OVMF_13}\n", "10.0", "pci_window 32G"),
     ("seabios-phys-bits", "", "10.0", "cpu.phys_bits 39"),
 ])
 def test_plan_boots_with_every_bar_below_the_iommu_top(tmp_path: Path, name: str, firmware: str,
                                                        version: str, chosen: str) -> None:
-    need(Path("/usr/share/ovmf/OVMF.fd").exists(), "/usr/share/ovmf/OVMF.fd (Debian package ovmf)")
+    path = OVMF_13 if str(OVMF_13) in firmware else Path("/usr/share/ovmf/OVMF.fd")
+    need(path.exists(), f"{path} (Debian package ovmf)")
     spec = tmp_path / "vm.yaml"
     spec.write_text(SPEC.format(name=name) + firmware)
     result = run_layoutd("plan", str(spec), "--host", str(HOST), "--qemu-version", version,

@@ -3,7 +3,8 @@
 edk2 programs every BAR but enables decoding only for devices a UEFI driver binds, so QMP
 query-pci shows a stand-in's BARs unmapped. The BAR registers themselves are read from the PCI
 ECAM window with the HMP `xp` command (a read of the ECAM MMIO region; BAR registers have no
-read side effects). The boot is done when BDS's end reaches the serial port (the PCI enumeration
+read side effects; a device edk2 rejects has all ones written to its BARs, which read back as
+the size mask). The boot is done when BDS's end reaches the serial port (the PCI enumeration
 runs before), or earlier once every BAR is assigned and stable.
 
 `arm_bars` returns {(device id, BAR number): guest-physical start or None} for every memory BAR of
@@ -25,14 +26,13 @@ from typing import Any
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from tests.conftest import need
-from tests.support.firmware_runner import running
-from tests.support.qemu_runner import CACHE, SID_ROOT, QemuBinary
+from tests.support.firmware_runner import TRIXIE_ROOT, running
+from tests.support.qemu_runner import SID_ROOT, QemuBinary
 
 Bars = dict[tuple[str, int], int | None]
 # BDS has connected every PCI device by the time it prints one of these: the UEFI shell's countdown
 # (2022.11, 2025.02), or sid's 2026.08 (no shell) giving up on booting
 DONE = (b"startup.nsh", b"No bootable option")
-TRIXIE_ROOT = CACHE / "trixie-root"
 EFI = "usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
 
 
@@ -43,13 +43,14 @@ def efi_file(release: str) -> Path:
     return path
 
 
-def arm_bars(binary: QemuBinary, firmware: Path, args: Sequence[str], ids: Sequence[str], *,
-             timeout: float = 120.0) -> Bars:
-    """`firmware`: a QEMU_EFI.fd (-bios), or an AAVMF_CODE file (pflash, with a copy of the
-    AAVMF_VARS.fd beside it)."""
+def arm_bars(binary: QemuBinary, firmware: Path | None, args: Sequence[str], ids: Sequence[str], *,
+             timeout: float = 120.0, nodefaults: bool = True) -> Bars:
+    """`firmware`: a QEMU_EFI.fd (-bios), an AAVMF_CODE file (pflash, with a copy of the
+    AAVMF_VARS.fd beside it), or None: `args` name it."""
     folder = tempfile.mkdtemp(prefix="layoutd-arm-")
     serial = os.path.join(folder, "serial.log")
-    with running(binary, [*_firmware_args(binary, firmware, folder), *args, "-nodefaults",
+    boot = _firmware_args(binary, firmware, folder) if firmware else []
+    with running(binary, [*boot, *args, *(["-nodefaults"] if nodefaults else []),
                           "-serial", f"file:{serial}"], folder) as monitor:
         return _poll(monitor, ids, serial, timeout)
 
@@ -78,7 +79,7 @@ def _ecam(monitor: QEMUMonitorProtocol) -> int:
     return int(found.group(1), 16)
 
 
-Where = dict[str, tuple[int, list[int]]]  # id -> (config space offset in ECAM, memory BARs)
+Where = dict[str, tuple[int, dict[int, int]]]  # id -> (config space offset in ECAM, {BAR: size})
 
 
 def _where(monitor: QEMUMonitorProtocol, ids: Sequence[str]) -> Where:
@@ -89,8 +90,9 @@ def _where(monitor: QEMUMonitorProtocol, ids: Sequence[str]) -> Where:
         for device in devices:
             if device.get("qdev_id") in ids:
                 offset = (device["bus"] << 20) + (device["slot"] << 15) + (device["function"] << 12)
-                found[device["qdev_id"]] = (offset, [region["bar"] for region in device["regions"]
-                                                     if region["type"] == "memory" and region["bar"] < 6])
+                found[device["qdev_id"]] = (offset, {region["bar"]: region["size"]
+                                                     for region in device["regions"]
+                                                     if region["type"] == "memory" and region["bar"] < 6})
             bridge = device.get("pci_bridge")
             if bridge and bridge.get("devices"):
                 walk(bridge["devices"])
@@ -105,12 +107,14 @@ def _read_bars(monitor: QEMUMonitorProtocol, ecam: int, where: Where) -> Bars:
         return int(_hmp(monitor, f"xp /1wx {address:#x}").split(":")[1].split()[0], 16)
 
     bars: Bars = {}
-    for name, (offset, numbers) in where.items():
-        for index in numbers:
+    for name, (offset, sizes) in where.items():
+        for index, size in sizes.items():
             register = ecam + offset + 0x10 + 4 * index
             low = word(register)
-            high = word(register + 4) if low & 0x6 == 0x4 else 0
-            bars[(name, index)] = ((high << 32) | (low & ~0xF)) or None
+            is64 = low & 0x6 == 0x4
+            address = ((word(register + 4) << 32) if is64 else 0) | (low & ~0xF)
+            rejected = address == (1 << (64 if is64 else 32)) - size  # all ones written back
+            bars[(name, index)] = None if rejected or not address else address
     return bars
 
 

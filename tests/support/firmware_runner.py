@@ -21,11 +21,14 @@ from typing import Any
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from tests.conftest import need
-from tests.support.qemu_runner import QemuBinary, _connect, _wait_for_socket
+from tests.support.qemu_runner import CACHE, SID_ROOT, QemuBinary, _connect, _wait_for_socket
 
 SEABIOS = Path("/usr/share/seabios/bios-256k.bin")
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+TRIXIE_ROOT = CACHE / "trixie-root"  # scripts/trixie-root.sh: Debian 13's ovmf 2025.02
+# firmware name -> (the root holding Debian's ovmf package, whether QEMU runs inside that root)
+OVMF_ROOTS = {"ovmf": (Path("/"), False), "ovmf-13": (TRIXIE_ROOT, False), "ovmf-sid": (SID_ROOT, True)}
 UNMAPPED = (1 << 64) - 1
 
 Bars = dict[tuple[str, int], int | None]
@@ -36,11 +39,15 @@ def seabios_args() -> list[str]:
     return ["-bios", str(SEABIOS)]
 
 
-def ovmf_args(folder: str) -> list[str]:
-    need(OVMF_CODE.exists(), f"{OVMF_CODE} (Debian package ovmf)")
+def ovmf_args(folder: str, firmware: str = "ovmf") -> list[str]:
+    """Debian's OVMF_CODE_4M.fd as pflash: the host's (Debian 12), the trixie root's (Debian 13)
+    or the sid root's (read inside the root, where sid's QEMU runs), with a copy of its VARS."""
+    root, inside = OVMF_ROOTS[firmware]
+    code = root / OVMF_CODE.relative_to("/")
+    need(code.exists(), f"{code} (Debian package ovmf{'' if root == Path('/') else ' in ' + str(root)})")
     variables = os.path.join(folder, "vars.fd")
-    shutil.copyfile(OVMF_VARS, variables)
-    return ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+    shutil.copyfile(root / OVMF_VARS.relative_to("/"), variables)
+    return ["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE if inside else code}",
             "-drive", f"if=pflash,format=raw,file={variables}"]
 
 
@@ -71,7 +78,8 @@ def booted_bars(binary: QemuBinary, args: Sequence[str], ids: Sequence[str], *,
     """Boot and poll until every BAR of `ids` is assigned and stable, or `timeout` passes, or
     (for a firmware expected to assign nothing) `until()` says the others are done."""
     folder = tempfile.mkdtemp(prefix="layoutd-fw-")
-    boot = seabios_args() if firmware == "seabios" else ovmf_args(folder) if firmware == "ovmf" else []
+    boot = (seabios_args() if firmware == "seabios" else
+            ovmf_args(folder, firmware) if firmware in OVMF_ROOTS else [])
     with running(binary, [*boot, *args, *(["-nodefaults"] if nodefaults else [])], folder) as monitor:
         return _poll(monitor, ids, timeout, until)
 

@@ -1,5 +1,5 @@
 qemu-system-aarch64 \
-    -machine virt,gic-version=3 \
+    -machine virt,gic-version=3,highmem-mmio=off \
     -cpu max \
     -smp 4 \
     -m 2944M,slots=2,maxmem=24G \
