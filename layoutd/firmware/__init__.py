@@ -41,7 +41,7 @@ class RootPort(Record, kw_only=False):
     bars: tuple[Bar, ...] = PORT_BARS
 
 
-class Board(Record):
+class Board(Record, kw_only=False):
     """What the firmware learns from QEMU."""
 
     machine: str  # q35 | pc
