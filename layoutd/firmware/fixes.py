@@ -73,20 +73,34 @@ def _cpu_value(args: Sequence[str]) -> str:
 
 
 def arm_bar_fixes(args: Sequence[str], clear: Clear) -> list[BarFix]:
-    """arm virt: without QEMU's 64-bit PCI window (`highmem-mmio=off`; not in QEMU 7.2) edk2
-    puts the 64-bit BARs in the 32-bit window, when they fit there. The window cannot move lower:
-    QEMU refuses a highmem-mmio-size below 512 GiB."""
-    changed = list(args)
+    """arm virt (QEMU 10.0 and later; 7.2 has neither property): without QEMU's 64-bit PCI window
+    (`highmem-mmio=off`) edk2 puts the 64-bit BARs in the 32-bit window, when they fit there; a
+    larger window (`highmem-mmio-size`, 1T and up) holds BARs the 512 GiB one cannot, higher up.
+    The window cannot move lower: QEMU refuses a highmem-mmio-size below 512 GiB."""
+    found = []
+    off = _with_machine(args, "highmem-mmio=off")
+    if off is not None and clear(off[0]):
+        found.append(BarFix("-machine", off[1], _qemu_xml("highmem-mmio=off"), "edk2 then puts "
+                            "the 64-bit BARs in the 32-bit window 0x10000000-0x3efeffff"))
+    for size in ("1T", "2T", "4T", "8T", "16T"):
+        larger = _with_machine(args, f"highmem-mmio-size={size}")
+        if larger is not None and clear(larger[0]):
+            found.append(BarFix("-machine", larger[1], _qemu_xml(f"highmem-mmio-size={size}"),
+                                f"QEMU's 64-bit PCI window of {size} then holds every BAR"))
+            break
+    return found
+
+
+def _with_machine(args: Sequence[str], prop: str) -> tuple[list[str], str] | None:
+    """`args` with `prop` added to -machine, and the new -machine value."""
     for option in split_argv(args):
         if option.name == "machine" and option.value is not None:
-            value = f"{option.value},highmem-mmio=off"
-            changed[option.position + 1] = value
-            break
-    else:
-        return []
-    if not clear(changed):
-        return []
-    xml = ("<qemu:commandline><qemu:arg value='-machine'/><qemu:arg value='highmem-mmio=off'/>"
-           "</qemu:commandline>")
-    return [BarFix("-machine", value, xml, "edk2 then puts the 64-bit BARs in the 32-bit window "
-                   "0x10000000-0x3efeffff")]
+            changed = list(args)
+            changed[option.position + 1] = value = f"{option.value},{prop}"
+            return changed, value
+    return None
+
+
+def _qemu_xml(prop: str) -> str:
+    return (f"<qemu:commandline><qemu:arg value='-machine'/><qemu:arg value='{prop}'/>"
+            "</qemu:commandline>")

@@ -132,3 +132,24 @@ def test_arm_plan_turns_the_high_window_off_or_says_no(tmp_path: Path) -> None:
     result = run_layoutd("plan", str(spec), "--host", HOST, "--qemu-version", "7.2", "--format", "json")
     data = json.loads(result.stdout)
     assert result.returncode == 1 and not data.get("would_work")
+
+
+def test_a_device_edk2_drops_and_the_larger_window_that_keeps_it() -> None:
+    """A 512 GiB stand-in fills QEMU's window; edk2 drops the NIC behind its root port (a "no":
+    unassigned); `highmem-mmio-size=1T` is suggested, checked again, and clears it."""
+    need(Path(EFI).exists(), f"{EFI} (Debian package qemu-efi-aarch64)")
+    args = ["-accel", "tcg", "-cpu", "max", "-m", "2G", "-bios", EFI, "-device", "pci-testdev,membar=512G",
+            "-device", "pcie-root-port,id=p1,chassis=1", "-device", "vfio-pci,host=0000:05:00.0,bus=p1"]
+
+    def run(machine: str) -> tuple[int, dict[str, object]]:
+        result = run_layoutd("check", "--host", str(EXAMPLES / "hosts/arm-kunpeng-pci-windows"),
+                             "--qemu-version", "10.0", "--format", "json", "--", "qemu-system-aarch64",
+                             "-machine", machine, *args)
+        return result.returncode, json.loads(result.stdout)
+
+    code, data = run("virt")
+    assert code == 1 and data["bars"] == [{"device": "0000:05:00.0", "bar": 0, "start": None, "end": None}]
+    assert [idea["change"] for idea in data["would_work"]] == [  # type: ignore[index]
+        {"-machine": "virt,highmem-mmio-size=1T"}]
+    code, data = run("virt,highmem-mmio-size=1T")
+    assert code == 0 and data["bars"][0]["start"] == "0x18000000000"  # after the 512G one, at 1T
