@@ -8,13 +8,13 @@ pcie-root-port's bus has one slot.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from layoutd.firmware import FOUR_GIB, Bar, Board, PciDevice, RootPort
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import Device
 from layoutd.qemu.options import keyval, parse_int, split_argv
 from layoutd.qemu.versions import v
+from layoutd.record import Record, field
 from layoutd.units import GiB, KiB, MiB, align_up, parse_size
 
 MMIO64_FILE = "opt/ovmf/X-PciMmio64Mb"
@@ -40,8 +40,7 @@ PAGE_1G = ("Skylake-Server", "Cascadelake-Server", "Cooperlake", "Icelake-Server
            "KnightsMill", "phenom", "max", "host")
 
 
-@dataclass
-class GuestPci:
+class GuestPci(Record, frozen=False):
     devices: list[PciDevice] = field(default_factory=list)
     ports: list[RootPort] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

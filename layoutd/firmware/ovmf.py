@@ -27,10 +27,10 @@ PciBusDxe and PciHostBridgeDxe).
   (measured: no device gets a BAR, not even the built-in SATA controller).
 """
 
-from dataclasses import dataclass, field, replace
 
 from layoutd.firmware import FOUR_GIB, Board, PciDevice, Placed, Placement, RootPort, armvirt, cpuid_phys_bits
 from layoutd.firmware.builds import Build
+from layoutd.record import Record, field, replace
 from layoutd.units import GiB, MiB, align_up, hex_addr, human_size
 
 DEFAULT_MMIO64 = 32 * GiB  # PcdPciMmio64Size in OvmfPkgX64.dsc
@@ -41,8 +41,7 @@ Q35_MMCONFIG_OLD = 0xB0000000  # PcdPciExpressBaseAddress in 2022.11
 Q35_MMCONFIG_NEW = 0xE0000000  # ... and in 2025.02 and later
 
 
-@dataclass
-class Node:
+class Node(Record, kw_only=False, frozen=False):
     size: int
     align: int  # a power of two
     device: str = ""
