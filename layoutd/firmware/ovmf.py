@@ -16,38 +16,35 @@ PciBusDxe and PciHostBridgeDxe).
 - OVMF reads the vendor for the phys-bits check from CPUID 0x80000000, which QEMU 10.1 and later
   leave empty for Intel CPUs on machine types 10.1 and later (x-vendor-cpuid-only-v2): there,
   Intel's 36 and 39 bits are not trusted (measured on QEMU 11.1 with 2022.11, 2025.02, 2026.08).
-- Every 64-bit BAR of the root bus, and each root port's 64-bit prefetchable window, go into it
-  (non-prefetchable 64-bit BARs behind a port go below 4 GiB); sorted by alignment, largest first,
-  ties in the order found; placed one after the other from the window's start aligned to the
-  largest. A root port's window is its children's, and at least 1/256 of the window (rounded up
-  to a power of two) when the window is larger than 32 GiB (hotplug padding).
-- X-PciMmio64Mb=0 and untrusted phys-bits (or 2025.02 and later): no 64-bit window; PciBusDxe
-  degrades the 64-bit BARs to the 32-bit window (not modelled: no BAR is placed, and said so).
-- When the whole does not fit, the firmware assigns nothing at all: every BAR is left unassigned
-  (measured: no device gets a BAR, not even the built-in SATA controller).
+- The 32-bit window (PlatformMemMapInitialization, `mmio32`): 2022.11 on q35 0xc0000000-
+  0xfbffffff (above MMCONFIG at 0xb0000000); 2025.02 and later move MMCONFIG to 0xe0000000 and
+  start q35's window at Uc32Base (4 GiB minus the largest power of two not above 4 GiB minus the
+  RAM below 4 GiB: 0x80000000 with 2 GiB), up to 0xdfffffff; pc: Uc32Base to 0xfbffffff.
+- The BARs go in as edk2's PciBusDxe and PciHostBridgeDxe put them (pcibus.py, as on arm): the
+  root bridge's 64-bit pool (root-bus 64-bit BARs, prefetchable or not, and each root port's
+  64-bit prefetchable window) in the 64-bit window, or in the 32-bit one when it does not fit;
+  the 32-bit pool (32-bit BARs, ROMs, each root port's 32-bit window, which holds the 64-bit
+  non-prefetchable BARs behind it, at least 2 MiB) in the 32-bit window. A root port's
+  prefetchable window is at least 1/256 of a 64-bit window larger than 32 GiB (rounded up to a
+  power of two: PciHotPlugInitDxe's padding).
+- No 64-bit window (X-PciMmio64Mb=0 where OVMF takes it): PciBusDxe degrades every 64-bit BAR to
+  the 32-bit pool.
+- When a pool fits nowhere, the firmware assigns nothing at all: every BAR is left unassigned
+  (measured with devices on the root bus: no device gets a BAR, not even the built-in SATA
+  controller; edk2 may drop a device behind a root port instead, not modelled on x86).
 """
 
 
-from layoutd.firmware import FOUR_GIB, Board, PciDevice, Placed, Placement, RootPort, armvirt, cpuid_phys_bits
+from layoutd.firmware import FOUR_GIB, Board, Placed, Placement, cpuid_phys_bits, pcibus
 from layoutd.firmware.builds import Build
-from layoutd.record import Record, field, replace
+from layoutd.record import replace
 from layoutd.units import GiB, MiB, align_up, hex_addr, human_size
 
 DEFAULT_MMIO64 = 32 * GiB  # PcdPciMmio64Size in OvmfPkgX64.dsc
 MAX_MMIO64_MB = 0x1000000  # X-PciMmio64Mb above 16 TiB is ignored
-BRIDGE_ALIGN = MiB  # a P2P bridge memory window's own alignment
 MMIO32_END = 0xFC000000  # the 32-bit window's end (the gap below the IO-APIC)
 Q35_MMCONFIG_OLD = 0xB0000000  # PcdPciExpressBaseAddress in 2022.11
 Q35_MMCONFIG_NEW = 0xE0000000  # ... and in 2025.02 and later
-
-
-class Node(Record, kw_only=False, frozen=False):
-    size: int
-    align: int  # a power of two
-    device: str = ""
-    bar: int = -1  # -1: a root port's window
-    children: list["Node"] = field(default_factory=list)
-    offset: int = 0
 
 
 def window(build: Build, board: Board) -> tuple[int, int, list[str]]:
@@ -139,42 +136,29 @@ def place_ovmf(build: Build, board: Board) -> Placement:
 
 def _place(build: Build, board: Board, base: int, size: int, padding: int,
            notes: list[str]) -> Placement:
-    """PciHostBridgeDxe: the 64-bit pool (root-bus 64-bit BARs, root ports' prefetchable windows)
-    and the 32-bit pool (armvirt's pools: 32-bit BARs, ROMs, root ports' 32-bit windows, with
-    the 64-bit non-prefetchable BARs behind them), the larger alignment first; a 64-bit pool
-    that does not fit its window tries the 32-bit one."""
+    """PciBusDxe's pools (pcibus.py) with OVMF's windows: the 64-bit pool (root-bus 64-bit BARs,
+    root ports' prefetchable windows, padded) in the 64-bit window, else in the 32-bit one; the
+    32-bit pool (32-bit BARs, ROMs, root ports' 32-bit windows with the 64-bit non-prefetchable
+    BARs behind them) in the 32-bit window."""
     low = mmio32(build, board)
     high = (base, base + size - 1) if size and base >= 0 else None
-    root = _tree(board, padding) if size else Node(0, 1)
-    _aperture(root, BRIDGE_ALIGN)
-    mem32, _ = armvirt._pools(replace(board, mmio64=(base, base + size - 1) if size else None))
-    size32, align32 = armvirt._aperture(mem32)
-    order = ["64", "32"] if root.align >= align32 else ["32", "64"]
-    taken: list[tuple[int, int]] = []
-    bases: dict[str, int] = {}
-    for kind in order:
-        if kind == "32" and size32:
-            found = armvirt._allocate(size32, align32, low, taken, 31)
-        elif kind == "64" and root.children:
-            found = armvirt._allocate(root.size, root.align, high, taken, 63) if high else None
-            if found is None and base >= 0:
-                found = armvirt._allocate(root.size, root.align, low, taken, 31)
-                if found is not None:
-                    notes.append(f"the 64-bit BARs ({human_size(root.size)}) do not fit OVMF's "
-                                 f"64-bit window: it puts them in the 32-bit one")
-        else:
-            continue
-        if found is None:
-            notes.append(_failed(kind, base, size, root, size32, align32, low))
+    mem32, mem64 = pcibus.pools(replace(board, mmio64=(base, base + size - 1) if size else None),
+                                pref64=padding)
+    if base < 0 and mem64:
+        notes.append("OVMF's window moved below address 0 (measured: no BAR assigned)")
+        bases: dict[str, int] = {}
+    else:
+        bases, failed = pcibus.place_pools({"32": mem32, "64": mem64}, low, high)
+        if failed:
+            notes.extend(_failed(kind, mem32 if kind == "32" else mem64, high, low) for kind in failed)
             bases = {}
-            break
-        taken.append((found, found + (size32 if kind == "32" else root.size) - 1))
-        bases[kind] = found
+        elif mem64 and bases["64"] < FOUR_GIB:
+            notes.append("the 64-bit BARs do not fit OVMF's 64-bit window: it puts them in the "
+                         "32-bit one")
     placed: dict[tuple[str, int], int] = {}
-    if "64" in bases:
-        _assign(root, bases["64"], placed)
-    if "32" in bases:
-        armvirt._assign(mem32, bases["32"], placed)
+    for kind, pool in (("32", mem32), ("64", mem64)):
+        if kind in bases:
+            pcibus.assign(pool, bases[kind], placed)
     bars = [Placed(device.id, bar.index, bar.size, bar.is64, placed.get((device.id, bar.index)))
             for device in board.devices for bar in device.bars if not bar.io]
     below = [f"{p.device} BAR{p.bar}" for p in bars
@@ -185,68 +169,13 @@ def _place(build: Build, board: Board, base: int, size: int, padding: int,
     return Placement(build.name, high, tuple(bars), tuple(notes))
 
 
-def _failed(kind: str, base: int, size: int, root: Node, size32: int, align32: int,
+def _failed(kind: str, pool: list[pcibus.Entry], high: tuple[int, int] | None,
             low: tuple[int, int]) -> str:
-    lows = f"the 32-bit window {hex_addr(low[0])}-{hex_addr(low[1])}"
-    end = ", so OVMF assigns no BAR at all (measured with devices on the root bus; edk2 may " \
-          "instead drop a device behind a root port, which layoutd does not model on x86)"
-    if kind == "32":
-        return f"the 32-bit BARs need {human_size(size32)} aligned to {human_size(align32)}, " \
-               f"more than {lows}" + end
-    if base < 0:
-        return "OVMF's window moved below address 0 (measured: no BAR assigned)"
-    return (f"the 64-bit BARs need {human_size(root.size)} aligned to {human_size(root.align)}; "
-            f"OVMF's window {hex_addr(base)}-{hex_addr(base + size - 1)} cannot hold them, nor "
-            f"{lows}" + end)
-
-
-def _tree(board: Board, padding: int) -> Node:
-    """The root bridge's 64-bit node: root-bus 64-bit BARs and root ports' prefetchable windows
-    (at least `padding` each), in the order PciBusDxe finds them (slot, function, BAR)."""
-    root = Node(0, 1)
-    found: list[PciDevice | RootPort] = [d for d in board.devices if d.port is None]
-    found += board.ports
-    for item in sorted(found, key=lambda entry: (entry.slot, entry.function)):
-        if isinstance(item, PciDevice):
-            for bar in item.bars:
-                if bar.is64 and not bar.io:
-                    _insert(root, Node(bar.size, bar.size, item.id, bar.index))
-            continue
-        port = Node(0, BRIDGE_ALIGN, item.id)
-        for device in sorted((d for d in board.devices if d.port == item.id),
-                             key=lambda d: (d.slot, d.function)):
-            for bar in device.bars:
-                if bar.is64 and bar.prefetchable and not bar.io:
-                    _insert(port, Node(bar.size, bar.size, device.id, bar.index))
-        _aperture(port, BRIDGE_ALIGN, padding)
-        _insert(root, port)
-    return root
-
-
-def _insert(parent: Node, node: Node) -> None:
-    """Sorted by alignment, largest first; equal ones keep the order found (measured)."""
-    for number, other in enumerate(parent.children):
-        if other.align < node.align:
-            parent.children.insert(number, node)
-            return
-    parent.children.append(node)
-
-
-def _aperture(bridge: Node, own_align: int, padding: int = 0) -> None:
-    """CalculateResourceAperture: children one after the other, each aligned; the bridge takes
-    the larger of that and its padding, rounded to its own 1 MiB (not to its largest child),
-    then aligned to its largest child (or the padding)."""
-    offset = 0
-    for child in bridge.children:
-        child.offset = align_up(offset, child.align)
-        offset = child.offset + child.size
-    bridge.align = max([own_align, padding, *(child.align for child in bridge.children[:1])])
-    bridge.size = max(align_up(offset, own_align), padding) if offset or padding else 0
-
-
-def _assign(node: Node, start: int, placed: dict[tuple[str, int], int]) -> None:
-    for child in node.children:
-        if child.bar >= 0:
-            placed[(child.device, child.bar)] = start + child.offset
-        else:
-            _assign(child, start + child.offset, placed)
+    size, align = pcibus.aperture(pool)
+    where = f"the 32-bit window {hex_addr(low[0])}-{hex_addr(low[1])}"
+    if kind == "64" and high:
+        where = f"OVMF's window {hex_addr(high[0])}-{hex_addr(high[1])} nor {where}"
+    return (f"the {kind}-bit BARs need {human_size(size)} aligned to {human_size(align)}; "
+            f"{where} cannot hold them, so OVMF assigns no BAR at all (measured with devices on "
+            "the root bus; edk2 may instead drop a device behind a root port, which layoutd does "
+            "not model on x86)")
