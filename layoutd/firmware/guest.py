@@ -185,6 +185,9 @@ def _shape(driver: str, props: Mapping[str, str], host: Mapping[str, Device],
         size = backends.get(props.get("memdev", ""), 0)
         return _bars({0: (256, *MEM32), 2: (size, True, True, False)}), 0, None
     if driver == "nvme":
+        if "cmb_size_mb" in props or "pmrdev" in props:
+            notes.append("-device nvme: its CMB and PMR BARs are not modelled (the placement of "
+                         "other BARs may differ)")
         return _bars({0: (nvme_bar0(props), True, False, False)}), 0, None
     if driver == "VGA" and "vgamem_mb" in props:
         vgamem = _pow2(max(1, min(512, parse_int(props["vgamem_mb"], "VGA vgamem_mb")))) * MiB

@@ -202,3 +202,27 @@ def test_plan_with_the_hole_fixed_says_no_and_each_would_work_plans(tmp_path: Pa
         (key, value), = change.items()
         extra = f"pci_hole64: {value}\n" if key == "pci_hole64" else f"pci_hole64: 32G\n{key}: {value}\n"
         assert plan_amd(tmp_path, extra.replace("firmware: ovmf\n", ""), value)[0] == 0, change
+
+
+def test_a_64_bit_non_prefetchable_bar_behind_a_root_port_is_checked_below_4g() -> None:
+    """An NVMe drive's 64-bit non-prefetchable BAR behind a pcie-root-port (as libvirt puts every
+    <hostdev>) goes in OVMF's 32-bit window: Debian 12's starts it at 0xc0000000, where this
+    host's RMRR lies (examples/hosts/intel-nvme-rmrr); Debian 13's at 0x80000000 (2 GiB of RAM)."""
+    nvme_host = str(EXAMPLES / "hosts/intel-nvme-rmrr")
+    code_13 = TRIXIE_ROOT / "usr/share/OVMF/OVMF_CODE_4M.fd"
+    need(code_13.exists(), f"{code_13} (scripts/trixie-root.sh)")
+    found = []
+    for code_file in ("/usr/share/OVMF/OVMF_CODE_4M.fd", code_13):
+        need(Path(code_file).exists(), f"{code_file} (Debian package ovmf)")
+        result = run_layoutd("check", "--host", nvme_host, "--qemu-version", "10.0", "--format", "json",
+                             "--", "qemu-system-x86_64", "-machine", "q35", "-cpu", "qemu64", "-m", "2G",
+                             "-nodefaults", "-drive", f"if=pflash,format=raw,readonly=on,file={code_file}",
+                             "-device", "pcie-root-port,id=rp1,chassis=1",
+                             "-device", "vfio-pci,host=0000:3b:00.0,bus=rp1")
+        found.append((result.returncode, json.loads(result.stdout)))
+    (code_12, data_12), (code_13_, data_13) = found
+    assert code_12 == 1 and data_12["bars"] == [
+        {"device": "0000:3b:00.0", "bar": 0, "start": "0xc0000000", "end": "0xc0003fff"}]
+    collision = data_12["collisions"][0]
+    assert collision["id"] == "0000:3b:00.0 BAR0" and collision["hole"]["type"] == "direct"
+    assert code_13_ == 0 and data_13["bars"][0]["start"] == "0x80000000"

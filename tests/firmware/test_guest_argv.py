@@ -34,3 +34,17 @@ def test_unknown_bus_and_sysfsdev_are_said() -> None:
     assert [device.id for device in found.devices] == ["0000:01:00.0"]
     assert any("bus br" in note for note in found.notes)
     assert any("did not say its BARs" in note for note in found.notes)
+
+
+def test_nvme_bar0_follows_its_queues_and_vectors() -> None:
+    """QEMU's nvme BAR0 (64-bit, non-prefetchable), sizes read with query-pci on QEMU 7.2, 10.0
+    and 11.1: 16 KiB by default, 32 KiB with 1000 queue pairs, 1 MiB with 65535 and 2048 vectors."""
+    found = read_argv(["-nodefaults", "-device", "nvme,serial=a,id=n1",
+                       "-device", "nvme,serial=b,id=n2,max_ioqpairs=1000",
+                       "-device", "nvme,serial=c,id=n3,max_ioqpairs=65535,msix_qsize=2048",
+                       "-device", "nvme,serial=d,id=n4,cmb_size_mb=64"], "q35", {})
+    bars = {device.id: [(b.index, b.size, b.is64, b.prefetchable) for b in device.bars]
+            for device in found.devices if device.id.startswith("n")}
+    assert bars == {"n1": [(0, 16384, True, False)], "n2": [(0, 32768, True, False)],
+                    "n3": [(0, 1 << 20, True, False)], "n4": [(0, 16384, True, False)]}
+    assert any("CMB and PMR" in note for note in found.notes)

@@ -1,7 +1,8 @@
 """The firmware model against real SeaBIOS and OVMF under TCG, address by address.
 
 Each case is a QEMU command line with stand-in devices (pci-testdev membar=SIZE: a 64-bit
-prefetchable BAR; ivshmem-plain: a 64-bit prefetchable BAR the size of its memory backend),
+prefetchable BAR; ivshmem-plain: a 64-bit prefetchable BAR the size of its memory backend;
+nvme: a 64-bit non-prefetchable BAR),
 booted until the firmware has assigned the BARs; layoutd's model reads the same command line
 (the QEMU model for RAM and device memory, layoutd.firmware.guest for the devices) and must give
 every memory BAR of the stand-ins exactly, or say it is left unassigned.
@@ -27,6 +28,17 @@ def stand_ins(*sizes: str, bus: str = "") -> list[str]:
         where = f",bus={bus}" if bus else ""
         args += ["-device", f"pci-testdev,membar={size},id={bus or 't'}{number}{where}"]
     return args
+
+
+def nvme(name: str, bus: str = "", queues: int = 0) -> list[str]:
+    """QEMU's nvme: a 64-bit NON-prefetchable BAR0 (16 KiB; 32 KiB with 1000 queue pairs, 1 MiB
+    with 65535), as NVMe drives have."""
+    extra = (f",bus={bus}" if bus else "") + (f",max_ioqpairs={queues}" if queues else "")
+    return ["-device", f"nvme,serial={name},id={name}{extra}"]
+
+
+def device(text: str) -> list[str]:
+    return ["-device", text]
 
 
 def ivshmem(name: str, size: str) -> list[str]:
@@ -88,6 +100,13 @@ SEABIOS_CASES = {
     + stand_ins("128G", "16G"),
     "pc 512G RAM, 64G BAR, 40 bits": base("pc", "qemu64", "512G") + stand_ins("64G"),
     "Intel 52 bits, 4x16G": base("q35", "Icelake-Server,phys-bits=52", "64G") + stand_ins(*["16G"] * 4),
+    "nvme behind root ports and on the root bus, xhci, VGA 64M":
+    base("q35", "Skylake-Server,phys-bits=39", "3G") + device("VGA,id=g1,vgamem_mb=64")
+    + port("rp1", 1) + port("rp2", 2) + nvme("n1", "rp1", 1000) + device("qemu-xhci,id=x1,bus=rp2")
+    + stand_ins("1G") + nvme("n2"),
+    "32-bit window full: root-bus 64-bit BARs move up, nvme behind a port stays":
+    base("q35", "qemu64", "2G") + port("rp1", 1) + nvme("n1", "rp1", 65535) + nvme("n2")
+    + stand_ins("512M", "512M", "256M"),
 }
 
 
@@ -118,6 +137,18 @@ OVMF_CASES = {
     "X-PciMmio64Mb above device memory, equal BARs in order": [
         *base("q35", "Skylake-Server,phys-bits=39", "4G,slots=2,maxmem=32G"),
         "-fw_cfg", "name=opt/ovmf/X-PciMmio64Mb,string=65536", *stand_ins("16G", "32G", "16G")],
+    # 64-bit non-prefetchable BARs: equal ones on the root bus in reverse slot order; behind a
+    # root port in its 32-bit window (0xc0000000 up)
+    "nvme: root bus in reverse slot order, behind ports below 4 GiB":
+    base("q35", "EPYC,phys-bits=46", "2G") + nvme("n1") + nvme("n2") + nvme("n3") + stand_ins("1G")
+    + port("rp1", 1) + port("rp2", 2) + nvme("n4", "rp1", 1000) + device("qemu-xhci,id=x1,bus=rp2"),
+    "64-bit BARs larger than X-PciMmio64Mb fall back to the 32-bit window (pc)": [
+        *base("pc", "qemu64,phys-bits=39", "1G"), "-fw_cfg", "name=opt/ovmf/X-PciMmio64Mb,string=1024",
+        *stand_ins("1G", "256M"), *nvme("n1")],
+    "a root port's window rounded to 1 MiB, not to its largest BAR":
+    base("q35", "EPYC,phys-bits=42", "4G") + port("rp1", 1)
+    + device("pci-testdev,bus=rp1,addr=0.0,multifunction=on,membar=16G,id=m1")
+    + device("pci-testdev,bus=rp1,addr=0.1,membar=32M,id=m2") + stand_ins("8G") + nvme("n1"),
 }
 
 
@@ -145,6 +176,13 @@ NEW_OVMF_CASES = {
     "root ports padded to 1/256 of the window, as before": base("q35", "EPYC,phys-bits=42", "8G")
     + port("rp1", 1) + port("rp2", 2) + stand_ins("1G", bus="rp1") + stand_ins("64G", bus="rp2")
     + stand_ins("4G"),
+    # the 32-bit window starts at Uc32Base on q35 too (MMCONFIG moved to 0xe0000000)
+    "nvme behind root ports: q35's 32-bit window from 0x80000000":
+    base("q35", "EPYC,phys-bits=46", "2G") + port("rp1", 1) + port("rp2", 2)
+    + nvme("n1", "rp1", 65535) + nvme("n2", "rp2") + stand_ins("16G") + nvme("n3"),
+    "64-bit BARs larger than X-PciMmio64Mb fall back to the 32-bit window (q35)": [
+        *base("q35", "qemu64,phys-bits=39", "2G"), "-fw_cfg", MMIO64 + "1024",
+        *stand_ins("1G", "256M"), *nvme("n1")],
 }
 
 
