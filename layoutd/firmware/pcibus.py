@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from layoutd.firmware import Bar, Board, PciDevice, RootPort
 from layoutd.record import Record, field
-from layoutd.units import MiB, align_up
+from layoutd.units import KiB, MiB, align_up
 
 POOL_ALIGN = MiB  # the root bridge's own alignment for each memory pool
 ROM_BAR = 6
 WINDOW = -1  # an entry that is a root port's window, holding its devices' entries
 RESERVE = -2  # an entry that is a root port's hotplug reserve
+MIN_ALIGN = 4 * KiB  # a memory BAR's least alignment
 PORT_MMIO_PADDING = 2 * MiB  # PciHotPlugInitDxe: a hotplug port's default 32-bit MMIO reserve
 
 
@@ -71,12 +72,15 @@ def aperture(pool: list[Entry]) -> tuple[int, int]:
 
 
 def sort_bars(kinds: dict[str, list[Entry]], device: str, bars: tuple[Bar, ...]) -> None:
+    """Each memory BAR into its list, aligned to its size and at least 4 KiB (PciParseBar: "Force
+    minimum 4KByte alignment for Virtualization technology for Directed I/O")."""
     for bar in bars:
         if bar.io or not bar.size:
             continue
         kind = ("pmem64" if bar.prefetchable else "mem64") if bar.is64 else (
             "pmem32" if bar.prefetchable else "mem32")
-        insert(kinds[kind], Entry(size=bar.size, align=bar.size, device=device, bar=bar.index))
+        insert(kinds[kind], Entry(size=bar.size, align=max(bar.size, MIN_ALIGN), device=device,
+                                  bar=bar.index))
 
 
 def port_windows(board: Board, port: RootPort, reserve: bool, pref64: int = 0
