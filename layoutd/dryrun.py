@@ -64,11 +64,13 @@ class SafeCommand:
         self.fds.clear()
 
 
-def safe_command(argv: Sequence[str], arch: str) -> SafeCommand:
-    """The VM's command line with nothing of the host's memory, disks, devices or files."""
+def safe_command(argv: Sequence[str], arch: str, whole: bool = False) -> SafeCommand:
+    """The VM's command line with nothing of the host's memory, disks, devices or files; `whole`:
+    only its memory made safe, every other option and device kept (a start-up check of the
+    whole command line: the caller has replaced host devices)."""
     safe = SafeCommand([])
     try:
-        _rewrite(split_argv(argv), arch, safe)
+        _rewrite(split_argv(argv), arch, safe, whole)
     except BaseException:
         safe.close()
         raise
@@ -76,7 +78,7 @@ def safe_command(argv: Sequence[str], arch: str) -> SafeCommand:
     return safe
 
 
-def _rewrite(options: list[Option], arch: str, safe: SafeCommand) -> None:
+def _rewrite(options: list[Option], arch: str, safe: SafeCommand, whole: bool) -> None:
     kept_ids: set[str] = set()
     devices: list[dict[str, str]] = []
     numa_memdev = any(o.name == "numa" and ({"memdev", "mem"} & set(keyval(o.value or "", "type",
@@ -90,6 +92,8 @@ def _rewrite(options: list[Option], arch: str, safe: SafeCommand) -> None:
             props = keyval(value, "qom-type", "-object")
             if props.get("qom-type", "").startswith("memory-backend-"):
                 safe.argv += ["-object", _backend(props, safe)]
+            elif whole:
+                safe.argv += ["-object", value]
             else:
                 safe.dropped.append(option.label())
         elif name == "device":
@@ -98,6 +102,8 @@ def _rewrite(options: list[Option], arch: str, safe: SafeCommand) -> None:
             if driver in MEMORY_DEVICES or driver in BRIDGES or driver in VGA_DEVICES:
                 devices.append(props)
                 kept_ids.add(props.get("id", ""))
+            elif whole:
+                safe.argv += ["-device", value]
             else:
                 safe.dropped.append(option.label())
         elif name == "machine":
@@ -119,7 +125,7 @@ def _rewrite(options: list[Option], arch: str, safe: SafeCommand) -> None:
             safe.argv += ["-vga", "none" if value == "none" else "std"]
         elif name == "global" and _touches_host_memory(value):
             safe.dropped.append(option.label())
-        elif name in KEEP_OPTIONS:
+        elif name in KEEP_OPTIONS or whole:
             safe.argv += [f"-{name}"] + ([value] if option.value is not None else [])
         else:
             safe.dropped.append(option.label())
@@ -278,7 +284,8 @@ class DryRun:
     dropped: list[str]
 
 
-def dry_run(binary: str, argv: Sequence[str], arch: str, timeout: float = TIMEOUT) -> DryRun:
+def dry_run(binary: str, argv: Sequence[str], arch: str, timeout: float = TIMEOUT,
+            whole: bool = False) -> DryRun:
     """Start `binary` paused with the safe form of `argv`, read its map, make it quit.
 
     QemuRefusal when QEMU exits instead (its first error line); HostUnavailable when it cannot
@@ -287,7 +294,7 @@ def dry_run(binary: str, argv: Sequence[str], arch: str, timeout: float = TIMEOU
     from layoutd.live.session import QmpMonitor
     from layoutd.live.vm import read_vm
 
-    safe = safe_command(argv, arch)
+    safe = safe_command(argv, arch, whole)
     try:
         with _started(binary, safe, timeout) as (process, sock):
             try:
