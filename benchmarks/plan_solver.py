@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from layoutd.models.common import Hole, Range
-from layoutd.models.host import Cpu
+from layoutd.models.host import Cpu, HostView
 from layoutd.models.spec import parse_spec
 from layoutd.ranges import subtract
 from layoutd.solver import combine, solve_spec
@@ -22,19 +22,7 @@ from layoutd.units import GiB, MiB
 LIMIT = 0.5
 
 
-class View:
-    def __init__(self, holes: list[Hole], top: int) -> None:
-        self.source = "synthetic"
-        self.holes = holes
-        self.aperture_end = top
-        self.cpu = Cpu(vendor="intel", phys_bits=52)
-        self.usable = subtract([Range(start=0, end=top)], holes)
-
-    def blocking(self) -> list[Hole]:
-        return self.holes
-
-
-def host(regions: int, groups: int) -> View:
+def host(regions: int, groups: int) -> HostView:
     """2 MiB holes over `groups` IOMMU groups: one every 20 GiB through the RAM, the rest above 2 TiB."""
     rng = random.Random(regions)
     holes = [Hole(start=0xFEE00000, end=0xFEEFFFFF, type="msi", group=g) for g in range(groups)]
@@ -44,7 +32,10 @@ def host(regions: int, groups: int) -> View:
         else:
             start = 2048 * GiB + rng.randrange(0, regions * 4) * 64 * MiB
         holes.append(Hole(start=start, end=start + 2 * MiB - 1, type="reserved", group=index % groups))
-    return View(holes, (1 << 50) - 1)
+    top = (1 << 50) - 1
+    return HostView(source="synthetic", cpu=Cpu(vendor="intel", phys_bits=52), devices=(),
+                    groups=(), usable=tuple(subtract([Range(start=0, end=top)], holes)),
+                    reserved=tuple(holes), aperture_end=top, warnings=())
 
 
 def spec(nodes: int, slots: int) -> str:

@@ -9,11 +9,10 @@ else a dry run of the binary) with what the report needs; commands/check.py prin
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from layoutd.errors import InputError, NotModelled
-from layoutd.record import replace
+from layoutd.record import Record, replace
 
 if TYPE_CHECKING:
     from layoutd.collisions import Collision
@@ -37,8 +36,7 @@ def check(layout: Sequence[GuestRegion], host: HostView) -> list[Collision]:
     return find_collisions(layout, forbidden_touching(host, layout))
 
 
-@dataclass
-class Checked:
+class Checked(Record, kw_only=False, frozen=False):
     """A guest map on a host, and what its report needs."""
 
     guest: Any  # GuestMap

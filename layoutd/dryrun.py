@@ -19,13 +19,13 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 
 from layoutd.errors import HostUnavailable, InputError, QemuRefusal
 from layoutd.live.vm import LiveVm
 from layoutd.models.common import GuestRegion
 from layoutd.models.guest import GuestMap
 from layoutd.qemu.options import Option, keyval, split_argv
+from layoutd.record import Record, field
 
 TIMEOUT = float(os.environ.get("LAYOUTD_DRYRUN_TIMEOUT", "20"))
 """Seconds the whole dry run may take (start, QMP, quit); QEMU is killed at the limit."""
@@ -49,8 +49,7 @@ DROPPED_BACKEND_PROPS = frozenset(["prealloc", "prealloc-threads", "prealloc-con
                                    "pmem", "discard-data", "readonly", "rom"])
 
 
-@dataclass
-class SafeCommand:
+class SafeCommand(Record, kw_only=False, frozen=False):
     """The dry run's command line (after the binary) and the memfds it names by /proc/self/fd."""
 
     argv: list[str]
@@ -274,8 +273,7 @@ def _memfd_path(safe: SafeCommand, name: str, size: int) -> str:
     return f"/proc/self/fd/{fd}"
 
 
-@dataclass
-class DryRun:
+class DryRun(Record, kw_only=False, frozen=False):
     """What the binary built, and how it was asked."""
 
     binary: str

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
 
 from layoutd.errors import InputError
 from layoutd.qemu.versions import Version
@@ -56,10 +55,10 @@ def version_of_binary(path: str, *, modelled_only: bool = True) -> str:
     return str(found.release)
 
 
-def _cache_file() -> Path:
+def _cache_file() -> str:
     root = os.environ.get("LAYOUTD_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
                                                            "layoutd")
-    return Path(root) / "qemu-versions.json"
+    return os.path.join(root, "qemu-versions.json")
 
 
 def _key(path: str) -> str | None:
@@ -72,7 +71,8 @@ def _key(path: str) -> str | None:
 
 def _load() -> dict[str, str]:
     try:
-        data = json.loads(_cache_file().read_text())
+        with open(_cache_file()) as handle:
+            data = json.loads(handle.read())
     except (OSError, ValueError):
         return {}
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
@@ -92,9 +92,10 @@ def _remember(path: str, version: str) -> None:
     data[key] = version
     target = _cache_file()
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(data, indent=1, sort_keys=True))
-        temporary.replace(target)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        temporary = f"{os.path.splitext(target)[0]}.{os.getpid()}.tmp"
+        with open(temporary, "w") as handle:
+            handle.write(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(temporary, target)
     except OSError:
         pass

@@ -5,12 +5,12 @@ for a libvirt domain. Every fix here was run through the QEMU model and found cl
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from layoutd.errors import LayoutdError
 from layoutd.models.guest import GuestMap
 from layoutd.qemu.options import split_argv
 from layoutd.qemu.versions import AMD_1TIB_SINCE, Version
+from layoutd.record import Record
 from layoutd.units import MiB, format_size
 
 NEWER_MACHINE = str(AMD_1TIB_SINCE)  # QEMU's AMD rule (RAM above 4 GiB to 1 TiB past the HT hole)
@@ -21,8 +21,7 @@ Predict = Callable[[Sequence[str]], GuestMap]
 Clear = Callable[[GuestMap], bool]
 
 
-@dataclass(frozen=True)
-class Fix:
+class Fix(Record, kw_only=False):
     option: str  # "machine" | "memory"
     value: str  # pc-q35-7.1 | 1010G
     why: str

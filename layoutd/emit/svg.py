@@ -13,10 +13,10 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
+from layoutd.record import Record
 from layoutd.units import hex_addr, human_size
 
 if TYPE_CHECKING:
@@ -33,8 +33,7 @@ WIDTH, LEFT, RIGHT, TOP, LANE, GAP = 1400, 130, 90, 70, 40, 10
 U64_END = 1 << 64
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(Record, kw_only=False):
     start: int
     end: int  # inclusive
     lane: str  # ram | qemu | bar | hole
@@ -107,8 +106,7 @@ def _hole64(plan: Plan) -> tuple[int, int] | None:
 # ---- drawing ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Axis:
+class Axis(Record, kw_only=False):
     """The broken log scale: boundaries and the x where each segment starts."""
 
     cuts: tuple[int, ...]

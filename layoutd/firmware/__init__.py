@@ -7,16 +7,14 @@ BARs). Every BAR gets its guest-physical start, or None when the firmware leaves
 No I/O here; `files.py` identifies a firmware file by its sha256.
 """
 
-from dataclasses import dataclass
-
+from layoutd.record import Record
 from layoutd.units import GiB
 
 FOUR_GIB = 4 * GiB
 ROM = 6  # the BAR number reports give the expansion ROM
 
 
-@dataclass(frozen=True)
-class Bar:
+class Bar(Record, kw_only=False):
     index: int  # 0-5
     size: int
     is64: bool
@@ -24,8 +22,7 @@ class Bar:
     io: bool = False
 
 
-@dataclass(frozen=True)
-class PciDevice:
+class PciDevice(Record, kw_only=False):
     id: str  # a host BDF for vfio-pci, else QEMU's id (or the driver's name)
     slot: int  # device number on its bus: the order the firmware finds it
     function: int = 0
@@ -37,16 +34,14 @@ class PciDevice:
 PORT_BARS = (Bar(0, 4096, False, False),)  # QEMU's pcie-root-port has one 4 KiB memory BAR
 
 
-@dataclass(frozen=True)
-class RootPort:
+class RootPort(Record, kw_only=False):
     id: str
     slot: int
     function: int = 0
     bars: tuple[Bar, ...] = PORT_BARS
 
 
-@dataclass(frozen=True)
-class Board:
+class Board(Record, kw_only=False):
     """What the firmware learns from QEMU."""
 
     machine: str  # q35 | pc
@@ -66,8 +61,7 @@ class Board:
     mmio64: tuple[int, int] | None = None  # arm virt: the device tree's 64-bit PCI window
 
 
-@dataclass(frozen=True)
-class Placed:
+class Placed(Record, kw_only=False):
     device: str
     bar: int  # 0-5, or ROM (6)
     size: int
@@ -79,8 +73,7 @@ class Placed:
         return None if self.start is None else self.start + self.size - 1
 
 
-@dataclass(frozen=True)
-class Placement:
+class Placement(Record, kw_only=False):
     firmware: str  # the build's name, "SeaBIOS 1.16.2 (Debian 12)"
     window: tuple[int, int] | None  # the 64-bit window [start, end] the firmware used, if any
     bars: tuple[Placed, ...]  # every memory BAR and ROM of every device

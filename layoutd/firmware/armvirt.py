@@ -26,11 +26,9 @@ PciHostBridgeDxe, which did not change these rules between those releases).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from layoutd.firmware import Bar, Board, PciDevice, Placed, Placement, RootPort
 from layoutd.firmware.builds import Build
-from layoutd.record import Record, field
+from layoutd.record import Record, field, replace
 from layoutd.units import MiB, align_up, hex_addr, human_size
 
 MMIO32 = (0x10000000, 0x3EFEFFFF)  # hw/arm/virt.c base_memmap[VIRT_PCIE_MMIO]

@@ -5,11 +5,10 @@ A file whose hash is not here is not guessed at: `identify` says it is unknown. 
 are known by their files (read from the trixie and sid roots the test scripts make).
 """
 
-from dataclasses import dataclass
+from layoutd.record import Record
 
 
-@dataclass(frozen=True)
-class Build:
+class Build(Record, kw_only=False):
     family: str  # seabios | ovmf | armvirt (edk2 ArmVirtQemu, arm virt)
     version: str  # 1.16.2, 1.16.3, 2022.11
     name: str  # for reports

@@ -4,7 +4,6 @@ unassigned. Pure: the caller identifies the firmware and reads the host.
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 from layoutd.collisions import Collision
 from layoutd.firmware import Placement, place
@@ -13,11 +12,11 @@ from layoutd.firmware.guest import GuestPci, board
 from layoutd.models.common import U64_MAX, Hole, Range
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import HostView
+from layoutd.record import Record, field
 from layoutd.units import hex_addr, human_size
 
 
-@dataclass
-class BarCheck:
+class BarCheck(Record, kw_only=False, frozen=False):
     firmware: str | None  # the build's name; None: not predicted
     bars: list[dict[str, object]] = field(default_factory=list)  # contract: device, bar, start, end
     collisions: list[Collision] = field(default_factory=list)

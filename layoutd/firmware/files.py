@@ -4,7 +4,7 @@ The only module of layoutd.firmware that reads files. No file named: QEMU's own 
 taken as the SeaBIOS Debian ships with that QEMU version (and said so).
 """
 
-from pathlib import Path
+import os
 
 from layoutd.firmware.builds import Build, by_hash, default_for_qemu
 
@@ -30,7 +30,8 @@ def identify(path: str | None, version: str, arch: str = "x86_64"
     import hashlib  # only a named firmware file is hashed
 
     try:
-        digest = hashlib.sha256(found.read_bytes()).hexdigest()
+        with open(found, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
     except OSError as error:
         return None, f"firmware {path}: cannot read it ({error.strerror})"
     build = by_hash(digest)
@@ -42,12 +43,11 @@ def identify(path: str | None, version: str, arch: str = "x86_64"
     return build, None
 
 
-def _locate(path: str) -> Path | None:
-    candidate = Path(path)
-    if candidate.is_file():
-        return candidate
-    if not candidate.is_absolute():
+def _locate(path: str) -> str | None:
+    if os.path.isfile(path):
+        return path
+    if not os.path.isabs(path):
         for folder in SEARCH:
-            if (Path(folder) / path).is_file():
-                return Path(folder) / path
+            if os.path.isfile(os.path.join(folder, path)):
+                return os.path.join(folder, path)
     return None

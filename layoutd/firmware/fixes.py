@@ -4,17 +4,16 @@ checked again (RAM and BARs) before it is shown. Pure.
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from layoutd.firmware.guest import MMIO64_FILE
 from layoutd.qemu.options import split_argv
+from layoutd.record import Record
 from layoutd.units import GiB, format_size
 
 Clear = Callable[[Sequence[str]], bool]  # the changed command line has no collision left
 
 
-@dataclass(frozen=True)
-class BarFix:
+class BarFix(Record, kw_only=False):
     option: str  # -cpu | -fw_cfg
     value: str
     xml: str  # the same in a libvirt domain

@@ -8,13 +8,13 @@ pcie-root-port's bus has one slot.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from layoutd.firmware import FOUR_GIB, Bar, Board, PciDevice, RootPort
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import Device
 from layoutd.qemu.options import keyval, parse_int, split_argv
 from layoutd.qemu.versions import v
+from layoutd.record import Record, field
 from layoutd.units import GiB, KiB, MiB, align_up, parse_size
 
 MMIO64_FILE = "opt/ovmf/X-PciMmio64Mb"
@@ -30,6 +30,7 @@ SHAPES: dict[str, tuple[dict[int, tuple[int, bool, bool, bool]], int]] = {
     "e1000": ({0: (128 * KiB, *MEM32), 1: (64, *IO)}, 256 * KiB),
     "ich9-ahci": ({4: (32, *IO), 5: (4 * KiB, *MEM32)}, 0),
     "virtio": ({1: (4 * KiB, *MEM32), 4: (16 * KiB, True, True, False)}, 0),
+    "qemu-xhci": ({0: (16 * KiB, True, False, False)}, 0),
 }
 # CPU models whose CPUID has 1 GiB pages (pdpe1gb) in QEMU's tables (query-cpu-model-expansion
 # of QEMU 7.2 and 10.0; tests/firmware/test_cpu_pages.py); `host` is taken to have them
@@ -39,8 +40,7 @@ PAGE_1G = ("Skylake-Server", "Cascadelake-Server", "Cooperlake", "Icelake-Server
            "KnightsMill", "phenom", "max", "host")
 
 
-@dataclass
-class GuestPci:
+class GuestPci(Record, frozen=False):
     devices: list[PciDevice] = field(default_factory=list)
     ports: list[RootPort] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -184,6 +184,11 @@ def _shape(driver: str, props: Mapping[str, str], host: Mapping[str, Device],
     if driver in ("ivshmem-plain", "ivshmem-doorbell"):
         size = backends.get(props.get("memdev", ""), 0)
         return _bars({0: (256, *MEM32), 2: (size, True, True, False)}), 0, None
+    if driver == "nvme":
+        return _bars({0: (nvme_bar0(props), True, False, False)}), 0, None
+    if driver == "VGA" and "vgamem_mb" in props:
+        vgamem = _pow2(max(1, min(512, parse_int(props["vgamem_mb"], "VGA vgamem_mb")))) * MiB
+        return _bars({**SHAPES["VGA"][0], 0: (vgamem, False, True, False)}), SHAPES["VGA"][1], None
     if driver in SHAPES:
         table, rom = SHAPES[driver]
         return _bars(table), rom, None
@@ -194,6 +199,20 @@ def _shape(driver: str, props: Mapping[str, str], host: Mapping[str, Device],
     notes.append(f"-device {driver}: its BARs are not modelled (the placement of smaller BARs "
                  "may differ)")
     return None
+
+
+def nvme_bar0(props: Mapping[str, str]) -> int:
+    """QEMU's nvme BAR0 (64-bit, non-prefetchable; nvme_mbar_size): the registers, a doorbell
+    pair per queue (max_ioqpairs + 1), the MSI-X table and PBA (msix_qsize), to a power of two."""
+    queues = parse_int(props.get("max_ioqpairs", "64"), "nvme max_ioqpairs") + 1
+    vectors = parse_int(props.get("msix_qsize", "65"), "nvme msix_qsize")
+    size = align_up(4 * KiB + 2 * queues * 4, 4 * KiB) + 16 * vectors
+    size = align_up(size, 4 * KiB) + align_up(vectors, 64) // 8
+    return _pow2(size)
+
+
+def _pow2(value: int) -> int:
+    return 1 << (value - 1).bit_length()
 
 
 def page_1g(model: str | None, props: Mapping[str, str]) -> bool:

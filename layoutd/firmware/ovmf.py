@@ -27,19 +27,21 @@ PciBusDxe and PciHostBridgeDxe).
   (measured: no device gets a BAR, not even the built-in SATA controller).
 """
 
-from dataclasses import dataclass, field, replace
 
-from layoutd.firmware import FOUR_GIB, Board, PciDevice, Placed, Placement, RootPort, cpuid_phys_bits
+from layoutd.firmware import FOUR_GIB, Board, PciDevice, Placed, Placement, RootPort, armvirt, cpuid_phys_bits
 from layoutd.firmware.builds import Build
+from layoutd.record import Record, field, replace
 from layoutd.units import GiB, MiB, align_up, hex_addr, human_size
 
 DEFAULT_MMIO64 = 32 * GiB  # PcdPciMmio64Size in OvmfPkgX64.dsc
 MAX_MMIO64_MB = 0x1000000  # X-PciMmio64Mb above 16 TiB is ignored
 BRIDGE_ALIGN = MiB  # a P2P bridge memory window's own alignment
+MMIO32_END = 0xFC000000  # the 32-bit window's end (the gap below the IO-APIC)
+Q35_MMCONFIG_OLD = 0xB0000000  # PcdPciExpressBaseAddress in 2022.11
+Q35_MMCONFIG_NEW = 0xE0000000  # ... and in 2025.02 and later
 
 
-@dataclass
-class Node:
+class Node(Record, kw_only=False, frozen=False):
     size: int
     align: int  # a power of two
     device: str = ""
@@ -112,34 +114,90 @@ def _below_reservations(board: Board, base: int, size: int, notes: list[str]) ->
     return base
 
 
+def mmio32(build: Build, board: Board) -> tuple[int, int]:
+    """OVMF's 32-bit PCI window [start, end] (PlatformMemMapInitialization). Uc32Base is 4 GiB
+    minus the largest power of two not above 4 GiB minus the RAM below 4 GiB. 2022.11: q35 from
+    the end of MMCONFIG (0xb0000000 + 256 MiB), pc from Uc32Base, both to 0xfc000000; 2025.02
+    and later put MMCONFIG at 0xe0000000: q35 from Uc32Base to there, pc as before."""
+    free = FOUR_GIB - max(board.ram_below_4g, 1)
+    uc32 = FOUR_GIB - (1 << (free.bit_length() - 1))
+    if board.machine == "q35":
+        if build.at_least("2025.02"):
+            return uc32, Q35_MMCONFIG_NEW - 1
+        return Q35_MMCONFIG_OLD + 256 * MiB, MMIO32_END - 1
+    return uc32, MMIO32_END - 1
+
+
 def place_ovmf(build: Build, board: Board) -> Placement:
     base, size, notes = window(build, board)
     if not size:
-        notes.append("X-PciMmio64Mb=0 turns OVMF's 64-bit window off: it puts the 64-bit BARs "
-                     "below 4 GiB where they fit (measured), which layoutd does not model")
-        return Placement(build.name, None, (), tuple(notes))
+        notes.append("X-PciMmio64Mb=0 turns OVMF's 64-bit window off: PciBusDxe degrades every "
+                     "64-bit BAR to the 32-bit window")
     padding = 1 << ((size >> 8) - 1).bit_length() if size > 32 * GiB else 0
     return _place(build, board, base, size, padding, notes)
 
 
 def _place(build: Build, board: Board, base: int, size: int, padding: int,
            notes: list[str]) -> Placement:
-    root = _tree(board, padding)
+    """PciHostBridgeDxe: the 64-bit pool (root-bus 64-bit BARs, root ports' prefetchable windows)
+    and the 32-bit pool (armvirt's pools: 32-bit BARs, ROMs, root ports' 32-bit windows, with
+    the 64-bit non-prefetchable BARs behind them), the larger alignment first; a 64-bit pool
+    that does not fit its window tries the 32-bit one."""
+    low = mmio32(build, board)
+    high = (base, base + size - 1) if size and base >= 0 else None
+    root = _tree(board, padding) if size else Node(0, 1)
     _aperture(root, BRIDGE_ALIGN)
+    mem32, _ = armvirt._pools(replace(board, mmio64=(base, base + size - 1) if size else None))
+    size32, align32 = armvirt._aperture(mem32)
+    order = ["64", "32"] if root.align >= align32 else ["32", "64"]
+    taken: list[tuple[int, int]] = []
+    bases: dict[str, int] = {}
+    for kind in order:
+        if kind == "32" and size32:
+            found = armvirt._allocate(size32, align32, low, taken, 31)
+        elif kind == "64" and root.children:
+            found = armvirt._allocate(root.size, root.align, high, taken, 63) if high else None
+            if found is None and base >= 0:
+                found = armvirt._allocate(root.size, root.align, low, taken, 31)
+                if found is not None:
+                    notes.append(f"the 64-bit BARs ({human_size(root.size)}) do not fit OVMF's "
+                                 f"64-bit window: it puts them in the 32-bit one")
+        else:
+            continue
+        if found is None:
+            notes.append(_failed(kind, base, size, root, size32, align32, low))
+            bases = {}
+            break
+        taken.append((found, found + (size32 if kind == "32" else root.size) - 1))
+        bases[kind] = found
     placed: dict[tuple[str, int], int] = {}
-    start = align_up(base, root.align) if root.children else base
-    if root.children and base < 0:
-        notes.append("OVMF's window moved below address 0 (measured: no BAR assigned)")
-    elif root.children and start + root.size > base + size:
-        notes.append(f"the 64-bit BARs need {human_size(root.size)} aligned to "
-                     f"{human_size(root.align)}; OVMF's window {hex_addr(base)}-"
-                     f"{hex_addr(base + size - 1)} cannot hold them, so OVMF assigns no BAR at all")
-    else:
-        _assign(root, start, placed)
+    if "64" in bases:
+        _assign(root, bases["64"], placed)
+    if "32" in bases:
+        armvirt._assign(mem32, bases["32"], placed)
     bars = [Placed(device.id, bar.index, bar.size, bar.is64, placed.get((device.id, bar.index)))
-            for device in board.devices for bar in device.bars if bar.is64 and not bar.io]
-    window = (base, base + size - 1) if size and base >= 0 else None
-    return Placement(build.name, window, tuple(bars), tuple(notes))
+            for device in board.devices for bar in device.bars if not bar.io]
+    below = [f"{p.device} BAR{p.bar}" for p in bars
+             if p.is64 and p.start is not None and p.start < FOUR_GIB]
+    if below:
+        notes.append(f"{build.name} puts {', '.join(below)} in its 32-bit window "
+                     f"{hex_addr(low[0])}-{hex_addr(low[1])}")
+    return Placement(build.name, high, tuple(bars), tuple(notes))
+
+
+def _failed(kind: str, base: int, size: int, root: Node, size32: int, align32: int,
+            low: tuple[int, int]) -> str:
+    lows = f"the 32-bit window {hex_addr(low[0])}-{hex_addr(low[1])}"
+    end = ", so OVMF assigns no BAR at all (measured with devices on the root bus; edk2 may " \
+          "instead drop a device behind a root port, which layoutd does not model on x86)"
+    if kind == "32":
+        return f"the 32-bit BARs need {human_size(size32)} aligned to {human_size(align32)}, " \
+               f"more than {lows}" + end
+    if base < 0:
+        return "OVMF's window moved below address 0 (measured: no BAR assigned)"
+    return (f"the 64-bit BARs need {human_size(root.size)} aligned to {human_size(root.align)}; "
+            f"OVMF's window {hex_addr(base)}-{hex_addr(base + size - 1)} cannot hold them, nor "
+            f"{lows}" + end)
 
 
 def _tree(board: Board, padding: int) -> Node:
@@ -176,14 +234,14 @@ def _insert(parent: Node, node: Node) -> None:
 
 def _aperture(bridge: Node, own_align: int, padding: int = 0) -> None:
     """CalculateResourceAperture: children one after the other, each aligned; the bridge takes
-    the larger of that and its padding, aligned to its largest child (or the padding)."""
+    the larger of that and its padding, rounded to its own 1 MiB (not to its largest child),
+    then aligned to its largest child (or the padding)."""
     offset = 0
     for child in bridge.children:
         child.offset = align_up(offset, child.align)
         offset = child.offset + child.size
-    align = max([own_align, padding, *(child.align for child in bridge.children[:1])])
-    bridge.align = align
-    bridge.size = max(align_up(offset, align), align_up(padding, align)) if offset or padding else 0
+    bridge.align = max([own_align, padding, *(child.align for child in bridge.children[:1])])
+    bridge.size = max(align_up(offset, own_align), padding) if offset or padding else 0
 
 
 def _assign(node: Node, start: int, placed: dict[tuple[str, int], int]) -> None:

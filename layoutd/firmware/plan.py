@@ -3,7 +3,6 @@ map: outside every host's usable IOVA ranges, beyond the guest's phys-bits, or u
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from layoutd.firmware import Placement, place
 from layoutd.firmware.builds import Build
@@ -13,11 +12,11 @@ from layoutd.models.guest import GuestMap
 from layoutd.models.host import Device
 from layoutd.models.plan import PlacedBar
 from layoutd.qemu.config import parse_config
+from layoutd.record import Record
 from layoutd.units import hex_addr, human_size
 
 
-@dataclass(frozen=True)
-class BadBar:
+class BadBar(Record, kw_only=False):
     name: str  # "0000:41:00.0 BAR1"
     start: int | None
     end: int | None

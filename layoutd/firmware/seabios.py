@@ -18,8 +18,6 @@ pci_bios_map_devices), releases 1.16.2 and 1.16.3.
   port keeps its children's alignment when larger than the padding.
 """
 
-from dataclasses import dataclass, field
-
 from layoutd.firmware import (
     FOUR_GIB,
     ROM,
@@ -31,6 +29,7 @@ from layoutd.firmware import (
     cpuid_phys_bits,
 )
 from layoutd.firmware.builds import Build
+from layoutd.record import Record, field
 from layoutd.units import GiB, MiB, align_down, align_up
 
 IO, MEM, PREF = "io", "mem", "pref"
@@ -43,8 +42,7 @@ Q35_PCIMEM_START = 0xC0000000  # above MMCONFIG 0xb0000000-0xbfffffff
 MEM64_TOP_MAX = 46
 
 
-@dataclass
-class Entry:
+class Entry(Record, kw_only=False, frozen=False):
     size: int
     align: int
     kind: str
@@ -54,8 +52,7 @@ class Entry:
     port: str = ""  # for a window: the port whose bus it feeds
 
 
-@dataclass
-class Bus:
+class Bus(Record, frozen=False):
     lists: dict[str, list[Entry]] = field(default_factory=lambda: {t: [] for t in TYPES})
     base: dict[str, int] = field(default_factory=dict)
 

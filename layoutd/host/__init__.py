@@ -7,16 +7,13 @@ as `/`; a file is a dump written by `record_host`.
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from layoutd.errors import HostUnavailable, InputError
 from layoutd.models.host import HostFacts, HostView, IoctlReply
-from layoutd.record import replace
+from layoutd.record import Record, field, replace
 
 
-@dataclass
-class Probe:
+class Probe(Record, kw_only=False, frozen=False):
     facts: HostFacts | None
     view: HostView
     reply: IoctlReply | None = None
@@ -52,18 +49,18 @@ def record_host(path: str, source: str | None, devices: Sequence[str] | None = N
 
 
 def _probe(source: str, devices: Sequence[str] | None) -> Probe:
-    from layoutd.host.dump import replay
-    from layoutd.host.sysfs import read_tree
-    from layoutd.host.view import build_view
-
     if source == "live":
         return _live(devices)
-    path = Path(source)
-    if path.is_dir():
+    if os.path.isdir(source):
+        from layoutd.host.sysfs import read_tree
+        from layoutd.host.view import build_view
+
         source = source.rstrip("/") or "/"
         facts = read_tree(source)
         return Probe(facts, build_view(facts, devices, f"sysfs:{source}"))
-    if path.is_file():
+    if os.path.isfile(source):
+        from layoutd.host.dump import replay
+
         return Probe(None, replay(source, devices))
     raise InputError(
         "no such host source: give 'live', a directory read as '/' (a copied host tree), "

@@ -6,9 +6,9 @@ buffer raises ParseError; no loop runs more often than the buffer has bytes.
 """
 
 import struct
-from dataclasses import dataclass, field
 
 from layoutd.errors import ParseError
+from layoutd.record import Record, field
 from layoutd.units import hex_addr
 
 # ---- ioctl request numbers: _IO(';', nr) ------------------------------------------------------
@@ -113,8 +113,7 @@ def pack_attach_pt(pt_id: int) -> bytearray:
 # ---- reply parsers ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Type1Info:
+class Type1Info(Record, kw_only=False):
     """A parsed VFIO_IOMMU_GET_INFO reply."""
 
     argsz: int  # the size the kernel asks for (> len(reply) means: call again, bigger)

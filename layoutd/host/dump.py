@@ -7,7 +7,6 @@ the same parsers as the live probe and gives the same answer.
 import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 from layoutd.errors import InputError, ParseError
 from layoutd.models.host import DUMP_FORMAT, DUMP_VERSION, HostDump, HostFacts, HostView, IoctlReply
@@ -36,7 +35,8 @@ def write_dump(
     )
     text = json.dumps(to_json(dump), indent=2) + "\n"
     try:
-        Path(path).write_text(text)
+        with open(path, "w") as handle:
+            handle.write(text)
     except OSError as error:
         raise InputError(f"cannot write the dump: {error.strerror}", file=path) from None
     return dump
@@ -45,7 +45,8 @@ def write_dump(
 def read_dump(path: str) -> HostDump:
     """Load and validate a dump; every defect names the file and the field."""
     try:
-        raw = json.loads(Path(path).read_text())
+        with open(path) as handle:
+            raw = json.loads(handle.read())
     except OSError as error:
         raise InputError(f"cannot read the dump: {error.strerror}", file=path) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

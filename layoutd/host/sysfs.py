@@ -6,7 +6,7 @@ files whose content is the link target, as in copied trees: both resolve by the 
 
 import os
 import re
-from pathlib import Path
+from os.path import join
 from typing import Literal
 
 from layoutd.errors import HostUnavailable, InputError, ParseError
@@ -129,19 +129,22 @@ def intel_top(cap_text: str, file: str) -> int:
     return (1 << bits) - 1
 
 
-def link_name(path: Path) -> str | None:
+def link_name(path: str) -> str | None:
     """The last component of a link's target: a symlink, or a file holding the target text."""
-    if path.is_symlink():
+    if os.path.islink(path):
         return os.readlink(path).rstrip("/").rsplit("/", 1)[-1]
-    if path.is_file():
-        text = path.read_text(errors="replace").strip()
+    if os.path.isfile(path):
+        with open(path, errors="replace") as handle:
+            text = handle.read().strip()
         return text.rstrip("/").rsplit("/", 1)[-1] if text else None
     return None
 
 
-def _read(path: Path) -> str | None:
+def _read(path: str) -> str | None:
+    """A file's text (os.path, not pathlib: pathlib costs every start ~5 ms of imports)."""
     try:
-        return path.read_text(errors="replace")
+        with open(path, errors="replace") as handle:
+            return handle.read()
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
     except PermissionError:
@@ -150,12 +153,12 @@ def _read(path: Path) -> str | None:
 
 def read_tree(root: str, *, live: bool = False) -> HostFacts:
     """Every IOMMU group, device and unit under `root`. `live`: a missing IOMMU is exit 3."""
-    base = Path(root)
-    if not base.is_dir():
+    base = root
+    if not os.path.isdir(base):
         raise InputError("no such host tree (give a directory read as '/', a dump file, or 'live')",
                          file=root)
-    groups_dir = base / GROUPS
-    if not groups_dir.is_dir():
+    groups_dir = join(base, GROUPS)
+    if not os.path.isdir(groups_dir):
         if live:
             raise HostUnavailable(f"{groups_dir} does not exist: this kernel has no IOMMU support")
         raise InputError(f"not a host tree: {GROUPS} is missing", file=root)
@@ -166,7 +169,7 @@ def read_tree(root: str, *, live: bool = False) -> HostFacts:
             "firmware and boot with intel_iommu=on or amd_iommu=on), so no device can be given to a VM"
         )
     devices = _read_devices(base, groups)
-    cpu = parse_cpuinfo(_read(base / "proc/cpuinfo") or "")
+    cpu = parse_cpuinfo(_read(join(base, "proc/cpuinfo")) or "")
     return HostFacts(
         cpu=cpu,
         devices=tuple(devices),
@@ -177,15 +180,15 @@ def read_tree(root: str, *, live: bool = False) -> HostFacts:
     )
 
 
-def read_platform(base: Path, arch: str | None, cpu: Cpu) -> HostPlatform:
+def read_platform(base: str, arch: str | None, cpu: Cpu) -> HostPlatform:
     """Architecture (uname -m live; a tree's proc/sys/kernel/arch, else its CPU's), hugepage
     sizes and hugetlbfs mounts: what QEMU's memory backends take from the host."""
-    arch = arch or (_read(base / "proc/sys/kernel/arch") or "").strip() or ARCH_OF_VENDOR.get(cpu.vendor)
-    meminfo = re.search(r"^Hugepagesize:\s+(\d+) kB", _read(base / "proc/meminfo") or "", re.MULTILINE)
+    arch = arch or (_read(join(base, "proc/sys/kernel/arch")) or "").strip() or ARCH_OF_VENDOR.get(cpu.vendor)
+    meminfo = re.search(r"^Hugepagesize:\s+(\d+) kB", _read(join(base, "proc/meminfo")) or "", re.MULTILINE)
     default = int(meminfo.group(1)) * 1024 if meminfo else None
-    sizes = sorted(int(m.group(1)) * 1024 for m in (re.match(r"hugepages-(\d+)kB$", e.name)
-                                                    for e in _entries(base / HUGEPAGES)) if m)
-    mounts = parse_hugetlbfs_mounts(_read(base / "proc/mounts") or "", default)
+    sizes = sorted(int(m.group(1)) * 1024 for m in (re.match(r"hugepages-(\d+)kB$", name)
+                                                    for name in _entries(join(base, HUGEPAGES))) if m)
+    mounts = parse_hugetlbfs_mounts(_read(join(base, "proc/mounts")) or "", default)
     return HostPlatform(arch=arch, hugepage_size=default, hugepage_sizes=tuple(sizes),
                         hugetlbfs=tuple(mounts))
 
@@ -205,30 +208,30 @@ def parse_hugetlbfs_mounts(text: str, default: int | None) -> list[HugetlbfsMoun
     return found
 
 
-def _group_dirs(groups_dir: Path) -> list[tuple[int, Path]]:
+def _group_dirs(groups_dir: str) -> list[tuple[int, str]]:
     found = []
-    for entry in groups_dir.iterdir():
-        if entry.name.isdigit() and entry.is_dir():
-            found.append((int(entry.name), entry))
+    for name in os.listdir(groups_dir):
+        if name.isdigit() and os.path.isdir(join(groups_dir, name)):
+            found.append((int(name), join(groups_dir, name)))
     return sorted(found)
 
 
-def _read_group(base: Path, item: tuple[int, Path]) -> RawGroup:
+def _read_group(base: str, item: tuple[int, str]) -> RawGroup:
     number, path = item
-    devices_dir = path / "devices"
-    names = sorted(n for n in (normalize_bdf(e.name) for e in _entries(devices_dir)) if n)
+    devices_dir = join(path, "devices")
+    names = sorted(n for n in (normalize_bdf(name) for name in _entries(devices_dir)) if n)
     if not names:
         raise ParseError(
             f"IOMMU group {number} lists no devices (the kernel removes empty groups): "
             "the tree is incomplete",
             file=str(devices_dir),
         )
-    regions_file = path / "reserved_regions"
+    regions_file = join(path, "reserved_regions")
     text = _read(regions_file)
     if text is None:
         raise ParseError("missing: every IOMMU group has a reserved_regions file", file=str(regions_file))
     parse_reserved_regions(text, str(regions_file))  # fail early, naming the file and line
-    kind = _read(path / "type")
+    kind = _read(join(path, "type"))
     return RawGroup(
         number=number,
         type=kind.strip() or None if kind is not None else None,
@@ -237,44 +240,46 @@ def _read_group(base: Path, item: tuple[int, Path]) -> RawGroup:
     )
 
 
-def _entries(directory: Path) -> list[Path]:
+def _entries(directory: str) -> list[str]:
+    """The names in a directory, sorted; none when it is missing."""
     try:
-        return sorted(directory.iterdir())
+        return sorted(os.listdir(directory))
     except (FileNotFoundError, NotADirectoryError):
         return []
 
 
-def _read_devices(base: Path, groups: list[RawGroup]) -> list[Device]:
+def _read_devices(base: str, groups: list[RawGroup]) -> list[Device]:
     devices: list[Device] = []
     for group in groups:
         for address in group.devices:
-            where = base / PCI_DEVICES / address
-            linked = link_name(where / "iommu_group")
+            where = join(base, PCI_DEVICES, address)
+            linked = link_name(join(where, "iommu_group"))
             if linked is not None and linked != str(group.number):
                 raise ParseError(
                     f"the device's iommu_group names group {linked}, but group {group.number} lists it",
-                    file=str(where / "iommu_group"),
+                    file=join(where, "iommu_group"),
                 )
-            pci_class = _read(where / "class")
-            resource = _read(where / "resource")
+            pci_class = _read(join(where, "class"))
+            resource = _read(join(where, "resource"))
             devices.append(
                 Device(
                     address=address,
                     group=group.number,
-                    driver=link_name(where / "driver"),
+                    driver=link_name(join(where, "driver")),
                     pci_class=pci_class.strip().lower() or None if pci_class else None,
-                    bars=tuple(parse_resource(resource, str(where / "resource"))) if resource else (),
+                    bars=tuple(parse_resource(resource, join(where, "resource"))) if resource else (),
                 )
             )
     return devices
 
 
-def _read_units(base: Path) -> list[IommuUnit]:
+def _read_units(base: str) -> list[IommuUnit]:
     units = []
-    for entry in _entries(base / IOMMU_CLASS):
-        cap = _read(entry / "intel-iommu" / "cap")
-        members = sorted(n for n in (normalize_bdf(e.name) for e in _entries(entry / "devices")) if n)
+    for name in _entries(join(base, IOMMU_CLASS)):
+        entry = join(base, IOMMU_CLASS, name)
+        cap = _read(join(entry, "intel-iommu", "cap"))
+        members = sorted(n for n in (normalize_bdf(e) for e in _entries(join(entry, "devices"))) if n)
         units.append(
-            IommuUnit(name=entry.name, cap=cap.strip() if cap else None, devices=tuple(members))
+            IommuUnit(name=name, cap=cap.strip() if cap else None, devices=tuple(members))
         )
     return units

@@ -19,12 +19,11 @@ qemu_domain_address.c of 9.0 and 11.3) and checked against `virsh domxml-to-nati
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 from layoutd.errors import UnsupportedOption
 from layoutd.libvirt.domain import Cell, Domain, MemoryDev, read_domain
 from layoutd.qemu.machines import BOOT_RAM
 from layoutd.qemu.x86 import BRIDGE
+from layoutd.record import Record, replace
 from layoutd.units import MiB, align_up
 
 ARCHES = ("x86_64", "aarch64", "i686")  # i686: the x86 command line; the model leaves it to a
@@ -42,15 +41,13 @@ DRIVER = {"dimm": "pc-dimm", "nvdimm": "nvdimm", "virtio-mem": "virtio-mem-pci",
           "virtio-pmem": "virtio-pmem-pci"}
 
 
-@dataclass(frozen=True)
-class Translation:
+class Translation(Record, kw_only=False):
     domain: Domain
     argv: tuple[str, ...]  # the arguments after the binary
     devices: tuple[str, ...]  # PCI addresses of the <hostdev>s
 
 
-@dataclass(frozen=True)
-class Sizes:
+class Sizes(Record, kw_only=False):
     """The sizes libvirt passes to QEMU, after qemuDomainAlignMemorySizes."""
 
     initial: int

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from layoutd.errors import InputError
 from layoutd.libvirt.xmltext import Node, parse
+from layoutd.record import Record, field
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 
@@ -22,16 +22,14 @@ _UNITS = {
 }
 
 
-@dataclass(frozen=True)
-class Cell:
+class Cell(Record, kw_only=False):
     id: int
     cpus: str
     size: int
     access: str | None = None  # memAccess: shared | private
 
 
-@dataclass(frozen=True)
-class MemoryDev:
+class MemoryDev(Record):
     model: str  # dimm | nvdimm | virtio-mem | virtio-pmem
     size: int
     node: int | None
@@ -49,8 +47,7 @@ class MemoryDev:
     alias: str | None = None  # a user alias (<alias name='ua-...'>), which libvirt keeps
 
 
-@dataclass(frozen=True)
-class Domain:
+class Domain(Record):
     """What decides the guest-physical map; sizes in bytes."""
 
     source: str

@@ -8,16 +8,14 @@ max-ram-below-4g arguments in <qemu:commandline>); every other byte stays as it 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from layoutd.libvirt import elements as el
 from layoutd.libvirt.domain import QEMU_NS, qemu_prefix
 from layoutd.libvirt.xmltext import Node, parse
 from layoutd.models.plan import QemuConfig
+from layoutd.record import Record, field
 
 
-@dataclass
-class Edits:
+class Edits(Record, kw_only=False, frozen=False):
     data: bytes
     changes: list[tuple[int, int, str]] = field(default_factory=list)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from layoutd.checking import check
 from layoutd.collisions import Collision
@@ -16,7 +15,7 @@ from layoutd.libvirt.hookconf import HookConfig
 from layoutd.models.common import GuestRegion, Hole
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import HostView
-from layoutd.record import replace
+from layoutd.record import Record, replace
 
 VERSION_TIMEOUT = 10.0
 _LIBVIRT_VERSION = re.compile(r"\(libvirt\) (\d+)\.(\d+)")
@@ -24,8 +23,7 @@ LIBVIRT_DAEMONS = ("/usr/sbin/virtqemud", "/usr/sbin/libvirtd")
 _MACHINE_VERSION = re.compile(r"-(\d+\.\d+)$")
 
 
-@dataclass(frozen=True)
-class DomainCheck:
+class DomainCheck(Record, kw_only=False):
     translation: Translation
     version: str
     devices: tuple[str, ...]

@@ -6,16 +6,15 @@ nothing is fetched. Byte offsets let callers edit the text surgically and keep t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from xml.parsers import expat
 
 from layoutd.errors import InputError
+from layoutd.record import Record, field
 
 MAX_XML_BYTES = 16 * 1024 * 1024
 
 
-@dataclass
-class Node:
+class Node(Record, kw_only=False, frozen=False):
     """One element: its tag as written (prefix included), attributes, text and byte span."""
 
     tag: str

@@ -6,21 +6,20 @@ Read-only: works on a paused or running VM and never changes it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from layoutd.checking import check
 from layoutd.collisions import Collision
 from layoutd.live.vm import LiveVm, read_vm
 from layoutd.models.common import GuestRegion
+from layoutd.record import Record, field
 
 if TYPE_CHECKING:
     from layoutd.live.session import Monitor
     from layoutd.models.host import HostView
 
 
-@dataclass
-class AuditResult:
+class AuditResult(Record, kw_only=False, frozen=False):
     vm: LiveVm
     host: HostView
     devices: list[str]  # the host devices whose groups count (empty: every group)

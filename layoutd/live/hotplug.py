@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from layoutd.errors import InputError, NoAnswer
@@ -24,6 +23,7 @@ from layoutd.live.session import Monitor, QemuSaid, VirshMonitor
 from layoutd.live.vm import LiveVm, qom_children, qom_get
 from layoutd.models.common import U64_MAX, Range
 from layoutd.models.plan import Backend, PlannedDevice
+from layoutd.record import Record, field
 from layoutd.units import MiB, format_size, hex_addr
 
 if TYPE_CHECKING:
@@ -38,8 +38,7 @@ PORT_TYPES = ("pcie-root-port", "ioh3420", "xio3130-downstream")
 Command = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(Record):
     size: int
     kind: str = "dimm"  # dimm | virtio-mem
     node: int | None = None
@@ -47,8 +46,7 @@ class Request:
     block_size: int | None = None  # virtio-mem only
 
 
-@dataclass
-class HotplugPlan:
+class HotplugPlan(Record, kw_only=False, frozen=False):
     kind: str
     id: str
     memdev: str

@@ -5,18 +5,16 @@ VFIO DMA mappings under the container's limit. Pure: no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from layoutd.models.common import Hole, Range
 from layoutd.ranges import intersect, subtract
+from layoutd.record import Record
 from layoutd.units import align_down, align_up, format_size, hex_addr
 
 DMA_LIMIT = 65535
 """VFIO type1's default number of DMA mappings per container (module parameter dma_entry_limit)."""
 
 
-@dataclass(frozen=True)
-class Room:
+class Room(Record):
     """What the VM and the host leave for a new memory device."""
 
     region: Range  # the device-memory region
@@ -27,8 +25,7 @@ class Room:
     free_slots: int  # DIMM slots still free
 
 
-@dataclass(frozen=True)
-class Placement:
+class Placement(Record, kw_only=False):
     start: int
     end: int
     avoided: tuple[Hole, ...]  # holes below the placement that pushed it up
@@ -38,8 +35,7 @@ class Placement:
         return Range(start=self.start, end=self.end)
 
 
-@dataclass(frozen=True)
-class Refusal:
+class Refusal(Record, kw_only=False):
     reason: str
     largest: int  # the largest size that fits now (0: none)
     suggestions: tuple[str, ...]
@@ -118,8 +114,7 @@ def _blocking(room: Room) -> str:
     return f" outside {', '.join(parts)}" if parts else ""
 
 
-@dataclass(frozen=True)
-class BlockChoice:
+class BlockChoice(Record, kw_only=False):
     block_size: int
     mappings: int  # DMA mappings the new device may need
     used: int  # mappings the VM already needs

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from layoutd.live.session import Monitor, QemuSaid
@@ -10,13 +9,13 @@ from layoutd.models.common import GuestRegion, Range
 from layoutd.qemu.memdev import device_memory_base, device_memory_size
 from layoutd.qemu.mtree import FlatEntry, ram_entries
 from layoutd.qemu.x86 import FOUR_GIB
+from layoutd.record import Record, field
 
 VFIO_TYPES = ("vfio-pci", "vfio-pci-nohotplug")
 CONTAINERS = ("/machine/peripheral", "/machine/peripheral-anon")
 
 
-@dataclass(frozen=True)
-class LiveDevice:
+class LiveDevice(Record):
     """One entry of query-memory-devices; `size` is the region it occupies (virtio-mem: max-size)."""
 
     kind: str  # dimm | nvdimm | virtio-mem | virtio-pmem | sgx-epc ...
@@ -37,8 +36,7 @@ class LiveDevice:
         return Range(start=self.start, end=self.end)
 
 
-@dataclass(frozen=True)
-class MemoryConfig:
+class MemoryConfig(Record, kw_only=False):
     """-m SIZE,slots=S,maxmem=M as the machine's `memory` property reports it."""
 
     size: int
@@ -50,8 +48,7 @@ class MemoryConfig:
         return max(0, self.max_size - self.size)
 
 
-@dataclass
-class LiveVm:
+class LiveVm(Record, frozen=False):
     name: str
     version: tuple[int, int, int]
     arch: str  # x86_64 | aarch64 | ...

@@ -7,14 +7,16 @@ field (memory.hotplug.max) and, where known, the line.
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from layoutd.errors import InputError
 from layoutd.models.fields import Before, Doc, Dump, FieldError, Ge, Le, MinLength, Pattern, Schema
 from layoutd.models.validate import Invalid, to_json, validate
 from layoutd.record import Record, field
 from layoutd.units import GiB, MiB, format_size, parse_size
+
+if TYPE_CHECKING:
+    from pathlib import Path  # not at run time: pathlib costs a start ~5 ms of imports
 
 
 def _size(value: Any) -> Any:
@@ -242,7 +244,8 @@ def machine_family(machine: str) -> Literal["q35", "pc", "virt"] | None:
 def spec_device_origins(spec: VmSpec, path: str) -> dict[str, tuple[str | None, str]]:
     """Each spec device -> (the spec file, `devices[i] (line N)`), for errors about it."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
     except (OSError, UnicodeDecodeError):
         lines = []
     origins: dict[str, tuple[str | None, str]] = {}
@@ -280,7 +283,8 @@ def load_spec(path: str | Path) -> VmSpec:
     """Read and check a vm.yaml; every problem is an InputError naming the file and field/line."""
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
     except FileNotFoundError:
         raise InputError("no such file", file=file) from None
     except (OSError, UnicodeDecodeError) as error:

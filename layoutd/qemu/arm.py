@@ -10,8 +10,6 @@
   and ACPI on.
 """
 
-from dataclasses import dataclass
-
 from layoutd.errors import QemuRefusal, UnsupportedOption
 from layoutd.models.guest import NamedRegion
 from layoutd.qemu.boot import ACPI_MAX_RAM_SLOTS, BootRam
@@ -21,6 +19,7 @@ from layoutd.qemu.machines import Machine
 from layoutd.qemu.memdev import DeviceMemory, device_memory_base, device_memory_size
 from layoutd.qemu.render import Piece, boot_pieces
 from layoutd.qemu.versions import QemuRelease, compact_highmem
+from layoutd.record import Record
 from layoutd.units import GiB, MiB, align_up, parse_size
 
 RAM_BASE = 1 * GiB
@@ -35,8 +34,7 @@ LOW_REGIONS = (
 )
 
 
-@dataclass(frozen=True)
-class ArmPlan:
+class ArmPlan(Record, kw_only=False):
     device_memory: DeviceMemory  # size 0: none
     high: tuple[NamedRegion, ...]
     highest: int

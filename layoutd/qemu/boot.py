@@ -1,18 +1,16 @@
 """Boot RAM: its size and what backs it (hw/core/machine.c, hw/core/numa.c, system/vl.c)."""
 
-from dataclasses import dataclass
-
 from layoutd.errors import QemuRefusal
 from layoutd.qemu.config import VmConfig
 from layoutd.qemu.render import Backing
+from layoutd.record import Record
 from layoutd.units import MiB, align_up
 
 DEFAULT_RAM = 128 * MiB
 ACPI_MAX_RAM_SLOTS = 256
 
 
-@dataclass(frozen=True)
-class BootRam:
+class BootRam(Record, kw_only=False):
     size: int
     backing: tuple[Backing, ...]
     busy: frozenset[str]  # backends consumed by boot RAM

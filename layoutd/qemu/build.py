@@ -1,7 +1,5 @@
 """Put the pieces together: argv -> VmConfig -> machine, CPU, boot RAM, devices -> GuestMap."""
 
-from dataclasses import replace
-
 from layoutd.errors import QemuRefusal
 from layoutd.models.common import Range
 from layoutd.models.guest import GuestMap, NamedRegion
@@ -13,6 +11,7 @@ from layoutd.qemu.machines import BOOT_RAM, Machine, resolve
 from layoutd.qemu.memdev import DeviceMemory, HostMemory, Placed, place_all
 from layoutd.qemu.render import Piece, to_layout
 from layoutd.qemu.versions import QemuRelease, canonical_region_names, numa_mem_supported
+from layoutd.record import replace
 
 
 def build(argv: list[str], *, qemu: QemuRelease, arch: str, host_cpu: HostCpu | None,

@@ -5,7 +5,6 @@ can and is not modelled raises UnsupportedOption naming it.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from layoutd.errors import QemuRefusal, UnsupportedOption
 from layoutd.qemu.options import (
@@ -19,6 +18,7 @@ from layoutd.qemu.options import (
     strtosz,
 )
 from layoutd.qemu.versions import DEFAULT, QemuRelease, row
+from layoutd.record import Record, field
 from layoutd.units import parse_size
 
 BACKENDS = ("memory-backend-ram", "memory-backend-memfd", "memory-backend-file")
@@ -58,16 +58,14 @@ CXL_WINDOW_PROPS = ("size", "targets", "interleave-granularity")  # of -M cxl-fm
 HOLE64_GLOBALS = ("q35-pcihost", "i440FX-pcihost")
 
 
-@dataclass
-class Backend:
+class Backend(Record, kw_only=False, frozen=False):
     id: str
     type: str
     size: int
     props: dict[str, str]
 
 
-@dataclass
-class MemDevice:
+class MemDevice(Record, kw_only=False, frozen=False):
     driver: str
     kind: str  # dimm | nvdimm | virtio-mem | virtio-pmem
     id: str
@@ -79,16 +77,14 @@ class MemDevice:
         return None if value is None else parse_size(value, what=f"{self.driver} {name}")
 
 
-@dataclass
-class NumaNode:
+class NumaNode(Record, kw_only=False, frozen=False):
     nodeid: int
     memdev: str | None
     mem: int | None = None  # legacy `mem=` (machine types up to 5.0)
     text: str = ""  # the -numa argument, for QEMU's error prefix
 
 
-@dataclass
-class VmConfig:
+class VmConfig(Record, frozen=False):
     qemu: QemuRelease = field(default_factory=lambda: row(DEFAULT))  # reads the command line
     machine: str | None = None
     machine_props: dict[str, str] = field(default_factory=dict)

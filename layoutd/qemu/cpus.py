@@ -9,12 +9,12 @@ arm (target/arm/cpu64.c): the PA size is ID_AA64MMFR0.PARange of the model (arm_
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Protocol
 
 from layoutd.errors import InputError, QemuRefusal, UnsupportedOption
 from layoutd.qemu.options import parse_bool, parse_int
 from layoutd.qemu.versions import QemuRelease
+from layoutd.record import Record
 
 DEFAULT_PHYS_BITS = 40  # TCG_PHYS_ADDR_BITS, also the default under KVM without host-phys-bits
 MAX_PHYS_BITS = 52
@@ -61,8 +61,7 @@ class HostCpu(Protocol):
     def kvm_smm(self) -> bool | None: ...  # KVM_CAP_X86_SMM; None: unknown
 
 
-@dataclass(frozen=True)
-class GuestCpu:
+class GuestCpu(Record, kw_only=False):
     model: str
     vendor: str  # amd | intel | arm | other
     phys_bits: int

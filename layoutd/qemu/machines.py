@@ -7,18 +7,16 @@ up to 3.1 name file and memfd regions by QOM path (versions.canonical_region_nam
 else of the RAM map differs down to 2.5 (the real-QEMU table proves it).
 """
 
-from dataclasses import dataclass
-
 from layoutd.errors import QemuRefusal, UnsupportedOption
 from layoutd.qemu.versions import OLDEST_MACHINE, QemuRelease, Version
+from layoutd.record import Record
 
 FAMILIES = {"x86_64": {"q35": "pc-q35-", "pc": "pc-i440fx-"}, "aarch64": {"virt": "virt-"}}
 DEFAULT_ALIAS = {"x86_64": "pc", "aarch64": None}
 BOOT_RAM = {"q35": "pc.ram", "pc": "pc.ram", "virt": "mach-virt.ram"}  # the boot RAM region's name
 
 
-@dataclass(frozen=True)
-class Machine:
+class Machine(Record, kw_only=False):
     family: str  # q35 | pc | virt
     release: Version  # 7.2
     name: str  # "pc-q35-7.2"

@@ -15,13 +15,13 @@ The host's facts (architecture, default hugepage size, hugetlbfs mounts) come in
 
 import posixpath
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from layoutd.errors import QemuRefusal
 from layoutd.models.guest import MemoryDeviceInfo
 from layoutd.qemu.config import Backend, MemDevice
 from layoutd.qemu.options import parse_bool, parse_int
+from layoutd.record import Record
 from layoutd.units import GiB, MiB, align_up
 
 PAGE = 4096
@@ -63,8 +63,7 @@ def device_memory_size(ram: int, maxmem: int | None, slots: int) -> int:
     return maxmem - ram + slots * SLOT_SIZE
 
 
-@dataclass(frozen=True)
-class DeviceMemory:
+class DeviceMemory(Record, kw_only=False):
     base: int
     size: int
     budget: int  # maxmem - ram_size: what all devices together may use
@@ -75,8 +74,7 @@ class DeviceMemory:
     missing_error: str  # QEMU's words when there is no device memory (size 0)
 
 
-@dataclass(frozen=True)
-class Placed:
+class Placed(Record, kw_only=False):
     device: MemoryDeviceInfo
     backend: Backend
     region_size: int

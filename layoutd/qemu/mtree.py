@@ -1,9 +1,9 @@
 """Parse `info mtree -f`: the flat view of an address space, as QEMU renders it. Pure."""
 
 import re
-from dataclasses import dataclass
 
 from layoutd.errors import ParseError
+from layoutd.record import Record
 
 _ENTRY = re.compile(
     r"^\s+(?P<start>[0-9a-f]+)-(?P<end>[0-9a-f]+) \(prio (?P<prio>-?\d+), (?P<kind>[^)]+)\): "
@@ -15,8 +15,7 @@ RAM_KINDS = ("ram", "nv-ram")
 """Flat-view kinds that are guest RAM (what VFIO maps read-write); ROMs show as `rom`."""
 
 
-@dataclass(frozen=True)
-class FlatEntry:
+class FlatEntry(Record):
     start: int
     end: int  # inclusive, as QEMU prints it
     priority: int

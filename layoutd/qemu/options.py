@@ -5,10 +5,10 @@ Which options take an argument comes from `qemu-system-* -help` of 7.2 and 10.0.
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from layoutd.errors import InputError
 from layoutd.qemu.versions import QemuRelease
+from layoutd.record import Record
 
 WITH_ARGUMENT = frozenset(
     [
@@ -36,8 +36,7 @@ FLAGS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(Record, kw_only=False):
     name: str  # without dashes: "machine", "m", "device"
     value: str | None
     position: int  # index in argv, for messages

@@ -9,15 +9,14 @@ backend whole (virtio-mem too: its whole region is RAM in the flat view, plugged
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 
 from layoutd.models.common import GuestRegion
 from layoutd.models.guest import RamPiece
 from layoutd.ranges import merge_spans, subtract_spans
+from layoutd.record import Record, replace
 
 
-@dataclass(frozen=True)
-class Backing:
+class Backing(Record, kw_only=False):
     """A leaf memory region inside boot RAM: name, size, NUMA node."""
 
     name: str
@@ -25,8 +24,7 @@ class Backing:
     node: int | None
 
 
-@dataclass(frozen=True)
-class Piece:
+class Piece(Record, kw_only=False):
     start: int
     size: int
     name: str  # the memory region's name as the flat view prints it

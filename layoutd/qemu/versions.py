@@ -12,15 +12,14 @@ layoutd names a version number.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from layoutd.errors import InputError, NotModelled
+from layoutd.record import Record
 
 _VERSION = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?\s*$")
 
 
-@dataclass(frozen=True, order=True)
-class Version:
+class Version(Record, kw_only=False, order=True):
     major: int
     minor: int
     micro: int = 0
@@ -53,8 +52,7 @@ FROM_SOURCE = "modelled from source"  # read in QEMU's source, not run
 DRY_RUN = "dry run only"  # the binary was started, not every rule compared
 
 
-@dataclass(frozen=True)
-class QemuRelease:
+class QemuRelease(Record, kw_only=False):
     """One modelled QEMU binary version and the facts of it the model asks."""
 
     version: Version

@@ -10,8 +10,6 @@
 - then QEMU exits unless the hole's end fits the guest's phys-bits.
 """
 
-from dataclasses import dataclass
-
 from layoutd.errors import QemuRefusal, UnsupportedOption
 from layoutd.models.common import Range
 from layoutd.models.guest import NamedRegion
@@ -23,6 +21,7 @@ from layoutd.qemu.memdev import DeviceMemory, device_memory_base, device_memory_
 from layoutd.qemu.options import parse_bool
 from layoutd.qemu.render import Piece, boot_pieces, cut
 from layoutd.qemu.versions import QemuRelease, Version, amd_1tib_rule, checks_32bit_memory_end
+from layoutd.record import Record
 from layoutd.units import GiB, MiB, TiB, align_up, parse_size
 
 CXL_HOST_REG = 1 * MiB
@@ -41,8 +40,7 @@ SMALL_LOW = {"q35": 0xB0000000, "pc": 0xE0000000}  # boot RAM below this stays b
 LARGE_LOW = {"q35": 0x80000000, "pc": 0xC0000000}  # the low part of larger boot RAM
 
 
-@dataclass(frozen=True)
-class X86Plan:
+class X86Plan(Record, kw_only=False):
     below: int
     above: int
     above_start: int

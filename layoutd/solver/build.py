@@ -1,12 +1,11 @@
 """Turn a solution into the QemuConfig every emitter works from. Pure."""
 
-from dataclasses import dataclass
-
 from layoutd.models.common import GuestRegion, Range
 from layoutd.models.plan import Backend, NumaNode, PlannedDevice, QemuConfig
 from layoutd.models.spec import VmSpec
 from layoutd.qemu.versions import ROWS, row
 from layoutd.qemu.viommu import machine_describes, machine_msi_window
+from layoutd.record import Record
 from layoutd.solver.solve import Problem, Solution, boot_region_name, planned_layout, room_ranges
 from layoutd.units import GiB, MiB, hex_addr
 
@@ -23,8 +22,7 @@ def firmware_file(spec: VmSpec, needs_ged: bool) -> str | None:
     return (spec.firmware or DEFAULT_FIRMWARE) if (needs_ged or spec.firmware) else None
 
 
-@dataclass(frozen=True)
-class Solved:
+class Solved(Record, kw_only=False):
     config: QemuConfig
     layout: tuple[GuestRegion, ...]  # the planned blocks (firmware windows not cut)
     warnings: tuple[str, ...]

@@ -5,19 +5,17 @@ KVM `host` and `max` take the host CPU's vendor and address bits; under TCG `max
 and `host` does not exist.
 """
 
-from dataclasses import dataclass
-
 from layoutd.errors import InputError, QemuRefusal, UnsupportedOption
 from layoutd.models.spec import VmSpec
 from layoutd.qemu.cpus import DEFAULT_MODEL, VENDOR_ID, GuestCpu, NeedsHostCpu, guest_cpu
 from layoutd.qemu.versions import QemuRelease
+from layoutd.record import Record
 from layoutd.units import MiB
 
 MIN_LOW_RAM = 256 * MiB  # below this, firmware has no room to run
 
 
-@dataclass(frozen=True)
-class TargetCpu:
+class TargetCpu(Record, kw_only=False):
     """The host CPU facts QEMU reads under KVM (`host`, `max`, host-phys-bits)."""
 
     vendor: str
@@ -25,8 +23,7 @@ class TargetCpu:
     kvm_smm: bool | None = None
 
 
-@dataclass(frozen=True)
-class PlannedCpu:
+class PlannedCpu(Record, kw_only=False):
     model: str  # the -cpu model the plan emits
     vendor: str  # amd | intel | arm | other: what QEMU's CPUID says (the AMD 1 TiB rule)
     default_bits: int  # physical address bits QEMU gives it without phys-bits=

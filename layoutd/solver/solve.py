@@ -6,7 +6,6 @@ non-default options). Every rejection is kept so a "no" can say what blocked wha
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from itertools import permutations
 
 from layoutd.errors import UnsupportedOption
@@ -19,6 +18,7 @@ from layoutd.qemu.machines import BOOT_RAM, resolve
 from layoutd.qemu.memdev import SLOT_SIZE, device_memory_base, device_memory_size
 from layoutd.qemu.versions import DEFAULT, QemuRelease, Version, row
 from layoutd.ranges import Span, merge_spans, subtract_spans
+from layoutd.record import Record, field
 from layoutd.solver import allocator
 from layoutd.solver.machine import MIN_LOW_RAM, PlannedCpu, TargetCpu, planned_cpu
 from layoutd.solver.target import Target
@@ -28,8 +28,7 @@ ONLINE = ("the guest must online hotplugged memory to use it (Linux: memhp_defau
           "on the kernel command line, or a udev rule)")
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(Record):
     """The spec reduced to numbers, with the combined hosts' free space."""
 
     family: str
@@ -66,22 +65,19 @@ class Problem:
         return self.phys_bits or self.cpu.default_bits
 
 
-@dataclass(frozen=True)
-class Choice:
+class Choice(Record, kw_only=False):
     ram: int  # -m SIZE: boot RAM
     max_below_4g: int | None
     start: int  # where high RAM (x86) or boot RAM (arm) begins
 
 
-@dataclass
-class Rejection:
+class Rejection(Record, kw_only=False, frozen=False):
     stage: str  # low | high | boot | devices | slots | hotplug | top | regime
     text: str
     blocked: tuple[int, int] | None = None  # the guest range that would have hit a hole
 
 
-@dataclass
-class Solution:
+class Solution(Record, kw_only=False, frozen=False):
     choice: Choice
     low: int
     high: int

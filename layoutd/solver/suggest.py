@@ -7,13 +7,13 @@ hosts when the devices change.
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from layoutd.errors import LayoutdError
 from layoutd.models.spec import VmSpec, with_changes
 from layoutd.qemu.machines import FAMILIES, resolve
 from layoutd.qemu.versions import AMD_1TIB_SINCE, amd_1tib_rule, row
+from layoutd.record import Record
 from layoutd.solver.solve import ONLINE, Problem, Rejection, Solution, problem_for, solve
 from layoutd.solver.target import Target
 from layoutd.units import format_size
@@ -24,8 +24,7 @@ TargetFor = Callable[[Sequence[str]], Target]  # the hosts read again for other 
 Accept = Callable[[VmSpec], bool]  # what else a suggested spec must pass (the BARs' placement)
 
 
-@dataclass(frozen=True)
-class Suggestion:
+class Suggestion(Record, kw_only=False):
     change: dict[str, Any]  # dotted spec path -> new value, as written in a spec ("480G")
     why: str  # what it buys, naming the limit that binds
     dimms: int = 0  # memory devices the plan then holds RAM in (the guest must online them)

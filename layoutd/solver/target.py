@@ -1,7 +1,6 @@
 """What every host allows, combined: the one address space a layout must fit (migration)."""
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from layoutd.models.common import U64_MAX, Hole, Range
@@ -10,6 +9,7 @@ from layoutd.ranges import Span
 from layoutd.ranges import intersect_spans as _intersect
 from layoutd.ranges import merge_spans as _merge
 from layoutd.ranges import subtract_spans as _subtract
+from layoutd.record import Record, field
 
 
 class HostLike(Protocol):
@@ -26,8 +26,7 @@ class HostLike(Protocol):
     def forbidden(self) -> list[Hole]: ...
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(Record, kw_only=False):
     """Usable ranges valid on every host, the holes that cut them, and the common top."""
 
     usable: tuple[Range, ...]
