@@ -41,6 +41,7 @@ BRIDGES = frozenset(["pcie-root-port", "ioh3420", "pci-bridge", "pcie-pci-bridge
 VGA_DEVICES = frozenset(["VGA", "cirrus-vga", "isa-vga", "isa-cirrus-vga", "vmware-svga",
                          "qxl-vga", "virtio-vga", "virtio-vga-gl", "ati-vga", "vhost-user-vga",
                          "bochs-display", "secondary-vga"])
+HOST_SIDE = ("vfio-", "vhost-", "vhost_")  # devices that open something of the host's
 BUILTIN_BUSES = frozenset(["pcie.0", "pci.0"])
 DROPPED_MACHINE_PROPS = frozenset(["pflash0", "pflash1", "confidential-guest-support",
                                    "memory-encryption"])
@@ -65,8 +66,8 @@ class SafeCommand(Record, kw_only=False, frozen=False):
 
 def safe_command(argv: Sequence[str], arch: str, whole: bool = False) -> SafeCommand:
     """The VM's command line with nothing of the host's memory, disks, devices or files; `whole`:
-    only its memory made safe, every other option and device kept (a start-up check of the
-    whole command line: the caller has replaced host devices)."""
+    also every device without a host side (not VFIO, vhost, *-host) and -fw_cfg, as given: a
+    start-up check of a plan's whole command line (QEMU refusing a device shows)."""
     safe = SafeCommand([])
     try:
         _rewrite(split_argv(argv), arch, safe, whole)
@@ -91,8 +92,6 @@ def _rewrite(options: list[Option], arch: str, safe: SafeCommand, whole: bool) -
             props = keyval(value, "qom-type", "-object")
             if props.get("qom-type", "").startswith("memory-backend-"):
                 safe.argv += ["-object", _backend(props, safe)]
-            elif whole:
-                safe.argv += ["-object", value]
             else:
                 safe.dropped.append(option.label())
         elif name == "device":
@@ -101,7 +100,7 @@ def _rewrite(options: list[Option], arch: str, safe: SafeCommand, whole: bool) -
             if driver in MEMORY_DEVICES or driver in BRIDGES or driver in VGA_DEVICES:
                 devices.append(props)
                 kept_ids.add(props.get("id", ""))
-            elif whole:
+            elif whole and _guest_only(driver, props):
                 safe.argv += ["-device", value]
             else:
                 safe.dropped.append(option.label())
@@ -124,7 +123,7 @@ def _rewrite(options: list[Option], arch: str, safe: SafeCommand, whole: bool) -
             safe.argv += ["-vga", "none" if value == "none" else "std"]
         elif name == "global" and _touches_host_memory(value):
             safe.dropped.append(option.label())
-        elif name in KEEP_OPTIONS or whole:
+        elif name in KEEP_OPTIONS or (whole and name == "fw_cfg"):
             safe.argv += [f"-{name}"] + ([value] if option.value is not None else [])
         else:
             safe.dropped.append(option.label())
@@ -215,6 +214,13 @@ def _device(props: dict[str, str], kept_ids: set[str]) -> str:
         if props["driver"] not in MEMORY_DEVICES or props["driver"] == "virtio-mem-pci":
             props.pop("addr", None)
     return _join(props, "driver")
+
+
+def _guest_only(driver: str, props: dict[str, str]) -> bool:
+    """A device with nothing of the host's behind it: no VFIO, vhost or *-host device, and no
+    netdev, chardev or drive (those are dropped)."""
+    return not (driver.startswith(HOST_SIDE) or driver.endswith("-host")
+                or {"netdev", "chardev", "drive"} & set(props))
 
 
 def _join(props: dict[str, str], implied: str) -> str:
