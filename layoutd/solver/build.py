@@ -147,23 +147,24 @@ def _viommu(spec: VmSpec, problem: Problem, gic_version: int | None, qemu_versio
     if spec.viommu == "intel":
         return (48 if width is None or width >= 48 else 39), ()
     name, first, last = machine_msi_window(problem.family, gic_version)
-    holes = [hole for hole in problem.target.holes
-             if hole.start < problem.target.top and hole.type != "aperture"
-             and not (first <= hole.start and hole.end <= last)]
-    if not holes:
-        return width, ()
-    listed = ", ".join(f"{hex_addr(h.start)}-{hex_addr(h.end)} ({h.type})" for h in holes)
+    holes = [f"{hex_addr(h.start)}-{hex_addr(h.end)} ({h.type})" for h in problem.target.holes
+             if h.start < problem.target.top and h.type != "aperture"
+             and not (first <= h.start and h.end <= last)]
+    qemu = row(qemu_version)
     said = (f"virtio-iommu: on {machine_describes(problem.family, gic_version)} QEMU sets the "
             f"device's reserved regions itself (the {name} {hex_addr(first)}-{hex_addr(last)}) and "
-            "refuses more, so the plan lists none; ")
-    if row(qemu_version).virtio_iommu_host_regions:
-        return width, (said + f"QEMU {row(qemu_version).version} tells the guest each assigned "
-                       f"device's host reserved regions itself: {listed}",)
+            "refuses more, so the plan lists none; ") if holes else "virtio-iommu: "
+    if qemu.virtio_iommu_host_regions:
+        return width, ((said + f"QEMU {qemu.version} tells the guest each assigned device's host "
+                        f"reserved regions itself: {', '.join(holes)}",) if holes else ())
+    if width and not qemu.virtio_iommu_aw_bits:
+        holes.append(f"everything above the IOMMU top {hex_addr(problem.target.top)} (no aw-bits)")
+    if not holes:
+        return width, ()
     passing = ", ".join(str(r.version) for r in ROWS.values() if r.virtio_iommu_host_regions)
-    return width, (said + f"QEMU {row(qemu_version).version} does not tell the guest the host's "
-                   f"reserved regions {listed}: its IOMMU driver may put DMA addresses there, which "
-                   f"VFIO refuses to map (a device error in the guest). QEMU {passing} tell it; "
-                   "or plan without viommu",)
+    return width, (said + f"QEMU {qemu.version} does not tell the guest {', '.join(holes)}: its "
+                   "IOMMU driver may put DMA addresses there, which VFIO refuses to map (a device "
+                   f"error in the guest). QEMU {passing} tell it; or plan without viommu",)
 
 
 __all__ = ["GiB", "Solved", "build"]
