@@ -41,6 +41,7 @@ BRIDGES = frozenset(["pcie-root-port", "ioh3420", "pci-bridge", "pcie-pci-bridge
 VGA_DEVICES = frozenset(["VGA", "cirrus-vga", "isa-vga", "isa-cirrus-vga", "vmware-svga",
                          "qxl-vga", "virtio-vga", "virtio-vga-gl", "ati-vga", "vhost-user-vga",
                          "bochs-display", "secondary-vga"])
+HOST_SIDE = ("vfio-", "vhost-", "vhost_")  # devices that open something of the host's
 BUILTIN_BUSES = frozenset(["pcie.0", "pci.0"])
 DROPPED_MACHINE_PROPS = frozenset(["pflash0", "pflash1", "confidential-guest-support",
                                    "memory-encryption"])
@@ -63,11 +64,13 @@ class SafeCommand(Record, kw_only=False, frozen=False):
         self.fds.clear()
 
 
-def safe_command(argv: Sequence[str], arch: str) -> SafeCommand:
-    """The VM's command line with nothing of the host's memory, disks, devices or files."""
+def safe_command(argv: Sequence[str], arch: str, whole: bool = False) -> SafeCommand:
+    """The VM's command line with nothing of the host's memory, disks, devices or files; `whole`:
+    also every device without a host side (not VFIO, vhost, *-host) and -fw_cfg, as given: a
+    start-up check of a plan's whole command line (QEMU refusing a device shows)."""
     safe = SafeCommand([])
     try:
-        _rewrite(split_argv(argv), arch, safe)
+        _rewrite(split_argv(argv), arch, safe, whole)
     except BaseException:
         safe.close()
         raise
@@ -75,7 +78,7 @@ def safe_command(argv: Sequence[str], arch: str) -> SafeCommand:
     return safe
 
 
-def _rewrite(options: list[Option], arch: str, safe: SafeCommand) -> None:
+def _rewrite(options: list[Option], arch: str, safe: SafeCommand, whole: bool) -> None:
     kept_ids: set[str] = set()
     devices: list[dict[str, str]] = []
     numa_memdev = any(o.name == "numa" and ({"memdev", "mem"} & set(keyval(o.value or "", "type",
@@ -97,6 +100,8 @@ def _rewrite(options: list[Option], arch: str, safe: SafeCommand) -> None:
             if driver in MEMORY_DEVICES or driver in BRIDGES or driver in VGA_DEVICES:
                 devices.append(props)
                 kept_ids.add(props.get("id", ""))
+            elif whole and _guest_only(driver, props):
+                safe.argv += ["-device", value]
             else:
                 safe.dropped.append(option.label())
         elif name == "machine":
@@ -118,7 +123,7 @@ def _rewrite(options: list[Option], arch: str, safe: SafeCommand) -> None:
             safe.argv += ["-vga", "none" if value == "none" else "std"]
         elif name == "global" and _touches_host_memory(value):
             safe.dropped.append(option.label())
-        elif name in KEEP_OPTIONS:
+        elif name in KEEP_OPTIONS or (whole and name == "fw_cfg"):
             safe.argv += [f"-{name}"] + ([value] if option.value is not None else [])
         else:
             safe.dropped.append(option.label())
@@ -211,6 +216,13 @@ def _device(props: dict[str, str], kept_ids: set[str]) -> str:
     return _join(props, "driver")
 
 
+def _guest_only(driver: str, props: dict[str, str]) -> bool:
+    """A device with nothing of the host's behind it: no VFIO, vhost or *-host device, and no
+    netdev, chardev or drive (those are dropped)."""
+    return not (driver.startswith(HOST_SIDE) or driver.endswith("-host")
+                or {"netdev", "chardev", "drive"} & set(props))
+
+
 def _join(props: dict[str, str], implied: str) -> str:
     first = [props[implied]] if implied in props else []
     rest = [f"{k}={v.replace(',', ',,')}" for k, v in props.items() if k != implied]
@@ -276,7 +288,8 @@ class DryRun(Record, kw_only=False, frozen=False):
     dropped: list[str]
 
 
-def dry_run(binary: str, argv: Sequence[str], arch: str, timeout: float = TIMEOUT) -> DryRun:
+def dry_run(binary: str, argv: Sequence[str], arch: str, timeout: float = TIMEOUT,
+            whole: bool = False) -> DryRun:
     """Start `binary` paused with the safe form of `argv`, read its map, make it quit.
 
     QemuRefusal when QEMU exits instead (its first error line); HostUnavailable when it cannot
@@ -285,7 +298,7 @@ def dry_run(binary: str, argv: Sequence[str], arch: str, timeout: float = TIMEOU
     from layoutd.live.session import QmpMonitor
     from layoutd.live.vm import read_vm
 
-    safe = safe_command(argv, arch)
+    safe = safe_command(argv, arch, whole)
     try:
         with _started(binary, safe, timeout) as (process, sock):
             try:

@@ -35,11 +35,12 @@ def model_version(chosen: str | None, binary: str | None) -> tuple[str, str]:
 
 
 def verify(plan: "Plan", binary: str, note: str) -> "Plan":
-    """The plan, if a dry run of `binary` with its command line builds exactly its RAM map."""
+    """The plan, if a dry run of `binary` with its whole command line (VFIO devices left out)
+    starts and builds exactly its RAM map."""
     from layoutd.dryrun import differences, dry_run
     from layoutd.errors import NoAnswer
 
-    run = dry_run(binary, plan.qemu_argv, plan.config.arch)
+    run = dry_run(binary, plan.qemu_argv, plan.config.arch, whole=True)
     wrong = differences(plan.layout, run.vm.layout())
     if wrong:
         raise NoAnswer(f"the dry run of {binary} (QEMU {run.version}) does not build the planned "

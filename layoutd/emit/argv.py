@@ -115,15 +115,8 @@ def _viommu(config: QemuConfig, qemu: QemuRelease) -> list[str]:
         return ["-device", f"intel-iommu,aw-bits={config.viommu_aw_bits or 39}"]
     if config.viommu != "virtio":
         return []
-    parts = ["virtio-iommu-pci"]
-    if config.viommu_aw_bits and qemu.virtio_iommu_aw_bits:
-        parts.append(f"aw-bits={config.viommu_aw_bits}")
-    if config.viommu_reserved:
-        parts.append(f"len-reserved-regions={len(config.viommu_reserved)}")
-        for index, hole in enumerate(config.viommu_reserved):
-            kind = 1 if hole.type == "msi" else 0
-            parts.append(f"reserved-regions[{index}]={hex_addr(hole.start)}:{hex_addr(hole.end)}:{kind}")
-    return ["-device", ",".join(parts)]
+    aw = f",aw-bits={config.viommu_aw_bits}" if config.viommu_aw_bits and qemu.virtio_iommu_aw_bits else ""
+    return ["-device", f"virtio-iommu-pci{aw}"]  # reserved regions: QEMU's machine sets them
 
 
 def shell_lines(args: Sequence[str], binary: str = "qemu-system-x86_64") -> str:

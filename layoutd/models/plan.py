@@ -68,7 +68,7 @@ class QemuConfig(Record):
     vfio_devices: tuple[str, ...]
     viommu: Literal["none", "virtio", "intel"] = "none"
     viommu_aw_bits: int | None = None
-    viommu_reserved: tuple[Hole, ...] = ()
+    viommu_reserved: tuple[Hole, ...] = ()  # always empty: QEMU's machines set them (qemu/viommu.py)
     firmware: str | None = None  # -bios path (aarch64: needed for memory devices; x86: spec's)
     pci_window_mb: int | None = None  # x86 OVMF: -fw_cfg opt/ovmf/X-PciMmio64Mb
     gic_version: int | None = None  # aarch64: 3 when memory devices need the ACPI GED

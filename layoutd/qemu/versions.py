@@ -63,6 +63,8 @@ class QemuRelease(Record, kw_only=False):
     q35_vga_follows_smm: bool  # q35's SMRAM (VGA window over RAM) exists only with SMM on
     names_unknown_machine: bool  # "unsupported machine type: \"NAME\"" (else without the name)
     virtio_iommu_aw_bits: bool  # virtio-iommu-pci has the aw-bits property
+    virtio_iommu_host_regions: bool  # virtio-iommu tells the guest each VFIO device's host
+    # reserved regions (the holes of its usable IOVA ranges; hw/virtio/virtio-iommu.c, 9.1)
     seabios: str | None  # the SeaBIOS its Debian package ships as the default -bios (firmware/builds.py)
     strtosz_rewrite: bool  # qemu_strtosz as rewritten in 8.1: ".5G" accepted, "0x10M" refused
     phys_bits_unbounded: bool  # x86_cpu_realizefn checks phys-bits only against 32 (not 52)
@@ -107,6 +109,7 @@ ROWS: dict[Version, QemuRelease] = {
             q35_vga_follows_smm=False,
             names_unknown_machine=False,
             virtio_iommu_aw_bits=False,
+            virtio_iommu_host_regions=False,  # no trace event virtio_iommu_host_resv_regions
             seabios="1.16.2",
             strtosz_rewrite=False,
             phys_bits_unbounded=False,
@@ -125,6 +128,7 @@ ROWS: dict[Version, QemuRelease] = {
             q35_vga_follows_smm=True,
             names_unknown_machine=True,
             virtio_iommu_aw_bits=True,
+            virtio_iommu_host_regions=True,  # `-trace help` lists virtio_iommu_host_resv_regions
             seabios="1.16.3",
             strtosz_rewrite=True,
             phys_bits_unbounded=False,
@@ -140,6 +144,7 @@ ROWS: dict[Version, QemuRelease] = {
             q35_vga_follows_smm=False,  # from 10.2 mch_realize makes "smram-region" first
             names_unknown_machine=True,
             virtio_iommu_aw_bits=True,
+            virtio_iommu_host_regions=True,  # `-trace help` lists virtio_iommu_host_resv_regions
             seabios="1.17.0",  # sid's, proven in tests/firmware
             strtosz_rewrite=True,
             phys_bits_unbounded=True,  # the TARGET_PHYS_ADDR_SPACE_BITS (52) bound is gone

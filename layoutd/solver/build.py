@@ -1,11 +1,13 @@
 """Turn a solution into the QemuConfig every emitter works from. Pure."""
 
-from layoutd.models.common import GuestRegion, Hole, Range
+from layoutd.models.common import GuestRegion, Range
 from layoutd.models.plan import Backend, NumaNode, PlannedDevice, QemuConfig
 from layoutd.models.spec import VmSpec
+from layoutd.qemu.versions import ROWS, row
+from layoutd.qemu.viommu import machine_describes, machine_msi_window
 from layoutd.record import Record
 from layoutd.solver.solve import Problem, Solution, boot_region_name, planned_layout, room_ranges
-from layoutd.units import GiB, MiB
+from layoutd.units import GiB, MiB, hex_addr
 
 DEFAULT_FIRMWARE = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
 
@@ -70,7 +72,8 @@ def build(spec: VmSpec, problem: Problem, solution: Solution, qemu_version: str)
     )
     aarch64 = spec.arch == "aarch64"
     needs_ged = aarch64 and bool(solution.maxmem)
-    aw_bits, reserved = _viommu(spec, problem)
+    gic_version = 3 if needs_ged else None
+    aw_bits, viommu_note = _viommu(spec, problem, gic_version, qemu_version)
     config = QemuConfig(
         arch=spec.arch,
         machine=spec.machine_type,
@@ -91,17 +94,16 @@ def build(spec: VmSpec, problem: Problem, solution: Solution, qemu_version: str)
         vfio_devices=spec.pci_devices,
         viommu=spec.viommu,
         viommu_aw_bits=aw_bits,
-        viommu_reserved=reserved,
         firmware=firmware_file(spec, needs_ged),
         pci_window_mb=spec.pci_window // MiB if spec.pci_window else None,
-        gic_version=3 if needs_ged else None,
+        gic_version=gic_version,
         highmem_mmio=spec.highmem_mmio,
     )
     layout = planned_layout(problem, solution, boot_ids, [d.id for d in devices])
     return Solved(
         config,
         tuple(layout),
-        tuple(solution.warnings),
+        (*solution.warnings, *viommu_note),
         solution.highest,
         room_ranges(solution),
         solution.default_layout,
@@ -133,20 +135,36 @@ def _backend(spec: VmSpec, name: str, size: int) -> Backend:
     )
 
 
-def _viommu(spec: VmSpec, problem: Problem) -> tuple[int | None, tuple[Hole, ...]]:
-    """aw-bits within every host's top; virtio-iommu also lists the host holes it must not map."""
+def _viommu(spec: VmSpec, problem: Problem, gic_version: int | None, qemu_version: str,
+            ) -> tuple[int | None, tuple[str, ...]]:
+    """aw-bits within every host's top; for virtio-iommu, what the guest is told of the host holes
+    its IOVAs must avoid. QEMU's machines set the device's reserved regions themselves (their MSI
+    doorbell) and refuse any other (layoutd.qemu.viommu): the plan says so instead of listing them."""
     if spec.viommu == "none":
         return None, ()
     known = problem.target.top < (1 << 64) - 1
     width = (problem.target.top + 1).bit_length() - 1 if known else None
     if spec.viommu == "intel":
         return (48 if width is None or width >= 48 else 39), ()
-    holes = tuple(
-        hole
-        for hole in problem.target.holes
-        if hole.start < problem.target.top and hole.end - hole.start + 1 >= 4096 and hole.type != "aperture"
-    )
-    return width, holes[:32]
+    name, first, last = machine_msi_window(problem.family, gic_version)
+    holes = [f"{hex_addr(h.start)}-{hex_addr(h.end)} ({h.type})" for h in problem.target.holes
+             if h.start < problem.target.top and h.type != "aperture"
+             and not (first <= h.start and h.end <= last)]
+    qemu = row(qemu_version)
+    said = (f"virtio-iommu: on {machine_describes(problem.family, gic_version)} QEMU sets the "
+            f"device's reserved regions itself (the {name} {hex_addr(first)}-{hex_addr(last)}) and "
+            "refuses more, so the plan lists none; ") if holes else "virtio-iommu: "
+    if qemu.virtio_iommu_host_regions:
+        return width, ((said + f"QEMU {qemu.version} tells the guest each assigned device's host "
+                        f"reserved regions itself: {', '.join(holes)}",) if holes else ())
+    if width and not qemu.virtio_iommu_aw_bits:
+        holes.append(f"everything above the IOMMU top {hex_addr(problem.target.top)} (no aw-bits)")
+    if not holes:
+        return width, ()
+    passing = ", ".join(str(r.version) for r in ROWS.values() if r.virtio_iommu_host_regions)
+    return width, (said + f"QEMU {qemu.version} does not tell the guest {', '.join(holes)}: its "
+                   "IOMMU driver may put DMA addresses there, which VFIO refuses to map (a device "
+                   f"error in the guest). QEMU {passing} tell it; or plan without viommu",)
 
 
 __all__ = ["GiB", "Solved", "build"]

@@ -57,7 +57,7 @@ def test_dry_run_builds_what_the_line_builds(version: str, arch: str, line: str,
 @pytest.mark.parametrize("line", HOSTILE)
 def test_dry_run_drops_the_hosts_things(version: str, line: str, tmp_path: Path) -> None:
     args = shlex.split(line)
-    safe = safe_command(args, "x86_64")
+    safe = safe_command(args, "x86_64", whole=version == ALL[0])  # plan --verify keeps devices
     safe.close()
     assert not any(word.startswith(("vfio", "file=", "tap", "socket,id=c0")) or "hugepages" in word
                    for word in safe.argv), safe.argv
@@ -82,6 +82,19 @@ def test_arm_firmware_in_flash_keeps_dimms_pluggable(version: str, tmp_path: Pat
     if modelled(version):
         guest = predict(args, version=version, arch="aarch64")
         assert [(r.start, r.end) for r in run.vm.layout()] == [(r.start, r.end) for r in guest.layout]
+
+
+def test_whole_keeps_the_guests_own_devices() -> None:
+    """plan --verify: a refused device (virtio-iommu-pci's reserved regions) must show."""
+    safe = safe_command(["-m", "1G", "-fw_cfg", "name=opt/x,string=1",
+                         "-device", "virtio-iommu-pci,aw-bits=39", "-device", "intel-iommu",
+                         "-device", "vfio-pci,host=0000:01:00.0", "-device", "vhost-vsock-pci",
+                         "-device", "usb-host,hostbus=1", "-device", "virtio-net-pci,netdev=n0",
+                         "-object", "secret,id=s0,file=/nonexistent"], "x86_64", whole=True)
+    safe.close()
+    devices = [safe.argv[i + 1] for i, word in enumerate(safe.argv) if word == "-device"]
+    assert devices == ["virtio-iommu-pci,aw-bits=39", "intel-iommu"]
+    assert "name=opt/x,string=1" in safe.argv and not any("secret" in w for w in safe.argv)
 
 
 def test_globals_that_take_host_memory_are_dropped() -> None:

@@ -218,3 +218,23 @@ def _cmdline(process: Path) -> str:
         return (process / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
     except OSError:
         return ""
+
+
+def test_plan_verify_starts_the_plans_devices(tmp_path: Path) -> None:
+    """--verify keeps virtio-iommu-pci (only VFIO devices are left out): a plan whose device QEMU
+    refuses is not printed. The arm64 example verified on the real 10.0 and 11.1."""
+    for version in ("10.0", "11.1"):
+        binary = wrapper(qemu_binary(version, "aarch64"), tmp_path / version)
+        good = run_layoutd("plan", "examples/specs/arm64.yaml", "--host",
+                           "examples/hosts/arm-kunpeng-pci-windows", "--verify", str(binary))
+        assert good.returncode == 0, good.stderr
+        assert "-device virtio-iommu-pci" in good.stdout and "verified: a dry run" in good.stdout
+    refusing = tmp_path / "refusing" / "qemu-system-aarch64"  # as if the device were refused
+    refusing.parent.mkdir()
+    refusing.write_text(f'#!/bin/sh\n[ "$1" = --version ] && exec {binary} --version\n'
+                        f'exec {binary} "$@" -global virtio-iommu-pci.len-reserved-regions=1\n')
+    refusing.chmod(0o755)
+    refused = run_layoutd("plan", "examples/specs/arm64.yaml", "--host",
+                          "examples/hosts/arm-kunpeng-pci-windows", "--verify", str(refusing))
+    assert refused.returncode != 0 and refused.stdout == ""
+    assert "len-reserved-regions" in refused.stderr

@@ -37,6 +37,7 @@ CHROOTED = ("11.1",)  # run in the sid root through a wrapper, not as a qemu-sys
 SID_QEMU = Path(__file__).with_name("sid-qemu.sh")
 AARCH64_FIRMWARE = Path("/usr/share/qemu-efi-aarch64/QEMU_EFI.fd")
 START_TIMEOUT = 60.0
+QMP_TIMEOUT = 120.0  # seconds for one QMP command, even under TCG on a loaded machine
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,8 @@ def _connect(process: subprocess.Popen[bytes], socket_path: str) -> QEMUMonitorP
         monitor = QEMUMonitorProtocol(socket_path)
         try:
             monitor.connect()
+            # a QEMU that stops answering fails its test instead of hanging the suite
+            monitor.settimeout(QMP_TIMEOUT)
             return monitor
         except Exception:
             if process.poll() is not None or time.monotonic() > deadline:

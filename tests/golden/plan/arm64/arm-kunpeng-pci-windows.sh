@@ -6,5 +6,5 @@ qemu-system-aarch64 \
     -bios /usr/share/qemu-efi-aarch64/QEMU_EFI.fd \
     -object memory-backend-ram,id=mem-dimm0,size=13824M \
     -device pc-dimm,id=dimm0,memdev=mem-dimm0,addr=0x100000000 \
-    -device 'virtio-iommu-pci,len-reserved-regions=3,reserved-regions[0]=0x8000000:0x80fffff:1,reserved-regions[1]=0xe0000000:0xf7feffff:0,reserved-regions[2]=0x80000000000:0x82fffffffff:0' \
+    -device virtio-iommu-pci \
     -device vfio-pci,host=0000:05:00.0,id=hostdev0

@@ -6,5 +6,5 @@ qemu-system-aarch64 \
     -bios /usr/share/qemu-efi-aarch64/QEMU_EFI.fd \
     -object memory-backend-ram,id=mem-dimm0,size=13440M \
     -device pc-dimm,id=dimm0,memdev=mem-dimm0,addr=0x100000000 \
-    -device 'virtio-iommu-pci,aw-bits=39,len-reserved-regions=1,reserved-regions[0]=0xfee00000:0xfeefffff:1' \
+    -device virtio-iommu-pci,aw-bits=39 \
     -device vfio-pci,host=0000:05:00.0,id=hostdev0
