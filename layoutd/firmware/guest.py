@@ -140,6 +140,8 @@ def _place(found: GuestPci, items: list[dict[str, str]], family: str, host: Mapp
         if shape is None:
             continue
         bars, rom, ident = shape
+        if props.get("romfile") == "" or props.get("rombar") == "0":
+            rom = 0  # no ROM BAR
         found.devices.append(PciDevice(ident or name, slot, function, bars, rom, port))
 
 

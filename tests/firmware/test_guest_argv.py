@@ -48,3 +48,11 @@ def test_nvme_bar0_follows_its_queues_and_vectors() -> None:
     assert bars == {"n1": [(0, 16384, True, False)], "n2": [(0, 32768, True, False)],
                     "n3": [(0, 1 << 20, True, False)], "n4": [(0, 16384, True, False)]}
     assert any("CMB and PMR" in note for note in found.notes)
+
+
+def test_an_empty_romfile_or_rombar_0_leaves_no_rom() -> None:
+    found = read_argv(["-nodefaults", "-device", "virtio-net-pci,id=a",
+                       "-device", "virtio-net-pci,id=b,romfile=", "-device", "e1000e,id=c,rombar=0"],
+                      "q35", {})
+    assert {device.id: device.rom for device in found.devices if device.id in "abc"} == {
+        "a": 256 * 1024, "b": 0, "c": 0}
