@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from layoutd.firmware import Board, Placed, Placement
 from layoutd.firmware.builds import Build
-from layoutd.firmware.pcibus import Entry, aperture, assign, behind_ports, place_pools, pools
-from layoutd.record import replace
+from layoutd.firmware.pcibus import aperture, assign, fit
 from layoutd.units import hex_addr, human_size
 
 MMIO32 = (0x10000000, 0x3EFEFFFF)  # hw/arm/virt.c base_memmap[VIRT_PCIE_MMIO]
@@ -30,24 +29,12 @@ MMIO32 = (0x10000000, 0x3EFEFFFF)  # hw/arm/virt.c base_memmap[VIRT_PCIE_MMIO]
 
 def place_armvirt(build: Build, board: Board) -> Placement:
     notes: list[str] = []
-    dropped: set[str] = set()  # devices edk2 rejects, and ports whose reserve it drops
-    while True:
-        live = replace(board, devices=tuple(d for d in board.devices if d.id not in dropped))
-        mem32, mem64 = pools(live, frozenset(dropped))
-        bases, failed = place_pools({"32": mem32, "64": mem64}, MMIO32, live.mmio64)
-        if not failed:
-            break
-        victims = [victim for kind in failed
-                   if (victim := _largest(mem32 if kind == "32" else mem64)) is not None]
-        if not victims:
-            for kind in failed:
-                size, align = aperture(mem32 if kind == "32" else mem64)
-                notes.append(f"the {kind}-bit BARs need {human_size(size)} aligned to "
-                             f"{human_size(align)}, more than {_windows(board, kind)} can hold: "
-                             f"{build.name} assigns no BAR at all")
-            bases = {}
-            break
-        dropped.update(victims)
+    mem32, mem64, bases, dropped, failed = fit(board, MMIO32, board.mmio64)
+    for kind in failed:
+        size, align = aperture(mem32 if kind == "32" else mem64)
+        notes.append(f"the {kind}-bit BARs need {human_size(size)} aligned to "
+                     f"{human_size(align)}, more than {_windows(board, kind)} can hold: "
+                     f"{build.name} assigns no BAR at all")
     found: dict[tuple[str, int], int] = {}
     for kind, pool in (("32", mem32), ("64", mem64)):
         if bases.get(kind) is not None:
@@ -63,16 +50,6 @@ def place_armvirt(build: Build, board: Board) -> Placement:
         notes.append(f"{build.name} puts {', '.join(low)} in the 32-bit window "
                      f"{hex_addr(MMIO32[0])}-{hex_addr(MMIO32[1])}")
     return Placement(build.name, board.mmio64, tuple(bars), tuple(notes))
-
-
-def _largest(pool: list[Entry]) -> str | None:
-    """GetMaxResourceConsumerDevice: the largest single entry of a device behind a root port, or
-    a port's reserve (the later one on a tie); devices on the root bus are never rejected."""
-    best: Entry | None = None
-    for entry in behind_ports(pool):
-        if best is None or not best.size > entry.size:
-            best = entry
-    return None if best is None else best.device
 
 
 def _windows(board: Board, kind: str) -> str:

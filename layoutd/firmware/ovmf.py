@@ -29,9 +29,9 @@ PciBusDxe and PciHostBridgeDxe).
   power of two: PciHotPlugInitDxe's padding).
 - No 64-bit window (X-PciMmio64Mb=0 where OVMF takes it): PciBusDxe degrades every 64-bit BAR to
   the 32-bit pool.
-- When a pool fits nowhere, the firmware assigns nothing at all: every BAR is left unassigned
-  (measured with devices on the root bus: no device gets a BAR, not even the built-in SATA
-  controller; edk2 may drop a device behind a root port instead, not modelled on x86).
+- When a pool fits nowhere, edk2 drops the device behind a root port with the largest BAR and
+  tries again (pcibus.fit, as on arm; measured on 2022.11); with none left to drop it assigns
+  nothing at all (measured: no device gets a BAR, not even the built-in SATA controller).
 """
 
 
@@ -142,19 +142,23 @@ def _place(build: Build, board: Board, base: int, size: int, padding: int,
     BARs behind them) in the 32-bit window."""
     low = mmio32(build, board)
     high = (base, base + size - 1) if size and base >= 0 else None
-    mem32, mem64 = pcibus.pools(replace(board, mmio64=(base, base + size - 1) if size else None),
-                                pref64=padding)
+    board = replace(board, mmio64=(base, base + size - 1) if size else None)
+    mem32, mem64 = pcibus.pools(board, pref64=padding)
+    dropped: set[str] = set()
+    bases: dict[str, int] = {}
     if base < 0 and mem64:
         notes.append("OVMF's window moved below address 0 (measured: no BAR assigned)")
-        bases: dict[str, int] = {}
     else:
-        bases, failed = pcibus.place_pools({"32": mem32, "64": mem64}, low, high)
-        if failed:
-            notes.extend(_failed(kind, mem32 if kind == "32" else mem64, high, low) for kind in failed)
-            bases = {}
-        elif mem64 and bases["64"] < FOUR_GIB:
+        mem32, mem64, bases, dropped, failed = pcibus.fit(board, low, high, padding)
+        notes.extend(_failed(kind, mem32 if kind == "32" else mem64, high, low) for kind in failed)
+        if mem64 and bases.get("64", FOUR_GIB) < FOUR_GIB:
             notes.append("the 64-bit BARs do not fit OVMF's 64-bit window: it puts them in the "
                          "32-bit one")
+        gone = sorted(d.id for d in board.devices if d.id in dropped)
+        if gone:
+            notes.append(f"{build.name} cannot fit every BAR in its windows and drops "
+                         f"{', '.join(gone)} (behind root ports, the largest BAR first): their "
+                         "BARs are left unassigned")
     placed: dict[tuple[str, int], int] = {}
     for kind, pool in (("32", mem32), ("64", mem64)):
         if kind in bases:
@@ -176,6 +180,5 @@ def _failed(kind: str, pool: list[pcibus.Entry], high: tuple[int, int] | None,
     if kind == "64" and high:
         where = f"OVMF's window {hex_addr(high[0])}-{hex_addr(high[1])} nor {where}"
     return (f"the {kind}-bit BARs need {human_size(size)} aligned to {human_size(align)}; "
-            f"{where} cannot hold them, so OVMF assigns no BAR at all (measured with devices on "
-            "the root bus; edk2 may instead drop a device behind a root port, which layoutd does "
-            "not model on x86)")
+            f"{where} cannot hold them, and no device behind a root port is left to drop: OVMF "
+            "assigns no BAR at all")

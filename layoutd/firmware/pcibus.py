@@ -21,7 +21,7 @@ in its windows (AllocateResource). The platform gives the windows and the hotplu
 from __future__ import annotations
 
 from layoutd.firmware import Bar, Board, PciDevice, RootPort
-from layoutd.record import Record, field
+from layoutd.record import Record, field, replace
 from layoutd.units import KiB, MiB, align_up
 
 POOL_ALIGN = MiB  # the root bridge's own alignment for each memory pool
@@ -184,3 +184,33 @@ def assign(pool: list[Entry], base: int, found: dict[tuple[str, int], int]) -> N
             assign(entry.entries, base + entry.offset, found)
         elif entry.bar >= 0:
             found[(entry.device, entry.bar)] = base + entry.offset
+
+
+def fit(board: Board, low: tuple[int, int], high: tuple[int, int] | None, pref64: int = 0
+        ) -> tuple[list[Entry], list[Entry], dict[str, int], set[str], list[str]]:
+    """The pools placed (`place_pools`); when one fits nowhere, edk2 drops a device behind a root
+    port (PciHostBridgeAdjustAllocation: the largest, one per failing pool) and tries again; with
+    none left to drop it assigns nothing. (32-bit pool, 64-bit pool, bases, the devices and
+    ports dropped, the pools that still failed)."""
+    dropped: set[str] = set()  # devices edk2 rejects, and ports whose reserve it drops
+    while True:
+        live = replace(board, devices=tuple(d for d in board.devices if d.id not in dropped))
+        mem32, mem64 = pools(live, frozenset(dropped), pref64)
+        bases, failed = place_pools({"32": mem32, "64": mem64}, low, high)
+        if not failed:
+            return mem32, mem64, bases, dropped, []
+        victims = [victim for kind in failed
+                   if (victim := largest(mem32 if kind == "32" else mem64)) is not None]
+        if not victims:
+            return mem32, mem64, {}, dropped, failed
+        dropped.update(victims)
+
+
+def largest(pool: list[Entry]) -> str | None:
+    """GetMaxResourceConsumerDevice: the largest single entry of a device behind a root port, or
+    a port's reserve (the later one on a tie); devices on the root bus are never rejected."""
+    best: Entry | None = None
+    for entry in behind_ports(pool):
+        if best is None or not best.size > entry.size:
+            best = entry
+    return None if best is None else best.device
