@@ -1,12 +1,14 @@
 """Shared test helpers. A test that needs a missing component skips locally and FAILS in CI."""
 
+import contextlib
 import functools
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,27 @@ def assert_clean_failure(result: subprocess.CompletedProcess[str], code: int, *n
     assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, result.stderr
     for needle in needles:
         assert needle in result.stderr, (needle, result.stderr)
+
+
+def _null_device_ok() -> bool:
+    try:
+        info = os.stat("/dev/null")
+    except OSError:
+        return False
+    return stat.S_ISCHR(info.st_mode) and info.st_rdev == os.makedev(1, 3)
+
+
+@pytest.fixture(autouse=True)
+def _keeps_dev_null() -> Iterator[None]:
+    """Fail the test after which /dev/null is no longer the null device, and put it back: once
+    it is a plain file every later libvirt domain start fails ("Unable to move ... mount to
+    /dev/null") and output meant for it lands on disk (seen once on the build machine)."""
+    yield
+    if _null_device_ok():
+        return
+    if os.geteuid() == 0:
+        with contextlib.suppress(OSError):
+            os.remove("/dev/null")
+        os.mknod("/dev/null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        os.chmod("/dev/null", 0o666)
+    pytest.fail("/dev/null is no longer the null device after this test (restored)")
