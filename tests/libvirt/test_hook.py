@@ -170,3 +170,16 @@ def test_prepare_refuses_an_arm_domain_whose_bar_is_above_the_iommu(tmp_path: Pa
     assert result.returncode == 1, result.stderr
     assert "bar '0000:05:00.0 BAR0' 0x8000000000-0x80007fffff lies in the aperture hole" \
         in result.stderr, result.stderr
+
+
+def test_prepare_refuses_a_domain_whose_nvme_bar_below_4g_is_in_an_rmrr(tmp_path: Path) -> None:
+    """An NVMe drive behind libvirt's pcie-root-port: Debian 12's OVMF puts its 64-bit
+    non-prefetchable BAR0 in the 32-bit window at 0xc0000000, in the host's RMRR
+    (examples/hosts/intel-nvme-rmrr). Refused, naming the BAR."""
+    need(Path("/usr/share/OVMF/OVMF_CODE_4M.fd").exists(), "OVMF (Debian package ovmf)")
+    hook = install(tmp_path, "--host", str(ROOT / "examples/hosts/intel-nvme-rmrr"))
+    xml = (ROOT / "tests/firmware/data/nvme-rmrr.xml").read_text()
+    result = call(hook, "nvme-rmrr", "prepare", "begin", "-", stdin=xml)
+    assert result.returncode == 1, result.stderr
+    assert "bar '0000:3b:00.0 BAR0' 0xc0000000-0xc0003fff lies in the direct hole" \
+        in result.stderr, result.stderr
