@@ -4,12 +4,13 @@ DegradeResource, CalculateResourceAperture) and PciHostBridgeDxe places the root
 in its windows (AllocateResource). The platform gives the windows and the hotplug padding
 (armvirt.py, ovmf.py).
 
-- Each pool (32-bit, 64-bit) lists its BARs by alignment, largest first; a BAR goes before the
-  ones of its own alignment already listed (InsertResourceNode), and merging the prefetchable
-  list into the other reverses their order again, so equal prefetchable BARs end in slot order
-  and equal non-prefetchable ones in reverse slot order. Each BAR is aligned after the previous;
-  a pool's or bridge window's size is rounded up to its own 1 MiB only (not to its largest
-  alignment). The devices' option ROMs share one 32-bit entry of the largest ROM's size.
+- Each pool (32-bit, 64-bit) lists its BARs by alignment (its size, at least 4 KiB), largest
+  first; a BAR goes before the ones of its own alignment already listed (InsertResourceNode),
+  and merging the prefetchable list into the other reverses their order again, so equal
+  prefetchable BARs end in slot order and equal non-prefetchable ones in reverse slot order.
+  Each BAR is aligned after the previous; a pool's or bridge window's size is rounded up to its
+  own 1 MiB only (not to its largest alignment). The devices' option ROMs share one 32-bit
+  entry of the largest ROM's size.
 - The root bridge combines prefetchable and non-prefetchable memory (COMBINE_MEM_PMEM), and
   decodes 64-bit memory only when there is a 64-bit window; without it every 64-bit BAR is
   degraded to the 32-bit pool. A root port decodes no 64-bit non-prefetchable memory.
