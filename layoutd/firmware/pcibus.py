@@ -16,7 +16,8 @@ in its windows (AllocateResource). The platform gives the windows and the hotplu
   degraded to the 32-bit pool. A root port decodes no 64-bit non-prefetchable memory.
 - The pool with the larger alignment is placed first (the 64-bit one on a tie), at the lowest
   free address of its window aligned to that alignment; a 64-bit pool that does not fit its
-  window tries the 32-bit one.
+  window tries the 32-bit one. When a pool fits nowhere, edk2 drops a device behind a root port
+  and tries again (`fit`).
 """
 
 from __future__ import annotations
