@@ -7,7 +7,7 @@ BARs). Every BAR gets its guest-physical start, or None when the firmware leaves
 No I/O here; `files.py` identifies a firmware file by its sha256.
 """
 
-from layoutd.record import Record
+from layoutd.record import Record, replace
 from layoutd.units import GiB
 
 FOUR_GIB = 4 * GiB
@@ -35,10 +35,15 @@ PORT_BARS = (Bar(0, 4096, False, False),)  # QEMU's pcie-root-port has one 4 KiB
 
 
 class RootPort(Record, kw_only=False):
+    """A PCI bridge: a root port, a switch's ports, a PCI-PCI bridge."""
+
     id: str
     slot: int
     function: int = 0
     bars: tuple[Bar, ...] = PORT_BARS
+    port: str | None = None  # the bridge it sits behind; None: the root bus
+    hotplug: bool = True  # a hotplug slot (PCIe downstream port, or SHPC) below it
+    driver: str = "pcie-root-port"
 
 
 class Board(Record, kw_only=False):
@@ -94,13 +99,32 @@ def place(build: "Build", board: Board) -> Placement:
         from layoutd.firmware.seabios import place_seabios
 
         return place_seabios(build, board)
-    if build.family == "armvirt":
-        from layoutd.firmware.armvirt import place_armvirt
-
-        return place_armvirt(build, board)
+    from layoutd.firmware.armvirt import place_armvirt
     from layoutd.firmware.ovmf import place_ovmf
 
-    return place_ovmf(build, board)
+    flat, hidden = without_nested(board)
+    placement = (place_armvirt(build, flat) if build.family == "armvirt" else place_ovmf(build, flat))
+    if not hidden:
+        return placement
+    bars = [Placed(d.id, b.index, b.size, b.is64, None) for d in hidden for b in d.bars if not b.io]
+    bars += [Placed(d.id, ROM, d.rom, False, None) for d in hidden if d.rom]
+    note = (f"{build.name}: bridges other than root ports on the root bus (a bridge behind a "
+            f"bridge, a pci-bridge) are not modelled: the BARs of "
+            f"{', '.join(d.id for d in hidden)} are not placed")
+    return Placement(placement.firmware, placement.window, (*placement.bars, *bars),
+                     (*placement.notes, note))
+
+
+def without_nested(board: Board) -> tuple[Board, list[PciDevice]]:
+    """The board without other bridges than root ports on the root bus, and the devices behind
+    those (edk2's model knows these root ports only)."""
+    nested = {port.id for port in board.ports
+              if port.port is not None or port.driver not in ("pcie-root-port", "ioh3420")}
+    if not nested:
+        return board, []
+    hidden = [device for device in board.devices if device.port in nested]
+    return replace(board, devices=tuple(d for d in board.devices if d.port not in nested),
+                   ports=tuple(p for p in board.ports if p.id not in nested)), hidden
 
 
 if False:  # for type checkers only

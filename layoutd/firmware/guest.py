@@ -9,7 +9,7 @@ pcie-root-port's bus has one slot.
 
 from collections.abc import Mapping, Sequence
 
-from layoutd.firmware import FOUR_GIB, Bar, Board, PciDevice, RootPort
+from layoutd.firmware import FOUR_GIB, PORT_BARS, Bar, Board, PciDevice, RootPort
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import Device
 from layoutd.qemu.options import keyval, parse_int, split_argv
@@ -19,7 +19,15 @@ from layoutd.units import GiB, KiB, MiB, align_up, parse_size
 
 MMIO64_FILE = "opt/ovmf/X-PciMmio64Mb"
 ROOT_BUSES = ("pcie.0", "pci.0")
-PORTS = ("pcie-root-port", "ioh3420", "x3130-upstream", "xio3130-downstream")
+# bridges: driver -> (its own BARs, a hotplug slot below it: PCIe downstream ports with a slot,
+# PCI-PCI bridges with SHPC; SeaBIOS's pci_bus_hotplug_support)
+SHPC_BAR = (Bar(0, 256, True, False),)  # pci-bridge's and pcie-pci-bridge's SHPC/MSI-X BAR
+BRIDGES: dict[str, tuple[tuple[Bar, ...], bool]] = {
+    "pcie-root-port": (PORT_BARS, True), "ioh3420": (PORT_BARS, True),
+    "x3130-upstream": ((), False), "xio3130-downstream": ((), True),
+    "pci-bridge": (SHPC_BAR, True), "pcie-pci-bridge": (SHPC_BAR, False),
+}
+PORTS = tuple(BRIDGES)
 
 # BAR shapes of the devices QEMU makes: index -> (size, 64-bit, prefetchable, io), and the ROM
 MEM32, IO = (False, False, False), (False, False, True)
@@ -126,14 +134,12 @@ def _place(found: GuestPci, items: list[dict[str, str]], family: str, host: Mapp
         name = props.get("id") or driver
         if bus not in used:
             found.notes.append(f"-device {driver} {name} sits on bus {bus}, which is not a "
-                               "pcie-root-port layoutd knows: its BARs are not placed")
+                               "bridge layoutd knows: its BARs are not placed")
             continue
         slot, function = _address(props.get("addr"), used[bus])
-        if driver in PORTS:
-            if port is not None:
-                found.notes.append(f"{driver} {name} sits behind {port}: nested bridges are not "
-                                   "modelled")
-            found.ports.append(RootPort(name, slot, function))
+        if driver in BRIDGES:
+            bars, hotplug = BRIDGES[driver]
+            found.ports.append(RootPort(name, slot, function, bars, port, hotplug, driver))
             used[name] = set()
             continue
         shape = _shape(driver, props, host, backends, found.notes)

@@ -5,6 +5,9 @@ pci_bios_map_devices), releases 1.16.2 and 1.16.3.
   first, ties in the order found. A BAR's alignment is its size (memory at least 4 KiB); a root
   port's window is the sum of its bus, aligned to its largest child and at least 2 MiB, and at
   least that much when its bus is empty (hotplug). The ROM counts as mem.
+- Bridges behind bridges: buses numbered depth first; from the highest bus down each bridge's
+  window becomes an entry of its parent bus. Only bridges with a hotplug slot (root and
+  downstream ports, pci-bridge's SHPC) get the empty-bus reserve and the 64-bit padding.
 - Everything goes below 4 GiB (window [pcimem_start, 0xfec00000): prefmem and mem packed down from
   the top) unless it does not fit; then every 64-bit entry of the root bus moves to a 64-bit
   window at max(end of RAM, etc/reserved-memory-end), 1 GiB aligned: the non-prefetchable ones
@@ -97,7 +100,7 @@ def place_seabios(build: Build, board: Board) -> Placement:
         for kind in (MEM, PREF):
             _map(buses, high[kind], bases[kind], placed)
         window = (bases[MEM], align_up(bases[PREF] + region_sum(high[PREF]), GiB) - 1)
-    for bus in [None, *(port.id for port in board.ports)]:
+    for bus in [None, *(port.id for port in bus_order(board))]:
         for kind in TYPES:
             _map(buses, buses[bus].lists[kind], buses[bus].base.get(kind, 0), placed)
     return _result(build, board, placed, window, notes)
@@ -114,33 +117,43 @@ def _top_1_17(bits: int | None, board: Board) -> int:
 
 
 def _collect(board: Board, padded_top: int, keep_larger: bool = False) -> dict[str | None, Bus]:
-    """pci_bios_check_devices: each bus's sorted lists, then each root port's window entries."""
+    """pci_bios_check_devices: each bus's sorted lists, then each bridge's window entries on its
+    parent bus, from the highest secondary bus down (a bridge's window holds its children's)."""
     buses: dict[str | None, Bus] = {None: Bus(), **{port.id: Bus() for port in board.ports}}
     found: list[PciDevice | RootPort] = [*board.devices, *board.ports]
-    for device in sorted(found, key=lambda d: (_bus_of(d) is not None, d.slot, d.function)):
+    for device in sorted(found, key=lambda d: (d.port is not None, d.slot, d.function)):
         for entry in _entries(device):
-            insert(buses[_bus_of(device)].lists[entry.kind], entry)
-    for port in reversed(board.ports):  # from the highest secondary bus down
+            insert(buses[device.port].lists[entry.kind], entry)
+    for port in reversed(bus_order(board)):
         child = buses[port.id]
         for kind in TYPES:
             align = BRIDGE_IO_MIN if kind == IO else BRIDGE_MEM_MIN
             align = max(align, region_align(child.lists[kind]))
             total = region_sum(child.lists[kind])
             is64 = kind == PREF and all(e.is64 for e in child.lists[kind])
-            optional = kind == IO  # a PCIe hotplug port needs no I/O window
-            if padded_top and is64 and kind == PREF:
+            reserve = port.hotplug and kind != IO  # a PCIe hotplug port needs no I/O window
+            if port.hotplug and padded_top and is64 and kind == PREF:
                 align = max(align, padded_top >> 11) if keep_larger else padded_top >> 11
-                if align > total and not optional:
-                    total = align
-            elif not total and not optional:
-                total = align
-            insert(buses[None].lists[kind],
+            if reserve and align > total:
+                total = align  # reserve the minimum for hotplug
+            insert(buses[port.port].lists[kind],
                    Entry(align_up(total, align), align, kind, is64, port=port.id))
     return buses
 
 
-def _bus_of(device: PciDevice | RootPort) -> str | None:
-    return device.port if isinstance(device, PciDevice) else None
+def bus_order(board: Board) -> list[RootPort]:
+    """The bridges in the order of their secondary bus numbers (pci_bios_init_bus: depth first,
+    each bus in slot order)."""
+    found: list[RootPort] = []
+
+    def walk(parent: str | None) -> None:
+        for port in sorted((p for p in board.ports if p.port == parent),
+                           key=lambda p: (p.slot, p.function)):
+            found.append(port)
+            walk(port.id)
+
+    walk(None)
+    return found
 
 
 def _entries(device: PciDevice | RootPort) -> list[Entry]:
@@ -212,8 +225,8 @@ def _map(buses: dict[str | None, Bus], entries: list[Entry], base: int,
     for entry in entries:
         if entry.bar == -1:
             buses[entry.port].base[entry.kind] = base
-        else:
-            placed[(entry.device, entry.bar)] = base
+        else:  # a BAR ignores the low bits its size leaves (1.16.3 may misalign it: below)
+            placed[(entry.device, entry.bar)] = align_down(base, entry.size)
         base += entry.size
 
 

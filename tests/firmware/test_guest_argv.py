@@ -3,7 +3,10 @@ libvirt's -blockdev + -machine pflash0=), OVMF's window, devices, slots and buse
 
 import json
 
-from layoutd.firmware.guest import read_argv
+from layoutd.firmware import place
+from layoutd.firmware.builds import OVMF_12, SEABIOS_12
+from layoutd.firmware.guest import board, read_argv
+from layoutd.qemu import predict
 
 OVMF = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 
@@ -28,12 +31,29 @@ def test_slots_in_creation_order_after_the_defaults() -> None:
 
 
 def test_unknown_bus_and_sysfsdev_are_said() -> None:
-    found = read_argv(["-nodefaults", "-device", "pci-bridge,id=br,chassis_nr=1",
-                       "-device", "pci-testdev,membar=1G,bus=br,id=x",
+    found = read_argv(["-nodefaults", "-device", "pci-testdev,membar=1G,bus=nowhere,id=x",
                        "-device", "vfio-pci,sysfsdev=/sys/bus/pci/devices/0000:01:00.0"], "pc", {})
     assert [device.id for device in found.devices] == ["0000:01:00.0"]
-    assert any("bus br" in note for note in found.notes)
+    assert any("bus nowhere" in note for note in found.notes)
     assert any("did not say its BARs" in note for note in found.notes)
+
+
+def test_bridges_behind_bridges() -> None:
+    """A pci-bridge behind a pci-bridge: both bridges (with their 64-bit SHPC BAR), the device
+    behind the inner one; SeaBIOS places it, edk2's model says it does not."""
+    args = ["-nodefaults", "-device", "pci-bridge,id=b1,chassis_nr=1",
+            "-device", "pci-bridge,id=b2,bus=b1,chassis_nr=2",
+            "-device", "pci-testdev,membar=1G,bus=b2,id=x"]
+    found = read_argv(args, "pc", {})
+    assert [(p.id, p.port, p.hotplug, p.bars[0].is64) for p in found.ports] == [
+        ("b1", None, True, True), ("b2", "b1", True, True)]
+    assert [(d.id, d.port) for d in found.devices] == [("x", "b2")] and not found.notes
+    guest = predict(["-machine", "pc", "-m", "2G", "-nodefaults"], version="7.2")
+    seabios = place(SEABIOS_12, board(guest, found, False))
+    assert all(p.start is not None for p in seabios.bars)
+    ovmf = place(OVMF_12, board(guest, found, False))
+    assert all(p.start is None for p in ovmf.bars)
+    assert any("a bridge behind a bridge" in note for note in ovmf.notes)
 
 
 def test_nvme_bar0_follows_its_queues_and_vectors() -> None:

@@ -15,10 +15,12 @@ import pytest
 
 from layoutd.firmware import Placement, place
 from layoutd.firmware.builds import OVMF_12, OVMF_13, OVMF_SID, SEABIOS_12, Build, default_for_qemu
-from layoutd.firmware.guest import board, page_1g, read_argv
+from layoutd.firmware.guest import BRIDGES, board, page_1g, read_argv
 from layoutd.qemu import predict
 from tests.support.firmware_runner import Bars, boot_all, booted_bars
 from tests.support.qemu_runner import qemu_binary
+
+BRIDGE_DRIVERS = tuple(f"{driver}," for driver in BRIDGES)
 
 
 def stand_ins(*sizes: str, bus: str = "") -> list[str]:
@@ -50,6 +52,11 @@ def port(name: str, chassis: int) -> list[str]:
     return ["-device", f"pcie-root-port,id={name},chassis={chassis}"]
 
 
+def bridge(driver: str, name: str, bus: str = "", extra: str = "") -> list[str]:
+    """A bridge: x3130-upstream, xio3130-downstream, pci-bridge, pcie-pci-bridge."""
+    return ["-device", f"{driver},id={name}" + (f",bus={bus}" if bus else "") + extra]
+
+
 def base(machine: str, cpu: str, ram: str) -> list[str]:
     return ["-machine", machine, "-accel", "tcg", "-cpu", cpu, "-m", ram, "-nodefaults"]
 
@@ -57,7 +64,7 @@ def base(machine: str, cpu: str, ram: str) -> list[str]:
 def ids_of(args: Sequence[str]) -> list[str]:
     found = []
     for flag, value in itertools.pairwise(args):
-        if flag == "-device" and "id=" in value and not value.startswith("pcie-root-port"):
+        if flag == "-device" and "id=" in value and not value.startswith(BRIDGE_DRIVERS):
             found.append(value.split("id=")[1].split(",")[0])
     return found
 
@@ -107,6 +114,33 @@ SEABIOS_CASES = {
     "32-bit window full: root-bus 64-bit BARs move up, nvme behind a port stays":
     base("q35", "qemu64", "2G") + port("rp1", 1) + nvme("n1", "rp1", 65535) + nvme("n2")
     + stand_ins("512M", "512M", "256M"),
+    # bridges behind bridges: each bridge's window holds its children's; a switch's upstream
+    # port and a pcie-pci-bridge have no hotplug slot (no reserve, no padding), its downstream
+    # ports and a pci-bridge (SHPC) do; pci-bridge's own 64-bit BAR moves up on the root bus
+    "switch behind a root port, 46 bits": base("q35", "EPYC,phys-bits=46", "8G") + port("rp1", 1)
+    + bridge("x3130-upstream", "up1", "rp1") + bridge("xio3130-downstream", "dn1", "up1", ",chassis=2")
+    + bridge("xio3130-downstream", "dn2", "up1", ",chassis=3") + stand_ins("16G", bus="dn1")
+    + nvme("n1", "dn2") + stand_ins("1G"),
+    "switch with an empty downstream port, Intel 39 bits": base("q35", "Skylake-Server,phys-bits=39", "4G")
+    + port("rp1", 1) + bridge("x3130-upstream", "up1", "rp1")
+    + bridge("xio3130-downstream", "dn1", "up1", ",chassis=2")
+    + bridge("xio3130-downstream", "dn2", "up1", ",chassis=3") + stand_ins("2G", bus="dn2")
+    + port("rp2", 4) + stand_ins("4G", bus="rp2"),
+    "pcie-pci-bridge behind a root port, 32-bit window full": base("q35", "qemu64", "2G") + port("rp1", 1)
+    + bridge("pcie-pci-bridge", "pb1", "rp1") + stand_ins("256M", "64M", bus="pb1") + nvme("n1", "pb1")
+    + stand_ins("512M"),
+    "padded: pcie-pci-bridge, pci-bridge behind pci-bridge": base("q35", "EPYC,phys-bits=46", "8G")
+    + port("rp1", 1) + bridge("pcie-pci-bridge", "pb1", "rp1") + stand_ins("1G", bus="pb1")
+    + bridge("pci-bridge", "b1", "", ",chassis_nr=3") + bridge("pci-bridge", "b2", "b1", ",chassis_nr=4")
+    + stand_ins("2G", bus="b2") + port("rp2", 5) + bridge("pcie-pci-bridge", "pb2", "rp2")
+    + nvme("n1", "pb2"),
+    "pc: pci-bridge behind pci-bridge, 42 bits": base("pc", "qemu64,phys-bits=42", "4G")
+    + bridge("pci-bridge", "b1", "", ",chassis_nr=1") + bridge("pci-bridge", "b2", "b1", ",chassis_nr=2")
+    + stand_ins("8G", "32M", bus="b2") + nvme("n1", "b2") + stand_ins("1G"),
+    "pc: empty nested pci-bridges": base("pc", "qemu64", "2G")
+    + bridge("pci-bridge", "b1", "", ",chassis_nr=1")
+    + bridge("pci-bridge", "b2", "b1", ",chassis_nr=2") + bridge("pci-bridge", "b3", "", ",chassis_nr=3")
+    + bridge("pci-bridge", "b4", "b3", ",chassis_nr=4") + stand_ins("512M", bus="b4") + stand_ins("4G"),
 }
 
 
