@@ -44,6 +44,7 @@ class RootPort(Record, kw_only=False):
     port: str | None = None  # the bridge it sits behind; None: the root bus
     hotplug: bool = True  # a hotplug slot (PCIe downstream port, or SHPC) below it
     driver: str = "pcie-root-port"
+    shpc: bool = False  # a standard hotplug controller (edk2 pads such a bridge too)
 
 
 class Board(Record, kw_only=False):
@@ -102,7 +103,7 @@ def place(build: "Build", board: Board) -> Placement:
     from layoutd.firmware.armvirt import place_armvirt
     from layoutd.firmware.ovmf import place_ovmf
 
-    flat, hidden = without_nested(board)
+    flat, hidden = without_nested(board) if build.family == "armvirt" else (board, [])
     placement = (place_armvirt(build, flat) if build.family == "armvirt" else place_ovmf(build, flat))
     if not hidden:
         return placement

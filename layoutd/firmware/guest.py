@@ -139,7 +139,8 @@ def _place(found: GuestPci, items: list[dict[str, str]], family: str, host: Mapp
         slot, function = _address(props.get("addr"), used[bus])
         if driver in BRIDGES:
             bars, hotplug = BRIDGES[driver]
-            found.ports.append(RootPort(name, slot, function, bars, port, hotplug, driver))
+            found.ports.append(RootPort(name, slot, function, bars, port, hotplug, driver,
+                                        bars == SHPC_BAR))
             used[name] = set()
             continue
         shape = _shape(driver, props, host, backends, found.notes)

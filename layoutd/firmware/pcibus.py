@@ -87,16 +87,23 @@ def sort_bars(kinds: dict[str, list[Entry]], device: str, bars: tuple[Bar, ...])
 
 def port_windows(board: Board, port: RootPort, reserve: bool, pref64: int = 0
                  ) -> dict[str, list[Entry]]:
-    """A root port's windows as entries for the root bridge's pools: its devices' BARs, the
+    """A root port's windows as entries for the root bridge's pools: its devices' BARs and the
+    windows of the bridges behind it (each padded when it has a hotplug slot or SHPC), the
     32-bit one at least 2 MiB (PciHotPlugInitDxe's default padding) and the 64-bit prefetchable
     one at least `pref64` (OVMF: 1/256 of a window above 32 GiB; none on arm, where
     PcdPciMmio64Size is 0). A port decodes no 64-bit non-prefetchable memory (DegradeResource:
     those BARs go to its 32-bit window), and with a 64-bit prefetchable request its 32-bit
     prefetchable ones go to the 32-bit pool too."""
     kinds: dict[str, list[Entry]] = {"mem32": [], "pmem32": [], "mem64": [], "pmem64": []}
-    for device in sorted((d for d in board.devices if d.port == port.id),
-                         key=lambda d: (d.slot, d.function)):
+    behind: list[PciDevice | RootPort] = [d for d in board.devices if d.port == port.id]
+    behind += [p for p in board.ports if p.port == port.id]
+    for device in sorted(behind, key=lambda d: (d.slot, d.function)):
         sort_bars(kinds, device.id, device.bars)
+        if isinstance(device, RootPort):  # a bridge behind this one: its windows are entries here
+            for kind, entries in port_windows(board, device, device.hotplug or device.shpc,
+                                              pref64).items():
+                for entry in entries:
+                    insert(kinds[kind], entry)
     if reserve:
         insert(kinds["mem32"], Entry(size=PORT_MMIO_PADDING, align=PORT_MMIO_PADDING,
                                      device=port.id, bar=RESERVE))
@@ -124,11 +131,12 @@ def pools(board: Board, bare: frozenset[str] = frozenset(), pref64: int = 0
     if rom:
         insert(kinds["mem32"], Entry(size=rom, align=rom, device="", bar=ROM_BAR))
     found: list[PciDevice | RootPort] = [d for d in board.devices if d.port is None]
-    found += board.ports
+    found += [port for port in board.ports if port.port is None]
     for item in sorted(found, key=lambda entry: (entry.slot, entry.function)):
         sort_bars(kinds, item.id, item.bars)
         if isinstance(item, RootPort):
-            for kind, entries in port_windows(board, item, item.id not in bare, pref64).items():
+            padded = item.id not in bare and (item.hotplug or item.shpc)
+            for kind, entries in port_windows(board, item, padded, pref64).items():
                 for entry in entries:
                     insert(kinds[kind], entry)
     if board.mmio64 is None:  # DegradeResource: no 64-bit decode at the root bridge

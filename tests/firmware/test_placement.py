@@ -186,6 +186,17 @@ OVMF_CASES = {
     "the 32-bit window too small: the device behind the root port dropped": [
         *base("q35", "qemu64,phys-bits=39", "2G"), "-fw_cfg", "name=opt/ovmf/X-PciMmio64Mb,string=0",
         *port("rp1", 1), *stand_ins("1G", bus="rp1"), *stand_ins("256M"), *nvme("n1")],
+    # bridges behind bridges: each bridge's windows are entries of its parent's; downstream
+    # ports and pci-bridges (SHPC) are padded, a switch's upstream port is not
+    "a switch behind a root port: its downstream ports padded": base("q35", "EPYC,phys-bits=42", "4G")
+    + port("rp1", 1) + bridge("x3130-upstream", "up1", "rp1")
+    + bridge("xio3130-downstream", "dn1", "up1", ",chassis=2")
+    + bridge("xio3130-downstream", "dn2", "up1", ",chassis=3") + stand_ins("16G", bus="dn1")
+    + nvme("n1", "dn2") + stand_ins("1G"),
+    "pc: pci-bridge behind pci-bridge": base("pc", "EPYC,phys-bits=44", "4G")
+    + bridge("pci-bridge", "b1", "", ",chassis_nr=1") + bridge("pci-bridge", "b2", "b1", ",chassis_nr=2")
+    + stand_ins("8G", "32M", bus="b2") + nvme("n1", "b2") + stand_ins("1G")
+    + bridge("pci-bridge", "b3", "", ",chassis_nr=3"),
 }
 
 
@@ -220,6 +231,13 @@ NEW_OVMF_CASES = {
     "64-bit BARs larger than X-PciMmio64Mb fall back to the 32-bit window (q35)": [
         *base("q35", "qemu64,phys-bits=39", "2G"), "-fw_cfg", MMIO64 + "1024",
         *stand_ins("1G", "256M"), *nvme("n1")],
+    "pcie-pci-bridge behind a root port (SHPC: padded)": base("q35", "EPYC,phys-bits=46", "2G")
+    + port("rp1", 1) + bridge("pcie-pci-bridge", "pb1", "rp1") + stand_ins("1G", "64M", bus="pb1")
+    + stand_ins("4G") + port("rp2", 2) + stand_ins("2G", bus="rp2"),
+    "empty pcie-pci-bridge, a switch, Intel 39 bits": base("q35", "Skylake-Server,phys-bits=39", "2G")
+    + port("rp1", 1) + bridge("pcie-pci-bridge", "pb1", "rp1") + port("rp2", 2)
+    + bridge("x3130-upstream", "up2", "rp2") + bridge("xio3130-downstream", "dn2", "up2", ",chassis=4")
+    + stand_ins("4G", bus="dn2") + stand_ins("8G"),
 }
 
 
