@@ -2,8 +2,9 @@
 type='fwcfg'>), and where its PCI root ports and <hostdev>s sit on the guest's buses, as QEMU
 arguments layoutd.firmware.guest reads. Pure.
 
-libvirt names the bus behind the controller of index N `pci.N` and places devices with
-<address type='pci' bus=... slot=... function=...>; <os firmware='efi'> on x86 boots what
+libvirt names the bus behind the controller of index N `pci.N` and places devices (controllers
+too) with <address type='pci' bus=... slot=... function=...>; a controller's QEMU device is its
+<model name=...>, else the model's default (LIBVIRT_BRIDGES); <os firmware='efi'> on x86 boots what
 Debian's firmware descriptors name first (60-edk2-x86_64.json: OVMF_CODE_4M.fd).
 """
 
@@ -11,6 +12,12 @@ from layoutd.firmware.guest import MMIO64_FILE, PORTS
 from layoutd.libvirt.xmltext import Node, parse
 
 X86_EFI = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+# libvirt's PCI controller models -> the QEMU device each is by default (qemuBuildControllerDevStr)
+LIBVIRT_BRIDGES = {
+    "pcie-root-port": "pcie-root-port", "pcie-switch-upstream-port": "x3130-upstream",
+    "pcie-switch-downstream-port": "xio3130-downstream", "pci-bridge": "pci-bridge",
+    "pcie-to-pci-bridge": "pcie-pci-bridge",
+}
 
 
 def pci_argv(data: bytes | str, source: str) -> list[str]:
@@ -22,10 +29,13 @@ def pci_argv(data: bytes | str, source: str) -> list[str]:
                 if item.get("name") == MMIO64_FILE:
                     args += ["-fw_cfg", f"name={MMIO64_FILE},string={item.text.strip()}"]
     devices = root.find("devices")
-    for node in devices.findall("controller") if devices else []:
-        model = node.get("model", "") or ""
-        if node.get("type") == "pci" and model in PORTS:
-            args += ["-device", f"{model},id=pci.{node.get('index', '0')}{_where(node)}"]
+    controllers = [node for node in (devices.findall("controller") if devices else [])
+                   if node.get("type") == "pci"]
+    # a controller sits on a bus of lower index: in index order each bus exists before its use
+    for node in sorted(controllers, key=lambda node: _number(node.get("index"))):
+        driver = _driver(node)
+        if driver in PORTS:
+            args += ["-device", f"{driver},id=pci.{_number(node.get('index'))}{_where(node)}"]
     for index, node in enumerate(devices.findall("hostdev") if devices else []):
         address = node.path("source", "address")
         if node.get("type") != "pci" or address is None:
@@ -34,6 +44,17 @@ def pci_argv(data: bytes | str, source: str) -> list[str]:
         bdf = f"{parts[0]:04x}:{parts[1]:02x}:{parts[2]:02x}.{parts[3]:x}"
         args += ["-device", f"vfio-pci,host={bdf},id=hostdev{index}{_where(node)}"]
     return args
+
+
+def _driver(node: Node) -> str | None:
+    """The QEMU device of a PCI controller: its <model name=...>, else its model's default."""
+    model = node.find("model")
+    name = model.get("name") if model is not None else None
+    return name or LIBVIRT_BRIDGES.get(node.get("model", "") or "")
+
+
+def _number(text: str | None) -> int:
+    return int(text or "0", 0)
 
 
 def _where(node: Node) -> str:

@@ -20,8 +20,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from layoutd.checking import with_buses
 from layoutd.errors import InputError, QemuRefusal, UnsupportedOption
+from layoutd.firmware import place
+from layoutd.firmware.builds import OVMF_12, SEABIOS_12
+from layoutd.firmware.guest import board, page_1g, read_argv
 from layoutd.libvirt.argv import translate_xml
+from layoutd.models.host import Bar as HostBar
+from layoutd.models.host import Device
 from layoutd.qemu import predict
 from tests.conftest import ROOT, kvm_refusal, need_binary
 from tests.libvirt.daemon import HUGETLBFS, Virsh
@@ -153,3 +159,79 @@ def test_virt_install_domains_agree_with_libvirt_and_qemu(oracle: Oracle, name: 
 def test_project_domains_agree_with_libvirt_and_qemu(oracle: Oracle, name: str) -> None:
     outcome = check_domain(oracle, project_domains(ROOT)[name])
     assert outcome.startswith("exact"), outcome
+
+
+# A GPU (sysfs `resource` shape: 16 MiB registers, 256 MiB and 32 MiB 64-bit prefetchable, I/O,
+# a 512 KiB ROM) for the bridge domains below
+GPU = Device(address="0000:2a:00.0", group=1, driver="vfio-pci", bars=(
+    HostBar(index=0, start=0xF0000000, end=0xF0FFFFFF, flags=0x200),
+    HostBar(index=1, start=0x38000000000, end=0x3800FFFFFFF, flags=0x102200),
+    HostBar(index=3, start=0x38010000000, end=0x38011FFFFFF, flags=0x102200),
+    HostBar(index=5, start=0xE000, end=0xE07F, flags=0x100),
+    HostBar(index=6, start=0xF1000000, end=0xF107FFFF, flags=0x200)))
+
+
+def _pci(bus: int, slot: int) -> str:
+    return f"<address type='pci' domain='0x0000' bus='{bus:#04x}' slot='{slot:#04x}' function='0x0'/>"
+
+
+def _bridge_domain(name: str, machine: str, efi: bool, controllers: str, bus: int, slot: int) -> str:
+    root = "pcie-root" if "q35" in machine else "pci-root"
+    loader = ("<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>"
+              if efi else "")
+    return f"""<domain type='qemu'><name>{name}</name><memory unit='GiB'>2</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='{machine}'>hvm</type>{loader}</os><features><acpi/></features>
+<cpu mode='custom'><model>EPYC</model><maxphysaddr mode='emulate' bits='46'/></cpu>
+<devices><controller type='usb' model='none'/><controller type='pci' index='0' model='{root}'/>
+{controllers}
+<hostdev mode='subsystem' type='pci' managed='yes'>
+<source><address domain='0x0000' bus='0x2a' slot='0x00' function='0x0'/></source>{_pci(bus, slot)}
+</hostdev><memballoon model='none'/></devices></domain>"""
+
+
+BRIDGE_DOMAINS = {
+    # GPU behind a switch's downstream port under a root port (q35, OVMF)
+    "switch": _bridge_domain("lt-switch", "q35", True, f"""
+<controller type='pci' index='3' model='pcie-switch-downstream-port'><model name='xio3130-downstream'/>
+<target chassis='3' port='0x0'/>{_pci(2, 0)}</controller>
+<controller type='pci' index='1' model='pcie-root-port'><model name='pcie-root-port'/>
+<target chassis='1' port='0x10'/>{_pci(0, 2)}</controller>
+<controller type='pci' index='2' model='pcie-switch-upstream-port'>{_pci(1, 0)}</controller>""", 3, 0),
+    # behind a pcie-to-pci-bridge under a root port (q35, SeaBIOS)
+    "pcie-to-pci": _bridge_domain("lt-p2p", "q35", False, f"""
+<controller type='pci' index='1' model='pcie-root-port'><target chassis='1' port='0x8'/>{_pci(0, 1)}
+</controller><controller type='pci' index='2' model='pcie-to-pci-bridge'>{_pci(1, 0)}</controller>""",
+                                  2, 1),
+    # nested pci-bridges (pc, SeaBIOS)
+    "nested-pci-bridges": _bridge_domain("lt-nested", "pc", False, f"""
+<controller type='pci' index='1' model='pci-bridge'><target chassisNr='1'/>{_pci(0, 3)}</controller>
+<controller type='pci' index='2' model='pci-bridge'><target chassisNr='2'/>{_pci(1, 1)}</controller>""",
+                                         2, 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BRIDGE_DOMAINS))
+def test_bridges_read_from_the_domain_as_from_libvirts_argv(oracle: Oracle, name: str) -> None:
+    """The hook's reading of a domain's bridges and <hostdev> (layoutd.firmware.libvirt) is the
+    bridge tree, slots and buses of the command line libvirt itself generates for it, and the
+    known firmware places the GPU's BARs the same from both."""
+    xml = BRIDGE_DOMAINS[name]
+    with tempfile.TemporaryDirectory(prefix="layoutd-oracle-") as folder:
+        theirs = native(oracle.virsh, xml, Path(folder))
+    assert not isinstance(theirs, str), theirs
+    ours = with_buses(translate_xml(xml, "domain.xml", oracle.libvirt).argv, xml, "domain.xml")
+    family = "q35" if "q35" in xml else "pc"
+    host = {GPU.address: GPU}
+    from_xml, from_argv = read_argv(ours, family, host), read_argv(theirs, family, host)
+    assert from_xml.ports == from_argv.ports and len(from_xml.ports) >= 2
+    shape = [(d.slot, d.function, d.port, d.bars, d.rom) for d in from_argv.devices]
+    assert [(d.slot, d.function, d.port, d.bars, d.rom) for d in from_xml.devices] == shape
+    gpu = next(d for d in from_xml.devices if d.id == GPU.address)
+    assert gpu.port == "pci.3" if name == "switch" else gpu.port == "pci.2"
+    assert (from_xml.firmware, from_xml.notes) == (from_argv.firmware, from_argv.notes)
+    guest = predict(ours, version=oracle.qemu)
+    build = OVMF_12 if from_xml.firmware else SEABIOS_12
+    placed = [place(build, board(guest, pci, page_1g("EPYC", {})))
+              for pci in (from_xml, from_argv)]
+    assert placed[0] == placed[1]
+    assert any(bar.device == GPU.address and bar.start for bar in placed[0].bars)
