@@ -8,7 +8,9 @@ too) with <address type='pci' bus=... slot=... function=...>; a controller's QEM
 Debian's firmware descriptors name first (60-edk2-x86_64.json: OVMF_CODE_4M.fd).
 """
 
+from layoutd.errors import InputError
 from layoutd.firmware.guest import MMIO64_FILE, PORTS
+from layoutd.libvirt.domain import hostdev_address
 from layoutd.libvirt.xmltext import Node, parse
 
 X86_EFI = "/usr/share/OVMF/OVMF_CODE_4M.fd"
@@ -31,18 +33,21 @@ def pci_argv(data: bytes | str, source: str) -> list[str]:
     devices = root.find("devices")
     controllers = [node for node in (devices.findall("controller") if devices else [])
                    if node.get("type") == "pci"]
+
+    def bus_of(node: Node) -> int:
+        return _number(node.get("index"), source, "<controller type='pci'> index")
+
     # a controller sits on a bus of lower index: in index order each bus exists before its use
-    for node in sorted(controllers, key=lambda node: _number(node.get("index"))):
+    for node in sorted(controllers, key=bus_of):
         driver = _driver(node)
         if driver in PORTS:
-            args += ["-device", f"{driver},id=pci.{_number(node.get('index'))}{_where(node)}"]
+            args += ["-device", f"{driver},id=pci.{bus_of(node)}{_where(node, source)}"]
     for index, node in enumerate(devices.findall("hostdev") if devices else []):
         address = node.path("source", "address")
         if node.get("type") != "pci" or address is None:
             continue
-        parts = [int(address.get(key, "0") or "0", 0) for key in ("domain", "bus", "slot", "function")]
-        bdf = f"{parts[0]:04x}:{parts[1]:02x}:{parts[2]:02x}.{parts[3]:x}"
-        args += ["-device", f"vfio-pci,host={bdf},id=hostdev{index}{_where(node)}"]
+        bdf = hostdev_address(node, source)
+        args += ["-device", f"vfio-pci,host={bdf},id=hostdev{index}{_where(node, source)}"]
     return args
 
 
@@ -53,18 +58,25 @@ def _driver(node: Node) -> str | None:
     return name or LIBVIRT_BRIDGES.get(node.get("model", "") or "")
 
 
-def _number(text: str | None) -> int:
-    return int(text or "0", 0)
+def _number(text: str | None, source: str, field: str) -> int:
+    """A libvirt number, read as libvirt reads it (strtoul base 0: 0x hex, 0 octal, decimal)."""
+    text = (text or "0").strip()
+    try:
+        if text.lower().startswith("0x"):
+            return int(text[2:], 16)
+        return int(text, 8) if text.startswith("0") else int(text, 10)
+    except ValueError:
+        raise InputError(f"{text!r} is not a number (decimal, 0x hex or 0 octal, as libvirt "
+                         "reads it)", file=source, field=field) from None
 
 
-def _where(node: Node) -> str:
+def _where(node: Node, source: str) -> str:
     """`,bus=pci.N,addr=S.F` from the device's own <address type='pci'> (none: QEMU's choice)."""
     address = next((child for child in node.findall("address") if child.get("type") == "pci"), None)
     if address is None:
         return ""
-    bus = int(address.get("bus", "0") or "0", 0)
-    slot = int(address.get("slot", "0") or "0", 0)
-    function = int(address.get("function", "0") or "0", 0)
+    bus, slot, function = (_number(address.get(key), source, f"<{node.tag}><address> {key}")
+                           for key in ("bus", "slot", "function"))
     return f",bus=pci.{bus},addr={slot:x}.{function:x}" if bus else f",addr={slot:x}.{function:x}"
 
 

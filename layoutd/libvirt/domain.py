@@ -158,7 +158,7 @@ def domain_from_tree(root: Node, source: str) -> Domain:
         memory_devices=devices,
         hugepage_size=_hugepage_size(root, source),
         backing=_backing(root),
-        hostdevs=tuple(_hostdev(node, source) for node in _devices(root, "hostdev")
+        hostdevs=tuple(hostdev_address(node, source) for node in _devices(root, "hostdev")
                        if node.get("type") == "pci" and node.get("mode", "subsystem") == "subsystem"),
         iommu=_iommu(root)[0],
         iommu_aw_bits=_int(_iommu(root)[1], source, "<iommu><driver aw_bits>"),
@@ -383,7 +383,8 @@ def _backing(root: Node) -> str:
 _BDF = re.compile(r"^0x[0-9a-fA-F]+$")
 
 
-def _hostdev(node: Node, source: str) -> str:
+def hostdev_address(node: Node, source: str) -> str:
+    """The host PCI address a <hostdev> names (0000:41:00.0); InputError naming the element."""
     address = node.path("source", "address")
     if address is None:
         raise InputError("a PCI <hostdev> needs <source><address>", file=source, field="<hostdev>")

@@ -4,7 +4,7 @@ refuses a BAR the host IOMMU cannot map (the r/VFIO case: 39-bit IOMMU, 46-bit C
 import json
 from pathlib import Path
 
-from tests.conftest import EXAMPLES, need, run_layoutd
+from tests.conftest import EXAMPLES, assert_clean_failure, need, run_layoutd
 from tests.support.firmware_runner import TRIXIE_ROOT
 
 HOST = str(EXAMPLES / "hosts/intel-46bit-cpu-39bit-iommu")
@@ -226,3 +226,24 @@ def test_a_64_bit_non_prefetchable_bar_behind_a_root_port_is_checked_below_4g() 
     collision = data_12["collisions"][0]
     assert collision["id"] == "0000:3b:00.0 BAR0" and collision["hole"]["type"] == "direct"
     assert code_13_ == 0 and data_13["bars"][0]["start"] == "0x80000000"
+
+
+def test_a_garbled_pci_number_in_a_domain_is_named_not_a_crash(tmp_path: Path) -> None:
+    """A controller index or a device's bus that is not a number: exit 2 naming the file and the
+    attribute, never an internal error; libvirt's own spellings (decimal, 0x hex) still read."""
+    domain = (Path(__file__).parent / "data/nvme-rmrr.xml").read_text()
+    host = str(EXAMPLES / "hosts/intel-nvme-rmrr")
+    cases = {
+        "index='1'": ("index='x1'", "<controller type='pci'> index: 'x1' is not a number"),
+        "bus='0x01' slot": ("bus='zz' slot", "<hostdev><address> bus: 'zz' is not a number"),
+    }
+    for good, (bad, said) in cases.items():
+        assert good in domain
+        path = tmp_path / "domain.xml"
+        path.write_text(domain.replace(good, bad, 1))
+        result = run_layoutd("check", "--libvirt", str(path), "--host", host, "--qemu-version", "10.0")
+        assert_clean_failure(result, 2, f"{path}: {said}")
+    path.write_text(domain.replace("bus='0x01' slot", "bus='1' slot", 1))
+    decimal = run_layoutd("check", "--libvirt", str(path), "--host", host, "--qemu-version", "10.0",
+                          "--format", "json")
+    assert "bars" in json.loads(decimal.stdout), decimal.stderr
