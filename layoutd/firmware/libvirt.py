@@ -8,9 +8,8 @@ too) with <address type='pci' bus=... slot=... function=...>; a controller's QEM
 Debian's firmware descriptors name first (60-edk2-x86_64.json: OVMF_CODE_4M.fd).
 """
 
-from layoutd.errors import InputError
 from layoutd.firmware.guest import MMIO64_FILE, PORTS
-from layoutd.libvirt.domain import hostdev_address
+from layoutd.libvirt.domain import hostdev_address, read_number
 from layoutd.libvirt.xmltext import Node, parse
 
 X86_EFI = "/usr/share/OVMF/OVMF_CODE_4M.fd"
@@ -59,15 +58,7 @@ def _driver(node: Node) -> str | None:
 
 
 def _number(text: str | None, source: str, field: str) -> int:
-    """A libvirt number, read as libvirt reads it (strtoul base 0: 0x hex, 0 octal, decimal)."""
-    text = (text or "0").strip()
-    try:
-        if text.lower().startswith("0x"):
-            return int(text[2:], 16)
-        return int(text, 8) if text.startswith("0") else int(text, 10)
-    except ValueError:
-        raise InputError(f"{text!r} is not a number (decimal, 0x hex or 0 octal, as libvirt "
-                         "reads it)", file=source, field=field) from None
+    return read_number(text, source, field) or 0
 
 
 def _where(node: Node, source: str) -> str:

@@ -120,7 +120,8 @@ def to_bytes(value: str, unit: str, source: str, what: str) -> int:
     return int(value) * factor
 
 
-def _int(text: str | None, source: str, what: str) -> int | None:
+def read_number(text: str | None, source: str, what: str) -> int | None:
+    """A libvirt number (decimal or 0x hex); None when absent; InputError naming `what`."""
     if text is None or text.strip() == "":
         return None
     try:
@@ -145,7 +146,7 @@ def domain_from_tree(root: Node, source: str) -> Domain:
         arch=(os_type.get("arch") if os_type else None) or "x86_64",
         machine=(os_type.get("machine") if os_type else None) or "pc",
         emulator=_text(root.path("devices", "emulator")),
-        vcpus=_int(_text(root.find("vcpu")), source, "<vcpu>") or 1,
+        vcpus=read_number(_text(root.find("vcpu")), source, "<vcpu>") or 1,
         cpu_mode=(cpu.get("mode", "custom") if cpu else "none") or "custom",
         cpu_model=_text(cpu.find("model")) if cpu else None,
         phys_bits=_phys_bits(cpu, source),
@@ -153,7 +154,7 @@ def domain_from_tree(root: Node, source: str) -> Domain:
         phys_bits_limit=_phys_bits_limit(cpu, source),
         memory=memory,
         max_memory=scaled(max_mem, source, "<maxMemory>"),
-        slots=_int(max_mem.get("slots") if max_mem else None, source, "<maxMemory slots>") or 0,
+        slots=read_number(max_mem.get("slots") if max_mem else None, source, "<maxMemory slots>") or 0,
         cells=cells,
         memory_devices=devices,
         hugepage_size=_hugepage_size(root, source),
@@ -161,7 +162,7 @@ def domain_from_tree(root: Node, source: str) -> Domain:
         hostdevs=tuple(hostdev_address(node, source) for node in _devices(root, "hostdev")
                        if node.get("type") == "pci" and node.get("mode", "subsystem") == "subsystem"),
         iommu=_iommu(root)[0],
-        iommu_aw_bits=_int(_iommu(root)[1], source, "<iommu><driver aw_bits>"),
+        iommu_aw_bits=read_number(_iommu(root)[1], source, "<iommu><driver aw_bits>"),
         pcihole64=_pcihole64(root, source)[1],
         pci_root=_pcihole64(root, source)[0],
         loader=_loader(root),
@@ -196,7 +197,7 @@ def _total_memory(root: Node, cells: tuple[Cell, ...], devices: tuple[MemoryDev,
 def _memnodes(root: Node, source: str) -> tuple[int, ...]:
     numatune = root.find("numatune")
     nodes = numatune.findall("memnode") if numatune is not None else []
-    return tuple(_int(node.get("cellid"), source, "<numatune><memnode cellid>") or 0
+    return tuple(read_number(node.get("cellid"), source, "<numatune><memnode cellid>") or 0
                  for node in nodes)
 
 
@@ -283,14 +284,14 @@ def _phys_bits(cpu: Node | None, source: str) -> int | None:
     node = cpu.find("maxphysaddr") if cpu else None
     if node is None or node.get("mode") != "emulate":
         return None
-    return _int(node.get("bits"), source, "<cpu><maxphysaddr bits>")
+    return read_number(node.get("bits"), source, "<cpu><maxphysaddr bits>")
 
 
 def _phys_bits_limit(cpu: Node | None, source: str) -> int | None:
     node = cpu.find("maxphysaddr") if cpu else None
     if node is None or node.get("mode") != "passthrough":
         return None
-    return _int(node.get("limit"), source, "<cpu><maxphysaddr limit>")
+    return read_number(node.get("limit"), source, "<cpu><maxphysaddr limit>")
 
 
 def _host_phys_bits(cpu: Node | None) -> bool:
@@ -309,7 +310,7 @@ def _cells(cpu: Node | None, source: str) -> tuple[Cell, ...]:
         what = f"<cpu><numa><cell> {index}"
         size = kib_ceil(to_bytes(node.get("memory", "") or "", node.get("unit", "KiB") or "KiB",
                                  source, what))
-        cell_id = _int(node.get("id"), source, what)
+        cell_id = read_number(node.get("id"), source, what)
         cells.append(Cell(index if cell_id is None else cell_id, node.get("cpus", "") or "", size,
                           node.get("memAccess")))
     return tuple(cells)
@@ -331,9 +332,9 @@ def _memory_dev(node: Node, source: str) -> MemoryDev:
     return MemoryDev(
         model=model,
         size=size,
-        node=_int(_text(target.find("node")) if target else None, source, what + "<node>"),
+        node=read_number(_text(target.find("node")) if target else None, source, what + "<node>"),
         base=_hex(address.get("base") if address else None, source, what + "<address base>"),
-        slot=_int(address.get("slot") if address else None, source, what + "<address slot>"),
+        slot=read_number(address.get("slot") if address else None, source, what + "<address slot>"),
         block=scaled(target.find("block") if target else None, source, what + "<block>"),
         requested=scaled(target.find("requested") if target else None, source, what + "<requested>"),
         path=_text(src.find("path")) if src else None,
