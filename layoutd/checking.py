@@ -1,67 +1,56 @@
-"""Checking: the one judgement of a guest map against a host, and the services behind `check`.
+"""Checking: the services behind `check`.
 
-`check(layout, host)` is what every `check` source, the hook (libvirt/guard.py), the live audit
-(live/audit.py) and `libvirt fix` use: each RAM range against `HostView.forbidden()`.
-`check_command_line` and `check_domain_file` build the map `check` reports (the QEMU model,
-else a dry run of the binary) with what the report needs; commands/check.py prints it.
+The judgement itself, `check(layout, host)`, is collisions.check: each RAM range against
+`HostView.forbidden()`. `check_command_line` builds the map `check -- QEMU ARGV` reports (the
+QEMU model, else a dry run of the binary) with what the report needs (BARs, fixes);
+libvirt/guard.py does the same for a domain; commands/check.py prints it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
-from layoutd.errors import InputError, NotModelled
+from layoutd.collisions import check
+from layoutd.dryrun import differences, dry_run, guest_map
+from layoutd.emulator import version_of_binary
+from layoutd.errors import InputError, LayoutdError, UnknownDevice
+from layoutd.firmware.builds import Build
+from layoutd.firmware.check import BarCheck, check_bars
+from layoutd.firmware.files import identify
+from layoutd.firmware.fixes import BarFix, arm_bar_fixes, bar_fixes
+from layoutd.firmware.guest import family_of, page_1g, read_argv
+from layoutd.fixes import Fix, Predict, fixes
+from layoutd.host import probe_host
+from layoutd.models.guest import GuestMap
+from layoutd.models.host import HostView
+from layoutd.qemu import arch_of_binary, predict
+from layoutd.qemu.config import parse_config
+from layoutd.qemu.cpus import NeedsHostCpu
+from layoutd.qemu.versions import is_modelled
 from layoutd.record import Record, replace
-
-if TYPE_CHECKING:
-    from layoutd.collisions import Collision
-    from layoutd.models.common import GuestRegion, Hole
-    from layoutd.models.host import HostView
-
-
-def forbidden_touching(host: HostView, layout: Sequence[GuestRegion]) -> list[Hole]:
-    """Every forbidden range (HostView.forbidden) touching some RAM, once each."""
-    seen: dict[tuple[int, int, str, int | None], Hole] = {}
-    for region in layout:
-        for hole in host.holes_for(region):
-            seen.setdefault((hole.start, hole.end, hole.type, hole.group), hole)
-    return sorted(seen.values(), key=lambda h: (h.start, h.end))
-
-
-def check(layout: Sequence[GuestRegion], host: HostView) -> list[Collision]:
-    """Every overlap of guest RAM with where the host forbids DMA, in address order."""
-    from layoutd.collisions import find_collisions
-
-    return find_collisions(layout, forbidden_touching(host, layout))
 
 
 class Checked(Record, kw_only=False, frozen=False):
     """A guest map on a host, and what its report needs."""
 
-    guest: Any  # GuestMap
-    host: Any  # HostView
+    guest: GuestMap
+    host: HostView
     devices: list[str]
-    fixes_for: Callable[[], Any] | None = None  # the verified changes that clear collisions
+    fixes_for: Callable[[], list[Fix]] | None = None  # the verified changes that clear collisions
     language: str = "argv"  # how fixes are said: argv options or libvirt XML
-    bars: Any = None  # firmware.check.BarCheck: the assigned devices' 64-bit BARs
+    bars: BarCheck | None = None  # the assigned devices' 64-bit BARs
 
 
 def check_command_line(command: Sequence[str], *, host_source: str | None,
                        given: Sequence[str] = (), version: str | None = None,
                        verify: bool = False) -> Checked:
     """`check -- QEMU_BINARY ARG...`: the map the binary builds (modelled, else its dry run)."""
-    from layoutd.emulator import version_of_binary
-    from layoutd.qemu import arch_of_binary, predict
-    from layoutd.qemu.cpus import NeedsHostCpu
-    from layoutd.qemu.versions import is_modelled
-
     binary, qemu_args = command[0], command[1:]
     arch = arch_of_binary(binary)
     version = version or version_of_binary(binary, modelled_only=False)
     if not is_modelled(version):
         guest = dry_run_map(binary, qemu_args, arch, f"QEMU {version} is not modelled")
-        devices = _merge(guest.vfio_devices, list(given))
+        devices = merge_devices(guest.vfio_devices, list(given))
         origins: dict[str, tuple[str | None, str]] = {
             d: (None, f"-device vfio-pci,host={d}") for d in guest.vfio_devices}
         return Checked(guest, probe_devices(host_source, devices, origins), devices)
@@ -70,26 +59,22 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
     except NeedsHostCpu:
         first = None
     assigned = first.vfio_devices if first else _vfio_of(qemu_args)
-    devices = _merge(assigned, list(given))
+    devices = merge_devices(assigned, list(given))
     host = probe_devices(host_source, devices, {d: (None, f"-device vfio-pci,host={d}") for d in assigned})
 
-    def again(changed: Sequence[str]) -> Any:
+    def again(changed: Sequence[str]) -> GuestMap:
         return predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
 
-    guest = _with_host(host, lambda: again(qemu_args))
+    guest = with_host(host, lambda: again(qemu_args))
     if verify:
         guest = verified(guest, binary, qemu_args, arch)
-    return Checked(guest, host, devices, _fixes_for(qemu_args, guest, again, host),
+    return Checked(guest, host, devices, verified_fixes(qemu_args, guest, again, host),
                    bars=bar_check(guest, host, qemu_args, devices))
 
 
-def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str]) -> Any:
+def bar_check(guest: GuestMap, host: HostView, qemu_args: Sequence[str],
+              devices: Sequence[str]) -> BarCheck | None:
     """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with."""
-    from layoutd.firmware.check import check_bars
-    from layoutd.firmware.files import identify
-    from layoutd.firmware.guest import family_of, page_1g, read_argv
-    from layoutd.qemu.config import parse_config
-
     if not guest.vfio_devices:
         return None
     pci = read_argv(qemu_args, family_of(guest), {device.address: device for device in host.devices})
@@ -104,14 +89,9 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
     return result
 
 
-def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequence[str],
-               build: Any) -> list[Any]:
+def _bar_fixes(qemu_args: Sequence[str], guest: GuestMap, host: HostView, devices: Sequence[str],
+               build: Build) -> list[BarFix]:
     """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs)."""
-    from layoutd.errors import LayoutdError
-    from layoutd.firmware.fixes import arm_bar_fixes, bar_fixes
-    from layoutd.qemu import predict
-    from layoutd.qemu.config import parse_config
-
     def clear(changed: Sequence[str]) -> bool:
         try:
             again = predict(changed, version=guest.qemu_version, arch=guest.arch, host_cpu=host.cpu,
@@ -130,32 +110,26 @@ def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequenc
                      build.family == "ovmf", host_cpu, clear)
 
 
-def _fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],
-               host: Any) -> Any:
+def verified_fixes(args: Sequence[str], guest: GuestMap, again: Predict,
+               host: HostView) -> Callable[[], list[Fix]]:
     """The verified changes (a newer machine type, a smaller -m) that clear every collision."""
-    def found() -> Any:
-        from layoutd.fixes import fixes  # only a report with collisions asks
-
+    def found() -> list[Fix]:
         return fixes(args, guest, again, lambda changed: not check(changed.layout, host))
 
     return found
 
 
-def dry_run_map(binary: str, qemu_args: Sequence[str], arch: str, why: str) -> Any:
+def dry_run_map(binary: str, qemu_args: Sequence[str], arch: str, why: str) -> GuestMap:
     """The map the binary itself builds, saying where it came from."""
-    from layoutd.dryrun import dry_run, guest_map
-
     run = dry_run(binary, qemu_args, arch)
     guest = guest_map(run, qemu_args, arch)
     note = f"{why}: this map comes from a dry run of {binary} (QEMU {run.version}) itself"
     return replace(guest, warnings=(note, *guest.warnings))
 
 
-def verified(guest: Any, binary: str, qemu_args: Sequence[str], arch: str) -> Any:
+def verified(guest: GuestMap, binary: str, qemu_args: Sequence[str], arch: str) -> GuestMap:
     """The model's map when the dry run builds the same RAM map; else the dry run's, saying how
     the model differed."""
-    from layoutd.dryrun import differences
-
     real = dry_run_map(binary, qemu_args, arch, "--verify")
     wrong = differences(guest.layout, real.layout)
     if not wrong:
@@ -168,23 +142,18 @@ def verified(guest: Any, binary: str, qemu_args: Sequence[str], arch: str) -> An
 
 
 def probe_devices(source: str | None, devices: Sequence[str],
-                  origins: dict[str, tuple[str | None, str]]) -> Any:
+                  origins: dict[str, tuple[str | None, str]]) -> HostView:
     """probe_host; a device the host lacks is named where it was given (`origins`: device ->
     (file, field)), else as --devices."""
-    from layoutd.errors import UnknownDevice
-    from layoutd.host import probe_host
-
     try:
         return probe_host(source, list(devices) or None)
     except UnknownDevice as error:
         raise error.at(origins) from None
 
 
-def _with_host(host: Any, prediction: Callable[[], Any]) -> Any:
+def with_host(host: HostView, prediction: Callable[[], GuestMap]) -> GuestMap:
     """Run a prediction that reads the host CPU; a CPU the host source does not describe is
     bad input naming that source."""
-    from layoutd.qemu.cpus import NeedsHostCpu
-
     try:
         return prediction()
     except NeedsHostCpu as error:
@@ -193,66 +162,8 @@ def _with_host(host: Any, prediction: Callable[[], Any]) -> Any:
 
 
 def _vfio_of(qemu_args: Sequence[str]) -> list[str]:
-    from layoutd.qemu.config import parse_config
-
     return parse_config(qemu_args).vfio
 
 
-def _merge(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
+def merge_devices(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
     return list(dict.fromkeys([*first, *second]))
-
-
-def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str] = (),
-                      version: str | None = None, verify: bool = False) -> Checked:
-    """`check --libvirt DOMAIN.xml`: the map the domain builds, as the hook translates it."""
-    from layoutd.libvirt.guard import DEFAULT_EMULATOR, MODEL_ARCH, qemu_version, translate_domain
-    from layoutd.qemu import predict
-    from layoutd.qemu.versions import is_modelled
-
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", file=path) from None
-    translation = translate_domain(data, path)
-    version = qemu_version(translation, version)
-    devices = _merge(translation.devices, list(given))
-    host = probe_devices(host_source, devices,
-                         {d: (path, f"<hostdev> {d}") for d in translation.devices})
-    domain = translation.domain
-    emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
-    arch = MODEL_ARCH.get(domain.arch, domain.arch)
-    if not is_modelled(version) or domain.arch != arch:
-        why = (f"QEMU {version} is not modelled" if domain.arch == arch
-               else f"architecture {domain.arch} is not modelled")
-        guest = dry_run_map(emulator, translation.argv, arch, why)
-        return Checked(guest, host, devices)
-
-    def again(changed: Sequence[str]) -> Any:
-        return predict(changed, version=version, host_cpu=host.cpu, arch=domain.arch,
-                       host=host.platform)
-
-    try:
-        guest = _with_host(host, lambda: again(translation.argv))
-    except NotModelled as error:  # what the domain's own emulator builds, as the hook does
-        guest = dry_run_map(emulator, translation.argv, arch, f"not modelled ({error.message})")
-        return Checked(guest, host, devices)
-    if verify:
-        guest = verified(guest, emulator, translation.argv, domain.arch)
-    return Checked(guest, host, devices, _fixes_for(translation.argv, guest, again, host),
-                   language="libvirt",
-                   bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices))
-
-
-def with_buses(argv: Sequence[str], data: bytes | str, source: str) -> list[str]:
-    """The translated arguments with the domain's firmware, root ports and <hostdev> addresses
-    (what the BAR placement needs) instead of the plain vfio-pci devices."""
-    from layoutd.firmware.libvirt import pci_argv
-
-    kept: list[str] = []
-    for word in argv:
-        if kept and kept[-1] == "-device" and word.startswith("vfio-pci,"):
-            kept.pop()
-        else:
-            kept.append(word)
-    return kept + pci_argv(data, source)

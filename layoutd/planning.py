@@ -6,26 +6,30 @@ commands/plan.py only parses arguments and writes the chosen format.
 """
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
+from layoutd.dryrun import differences, dry_run
+from layoutd.emit.argv import qemu_argv
+from layoutd.emit.qmp import qmp_commands
+from layoutd.emulator import version_of_binary
+from layoutd.errors import LayoutdError, NoAnswer
+from layoutd.firmware.files import identify
+from layoutd.host import probe_host
+from layoutd.models.guest import GuestMap
+from layoutd.models.host import Device, HostView
+from layoutd.models.plan import Plan, PlannedHostCpu
+from layoutd.models.spec import VmSpec
+from layoutd.qemu import versions
 from layoutd.record import replace
-
-if TYPE_CHECKING:
-    from layoutd.models.guest import GuestMap
-    from layoutd.models.host import HostView
-    from layoutd.models.plan import Plan
-    from layoutd.models.spec import VmSpec
-    from layoutd.solver import Solved, Target
+from layoutd.solver import Solved, Target, TargetFor, combine, solve_spec
+from layoutd.solver.fit import fit_bars
+from layoutd.solver.oracle import compare, model_map, windows_above
 
 
 def model_version(chosen: str | None, binary: str | None) -> tuple[str, str]:
     """The QEMU version whose rules the solver uses, and a note when that is not the binary's:
     --qemu-version; else the binary's own when modelled, else the nearest older modelled one."""
-    from layoutd.qemu import versions
-
     if chosen is not None or binary is None:
         return str(versions.row(chosen or versions.DEFAULT).version), ""
-    from layoutd.emulator import version_of_binary
 
     found = version_of_binary(binary, modelled_only=False)
     if versions.is_modelled(found):
@@ -34,12 +38,9 @@ def model_version(chosen: str | None, binary: str | None) -> tuple[str, str]:
     return str(nearest), f"QEMU {found} is not modelled: planned with QEMU {nearest}'s rules"
 
 
-def verify(plan: "Plan", binary: str, note: str) -> "Plan":
+def verify(plan: Plan, binary: str, note: str) -> Plan:
     """The plan, if a dry run of `binary` with its whole command line (VFIO devices left out)
     starts and builds exactly its RAM map."""
-    from layoutd.dryrun import differences, dry_run
-    from layoutd.errors import NoAnswer
-
     run = dry_run(binary, plan.qemu_argv, plan.config.arch, whole=True)
     wrong = differences(plan.layout, run.vm.layout())
     if wrong:
@@ -49,15 +50,12 @@ def verify(plan: "Plan", binary: str, note: str) -> "Plan":
     return replace(plan, warnings=(*plan.warnings, *([note] if note else []), said))
 
 
-def make_plan(spec: "VmSpec", sources: Sequence[str], version: str) -> "Plan":
+def make_plan(spec: VmSpec, sources: Sequence[str], version: str) -> Plan:
     """Probe every host, solve, check the argv on the QEMU model, and build the Plan."""
-    from layoutd.host import probe_host
-    from layoutd.solver import combine, solve_spec
-
-    def views_for(devices: Sequence[str]) -> list["HostView"]:
+    def views_for(devices: Sequence[str]) -> list[HostView]:
         return [probe_host(source, list(devices) or None) for source in sources]
 
-    def target_for(devices: Sequence[str]) -> "Target":
+    def target_for(devices: Sequence[str]) -> Target:
         views = views_for(devices)
         return combine(views, [view.source for view in views])
 
@@ -70,33 +68,27 @@ def make_plan(spec: "VmSpec", sources: Sequence[str], version: str) -> "Plan":
 
 
 class BarFitter:
-    """Places the assigned BARs as the plan's firmware does (layoutd.firmware.fit); also the
+    """Places the assigned BARs as the plan's firmware does (layoutd.solver.fit); also the
     check every suggested spec passes before it is shown."""
 
-    def __init__(self, target: "Target", version: str, target_for: Any, devices: dict[str, Any]):
+    def __init__(self, target: Target, version: str, target_for: TargetFor,
+                 devices: dict[str, Device]):
         self.target, self.version, self.target_for, self.devices = target, version, target_for, devices
 
-    def replan(self, variant: "VmSpec", oracle: bool = True) -> "Plan":
-        from layoutd.solver import solve_spec
-
+    def replan(self, variant: VmSpec, oracle: bool = True) -> Plan:
         solved = solve_spec(variant, self.target, self.version, self.target_for)
         return assemble(variant, self.target, solved, self.version, oracle)
 
-    def fit(self, spec: "VmSpec", plan: "Plan") -> "Plan":
+    def fit(self, spec: VmSpec, plan: Plan) -> Plan:
         """The plan with its BARs placed, every one where the hosts' IOMMUs map it, or a "no";
         a firmware build layoutd does not know is said so."""
-        from layoutd.firmware.files import identify
-        from layoutd.firmware.fit import fit_bars
-
         build, note = identify(plan.config.firmware, self.version, plan.config.arch)
         if build is None:
             return replace(plan, warnings=(*plan.warnings, note or ""))
         placed = fit_bars(spec, plan, self.target, self.devices, build, self.replan)
         return replace(placed, warnings=(*placed.warnings, *([note] if note else [])))
 
-    def accept(self, variant: "VmSpec") -> bool:
-        from layoutd.errors import LayoutdError
-
+    def accept(self, variant: VmSpec) -> bool:
         try:
             self.fit(variant, self.replan(variant, oracle=False))
         except LayoutdError:
@@ -104,21 +96,17 @@ class BarFitter:
         return True
 
 
-def bar_fitter(spec: "VmSpec", target: "Target", version: str, first: "HostView",
-               target_for: Any) -> BarFitter | None:
+def bar_fitter(spec: VmSpec, target: Target, version: str, first: HostView,
+               target_for: TargetFor) -> BarFitter | None:
     """With devices: the fitter, with the devices' BARs read from the first host."""
     if not spec.pci_devices:
         return None
     return BarFitter(target, version, target_for, {d.address: d for d in first.devices})
 
 
-def assemble(spec: "VmSpec", target: "Target", solved: "Solved", version: str,
-             oracle: bool = True) -> "Plan":
+def assemble(spec: VmSpec, target: Target, solved: Solved, version: str,
+             oracle: bool = True) -> Plan:
     """The Plan; `oracle`: check the emitted argv on the QEMU model (off: a trial for the BARs)."""
-    from layoutd.emit.argv import qemu_argv
-    from layoutd.emit.qmp import qmp_commands
-    from layoutd.models.plan import Plan, PlannedHostCpu
-
     argv = qemu_argv(solved.config, qemu_version=version)
     host_cpu = PlannedHostCpu(vendor=target.host_vendor, phys_bits=target.host_phys_bits,
                               kvm_smm=target.kvm_smm)
@@ -145,13 +133,10 @@ def assemble(spec: "VmSpec", target: "Target", solved: "Solved", version: str,
 
 
 def oracle_check(
-    argv: Sequence[str], solved: "Solved", version: str, host_cpu: Any, target: "Target"
-) -> tuple["GuestMap", tuple[str, ...]]:
+    argv: Sequence[str], solved: Solved, version: str, host_cpu: PlannedHostCpu, target: Target
+) -> tuple[GuestMap, tuple[str, ...]]:
     """Run the QEMU model on the emitted argv: the plan stands only if it yields the planned map.
     Returns the model's map: every figure of the plan about QEMU's regions comes from it."""
-    from layoutd.errors import NoAnswer
-    from layoutd.solver.oracle import compare, model_map, windows_above
-
     guest = model_map(argv, version, host_cpu, solved.config.arch, target.platform)
     predicted = guest.layout
     problems = compare(solved.layout, predicted, target.holes)

@@ -49,13 +49,18 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--connect URI only applies with --libvirt-domain NAME")
     if args.qmp or args.libvirt_domain:
         return _run_live(args)
-    from layoutd import checking
-    from layoutd.emit.report import report
+    from layoutd.emit.report import report  # only the source given is loaded
 
     options = {"host_source": args.host, "given": device_list(args.devices),
                "version": args.qemu_version, "verify": args.verify}
-    checked = (checking.check_domain_file(args.libvirt, **options) if args.libvirt
-               else checking.check_command_line(command, **options))
+    if args.libvirt:
+        from layoutd.libvirt.guard import check_domain_file  # the domain reader: --libvirt only
+
+        checked = check_domain_file(args.libvirt, **options)
+    else:
+        from layoutd.checking import check_command_line  # the QEMU model, a dry run if need be
+
+        checked = check_command_line(command, **options)
     text, found = report(checked.guest, checked.host, args.format, checked.devices,
                          checked.fixes_for, checked.language, checked.bars)
     sys.stdout.write(text)
@@ -64,9 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_live(args: argparse.Namespace) -> int:
     """Audit a running VM's real map: exit 1 when some RAM touches a forbidden range."""
-    from layoutd.emit.report import audit_json, audit_text
-    from layoutd.live.audit import audit
-    from layoutd.live.session import open_monitor
+    from layoutd.live.audit import audit, audit_json, audit_text  # QMP: --qmp and --libvirt-domain only
+    from layoutd.live.virsh import open_monitor
 
     monitor = open_monitor(args.qmp, args.libvirt_domain, args.connect)
     try:

@@ -60,6 +60,7 @@ def main(args: Sequence[str]) -> int:
 
 def prepare(name: str, config: hookconf.HookConfig) -> int:
     """Check the domain on stdin; refuse (non-zero) only under `enforce`."""
+    # prepare begin only: the no-op operations return before
     import signal
 
     from layoutd.errors import TimeLimit
@@ -83,10 +84,12 @@ def prepare(name: str, config: hookconf.HookConfig) -> int:
 def check(name: str, config: hookconf.HookConfig) -> int:
     """Refuse only a proven collision: where the model cannot answer (not modelled) or says QEMU
     itself would refuse the domain, log a warning and let libvirt go on."""
+    # the check itself: prepare begin only
     from layoutd.errors import LayoutdError, NotModelled, QemuRefusal, TimeLimit
 
     try:
         xml = sys.stdin.buffer.read(STDIN_LIMIT + 1)
+        # loaded under the time limit, like the rest of the check
         from layoutd.libvirt.guard import check_domain
 
         report = check_domain(xml, config)
@@ -123,6 +126,7 @@ def verdict(config: hookconf.HookConfig, name: str, code: int, reason: str) -> i
 
 
 def _expired(_signum: int, _frame: FrameType | None) -> None:
+    # prepare begin only (its timer)
     from layoutd.errors import TimeLimit
 
     raise TimeLimit("the check ran past its time limit")

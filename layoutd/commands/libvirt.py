@@ -26,11 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # this command's modules: not for its --help
     from layoutd.libvirt import fix as fixing
 
     data = _read(args.domain)
     hosts = args.host or [os.environ.get("LAYOUTD_HOST") or "live"]
     if args.action == "apply":
+        # apply only
         from layoutd.models.spec import load_spec
 
         result, plan = fixing.apply(data, args.domain, load_spec(args.spec), hosts, args.qemu_version,
@@ -45,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read(path: str) -> bytes:
+    # as run()
     from layoutd.errors import InputError
 
     try:
@@ -55,6 +58,7 @@ def _read(path: str) -> bytes:
 
 
 def _write(data: bytes, output: str | None) -> None:
+    # as run()
     from layoutd.errors import InputError
 
     if output is None or output == "-":

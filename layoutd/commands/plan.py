@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="host source (live, a root tree, or a dump); repeat for migration targets",
     )
+    # the version table, for --help's list of versions
     from layoutd.qemu import versions
 
     parser.add_argument(
@@ -43,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # this command's modules: not for its --help
     from layoutd.errors import InputError, UnknownDevice
     from layoutd.models.spec import load_spec, spec_device_origins
     from layoutd.planning import make_plan, model_version, verify
@@ -61,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         raise error.at(spec_device_origins(spec, args.spec)) from None
     if binary is not None:
         plan = verify(plan, binary, note)
+    # the planner's encoders, after the plan
     from layoutd.emit.plan import render
 
     _write(render(plan, args.format), args.output)
@@ -68,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write(text: str, output: str | None) -> None:
+    # as run()
     from layoutd.errors import InputError
 
     if output is None or output == "-":

@@ -8,10 +8,10 @@ CPU with maxphysaddr, <pcihole64>, and <qemu:commandline> for what libvirt canno
 from __future__ import annotations
 
 import uuid
-from xml.sax.saxutils import escape, quoteattr
 
+from layoutd.emit import elements as el
+from layoutd.emit.markup import escape, quoteattr
 from layoutd.firmware.guest import MMIO64_FILE
-from layoutd.libvirt import elements as el
 from layoutd.models.plan import Plan, QemuConfig
 
 STEP = "  "

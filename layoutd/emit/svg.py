@@ -14,8 +14,8 @@ import itertools
 import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
-from xml.sax.saxutils import escape, quoteattr
 
+from layoutd.emit.markup import escape, quoteattr
 from layoutd.record import Record
 from layoutd.units import hex_addr, human_size
 

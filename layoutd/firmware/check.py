@@ -6,8 +6,10 @@ unassigned. Pure: the caller identifies the firmware and reads the host.
 from collections.abc import Callable, Mapping, Sequence
 
 from layoutd.collisions import Collision
-from layoutd.firmware import Placement, place
+from layoutd.firmware import place
+from layoutd.firmware.board import Placement
 from layoutd.firmware.builds import Build
+from layoutd.firmware.fixes import BarFix
 from layoutd.firmware.guest import GuestPci, board
 from layoutd.models.common import U64_MAX, Hole, Range
 from layoutd.models.guest import GuestMap
@@ -22,7 +24,7 @@ class BarCheck(Record, kw_only=False, frozen=False):
     collisions: list[Collision] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     placement: Placement | None = None
-    fixes: Callable[[], list[object]] | None = None  # the changes that clear the BAR collisions
+    fixes: Callable[[], list[BarFix]] | None = None  # the changes that clear the BAR collisions
 
 
 def check_bars(guest: GuestMap, host: HostView, pci: GuestPci, build: Build | None,

@@ -4,6 +4,7 @@ The only module of layoutd.firmware that reads files. No file named: QEMU's own 
 taken as the SeaBIOS Debian ships with that QEMU version (and said so).
 """
 
+import hashlib
 import os
 
 from layoutd.firmware.builds import Build, by_hash, default_for_qemu
@@ -27,7 +28,6 @@ def identify(path: str | None, version: str, arch: str = "x86_64"
     found = _locate(path)
     if found is None:
         return None, f"firmware {path}: no such file, so its BAR placement is not predicted"
-    import hashlib  # only a named firmware file is hashed
 
     try:
         with open(found, "rb") as handle:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from layoutd.errors import UnsupportedOption
 from layoutd.libvirt.domain import Cell, Domain, MemoryDev, read_domain
 from layoutd.qemu.machines import BOOT_RAM
+from layoutd.qemu.versions import Version, numa_mem_supported
 from layoutd.qemu.x86 import BRIDGE
 from layoutd.record import Record, replace
 from layoutd.units import MiB, align_up
@@ -290,8 +291,6 @@ def _numa(domain: Domain, sizes: Sizes) -> list[str]:
 
 def legacy_numa_mem(arch: str, machine: str) -> bool:
     """Whether QEMU accepts `-numa node,mem=` for this machine type (versioned types up to 5.0)."""
-    from layoutd.qemu.versions import Version, numa_mem_supported
-
     prefixes = ("pc-q35-", "pc-i440fx-") if arch == "x86_64" else ("virt-",)
     for prefix in prefixes:
         release = machine.removeprefix(prefix)

@@ -8,7 +8,7 @@ max-ram-below-4g arguments in <qemu:commandline>); every other byte stays as it 
 
 from __future__ import annotations
 
-from layoutd.libvirt import elements as el
+from layoutd.emit import elements as el
 from layoutd.libvirt.domain import QEMU_NS, qemu_prefix
 from layoutd.libvirt.xmltext import Node, parse
 from layoutd.models.plan import QemuConfig

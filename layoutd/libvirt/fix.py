@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from layoutd.collisions import find_collisions
 from layoutd.errors import InputError, NoAnswer, NoLayout, UnknownDevice
 from layoutd.libvirt.argv import translate_xml
 from layoutd.libvirt.domain import Domain, read_domain
@@ -15,6 +16,8 @@ from layoutd.models.common import GuestRegion
 from layoutd.models.plan import Plan
 from layoutd.models.spec import VmSpec, spec_device_origins
 from layoutd.models.validate import validate
+from layoutd.planning import make_plan
+from layoutd.qemu import predict
 from layoutd.qemu.cpus import VENDOR_IDS
 from layoutd.qemu.x86 import ROM_WINDOW
 from layoutd.record import replace
@@ -73,8 +76,6 @@ def fix(data: bytes, source: str, hosts: Sequence[str], version: str | None,
 
 def apply(data: bytes, source: str, spec: VmSpec, hosts: Sequence[str],
           version: str | None, spec_file: str | None = None) -> tuple[bytes, Plan]:
-    from layoutd.planning import make_plan
-
     domain = read_domain(data, source)
     if not spec.devices and domain.hostdevs:
         spec = replace(spec, devices=tuple(domain.hostdevs))
@@ -137,9 +138,6 @@ def verify(result: bytes, plan: Plan, source: str) -> Plan:
     ram-node0). Below 1 MiB the domain's video decides; that RAM must avoid the holes too.
     Returns the plan with the map the domain really builds.
     """
-    from layoutd.collisions import find_collisions
-    from layoutd.qemu import predict
-
     translation = translate_xml(result, source)
     guest = predict(translation.argv, version=plan.qemu_version, arch=translation.domain.arch,
                     host_cpu=plan.host_cpu, host=plan.host_platform)

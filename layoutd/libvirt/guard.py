@@ -6,15 +6,30 @@ import re
 import subprocess
 from collections.abc import Sequence
 
-from layoutd.checking import check
-from layoutd.collisions import Collision
-from layoutd.errors import HostUnavailable, NotModelled, UnknownDevice
+from layoutd.checking import (
+    Checked,
+    bar_check,
+    dry_run_map,
+    merge_devices,
+    probe_devices,
+    verified,
+    verified_fixes,
+    with_host,
+)
+from layoutd.collisions import Collision, check
+from layoutd.dryrun import dry_run, guest_map
+from layoutd.emulator import binary_version
+from layoutd.errors import HostUnavailable, InputError, LayoutdError, NotModelled, UnknownDevice
+from layoutd.host import probe_host
 from layoutd.libvirt.argv import LibvirtVersion, Translation, translate
 from layoutd.libvirt.domain import Domain, read_domain
 from layoutd.libvirt.hookconf import HookConfig
+from layoutd.libvirt.pci import pci_argv
 from layoutd.models.common import GuestRegion, Hole
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import HostView
+from layoutd.qemu import predict
+from layoutd.qemu.versions import Version, is_modelled, oldest_accepting
 from layoutd.record import Record, replace
 
 VERSION_TIMEOUT = 10.0
@@ -90,10 +105,6 @@ def check_domain(xml: bytes | str, config: HookConfig, source: str = "<stdin>") 
 
 def check_translation(translation: Translation, version: str, devices: Sequence[str],
                       host_source: str | None, xml: bytes | str | None = None) -> DomainCheck:
-    from layoutd.host import probe_host
-    from layoutd.qemu import predict
-    from layoutd.qemu.versions import is_modelled
-
     try:
         host = probe_host(host_source, list(devices) or None)
     except UnknownDevice as error:  # named as the domain's <hostdev>, else the hook's devices
@@ -129,9 +140,6 @@ def domain_bars(guest: GuestMap, host: HostView, translation: Translation, xml: 
     """The assigned BARs the firmware puts in a host hole (the hook refuses for those), and the
     rest said as warnings: a BAR left unassigned or beyond the guest's phys-bits (the domain
     starts; the guest may lose the device), a firmware or device layoutd does not model."""
-    from layoutd.checking import bar_check, with_buses
-    from layoutd.errors import LayoutdError
-
     try:
         result = bar_check(guest, host, with_buses(translation.argv, xml,
                                                    translation.domain.source), devices)
@@ -154,8 +162,6 @@ def emulator_map(translation: Translation, why: str) -> tuple[GuestMap, str]:
     """Where the model cannot answer: the map the domain's own <emulator> builds, by a dry run
     (layoutd.dryrun). A dry run that cannot be made is NotModelled (the hook then lets the
     domain start with a warning); QEMU refusing it is QemuRefusal."""
-    from layoutd.dryrun import dry_run, guest_map
-
     domain = translation.domain
     emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
     arch = MODEL_ARCH.get(domain.arch, domain.arch)
@@ -181,9 +187,6 @@ def domain_qemu_version(domain: Domain, configured: str | None) -> str:
     """The configured version; else what the domain's <emulator> (or, without one, libvirt's
     default emulator for the arch) answers to --version; else the oldest modelled QEMU that
     accepts the domain's versioned machine type (pc-q35-6.2 -> 7.2)."""
-    from layoutd.emulator import binary_version
-    from layoutd.qemu.versions import Version, oldest_accepting
-
     if configured:
         return configured
     emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch)
@@ -229,3 +232,53 @@ def _hole(hole: Hole, host: HostView) -> str:
         return hole.describe()
     members = [device.address for device in host.devices if device.group == hole.group]
     return replace(hole, devices=tuple(members)).describe()
+
+
+def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str] = (),
+                      version: str | None = None, verify: bool = False) -> Checked:
+    """`check --libvirt DOMAIN.xml`: the map the domain builds, as the hook translates it."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise InputError(f"cannot read: {error.strerror}", file=path) from None
+    translation = translate_domain(data, path)
+    version = qemu_version(translation, version)
+    devices = merge_devices(translation.devices, list(given))
+    host = probe_devices(host_source, devices,
+                         {d: (path, f"<hostdev> {d}") for d in translation.devices})
+    domain = translation.domain
+    emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
+    arch = MODEL_ARCH.get(domain.arch, domain.arch)
+    if not is_modelled(version) or domain.arch != arch:
+        why = (f"QEMU {version} is not modelled" if domain.arch == arch
+               else f"architecture {domain.arch} is not modelled")
+        guest = dry_run_map(emulator, translation.argv, arch, why)
+        return Checked(guest, host, devices)
+
+    def again(changed: Sequence[str]) -> GuestMap:
+        return predict(changed, version=version, host_cpu=host.cpu, arch=domain.arch,
+                       host=host.platform)
+
+    try:
+        guest = with_host(host, lambda: again(translation.argv))
+    except NotModelled as error:  # what the domain's own emulator builds, as the hook does
+        guest = dry_run_map(emulator, translation.argv, arch, f"not modelled ({error.message})")
+        return Checked(guest, host, devices)
+    if verify:
+        guest = verified(guest, emulator, translation.argv, domain.arch)
+    return Checked(guest, host, devices, verified_fixes(translation.argv, guest, again, host),
+                   language="libvirt",
+                   bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices))
+
+
+def with_buses(argv: Sequence[str], data: bytes | str, source: str) -> list[str]:
+    """The translated arguments with the domain's firmware, root ports and <hostdev> addresses
+    (what the BAR placement needs) instead of the plain vfio-pci devices."""
+    kept: list[str] = []
+    for word in argv:
+        if kept and kept[-1] == "-device" and word.startswith("vfio-pci,"):
+            kept.pop()
+        else:
+            kept.append(word)
+    return kept + pci_argv(data, source)

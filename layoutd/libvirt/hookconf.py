@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 DEFAULT_CONFIG = "/etc/layoutd/hook.conf"
 DEFAULT_LOG = "/var/log/layoutd/hook.log"
@@ -108,8 +109,6 @@ def render(policy: str, host: str | None, devices: list[str], log: str) -> str:
 
 def log_line(config: HookConfig, message: str) -> None:
     """Append one line to the hook log; if the log cannot be written, say so on stderr."""
-    import time
-
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     line = f"{stamp} layoutd-hook[{os.getpid()}]: {message}\n"
     try:

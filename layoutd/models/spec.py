@@ -295,7 +295,7 @@ def load_spec(path: str | Path) -> VmSpec:
 def parse_spec(text: str, *, file: str = "<spec>") -> VmSpec:
     """Plain YAML is read without PyYAML (models/quickyaml.py); any other text, and any spec with
     a problem, is read again with PyYAML, whose nodes give the line of each error."""
-    from layoutd.models.quickyaml import Unsupported, load
+    from layoutd.models.quickyaml import Unsupported, load  # replaced by PyYAML next (issue 24)
 
     try:
         data = load(text)
@@ -310,7 +310,7 @@ def parse_spec(text: str, *, file: str = "<spec>") -> VmSpec:
 
 
 def _parse_with_pyyaml(text: str, file: str) -> VmSpec:
-    import yaml
+    import yaml  # at module top once the reader moves to the edge (issue 24)
 
     loader = _loader()
     try:
@@ -389,7 +389,7 @@ def _dotted(location: tuple[Any, ...]) -> str:
 
 
 def _line_of(node: Any, location: tuple[Any, ...]) -> int | None:
-    import yaml
+    import yaml  # at module top once the reader moves to the edge (issue 24)
 
     line = node.start_mark.line + 1 if node is not None else None
     for part in location:
@@ -415,7 +415,7 @@ def _loader() -> Any:
     global _LOADER
     if _LOADER is not None:
         return _LOADER
-    import yaml
+    import yaml  # at module top once the reader moves to the edge (issue 24)
 
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -3,6 +3,7 @@
 Which options take an argument comes from `qemu-system-* -help` of 7.2 and 10.0.
 """
 
+import json
 import re
 from collections.abc import Sequence
 
@@ -110,8 +111,6 @@ def keyval(text: str, implied: str | None, where: str) -> dict[str, str]:
 
 
 def _json_keyval(text: str, where: str) -> dict[str, str]:
-    import json  # only a JSON-syntax option (-object '{...}') needs it
-
     try:
         data = json.loads(text)
     except ValueError as error:

@@ -5,11 +5,12 @@
 
 from layoutd.models.spec import VmSpec
 from layoutd.solver.build import Solved, build
+from layoutd.solver.explain import explain
 from layoutd.solver.solve import Problem, problem_for, solve
 from layoutd.solver.suggest import Accept, TargetFor
 from layoutd.solver.target import Target, combine
 
-__all__ = ["Problem", "Solved", "Target", "combine", "solve_spec"]
+__all__ = ["Problem", "Solved", "Target", "TargetFor", "combine", "solve_spec"]
 
 
 def solve_spec(spec: VmSpec, target: Target, qemu_version: str,
@@ -21,8 +22,6 @@ def solve_spec(spec: VmSpec, target: Target, qemu_version: str,
     problem = problem_for(spec, target, qemu_version)
     solution, rejections = solve(problem)
     if solution is None:
-        from layoutd.solver.explain import explain  # only a "no" is explained
-
         raise explain(spec, problem, rejections, target, qemu_version, target_for, accept)
     solved = build(spec, problem, solution, qemu_version)
     notes = tuple(target.notes)

@@ -1,5 +1,6 @@
 """Turn a solution into the QemuConfig every emitter works from. Pure."""
 
+from layoutd.firmware.builds import BY_NAME
 from layoutd.models.common import GuestRegion, Range
 from layoutd.models.plan import Backend, NumaNode, PlannedDevice, QemuConfig
 from layoutd.models.spec import VmSpec
@@ -15,8 +16,6 @@ DEFAULT_FIRMWARE = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
 def firmware_file(spec: VmSpec, needs_ged: bool) -> str | None:
     """The -bios file: aarch64's UEFI when memory devices need it; x86 `seabios`/`ovmf` by name."""
     if spec.arch == "x86_64":
-        from layoutd.firmware.builds import BY_NAME
-
         named = BY_NAME.get(spec.firmware or "")
         return named.file if named else spec.firmware
     return (spec.firmware or DEFAULT_FIRMWARE) if (needs_ged or spec.firmware) else None

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from xml.sax.saxutils import quoteattr
-
+from layoutd.emit.markup import quoteattr
 from layoutd.models.plan import NumaNode, PlannedDevice, QemuConfig
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
