@@ -58,6 +58,7 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
 
     binary, qemu_args = command[0], command[1:]
     arch = arch_of_binary(binary)
+    dirs = None if version else binary_dirs(binary)  # --qemu-version: Debian's firmware for it
     version = version or version_of_binary(binary, modelled_only=False)
     if not is_modelled(version):
         guest = dry_run_map(binary, qemu_args, arch, f"QEMU {version} is not modelled")
@@ -80,11 +81,20 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
     if verify:
         guest = verified(guest, binary, qemu_args, arch)
     return Checked(guest, host, devices, _fixes_for(qemu_args, guest, again, host),
-                   bars=bar_check(guest, host, qemu_args, devices))
+                   bars=bar_check(guest, host, qemu_args, devices, dirs))
 
 
-def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str]) -> Any:
-    """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with."""
+def binary_dirs(binary: str | None) -> tuple[str, ...] | None:
+    """The folders `binary` loads firmware from (None: not known; Debian's pairing is taken)."""
+    from layoutd.emulator import data_dirs
+
+    return data_dirs(binary) if binary else None
+
+
+def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
+              dirs: Sequence[str] | None = None) -> Any:
+    """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with.
+    `dirs`: the folders the QEMU binary loads firmware from, after the command line's -L."""
     from layoutd.firmware.check import check_bars
     from layoutd.firmware.files import identify
     from layoutd.firmware.guest import family_of, page_1g, read_argv
@@ -93,19 +103,21 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
     if not guest.vfio_devices:
         return None
     pci = read_argv(qemu_args, family_of(guest), {device.address: device for device in host.devices})
-    build, note = identify(pci.firmware, guest.qemu_version, guest.arch)
+    search = [*pci.data_dirs, *dirs] if dirs is not None else (pci.data_dirs or None)
+    build, note = identify(pci.firmware, guest.qemu_version, guest.arch, search)
     config = parse_config(qemu_args)
     result = check_bars(guest, host, pci, build, page_1g(config.cpu_model, config.cpu_props),
                         devices, config.cpu_props)
-    if note:
+    if note and build is None:
         result.notes.insert(0, note)
+    result.loaded = note if build is not None else None
     if result.collisions and build is not None:
-        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, build)
+        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, build, dirs)
     return result
 
 
 def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequence[str],
-               build: Any) -> list[Any]:
+               build: Any, dirs: Sequence[str] | None) -> list[Any]:
     """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs)."""
     from layoutd.errors import LayoutdError
     from layoutd.firmware.fixes import arm_bar_fixes, bar_fixes
@@ -116,7 +128,7 @@ def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequenc
         try:
             again = predict(changed, version=guest.qemu_version, arch=guest.arch, host_cpu=host.cpu,
                             host=host.platform)
-            bars = bar_check(again, host, changed, devices)
+            bars = bar_check(again, host, changed, devices, dirs)
         except LayoutdError:
             return False
         return not check(again.layout, host) and bars is not None and not bars.collisions
@@ -205,7 +217,13 @@ def _merge(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
 def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str] = (),
                       version: str | None = None, verify: bool = False) -> Checked:
     """`check --libvirt DOMAIN.xml`: the map the domain builds, as the hook translates it."""
-    from layoutd.libvirt.guard import DEFAULT_EMULATOR, MODEL_ARCH, qemu_version, translate_domain
+    from layoutd.libvirt.guard import (
+        DEFAULT_EMULATOR,
+        MODEL_ARCH,
+        emulator_dirs,
+        qemu_version,
+        translate_domain,
+    )
     from layoutd.qemu import predict
     from layoutd.qemu.versions import is_modelled
 
@@ -215,6 +233,7 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
     except OSError as error:
         raise InputError(f"cannot read: {error.strerror}", file=path) from None
     translation = translate_domain(data, path)
+    dirs = None if version else emulator_dirs(translation.domain)
     version = qemu_version(translation, version)
     devices = _merge(translation.devices, list(given))
     host = probe_devices(host_source, devices,
@@ -241,7 +260,8 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         guest = verified(guest, emulator, translation.argv, domain.arch)
     return Checked(guest, host, devices, _fixes_for(translation.argv, guest, again, host),
                    language="libvirt",
-                   bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices))
+                   bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices,
+                                  dirs))
 
 
 def with_buses(argv: Sequence[str], data: bytes | str, source: str) -> list[str]:

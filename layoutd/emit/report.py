@@ -93,7 +93,8 @@ def _collision_json(collision: Collision) -> dict[str, Any]:
 
 
 def bar_notes(bars: BarCheck) -> list[str]:
-    said = [f"BARs placed as {bars.firmware} places them"] if bars.firmware else []
+    how = f" ({bars.loaded})" if bars.loaded else ""
+    said = [f"BARs placed as {bars.firmware}{how} places them"] if bars.firmware else []
     return [*said, *bars.notes]
 
 

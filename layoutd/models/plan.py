@@ -116,3 +116,4 @@ class Plan(Record):
     firmware: str | None = None  # the firmware build the BARs are placed for
     regions: tuple[NamedRegion, ...] = ()  # QEMU's other regions (PCI windows ...), per the model
     host_platform: HostPlatform | None = None  # the host facts QEMU's memory backends take
+    planned_for: str = ""  # the QEMU and firmware build the plan is made for, and how each was known
