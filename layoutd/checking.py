@@ -278,13 +278,10 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
     except OSError as error:
         raise InputError(f"cannot read: {error.strerror}", file=path) from None
     translation = translate_domain(data, path)
-<<<<<<< HEAD
     dirs = None if version else emulator_dirs(translation.domain)
-=======
     if version and not is_modelled(version):
         same_binary(translation.domain.emulator or DEFAULT_EMULATOR.get(translation.domain.arch, ""),
                     version)
->>>>>>> main
     version = qemu_version(translation, version)
     devices = _merge(translation.devices, list(given))
     host = probe_devices(host_source, devices,
