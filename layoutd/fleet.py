@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from layoutd import checking
@@ -134,24 +134,23 @@ def load_pool(name: str, path: str) -> Pool:
         raise InputError(f"pool {name}: not a plan JSON (an object with qemu_argv, qemu_version "
                          "and config, as `layoutd plan --format json` writes)", file=path)
 
-    def need(value: Any, field: str, ok: bool, wanted: str) -> Any:
-        if not ok:
+    def need(value: Any, field: str, ok: Callable[[Any], bool], wanted: str) -> Any:
+        if not ok(value):
             raise InputError(f"pool {name}: {wanted}, not {json.dumps(value)[:60]}",
                              file=path, field=field)
         return value
 
-    argv = data.get("qemu_argv")
-    need(argv, "qemu_argv", isinstance(argv, list) and bool(argv)
-         and all(isinstance(word, str) for word in argv), "a non-empty list of strings")
-    version = data.get("qemu_version")
-    need(version, "qemu_version", isinstance(version, str) and versions.is_modelled(version),
-         f"a modelled QEMU version ({versions.names()})")
-    config = data.get("config")
-    need(config, "config", isinstance(config, dict), "the plan's config object")
-    arch = config.get("arch")
-    need(arch, "config.arch", arch in ("x86_64", "aarch64"), "x86_64 or aarch64")
-    plan_name = data.get("name", "")
-    need(plan_name, "name", isinstance(plan_name, str), "a string")
+    argv: list[str] = need(data.get("qemu_argv"), "qemu_argv", lambda v: isinstance(v, list)
+                           and bool(v) and all(isinstance(w, str) for w in v),
+                           "a non-empty list of strings")
+    version: str = need(data.get("qemu_version"), "qemu_version",
+                        lambda v: isinstance(v, str) and versions.is_modelled(v),
+                        f"a modelled QEMU version ({versions.names()})")
+    config: dict[str, Any] = need(data.get("config"), "config", lambda v: isinstance(v, dict),
+                                  "the plan's config object")
+    arch: str = need(config.get("arch"), "config.arch", lambda v: v in ("x86_64", "aarch64"),
+                     "x86_64 or aarch64")
+    plan_name: str = need(data.get("name", ""), "name", lambda v: isinstance(v, str), "a string")
     return Pool(name=name, file=path, plan_name=plan_name, arch=arch, qemu_version=version,
                 qemu_argv=tuple(argv))
 

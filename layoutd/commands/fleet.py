@@ -1,6 +1,7 @@
 """`layoutd fleet`: what hosts publish for schedulers, and layout pools.
 
-    layoutd fleet publish --host SRC [--pool NAME=PLAN.json ...] --format json|nova|nfd-features|nodefeature [--node NODENAME]
+    layoutd fleet publish --host SRC [--pool NAME=PLAN.json ...]
+                          --format json|nova|nfd-features|nodefeature [--node NODENAME]
     layoutd fleet pools   --host SRC [--host SRC ...] --pool NAME=PLAN.json [...] [--format text|json]
 
 layoutd.fleet does the work; layoutd.emit.fleet writes the documents. Stdlib-only imports here.

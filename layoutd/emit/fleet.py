@@ -21,6 +21,7 @@ NFD_NAMESPACE = "node-feature-discovery"
 NODE_NAME_LABEL = "nfd.node.kubernetes.io/node-name"
 FEATURES_D = "/etc/kubernetes/node-feature-discovery/features.d"
 PROVIDER_CONFIG = "/etc/nova/provider_config"
+PROVIDER_SCHEMA = "1.0"  # nova/compute/provider_config.py SUPPORTED_SCHEMA_VERSIONS: 1.0
 
 COARSE_HOLES = {"amd-ht": "AMD_HT", "rmrr": "RMRR"}
 """Hole kinds published as a coarse trait and label (a flavor may forbid them); every hole is in
@@ -85,7 +86,7 @@ def _comments(facts: Published) -> list[str]:
 
 def nova_yaml(facts: Published) -> str:
     """A provider.yaml for nova-compute's [compute] provider_config_location."""
-    document = {"meta": {"schema_version": "1.0"},
+    document = {"meta": {"schema_version": PROVIDER_SCHEMA},
                 "providers": [{"identification": {"uuid": "$COMPUTE_NODE"},
                                "traits": {"additional": nova_traits(facts)}}]}
     head = [*_comments(facts),
