@@ -58,13 +58,12 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
 
     binary, qemu_args = command[0], command[1:]
     arch = arch_of_binary(binary)
+    if version and not is_modelled(version):
+        same_binary(binary, version)
     version = version or version_of_binary(binary, modelled_only=False)
     if not is_modelled(version):
-        guest = dry_run_map(binary, qemu_args, arch, f"QEMU {version} is not modelled")
-        devices = _merge(guest.vfio_devices, list(given))
-        origins: dict[str, tuple[str | None, str]] = {
-            d: (None, f"-device vfio-pci,host={d}") for d in guest.vfio_devices}
-        return Checked(guest, probe_devices(host_source, devices, origins), devices)
+        return _dry_run_check(binary, qemu_args, arch, f"QEMU {version} is not modelled",
+                              host_source, given)
     try:  # bad command lines fail before the host is asked
         first = predict(qemu_args, version=version, arch=arch, host_cpu=None)
     except NeedsHostCpu:
@@ -73,6 +72,9 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
         if TOO_FEW_BITS not in refusal.message:
             raise
         first = None  # what makes QEMU take it is said with the host's holes known
+    except NotModelled as error:  # a distro machine type...: the binary itself answers
+        return _dry_run_check(binary, qemu_args, arch, f"not modelled ({error.message})",
+                              host_source, given)
     assigned = first.vfio_devices if first else _vfio_of(qemu_args)
     devices = _merge(assigned, list(given))
     host = probe_devices(host_source, devices, {d: (None, f"-device vfio-pci,host={d}") for d in assigned})
@@ -106,6 +108,7 @@ def _refused(refusal: Any, args: Sequence[str], again: Callable[[Sequence[str]],
         ram = parse_config(args).ram_size
     except LayoutdError:
         ram = None
+
     def clear(guest: Any, changed: Sequence[str]) -> bool:
         bars = bar_check(guest, host, changed, devices)
         return not check(guest.layout, host) and not (bars and bars.collisions)
@@ -113,6 +116,48 @@ def _refused(refusal: Any, args: Sequence[str], again: Callable[[Sequence[str]],
     found = refusal_fixes(args, ram, again, clear)
     return QemuRefusal(refusal.message, file=refusal.file, field=refusal.field,
                        fixes=tuple(fix.as_json("argv") for fix in found))
+
+
+def same_binary(binary: str, version: str) -> None:
+    """--qemu-version X that is not modelled is answered by a dry run of the binary: refuse
+    (exit 2, naming both) when the binary says it is another version."""
+    from layoutd.emulator import binary_version
+    from layoutd.qemu.versions import Version
+
+    found = binary_version(binary)
+    if found is not None and found.release != Version.parse(version).release:
+        raise InputError(f"--qemu-version {version} is not modelled, so layoutd asks the binary "
+                         f"itself (a dry run), but {binary} is QEMU {found}: give the QEMU "
+                         f"{version} binary after --, or --qemu-version {found.release}",
+                         field="--qemu-version")
+
+
+def _dry_run_check(binary: str, qemu_args: Sequence[str], arch: str, why: str,
+                   host_source: str | None, given: Sequence[str]) -> Checked:
+    """check's answer from a dry run of the binary (the model cannot answer)."""
+    guest = dry_run_map(binary, qemu_args, arch, why)
+    devices = _merge(guest.vfio_devices, list(given))
+    origins: dict[str, tuple[str | None, str]] = {
+        d: (None, f"-device vfio-pci,host={d}") for d in guest.vfio_devices}
+    host = probe_devices(host_source, devices, origins)
+
+    def again(changed: Sequence[str]) -> Any:
+        return dry_run_map(binary, changed, arch, why)
+
+    return Checked(guest, host, devices, _distro_fixes_for(qemu_args, guest, again, host))
+
+
+def _distro_fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],
+                      host: Any) -> Any:
+    """A distro machine type without the AMD 1 TiB rule: its distro's first type with it (RHEL:
+    pc-q35-rhel9.2.0), shown only when a dry run of the binary builds it clear of the holes."""
+    def found() -> Any:
+        from layoutd.fixes import distro_machine_fix
+
+        fix = distro_machine_fix(args, again, lambda changed: not check(changed.layout, host))
+        return [fix] if fix else []
+
+    return found
 
 
 def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str]) -> Any:
@@ -247,6 +292,9 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
     except OSError as error:
         raise InputError(f"cannot read: {error.strerror}", file=path) from None
     translation = translate_domain(data, path)
+    if version and not is_modelled(version):
+        same_binary(translation.domain.emulator or DEFAULT_EMULATOR.get(translation.domain.arch, ""),
+                    version)
     version = qemu_version(translation, version)
     devices = _merge(translation.devices, list(given))
     host = probe_devices(host_source, devices,

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from layoutd.errors import LayoutdError
 from layoutd.models.guest import GuestMap
 from layoutd.qemu.options import split_argv
-from layoutd.qemu.versions import AMD_1TIB_SINCE, Version
+from layoutd.qemu.versions import AMD_1TIB_SINCE, Version, distro_machine
 from layoutd.record import Record
 from layoutd.units import MiB, format_size
 
@@ -108,6 +108,32 @@ def _newer_machine(args: Sequence[str], guest: GuestMap, predict: Predict, clear
     return Fix("machine", newer, f"or newer: machine types {NEWER_MACHINE}+ let QEMU move RAM "
                "above 4 GiB to 1 TiB for an AMD guest CPU, past the HyperTransport hole; the "
                "guest's memory stays the same")
+
+
+def distro_machine_fix(args: Sequence[str], predict: Predict, clear: Clear) -> Fix | None:
+    """A distro machine type without the AMD 1 TiB rule -> its distro's first type with it
+    (versions.distro_machine), shown only when `predict` (the binary's dry run) builds it clear."""
+    machine = _machine_of(args)
+    distro = distro_machine(machine) if machine else None
+    if distro is None or distro.amd_1tib_rule is not False or distro.first_with_rule is None:
+        return None
+    newer = distro.first_with_rule
+    if not _clear(_with_machine(args, newer), predict, clear):
+        return None
+    return Fix("machine", newer, f"or newer: {distro.distro}'s machine types from {newer} let QEMU "
+               "move RAM above 4 GiB to 1 TiB for an AMD guest CPU, past the HyperTransport hole; "
+               "the guest's memory stays the same")
+
+
+def _machine_of(args: Sequence[str]) -> str | None:
+    """The machine type the command line asks for (the last -machine with a type)."""
+    from layoutd.qemu.options import keyval
+
+    found = None
+    for option in split_argv(args):
+        if option.name == "machine" and option.value is not None:
+            found = keyval(option.value, "type", "-machine").get("type", found)
+    return found
 
 
 def _largest_memory(args: Sequence[str], guest: GuestMap, predict: Predict, clear: Clear) -> Fix | None:
