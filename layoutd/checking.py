@@ -36,6 +36,13 @@ def check(layout: Sequence[GuestRegion], host: HostView) -> list[Collision]:
     return find_collisions(layout, forbidden_touching(host, layout))
 
 
+def verdict(guest: Any, host: HostView, bars: Any) -> list[Collision]:
+    """Every collision `check` reports for a map: its RAM's (`check`) and, where the firmware
+    placement ran (`bars`, a firmware.check.BarCheck or None), the assigned BARs'. The one
+    answer of `check`'s report and of fleet pool membership."""
+    return [*check(guest.layout, host), *(bars.collisions if bars else [])]
+
+
 class Checked(Record, kw_only=False, frozen=False):
     """A guest map on a host, and what its report needs."""
 

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hook": ("layoutd.commands.hook", "libvirt hook entry (domain XML on standard input)"),
     "install-hook": ("layoutd.commands.install_hook", "install the libvirt hook"),
     "libvirt": ("layoutd.commands.libvirt", "apply a layout to an existing libvirt domain XML"),
+    "fleet": ("layoutd.commands.fleet", "publish a host's facts and layout pools for schedulers"),
     "kubevirt": ("layoutd.commands.kubevirt", "KubeVirt's OnDefineDomain hook (sidecar-shim, gRPC)"),
 }
 

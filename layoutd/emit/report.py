@@ -34,10 +34,10 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
     With RAM collisions, `fixes_for()` gives the verified changes that clear them (in
     `language`: argv options or libvirt XML). `bars`: where the firmware puts the assigned
     devices' 64-bit BARs, and their collisions (kind `bar`)."""
-    from layoutd.checking import check
+    from layoutd.checking import check, verdict
 
     ram = check(guest.layout, host)
-    found = [*ram, *(bars.collisions if bars else [])]
+    found = verdict(guest, host, bars)
     fixes: list[Any] = list(fixes_for()) if ram and fixes_for else []
     if bars and bars.collisions and bars.fixes:
         fixes += bars.fixes()
