@@ -137,7 +137,7 @@ def test_a_collision_and_bad_input_are_errors_kubevirt_sees(api: HookApi, tmp_pa
                 stub.OnDefineDomain(api.v1alpha3.OnDefineDomainParams(
                     domainXML=domain(NARROW).encode(), vmi=vmi(**status).encode()), timeout=60)
             assert refused.value.code() == api.grpc.StatusCode.FAILED_PRECONDITION
-            assert "aperture hole 0x8000000000-0xffffffffffffffff" in refused.value.details()
+            assert "above the IOMMU's top 0x8000000000-0xffffffffffffffff" in refused.value.details()
         with pytest.raises(api.grpc.RpcError) as broken:
             stub.OnDefineDomain(api.v1alpha3.OnDefineDomainParams(
                 domainXML=domain(NARROW).encode(), vmi=b"{"), timeout=60)

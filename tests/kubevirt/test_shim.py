@@ -63,7 +63,7 @@ def test_a_proven_collision_stops_the_vm_naming_the_hole() -> None:
     puts RAM in the aperture: exit 1, the hole named, nothing on stdout."""
     result = shim(vmi(), domain(NARROW), NARROW)
     assert_clean_failure(result, 1, "refusing VMI 'gpu-team/llm-trainer' on this node",
-                         "lies in the aperture hole 0x8000000000-0xffffffffffffffff",
+                         "lies in the space above the IOMMU's top 0x8000000000-0xffffffffffffffff",
                          "layoutd could not plan a layout that avoids them")
     assert result.stdout == ""
 
@@ -77,7 +77,8 @@ def test_a_migration_target_only_vetoes() -> None:
     assert passed.stdout == given
     assert "migration target: a layout of this VM fits this node" in passed.stderr
     vetoed = shim(vmi(**MIGRATING), domain(NARROW), NARROW)
-    assert_clean_failure(vetoed, 1, "as a migration target on this node", "aperture hole")
+    assert_clean_failure(vetoed, 1, "as a migration target on this node",
+                         "above the IOMMU's top 0x8000000000")
     started = shim(vmi(**MIGRATED), given, AMD)
     assert started.returncode == 0 and started.stdout != given
 
