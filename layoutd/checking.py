@@ -12,21 +12,21 @@ from collections.abc import Callable, Sequence
 
 from layoutd.collisions import check
 from layoutd.dryrun import differences, dry_run, guest_map
-from layoutd.emulator import version_of_binary
-from layoutd.errors import InputError, LayoutdError, UnknownDevice
+from layoutd.emulator import binary_version, data_dirs, version_of_binary
+from layoutd.errors import InputError, LayoutdError, NotModelled, QemuRefusal, UnknownDevice
 from layoutd.firmware.builds import Build
 from layoutd.firmware.check import BarCheck, check_bars
 from layoutd.firmware.files import identify
 from layoutd.firmware.fixes import BarFix, arm_bar_fixes, bar_fixes
 from layoutd.firmware.guest import family_of, page_1g, read_argv
-from layoutd.fixes import Fix, Predict, fixes
+from layoutd.fixes import Fix, Predict, distro_machine_fix, fixes, refusal_fixes
 from layoutd.host import probe_host
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import HostView
 from layoutd.qemu import arch_of_binary, predict
 from layoutd.qemu.config import parse_config
 from layoutd.qemu.cpus import NeedsHostCpu
-from layoutd.qemu.versions import is_modelled
+from layoutd.qemu.versions import Version, is_modelled
 from layoutd.record import Record, replace
 
 
@@ -47,17 +47,25 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
     """`check -- QEMU_BINARY ARG...`: the map the binary builds (modelled, else its dry run)."""
     binary, qemu_args = command[0], command[1:]
     arch = arch_of_binary(binary)
+    asked = not version  # --qemu-version: the firmware Debian ships with it
+    if version and not is_modelled(version):
+        same_binary(binary, version)
     version = version or version_of_binary(binary, modelled_only=False)
     if not is_modelled(version):
-        guest = dry_run_map(binary, qemu_args, arch, f"QEMU {version} is not modelled")
-        devices = merge_devices(guest.vfio_devices, list(given))
-        origins: dict[str, tuple[str | None, str]] = {
-            d: (None, f"-device vfio-pci,host={d}") for d in guest.vfio_devices}
-        return Checked(guest, probe_devices(host_source, devices, origins), devices)
+        return dry_run_check(binary, qemu_args, arch, f"QEMU {version} is not modelled",
+                              host_source, given)
+    dirs = binary_dirs(binary) if asked else None
     try:  # bad command lines fail before the host is asked
         first = predict(qemu_args, version=version, arch=arch, host_cpu=None)
     except NeedsHostCpu:
         first = None
+    except QemuRefusal as refusal:
+        if TOO_FEW_BITS not in refusal.message:
+            raise
+        first = None  # what makes QEMU take it is said with the host's holes known
+    except NotModelled as error:  # a distro machine type...: the binary itself answers
+        return dry_run_check(binary, qemu_args, arch, f"not modelled ({error.message})",
+                              host_source, given)
     assigned = first.vfio_devices if first else _vfio_of(qemu_args)
     devices = merge_devices(assigned, list(given))
     host = probe_devices(host_source, devices, {d: (None, f"-device vfio-pci,host={d}") for d in assigned})
@@ -65,38 +73,109 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
     def again(changed: Sequence[str]) -> GuestMap:
         return predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
 
-    guest = with_host(host, lambda: again(qemu_args))
+    try:
+        guest = with_host(host, lambda: again(qemu_args))
+    except QemuRefusal as refusal:
+        raise _refused(refusal, qemu_args, again, host, devices) from None
     if verify:
         guest = verified(guest, binary, qemu_args, arch)
     return Checked(guest, host, devices, verified_fixes(qemu_args, guest, again, host),
-                   bars=bar_check(guest, host, qemu_args, devices))
+                   bars=bar_check(guest, host, qemu_args, devices, dirs))
 
 
-def bar_check(guest: GuestMap, host: HostView, qemu_args: Sequence[str],
-              devices: Sequence[str]) -> BarCheck | None:
-    """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with."""
+def binary_dirs(binary: str | None) -> tuple[str, ...] | None:
+    """The folders `binary` loads firmware from (None: not known; Debian's pairing is taken)."""
+    return data_dirs(binary) if binary else None
+
+
+TOO_FEW_BITS = "phys-bits too low"
+
+
+def _refused(refusal: QemuRefusal, args: Sequence[str], again: Predict, host: HostView,
+             devices: Sequence[str]) -> QemuRefusal:
+    """QEMU's refusal of `phys-bits too low`, with what would make QEMU take the command line
+    (each predicted again, its RAM and assigned BARs clear of the host's holes)."""
+    if TOO_FEW_BITS not in refusal.message:
+        return refusal
+    try:
+        ram = parse_config(args).ram_size
+    except LayoutdError:
+        ram = None
+
+    def clear(guest: GuestMap, changed: Sequence[str]) -> bool:
+        bars = bar_check(guest, host, changed, devices)
+        return not check(guest.layout, host) and not (bars and bars.collisions)
+
+    found = refusal_fixes(args, ram, again, clear)
+    return QemuRefusal(refusal.message, file=refusal.file, field=refusal.field,
+                       fixes=tuple(fix.as_json("argv") for fix in found))
+
+
+def same_binary(binary: str, version: str) -> None:
+    """--qemu-version X that is not modelled is answered by a dry run of the binary: refuse
+    (exit 2, naming both) when the binary says it is another version."""
+    found = binary_version(binary)
+    if found is not None and found.release != Version.parse(version).release:
+        raise InputError(f"--qemu-version {version} is not modelled, so layoutd asks the binary "
+                         f"itself (a dry run), but {binary} is QEMU {found}: give the QEMU "
+                         f"{version} binary after --, or --qemu-version {found.release}",
+                         field="--qemu-version")
+
+
+def dry_run_check(binary: str, qemu_args: Sequence[str], arch: str, why: str,
+                   host_source: str | None, given: Sequence[str]) -> Checked:
+    """check's answer from a dry run of the binary (the model cannot answer)."""
+    guest = dry_run_map(binary, qemu_args, arch, why)
+    devices = merge_devices(guest.vfio_devices, list(given))
+    origins: dict[str, tuple[str | None, str]] = {
+        d: (None, f"-device vfio-pci,host={d}") for d in guest.vfio_devices}
+    host = probe_devices(host_source, devices, origins)
+
+    def again(changed: Sequence[str]) -> GuestMap:
+        return dry_run_map(binary, changed, arch, why)
+
+    return Checked(guest, host, devices, _distro_fixes_for(qemu_args, guest, again, host))
+
+
+def _distro_fixes_for(args: Sequence[str], guest: GuestMap, again: Predict,
+                      host: HostView) -> Callable[[], list[Fix]]:
+    """A distro machine type without the AMD 1 TiB rule: its distro's first type with it (RHEL:
+    pc-q35-rhel9.2.0), shown only when a dry run of the binary builds it clear of the holes."""
+    def found() -> list[Fix]:
+        fix = distro_machine_fix(args, again, lambda changed: not check(changed.layout, host))
+        return [fix] if fix else []
+
+    return found
+
+
+def bar_check(guest: GuestMap, host: HostView, qemu_args: Sequence[str], devices: Sequence[str],
+              dirs: Sequence[str] | None = None) -> BarCheck | None:
+    """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with.
+    `dirs`: the folders the QEMU binary loads firmware from, after the command line's -L."""
     if not guest.vfio_devices:
         return None
     pci = read_argv(qemu_args, family_of(guest), {device.address: device for device in host.devices})
-    build, note = identify(pci.firmware, guest.qemu_version, guest.arch)
+    search = [*pci.data_dirs, *dirs] if dirs is not None else (pci.data_dirs or None)
+    build, note = identify(pci.firmware, guest.qemu_version, guest.arch, search)
     config = parse_config(qemu_args)
     result = check_bars(guest, host, pci, build, page_1g(config.cpu_model, config.cpu_props),
                         devices, config.cpu_props)
-    if note:
+    if note and build is None:
         result.notes.insert(0, note)
+    result.loaded = note if build is not None else None
     if result.collisions and build is not None:
-        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, build)
+        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, build, dirs)
     return result
 
 
 def _bar_fixes(qemu_args: Sequence[str], guest: GuestMap, host: HostView, devices: Sequence[str],
-               build: Build) -> list[BarFix]:
+               build: Build, dirs: Sequence[str] | None) -> list[BarFix]:
     """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs)."""
     def clear(changed: Sequence[str]) -> bool:
         try:
             again = predict(changed, version=guest.qemu_version, arch=guest.arch, host_cpu=host.cpu,
                             host=host.platform)
-            bars = bar_check(again, host, changed, devices)
+            bars = bar_check(again, host, changed, devices, dirs)
         except LayoutdError:
             return False
         return not check(again.layout, host) and bars is not None and not bars.collisions
@@ -111,7 +190,7 @@ def _bar_fixes(qemu_args: Sequence[str], guest: GuestMap, host: HostView, device
 
 
 def verified_fixes(args: Sequence[str], guest: GuestMap, again: Predict,
-               host: HostView) -> Callable[[], list[Fix]]:
+                   host: HostView) -> Callable[[], list[Fix]]:
     """The verified changes (a newer machine type, a smaller -m) that clear every collision."""
     def found() -> list[Fix]:
         return fixes(args, guest, again, lambda changed: not check(changed.layout, host))
@@ -134,7 +213,7 @@ def verified(guest: GuestMap, binary: str, qemu_args: Sequence[str], arch: str) 
     wrong = differences(guest.layout, real.layout)
     if not wrong:
         note = f"confirmed by a dry run of {binary} (QEMU {real.qemu_version}): the same RAM map"
-        return replace(guest, warnings=(*guest.warnings, note))
+        return replace(guest, notes=(*guest.notes, note))
     note = (f"the QEMU {guest.qemu_version} model predicted another map ("
             + "; ".join(w.replace("planned", "predicted") for w in wrong[:5])
             + "): the map shown is the binary's own")

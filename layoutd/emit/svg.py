@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from layoutd.emit.markup import escape, quoteattr
+from layoutd.emit.text import guest_regions
 from layoutd.record import Record
 from layoutd.units import hex_addr, human_size
 
@@ -50,7 +51,8 @@ def render(plan: Plan) -> str:
     top = max((r.end for r in plan.usable), default=U64_END - 1)
     if top < U64_END - 1:
         spans.append(Span(top + 1, U64_END - 1, "hole", "limit", "above what every host maps"))
-    spans += _region_spans(plan.regions)
+
+    spans += _region_spans(guest_regions(plan))
     window = None if plan.regions else _hole64(plan)
     if window:
         spans.append(Span(*window, "qemu", "pci", "64-bit PCI hole"))

@@ -12,13 +12,14 @@ from layoutd.checking import (
     dry_run_map,
     merge_devices,
     probe_devices,
+    same_binary,
     verified,
     verified_fixes,
     with_host,
 )
 from layoutd.collisions import Collision, check
 from layoutd.dryrun import dry_run, guest_map
-from layoutd.emulator import binary_version
+from layoutd.emulator import binary_version, data_dirs
 from layoutd.errors import HostUnavailable, InputError, LayoutdError, NotModelled, UnknownDevice
 from layoutd.host import probe_host
 from layoutd.libvirt.argv import LibvirtVersion, Translation, translate
@@ -100,11 +101,14 @@ def check_domain(xml: bytes | str, config: HookConfig, source: str = "<stdin>") 
     version = qemu_version(translation, config.qemu_version)
     if not devices:
         return DomainCheck(translation, version, (), None, (), ())
-    return check_translation(translation, version, devices, config.host_source, xml)
+    dirs = None if config.qemu_version else emulator_dirs(translation.domain)
+    return check_translation(translation, version, devices, config.host_source, xml, dirs)
 
 
 def check_translation(translation: Translation, version: str, devices: Sequence[str],
-                      host_source: str | None, xml: bytes | str | None = None) -> DomainCheck:
+                      host_source: str | None, xml: bytes | str | None = None,
+                      dirs: Sequence[str] | None = None) -> DomainCheck:
+    """`dirs`: the folders the emulator loads firmware from (None: Debian's pairing)."""
     try:
         host = probe_host(host_source, list(devices) or None)
     except UnknownDevice as error:  # named as the domain's <hostdev>, else the hook's devices
@@ -127,7 +131,7 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
     bars: tuple[Collision, ...] = ()
     warnings: tuple[str, ...] = (f"{BARS_UNCHECKED}: the map is not the QEMU model's ({source})",)
     if source == f"QEMU {version} model" and xml is not None:
-        bars, warnings = domain_bars(guest, host, translation, xml, devices)
+        bars, warnings = domain_bars(guest, host, translation, xml, devices, dirs)
     return DomainCheck(translation, version, tuple(devices), host, layout, collisions, source,
                        bars, warnings)
 
@@ -136,13 +140,14 @@ BARS_UNCHECKED = "BARs not checked"
 
 
 def domain_bars(guest: GuestMap, host: HostView, translation: Translation, xml: bytes | str,
-                devices: Sequence[str]) -> tuple[tuple[Collision, ...], tuple[str, ...]]:
+                devices: Sequence[str], dirs: Sequence[str] | None = None
+                ) -> tuple[tuple[Collision, ...], tuple[str, ...]]:
     """The assigned BARs the firmware puts in a host hole (the hook refuses for those), and the
     rest said as warnings: a BAR left unassigned or beyond the guest's phys-bits (the domain
     starts; the guest may lose the device), a firmware or device layoutd does not model."""
     try:
         result = bar_check(guest, host, with_buses(translation.argv, xml,
-                                                   translation.domain.source), devices)
+                                                   translation.domain.source), devices, dirs)
     except LayoutdError as error:
         return (), (f"{BARS_UNCHECKED}: {error.render()}",)
     if result is None:
@@ -204,6 +209,13 @@ def domain_qemu_version(domain: Domain, configured: str | None) -> str:
         field="<os><type machine>")
 
 
+def emulator_dirs(domain: Domain) -> tuple[str, ...] | None:
+    """The folders the domain's emulator loads firmware from (QEMU's own bios-256k.bin), asked
+    as its version is; None when it cannot be asked (Debian's pairing is taken)."""
+    emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch)
+    return data_dirs(emulator) if emulator else None
+
+
 def refusal_message(check: DomainCheck) -> str:
     assert check.host is not None
     what = " and ".join(part for part, found in (("its guest RAM", check.collisions), (
@@ -243,6 +255,10 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
     except OSError as error:
         raise InputError(f"cannot read: {error.strerror}", file=path) from None
     translation = translate_domain(data, path)
+    dirs = None if version else emulator_dirs(translation.domain)
+    if version and not is_modelled(version):
+        same_binary(translation.domain.emulator or DEFAULT_EMULATOR.get(translation.domain.arch, ""),
+                    version)
     version = qemu_version(translation, version)
     devices = merge_devices(translation.devices, list(given))
     host = probe_devices(host_source, devices,
@@ -269,7 +285,8 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         guest = verified(guest, emulator, translation.argv, domain.arch)
     return Checked(guest, host, devices, verified_fixes(translation.argv, guest, again, host),
                    language="libvirt",
-                   bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices))
+                   bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices,
+                                  dirs))
 
 
 def with_buses(argv: Sequence[str], data: bytes | str, source: str) -> list[str]:

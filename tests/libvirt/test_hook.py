@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, need, run_layoutd
 
 
@@ -37,7 +39,7 @@ def test_install_leaves_other_hooks_alone(tmp_path: Path) -> None:
 def test_other_operations_return_at_once_without_reading(tmp_path: Path) -> None:
     hook = install(tmp_path)
     for operation in (("started", "begin"), ("stopped", "end"), ("release", "end"),
-                      ("migrate", "begin")):
+                      ("migrate", "end"), ("restore", "end"), ("reconnect", "begin")):
         result = call(hook, "never-started", *operation, "-", stdin="not xml at all")
         assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
 
@@ -81,6 +83,28 @@ def test_prepare_without_devices_has_nothing_to_check(tmp_path: Path) -> None:
     assert "nothing to map" in (tmp_path / "var/log/layoutd/hook.log").read_text()
 
 
+
+
+@pytest.mark.parametrize(("operation", "verb"), [
+    ("prepare", "start"), ("migrate", "accept the incoming migration of"), ("restore", "restore")])
+def test_start_incoming_migration_and_restore_are_judged_alike(tmp_path: Path, operation: str,
+                                                              verb: str) -> None:
+    """`migrate begin` (the destination, the incoming domain on stdin) and `restore begin` refuse
+    a proven collision with this host's hole named, as `prepare begin` does; nothing on stdout
+    (libvirt would take it as a replacement domain). A domain that fits passes."""
+    amd = str(ROOT / "examples/hosts/amd-epyc-two-gpus")
+    hook = install(tmp_path, "--host", amd)
+    xml = (Path(__file__).parent / "data/colliding.xml").read_text()
+    refused = call(hook, "lt-big", operation, "begin", "-", stdin=xml)
+    assert refused.returncode == 1 and refused.stdout == "", refused.stderr
+    assert f"layoutd hook: refusing to {verb} domain 'lt-big'" in refused.stderr, refused.stderr
+    assert "reserved hole 0xfd00000000-0xffffffffff of IOMMU group 27" in refused.stderr
+    small = xml.replace(">1100</memory>", ">64</memory>").replace(
+        ">1100</currentMemory>", ">64</currentMemory>")
+    allowed = call(hook, "lt-big", operation, "begin", "-", stdin=small)
+    assert allowed.returncode == 0 and allowed.stdout == "" and allowed.stderr == "", allowed.stderr
+    log = (tmp_path / "var/log/layoutd/hook.log").read_text()
+    assert f"lt-big {operation} begin: refused" in log and f"lt-big {operation} begin: ok" in log
 
 
 def test_a_hostdev_missing_from_the_host_is_named_as_such(tmp_path: Path) -> None:
@@ -168,7 +192,7 @@ def test_prepare_refuses_an_arm_domain_whose_bar_is_above_the_iommu(tmp_path: Pa
     xml = (ROOT / "tests/firmware/data/arm-nic.xml").read_text()
     result = call(hook, "arm-nic", "prepare", "begin", "-", stdin=xml)
     assert result.returncode == 1, result.stderr
-    assert "bar '0000:05:00.0 BAR0' 0x8000000000-0x80007fffff lies in the aperture hole" \
+    assert "bar '0000:05:00.0 BAR0' 0x8000000000-0x80007fffff lies in the space above the IOMMU's top" \
         in result.stderr, result.stderr
 
 
