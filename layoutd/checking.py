@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from layoutd.errors import InputError, NotModelled
+from layoutd.errors import InputError, LayoutdError, NotModelled, QemuRefusal
 from layoutd.record import Record, replace
 
 if TYPE_CHECKING:
@@ -75,6 +75,10 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
         first = predict(qemu_args, version=version, arch=arch, host_cpu=None)
     except NeedsHostCpu:
         first = None
+    except QemuRefusal as refusal:
+        if TOO_FEW_BITS not in refusal.message:
+            raise
+        first = None  # what makes QEMU take it is said with the host's holes known
     except NotModelled as error:  # a distro machine type...: the binary itself answers
         return _dry_run_check(binary, qemu_args, arch, f"not modelled ({error.message})",
                               host_source, given)
@@ -85,11 +89,40 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
     def again(changed: Sequence[str]) -> Any:
         return predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
 
-    guest = _with_host(host, lambda: again(qemu_args))
+    try:
+        guest = _with_host(host, lambda: again(qemu_args))
+    except QemuRefusal as refusal:
+        raise _refused(refusal, qemu_args, again, host, devices) from None
     if verify:
         guest = verified(guest, binary, qemu_args, arch)
     return Checked(guest, host, devices, _fixes_for(qemu_args, guest, again, host),
                    bars=bar_check(guest, host, qemu_args, devices))
+
+
+TOO_FEW_BITS = "phys-bits too low"
+
+
+def _refused(refusal: Any, args: Sequence[str], again: Callable[[Sequence[str]], Any],
+             host: Any, devices: Sequence[str]) -> Any:
+    """QEMU's refusal of `phys-bits too low`, with what would make QEMU take the command line
+    (each predicted again, its RAM and assigned BARs clear of the host's holes)."""
+    from layoutd.fixes import refusal_fixes
+    from layoutd.qemu.config import parse_config
+
+    if TOO_FEW_BITS not in refusal.message:
+        return refusal
+    try:
+        ram = parse_config(args).ram_size
+    except LayoutdError:
+        ram = None
+
+    def clear(guest: Any, changed: Sequence[str]) -> bool:
+        bars = bar_check(guest, host, changed, devices)
+        return not check(guest.layout, host) and not (bars and bars.collisions)
+
+    found = refusal_fixes(args, ram, again, clear)
+    return QemuRefusal(refusal.message, file=refusal.file, field=refusal.field,
+                       fixes=tuple(fix.as_json("argv") for fix in found))
 
 
 def same_binary(binary: str, version: str) -> None:
@@ -211,7 +244,7 @@ def verified(guest: Any, binary: str, qemu_args: Sequence[str], arch: str) -> An
     wrong = differences(guest.layout, real.layout)
     if not wrong:
         note = f"confirmed by a dry run of {binary} (QEMU {real.qemu_version}): the same RAM map"
-        return replace(guest, warnings=(*guest.warnings, note))
+        return replace(guest, notes=(*guest.notes, note))
     note = (f"the QEMU {guest.qemu_version} model predicted another map ("
             + "; ".join(w.replace("planned", "predicted") for w in wrong[:5])
             + "): the map shown is the binary's own")

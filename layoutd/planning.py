@@ -46,7 +46,8 @@ def verify(plan: "Plan", binary: str, note: str) -> "Plan":
         raise NoAnswer(f"the dry run of {binary} (QEMU {run.version}) does not build the planned "
                        "map: " + "; ".join(wrong) + (f" ({note})" if note else ""))
     said = f"verified: a dry run of {binary} (QEMU {run.version}) builds exactly this map"
-    return replace(plan, warnings=(*plan.warnings, *([note] if note else []), said))
+    return replace(plan, warnings=(*plan.warnings, *([note] if note else [])),
+                   notes=(*plan.notes, said))
 
 
 def make_plan(spec: "VmSpec", sources: Sequence[str], version: str) -> "Plan":

@@ -80,7 +80,7 @@ def _check(plan: Plan, target: Target, devices: Mapping[str, Device], build: Bui
     bars, bad, placement = planned_bars(plan.qemu_argv, guest, devices, build, target.usable)
     notes = tuple(note for note in placement.notes if note not in plan.warnings)
     return bad, replace(plan, bars=tuple(bars), firmware=build.name,
-                                        warnings=(*plan.warnings, *notes))
+                        warnings=(*plan.warnings, *notes))
 
 
 def candidates(spec: VmSpec, plan: Plan, target: Target, build: Build) -> list[dict[str, Any]]:

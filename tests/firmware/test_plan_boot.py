@@ -13,7 +13,7 @@ import pytest
 
 from layoutd.host.sysfs import parse_resource
 from tests.conftest import EXAMPLES, need, run_layoutd
-from tests.support.firmware_runner import TRIXIE_ROOT, booted_bars
+from tests.support.firmware_runner import TRIXIE_ROOT, booted_bars, booted_hole64
 from tests.support.qemu_runner import qemu_binary
 
 HOST = EXAMPLES / "hosts/intel-46bit-cpu-39bit-iommu"
@@ -115,3 +115,26 @@ def test_plan_keeps_seabios_bars_clear_of_the_amd_ht_hole(tmp_path: Path) -> Non
              for b in plan["bars"]}
     assert any(start is not None and start <= HT[1] and start + sizes[plays[ident]] > HT[0]
                for (ident, bar), start in real.items() if bar == 2), real
+
+
+def test_the_drawn_pci_hole64_is_what_the_booted_guest_is_told(tmp_path: Path) -> None:
+    """QEMU widens its 64-bit PCI hole to the BARs the firmware placed: the hole a plan draws
+    is the booted guest's pci-hole64-start/end, with the real SeaBIOS 1.16.2 on QEMU 7.2, not
+    the hole at -S (which the JSON regions keep)."""
+    spec = tmp_path / "vm.yaml"
+    spec.write_text(SPEC.format(name="hole").replace(
+        "0000:01:00.0, 0000:01:00.1", "0000:29:00.0") + "firmware: seabios\n")
+    result = run_layoutd("plan", str(spec), "--host", str(AMD), "--qemu-version", "7.2",
+                         "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    plan = json.loads(result.stdout)
+    text = run_layoutd("plan", str(spec), "--host", str(AMD), "--qemu-version", "7.2").stdout
+    drawn = [(int(line.split()[1].split("-")[0], 16), int(line.split()[1].split("-")[1], 16))
+             for line in text.splitlines() if line.startswith("  = ") and "64-bit PCI hole" in line]
+    args, plays = stand_ins(list(plan["qemu_argv"]), AMD)
+    bars, start, end = booted_hole64(qemu_binary("7.2"), args, list(plays))
+    booted = {plays[ident]: address for (ident, bar), address in bars.items() if bar == 2}
+    assert booted == {(b["device"], b["bar"]): int(b["start"], 16) for b in plan["bars"]}
+    assert drawn == [(start, end)]
+    # the hole at -S (QEMU's model without BARs) is not what the guest gets: the BARs lie past it
+    assert max(int(b["end"], 16) for b in plan["bars"]) > start + (32 << 30)

@@ -192,7 +192,7 @@ def test_prepare_refuses_an_arm_domain_whose_bar_is_above_the_iommu(tmp_path: Pa
     xml = (ROOT / "tests/firmware/data/arm-nic.xml").read_text()
     result = call(hook, "arm-nic", "prepare", "begin", "-", stdin=xml)
     assert result.returncode == 1, result.stderr
-    assert "bar '0000:05:00.0 BAR0' 0x8000000000-0x80007fffff lies in the aperture hole" \
+    assert "bar '0000:05:00.0 BAR0' 0x8000000000-0x80007fffff lies in the space above the IOMMU's top" \
         in result.stderr, result.stderr
 
 
