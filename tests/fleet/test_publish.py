@@ -163,7 +163,10 @@ def test_the_example_pool_is_the_plan_of_today(tmp_path: Path) -> None:
                          "examples/hosts/intel-nic-msi-only", "--format", "json", "-o", str(fresh))
     assert result.returncode == 0, result.stderr
     shipped = json.loads((EXAMPLES / "fleet" / "mig-1100g.json").read_text())
-    assert shipped == json.loads(fresh.read_text())
+    today = json.loads(fresh.read_text())
+    for key in ("qemu_argv", "qemu_version", "layout", "bars"):  # what a pool means
+        assert shipped[key] == today[key], key
+    assert shipped["config"]["arch"] == today["config"]["arch"]
 
 
 def test_facts_change_only_with_the_host(pools: dict[str, Path], tmp_path: Path) -> None:
