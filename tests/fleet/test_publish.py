@@ -212,3 +212,24 @@ def test_a_recorded_dump_publishes_as_its_host(pools: dict[str, Path], published
         assert facts["source"] == f"dump:{dump}"
         for key in ("usable", "holes", "iommu_bits", "pools", "nova_traits", "nfd_labels"):
             assert facts[key] == published[host][key], (host, key)
+
+
+def test_pools_over_a_folder_of_dumps(pools: dict[str, Path], published: dict[str, dict],
+                                      tmp_path: Path) -> None:
+    hosts = ["amd-epyc-two-gpus", "intel-4gpu-39bit", "intel-dl388g8-rmrr"]
+    for host in hosts:
+        assert run_layoutd("probe", "--host", str(EXAMPLES / "hosts" / host), "--record",
+                           str(tmp_path / f"{host}.json")).returncode == 0
+    result = run_layoutd("fleet", "pools", "--host-dir", str(tmp_path), *pool_args(pools),
+                         "--format", "json")
+    assert result.returncode == 0, result.stderr
+    table = json.loads(result.stdout)
+    assert sorted(table["hosts"]) == [f"dump:{tmp_path / h}.json" for h in hosts]
+    for host in hosts:
+        members = [p["name"] for p in published[host]["pools"] if p["member"]]
+        assert table["hosts"][f"dump:{tmp_path / host}.json"] == members
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder in (empty, tmp_path / "missing"):
+        result = run_layoutd("fleet", "pools", "--host-dir", str(folder), *pool_args(pools))
+        assert_clean_failure(result, 2, str(folder))
