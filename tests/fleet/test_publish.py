@@ -196,3 +196,19 @@ def test_output_file_is_replaced_whole(pools: dict[str, Path], tmp_path: Path) -
     result = run_layoutd("fleet", "publish", "--host", str(EXAMPLES / "hosts" / "intel-4gpu-39bit"),
                          "--format", "nova", "-o", str(tmp_path / "missing" / "layoutd.yaml"))
     assert_clean_failure(result, 2, "cannot write")
+
+
+def test_a_recorded_dump_publishes_as_its_host(pools: dict[str, Path], published: dict[str, dict],
+                                               tmp_path: Path) -> None:
+    """Fleets are published centrally from dumps (`probe --record` on each host): the same facts
+    and memberships as the host itself."""
+    for host in ("amd-epyc-two-gpus", "intel-46bit-cpu-39bit-iommu", "arm-kunpeng-pci-windows"):
+        dump = tmp_path / f"{host}.json"
+        assert run_layoutd("probe", "--host", str(EXAMPLES / "hosts" / host), "--record",
+                           str(dump)).returncode == 0
+        result = run_layoutd("fleet", "publish", "--host", str(dump), *pool_args(pools))
+        assert result.returncode == 0, result.stderr
+        facts = json.loads(result.stdout)
+        assert facts["source"] == f"dump:{dump}"
+        for key in ("usable", "holes", "iommu_bits", "pools", "nova_traits", "nfd_labels"):
+            assert facts[key] == published[host][key], (host, key)
