@@ -65,6 +65,7 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
 
     binary, qemu_args = command[0], command[1:]
     arch = arch_of_binary(binary)
+    asked = not version  # --qemu-version: the firmware Debian ships with it
     if version and not is_modelled(version):
         same_binary(binary, version, f"--qemu-version {version} is not modelled")
     given_version = version
@@ -72,6 +73,7 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
     if not is_modelled(version):
         return _dry_run_check(binary, qemu_args, arch, f"QEMU {version} is not modelled",
                               host_source, given)
+    dirs = binary_dirs(binary) if asked else None
     try:  # bad command lines fail before the host is asked
         first = predict(qemu_args, version=version, arch=arch, host_cpu=None)
     except NeedsHostCpu:
@@ -92,7 +94,7 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
 
     def again(changed: Sequence[str]) -> Any:
         guest = predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
-        return place_ram_bars(guest, host, changed, devices)
+        return place_ram_bars(guest, host, changed, devices, dirs=dirs)
 
     try:
         guest = _with_host(host, lambda: again(qemu_args))
@@ -101,7 +103,14 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
     if verify:
         guest = verified(guest, binary, qemu_args, arch)
     return Checked(guest, host, devices, _fixes_for(qemu_args, guest, again, host),
-                   bars=bar_check(guest, host, qemu_args, devices))
+                   bars=bar_check(guest, host, qemu_args, devices, dirs))
+
+
+def binary_dirs(binary: str | None) -> tuple[str, ...] | None:
+    """The folders `binary` loads firmware from (None: not known; Debian's pairing is taken)."""
+    from layoutd.emulator import data_dirs
+
+    return data_dirs(binary) if binary else None
 
 
 TOO_FEW_BITS = "phys-bits too low"
@@ -172,7 +181,7 @@ def _distro_fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence
 
 
 def place_ram_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
-                   bars: Any = None) -> Any:
+                   bars: Any = None, dirs: Sequence[str] | None = None) -> Any:
     """The map with the guest memory behind emulated devices' BARs (ivshmem, virtio-gpu host
     memory) in `layout` where the firmware puts it, judged like RAM from then on: VFIO maps it.
     A BAR that could not be placed is said, never judged clear."""
@@ -181,7 +190,7 @@ def place_ram_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Seq
 
     if not guest.ram_bars:
         return guest
-    bars = bars or bar_check(guest, host, qemu_args, devices)
+    bars = bars or bar_check(guest, host, qemu_args, devices, dirs)
     placement = bars.placement if bars is not None else None
     placed = {(p.device, p.bar): p for p in placement.bars} if placement else {}
     regions, notes = [], []
@@ -202,8 +211,10 @@ def place_ram_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Seq
     return replace(guest, layout=layout, warnings=(*guest.warnings, *notes))
 
 
-def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str]) -> Any:
-    """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with."""
+def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
+              dirs: Sequence[str] | None = None) -> Any:
+    """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with.
+    `dirs`: the folders the QEMU binary loads firmware from, after the command line's -L."""
     from layoutd.firmware.check import check_bars
     from layoutd.firmware.files import identify
     from layoutd.firmware.guest import family_of, page_1g, read_argv
@@ -212,19 +223,21 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
     if not guest.vfio_devices and not guest.ram_bars:
         return None
     pci = read_argv(qemu_args, family_of(guest), {device.address: device for device in host.devices})
-    build, note = identify(pci.firmware, guest.qemu_version, guest.arch)
+    search = [*pci.data_dirs, *dirs] if dirs is not None else (pci.data_dirs or None)
+    build, note = identify(pci.firmware, guest.qemu_version, guest.arch, search)
     config = parse_config(qemu_args)
     result = check_bars(guest, host, pci, build, page_1g(config.cpu_model, config.cpu_props),
                         devices, config.cpu_props)
-    if note:
+    if note and build is None:
         result.notes.insert(0, note)
+    result.loaded = note if build is not None else None
     if result.collisions and build is not None:
-        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, build)
+        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, build, dirs)
     return result
 
 
 def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequence[str],
-               build: Any) -> list[Any]:
+               build: Any, dirs: Sequence[str] | None) -> list[Any]:
     """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs)."""
     from layoutd.errors import LayoutdError
     from layoutd.firmware.fixes import arm_bar_fixes, bar_fixes
@@ -235,8 +248,8 @@ def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequenc
         try:
             again = predict(changed, version=guest.qemu_version, arch=guest.arch, host_cpu=host.cpu,
                             host=host.platform)
-            bars = bar_check(again, host, changed, devices)
-            again = place_ram_bars(again, host, changed, devices, bars)
+            bars = bar_check(again, host, changed, devices, dirs)
+            again = place_ram_bars(again, host, changed, devices, bars, dirs)
         except LayoutdError:
             return False
         return not check(again.layout, host) and bars is not None and not bars.collisions
@@ -325,7 +338,13 @@ def _merge(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
 def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str] = (),
                       version: str | None = None, verify: bool = False) -> Checked:
     """`check --libvirt DOMAIN.xml`: the map the domain builds, as the hook translates it."""
-    from layoutd.libvirt.guard import DEFAULT_EMULATOR, MODEL_ARCH, qemu_version, translate_domain
+    from layoutd.libvirt.guard import (
+        DEFAULT_EMULATOR,
+        MODEL_ARCH,
+        emulator_dirs,
+        qemu_version,
+        translate_domain,
+    )
     from layoutd.qemu import predict
     from layoutd.qemu.versions import is_modelled
 
@@ -335,6 +354,7 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
     except OSError as error:
         raise InputError(f"cannot read: {error.strerror}", file=path) from None
     translation = translate_domain(data, path)
+    dirs = None if version else emulator_dirs(translation.domain)
     if version and not is_modelled(version):
         same_binary(translation.domain.emulator or DEFAULT_EMULATOR.get(translation.domain.arch, ""),
                     version, f"--qemu-version {version} is not modelled")
@@ -364,7 +384,8 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         guest = verified(guest, emulator, translation.argv, domain.arch)
     return Checked(guest, host, devices, _fixes_for(translation.argv, guest, again, host),
                    language="libvirt",
-                   bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices))
+                   bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices,
+                                  dirs))
 
 
 def with_buses(argv: Sequence[str], data: bytes | str, source: str) -> list[str]:

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "install-hook": ("layoutd.commands.install_hook", "install the libvirt hook"),
     "libvirt": ("layoutd.commands.libvirt", "apply a layout to an existing libvirt domain XML"),
     "fleet": ("layoutd.commands.fleet", "publish a host's facts and layout pools for schedulers"),
+    "kubevirt": ("layoutd.commands.kubevirt", "KubeVirt's OnDefineDomain hook (sidecar-shim, gRPC)"),
 }
 
 

@@ -43,7 +43,9 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
     if bars and bars.collisions and bars.fixes:
         fixes += bars.fixes()
     if bars and bars.firmware:
-        guest = replace(guest, notes=(*guest.notes, f"BARs placed as {bars.firmware} places them"))
+        how = f" ({bars.loaded})" if bars.loaded else ""
+        guest = replace(guest, notes=(*guest.notes, f"BARs placed as {bars.firmware}{how} places "
+                                      "them"))
     if bars and bars.notes:
         guest = replace(guest, warnings=(*guest.warnings, *bars.notes))
     if fmt == "svg":

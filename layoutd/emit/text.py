@@ -12,7 +12,8 @@ Row = tuple[int, int, str, str]  # start, end, mark, text
 
 def render(plan: Plan) -> str:
     lines = [
-        f"plan for {plan.name} (QEMU {plan.qemu_version}, {plan.config.machine}) on " + ", ".join(plan.hosts)
+        f"plan for {plan.name}, made for {plan.planned_for or f'QEMU {plan.qemu_version}'}",
+        f"machine {plan.config.machine}, valid on " + ", ".join(plan.hosts),
     ]
     if plan.default_layout:
         lines.append("QEMU's default layout already avoids every hole: nothing extra is emitted.")

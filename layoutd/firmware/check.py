@@ -23,6 +23,7 @@ class BarCheck(Record, kw_only=False, frozen=False):
     notes: list[str] = field(default_factory=list)
     placement: Placement | None = None
     fixes: Callable[[], list[object]] | None = None  # the changes that clear the BAR collisions
+    loaded: str | None = None  # which file QEMU loads, when no firmware was named
 
 
 def check_bars(guest: GuestMap, host: HostView, pci: GuestPci, build: Build | None,

@@ -30,7 +30,9 @@ MAX_TRIES = 40
 
 
 def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Device], build: Build,
-             replan: Callable[[VmSpec], Plan]) -> Plan:
+             replan: Callable[[VmSpec], Plan], firmware_of: Callable[[Plan], Build | None]
+             ) -> Plan:
+    """`firmware_of(plan)`: the build the plan's command line boots (for the other firmware)."""
     bad, placed = _check(plan, target, devices, build)
     if not bad:
         return placed
@@ -54,19 +56,24 @@ def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Dev
         found.append((change, result))
         if len(found) == 3:
             break
-    raise _no(spec, bad, build, found + _other_firmware(spec, target, devices, build, replan))
+    raise _no(spec, bad, build, found + _other_firmware(spec, target, devices, build, replan,
+                                                        firmware_of))
 
 
 def _other_firmware(spec: VmSpec, target: Target, devices: Mapping[str, Device], build: Build,
-                    replan: Callable[[VmSpec], Plan]) -> list[tuple[dict[str, Any], Plan]]:
+                    replan: Callable[[VmSpec], Plan], firmware_of: Callable[[Plan], Build | None]
+                    ) -> list[tuple[dict[str, Any], Plan]]:
     """The other firmware, when it places every BAR well (suggested, never chosen for the user)."""
     found = []
-    for name, other in BY_NAME.items() if spec.arch == "x86_64" else ():
-        if other.family == build.family:
+    for name, named in BY_NAME.items() if spec.arch == "x86_64" else ():
+        if named.family == build.family:
             continue
         try:
             result = replan(with_changes(spec, {"firmware": name}))
         except (LayoutdError, ValueError):
+            continue
+        other = firmware_of(result)
+        if other is None:
             continue
         worse, placed = _check(result, target, devices, other)
         if not worse:

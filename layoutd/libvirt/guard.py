@@ -85,11 +85,14 @@ def check_domain(xml: bytes | str, config: HookConfig, source: str = "<stdin>") 
     version = qemu_version(translation, config.qemu_version)
     if not devices:
         return DomainCheck(translation, version, (), None, (), ())
-    return check_translation(translation, version, devices, config.host_source, xml)
+    dirs = None if config.qemu_version else emulator_dirs(translation.domain)
+    return check_translation(translation, version, devices, config.host_source, xml, dirs)
 
 
 def check_translation(translation: Translation, version: str, devices: Sequence[str],
-                      host_source: str | None, xml: bytes | str | None = None) -> DomainCheck:
+                      host_source: str | None, xml: bytes | str | None = None,
+                      dirs: Sequence[str] | None = None) -> DomainCheck:
+    """`dirs`: the folders the emulator loads firmware from (None: Debian's pairing)."""
     from layoutd.host import probe_host
     from layoutd.qemu import predict
     from layoutd.qemu.versions import is_modelled
@@ -116,7 +119,7 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
     bars: tuple[Collision, ...] = ()
     warnings: tuple[str, ...] = (f"{BARS_UNCHECKED}: the map is not the QEMU model's ({source})",)
     if source == f"QEMU {version} model" and xml is not None:
-        bars, warnings = domain_bars(guest, host, translation, xml, devices)
+        bars, warnings = domain_bars(guest, host, translation, xml, devices, dirs)
     return DomainCheck(translation, version, tuple(devices), host, layout, collisions, source,
                        bars, warnings)
 
@@ -125,7 +128,8 @@ BARS_UNCHECKED = "BARs not checked"
 
 
 def domain_bars(guest: GuestMap, host: HostView, translation: Translation, xml: bytes | str,
-                devices: Sequence[str]) -> tuple[tuple[Collision, ...], tuple[str, ...]]:
+                devices: Sequence[str], dirs: Sequence[str] | None = None
+                ) -> tuple[tuple[Collision, ...], tuple[str, ...]]:
     """The assigned BARs the firmware puts in a host hole (the hook refuses for those), and the
     rest said as warnings: a BAR left unassigned or beyond the guest's phys-bits (the domain
     starts; the guest may lose the device), a firmware or device layoutd does not model."""
@@ -134,7 +138,7 @@ def domain_bars(guest: GuestMap, host: HostView, translation: Translation, xml: 
 
     try:
         result = bar_check(guest, host, with_buses(translation.argv, xml,
-                                                   translation.domain.source), devices)
+                                                   translation.domain.source), devices, dirs)
     except LayoutdError as error:
         return (), (f"{BARS_UNCHECKED}: {error.render()}",)
     if result is None:
@@ -199,6 +203,15 @@ def domain_qemu_version(domain: Domain, configured: str | None) -> str:
         "--version and its machine type names no version a modelled QEMU accepts; set "
         "qemu_version in the hook configuration (or --qemu-version)", file=domain.source,
         field="<os><type machine>")
+
+
+def emulator_dirs(domain: Domain) -> tuple[str, ...] | None:
+    """The folders the domain's emulator loads firmware from (QEMU's own bios-256k.bin), asked
+    as its version is; None when it cannot be asked (Debian's pairing is taken)."""
+    from layoutd.emulator import data_dirs
+
+    emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch)
+    return data_dirs(emulator) if emulator else None
 
 
 def refusal_message(check: DomainCheck) -> str:

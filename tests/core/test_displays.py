@@ -42,4 +42,5 @@ def test_help_shows_version_exit_codes_and_one_placeholder_style() -> None:
 
 def test_the_guide_says_which_qemu_each_command_models() -> None:
     guide = (EXAMPLES.parent / "docs" / "guide.md").read_text()
-    assert "`plan` assumes QEMU 10.0" in guide and "`check` asks the installed binary" in guide
+    assert "`plan` plans for the QEMU and firmware this machine has, as `check` asks them" in guide
+    assert "`--qemu-version 7.2` plans for another" in guide
