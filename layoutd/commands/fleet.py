@@ -1,7 +1,7 @@
 """`layoutd fleet`: what hosts publish for schedulers, and layout pools.
 
     layoutd fleet publish --host SRC [--pool NAME=PLAN.json ...]
-                          --format json|nova|nfd-features|nodefeature [--node NODENAME]
+                          --format json|nova|nfd-features|nodefeature [--node NODENAME] [-o FILE]
     layoutd fleet pools   --host SRC [--host SRC ...] --pool NAME=PLAN.json [...] [--format text|json]
 
 layoutd.fleet does the work; layoutd.emit.fleet writes the documents. Stdlib-only imports here.
@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="json; nova: provider.yaml for [compute] provider_config_location; "
                               "nfd-features: a file for NFD's features.d; nodefeature: an NFD "
                               "NodeFeature object")
+    publish.add_argument("-o", "--output", metavar="FILE",
+                         help="write FILE atomically (a dotfile beside it, then renamed into "
+                              "place, as NFD's features.d wants) instead of standard output")
     publish.add_argument("--node", metavar="NODENAME",
                          help="the Kubernetes node the NodeFeature is for (default: this machine's "
                               "name, for a live host)")
@@ -71,8 +74,28 @@ def _publish(args: argparse.Namespace) -> int:
         raise InputError(f"--node {node!r}: a Kubernetes node name is 1-63 characters of a-z, 0-9, "
                          "'-' and '.', starting and ending with a letter or digit")
     pools = load_pools(args.pool)
-    sys.stdout.write(render(publish(source, pools), args.format, node))
+    text = render(publish(source, pools), args.format, node)
+    if args.output is None or args.output == "-":
+        sys.stdout.write(text)
+    else:
+        _write_atomically(args.output, text)
     return 0
+
+
+def _write_atomically(path: str, text: str) -> None:
+    """A reader (nfd-worker, nova-compute) sees the old file or the new one, never half."""
+    import os
+
+    folder, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(folder, f".{name}.{os.getpid()}")
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except OSError as error:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise InputError(f"cannot write: {error.strerror}", file=path) from None
 
 
 def _pools(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from layoutd.checking import check
 from layoutd.collisions import Collision
-from layoutd.errors import HostUnavailable, NotModelled, UnknownDevice
+from layoutd.errors import HostUnavailable, LayoutdError, NotModelled, UnknownDevice
 from layoutd.libvirt.argv import LibvirtVersion, Translation, translate
 from layoutd.libvirt.domain import Domain, read_domain
 from layoutd.libvirt.hookconf import HookConfig
@@ -33,6 +33,7 @@ class DomainCheck(Record, kw_only=False):
     source: str = ""  # how the map is known: "QEMU 7.2 model", "dry run of /usr/bin/qemu-..."
     bars: tuple[Collision, ...] = ()  # assigned BARs the firmware puts in a host hole (proven)
     warnings: tuple[str, ...] = ()  # what was not checked, and BAR findings that do not refuse
+    machine_fix: tuple[str, str] | None = None  # a machine type with which it passes, and why
 
     @property
     def name(self) -> str:
@@ -118,10 +119,44 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
     collisions = tuple(check(layout, host))
     bars: tuple[Collision, ...] = ()
     warnings: tuple[str, ...] = (f"{BARS_UNCHECKED}: the map is not the QEMU model's ({source})",)
+    machine = None
     if source == f"QEMU {version} model" and xml is not None:
         bars, warnings = domain_bars(guest, host, translation, xml, devices, dirs)
+        if collisions and not bars:
+            machine = machine_fix(guest, host, translation, version, devices, host_source, xml,
+                                  dirs)
     return DomainCheck(translation, version, tuple(devices), host, layout, collisions, source,
-                       bars, warnings)
+                       bars, warnings, machine)
+
+
+def machine_fix(guest: GuestMap, host: HostView, translation: Translation, version: str,
+                devices: Sequence[str], host_source: str | None, xml: bytes | str,
+                dirs: Sequence[str] | None) -> tuple[str, str] | None:
+    """The newer machine type that clears every collision (layoutd.fixes, on the model) and why,
+    kept only when the domain with it in its <os><type machine> passes this very check (RAM and
+    BARs): the simplest fix, named first in a refusal."""
+    from layoutd.fixes import fixes
+    from layoutd.libvirt.edit import with_machine
+    from layoutd.qemu import predict
+
+    def again(changed: Sequence[str]) -> GuestMap:
+        return predict(changed, version=version, host_cpu=host.cpu,
+                       arch=translation.domain.arch, host=host.platform)
+
+    try:
+        found = [fix for fix in fixes(translation.argv, guest, again,
+                                      lambda changed: not check(changed.layout, host))
+                 if fix.option == "machine"]
+        if not found:
+            return None
+        edited = with_machine(xml, found[0].value, translation.domain.source)
+        again_checked = check_translation(translate_domain(edited, translation.domain.source),
+                                          version, devices, host_source, edited, dirs)
+    except LayoutdError:
+        return None
+    if again_checked.collisions or again_checked.bars or not again_checked.bars_checked:
+        return None
+    return found[0].value, found[0].why
 
 
 BARS_UNCHECKED = "BARs not checked"
@@ -226,8 +261,14 @@ def refusal_message(check: DomainCheck) -> str:
     for collision in (*check.collisions, *check.bars):
         lines.append(f"  {collision.kind} {collision.id!r} {collision.start:#x}-{collision.end:#x} "
                      f"lies in the {_hole(collision.hole, check.host)}")
+    if check.machine_fix:
+        lines.append(
+            f"Fix: `virsh edit {check.name}` and set <os><type machine='{check.machine_fix[0]}'> "
+            f"({check.machine_fix[1]}; checked: the domain then passes this check, RAM and "
+            "BARs). Or, keeping the machine type:")
     lines.append(
-        "Fix: `layoutd libvirt fix DOMAIN.xml` rewrites the domain's memory around the holes "
+        ("" if check.machine_fix else "Fix: ") +
+        "`layoutd libvirt fix DOMAIN.xml` rewrites the domain's memory around the holes "
         "(or write a spec and run `layoutd plan SPEC.yaml --format libvirt`); "
         "`layoutd check --libvirt DOMAIN.xml` shows the predicted map and every collision."
         + (" For the BARs, check shows where the firmware puts each one and what would work, "
