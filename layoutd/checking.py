@@ -67,7 +67,8 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
     arch = arch_of_binary(binary)
     asked = not version  # --qemu-version: the firmware Debian ships with it
     if version and not is_modelled(version):
-        same_binary(binary, version)
+        same_binary(binary, version, f"--qemu-version {version} is not modelled")
+    given_version = version
     version = version or version_of_binary(binary, modelled_only=False)
     if not is_modelled(version):
         return _dry_run_check(binary, qemu_args, arch, f"QEMU {version} is not modelled",
@@ -82,6 +83,9 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
             raise
         first = None  # what makes QEMU take it is said with the host's holes known
     except NotModelled as error:  # a distro machine type...: the binary itself answers
+        if given_version:
+            same_binary(binary, given_version, f"the QEMU {version} model cannot answer "
+                        f"({error.message})")
         return _dry_run_check(binary, qemu_args, arch, f"not modelled ({error.message})",
                               host_source, given)
     assigned = first.vfio_devices if first else _vfio_of(qemu_args)
@@ -89,7 +93,8 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
     host = probe_devices(host_source, devices, {d: (None, f"-device vfio-pci,host={d}") for d in assigned})
 
     def again(changed: Sequence[str]) -> Any:
-        return predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
+        guest = predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
+        return place_ram_bars(guest, host, changed, devices, dirs=dirs)
 
     try:
         guest = _with_host(host, lambda: again(qemu_args))
@@ -136,18 +141,17 @@ def _refused(refusal: Any, args: Sequence[str], again: Callable[[Sequence[str]],
                        fixes=tuple(fix.as_json("argv") for fix in found))
 
 
-def same_binary(binary: str, version: str) -> None:
-    """--qemu-version X that is not modelled is answered by a dry run of the binary: refuse
-    (exit 2, naming both) when the binary says it is another version."""
+def same_binary(binary: str, version: str, why: str) -> None:
+    """What the model cannot answer for --qemu-version X is answered by a dry run of the binary:
+    refuse (exit 2, naming both) when the binary says it is another version."""
     from layoutd.emulator import binary_version
     from layoutd.qemu.versions import Version
 
     found = binary_version(binary)
     if found is not None and found.release != Version.parse(version).release:
-        raise InputError(f"--qemu-version {version} is not modelled, so layoutd asks the binary "
-                         f"itself (a dry run), but {binary} is QEMU {found}: give the QEMU "
-                         f"{version} binary after --, or --qemu-version {found.release}",
-                         field="--qemu-version")
+        raise InputError(f"{why}, so layoutd asks the binary itself (a dry run), but {binary} is "
+                         f"QEMU {found}, not {version}: give the QEMU {version} binary after --, "
+                         f"or --qemu-version {found.release}", field="--qemu-version")
 
 
 def _dry_run_check(binary: str, qemu_args: Sequence[str], arch: str, why: str,
@@ -178,6 +182,37 @@ def _distro_fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence
     return found
 
 
+def place_ram_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
+                   bars: Any = None, dirs: Sequence[str] | None = None) -> Any:
+    """The map with the guest memory behind emulated devices' BARs (ivshmem, virtio-gpu host
+    memory) in `layout` where the firmware puts it, judged like RAM from then on: VFIO maps it.
+    A BAR that could not be placed is said, never judged clear."""
+    from layoutd.models.common import GuestRegion
+    from layoutd.units import human_size
+
+    if not guest.ram_bars:
+        return guest
+    bars = bars or bar_check(guest, host, qemu_args, devices, dirs)
+    placement = bars.placement if bars is not None else None
+    placed = {(p.device, p.bar): p for p in placement.bars} if placement else {}
+    regions, notes = [], []
+    for ram_bar in guest.ram_bars:
+        found = placed.get((ram_bar.id, ram_bar.bar))
+        what = f"{ram_bar.kind} {ram_bar.id} BAR{ram_bar.bar} ({human_size(ram_bar.size)})"
+        if found is None or placement is None:
+            why = (bars.notes[0] if bars is not None and bars.notes else "the firmware is not known")
+            notes.append(f"NOT JUDGED: {what}: guest memory VFIO maps once the firmware places "
+                         f"it, and its place is not predicted ({why})")
+        elif found.start is None or found.end is None:
+            notes.append(f"{what} is left unassigned by {placement.firmware}: the guest cannot "
+                         "use it, and VFIO maps nothing of it")
+        else:
+            regions.append(GuestRegion(start=found.start, end=found.end, kind=ram_bar.kind,
+                                       id=ram_bar.id))
+    layout = tuple(sorted((*guest.layout, *regions), key=lambda region: region.start))
+    return replace(guest, layout=layout, warnings=(*guest.warnings, *notes))
+
+
 def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
               dirs: Sequence[str] | None = None) -> Any:
     """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with.
@@ -187,7 +222,7 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
     from layoutd.firmware.guest import family_of, page_1g, read_argv
     from layoutd.qemu.config import parse_config
 
-    if not guest.vfio_devices:
+    if not guest.vfio_devices and not guest.ram_bars:
         return None
     pci = read_argv(qemu_args, family_of(guest), {device.address: device for device in host.devices})
     search = [*pci.data_dirs, *dirs] if dirs is not None else (pci.data_dirs or None)
@@ -216,6 +251,7 @@ def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequenc
             again = predict(changed, version=guest.qemu_version, arch=guest.arch, host_cpu=host.cpu,
                             host=host.platform)
             bars = bar_check(again, host, changed, devices, dirs)
+            again = place_ram_bars(again, host, changed, devices, bars, dirs)
         except LayoutdError:
             return False
         return not check(again.layout, host) and bars is not None and not bars.collisions
@@ -338,7 +374,7 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
     dirs = None if version else emulator_dirs(translation.domain)
     if version and not is_modelled(version):
         same_binary(translation.domain.emulator or DEFAULT_EMULATOR.get(translation.domain.arch, ""),
-                    version)
+                    version, f"--qemu-version {version} is not modelled")
     version = qemu_version(translation, version)
     devices = _merge(translation.devices, list(given))
     host = probe_devices(host_source, devices,
