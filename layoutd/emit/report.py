@@ -52,6 +52,8 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
         data["bars"] = bars.bars if bars else []
         if bars and bars.firmware:
             data["firmware"] = bars.firmware
+        data["how_known"] = {"bars": bars.how_known if bars else None}
+        data["not_judged"] = unjudged(bars)
         if found:
             data["would_work"] = [fix.as_json(language) for fix in fixes]
         return json.dumps(data, indent=2) + "\n", found
@@ -89,11 +91,22 @@ def _collision_json(collision: Collision) -> dict[str, Any]:
     data = to_json(collision)
     del data["node"]
     data["hole"] = {key: data["hole"][key] for key in ("start", "end", "type", "group", "devices")}
+    if collision.hole.type == "unassigned":  # contract: a BAR the firmware left unassigned
+        data["start"] = data["end"] = None
     return data
 
 
+def unjudged(bars: BarCheck | None) -> list[dict[str, str]]:
+    """What nothing could tell (contract: no "no collision" about it)."""
+    if bars is None:
+        return []
+    why = next((note for note in bars.notes), "")
+    return [{"what": name, "kind": "bar", "why": why} for name in bars.not_judged]
+
+
 def bar_notes(bars: BarCheck) -> list[str]:
-    said = [f"BARs placed as {bars.firmware} places them"] if bars.firmware else []
+    said = ([f"BARs where {bars.firmware} put them"] if bars.how_known == "boot" else
+            [f"BARs placed as {bars.firmware} places them"] if bars.firmware else [])
     return [*said, *bars.notes]
 
 
@@ -108,12 +121,12 @@ def as_text(guest: GuestMap, host: HostView, found: Sequence[Collision],
             others.append((f"BAR{bar['bar']} {bar['device']}", int(str(bar["start"]), 16),
                            int(str(bar["end"]), 16)))
     return map_text(header, guest.layout, found, list(guest.warnings) + list(host.warnings),
-                    names=names, others=others)
+                    names=names, others=others, unjudged=bars.not_judged if bars else ())
 
 
 def map_text(header: str, layout: Sequence[GuestRegion], found: Sequence[Collision],
              warnings: Sequence[str], *, names: dict[tuple[int, int], str] | None = None,
-             others: Sequence[tuple[str, int, int]] = ()) -> str:
+             others: Sequence[tuple[str, int, int]] = (), unjudged: Sequence[str] = ()) -> str:
     """The table every `check` source prints: RAM, other regions, then collisions and warnings."""
     names = names or {}
     rows = [(names.get((r.start, r.end), r.id), r.kind, r.id, "-" if r.node is None else str(r.node),
@@ -130,8 +143,11 @@ def map_text(header: str, layout: Sequence[GuestRegion], found: Sequence[Collisi
     if found:
         lines.append(f"{len(found)} collision(s) with host holes:")
         lines += [f"  {c.describe()}" for c in found]
-    else:
+    elif not unjudged:
         lines.append("no collision: all guest RAM is clear of the host's holes")
+    if unjudged:
+        lines.append(f"not judged: {', '.join(unjudged)} (where the firmware puts "
+                     f"{'it' if len(unjudged) == 1 else 'them'} is not known: see the warnings)")
     lines += [f"warning: {warning}" for warning in warnings]
     return "\n".join(lines) + "\n"
 
