@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from layoutd.errors import InputError, NotModelled
+from layoutd.errors import InputError, LayoutdError, NotModelled, QemuRefusal
 from layoutd.record import Record, replace
 
 if TYPE_CHECKING:
@@ -36,6 +36,13 @@ def check(layout: Sequence[GuestRegion], host: HostView) -> list[Collision]:
     return find_collisions(layout, forbidden_touching(host, layout))
 
 
+def verdict(guest: Any, host: HostView, bars: Any) -> list[Collision]:
+    """Every collision `check` reports for a map: its RAM's (`check`) and, where the firmware
+    placement ran (`bars`, a firmware.check.BarCheck or None), the assigned BARs'. The one
+    answer of `check`'s report and of fleet pool membership."""
+    return [*check(guest.layout, host), *(bars.collisions if bars else [])]
+
+
 class Checked(Record, kw_only=False, frozen=False):
     """A guest map on a host, and what its report needs."""
 
@@ -58,17 +65,25 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
 
     binary, qemu_args = command[0], command[1:]
     arch = arch_of_binary(binary)
+    asked = not version  # --qemu-version: the firmware Debian ships with it
+    if version and not is_modelled(version):
+        same_binary(binary, version)
     version = version or version_of_binary(binary, modelled_only=False)
     if not is_modelled(version):
-        guest = dry_run_map(binary, qemu_args, arch, f"QEMU {version} is not modelled")
-        devices = _merge(guest.vfio_devices, list(given))
-        origins: dict[str, tuple[str | None, str]] = {
-            d: (None, f"-device vfio-pci,host={d}") for d in guest.vfio_devices}
-        return Checked(guest, probe_devices(host_source, devices, origins), devices)
+        return _dry_run_check(binary, qemu_args, arch, f"QEMU {version} is not modelled",
+                              host_source, given)
+    dirs = binary_dirs(binary) if asked else None
     try:  # bad command lines fail before the host is asked
         first = predict(qemu_args, version=version, arch=arch, host_cpu=None)
     except NeedsHostCpu:
         first = None
+    except QemuRefusal as refusal:
+        if TOO_FEW_BITS not in refusal.message:
+            raise
+        first = None  # what makes QEMU take it is said with the host's holes known
+    except NotModelled as error:  # a distro machine type...: the binary itself answers
+        return _dry_run_check(binary, qemu_args, arch, f"not modelled ({error.message})",
+                              host_source, given)
     assigned = first.vfio_devices if first else _vfio_of(qemu_args)
     devices = _merge(assigned, list(given))
     host = probe_devices(host_source, devices, {d: (None, f"-device vfio-pci,host={d}") for d in assigned})
@@ -76,10 +91,14 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
     def again(changed: Sequence[str]) -> Any:
         return predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
 
-    guest = _with_host(host, lambda: again(qemu_args))
+    try:
+        guest = _with_host(host, lambda: again(qemu_args))
+    except QemuRefusal as refusal:
+        raise _refused(refusal, qemu_args, again, host, devices) from None
     if verify:
         guest = verified(guest, binary, qemu_args, arch)
     return Checked(guest, host, devices, _fixes_for(qemu_args, guest, again, host),
+<<<<<<< HEAD
                    bars=bar_check(guest, host, qemu_args, devices, binary, verify))
 
 
@@ -88,6 +107,90 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
     """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with:
     the model of a known build; a boot of the firmware (`binary`) for an x86 firmware without a
     model, or for any with `verify`; else nothing judged, said so (`not_judged`)."""
+=======
+                   bars=bar_check(guest, host, qemu_args, devices, dirs))
+
+
+def binary_dirs(binary: str | None) -> tuple[str, ...] | None:
+    """The folders `binary` loads firmware from (None: not known; Debian's pairing is taken)."""
+    from layoutd.emulator import data_dirs
+
+    return data_dirs(binary) if binary else None
+
+
+TOO_FEW_BITS = "phys-bits too low"
+
+
+def _refused(refusal: Any, args: Sequence[str], again: Callable[[Sequence[str]], Any],
+             host: Any, devices: Sequence[str]) -> Any:
+    """QEMU's refusal of `phys-bits too low`, with what would make QEMU take the command line
+    (each predicted again, its RAM and assigned BARs clear of the host's holes)."""
+    from layoutd.fixes import refusal_fixes
+    from layoutd.qemu.config import parse_config
+
+    if TOO_FEW_BITS not in refusal.message:
+        return refusal
+    try:
+        ram = parse_config(args).ram_size
+    except LayoutdError:
+        ram = None
+
+    def clear(guest: Any, changed: Sequence[str]) -> bool:
+        bars = bar_check(guest, host, changed, devices)
+        return not check(guest.layout, host) and not (bars and bars.collisions)
+
+    found = refusal_fixes(args, ram, again, clear)
+    return QemuRefusal(refusal.message, file=refusal.file, field=refusal.field,
+                       fixes=tuple(fix.as_json("argv") for fix in found))
+
+
+def same_binary(binary: str, version: str) -> None:
+    """--qemu-version X that is not modelled is answered by a dry run of the binary: refuse
+    (exit 2, naming both) when the binary says it is another version."""
+    from layoutd.emulator import binary_version
+    from layoutd.qemu.versions import Version
+
+    found = binary_version(binary)
+    if found is not None and found.release != Version.parse(version).release:
+        raise InputError(f"--qemu-version {version} is not modelled, so layoutd asks the binary "
+                         f"itself (a dry run), but {binary} is QEMU {found}: give the QEMU "
+                         f"{version} binary after --, or --qemu-version {found.release}",
+                         field="--qemu-version")
+
+
+def _dry_run_check(binary: str, qemu_args: Sequence[str], arch: str, why: str,
+                   host_source: str | None, given: Sequence[str]) -> Checked:
+    """check's answer from a dry run of the binary (the model cannot answer)."""
+    guest = dry_run_map(binary, qemu_args, arch, why)
+    devices = _merge(guest.vfio_devices, list(given))
+    origins: dict[str, tuple[str | None, str]] = {
+        d: (None, f"-device vfio-pci,host={d}") for d in guest.vfio_devices}
+    host = probe_devices(host_source, devices, origins)
+
+    def again(changed: Sequence[str]) -> Any:
+        return dry_run_map(binary, changed, arch, why)
+
+    return Checked(guest, host, devices, _distro_fixes_for(qemu_args, guest, again, host))
+
+
+def _distro_fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],
+                      host: Any) -> Any:
+    """A distro machine type without the AMD 1 TiB rule: its distro's first type with it (RHEL:
+    pc-q35-rhel9.2.0), shown only when a dry run of the binary builds it clear of the holes."""
+    def found() -> Any:
+        from layoutd.fixes import distro_machine_fix
+
+        fix = distro_machine_fix(args, again, lambda changed: not check(changed.layout, host))
+        return [fix] if fix else []
+
+    return found
+
+
+def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
+              dirs: Sequence[str] | None = None) -> Any:
+    """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with.
+    `dirs`: the folders the QEMU binary loads firmware from, after the command line's -L."""
+>>>>>>> main
     from layoutd.firmware.check import check_bars
     from layoutd.firmware.files import identify
     from layoutd.firmware.guest import family_of, page_1g, read_argv
@@ -95,9 +198,15 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
 
     if not guest.vfio_devices:
         return None
+<<<<<<< HEAD
     hosted = {device.address: device for device in host.devices}
     pci = read_argv(qemu_args, family_of(guest), hosted)
     build, note = identify(pci.firmware, guest.qemu_version, guest.arch)
+=======
+    pci = read_argv(qemu_args, family_of(guest), {device.address: device for device in host.devices})
+    search = [*pci.data_dirs, *dirs] if dirs is not None else (pci.data_dirs or None)
+    build, note = identify(pci.firmware, guest.qemu_version, guest.arch, search)
+>>>>>>> main
     config = parse_config(qemu_args)
     booted = None
     boot_notes: list[str] = []
@@ -114,6 +223,7 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
             note = None
         missing = answer.missing
     result = check_bars(guest, host, pci, build, page_1g(config.cpu_model, config.cpu_props),
+<<<<<<< HEAD
                         devices, config.cpu_props, booted)
     if booted is not None and build is not None:
         boot_notes += _model_against_boot(build, guest, pci, config, devices, result)
@@ -124,6 +234,14 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
     if result.collisions and (build is not None or booted is not None):
         result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, ovmf,
                                           binary if booted is not None else None)
+=======
+                        devices, config.cpu_props)
+    if note and build is None:
+        result.notes.insert(0, note)
+    result.loaded = note if build is not None else None
+    if result.collisions and build is not None:
+        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, build, dirs)
+>>>>>>> main
     return result
 
 
@@ -150,9 +268,14 @@ def _model_against_boot(build: Any, guest: Any, pci: Any, config: Any, devices: 
 
 
 def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequence[str],
+<<<<<<< HEAD
                ovmf: bool, binary: str | None) -> list[Any]:
     """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs), or by
     booting the firmware again (`binary`: the placement was a boot's)."""
+=======
+               build: Any, dirs: Sequence[str] | None) -> list[Any]:
+    """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs)."""
+>>>>>>> main
     from layoutd.errors import LayoutdError
     from layoutd.firmware.fixes import arm_bar_fixes, bar_fixes
     from layoutd.qemu import predict
@@ -167,7 +290,11 @@ def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequenc
         try:
             again = predict(changed, version=guest.qemu_version, arch=guest.arch, host_cpu=host.cpu,
                             host=host.platform)
+<<<<<<< HEAD
             bars = bar_check(again, host, changed, devices, binary)
+=======
+            bars = bar_check(again, host, changed, devices, dirs)
+>>>>>>> main
         except LayoutdError:
             return False
         return (not check(again.layout, host) and bars is not None and not bars.collisions
@@ -214,7 +341,7 @@ def verified(guest: Any, binary: str, qemu_args: Sequence[str], arch: str) -> An
     wrong = differences(guest.layout, real.layout)
     if not wrong:
         note = f"confirmed by a dry run of {binary} (QEMU {real.qemu_version}): the same RAM map"
-        return replace(guest, warnings=(*guest.warnings, note))
+        return replace(guest, notes=(*guest.notes, note))
     note = (f"the QEMU {guest.qemu_version} model predicted another map ("
             + "; ".join(w.replace("planned", "predicted") for w in wrong[:5])
             + "): the map shown is the binary's own")
@@ -259,7 +386,13 @@ def _merge(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
 def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str] = (),
                       version: str | None = None, verify: bool = False) -> Checked:
     """`check --libvirt DOMAIN.xml`: the map the domain builds, as the hook translates it."""
-    from layoutd.libvirt.guard import DEFAULT_EMULATOR, MODEL_ARCH, qemu_version, translate_domain
+    from layoutd.libvirt.guard import (
+        DEFAULT_EMULATOR,
+        MODEL_ARCH,
+        emulator_dirs,
+        qemu_version,
+        translate_domain,
+    )
     from layoutd.qemu import predict
     from layoutd.qemu.versions import is_modelled
 
@@ -269,6 +402,10 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
     except OSError as error:
         raise InputError(f"cannot read: {error.strerror}", file=path) from None
     translation = translate_domain(data, path)
+    dirs = None if version else emulator_dirs(translation.domain)
+    if version and not is_modelled(version):
+        same_binary(translation.domain.emulator or DEFAULT_EMULATOR.get(translation.domain.arch, ""),
+                    version)
     version = qemu_version(translation, version)
     devices = _merge(translation.devices, list(given))
     host = probe_devices(host_source, devices,
@@ -296,7 +433,11 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
     return Checked(guest, host, devices, _fixes_for(translation.argv, guest, again, host),
                    language="libvirt",
                    bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices,
+<<<<<<< HEAD
                                   emulator, verify))
+=======
+                                  dirs))
+>>>>>>> main
 
 
 def with_buses(argv: Sequence[str], data: bytes | str, source: str) -> list[str]:

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hook": ("layoutd.commands.hook", "libvirt hook entry (domain XML on standard input)"),
     "install-hook": ("layoutd.commands.install_hook", "install the libvirt hook"),
     "libvirt": ("layoutd.commands.libvirt", "apply a layout to an existing libvirt domain XML"),
+    "fleet": ("layoutd.commands.fleet", "publish a host's facts and layout pools for schedulers"),
+    "kubevirt": ("layoutd.commands.kubevirt", "KubeVirt's OnDefineDomain hook (sidecar-shim, gRPC)"),
 }
 
 
@@ -140,7 +142,49 @@ def _print_json(name: str, error: typing.Any, **fields: typing.Any) -> None:
 
     from layoutd.emit.outcome import error_document
 
-    print(json.dumps(error_document(name, error, **fields), indent=2))
+    try:
+        print(json.dumps(error_document(name, error, **fields), indent=2), flush=True)
+    except BrokenPipeError:  # the reader is gone (`| head -1`): the exit status still counts
+        _drop_stdout()
+
+
+class HeldStdout:
+    """Standard output kept in memory while the command runs and written when it is done, so
+    a reader that stops early (`| head -1`) cannot change the exit status the command decided."""
+
+    def __enter__(self) -> None:
+        import io
+
+        self.real = sys.stdout
+        self.held = io.BytesIO()
+        sys.stdout = io.TextIOWrapper(self.held, encoding=self.real.encoding or "utf-8",
+                                      write_through=True)
+
+    def __exit__(self, *_: object) -> None:
+        sys.stdout.flush()
+        data = self.held.getvalue()
+        sys.stdout = self.real
+        try:
+            if hasattr(self.real, "buffer"):
+                self.real.flush()
+                self.real.buffer.write(data)
+            else:
+                self.real.write(data.decode(self.real.encoding or "utf-8"))
+            self.real.flush()
+        except BrokenPipeError:
+            _drop_stdout()
+
+
+def _drop_stdout() -> None:
+    """Point standard output at /dev/null so the interpreter's last flush cannot fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def run_reporting_errors(name: str, run: object, options: argparse.Namespace) -> int:
@@ -151,7 +195,8 @@ def run_reporting_errors(name: str, run: object, options: argparse.Namespace) ->
 
     as_json = getattr(options, "format", None) == "json"
     try:
-        code = run(options)  # type: ignore[operator]
+        with HeldStdout():
+            code = run(options)  # type: ignore[operator]
         return int(code or 0)
     except LayoutdError as error:
         print(f"layoutd {name}: {error.render()}", file=sys.stderr)
@@ -161,7 +206,8 @@ def run_reporting_errors(name: str, run: object, options: argparse.Namespace) ->
     except KeyboardInterrupt:
         print(f"layoutd {name}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader stopped reading: what it read is all it wanted
+        _drop_stdout()
         return 0
     except Exception as error:  # the contract: never a traceback
         if os.environ.get("LAYOUTD_DEBUG"):

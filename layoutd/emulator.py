@@ -1,4 +1,5 @@
-"""The one way to ask a QEMU binary its version: `PATH --version`, cached per binary.
+"""The one way to ask a QEMU binary its version (`PATH --version`) and the folders it loads
+firmware from (`PATH -L help`), cached per binary.
 
 The answer is cached by the binary's path, size and mtime in $LAYOUTD_CACHE or ~/.cache/layoutd:
 starting QEMU costs more than the rest of `layoutd check`.
@@ -19,7 +20,7 @@ ANSWER = r"QEMU emulator version (\d+\.\d+(?:\.\d+)?)"
 
 def binary_version(path: str) -> Version | None:
     """What `path --version` says, or None when it cannot be run or names no QEMU version."""
-    cached = _cached(path)
+    cached = _cached(path, "")
     if cached is not None:
         try:
             return Version.parse(cached)
@@ -35,8 +36,41 @@ def binary_version(path: str) -> Version | None:
     match = re.search(ANSWER, result.stdout)
     if result.returncode != 0 or not match:
         return None
-    _remember(path, match.group(1))
+    _remember(path, "", match.group(1))
     return Version.parse(match.group(1))
+
+
+def on_path(name: str) -> str | None:
+    """Where `name` runs from: itself when it names a folder, else the first PATH entry that has
+    it executable (shutil.which without importing shutil: start-up time)."""
+    if os.sep in name:
+        return name if os.access(name, os.X_OK) else None
+    for folder in os.get_exec_path():
+        candidate = os.path.join(folder, name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def data_dirs(path: str) -> tuple[str, ...] | None:
+    """The folders `path` searches for firmware files (-bios NAME, its own bios-256k.bin), in
+    QEMU's order, as `path -L help` lists them; None when it cannot be asked."""
+    cached = _cached(path, " -L help")
+    if cached is not None:
+        return tuple(line for line in cached.split("\n") if line)
+    import subprocess
+
+    try:
+        result = subprocess.run([path, "-L", "help"], capture_output=True, text=True,
+                                timeout=TIMEOUT, stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    folders = tuple(os.path.normpath(line.strip()) for line in result.stdout.splitlines()
+                    if line.strip().startswith("/"))
+    _remember(path, " -L help", "\n".join(folders))
+    return folders
 
 
 def version_of_binary(path: str, *, modelled_only: bool = True) -> str:
@@ -78,18 +112,18 @@ def _load() -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
-def _cached(path: str) -> str | None:
+def _cached(path: str, question: str) -> str | None:
     key = _key(path)
-    return _load().get(key) if key else None
+    return _load().get(key + question) if key else None
 
 
-def _remember(path: str, version: str) -> None:
+def _remember(path: str, question: str, answer: str) -> None:
     """Best effort: an unwritable cache only costs the next run a QEMU start."""
     key = _key(path)
     if key is None:
         return
     data = _load()
-    data[key] = version
+    data[key + question] = answer
     target = _cache_file()
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)

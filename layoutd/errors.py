@@ -71,7 +71,23 @@ class UnknownDevice(InputError):
 
 
 class QemuRefusal(InputError):
-    """QEMU itself would refuse this command line; the message is QEMU's (exit 2)."""
+    """QEMU itself would refuse this command line; the message is QEMU's (exit 2). `fixes`:
+    what would make QEMU take it, each line said as `would work: ...` (in JSON `would_work`)."""
+
+    def __init__(self, message: str, *, file: str | None = None, field: str | None = None,
+                 details: dict[str, Any] | None = None, fixes: tuple[Any, ...] = ()):
+        self.fixes = fixes  # texts, or {"change", "text"} documents
+        texts = [fix["text"] if isinstance(fix, dict) else str(fix) for fix in fixes]
+        details = {**(details or {}), **({"would_work": [
+            fix if isinstance(fix, dict) else {"change": {}, "text": fix} for fix in fixes]}
+            if fixes else {})}
+        self.texts = texts
+        super().__init__(message, file=file, field=field, details=details)
+
+    def render(self) -> str:
+        lines = [f"QEMU would refuse this: {super().render()}",
+                 *(f"  would work: {text}" for text in getattr(self, "texts", []))]
+        return "\n".join(lines)
 
 
 class NotModelled(InputError):

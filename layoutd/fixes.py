@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from layoutd.errors import LayoutdError
 from layoutd.models.guest import GuestMap
 from layoutd.qemu.options import split_argv
-from layoutd.qemu.versions import AMD_1TIB_SINCE, Version
+from layoutd.qemu.versions import AMD_1TIB_SINCE, Version, distro_machine
 from layoutd.record import Record
 from layoutd.units import MiB, format_size
 
@@ -21,14 +21,16 @@ Predict = Callable[[Sequence[str]], GuestMap]
 Clear = Callable[[GuestMap], bool]
 
 
+FLAGS = {"machine": "-machine", "memory": "-m", "cpu": "-cpu"}
+
+
 class Fix(Record, kw_only=False):
-    option: str  # "machine" | "memory"
-    value: str  # pc-q35-7.1 | 1010G
+    option: str  # "machine" | "memory" | "cpu"
+    value: str  # pc-q35-7.1 | 1010G | EPYC,phys-bits=42
     why: str
 
     def argv_text(self) -> str:
-        flag = "-machine" if self.option == "machine" else "-m"
-        return f"{flag} {self.value} ({self.why})"
+        return f"{FLAGS[self.option]} {self.value} ({self.why})"
 
     def xml_text(self) -> str:
         if self.option == "machine":
@@ -36,8 +38,8 @@ class Fix(Record, kw_only=False):
         return f"<memory unit='{self.value[-1]}iB'>{self.value[:-1]}</memory> ({self.why})"
 
     def as_json(self, language: str) -> dict[str, object]:
-        key = {"argv": {"machine": "-machine", "memory": "-m"},
-               "libvirt": {"machine": "os.type.machine", "memory": "memory"}}[language][self.option]
+        key = {"argv": FLAGS, "libvirt": {"machine": "os.type.machine", "memory": "memory"}
+               }[language][self.option]
         text = self.xml_text() if language == "libvirt" else self.argv_text()
         return {"change": {key: self.value}, "text": text}
 
@@ -54,6 +56,48 @@ def fixes(args: Sequence[str], guest: GuestMap, predict: Predict, clear: Clear) 
     return found
 
 
+def refusal_fixes(args: Sequence[str], ram_size: int | None, predict: Predict,
+                  clear: Callable[[GuestMap, Sequence[str]], bool]) -> list[Fix]:
+    """What makes QEMU take a command line it refuses with `phys-bits too low`: the fewest
+    phys-bits that hold the address space, or the largest -m under the CPU's own; each one
+    predicted again (QEMU takes it) and clear of every hole."""
+    def taken(changed: Sequence[str] | None) -> bool:
+        return changed is not None and _clear(changed, predict, lambda guest: clear(guest, changed))
+
+    found = []
+    for bits in range(33, 53):
+        changed = _with_cpu_prop(args, "phys-bits", str(bits))
+        if changed is not None and taken(changed):
+            value = changed[[o.position for o in split_argv(changed) if o.name == "cpu"][-1] + 1]
+            found.append(Fix("cpu", value, "the fewest phys-bits that hold QEMU's address "
+                             "space, RAM and BARs clear of every hole"))
+            break
+    if ram_size:
+        steps = ram_size // STEP - 1
+        low, high = 0, steps
+        while low < high:
+            middle = (low + high + 1) // 2
+            if taken(_with_memory(args, middle * STEP)):
+                low = middle
+            else:
+                high = middle - 1
+        if low and taken(_with_memory(args, low * STEP)):
+            found.append(Fix("memory", format_size(low * STEP), "the most RAM QEMU takes with "
+                             "these phys-bits, clear of every hole"))
+    return found
+
+
+def _with_cpu_prop(args: Sequence[str], name: str, value: str) -> list[str] | None:
+    """The command line with a -cpu property set (the last -cpu counts); None without -cpu."""
+    cpus = [option for option in split_argv(args) if option.name == "cpu" and option.value]
+    if not cpus:
+        return None
+    result = list(args)
+    parts = [part for part in str(cpus[-1].value).split(",") if not part.startswith(f"{name}=")]
+    result[cpus[-1].position + 1] = ",".join([*parts, f"{name}={value}"])
+    return result
+
+
 def _newer_machine(args: Sequence[str], guest: GuestMap, predict: Predict, clear: Clear) -> Fix | None:
     prefix = next((p for p in FAMILY_PREFIX if guest.machine.startswith(p)), None)
     if prefix is None or _release(guest.machine[len(prefix):]) >= AMD_1TIB_SINCE:
@@ -64,6 +108,32 @@ def _newer_machine(args: Sequence[str], guest: GuestMap, predict: Predict, clear
     return Fix("machine", newer, f"or newer: machine types {NEWER_MACHINE}+ let QEMU move RAM "
                "above 4 GiB to 1 TiB for an AMD guest CPU, past the HyperTransport hole; the "
                "guest's memory stays the same")
+
+
+def distro_machine_fix(args: Sequence[str], predict: Predict, clear: Clear) -> Fix | None:
+    """A distro machine type without the AMD 1 TiB rule -> its distro's first type with it
+    (versions.distro_machine), shown only when `predict` (the binary's dry run) builds it clear."""
+    machine = _machine_of(args)
+    distro = distro_machine(machine) if machine else None
+    if distro is None or distro.amd_1tib_rule is not False or distro.first_with_rule is None:
+        return None
+    newer = distro.first_with_rule
+    if not _clear(_with_machine(args, newer), predict, clear):
+        return None
+    return Fix("machine", newer, f"or newer: {distro.distro}'s machine types from {newer} let QEMU "
+               "move RAM above 4 GiB to 1 TiB for an AMD guest CPU, past the HyperTransport hole; "
+               "the guest's memory stays the same")
+
+
+def _machine_of(args: Sequence[str]) -> str | None:
+    """The machine type the command line asks for (the last -machine with a type)."""
+    from layoutd.qemu.options import keyval
+
+    found = None
+    for option in split_argv(args):
+        if option.name == "machine" and option.value is not None:
+            found = keyval(option.value, "type", "-machine").get("type", found)
+    return found
 
 
 def _largest_memory(args: Sequence[str], guest: GuestMap, predict: Predict, clear: Clear) -> Fix | None:

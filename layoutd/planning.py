@@ -1,14 +1,16 @@
 """Planning: probe the hosts, solve, check the emitted command line on the QEMU model (and,
 asked, on the binary by a dry run), place the assigned BARs, and build the Plan.
 
-`make_plan(spec, sources, version)` is what `plan`, `libvirt apply`/`fix` and the tests use;
-commands/plan.py only parses arguments and writes the chosen format.
+`make_plan(spec, sources, qemu)` is what `plan`, `libvirt apply`/`fix` and the tests use;
+commands/plan.py only parses arguments and writes the chosen format. `qemu_target` chooses the
+QEMU a plan is made for as `check` does: the binary on PATH (its version, and the firmware files
+it would load), unless --qemu-version says otherwise.
 """
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from layoutd.record import replace
+from layoutd.record import Record, replace
 
 if TYPE_CHECKING:
     from layoutd.models.guest import GuestMap
@@ -18,25 +20,45 @@ if TYPE_CHECKING:
     from layoutd.solver import Solved, Target
 
 
-def model_version(chosen: str | None, binary: str | None) -> tuple[str, str]:
-    """The QEMU version whose rules the solver uses, and a note when that is not the binary's:
-    --qemu-version; else the binary's own when modelled, else the nearest older modelled one."""
+class QemuTarget(Record, kw_only=False):
+    """The QEMU a plan is made for: the version whose rules apply, how it was chosen, and, when
+    a binary was asked, the folders it loads firmware from (None: Debian's pairing is taken)."""
+
+    version: str
+    how: str  # "--qemu-version", "/usr/bin/qemu-system-x86_64 --version", ...
+    dirs: tuple[str, ...] | None = None
+    note: str = ""  # a binary whose version is not modelled: whose rules were used instead
+
+
+def qemu_target(chosen: str | None, binary: str | None, arch: str) -> QemuTarget:
+    """--qemu-version; else the binary (--verify's, else qemu-system-ARCH on PATH, as `check`
+    asks it): its own version when modelled, else the nearest older modelled one; with no QEMU
+    on PATH, the default version, said so."""
+    from layoutd.emulator import on_path
     from layoutd.qemu import versions
 
-    if chosen is not None or binary is None:
-        return str(versions.row(chosen or versions.DEFAULT).version), ""
-    from layoutd.emulator import version_of_binary
+    if chosen is not None:
+        return QemuTarget(str(versions.row(chosen).version), "--qemu-version")
+    path = on_path(binary or f"qemu-system-{arch}")
+    if path is None and binary is None:
+        return QemuTarget(str(versions.DEFAULT), f"no qemu-system-{arch} on PATH; --qemu-version "
+                          "X.Y chooses another")
+    from layoutd.emulator import data_dirs, version_of_binary
 
-    found = version_of_binary(binary, modelled_only=False)
+    found = version_of_binary(path or str(binary), modelled_only=False)
+    how = f"{path or binary} --version"
+    dirs = data_dirs(path) if path else None
     if versions.is_modelled(found):
-        return found, ""
+        return QemuTarget(found, how, dirs)
     nearest = versions.nearest_older(found)
-    return str(nearest), f"QEMU {found} is not modelled: planned with QEMU {nearest}'s rules"
+    return QemuTarget(str(nearest), how, dirs, f"QEMU {found} is not modelled: planned with QEMU "
+                      f"{nearest}'s rules" + ("" if binary else "; --verify confirms the plan by "
+                                              "a dry run of the binary"))
 
 
 def verify(plan: "Plan", binary: str, note: str) -> "Plan":
     """The plan, if a dry run of `binary` with its whole command line (VFIO devices left out)
-    starts and builds exactly its RAM map."""
+    starts and builds exactly its RAM map (`note`: said with a refusal; the plan has it)."""
     from layoutd.dryrun import differences, dry_run
     from layoutd.errors import NoAnswer
 
@@ -46,13 +68,18 @@ def verify(plan: "Plan", binary: str, note: str) -> "Plan":
         raise NoAnswer(f"the dry run of {binary} (QEMU {run.version}) does not build the planned "
                        "map: " + "; ".join(wrong) + (f" ({note})" if note else ""))
     said = f"verified: a dry run of {binary} (QEMU {run.version}) builds exactly this map"
-    return replace(plan, warnings=(*plan.warnings, *([note] if note else []), said))
+    return replace(plan, notes=(*plan.notes, said))
 
 
-def make_plan(spec: "VmSpec", sources: Sequence[str], version: str) -> "Plan":
-    """Probe every host, solve, check the argv on the QEMU model, and build the Plan."""
+def make_plan(spec: "VmSpec", sources: Sequence[str], qemu: "str | QemuTarget") -> "Plan":
+    """Probe every host, solve, check the argv on the QEMU model, and build the Plan, made for
+    `qemu` (a version alone: its rules, and the firmware Debian ships with it)."""
     from layoutd.host import probe_host
     from layoutd.solver import combine, solve_spec
+
+    if not isinstance(qemu, QemuTarget):
+        qemu = QemuTarget(qemu, "--qemu-version")
+    version = qemu.version
 
     def views_for(devices: Sequence[str]) -> list["HostView"]:
         return [probe_host(source, list(devices) or None) for source in sources]
@@ -63,10 +90,26 @@ def make_plan(spec: "VmSpec", sources: Sequence[str], version: str) -> "Plan":
 
     views = views_for(spec.pci_devices)
     target = combine(views, [view.source for view in views])
-    bars = bar_fitter(spec, target, version, views[0], target_for)
+    bars = bar_fitter(spec, target, qemu, views[0], target_for)
     solved = solve_spec(spec, target, version, target_for, bars.accept if bars else None)
     plan = assemble(spec, target, solved, version)
-    return bars.fit(spec, plan) if bars else plan
+    plan = bars.fit(spec, plan) if bars else plan
+    build, note = firmware_of(plan, qemu)
+    what = (f"{build.name}, {note or plan.config.firmware}" if build is not None
+            else note or "no firmware")
+    said = f"QEMU {version} ({qemu.how}) and {what}"
+    warnings = (*([qemu.note] if qemu.note else []),
+                *(w for w in plan.warnings if w != note))  # the firmware is said in planned_for
+    return replace(plan, planned_for=said, firmware=build.name if build else None,
+                   warnings=tuple(warnings))
+
+
+def firmware_of(plan: "Plan", qemu: QemuTarget) -> tuple[Any, str | None]:
+    """The firmware build the plan's command line boots on `qemu` (files.identify), and how it
+    was found."""
+    from layoutd.firmware.files import identify
+
+    return identify(plan.config.firmware, qemu.version, plan.config.arch, qemu.dirs)
 
 
 BOOTED_TRIES = 12  # candidate plans whose firmware a plan boots, at most
@@ -76,10 +119,17 @@ class BarFitter:
     """Places the assigned BARs as the plan's firmware does (layoutd.firmware.fit); also the
     check every suggested spec passes before it is shown."""
 
+<<<<<<< HEAD
     def __init__(self, target: "Target", version: str, target_for: Any, devices: dict[str, Any],
                  binary: str = "qemu-system-x86_64"):
         self.target, self.version, self.target_for, self.devices = target, version, target_for, devices
         self.binary = binary  # what boots a firmware without a model
+=======
+    def __init__(self, target: "Target", qemu: QemuTarget, target_for: Any,
+                 devices: dict[str, Any]):
+        self.target, self.qemu, self.target_for, self.devices = target, qemu, target_for, devices
+        self.version = qemu.version
+>>>>>>> main
 
     def replan(self, variant: "VmSpec", oracle: bool = True) -> "Plan":
         from layoutd.solver import solve_spec
@@ -90,16 +140,19 @@ class BarFitter:
     def fit(self, spec: "VmSpec", plan: "Plan") -> "Plan":
         """The plan with its BARs placed, every one where the hosts' IOMMUs map it, or a "no";
         a firmware build layoutd does not know is said so."""
-        from layoutd.firmware.files import identify
         from layoutd.firmware.fit import fit_bars
 
+<<<<<<< HEAD
         build, note = identify(plan.config.firmware, self.version, plan.config.arch)
         if build is None and plan.config.arch == "x86_64" and plan.config.firmware:
             return self.fit_booted(spec, plan, plan.config.firmware, note or "")
+=======
+        build, note = firmware_of(plan, self.qemu)
+>>>>>>> main
         if build is None:
             return replace(plan, warnings=(*plan.warnings, note or ""))
-        placed = fit_bars(spec, plan, self.target, self.devices, build, self.replan)
-        return replace(placed, warnings=(*placed.warnings, *([note] if note else [])))
+        return fit_bars(spec, plan, self.target, self.devices, build, self.replan,
+                        lambda other: firmware_of(other, self.qemu)[0])
 
     def fit_booted(self, spec: "VmSpec", plan: "Plan", firmware: str, note: str) -> "Plan":
         """A firmware without a model: each candidate plan's BARs placed by booting it
@@ -142,12 +195,12 @@ class BarFitter:
         return True
 
 
-def bar_fitter(spec: "VmSpec", target: "Target", version: str, first: "HostView",
+def bar_fitter(spec: "VmSpec", target: "Target", qemu: QemuTarget, first: "HostView",
                target_for: Any) -> BarFitter | None:
     """With devices: the fitter, with the devices' BARs read from the first host."""
     if not spec.pci_devices:
         return None
-    return BarFitter(target, version, target_for, {d.address: d for d in first.devices})
+    return BarFitter(target, qemu, target_for, {d.address: d for d in first.devices})
 
 
 def assemble(spec: "VmSpec", target: "Target", solved: "Solved", version: str,

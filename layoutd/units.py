@@ -55,12 +55,16 @@ _UNITS = (("E", 1 << 60), ("P", 1 << 50), ("T", TiB), ("G", GiB), ("M", MiB), ("
 
 def human_size(size: int) -> str:
     """Exact and short, for tables: 2047M (never rounded to 2G), 640K, 100B; a long number of a
-    small unit becomes two terms, still exact: 1008G+17M, 16E-1T (2^64 - 2^40)."""
+    small unit becomes two terms, still exact: 1008G+17M. Past a pebibyte (no guest has that
+    much; it is the rest of the 64-bit space, above an IOMMU's top) only the order is worth
+    reading: ~16E for 2^64 - 2^40 (the range beside it is exact)."""
     text = format_size(size)
     text = text if text[-1].isalpha() else f"{text}B"
     if len(text) <= 5 or size < KiB:
         return text
     name, unit = next((n, u) for n, u in _UNITS if size >= u)
+    if unit >= 1 << 50:
+        return f"~{round(size / unit)}{name}"
     above = next(((n, u) for n, u in reversed(_UNITS) if u > size), None)
     if above and (above[1] - size) * 64 < size:
         return f"1{above[0]}-{human_size(above[1] - size)}"

@@ -67,6 +67,10 @@ sysctl -q -w vm.overcommit_memory=1 || echo "warning: could not set vm.overcommi
 
 scripts/install.sh test
 
+# Nova (its provider.yaml validator) and a Placement server for tests/fleet, in their own venv
+# under the cache ($CACHE/openstack-venv), pinned, away from layoutd's .venv.
+LAYOUTD_CACHE="$CACHE" scripts/openstack-venv.sh
+
 # --- kernel tests (tests/kernel, issue 7) ---------------------------------------------------
 # Real Linux guests for QEMU TCG: Debian's 6.12 kernels (amd64, arm64) from bookworm-backports,
 # busybox-static, an initramfs, and an arm64 userland for layoutd. Fetched with apt-get download

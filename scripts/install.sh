@@ -7,9 +7,9 @@ if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 extra=${1:-}
-.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -qq --upgrade pip
 if [ -n "$extra" ]; then
-    .venv/bin/python -m pip install -q -e ".[$extra]"
+    .venv/bin/python -m pip install -qq -e ".[$extra]"
 else
-    .venv/bin/python -m pip install -q -e .
+    .venv/bin/python -m pip install -qq -e .
 fi

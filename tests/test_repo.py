@@ -20,3 +20,17 @@ def test_nothing_reads_outside_the_repository() -> None:
                 if OUTSIDE.search(line):
                     found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert found == []
+
+
+def test_the_install_prints_no_build_warnings() -> None:
+    """The quick start's install is quiet: `project.license` is an SPDX string (a TOML table
+    makes setuptools >= 77 warn three times), with the setuptools that reads it, and pip is
+    asked to say only errors (an editable install otherwise prints setuptools' notice)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert isinstance(project["project"]["license"], str)
+    assert "setuptools>=77" in project["build-system"]["requires"]
+    installs = [line for line in (ROOT / "scripts/install.sh").read_text().splitlines()
+                if "pip install" in line]
+    assert installs and all("pip install -qq" in line for line in installs)

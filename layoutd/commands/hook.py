@@ -1,8 +1,11 @@
 """`layoutd hook NAME OPERATION SUBOP EXTRA`: the libvirt hook (domain XML on standard input).
 
-Only `prepare begin` does work; every other operation returns 0 at once, importing nothing but the
-standard library and the hook's configuration reader. libvirt runs this as root for every
-domain, so: no entity expansion, no calls back into libvirt, and a time limit on everything.
+`prepare begin` (a start), `migrate begin` (on the destination, the incoming domain) and
+`restore begin` (the domain of a saved image) are judged by one rule; every other operation
+returns 0 at once, importing nothing but the standard library and the hook's configuration
+reader. libvirt runs this as root for every domain, so: no entity expansion, no calls back into
+libvirt, and a time limit on everything. Nothing is ever written to standard output: at
+`migrate` and `restore` libvirt would take it as a replacement domain XML.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ from layoutd.libvirt import hookconf
 
 TYPE_CHECKING = False  # typing itself costs the no-op hook a bare start
 
-if TYPE_CHECKING:  # nothing more at start-up: every operation but `prepare begin` is a no-op
+if TYPE_CHECKING:  # nothing more at start-up: every operation but the judged ones is a no-op
     import argparse
     from collections.abc import Sequence
     from types import FrameType
 
 USAGE = ("usage: layoutd hook [--config FILE] NAME OPERATION SUBOP [EXTRA]  (domain XML on stdin)\n"
+         "judged: prepare begin (start), migrate begin (destination), restore begin\n"
          "exit status: 0 the domain may start; 1 a proven collision (policy enforce); 2 bad input\n"
-         "under policy enforce; libvirt refuses the start on any non-zero status")
+         "under policy enforce; libvirt refuses the start, migration or restore on any non-zero status")
 STDIN_LIMIT = 16 * 1024 * 1024
+JUDGED = {"prepare": "start", "migrate": "accept the incoming migration of", "restore": "restore"}
+"""Operations judged at `begin`, and the verb of their refusal."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,37 +56,47 @@ def main(args: Sequence[str]) -> int:
         return 2
     name, operation, subop = rest[:3]
     config = hookconf.load(path)
-    if (operation, subop) != ("prepare", "begin"):
+    if subop != "begin" or operation not in JUDGED:
         if config.problems:
             hookconf.log_line(config, f"{name} {operation} {subop}: ignoring a broken "
                               f"configuration (fail open): {'; '.join(config.problems)}")
         return 0
-    return prepare(name, config)
+    return prepare(Call(name, operation), config)
 
 
-def prepare(name: str, config: hookconf.HookConfig) -> int:
+class Call:
+    """Which domain and which judged operation (`prepare`, `migrate`, `restore`) at `begin`."""
+
+    def __init__(self, name: str, operation: str = "prepare") -> None:
+        self.name, self.operation = name, operation
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.operation} begin"
+
+
+def prepare(call: Call, config: hookconf.HookConfig) -> int:
     """Check the domain on stdin; refuse (non-zero) only under `enforce`."""
     import signal
 
     from layoutd.errors import TimeLimit
 
     if config.problems:
-        return verdict(config, name, 2, "the hook configuration is broken: "
+        return verdict(config, call, 2, "the hook configuration is broken: "
                        + "; ".join(config.problems)
                        + ". Fix the file, or set `policy = warn` to let domains start unchecked")
     previous = signal.signal(signal.SIGALRM, _expired)
     signal.setitimer(signal.ITIMER_REAL, config.timeout)
     try:
-        return check(name, config)
+        return check(call, config)
     except TimeLimit:
-        return verdict(config, name, 3, f"the check did not finish within {config.timeout:g} s "
+        return verdict(config, call, 3, f"the check did not finish within {config.timeout:g} s "
                        f"(timeout in {config.path})")
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
 
-def check(name: str, config: hookconf.HookConfig) -> int:
+def check(call: Call, config: hookconf.HookConfig) -> int:
     """Refuse only a proven collision: where the model cannot answer (not modelled) or says QEMU
     itself would refuse the domain, log a warning and let libvirt go on."""
     from layoutd.errors import LayoutdError, NotModelled, QemuRefusal, TimeLimit
@@ -93,32 +109,33 @@ def check(name: str, config: hookconf.HookConfig) -> int:
     except TimeLimit:
         raise
     except NotModelled as error:
-        hookconf.log_line(config, f"{name} prepare begin: allowed unchecked (warning): layoutd "
+        hookconf.log_line(config, f"{call}: allowed unchecked (warning): layoutd "
                           f"cannot model this domain: {error.render()}")
         return 0
     except QemuRefusal as error:
-        hookconf.log_line(config, f"{name} prepare begin: allowed (warning): QEMU is expected to "
+        hookconf.log_line(config, f"{call}: allowed (warning): QEMU is expected to "
                           f"refuse this domain itself: {error.render()}")
         return 0
     except LayoutdError as error:
-        return verdict(config, name, error.exit_code, f"cannot check the domain: {error.render()}")
+        return verdict(config, call, error.exit_code, f"cannot check the domain: {error.render()}")
     except Exception as error:  # the hook must never print a traceback to libvirt
-        return verdict(config, name, 2, f"internal error: {type(error).__name__}: {error}")
+        return verdict(config, call, 2, f"internal error: {type(error).__name__}: {error}")
     for warning in report.warnings:
-        hookconf.log_line(config, f"{name} prepare begin: warning: {warning}")
+        hookconf.log_line(config, f"{call}: warning: {warning}")
     if report.refusal:
-        return verdict(config, name, 1, report.refusal)
-    hookconf.log_line(config, f"{name} prepare begin: ok: {report.summary}")
+        return verdict(config, call, 1, report.refusal)
+    hookconf.log_line(config, f"{call}: ok: {report.summary}")
     return 0
 
 
-def verdict(config: hookconf.HookConfig, name: str, code: int, reason: str) -> int:
+def verdict(config: hookconf.HookConfig, call: Call, code: int, reason: str) -> int:
     """Enforce: refuse with the reason on stderr (libvirt shows it). Warn: log and allow."""
     if config.policy == "warn":
-        hookconf.log_line(config, f"{name} prepare begin: allowed (policy warn): {reason}")
+        hookconf.log_line(config, f"{call}: allowed (policy warn): {reason}")
         return 0
-    hookconf.log_line(config, f"{name} prepare begin: refused: {reason}")
-    print(f"layoutd hook: refusing to start domain {name!r}: {reason}", file=sys.stderr)
+    hookconf.log_line(config, f"{call}: refused: {reason}")
+    print(f"layoutd hook: refusing to {JUDGED[call.operation]} domain {call.name!r}: {reason}",
+          file=sys.stderr)
     return code
 
 

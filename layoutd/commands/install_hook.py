@@ -11,7 +11,8 @@ HOOK_NAME = "50-layoutd"
 SCRIPT = '''#!{python} -I
 """layoutd's libvirt hook, written by `layoutd install-hook`. libvirtd reads hooks when it starts.
 
-Configuration: {config}. Only `prepare begin` is checked; every other operation returns at once.
+Configuration: {config}. `prepare`, `migrate` and `restore` are checked at `begin`; every other
+operation returns at once.
 """
 import sys
 

@@ -26,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--qemu-version",
         default=None,
         metavar="X.Y",
-        help=f"QEMU whose layout rules apply ({versions.names()}; default {versions.DEFAULT}, "
-        "or with --verify the binary's own, else the nearest older modelled one)",
+        help=f"QEMU whose layout rules apply ({versions.names()}); default: as check, the "
+        "version of qemu-system-ARCH on PATH (with --verify, of that binary), or the nearest "
+        f"older modelled one, and the firmware files it loads; {versions.DEFAULT} without one",
     )
     parser.add_argument(
         "--verify",
@@ -45,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from layoutd.errors import InputError, UnknownDevice
     from layoutd.models.spec import load_spec, spec_device_origins
-    from layoutd.planning import make_plan, model_version, verify
+    from layoutd.planning import make_plan, qemu_target, verify
     from layoutd.qemu import versions
 
     if args.qemu_version is not None and not versions.is_modelled(args.qemu_version):
@@ -54,13 +55,13 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     sources = args.host or [os.environ.get("LAYOUTD_HOST") or "live"]
     binary = (args.verify or f"qemu-system-{spec.arch}") if args.verify is not None else None
-    version, note = model_version(args.qemu_version, binary)
+    qemu = qemu_target(args.qemu_version, binary, spec.arch)
     try:
-        plan = make_plan(spec, sources, version)
+        plan = make_plan(spec, sources, qemu)
     except UnknownDevice as error:
         raise error.at(spec_device_origins(spec, args.spec)) from None
     if binary is not None:
-        plan = verify(plan, binary, note)
+        plan = verify(plan, binary, qemu.note)
     from layoutd.emit.plan import render
 
     _write(render(plan, args.format), args.output)

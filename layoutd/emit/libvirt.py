@@ -28,7 +28,8 @@ def emit_domain(plan: Plan) -> str:
         f"<domain type={quoteattr(domain_type)}{namespace}>",
         f"{STEP}<name>{escape(plan.name)}</name>",
         f"{STEP}<uuid>{uuid.uuid5(UUID_NAMESPACE, plan.name)}</uuid>",
-        f"{STEP}<!-- layoutd plan for QEMU {plan.qemu_version}; valid on {', '.join(plan.hosts)} -->",
+        f"{STEP}<!-- layoutd plan for QEMU {plan.qemu_version} and "
+        f"{plan.firmware or 'no firmware'}; valid on {', '.join(plan.hosts)} -->",
     ]
     lines += [f"{STEP}{item}" for item in (el.max_memory(config), el.memory(config),
                                            el.current_memory(config)) if item]

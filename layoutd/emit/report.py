@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from layoutd.models.validate import to_json
+from layoutd.qemu.x86 import hole64_with_bars
 from layoutd.record import replace
 from layoutd.units import hex_addr, human_size
 
@@ -34,19 +35,24 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
     With RAM collisions, `fixes_for()` gives the verified changes that clear them (in
     `language`: argv options or libvirt XML). `bars`: where the firmware puts the assigned
     devices' 64-bit BARs, and their collisions (kind `bar`)."""
-    from layoutd.checking import check
+    from layoutd.checking import check, verdict
 
     ram = check(guest.layout, host)
-    found = [*ram, *(bars.collisions if bars else [])]
+    found = verdict(guest, host, bars)
     fixes: list[Any] = list(fixes_for()) if ram and fixes_for else []
     if bars and bars.collisions and bars.fixes:
         fixes += bars.fixes()
-    if bars and (bars.bars or bars.firmware is None or bars.notes):
-        guest = replace(guest, warnings=(*guest.warnings, *bar_notes(bars)))
+    if bars and bars.firmware:
+        how = f" ({bars.loaded})" if bars.loaded else ""
+        guest = replace(guest, notes=(*guest.notes, f"BARs placed as {bars.firmware}{how} places "
+                                      "them"))
+    if bars and bars.notes:
+        guest = replace(guest, warnings=(*guest.warnings, *bars.notes))
     if fmt == "svg":
         from layoutd.emit.svg import render_check
 
-        return render_check(guest, host.forbidden(), found, bars.bars if bars else []), found
+        return render_check(seen(guest, bars), host.forbidden(), found,
+                            bars.bars if bars else []), found
     if fmt == "json":
         data = as_json(guest, host, found, devices)
         data["bars"] = bars.bars if bars else []
@@ -57,9 +63,17 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
         if found:
             data["would_work"] = [fix.as_json(language) for fix in fixes]
         return json.dumps(data, indent=2) + "\n", found
-    text = as_text(guest, host, found, devices, bars)
+    text = as_text(seen(guest, bars), host, found, devices, bars)
     said = [fix.xml_text() if language == "libvirt" else fix.argv_text() for fix in fixes]
     return text + "".join(f"would work: {line}\n" for line in said), found
+
+
+def seen(guest: GuestMap, bars: BarCheck | None) -> GuestMap:
+    """The map as the booted guest sees it: QEMU widens its 64-bit PCI hole to the BARs the
+    firmware placed (JSON keeps the model's map at -S)."""
+    spans = [(int(str(b["start"]), 16), int(str(b["end"]), 16))
+             for b in (bars.bars if bars else []) if b["start"] is not None]
+    return replace(guest, regions=hole64_with_bars(guest.regions, spans)) if spans else guest
 
 
 def as_json(guest: GuestMap, host: HostView, found: Sequence[Collision],
@@ -75,7 +89,8 @@ def as_json(guest: GuestMap, host: HostView, found: Sequence[Collision],
         "highest_address": hex_addr(guest.highest_address),
         "devices": list(devices),
         "source": host.source,
-        "warnings": list(guest.warnings) + list(host.warnings),
+        "warnings": list(dict.fromkeys([*guest.warnings, *host.warnings])),
+        "notes": list(guest.notes),
     }
 
 
@@ -96,6 +111,7 @@ def _collision_json(collision: Collision) -> dict[str, Any]:
     return data
 
 
+<<<<<<< HEAD
 def unjudged(bars: BarCheck | None) -> list[dict[str, str]]:
     """What nothing could tell (contract: no "no collision" about it)."""
     if bars is None:
@@ -110,6 +126,8 @@ def bar_notes(bars: BarCheck) -> list[str]:
     return [*said, *bars.notes]
 
 
+=======
+>>>>>>> main
 def as_text(guest: GuestMap, host: HostView, found: Sequence[Collision],
             devices: Sequence[str], bars: BarCheck | None = None) -> str:
     header = (f"QEMU {guest.qemu_version} {guest.machine}, phys-bits {guest.phys_bits}, "
@@ -120,13 +138,29 @@ def as_text(guest: GuestMap, host: HostView, found: Sequence[Collision],
         if bar["start"] is not None:
             others.append((f"BAR{bar['bar']} {bar['device']}", int(str(bar["start"]), 16),
                            int(str(bar["end"]), 16)))
+<<<<<<< HEAD
     return map_text(header, guest.layout, found, list(guest.warnings) + list(host.warnings),
                     names=names, others=others, unjudged=bars.not_judged if bars else ())
+=======
+    placed = [bar for bar in bars.bars if bar["start"] is not None] if bars else []
+    clear = (f"all guest RAM and the {len(placed)} assigned 64-bit BAR(s) are clear of the "
+             "host's holes" if placed else CLEAR)
+    return map_text(header, guest.layout, found, [*guest.warnings, *host.warnings],
+                    names=names, others=others, clear=clear, notes=guest.notes)
+
+
+CLEAR = "all guest RAM is clear of the host's holes"
+>>>>>>> main
 
 
 def map_text(header: str, layout: Sequence[GuestRegion], found: Sequence[Collision],
              warnings: Sequence[str], *, names: dict[tuple[int, int], str] | None = None,
+<<<<<<< HEAD
              others: Sequence[tuple[str, int, int]] = (), unjudged: Sequence[str] = ()) -> str:
+=======
+             others: Sequence[tuple[str, int, int]] = (), clear: str = CLEAR,
+             notes: Sequence[str] = ()) -> str:
+>>>>>>> main
     """The table every `check` source prints: RAM, other regions, then collisions and warnings."""
     names = names or {}
     rows = [(names.get((r.start, r.end), r.id), r.kind, r.id, "-" if r.node is None else str(r.node),
@@ -143,12 +177,19 @@ def map_text(header: str, layout: Sequence[GuestRegion], found: Sequence[Collisi
     if found:
         lines.append(f"{len(found)} collision(s) with host holes:")
         lines += [f"  {c.describe()}" for c in found]
+<<<<<<< HEAD
     elif not unjudged:
         lines.append("no collision: all guest RAM is clear of the host's holes")
     if unjudged:
         lines.append(f"not judged: {', '.join(unjudged)} (where the firmware puts "
                      f"{'it' if len(unjudged) == 1 else 'them'} is not known: see the warnings)")
     lines += [f"warning: {warning}" for warning in warnings]
+=======
+    else:
+        lines.append(f"no collision: {clear}")
+    lines += [f"note: {note}" for note in notes]
+    lines += [f"warning: {warning}" for warning in dict.fromkeys(warnings)]  # each said once
+>>>>>>> main
     return "\n".join(lines) + "\n"
 
 

@@ -50,7 +50,9 @@ def render(plan: Plan) -> str:
     top = max((r.end for r in plan.usable), default=U64_END - 1)
     if top < U64_END - 1:
         spans.append(Span(top + 1, U64_END - 1, "hole", "limit", "above what every host maps"))
-    spans += _region_spans(plan.regions)
+    from layoutd.emit.text import guest_regions
+
+    spans += _region_spans(guest_regions(plan))
     window = None if plan.regions else _hole64(plan)
     if window:
         spans.append(Span(*window, "qemu", "pci", "64-bit PCI hole"))

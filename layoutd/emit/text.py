@@ -2,7 +2,9 @@
 
 from layoutd.emit.argv import shell_lines
 from layoutd.models.common import Hole
+from layoutd.models.guest import NamedRegion
 from layoutd.models.plan import Plan
+from layoutd.qemu.x86 import hole64_with_bars
 from layoutd.units import hex_addr, human_size
 
 Row = tuple[int, int, str, str]  # start, end, mark, text
@@ -10,7 +12,8 @@ Row = tuple[int, int, str, str]  # start, end, mark, text
 
 def render(plan: Plan) -> str:
     lines = [
-        f"plan for {plan.name} (QEMU {plan.qemu_version}, {plan.config.machine}) on " + ", ".join(plan.hosts)
+        f"plan for {plan.name}, made for {plan.planned_for or f'QEMU {plan.qemu_version}'}",
+        f"machine {plan.config.machine}, valid on " + ", ".join(plan.hosts),
     ]
     if plan.default_layout:
         lines.append("QEMU's default layout already avoids every hole: nothing extra is emitted.")
@@ -36,7 +39,9 @@ def render(plan: Plan) -> str:
         for start, end, mark, text in rows
     ]
     if plan.warnings:
-        lines += ["", "warnings:"] + [f"  - {warning}" for warning in plan.warnings]
+        lines += ["", "warnings:"] + [f"  - {warning}" for warning in dict.fromkeys(plan.warnings)]
+    if plan.notes:
+        lines += ["", "notes:"] + [f"  - {note}" for note in plan.notes]
     binary = "qemu-system-aarch64" if plan.config.arch == "aarch64" else "qemu-system-x86_64"
     lines += ["", "QEMU command line:", shell_lines(plan.qemu_argv, binary).rstrip()]
     return "\n".join(lines) + "\n"
@@ -58,9 +63,16 @@ def picture_rows(plan: Plan) -> list[Row]:
         (hole.start, min(hole.end, top), "!", _hole_text(hole)) for hole in plan.holes if hole.start <= top
     ]
     rows += [(region.start, region.end, "=", PCI_WINDOWS[region.name])
-             for region in plan.regions if region.name in PCI_WINDOWS]
+             for region in guest_regions(plan) if region.name in PCI_WINDOWS]
     rows.sort(key=lambda row: (row[0], row[1]))
     return _with_gaps(rows)
+
+
+def guest_regions(plan: Plan) -> tuple[NamedRegion, ...]:
+    """QEMU's regions as the booted guest sees them: the 64-bit PCI hole widened to the BARs
+    the firmware placed (QEMU's model map is taken at -S, before the firmware runs)."""
+    spans = [(bar.start, bar.end) for bar in plan.bars if bar.start is not None and bar.end is not None]
+    return hole64_with_bars(plan.regions, spans)
 
 
 def _merged_layout(plan: Plan) -> list[tuple[int, int, str, str, int | None]]:

@@ -33,11 +33,18 @@ Boot = Callable[[Sequence[str], GuestMap], Placement]  # a boot of a firmware wi
 
 
 def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Device], build: Build,
+<<<<<<< HEAD
              replan: Callable[[VmSpec], Plan], boot: Boot | None = None,
              tries: int = MAX_TRIES) -> Plan:
     """`boot`: place the BARs by booting the firmware (`build` then only names it and its
     family); each candidate is then a boot, `tries` of them at most."""
     bad, placed = _check(plan, target, devices, build, boot)
+=======
+             replan: Callable[[VmSpec], Plan], firmware_of: Callable[[Plan], Build | None]
+             ) -> Plan:
+    """`firmware_of(plan)`: the build the plan's command line boots (for the other firmware)."""
+    bad, placed = _check(plan, target, devices, build)
+>>>>>>> main
     if not bad:
         return placed
     fixed = any(value is not None for value in (spec.cpu.phys_bits, spec.pci_window, spec.pci_hole64,
@@ -60,20 +67,65 @@ def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Dev
         found.append((change, result))
         if len(found) == 3:
             break
+<<<<<<< HEAD
     others = [] if boot else _other_firmware(spec, target, devices, build, replan)
     raise _no(spec, bad, build, found + others)
+=======
+    if fixed:
+        found += _relaxed(spec, target, devices, build, replan, firmware_of)
+    raise _no(spec, bad, build, found + _other_firmware(spec, target, devices, build, replan,
+                                                        firmware_of))
+
+
+PINS = ("cpu.phys_bits", "pci_hole64", "pci_window", "highmem_mmio")
+
+
+def _relaxed(spec: VmSpec, target: Target, devices: Mapping[str, Device], build: Build,
+             replan: Callable[[VmSpec], Plan], firmware_of: Callable[[Plan], Build | None]
+             ) -> list[tuple[dict[str, Any], Plan]]:
+    """The user's own pins (phys-bits, the hole's or window's size) each left for the plan to
+    choose: every one that then plans, with what the plan chooses instead."""
+    found = []
+    values = {"cpu.phys_bits": spec.cpu.phys_bits, "pci_hole64": spec.pci_hole64,
+              "pci_window": spec.pci_window, "highmem_mmio": spec.highmem_mmio}
+    pinned = spec.cpu.phys_bits
+    for bits in range(pinned + 1, (target.host_phys_bits or 52) + 1) if pinned else ():
+        try:  # the fewest more phys-bits that plan as they are
+            variant = with_changes(spec, {"cpu.phys_bits": bits})
+            bad, placed = _check(replan(variant), target, devices, build)
+        except (LayoutdError, ValueError):
+            continue
+        if not bad:
+            found.append(({"cpu.phys_bits": bits}, placed))
+            break
+    for pin in (path for path in PINS if values[path] is not None):
+        change: dict[str, Any] = {pin: None}
+        try:
+            variant = with_changes(spec, change)
+            placed = fit_bars(variant, replan(variant), target, devices, build, replan, firmware_of)
+        except (LayoutdError, ValueError):
+            continue
+        chosen = [w.split(" chosen so that ")[0] for w in placed.warnings if " chosen so that " in w]
+        found.append((change, replace(placed, warnings=(*placed.warnings, *(
+            [f"the plan then chooses {', '.join(chosen)}"] if chosen else [])))))
+    return found
+>>>>>>> main
 
 
 def _other_firmware(spec: VmSpec, target: Target, devices: Mapping[str, Device], build: Build,
-                    replan: Callable[[VmSpec], Plan]) -> list[tuple[dict[str, Any], Plan]]:
+                    replan: Callable[[VmSpec], Plan], firmware_of: Callable[[Plan], Build | None]
+                    ) -> list[tuple[dict[str, Any], Plan]]:
     """The other firmware, when it places every BAR well (suggested, never chosen for the user)."""
     found = []
-    for name, other in BY_NAME.items() if spec.arch == "x86_64" else ():
-        if other.family == build.family:
+    for name, named in BY_NAME.items() if spec.arch == "x86_64" else ():
+        if named.family == build.family:
             continue
         try:
             result = replan(with_changes(spec, {"firmware": name}))
         except (LayoutdError, ValueError):
+            continue
+        other = firmware_of(result)
+        if other is None:
             continue
         worse, placed = _check(result, target, devices, other)
         if not worse:
@@ -88,7 +140,11 @@ def _check(plan: Plan, target: Target, devices: Mapping[str, Device], build: Bui
     bars, bad, placement = planned_bars(plan.qemu_argv, guest, devices, build, target.usable,
                                         booted)
     notes = tuple(note for note in placement.notes if note not in plan.warnings)
+<<<<<<< HEAD
     return bad, replace(plan, bars=tuple(bars), firmware=placement.firmware if booted else build.name,
+=======
+    return bad, replace(plan, bars=tuple(bars), firmware=build.name,
+>>>>>>> main
                         warnings=(*plan.warnings, *notes))
 
 
@@ -133,7 +189,9 @@ def _no(spec: VmSpec, bad: list[BadBar], build: Build, found: list[tuple[dict[st
     ideas = []
     for change, result in found:
         where = ", ".join(f"{b.device} BAR{b.bar} at {hex_addr(b.start or 0)}" for b in result.bars)
-        ideas.append(Suggestion(change, f"{result.firmware} then puts {where}"))
+        chose = next((w for w in result.warnings if w.startswith("the plan then chooses ")), "")
+        ideas.append(Suggestion(change, f"{result.firmware} then puts {where}"
+                                        + (f"; {chose}" if chose else "")))
     blocked = [{"start": None if b.start is None else hex_addr(b.start),
                 "end": None if b.end is None else hex_addr(b.end), "type": "bar",
                 "group": None, "devices": [b.name.split()[0]], "text": b.why} for b in bad]

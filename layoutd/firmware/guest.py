@@ -55,6 +55,7 @@ class GuestPci(Record, frozen=False):
     mmio64_mb: int | None = None
     firmware: str | None = None  # the -bios file or the first pflash unit; None: QEMU's default
     firmware_pflash: bool = False
+    data_dirs: list[str] = field(default_factory=list)  # -L: searched first for firmware files
 
 
 def read_argv(argv: Sequence[str], family: str, host: Mapping[str, Device]) -> GuestPci:
@@ -75,6 +76,8 @@ def read_argv(argv: Sequence[str], family: str, host: Mapping[str, Device]) -> G
             nic = False
         elif option.name == "bios":
             found.firmware = found.firmware or value
+        elif option.name == "L":
+            found.data_dirs.append(value)
         elif option.name == "pflash":
             found.firmware, found.firmware_pflash = found.firmware or value, True
         elif option.name == "drive":

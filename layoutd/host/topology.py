@@ -1,12 +1,9 @@
-"""Devices and IOMMU groups as a graph: selecting a device selects its whole group.
+"""Devices and IOMMU groups: selecting a device selects its whole group.
 
-Selecting groups and judging their viability are lookups, answered with plain dicts; networkx
-(the project's graph library) is imported only by `graph`, for questions about paths and
-connectivity, so no command's start-up pays for it.
+Selecting groups and judging their viability are lookups, answered with plain dicts.
 """
 
 from collections.abc import Sequence
-from typing import Any
 
 from layoutd.errors import UnknownDevice
 from layoutd.host.sysfs import normalize_bdf
@@ -14,21 +11,6 @@ from layoutd.models.host import Device, HostFacts
 
 VFIO_DRIVER = "vfio-pci"
 BRIDGE_CLASS = "0x0604"  # PCI-to-PCI bridge: never handed to a guest, does not spoil a group
-
-
-def graph(facts: HostFacts) -> Any:
-    """An undirected networkx graph: ('group', N) and ('device', BDF) nodes, an edge for each
-    membership."""
-    import networkx as nx
-
-    topology = nx.Graph()
-    for group in facts.groups:
-        topology.add_node(("group", group.number), group=group)
-    for device in facts.devices:
-        topology.add_node(("device", device.address), device=device)
-        if device.group is not None:
-            topology.add_edge(("device", device.address), ("group", device.group))
-    return topology
 
 
 def select_groups(facts: HostFacts, devices: Sequence[str] | None) -> list[int]:

@@ -149,16 +149,9 @@ def _top_from_ranges(kernel: Sequence[Range], blocking: Sequence[Hole]) -> int |
 
 
 def _unknown_top(facts: HostFacts) -> str:
-    hint = ""
-    if facts.cpu.phys_bits:
-        top = (1 << facts.cpu.phys_bits) - 1
-        hint = (
-            f"; the CPU reports {facts.cpu.phys_bits} physical address bits (top {hex_addr(top)}), "
-            "which usually bounds the IOMMU too, but that is a hint, not the IOMMU's answer"
-        )
-    return (
-        "the IOMMU address width is unknown (no intel-iommu cap in sysfs and no ioctl answer): "
-        f"usable ranges run to {hex_addr(U64_MAX)}{hint}. To have the IOMMU answer, probe live as "
-        "root with the devices bound to vfio-pci (layoutd probe --host live), or record a dump "
-        "there (--record FILE) and use it as --host"
-    )
+    """One line: what is not known, what stands in for it, and the command that answers it."""
+    bound = (f"the CPU's {facts.cpu.phys_bits} address bits bound it meanwhile" if facts.cpu.phys_bits
+             else f"usable ranges run to {hex_addr(U64_MAX)}")
+    return (f"the IOMMU's address width is unknown ({bound}); to ask it, run as root on the host, "
+            "devices bound to vfio-pci: layoutd probe --host live --record host.json, then use "
+            "--host host.json")

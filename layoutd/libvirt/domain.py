@@ -120,6 +120,14 @@ def to_bytes(value: str, unit: str, source: str, what: str) -> int:
     return int(value) * factor
 
 
+def in_unit(size: int, unit: str | None) -> tuple[str, int]:
+    """`size` bytes said in the domain's own `unit` when it is exact there, else in KiB."""
+    factor = _UNITS.get((unit or "").strip().lower())
+    if factor and size % factor == 0:
+        return str(unit).strip(), size // factor
+    return "KiB", size // 1024
+
+
 def read_number(text: str | None, source: str, what: str) -> int | None:
     """A libvirt number (decimal or 0x hex); None when absent; InputError naming `what`."""
     if text is None or text.strip() == "":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import quoteattr
 
+from layoutd.libvirt.domain import in_unit
 from layoutd.models.plan import NumaNode, PlannedDevice, QemuConfig
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
@@ -26,18 +27,22 @@ def numa_nodes(config: QemuConfig) -> tuple[NumaNode, ...]:
     return (NumaNode(id=0, cpus=cpus, size=config.ram_size, backend=None),)
 
 
-def memory(config: QemuConfig) -> str:
-    return f"<memory unit='KiB'>{kib(total_memory(config))}</memory>"
+def memory(config: QemuConfig, unit: str | None = None) -> str:
+    """`unit`: the domain's own, kept when the size is exact in it (else KiB)."""
+    said, value = in_unit(total_memory(config), unit)
+    return f"<memory unit='{said}'>{value}</memory>"
 
 
-def current_memory(config: QemuConfig) -> str:
-    return f"<currentMemory unit='KiB'>{kib(total_memory(config))}</currentMemory>"
+def current_memory(config: QemuConfig, unit: str | None = None) -> str:
+    said, value = in_unit(total_memory(config), unit)
+    return f"<currentMemory unit='{said}'>{value}</currentMemory>"
 
 
-def max_memory(config: QemuConfig) -> str | None:
+def max_memory(config: QemuConfig, unit: str | None = None) -> str | None:
     if config.maxmem is None:
         return None
-    return f"<maxMemory slots='{config.slots}' unit='KiB'>{kib(config.maxmem)}</maxMemory>"
+    said, value = in_unit(config.maxmem, unit)
+    return f"<maxMemory slots='{config.slots}' unit='{said}'>{value}</maxMemory>"
 
 
 def memory_backing(config: QemuConfig) -> dict[str, str]:

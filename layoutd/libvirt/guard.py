@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from layoutd.checking import check
 from layoutd.collisions import Collision
-from layoutd.errors import HostUnavailable, NotModelled, UnknownDevice
+from layoutd.errors import HostUnavailable, LayoutdError, NotModelled, UnknownDevice
 from layoutd.libvirt.argv import LibvirtVersion, Translation, translate
 from layoutd.libvirt.domain import Domain, read_domain
 from layoutd.libvirt.hookconf import HookConfig
@@ -33,6 +33,7 @@ class DomainCheck(Record, kw_only=False):
     source: str = ""  # how the map is known: "QEMU 7.2 model", "dry run of /usr/bin/qemu-..."
     bars: tuple[Collision, ...] = ()  # assigned BARs the firmware puts in a host hole (proven)
     warnings: tuple[str, ...] = ()  # what was not checked, and BAR findings that do not refuse
+    machine_fix: tuple[str, str] | None = None  # a machine type with which it passes, and why
 
     @property
     def name(self) -> str:
@@ -85,11 +86,14 @@ def check_domain(xml: bytes | str, config: HookConfig, source: str = "<stdin>") 
     version = qemu_version(translation, config.qemu_version)
     if not devices:
         return DomainCheck(translation, version, (), None, (), ())
-    return check_translation(translation, version, devices, config.host_source, xml)
+    dirs = None if config.qemu_version else emulator_dirs(translation.domain)
+    return check_translation(translation, version, devices, config.host_source, xml, dirs)
 
 
 def check_translation(translation: Translation, version: str, devices: Sequence[str],
-                      host_source: str | None, xml: bytes | str | None = None) -> DomainCheck:
+                      host_source: str | None, xml: bytes | str | None = None,
+                      dirs: Sequence[str] | None = None) -> DomainCheck:
+    """`dirs`: the folders the emulator loads firmware from (None: Debian's pairing)."""
     from layoutd.host import probe_host
     from layoutd.qemu import predict
     from layoutd.qemu.versions import is_modelled
@@ -115,17 +119,52 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
     collisions = tuple(check(layout, host))
     bars: tuple[Collision, ...] = ()
     warnings: tuple[str, ...] = (f"{BARS_UNCHECKED}: the map is not the QEMU model's ({source})",)
+    machine = None
     if source == f"QEMU {version} model" and xml is not None:
-        bars, warnings = domain_bars(guest, host, translation, xml, devices)
+        bars, warnings = domain_bars(guest, host, translation, xml, devices, dirs)
+        if collisions and not bars:
+            machine = machine_fix(guest, host, translation, version, devices, host_source, xml,
+                                  dirs)
     return DomainCheck(translation, version, tuple(devices), host, layout, collisions, source,
-                       bars, warnings)
+                       bars, warnings, machine)
+
+
+def machine_fix(guest: GuestMap, host: HostView, translation: Translation, version: str,
+                devices: Sequence[str], host_source: str | None, xml: bytes | str,
+                dirs: Sequence[str] | None) -> tuple[str, str] | None:
+    """The newer machine type that clears every collision (layoutd.fixes, on the model) and why,
+    kept only when the domain with it in its <os><type machine> passes this very check (RAM and
+    BARs): the simplest fix, named first in a refusal."""
+    from layoutd.fixes import fixes
+    from layoutd.libvirt.edit import with_machine
+    from layoutd.qemu import predict
+
+    def again(changed: Sequence[str]) -> GuestMap:
+        return predict(changed, version=version, host_cpu=host.cpu,
+                       arch=translation.domain.arch, host=host.platform)
+
+    try:
+        found = [fix for fix in fixes(translation.argv, guest, again,
+                                      lambda changed: not check(changed.layout, host))
+                 if fix.option == "machine"]
+        if not found:
+            return None
+        edited = with_machine(xml, found[0].value, translation.domain.source)
+        again_checked = check_translation(translate_domain(edited, translation.domain.source),
+                                          version, devices, host_source, edited, dirs)
+    except LayoutdError:
+        return None
+    if again_checked.collisions or again_checked.bars or not again_checked.bars_checked:
+        return None
+    return found[0].value, found[0].why
 
 
 BARS_UNCHECKED = "BARs not checked"
 
 
 def domain_bars(guest: GuestMap, host: HostView, translation: Translation, xml: bytes | str,
-                devices: Sequence[str]) -> tuple[tuple[Collision, ...], tuple[str, ...]]:
+                devices: Sequence[str], dirs: Sequence[str] | None = None
+                ) -> tuple[tuple[Collision, ...], tuple[str, ...]]:
     """The assigned BARs the firmware puts in a host hole (the hook refuses for those), and the
     rest said as warnings: a BAR left unassigned or beyond the guest's phys-bits (the domain
     starts; the guest may lose the device), a firmware or device layoutd does not model."""
@@ -133,9 +172,14 @@ def domain_bars(guest: GuestMap, host: HostView, translation: Translation, xml: 
     from layoutd.errors import LayoutdError
 
     try:
+<<<<<<< HEAD
         domain = translation.domain
         result = bar_check(guest, host, with_buses(translation.argv, xml, domain.source), devices,
                            domain.emulator or DEFAULT_EMULATOR.get(domain.arch))
+=======
+        result = bar_check(guest, host, with_buses(translation.argv, xml,
+                                                   translation.domain.source), devices, dirs)
+>>>>>>> main
     except LayoutdError as error:
         return (), (f"{BARS_UNCHECKED}: {error.render()}",)
     if result is None:
@@ -205,6 +249,15 @@ def domain_qemu_version(domain: Domain, configured: str | None) -> str:
         field="<os><type machine>")
 
 
+def emulator_dirs(domain: Domain) -> tuple[str, ...] | None:
+    """The folders the domain's emulator loads firmware from (QEMU's own bios-256k.bin), asked
+    as its version is; None when it cannot be asked (Debian's pairing is taken)."""
+    from layoutd.emulator import data_dirs
+
+    emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch)
+    return data_dirs(emulator) if emulator else None
+
+
 def refusal_message(check: DomainCheck) -> str:
     assert check.host is not None
     what = " and ".join(part for part, found in (("its guest RAM", check.collisions), (
@@ -220,8 +273,14 @@ def refusal_message(check: DomainCheck) -> str:
             continue
         lines.append(f"  {collision.kind} {collision.id!r} {collision.start:#x}-{collision.end:#x} "
                      f"lies in the {_hole(collision.hole, check.host)}")
+    if check.machine_fix:
+        lines.append(
+            f"Fix: `virsh edit {check.name}` and set <os><type machine='{check.machine_fix[0]}'> "
+            f"({check.machine_fix[1]}; checked: the domain then passes this check, RAM and "
+            "BARs). Or, keeping the machine type:")
     lines.append(
-        "Fix: `layoutd libvirt fix DOMAIN.xml` rewrites the domain's memory around the holes "
+        ("" if check.machine_fix else "Fix: ") +
+        "`layoutd libvirt fix DOMAIN.xml` rewrites the domain's memory around the holes "
         "(or write a spec and run `layoutd plan SPEC.yaml --format libvirt`); "
         "`layoutd check --libvirt DOMAIN.xml` shows the predicted map and every collision."
         + (" For the BARs, check shows where the firmware puts each one and what would work, "

@@ -7,7 +7,7 @@
     devices =                 # PCI addresses to check when the domain has no <hostdev> (comma list)
     qemu_version =            # empty: ask the domain's <emulator> (--version), else its machine type
     log = /var/log/layoutd/hook.log
-    timeout = 60              # seconds for the whole check at `prepare begin`
+    timeout = 60              # seconds for the whole check (prepare, migrate or restore begin)
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def render(policy: str, host: str | None, devices: list[str], log: str) -> str:
         "# QEMU version to model; empty: ask the domain's <emulator>, else its machine type.\n"
         "qemu_version =\n"
         f"log = {log}\n"
-        "# Seconds allowed for the whole check at `prepare begin`.\n"
+        "# Seconds allowed for the whole check (prepare, migrate or restore begin).\n"
         "timeout = 60\n"
     )
 

@@ -60,6 +60,13 @@ class Hole(Range):
     def describe(self) -> str:
         where = f" of IOMMU group {self.group}" if self.group is not None else ""
         who = f" ({', '.join(self.devices)})" if self.devices else ""
+        top = self.start - 1
+        bits = f"{self.start.bit_length() - 1} bits" if self.start & top == 0 and top > 0 else ""
+        if self.type == "aperture":  # everything above the IOMMU's top
+            maps = f"maps {bits}, up to {hex_addr(top)}" if bits else f"maps up to {hex_addr(top)}"
+            return f"space above the IOMMU's top {self.label()}{where}{who} (the IOMMU {maps})"
+        if self.type == "guest-phys-bits" and bits:
+            return f"space beyond the guest's {bits} of phys-bits {self.label()} (up to {hex_addr(top)})"
         return f"{self.type} hole {self.label()}{where}{who}"
 
 

@@ -61,3 +61,4 @@ class GuestMap(Record):
     memory_devices: tuple[MemoryDeviceInfo, ...]  # in address order, as query-memory-devices
     warnings: tuple[str, ...]
     ram_view: tuple[RamPiece, ...] = ()  # the same entries as `layout`, named as QEMU names them
+    notes: tuple[str, ...] = ()  # facts worth knowing that ask nothing of the user (a dry run agreed)

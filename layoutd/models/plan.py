@@ -116,3 +116,5 @@ class Plan(Record):
     firmware: str | None = None  # the firmware build the BARs are placed for
     regions: tuple[NamedRegion, ...] = ()  # QEMU's other regions (PCI windows ...), per the model
     host_platform: HostPlatform | None = None  # the host facts QEMU's memory backends take
+    notes: tuple[str, ...] = ()  # facts that ask nothing of the user (a dry run confirmed the map)
+    planned_for: str = ""  # the QEMU and firmware build the plan is made for, and how each was known

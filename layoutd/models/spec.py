@@ -371,10 +371,16 @@ def _bare_size(data: dict[str, Any]) -> tuple[tuple[Any, ...], Any] | None:
 
 
 def _message(error: Invalid) -> str:
+    from difflib import get_close_matches
+
+    close = get_close_matches(str(error.path[-1]), [str(key) for key in error.known], n=1,
+                              cutoff=0.6)
     if error.kind == "extra":
-        return "unknown field"
+        return f"unknown field; did you mean {close[0]}?" if close else (
+            "unknown field (known here: " + ", ".join(error.known) + ")")
     if error.kind == "missing":
-        return "required field is missing"
+        return "required field is missing" + (f" (the spec has {close[0]}: a misspelling?)"
+                                               if close else "")
     return error.message
 
 

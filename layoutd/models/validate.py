@@ -27,11 +27,13 @@ class Invalid(ValueError):
     """The first problem of an input: where (`path`), what (`message`) and which `kind`
     (missing, extra, value)."""
 
-    def __init__(self, path: Path, message: str, kind: str = "value") -> None:
+    def __init__(self, path: Path, message: str, kind: str = "value",
+                 known: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.path = path
         self.message = message
         self.kind = kind
+        self.known = known  # an extra key: the keys that exist there; a missing one: those given
 
     def __str__(self) -> str:
         where = ".".join(str(part) for part in self.path)
@@ -102,10 +104,10 @@ def _make_record_check(cls: type[Record]) -> Check:
             if name in data:
                 values[name] = field_check(data[name], (*path, name))  # type: ignore[misc]
             elif needed:
-                raise Invalid((*path, name), "Field required", "missing")
+                raise Invalid((*path, name), "Field required", "missing", tuple(data))
         for key in data:
             if key not in names:
-                raise Invalid((*path, key), "Extra inputs are not permitted", "extra")
+                raise Invalid((*path, key), "Extra inputs are not permitted", "extra", tuple(names))
         record = cls(**values)
         verify = getattr(record, "verify", None)
         if verify is not None:

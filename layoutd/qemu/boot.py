@@ -91,7 +91,9 @@ def check_memory_options(config: VmConfig, ram_size: int) -> None:
     """QEMU's checks of -m size,slots,maxmem (hw/core/machine.c machine_set_mem)."""
     if config.maxmem is None:
         if config.slots:
-            raise QemuRefusal("slots specified but no max-size")
+            raise QemuRefusal("slots specified but no max-size", fixes=(
+                "-m SIZE,slots=N,maxmem=MAX: slots need maxmem too, the most memory the guest may "
+                "have with every hotplugged DIMM (at least SIZE)",))
         return
     if config.maxmem < ram_size:
         raise QemuRefusal(f"invalid value of maxmem: maximum memory size ({config.maxmem:#x}) "

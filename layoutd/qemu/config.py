@@ -4,6 +4,7 @@ Options that cannot change the guest-physical RAM map are accepted and ignored. 
 can and is not modelled raises UnsupportedOption naming it.
 """
 
+import re
 from collections.abc import Sequence
 
 from layoutd.errors import QemuRefusal, UnsupportedOption
@@ -178,7 +179,10 @@ def _size(config: VmConfig, text: str, prefix: str, name: str, words: str = SIZE
     except BadSize as error:
         if error.out_of_range:
             raise QemuRefusal(f"{prefix}Value '{text}' is out of range for parameter '{name}'") from None
-        raise QemuRefusal(f"{prefix}Parameter '{name}' {words}") from None
+        unit = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpPeE])i?[bB]\s*", text)
+        fixes = (f"write {unit.group(1)}{unit.group(2).upper()}: QEMU's sizes end in one letter, "
+                 "K M G T P E, each a power of 1024",) if unit else ()
+        raise QemuRefusal(f"{prefix}Parameter '{name}' {words}", fixes=fixes) from None
 
 
 def _cpu(config: VmConfig, option: Option) -> None:

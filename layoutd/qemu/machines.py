@@ -7,8 +7,8 @@ up to 3.1 name file and memfd regions by QOM path (versions.canonical_region_nam
 else of the RAM map differs down to 2.5 (the real-QEMU table proves it).
 """
 
-from layoutd.errors import QemuRefusal, UnsupportedOption
-from layoutd.qemu.versions import OLDEST_MACHINE, QemuRelease, Version
+from layoutd.errors import NotModelled, QemuRefusal, UnsupportedOption
+from layoutd.qemu.versions import OLDEST_MACHINE, QemuRelease, Version, distro_machine
 from layoutd.record import Record
 
 FAMILIES = {"x86_64": {"q35": "pc-q35-", "pc": "pc-i440fx-"}, "aarch64": {"virt": "virt-"}}
@@ -38,6 +38,12 @@ def resolve(name: str | None, arch: str, qemu: QemuRelease) -> Machine:
                 return Machine(family, release, chosen)
             if release is not None:
                 return _refuse_release(chosen, family, release, qemu)
+    distro = distro_machine(chosen)
+    if distro is not None or (arch == "x86_64" and chosen.startswith(("pc-q35-", "pc-i440fx-"))
+                              and _release(chosen.split("-", 2)[2]) is None):
+        who = f"a {distro.distro} machine type" if distro else "not an upstream machine type"
+        raise NotModelled(f"-machine {chosen}: {who}, which layoutd does not model; the QEMU "
+                          "binary that has it answers (a dry run)", field="qemu argv")
     if chosen in ("virt", "q35", "pc") or chosen.startswith(("virt-", "pc-")):
         raise QemuRefusal(_unsupported_type(chosen, qemu))
     raise UnsupportedOption(f"-machine {chosen}: not modelled (q35, pc and virt are)",

@@ -177,6 +177,54 @@ def amd_1tib_rule(machine: Version) -> bool:
     return machine >= AMD_1TIB_SINCE
 
 
+class DistroMachine(Record, kw_only=False):
+    """A machine type a distribution's QEMU adds (RHEL, Proxmox, Ubuntu): not modelled, so the
+    binary answers it by a dry run; the facts its public source says are kept here."""
+
+    name: str  # as given: pc-q35-rhel9.6.0
+    distro: str  # RHEL | Proxmox | Ubuntu
+    family: str  # q35 | pc
+    amd_1tib_rule: bool | None  # enforce_amd_1tb_hole; None: not read in the distro's source
+    first_with_rule: str | None = None  # the distro's oldest type of this family with the rule
+
+
+RHEL_AMD_1TIB_SINCE = (9, 2, 0)
+"""RHEL's q35 types move high RAM to 1 TiB for AMD guests from pc-q35-rhel9.2.0: qemu-kvm's
+patch "x86: rhel 9.2.0 machine type" (CentOS Stream / RHEL 9 qemu-kvm 7.2) sets
+enforce_amd_1tb_hole = false in pc_q35_machine_rhel900_options (so in every older q35 type) and
+in pc_machine_rhel760_options (pc-i440fx-rhel7.6.0, the only RHEL i440fx type)."""
+
+_RHEL = re.compile(r"^pc-(q35|i440fx)-rhel(\d+)\.(\d+)\.(\d+)$")
+_PROXMOX = re.compile(r"^(?:(q35|pc)|pc-(q35|i440fx)-(\d+\.\d+))\+pve(\d+)(?:\.pxe)?$")
+_UBUNTU_SERIES = ("trusty|xenial|bionic|cosmic|disco|eoan|focal|groovy|hirsute|impish|jammy|kinetic|"
+                  "lunar|mantic|noble|oracular|plucky|questing|resolute")
+_UBUNTU = re.compile(rf"^(?:pc-(q35|i440fx)-(?:{_UBUNTU_SERIES})(?:-hpb)?|ubuntu(-q35)?(?:-hpb)?)$")
+
+
+def distro_machine(name: str) -> DistroMachine | None:
+    """The distribution a machine type name belongs to, or None (upstream, or unknown)."""
+    found = _RHEL.match(name)
+    if found:
+        family = "q35" if found.group(1) == "q35" else "pc"
+        release = tuple(int(found.group(i)) for i in (2, 3, 4))
+        rule = family == "q35" and release >= RHEL_AMD_1TIB_SINCE
+        return DistroMachine(name, "RHEL", family, rule,
+                             "pc-q35-rhel9.2.0" if family == "q35" else None)
+    found = _PROXMOX.match(name)
+    if found:  # +pveN versions only Proxmox's own changes to upstream's X.Y type (SCSI drives,
+        # S3/S4, NIC options, hv_emcs: qemu-server's PVE/QemuServer/Machine.pm); `q35+pve0` is
+        # the binary's newest type
+        family = "q35" if "q35" in (found.group(1), found.group(2)) else "pc"
+        proxmox_rule = amd_1tib_rule(v(found.group(3))) if found.group(3) else None
+        return DistroMachine(name, "Proxmox", family, proxmox_rule)
+    found = _UBUNTU.match(name)
+    if found:  # Ubuntu's types (and ubuntu/ubuntu-q35 aliases): upstream's of the same QEMU
+        family = "pc" if found.group(1) == "i440fx" or (name.startswith("ubuntu") and
+                                                         not found.group(2)) else "q35"
+        return DistroMachine(name, "Ubuntu", family, None)
+    return None
+
+
 def checks_32bit_memory_end(machine: Version) -> bool:
     """pc machine types from 8.2 check a 32-bit CPU's RAM (or device memory) end against its
     phys-bits; older ones set broken_32bit_mem_addr_check (checked on 10.0: pc-i440fx-8.1 starts

@@ -10,6 +10,8 @@
 - then QEMU exits unless the hole's end fits the guest's phys-bits.
 """
 
+from collections.abc import Sequence
+
 from layoutd.errors import QemuRefusal, UnsupportedOption
 from layoutd.models.common import Range
 from layoutd.models.guest import NamedRegion
@@ -236,6 +238,26 @@ def regions(result: X86Plan, machine: Machine, cpu: GuestCpu, vga: bool) -> list
     if amd_rule(cpu.vendor, machine) and cpu.phys_bits >= 40:  # e820 entry of 7.1+ types only
         found.append(NamedRegion(name="amd-ht-reserved", start=AMD_HT_START, end=AMD_HT_END))
     return sorted(found, key=lambda r: r.start)
+
+
+def hole64_with_bars(regions: Sequence[NamedRegion], bars: Sequence[tuple[int, int]]
+                     ) -> tuple[NamedRegion, ...]:
+    """The 64-bit PCI hole the guest is told of (ACPI) once the firmware has placed the 64-bit
+    BARs `bars` [(start, end)]: QEMU's pci-hole64-start is then the lowest of them above 4 GiB,
+    its end the higher of the last BAR's and start + pci-hole64-size, rounded up to 1 GiB
+    (hw/pci-host/q35.c and i440fx.c, `*_get_pci_hole64_start/end`, pci_bus_get_w64_range)."""
+    spans = [(max(start, FOUR_GIB), end) for start, end in bars if end >= FOUR_GIB]
+    if not spans:
+        return tuple(regions)
+    start = min(low for low, _ in spans)
+    found = []
+    for region in regions:
+        if region.name == "pci-hole64":
+            size = region.end + 1 - region.start
+            end = max(max(high for _, high in spans) + 1, align_up(start + size, GiB)) - 1
+            region = NamedRegion(name=region.name, start=start, end=end)
+        found.append(region)
+    return tuple(found)
 
 
 def device_range(result: X86Plan) -> Range | None:

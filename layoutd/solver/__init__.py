@@ -3,6 +3,7 @@
 `solve_spec(spec, target, qemu_version)` returns the `Solved` configuration or raises NoAnswer.
 """
 
+from layoutd.errors import InputError
 from layoutd.models.spec import VmSpec
 from layoutd.solver.build import Solved, build
 from layoutd.solver.solve import Problem, problem_for, solve
@@ -18,6 +19,7 @@ def solve_spec(spec: VmSpec, target: Target, qemu_version: str,
 
     `target_for(devices)` reads the hosts again for other devices (to verify dropping one);
     `accept(spec)` is what else a suggested spec must pass (the BARs' placement)."""
+    foreign = _foreign_guest(spec, target)
     problem = problem_for(spec, target, qemu_version)
     solution, rejections = solve(problem)
     if solution is None:
@@ -25,7 +27,7 @@ def solve_spec(spec: VmSpec, target: Target, qemu_version: str,
 
         raise explain(spec, problem, rejections, target, qemu_version, target_for, accept)
     solved = build(spec, problem, solution, qemu_version)
-    notes = tuple(target.notes)
+    notes = tuple(target.notes) + foreign
     return Solved(
         solved.config,
         solved.layout,
@@ -34,3 +36,20 @@ def solve_spec(spec: VmSpec, target: Target, qemu_version: str,
         solved.hotplug_room,
         solved.default_layout,
     )
+
+
+HOST_ARCH = {"amd": "x86_64", "intel": "x86_64", "hygon": "x86_64", "arm": "aarch64"}
+
+
+def _foreign_guest(spec: VmSpec, target: Target) -> tuple[str, ...]:
+    """A guest of another architecture than the hosts': KVM cannot run it (a "no" naming
+    `accel`); under TCG QEMU emulates it, and the plan says so."""
+    host = HOST_ARCH.get(target.host_vendor) or getattr(target.platform, "arch", None)
+    if host is None or host == spec.arch:
+        return ()
+    if spec.accelerator == "kvm":
+        raise InputError(f"KVM runs only guests of the host's architecture: the host is {host} "
+                         f"and the spec's arch {spec.arch}; set accel: tcg to emulate it",
+                         field="accel")
+    return (f"the host is {host} and the guest {spec.arch}: qemu-system-{spec.arch} emulates it "
+            "(TCG) there; the layout is planned for this host's IOMMU",)

@@ -50,3 +50,32 @@ def test_unexpected_error_is_a_message(capsys: pytest.CaptureFixture[str],
 def test_error_names_file_and_field() -> None:
     error = InputError("must be a size", file="vm.yaml", field="memory.size")
     assert error.render() == "vm.yaml: memory.size: must be a size"
+
+
+AMD_HOST = "examples/hosts/amd-epyc-two-gpus"
+
+
+@pytest.mark.parametrize(("argv", "code"), [
+    (["-m", "8GiB"], 2),  # bad input: the JSON error document
+    (["-accel", "kvm", "-machine", "pc-q35-6.2", "-cpu", "host", "-m", "1100G",
+      "-device", "vfio-pci,host=0000:29:00.0"], 1),  # a collision: the JSON map
+])
+def test_json_outcome_survives_a_closed_pipe(argv: list[str], code: int) -> None:
+    """`check --format json ... | head -1`: the reader has gone before layoutd writes; the exit
+    status is still the outcome's, and no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    read, write = os.pipe()
+    os.close(read)  # a reader that stopped: every write now fails with EPIPE
+    env = {k: v for k, v in os.environ.items() if k != "LAYOUTD_HOST"}
+    result = subprocess.run(
+        [sys.executable, "-m", "layoutd.cli", "check", "--format", "json", "--host", AMD_HOST,
+         "--qemu-version", "7.2", "--", "qemu-system-x86_64", *argv],
+        stdout=write, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env, timeout=120)
+    os.close(write)
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr

@@ -24,11 +24,21 @@ def test_format_round_trips() -> None:
         assert parse_size(format_size(value)) == value
 
 @pytest.mark.parametrize(("size", "shown"), [
-    (3 << 29, "1536M"), (2047 << 20, "2047M"), (1 << 64, "16E"), ((1 << 64) - (1 << 40), "16E-1T"),
-    (1032209 << 20, "1008G+17M"), ((1 << 40) - 1, "1T-1B"), (128, "128B"), (0x60000, "384K"),
+    (3 << 29, "1536M"), (2047 << 20, "2047M"), (1 << 64, "16E"), (1032209 << 20, "1008G+17M"),
+    ((1 << 40) - 1, "1T-1B"), (128, "128B"), (0x60000, "384K"),
 ])
 def test_sizes_in_tables_are_exact(size: int, shown: str) -> None:
     """Issue 16: never rounded (2047M is not 2G), and 2^64 shown sanely."""
+    assert human_size(size) == shown
+
+
+@pytest.mark.parametrize(("size", "shown"), [
+    ((1 << 64) - (1 << 40), "~16E"), ((1 << 64) - (1 << 48), "~16E"),
+    ((1 << 64) - 0xC6020000, "~16E"), (3 << 50, "3P"), ((3 << 50) + 5, "~3P"),
+])
+def test_the_rest_of_the_64_bit_space_reads_as_its_order(size: int, shown: str) -> None:
+    """Issue 22: past a pebibyte (the space above an IOMMU's top) `16E-256T` or
+    `16E-3G+96M+128K` says nothing a reader wants; the range beside it is exact."""
     assert human_size(size) == shown
 
 

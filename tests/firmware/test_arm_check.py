@@ -117,17 +117,17 @@ def test_arm_plan_turns_the_high_window_off_or_says_no(tmp_path: Path) -> None:
     need(Path(EFI).exists(), f"{EFI} (Debian package qemu-efi-aarch64)")
     spec = tmp_path / "vm.yaml"
     spec.write_text(ARM_SPEC)
-    result = run_layoutd("plan", str(spec), "--host", HOST, "--format", "json")
+    result = run_layoutd("plan", str(spec), "--host", HOST, "--qemu-version", "10.0", "--format", "json")
     data = json.loads(result.stdout)
     assert result.returncode == 0 and "highmem-mmio=off" in " ".join(data["qemu_argv"])
     assert [bar["start"] for bar in data["bars"]] == ["0x10000000", "0x10880000"]
     spec.write_text(ARM_SPEC + "highmem_mmio: true\n")
-    result = run_layoutd("plan", str(spec), "--host", HOST, "--format", "json")
+    result = run_layoutd("plan", str(spec), "--host", HOST, "--qemu-version", "10.0", "--format", "json")
     data = json.loads(result.stdout)
     assert result.returncode == 1 and "0000:05:00.0 BAR0" in data["error"]["message"]
     assert [idea["change"] for idea in data["would_work"]] == [{"highmem_mmio": False}]
     spec.write_text(ARM_SPEC + "highmem_mmio: false\n")
-    assert run_layoutd("plan", str(spec), "--host", HOST).returncode == 0
+    assert run_layoutd("plan", str(spec), "--host", HOST, "--qemu-version", "10.0").returncode == 0
     spec.write_text(ARM_SPEC)
     result = run_layoutd("plan", str(spec), "--host", HOST, "--qemu-version", "7.2", "--format", "json")
     data = json.loads(result.stdout)

@@ -51,7 +51,8 @@ def test_seabios_places_below_and_text_names_the_bar() -> None:
                        "-accel", "kvm", "-machine", "q35", "-cpu", "host", "-m", "16G",
                        "-drive", OVMF, *GPU).stdout
     assert "BAR1 0000:01:00.0" in text
-    assert "bar '0000:01:00.0 BAR1' 0x380000000000-0x3803ffffffff lies in the aperture hole" in text
+    assert ("bar '0000:01:00.0 BAR1' 0x380000000000-0x3803ffffffff lies in the space above the "
+            "IOMMU's top") in text
 
 
 def test_unassigned_bar_is_a_no() -> None:

@@ -24,3 +24,17 @@ def libvirtd_trixie() -> Iterator[Virsh]:
         yield virsh
     finally:
         stop_daemon(virsh, process)
+
+
+@pytest.fixture(scope="session")
+def libvirtd_peer() -> Iterator[Virsh]:
+    """A second private libvirtd on this machine, as another host (its own host_uuid): the
+    destination of live migrations from `libvirtd` over loopback."""
+    virsh, process = start_daemon(conf=f'host_uuid = "{PEER_UUID}"\n')
+    try:
+        yield virsh
+    finally:
+        stop_daemon(virsh, process)
+
+
+PEER_UUID = "6c3f1a52-8d7e-4b1a-9f3e-0000000000ff"

@@ -73,9 +73,10 @@ class Virsh:
 TRIXIE_ROOT = CACHE.parent / "trixie-root"  # scripts/trixie-root.sh: Debian 13's libvirt 11.3
 
 
-def start_daemon(root: Path | None = None) -> tuple[Virsh, subprocess.Popen[bytes]]:
+def start_daemon(root: Path | None = None, conf: str = "") -> tuple[Virsh, subprocess.Popen[bytes]]:
     """The private daemon: this machine's libvirtd, or with `root` the one of that Debian root
-    (run with chroot; no hook installed there: its tests only translate)."""
+    (run with chroot; no hook installed there: its tests only translate). `conf`: more lines
+    for libvirtd.conf (a second daemon's own host_uuid, so that libvirt migrates between them)."""
     for program in ("libvirtd", "virsh", "unshare", "mount"):
         need_binary(program)
     need(Path("/usr/sbin/libvirtd").exists() and os.geteuid() == 0,
@@ -88,7 +89,7 @@ def start_daemon(root: Path | None = None) -> tuple[Virsh, subprocess.Popen[byte
         (state / name).mkdir(parents=True)
     cache = CACHE if root is None else CACHE.with_name(f"libvirt-cache-{root.name}")
     cache.mkdir(parents=True, exist_ok=True)
-    (state / "etc/libvirt/libvirtd.conf").write_text(LIBVIRTD_CONF)
+    (state / "etc/libvirt/libvirtd.conf").write_text(LIBVIRTD_CONF + conf)
     (state / "etc/libvirt/qemu.conf").write_text(QEMU_CONF)
     virsh = Virsh(f"qemu:///system?socket={state}/run/libvirt/libvirt-sock", state)
     if root is None:

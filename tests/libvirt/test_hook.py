@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, need, run_layoutd
 
 
@@ -37,7 +39,7 @@ def test_install_leaves_other_hooks_alone(tmp_path: Path) -> None:
 def test_other_operations_return_at_once_without_reading(tmp_path: Path) -> None:
     hook = install(tmp_path)
     for operation in (("started", "begin"), ("stopped", "end"), ("release", "end"),
-                      ("migrate", "begin")):
+                      ("migrate", "end"), ("restore", "end"), ("reconnect", "begin")):
         result = call(hook, "never-started", *operation, "-", stdin="not xml at all")
         assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
 
@@ -81,6 +83,28 @@ def test_prepare_without_devices_has_nothing_to_check(tmp_path: Path) -> None:
     assert "nothing to map" in (tmp_path / "var/log/layoutd/hook.log").read_text()
 
 
+
+
+@pytest.mark.parametrize(("operation", "verb"), [
+    ("prepare", "start"), ("migrate", "accept the incoming migration of"), ("restore", "restore")])
+def test_start_incoming_migration_and_restore_are_judged_alike(tmp_path: Path, operation: str,
+                                                              verb: str) -> None:
+    """`migrate begin` (the destination, the incoming domain on stdin) and `restore begin` refuse
+    a proven collision with this host's hole named, as `prepare begin` does; nothing on stdout
+    (libvirt would take it as a replacement domain). A domain that fits passes."""
+    amd = str(ROOT / "examples/hosts/amd-epyc-two-gpus")
+    hook = install(tmp_path, "--host", amd)
+    xml = (Path(__file__).parent / "data/colliding.xml").read_text()
+    refused = call(hook, "lt-big", operation, "begin", "-", stdin=xml)
+    assert refused.returncode == 1 and refused.stdout == "", refused.stderr
+    assert f"layoutd hook: refusing to {verb} domain 'lt-big'" in refused.stderr, refused.stderr
+    assert "reserved hole 0xfd00000000-0xffffffffff of IOMMU group 27" in refused.stderr
+    small = xml.replace(">1100</memory>", ">64</memory>").replace(
+        ">1100</currentMemory>", ">64</currentMemory>")
+    allowed = call(hook, "lt-big", operation, "begin", "-", stdin=small)
+    assert allowed.returncode == 0 and allowed.stdout == "" and allowed.stderr == "", allowed.stderr
+    log = (tmp_path / "var/log/layoutd/hook.log").read_text()
+    assert f"lt-big {operation} begin: refused" in log and f"lt-big {operation} begin: ok" in log
 
 
 def test_a_hostdev_missing_from_the_host_is_named_as_such(tmp_path: Path) -> None:
@@ -168,7 +192,7 @@ def test_prepare_refuses_an_arm_domain_whose_bar_is_above_the_iommu(tmp_path: Pa
     xml = (ROOT / "tests/firmware/data/arm-nic.xml").read_text()
     result = call(hook, "arm-nic", "prepare", "begin", "-", stdin=xml)
     assert result.returncode == 1, result.stderr
-    assert "bar '0000:05:00.0 BAR0' 0x8000000000-0x80007fffff lies in the aperture hole" \
+    assert "bar '0000:05:00.0 BAR0' 0x8000000000-0x80007fffff lies in the space above the IOMMU's top" \
         in result.stderr, result.stderr
 
 
@@ -211,3 +235,30 @@ def test_prepare_boots_a_firmware_without_a_row_refuses_and_caches(tmp_path: Pat
     assert f"BARs where firmware {bios} (booted under TCG" in log, log
     assert log.count("answer from the cache") == 1, log
     assert "RAM region(s) and every assigned 64-bit BAR clear" in log
+
+
+def test_refusal_names_the_machine_type_first_and_it_passes(tmp_path: Path) -> None:
+    """An AMD guest of 1100 GiB on pc-q35-6.2 (before QEMU's AMD 1 TiB rule): the refusal names
+    the newer machine type first (the simplest fix), then `layoutd libvirt fix`; the domain with
+    that machine type passes the same hook."""
+    from layoutd.libvirt.edit import with_machine
+
+    hook = install(tmp_path, "--host", str(ROOT / "examples/hosts/amd-epyc-two-gpus"))
+    xml = (Path(__file__).parent / "data/colliding.xml").read_text().replace(
+        "machine='q35'", "machine='pc-q35-6.2'").replace(
+        "<domain type='qemu'>", "<domain type='kvm'>").replace(
+        "<model fallback='forbid'>Skylake-Server</model>", "<model fallback='forbid'>EPYC</model>")
+    refused = call(hook, "lt-big", "prepare", "begin", "-", stdin=xml)
+    assert refused.returncode == 1, refused.stderr
+    fix = next(line for line in refused.stderr.splitlines() if line.startswith("Fix:"))
+    machine = fix.split("machine='")[1].split("'")[0]
+    assert fix.startswith("Fix: `virsh edit lt-big` and set <os><type machine='pc-q35-")
+    assert refused.stderr.index(machine) < refused.stderr.index("layoutd libvirt fix")
+    edited = with_machine(xml.encode(), machine).decode()
+    assert edited == xml.replace("machine='pc-q35-6.2'", f"machine='{machine}'")
+    assert call(hook, "lt-big", "prepare", "begin", "-", stdin=edited).returncode == 0
+    intel = xml.replace("<model fallback='forbid'>EPYC</model>",
+                        "<model fallback='forbid' vendor_id='GenuineIntel'>EPYC</model>")
+    no_rule = call(hook, "lt-big", "prepare", "begin", "-", stdin=intel)
+    assert no_rule.returncode == 1 and "virsh edit" not in no_rule.stderr  # no machine type helps
+    assert "Fix: `layoutd libvirt fix DOMAIN.xml`" in no_rule.stderr

@@ -124,3 +124,21 @@ def test_unknown_device_in_the_spec_names_the_file_and_field(tmp_path: Path) -> 
     spec.write_text("name: x\nmemory: {size: 4G}\ndevices: [0000:99:00.0]\n")
     result = run_layoutd("plan", str(spec), "--host", str(EXAMPLES / "hosts/amd-epyc-two-gpus"))
     assert_clean_failure(result, 2, f"{spec}: devices[0] (line 3): unknown device 0000:99:00.0")
+
+
+def test_a_guest_of_another_architecture_is_said(tmp_path: Path) -> None:
+    """An aarch64 spec on an x86 host's tree plans under TCG and says so; an x86 spec under KVM
+    on an arm host is refused naming `accel` (KVM runs only the host's architecture)."""
+    result = run_layoutd("plan", str(SPECS / "arm-nic.yaml"), "--host", str(HOSTS / "intel-4gpu-39bit"),
+                         "--format", "json")
+    assert result.returncode == 0, result.stderr
+    said = [w for w in json.loads(result.stdout)["warnings"] if "the host is x86_64" in w]
+    assert said and "guest aarch64" in said[0] and "TCG" in said[0]
+    same = run_layoutd("plan", str(SPECS / "arm-nic.yaml"), "--host", str(HOSTS / "arm-kunpeng-pci-windows"),
+                       "--format", "json")
+    assert same.returncode == 0 and "the host is" not in same.stdout
+    spec = tmp_path / "x86.yaml"
+    spec.write_text("name: x86\nmemory: {size: 4G}\n")
+    refused = run_layoutd("plan", str(spec), "--host", str(HOSTS / "arm-kunpeng-pci-windows"))
+    assert_clean_failure(refused, 2, "accel: KVM runs only guests of the host's architecture",
+                         "the host is aarch64", "accel: tcg")

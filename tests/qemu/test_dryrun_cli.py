@@ -64,7 +64,8 @@ def test_check_verify_on_the_modelled_binaries(version: str, tmp_path: Path) -> 
     binary = wrapper(qemu_binary(version), tmp_path / "bin")
     result = run_layoutd("check", "--verify", "--host", HOST, "--", str(binary), *CROSSING)
     assert result.returncode == 1, result.stderr  # the collision, confirmed by the binary
-    assert f"confirmed by a dry run of {binary} (QEMU {version}." in result.stdout
+    assert f"note: confirmed by a dry run of {binary} (QEMU {version}." in result.stdout
+    assert "warning: confirmed" not in result.stdout  # a confirmation asks nothing of the user
 
 
 def test_plan_is_printed_only_when_the_dry_run_builds_it(qemu82: Path, tmp_path: Path) -> None:
@@ -72,9 +73,10 @@ def test_plan_is_printed_only_when_the_dry_run_builds_it(qemu82: Path, tmp_path:
     spec.write_text(SPEC)
     result = run_layoutd("plan", str(spec), "--host", HOST, "--verify", str(qemu82), "--format", "json")
     assert result.returncode == 0, result.stderr
-    warnings = json.loads(result.stdout)["warnings"]
+    warnings, notes = (json.loads(result.stdout)[key] for key in ("warnings", "notes"))
     assert "QEMU 8.2 is not modelled: planned with QEMU 7.2's rules" in warnings
-    assert any(w.startswith("verified: a dry run of") for w in warnings)
+    assert any(w.startswith("verified: a dry run of") for w in notes)
+    assert not any(w.startswith("verified") for w in warnings)
     other = tmp_path / "other" / "qemu-system-x86_64"  # a binary that lays out RAM otherwise
     other.parent.mkdir()
     other.write_text(f'#!/bin/sh\n[ "$1" = --version ] && exec {qemu82} --version\n'

@@ -86,6 +86,19 @@ def booted_bars(binary: QemuBinary, args: Sequence[str], ids: Sequence[str], *,
         return _poll(monitor, ids, timeout, until)
 
 
+def booted_hole64(binary: QemuBinary, args: Sequence[str], ids: Sequence[str], *,
+                  timeout: float = 120.0, bridge: str = "/machine/q35") -> tuple[Bars, int, int]:
+    """Boot with the command line's own firmware until the BARs of `ids` are placed; those
+    BARs and the 64-bit PCI hole QEMU then tells the guest: (start, end inclusive) from its host
+    bridge's pci-hole64-start and pci-hole64-end (exclusive)."""
+    folder = tempfile.mkdtemp(prefix="layoutd-fw-")
+    with running(binary, list(args), folder) as monitor:
+        bars = _poll(monitor, ids, timeout, None)
+        start, end = (monitor.cmd_raw("qom-get", {"path": bridge, "property": name})["return"]
+                      for name in ("pci-hole64-start", "pci-hole64-end"))
+    return bars, int(start), int(end) - 1
+
+
 @contextmanager
 def running(binary: QemuBinary, args: Sequence[str], folder: str) -> Iterator[QEMUMonitorProtocol]:
     """QEMU started (not paused) with a QMP socket in `folder`; the connected monitor. QEMU quits
