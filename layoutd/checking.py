@@ -98,17 +98,7 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
     if verify:
         guest = verified(guest, binary, qemu_args, arch)
     return Checked(guest, host, devices, _fixes_for(qemu_args, guest, again, host),
-<<<<<<< HEAD
-                   bars=bar_check(guest, host, qemu_args, devices, binary, verify))
-
-
-def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
-              binary: str | None = None, verify: bool = False) -> Any:
-    """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with:
-    the model of a known build; a boot of the firmware (`binary`) for an x86 firmware without a
-    model, or for any with `verify`; else nothing judged, said so (`not_judged`)."""
-=======
-                   bars=bar_check(guest, host, qemu_args, devices, dirs))
+                   bars=bar_check(guest, host, qemu_args, devices, dirs, binary, verify))
 
 
 def binary_dirs(binary: str | None) -> tuple[str, ...] | None:
@@ -187,10 +177,12 @@ def _distro_fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence
 
 
 def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
-              dirs: Sequence[str] | None = None) -> Any:
-    """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with.
+              dirs: Sequence[str] | None = None, binary: str | None = None,
+              verify: bool = False) -> Any:
+    """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with:
+    the model of a known build; a boot of the firmware (`binary`) for an x86 firmware without a
+    model, or for any with `verify`; else nothing judged, said so (`not_judged`).
     `dirs`: the folders the QEMU binary loads firmware from, after the command line's -L."""
->>>>>>> main
     from layoutd.firmware.check import check_bars
     from layoutd.firmware.files import identify
     from layoutd.firmware.guest import family_of, page_1g, read_argv
@@ -198,15 +190,10 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
 
     if not guest.vfio_devices:
         return None
-<<<<<<< HEAD
     hosted = {device.address: device for device in host.devices}
     pci = read_argv(qemu_args, family_of(guest), hosted)
-    build, note = identify(pci.firmware, guest.qemu_version, guest.arch)
-=======
-    pci = read_argv(qemu_args, family_of(guest), {device.address: device for device in host.devices})
     search = [*pci.data_dirs, *dirs] if dirs is not None else (pci.data_dirs or None)
     build, note = identify(pci.firmware, guest.qemu_version, guest.arch, search)
->>>>>>> main
     config = parse_config(qemu_args)
     booted = None
     boot_notes: list[str] = []
@@ -218,30 +205,20 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
                  f"QEMU {guest.qemu_version}'s own bios-256k.bin")
         answer = booted_placement(binary, qemu_args, guest.arch, guest, pci, hosted,
                                   build.name if build else label)
-        booted, boot_notes = answer.placement, answer.notes
-        if booted is not None:
-            note = None
-        missing = answer.missing
+        booted, boot_notes, missing = answer.placement, answer.notes, answer.missing
     result = check_bars(guest, host, pci, build, page_1g(config.cpu_model, config.cpu_props),
-<<<<<<< HEAD
                         devices, config.cpu_props, booted)
     if booted is not None and build is not None:
         boot_notes += _model_against_boot(build, guest, pci, config, devices, result)
-    result.notes[:0] = [*([note] if note else []), *boot_notes]
+    unknown = [note] if note and build is None and booted is None else []
+    result.notes[:0] = [*unknown, *boot_notes]
+    result.loaded = note if build is not None else None
     result.not_judged += missing
     ovmf = build.family == "ovmf" if build else bool(pci.firmware_pflash or str(
         pci.firmware or "").endswith(".fd"))
     if result.collisions and (build is not None or booted is not None):
-        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, ovmf,
+        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, ovmf, dirs,
                                           binary if booted is not None else None)
-=======
-                        devices, config.cpu_props)
-    if note and build is None:
-        result.notes.insert(0, note)
-    result.loaded = note if build is not None else None
-    if result.collisions and build is not None:
-        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, build, dirs)
->>>>>>> main
     return result
 
 
@@ -268,14 +245,9 @@ def _model_against_boot(build: Any, guest: Any, pci: Any, config: Any, devices: 
 
 
 def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequence[str],
-<<<<<<< HEAD
-               ovmf: bool, binary: str | None) -> list[Any]:
+               ovmf: bool, dirs: Sequence[str] | None, binary: str | None) -> list[Any]:
     """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs), or by
     booting the firmware again (`binary`: the placement was a boot's)."""
-=======
-               build: Any, dirs: Sequence[str] | None) -> list[Any]:
-    """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs)."""
->>>>>>> main
     from layoutd.errors import LayoutdError
     from layoutd.firmware.fixes import arm_bar_fixes, bar_fixes
     from layoutd.qemu import predict
@@ -290,15 +262,12 @@ def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequenc
         try:
             again = predict(changed, version=guest.qemu_version, arch=guest.arch, host_cpu=host.cpu,
                             host=host.platform)
-<<<<<<< HEAD
-            bars = bar_check(again, host, changed, devices, binary)
-=======
-            bars = bar_check(again, host, changed, devices, dirs)
->>>>>>> main
+            bars = bar_check(again, host, changed, devices, dirs, binary)
         except LayoutdError:
             return False
         return (not check(again.layout, host) and bars is not None and not bars.collisions
                 and not bars.not_judged)
+
     if guest.arch == "aarch64":
         return arm_bar_fixes(qemu_args, clear)
     config = parse_config(qemu_args)
@@ -433,11 +402,7 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
     return Checked(guest, host, devices, _fixes_for(translation.argv, guest, again, host),
                    language="libvirt",
                    bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices,
-<<<<<<< HEAD
-                                  emulator, verify))
-=======
-                                  dirs))
->>>>>>> main
+                                  dirs, emulator, verify))
 
 
 def with_buses(argv: Sequence[str], data: bytes | str, source: str) -> list[str]:

@@ -112,24 +112,14 @@ def firmware_of(plan: "Plan", qemu: QemuTarget) -> tuple[Any, str | None]:
     return identify(plan.config.firmware, qemu.version, plan.config.arch, qemu.dirs)
 
 
-BOOTED_TRIES = 12  # candidate plans whose firmware a plan boots, at most
-
-
 class BarFitter:
     """Places the assigned BARs as the plan's firmware does (layoutd.firmware.fit); also the
     check every suggested spec passes before it is shown."""
 
-<<<<<<< HEAD
-    def __init__(self, target: "Target", version: str, target_for: Any, devices: dict[str, Any],
-                 binary: str = "qemu-system-x86_64"):
-        self.target, self.version, self.target_for, self.devices = target, version, target_for, devices
-        self.binary = binary  # what boots a firmware without a model
-=======
     def __init__(self, target: "Target", qemu: QemuTarget, target_for: Any,
                  devices: dict[str, Any]):
         self.target, self.qemu, self.target_for, self.devices = target, qemu, target_for, devices
         self.version = qemu.version
->>>>>>> main
 
     def replan(self, variant: "VmSpec", oracle: bool = True) -> "Plan":
         from layoutd.solver import solve_spec
@@ -142,48 +132,11 @@ class BarFitter:
         a firmware build layoutd does not know is said so."""
         from layoutd.firmware.fit import fit_bars
 
-<<<<<<< HEAD
-        build, note = identify(plan.config.firmware, self.version, plan.config.arch)
-        if build is None and plan.config.arch == "x86_64" and plan.config.firmware:
-            return self.fit_booted(spec, plan, plan.config.firmware, note or "")
-=======
         build, note = firmware_of(plan, self.qemu)
->>>>>>> main
         if build is None:
             return replace(plan, warnings=(*plan.warnings, note or ""))
         return fit_bars(spec, plan, self.target, self.devices, build, self.replan,
                         lambda other: firmware_of(other, self.qemu)[0])
-
-    def fit_booted(self, spec: "VmSpec", plan: "Plan", firmware: str, note: str) -> "Plan":
-        """A firmware without a model: each candidate plan's BARs placed by booting it
-        (layoutd.boot) with this QEMU binary; one that cannot be booted is said, not judged."""
-        from layoutd.boot import booted_placement
-        from layoutd.errors import HostUnavailable, NoLayout
-        from layoutd.firmware.builds import Build
-        from layoutd.firmware.fit import fit_bars
-        from layoutd.firmware.guest import family_of, read_argv
-
-        label = f"firmware {firmware}"
-        family = "ovmf" if firmware.endswith(".fd") else "seabios"
-        said: list[str] = []
-
-        def boot(argv: Sequence[str], guest: "GuestMap") -> Any:
-            pci = read_argv(argv, family_of(guest), self.devices)
-            answer = booted_placement(self.binary, argv, "x86_64", guest, pci,
-                                      self.devices, label)
-            said[:] = answer.notes
-            if answer.placement is None:
-                raise HostUnavailable("; ".join(answer.notes))
-            return answer.placement
-
-        try:
-            placed = fit_bars(spec, plan, self.target, self.devices,
-                              Build(family, "0", label), self.replan, boot, BOOTED_TRIES)
-        except HostUnavailable as error:
-            return replace(plan, warnings=(*plan.warnings, note, f"BARs not judged: {error.message}"))
-        except NoLayout:
-            raise
-        return replace(placed, warnings=(*placed.warnings, *said))
 
     def accept(self, variant: "VmSpec") -> bool:
         from layoutd.errors import LayoutdError

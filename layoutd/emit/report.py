@@ -42,7 +42,9 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
     fixes: list[Any] = list(fixes_for()) if ram and fixes_for else []
     if bars and bars.collisions and bars.fixes:
         fixes += bars.fixes()
-    if bars and bars.firmware:
+    if bars and bars.firmware and bars.how_known == "boot":
+        guest = replace(guest, notes=(*guest.notes, f"BARs where {bars.firmware} put them"))
+    elif bars and bars.firmware:
         how = f" ({bars.loaded})" if bars.loaded else ""
         guest = replace(guest, notes=(*guest.notes, f"BARs placed as {bars.firmware}{how} places "
                                       "them"))
@@ -66,6 +68,14 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
     text = as_text(seen(guest, bars), host, found, devices, bars)
     said = [fix.xml_text() if language == "libvirt" else fix.argv_text() for fix in fixes]
     return text + "".join(f"would work: {line}\n" for line in said), found
+
+
+def unjudged(bars: BarCheck | None) -> list[dict[str, str]]:
+    """What nothing could tell (contract: no "no collision" about it)."""
+    if bars is None:
+        return []
+    why = next((note for note in bars.notes), "")
+    return [{"what": name, "kind": "bar", "why": why} for name in bars.not_judged]
 
 
 def seen(guest: GuestMap, bars: BarCheck | None) -> GuestMap:
@@ -111,23 +121,6 @@ def _collision_json(collision: Collision) -> dict[str, Any]:
     return data
 
 
-<<<<<<< HEAD
-def unjudged(bars: BarCheck | None) -> list[dict[str, str]]:
-    """What nothing could tell (contract: no "no collision" about it)."""
-    if bars is None:
-        return []
-    why = next((note for note in bars.notes), "")
-    return [{"what": name, "kind": "bar", "why": why} for name in bars.not_judged]
-
-
-def bar_notes(bars: BarCheck) -> list[str]:
-    said = ([f"BARs where {bars.firmware} put them"] if bars.how_known == "boot" else
-            [f"BARs placed as {bars.firmware} places them"] if bars.firmware else [])
-    return [*said, *bars.notes]
-
-
-=======
->>>>>>> main
 def as_text(guest: GuestMap, host: HostView, found: Sequence[Collision],
             devices: Sequence[str], bars: BarCheck | None = None) -> str:
     header = (f"QEMU {guest.qemu_version} {guest.machine}, phys-bits {guest.phys_bits}, "
@@ -138,29 +131,21 @@ def as_text(guest: GuestMap, host: HostView, found: Sequence[Collision],
         if bar["start"] is not None:
             others.append((f"BAR{bar['bar']} {bar['device']}", int(str(bar["start"]), 16),
                            int(str(bar["end"]), 16)))
-<<<<<<< HEAD
-    return map_text(header, guest.layout, found, list(guest.warnings) + list(host.warnings),
-                    names=names, others=others, unjudged=bars.not_judged if bars else ())
-=======
     placed = [bar for bar in bars.bars if bar["start"] is not None] if bars else []
     clear = (f"all guest RAM and the {len(placed)} assigned 64-bit BAR(s) are clear of the "
              "host's holes" if placed else CLEAR)
     return map_text(header, guest.layout, found, [*guest.warnings, *host.warnings],
-                    names=names, others=others, clear=clear, notes=guest.notes)
+                    names=names, others=others, clear=clear, notes=guest.notes,
+                    unjudged=bars.not_judged if bars else ())
 
 
 CLEAR = "all guest RAM is clear of the host's holes"
->>>>>>> main
 
 
 def map_text(header: str, layout: Sequence[GuestRegion], found: Sequence[Collision],
              warnings: Sequence[str], *, names: dict[tuple[int, int], str] | None = None,
-<<<<<<< HEAD
-             others: Sequence[tuple[str, int, int]] = (), unjudged: Sequence[str] = ()) -> str:
-=======
              others: Sequence[tuple[str, int, int]] = (), clear: str = CLEAR,
-             notes: Sequence[str] = ()) -> str:
->>>>>>> main
+             notes: Sequence[str] = (), unjudged: Sequence[str] = ()) -> str:
     """The table every `check` source prints: RAM, other regions, then collisions and warnings."""
     names = names or {}
     rows = [(names.get((r.start, r.end), r.id), r.kind, r.id, "-" if r.node is None else str(r.node),
@@ -177,19 +162,13 @@ def map_text(header: str, layout: Sequence[GuestRegion], found: Sequence[Collisi
     if found:
         lines.append(f"{len(found)} collision(s) with host holes:")
         lines += [f"  {c.describe()}" for c in found]
-<<<<<<< HEAD
     elif not unjudged:
-        lines.append("no collision: all guest RAM is clear of the host's holes")
+        lines.append(f"no collision: {clear}")
     if unjudged:
         lines.append(f"not judged: {', '.join(unjudged)} (where the firmware puts "
                      f"{'it' if len(unjudged) == 1 else 'them'} is not known: see the warnings)")
-    lines += [f"warning: {warning}" for warning in warnings]
-=======
-    else:
-        lines.append(f"no collision: {clear}")
     lines += [f"note: {note}" for note in notes]
     lines += [f"warning: {warning}" for warning in dict.fromkeys(warnings)]  # each said once
->>>>>>> main
     return "\n".join(lines) + "\n"
 
 

@@ -23,12 +23,9 @@ class BarCheck(Record, kw_only=False, frozen=False):
     notes: list[str] = field(default_factory=list)
     placement: Placement | None = None
     fixes: Callable[[], list[object]] | None = None  # the changes that clear the BAR collisions
-<<<<<<< HEAD
     how_known: str = "model"  # model | boot | unknown
     not_judged: list[str] = field(default_factory=list)  # "BDF BARn" whose place nothing told
-=======
     loaded: str | None = None  # which file QEMU loads, when no firmware was named
->>>>>>> main
 
 
 def check_bars(guest: GuestMap, host: HostView, pci: GuestPci, build: Build | None,

@@ -10,14 +10,12 @@ fixes one, or nothing works, the answer is a "no" naming the BARs, with the chan
 Pure: `replan(spec)` (solve and assemble again) and the firmware build come from the caller.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from layoutd.errors import LayoutdError, NoLayout
-from layoutd.firmware import Placement
 from layoutd.firmware.builds import BY_NAME, Build
 from layoutd.firmware.plan import BadBar, planned_bars
-from layoutd.models.guest import GuestMap
 from layoutd.models.host import Device
 from layoutd.models.plan import Plan
 from layoutd.models.spec import VmSpec, with_changes
@@ -29,33 +27,24 @@ from layoutd.solver.target import Target
 from layoutd.units import GiB, align_up, format_size, hex_addr
 
 MAX_TRIES = 40
-Boot = Callable[[Sequence[str], GuestMap], Placement]  # a boot of a firmware without a model
 
 
 def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Device], build: Build,
-<<<<<<< HEAD
-             replan: Callable[[VmSpec], Plan], boot: Boot | None = None,
-             tries: int = MAX_TRIES) -> Plan:
-    """`boot`: place the BARs by booting the firmware (`build` then only names it and its
-    family); each candidate is then a boot, `tries` of them at most."""
-    bad, placed = _check(plan, target, devices, build, boot)
-=======
              replan: Callable[[VmSpec], Plan], firmware_of: Callable[[Plan], Build | None]
              ) -> Plan:
     """`firmware_of(plan)`: the build the plan's command line boots (for the other firmware)."""
     bad, placed = _check(plan, target, devices, build)
->>>>>>> main
     if not bad:
         return placed
     fixed = any(value is not None for value in (spec.cpu.phys_bits, spec.pci_window, spec.pci_hole64,
                                                 spec.highmem_mmio))
     found: list[tuple[dict[str, Any], Plan]] = []
-    for change in candidates(spec, plan, target, build)[:tries]:
+    for change in candidates(spec, plan, target, build)[:MAX_TRIES]:
         try:
             variant = replan(with_changes(spec, change))
-            worse, result = _check(variant, target, devices, build, boot)
         except (LayoutdError, ValueError):
             continue
+        worse, result = _check(variant, target, devices, build)
         if worse:
             continue
         if not fixed:
@@ -67,10 +56,6 @@ def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Dev
         found.append((change, result))
         if len(found) == 3:
             break
-<<<<<<< HEAD
-    others = [] if boot else _other_firmware(spec, target, devices, build, replan)
-    raise _no(spec, bad, build, found + others)
-=======
     if fixed:
         found += _relaxed(spec, target, devices, build, replan, firmware_of)
     raise _no(spec, bad, build, found + _other_firmware(spec, target, devices, build, replan,
@@ -109,7 +94,6 @@ def _relaxed(spec: VmSpec, target: Target, devices: Mapping[str, Device], build:
         found.append((change, replace(placed, warnings=(*placed.warnings, *(
             [f"the plan then chooses {', '.join(chosen)}"] if chosen else [])))))
     return found
->>>>>>> main
 
 
 def _other_firmware(spec: VmSpec, target: Target, devices: Mapping[str, Device], build: Build,
@@ -133,18 +117,12 @@ def _other_firmware(spec: VmSpec, target: Target, devices: Mapping[str, Device],
     return found
 
 
-def _check(plan: Plan, target: Target, devices: Mapping[str, Device], build: Build,
-           boot: Boot | None = None) -> tuple[list[BadBar], Plan]:
+def _check(plan: Plan, target: Target, devices: Mapping[str, Device], build: Build
+           ) -> tuple[list[BadBar], Plan]:
     guest = model_map(plan.qemu_argv, plan.qemu_version, plan.host_cpu, plan.config.arch)
-    booted = boot(plan.qemu_argv, guest) if boot else None
-    bars, bad, placement = planned_bars(plan.qemu_argv, guest, devices, build, target.usable,
-                                        booted)
+    bars, bad, placement = planned_bars(plan.qemu_argv, guest, devices, build, target.usable)
     notes = tuple(note for note in placement.notes if note not in plan.warnings)
-<<<<<<< HEAD
-    return bad, replace(plan, bars=tuple(bars), firmware=placement.firmware if booted else build.name,
-=======
     return bad, replace(plan, bars=tuple(bars), firmware=build.name,
->>>>>>> main
                         warnings=(*plan.warnings, *notes))
 
 

@@ -172,14 +172,9 @@ def domain_bars(guest: GuestMap, host: HostView, translation: Translation, xml: 
     from layoutd.errors import LayoutdError
 
     try:
-<<<<<<< HEAD
         domain = translation.domain
         result = bar_check(guest, host, with_buses(translation.argv, xml, domain.source), devices,
-                           domain.emulator or DEFAULT_EMULATOR.get(domain.arch))
-=======
-        result = bar_check(guest, host, with_buses(translation.argv, xml,
-                                                   translation.domain.source), devices, dirs)
->>>>>>> main
+                           dirs, domain.emulator or DEFAULT_EMULATOR.get(domain.arch))
     except LayoutdError as error:
         return (), (f"{BARS_UNCHECKED}: {error.render()}",)
     if result is None:

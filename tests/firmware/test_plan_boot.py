@@ -12,11 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES, need, run_layoutd
-<<<<<<< HEAD
-from tests.support.firmware_runner import TRIXIE_ROOT, booted_bars, stand_in_argv
-=======
-from tests.support.firmware_runner import TRIXIE_ROOT, booted_bars, booted_hole64
->>>>>>> main
+from tests.support.firmware_runner import TRIXIE_ROOT, booted_bars, booted_hole64, stand_in_argv
 from tests.support.qemu_runner import qemu_binary
 
 HOST = EXAMPLES / "hosts/intel-46bit-cpu-39bit-iommu"
