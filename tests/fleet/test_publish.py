@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES, assert_clean_failure, run_layoutd
-from tests.fleet.conftest import HOSTS, pool_args, publish
+from tests.fleet.conftest import HOSTS, check_exit, pool_args, publish
 
 
 def test_members_are_the_hosts_check_accepts(pools: dict[str, Path], published: dict[str, dict],
@@ -233,3 +233,20 @@ def test_pools_over_a_folder_of_dumps(pools: dict[str, Path], published: dict[st
     for folder in (empty, tmp_path / "missing"):
         result = run_layoutd("fleet", "pools", "--host-dir", str(folder), *pool_args(pools))
         assert_clean_failure(result, 2, str(folder))
+
+
+def test_bars_nothing_placed_are_not_a_yes(pools: dict[str, Path], tmp_path: Path) -> None:
+    """A plan whose firmware is nowhere: `check` exits 3 (not judged), and the host is not a
+    member, saying which BARs and why."""
+    plan = json.loads(pools["quick"].read_text())
+    plan["qemu_argv"] += ["-bios", str(tmp_path / "no-such-firmware.bin")]
+    path = tmp_path / "nofw.json"
+    path.write_text(json.dumps(plan))
+    assert check_exit(plan, "amd-epyc-two-gpus") == 3
+    result = run_layoutd("fleet", "publish", "--host", str(EXAMPLES / "hosts" / "amd-epyc-two-gpus"),
+                         "--pool", f"nofw={path}")
+    assert result.returncode == 0, result.stderr
+    (entry,) = json.loads(result.stdout)["pools"]
+    assert not entry["member"]
+    assert entry["reasons"][0].startswith("could not be judged: where 0000:29:00.0 BAR"), entry
+    assert "no-such-firmware.bin" in entry["reasons"][0]
