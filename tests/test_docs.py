@@ -16,7 +16,9 @@ DOCUMENTED = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 EXPECTED = {"check": 1}
 # Files the docs name as the user's own (their VM spec, their dump, their domain): a command
 # that names one is a template for the reader, not something the repository can run.
-USER_FILES = {"vm.yaml", "host-dump.json", "db01.xml", "db01-fixed.xml"}
+USER_FILES = {"vm.yaml", "host-dump.json", "db01.xml", "db01-fixed.xml",
+              # fleet.md: a pool's plan and the files publish writes on a compute node
+              "/etc/layoutd/mig-1100g.json", "/etc/nova/provider_config/layoutd.yaml"}
 
 
 def documented_commands(path: Path) -> list[list[str]]:
@@ -41,7 +43,8 @@ def is_template(words: list[str]) -> bool:
     """A synopsis ([options], UPPERCASE placeholders) or a command on the user's own files."""
     if any("[" in word or re.fullmatch(r"[A-Z][A-Z0-9_.,]*(\.yaml|\.xml)?", word) for word in words):
         return True
-    files = [word for word in words if re.search(r"\.(yaml|xml|json)$", word)]
+    # a file may follow NAME= (fleet's --pool NAME=PLAN.json)
+    files = [word.rpartition("=")[2] for word in words if re.search(r"\.(yaml|xml|json)$", word)]
     missing = [word for word in files if not (ROOT / word).exists()]
     assert set(missing) <= USER_FILES, f"a documented command names a file the repository lacks: {missing}"
     return bool(missing)

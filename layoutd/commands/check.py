@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="confirm the map by a dry run of the QEMU binary (started paused, "
                              "nothing of the host's memory taken); a version that is not modelled "
                              "is always answered that way")
+    parser.add_argument("--guest", choices=("windows", "other"), default=None,
+                        help="the guest OS: for windows never suggest the machine types that "
+                             "move an AMD guest's RAM past 1 TiB (its drivers fail: Code 43)")
     parser.add_argument("--qmp", metavar="SOCKET", help="audit a running VM through its QMP socket")
     parser.add_argument("--libvirt", metavar="DOMAIN.xml", help="check a libvirt domain")
     parser.add_argument("--libvirt-domain", metavar="NAME",
@@ -49,22 +52,25 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--connect URI only applies with --libvirt-domain NAME")
     if args.qmp or args.libvirt_domain:
         return _run_live(args)
-    from layoutd.emit.report import report  # only the source given is loaded
+    # the QEMU model (a dry run if need be) and the report: loaded for a command line or a domain
+    from layoutd.checking import check_command_line, unjudged
+    from layoutd.emit.report import report
 
     options = {"host_source": args.host, "given": device_list(args.devices),
-               "version": args.qemu_version, "verify": args.verify}
+               "version": args.qemu_version, "verify": args.verify,
+               "windows": args.guest == "windows"}
     if args.libvirt:
         from layoutd.libvirt.guard import check_domain_file  # the domain reader: --libvirt only
 
         checked = check_domain_file(args.libvirt, **options)
     else:
-        from layoutd.checking import check_command_line  # the QEMU model, a dry run if need be
-
         checked = check_command_line(command, **options)
     text, found = report(checked.guest, checked.host, args.format, checked.devices,
                          checked.fixes_for, checked.language, checked.bars)
     sys.stdout.write(text)
-    return 1 if found else 0
+    if found:
+        return 1
+    return 3 if unjudged(checked.bars) else 0
 
 
 def _run_live(args: argparse.Namespace) -> int:

@@ -1,8 +1,9 @@
 """`layoutd fleet`: what hosts publish for schedulers, and layout pools.
 
     layoutd fleet publish --host SRC [--pool NAME=PLAN.json ...]
-                          --format json|nova|nfd-features|nodefeature [--node NODENAME]
-    layoutd fleet pools   --host SRC [--host SRC ...] --pool NAME=PLAN.json [...] [--format text|json]
+                          --format json|nova|nfd-features|nodefeature [--node NODENAME] [-o FILE]
+    layoutd fleet pools   --host SRC [--host SRC ...] [--host-dir DIR] --pool NAME=PLAN.json [...]
+                          [--format text|json]
 
 layoutd.fleet does the work; layoutd.emit.fleet writes the documents. Stdlib-only imports here.
 """
@@ -30,12 +31,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="json; nova: provider.yaml for [compute] provider_config_location; "
                               "nfd-features: a file for NFD's features.d; nodefeature: an NFD "
                               "NodeFeature object")
+    publish.add_argument("-o", "--output", metavar="FILE",
+                         help="write FILE atomically (a dotfile beside it, then renamed into "
+                              "place, as NFD's features.d wants) instead of standard output")
     publish.add_argument("--node", metavar="NODENAME",
                          help="the Kubernetes node the NodeFeature is for (default: this machine's "
                               "name, for a live host)")
     pools = actions.add_parser("pools", help="which of many hosts are members of each pool")
-    pools.add_argument("--host", metavar="SRC", action="append", required=True,
+    pools.add_argument("--host", metavar="SRC", action="append", default=[],
                        help="a host source; repeat for every host")
+    pools.add_argument("--host-dir", metavar="DIR", action="append", default=[],
+                       help="every dump (*.json, from `layoutd probe --record`) in DIR is a host")
     _pool_option(pools)
     pools.add_argument("--format", choices=("text", "json"), default="text")
 
@@ -72,8 +78,42 @@ def _publish(args: argparse.Namespace) -> int:
         raise InputError(f"--node {node!r}: a Kubernetes node name is 1-63 characters of a-z, 0-9, "
                          "'-' and '.', starting and ending with a letter or digit")
     pools = load_pools(args.pool)
-    sys.stdout.write(render(publish(source, pools), args.format, node))
+    text = render(publish(source, pools), args.format, node)
+    if args.output is None or args.output == "-":
+        sys.stdout.write(text)
+    else:
+        _write_atomically(args.output, text)
     return 0
+
+
+def _dumps_in(folder: str) -> list[str]:
+    # as _publish()
+    import os
+
+    try:
+        names = sorted(name for name in os.listdir(folder) if name.endswith(".json"))
+    except OSError as error:
+        raise InputError(f"--host-dir: cannot list it: {error.strerror}", file=folder) from None
+    if not names:
+        raise InputError("--host-dir: no dump (*.json) in it", file=folder)
+    return [os.path.join(folder, name) for name in names]
+
+
+def _write_atomically(path: str, text: str) -> None:
+    """A reader (nfd-worker, nova-compute) sees the old file or the new one, never half."""
+    # as _publish()
+    import os
+
+    folder, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(folder, f".{name}.{os.getpid()}")
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except OSError as error:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise InputError(f"cannot write: {error.strerror}", file=path) from None
 
 
 def _pools(args: argparse.Namespace) -> int:
@@ -83,13 +123,16 @@ def _pools(args: argparse.Namespace) -> int:
     pools = load_pools(args.pool)
     if not pools:
         raise InputError("give at least one --pool NAME=PLAN.json")
-    table = pool_table([publish(source, pools) for source in args.host], pools)
+    hosts = [*args.host, *(dump for folder in args.host_dir for dump in _dumps_in(folder))]
+    if not hosts:
+        raise InputError("give the hosts: --host SRC (repeatable) or --host-dir DIR")
+    table = pool_table([publish(source, pools) for source in hosts], pools)
     if args.format == "json":
         sys.stdout.write(json.dumps(table, indent=2) + "\n")
         return 0
     lines = []
     for name, row in table["pools"].items():
-        lines.append(f"pool {name} ({row['file']}): {len(row['members'])} of {len(args.host)} hosts")
+        lines.append(f"pool {name} ({row['file']}): {len(row['members'])} of {len(hosts)} hosts")
         lines += [f"  member      {host}" for host in row["members"]]
         for other in row["not_members"]:
             lines.append(f"  not member  {other['host']}: {other['reasons'][0]}")

@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="print the plan only if a dry run of the QEMU binary (default qemu-system-ARCH on "
         "PATH) builds exactly the planned map",
     )
+    parser.add_argument("--guest", choices=("windows", "other"), default=None,
+                        help="the guest OS (the spec's guest): windows never gets QEMU's AMD "
+                        "move of RAM past 1 TiB (Windows drivers fail on it: Code 43)")
     parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
 
@@ -50,11 +53,14 @@ def run(args: argparse.Namespace) -> int:
     from layoutd.models.spec import load_spec, spec_device_origins
     from layoutd.planning import make_plan, qemu_target, verify
     from layoutd.qemu import versions
+    from layoutd.record import replace
 
     if args.qemu_version is not None and not versions.is_modelled(args.qemu_version):
         raise InputError(f"--qemu-version {args.qemu_version!r}: modelled versions are "
                          f"{versions.names()}")
     spec = load_spec(args.spec)
+    if args.guest is not None:
+        spec = replace(spec, guest=args.guest)
     sources = args.host or [os.environ.get("LAYOUTD_HOST") or "live"]
     binary = (args.verify or f"qemu-system-{spec.arch}") if args.verify is not None else None
     qemu = qemu_target(args.qemu_version, binary, spec.arch)

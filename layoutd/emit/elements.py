@@ -6,6 +6,24 @@ from layoutd.emit.markup import quoteattr
 from layoutd.models.plan import NumaNode, PlannedDevice, QemuConfig
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+UNITS = {
+    "b": 1, "bytes": 1,
+    "kb": 1000, "k": 1024, "kib": 1024,
+    "mb": 1000**2, "m": 1024**2, "mib": 1024**2,
+    "gb": 1000**3, "g": 1024**3, "gib": 1024**3,
+    "tb": 1000**4, "t": 1024**4, "tib": 1024**4,
+    "pb": 1000**5, "p": 1024**5, "pib": 1024**5,
+    "eb": 1000**6, "e": 1024**6, "eib": 1024**6,
+}
+"""libvirt's size units (<memory unit=...>), read by libvirt/domain.py and written here."""
+
+
+def in_unit(size: int, unit: str | None) -> tuple[str, int]:
+    """`size` bytes said in the domain's own `unit` when it is exact there, else in KiB."""
+    factor = UNITS.get((unit or "").strip().lower())
+    if factor and size % factor == 0:
+        return str(unit).strip(), size // factor
+    return "KiB", size // 1024
 
 
 def kib(size: int) -> int:
@@ -25,18 +43,22 @@ def numa_nodes(config: QemuConfig) -> tuple[NumaNode, ...]:
     return (NumaNode(id=0, cpus=cpus, size=config.ram_size, backend=None),)
 
 
-def memory(config: QemuConfig) -> str:
-    return f"<memory unit='KiB'>{kib(total_memory(config))}</memory>"
+def memory(config: QemuConfig, unit: str | None = None) -> str:
+    """`unit`: the domain's own, kept when the size is exact in it (else KiB)."""
+    said, value = in_unit(total_memory(config), unit)
+    return f"<memory unit='{said}'>{value}</memory>"
 
 
-def current_memory(config: QemuConfig) -> str:
-    return f"<currentMemory unit='KiB'>{kib(total_memory(config))}</currentMemory>"
+def current_memory(config: QemuConfig, unit: str | None = None) -> str:
+    said, value = in_unit(total_memory(config), unit)
+    return f"<currentMemory unit='{said}'>{value}</currentMemory>"
 
 
-def max_memory(config: QemuConfig) -> str | None:
+def max_memory(config: QemuConfig, unit: str | None = None) -> str | None:
     if config.maxmem is None:
         return None
-    return f"<maxMemory slots='{config.slots}' unit='KiB'>{kib(config.maxmem)}</maxMemory>"
+    said, value = in_unit(config.maxmem, unit)
+    return f"<maxMemory slots='{config.slots}' unit='{said}'>{value}</maxMemory>"
 
 
 def memory_backing(config: QemuConfig) -> dict[str, str]:

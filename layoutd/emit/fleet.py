@@ -9,6 +9,7 @@ values at most 63 characters of [A-Za-z0-9._-]; NodeFeature values are strings.
 from __future__ import annotations
 
 import json
+import textwrap
 from typing import Any
 
 import yaml
@@ -81,7 +82,8 @@ def _comments(facts: Published) -> list[str]:
     if facts.iommu_bits is None:
         lines.append("the IOMMU's address width is unknown here: no CUSTOM_LAYOUTD_IOMMU_MAPS_* "
                      "trait or iommu-bits label is published")
-    return ["# " + " ".join(line.split()) for line in lines]
+    return [wrapped for line in lines
+            for wrapped in textwrap.wrap(line, 98, initial_indent="# ", subsequent_indent="#   ")]
 
 
 def nova_yaml(facts: Published) -> str:

@@ -8,7 +8,10 @@ max-ram-below-4g arguments in <qemu:commandline>); every other byte stays as it 
 
 from __future__ import annotations
 
+import re
+
 from layoutd.emit import elements as el
+from layoutd.errors import InputError
 from layoutd.libvirt.domain import QEMU_NS, qemu_prefix
 from layoutd.libvirt.xmltext import Node, parse
 from layoutd.models.plan import QemuConfig
@@ -102,12 +105,15 @@ def _memory(edits: Edits, root: Node, config: QemuConfig) -> None:
         assert anchor is not None
         edits.insert(anchor.end, f"\n{edits.indent_of(anchor)}{el.memory(config)}")
         memory = anchor
-    else:
-        edits.replace(memory.start, memory.end, el.memory(config))
+    else:  # in the domain's own unit where the new size is exact in it
+        edits.replace(memory.start, memory.end, el.memory(config, memory.get("unit")))
     current = root.find("currentMemory")
     if current is not None:
-        edits.replace(current.start, current.end, el.current_memory(config))
-    old_max, new_max = root.find("maxMemory"), el.max_memory(config)
+        edits.replace(current.start, current.end,
+                      el.current_memory(config, current.get("unit") or memory.get("unit")))
+    old_max = root.find("maxMemory")
+    new_max = el.max_memory(config, (old_max.get("unit") if old_max is not None else None)
+                            or memory.get("unit"))
     if old_max is not None and new_max:
         edits.replace(old_max.start, old_max.end, new_max)
     elif old_max is not None:
@@ -207,3 +213,20 @@ def _drop_ram_below_4g(edits: Edits, block: Node, prefix: str) -> None:
         if ours and index > 0 and args[index - 1].get("value") in ("-machine", "-M"):
             edits.remove(args[index - 1])
             edits.remove(arg)
+
+
+def with_machine(data: bytes | str, machine: str, source: str = "<domain>") -> bytes:
+    """The domain with <os><type machine=...> set to `machine`, every other byte kept."""
+    raw = data.encode() if isinstance(data, str) else data
+    root = parse(raw, source)
+    node = root.path("os", "type")
+    if node is None:
+        raise InputError("no <os><type> to set the machine type in", file=source, field="<os>")
+    tag = raw[node.start:node.inner_start].decode()
+    new, count = re.subn(r"""(\smachine\s*=\s*)(['"])[^'"]*\2""",
+                         lambda m: f"{m.group(1)}{m.group(2)}{machine}{m.group(2)}", tag)
+    if not count:
+        new = tag.replace("<type", f"<type machine='{machine}'", 1)
+    edits = Edits(raw)
+    edits.replace(node.start, node.inner_start, new)
+    return edits.apply()

@@ -10,6 +10,7 @@ from layoutd.checking import (
     Checked,
     bar_check,
     dry_run_map,
+    for_windows,
     merge_devices,
     probe_devices,
     same_binary,
@@ -21,9 +22,11 @@ from layoutd.collisions import Collision, check
 from layoutd.dryrun import dry_run, guest_map
 from layoutd.emulator import binary_version, data_dirs
 from layoutd.errors import HostUnavailable, InputError, LayoutdError, NotModelled, UnknownDevice
+from layoutd.fixes import fixes
 from layoutd.host import probe_host
 from layoutd.libvirt.argv import LibvirtVersion, Translation, translate
 from layoutd.libvirt.domain import Domain, read_domain
+from layoutd.libvirt.edit import with_machine
 from layoutd.libvirt.hookconf import HookConfig
 from layoutd.libvirt.pci import pci_argv
 from layoutd.models.common import GuestRegion, Hole
@@ -49,6 +52,7 @@ class DomainCheck(Record, kw_only=False):
     source: str = ""  # how the map is known: "QEMU 7.2 model", "dry run of /usr/bin/qemu-..."
     bars: tuple[Collision, ...] = ()  # assigned BARs the firmware puts in a host hole (proven)
     warnings: tuple[str, ...] = ()  # what was not checked, and BAR findings that do not refuse
+    machine_fix: tuple[str, str] | None = None  # a machine type with which it passes, and why
 
     @property
     def name(self) -> str:
@@ -130,10 +134,40 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
     collisions = tuple(check(layout, host))
     bars: tuple[Collision, ...] = ()
     warnings: tuple[str, ...] = (f"{BARS_UNCHECKED}: the map is not the QEMU model's ({source})",)
+    machine = None
     if source == f"QEMU {version} model" and xml is not None:
         bars, warnings = domain_bars(guest, host, translation, xml, devices, dirs)
+        if collisions and not bars:
+            machine = machine_fix(guest, host, translation, version, devices, host_source, xml,
+                                  dirs)
     return DomainCheck(translation, version, tuple(devices), host, layout, collisions, source,
-                       bars, warnings)
+                       bars, warnings, machine)
+
+
+def machine_fix(guest: GuestMap, host: HostView, translation: Translation, version: str,
+                devices: Sequence[str], host_source: str | None, xml: bytes | str,
+                dirs: Sequence[str] | None) -> tuple[str, str] | None:
+    """The newer machine type that clears every collision (layoutd.fixes, on the model) and why,
+    kept only when the domain with it in its <os><type machine> passes this very check (RAM and
+    BARs): the simplest fix, named first in a refusal."""
+    def again(changed: Sequence[str]) -> GuestMap:
+        return predict(changed, version=version, host_cpu=host.cpu,
+                       arch=translation.domain.arch, host=host.platform)
+
+    try:
+        found = [fix for fix in fixes(translation.argv, guest, again,
+                                      lambda changed: not check(changed.layout, host))
+                 if fix.option == "machine"]
+        if not found:
+            return None
+        edited = with_machine(xml, found[0].value, translation.domain.source)
+        again_checked = check_translation(translate_domain(edited, translation.domain.source),
+                                          version, devices, host_source, edited, dirs)
+    except LayoutdError:
+        return None
+    if again_checked.collisions or again_checked.bars or not again_checked.bars_checked:
+        return None
+    return found[0].value, found[0].why
 
 
 BARS_UNCHECKED = "BARs not checked"
@@ -146,8 +180,9 @@ def domain_bars(guest: GuestMap, host: HostView, translation: Translation, xml: 
     rest said as warnings: a BAR left unassigned or beyond the guest's phys-bits (the domain
     starts; the guest may lose the device), a firmware or device layoutd does not model."""
     try:
-        result = bar_check(guest, host, with_buses(translation.argv, xml,
-                                                   translation.domain.source), devices, dirs)
+        domain = translation.domain
+        result = bar_check(guest, host, with_buses(translation.argv, xml, domain.source), devices,
+                           dirs, domain.emulator or DEFAULT_EMULATOR.get(domain.arch))
     except LayoutdError as error:
         return (), (f"{BARS_UNCHECKED}: {error.render()}",)
     if result is None:
@@ -157,10 +192,13 @@ def domain_bars(guest: GuestMap, host: HostView, translation: Translation, xml: 
             result.notes[1:])
     proven = tuple(c for c in result.collisions if c.hole.type not in NOT_HOST_HOLES)
     others = tuple(c.describe() for c in result.collisions if c.hole.type in NOT_HOST_HOLES)
-    return proven, (*others, *result.notes)
+    booted = (f"BARs where {result.firmware} put them",) if result.how_known == "boot" else ()
+    unjudged = ((f"{BARS_UNCHECKED}: {', '.join(result.not_judged)}",)
+                if result.not_judged else ())
+    return proven, (*booted, *others, *unjudged, *result.notes)
 
 
-NOT_HOST_HOLES = ("unassigned", "guest-phys-bits")
+NOT_HOST_HOLES = ("guest-phys-bits",)  # the guest's own limit: QEMU maps it; the guest may not
 
 
 def emulator_map(translation: Translation, why: str) -> tuple[GuestMap, str]:
@@ -226,10 +264,19 @@ def refusal_message(check: DomainCheck) -> str:
         "QEMU would fail with vfio_dma_map ... = -22:"
     ]
     for collision in (*check.collisions, *check.bars):
+        if collision.hole.type == "unassigned":
+            lines.append(f"  {collision.describe()}")
+            continue
         lines.append(f"  {collision.kind} {collision.id!r} {collision.start:#x}-{collision.end:#x} "
                      f"lies in the {_hole(collision.hole, check.host)}")
+    if check.machine_fix:
+        lines.append(
+            f"Fix: `virsh edit {check.name}` and set <os><type machine='{check.machine_fix[0]}'> "
+            f"({check.machine_fix[1]}; checked: the domain then passes this check, RAM and "
+            "BARs). Or, keeping the machine type:")
     lines.append(
-        "Fix: `layoutd libvirt fix DOMAIN.xml` rewrites the domain's memory around the holes "
+        ("" if check.machine_fix else "Fix: ") +
+        "`layoutd libvirt fix DOMAIN.xml` rewrites the domain's memory around the holes "
         "(or write a spec and run `layoutd plan SPEC.yaml --format libvirt`); "
         "`layoutd check --libvirt DOMAIN.xml` shows the predicted map and every collision."
         + (" For the BARs, check shows where the firmware puts each one and what would work, "
@@ -247,7 +294,8 @@ def _hole(hole: Hole, host: HostView) -> str:
 
 
 def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str] = (),
-                      version: str | None = None, verify: bool = False) -> Checked:
+                      version: str | None = None, verify: bool = False,
+                      windows: bool = False) -> Checked:
     """`check --libvirt DOMAIN.xml`: the map the domain builds, as the hook translates it."""
     try:
         with open(path, "rb") as handle:
@@ -258,7 +306,7 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
     dirs = None if version else emulator_dirs(translation.domain)
     if version and not is_modelled(version):
         same_binary(translation.domain.emulator or DEFAULT_EMULATOR.get(translation.domain.arch, ""),
-                    version)
+                    version, f"--qemu-version {version} is not modelled")
     version = qemu_version(translation, version)
     devices = merge_devices(translation.devices, list(given))
     host = probe_devices(host_source, devices,
@@ -283,10 +331,11 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         return Checked(guest, host, devices)
     if verify:
         guest = verified(guest, emulator, translation.argv, domain.arch)
-    return Checked(guest, host, devices, verified_fixes(translation.argv, guest, again, host),
+    return Checked(for_windows(guest, windows), host, devices,
+                   verified_fixes(translation.argv, guest, again, host, windows),
                    language="libvirt",
                    bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices,
-                                  dirs))
+                                  dirs, emulator, verify))
 
 
 def with_buses(argv: Sequence[str], data: bytes | str, source: str) -> list[str]:

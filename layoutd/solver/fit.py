@@ -53,11 +53,49 @@ def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Dev
             return replace(result, default_layout=False, warnings=(
                 *result.warnings, f"{said} chosen so that {build.name} puts every assigned BAR "
                 "where every host's IOMMU maps it"))
+        if any(set(change) == set(other) for other, _ in found):
+            continue  # one of each kind: the nearest pci_hole64, device memory, machine ...
         found.append((change, result))
-        if len(found) == 3:
+        if len(found) == 4:
             break
+    if fixed:
+        found += _relaxed(spec, target, devices, build, replan, firmware_of)
     raise _no(spec, bad, build, found + _other_firmware(spec, target, devices, build, replan,
                                                         firmware_of))
+
+
+PINS = ("cpu.phys_bits", "pci_hole64", "pci_window", "highmem_mmio")
+
+
+def _relaxed(spec: VmSpec, target: Target, devices: Mapping[str, Device], build: Build,
+             replan: Callable[[VmSpec], Plan], firmware_of: Callable[[Plan], Build | None]
+             ) -> list[tuple[dict[str, Any], Plan]]:
+    """The user's own pins (phys-bits, the hole's or window's size) each left for the plan to
+    choose: every one that then plans, with what the plan chooses instead."""
+    found = []
+    values = {"cpu.phys_bits": spec.cpu.phys_bits, "pci_hole64": spec.pci_hole64,
+              "pci_window": spec.pci_window, "highmem_mmio": spec.highmem_mmio}
+    pinned = spec.cpu.phys_bits
+    for bits in range(pinned + 1, (target.host_phys_bits or 52) + 1) if pinned else ():
+        try:  # the fewest more phys-bits that plan as they are
+            variant = with_changes(spec, {"cpu.phys_bits": bits})
+            bad, placed = _check(replan(variant), target, devices, build)
+        except (LayoutdError, ValueError):
+            continue
+        if not bad:
+            found.append(({"cpu.phys_bits": bits}, placed))
+            break
+    for pin in (path for path in PINS if values[path] is not None):
+        change: dict[str, Any] = {pin: None}
+        try:
+            variant = with_changes(spec, change)
+            placed = fit_bars(variant, replan(variant), target, devices, build, replan, firmware_of)
+        except (LayoutdError, ValueError):
+            continue
+        chosen = [w.split(" chosen so that ")[0] for w in placed.warnings if " chosen so that " in w]
+        found.append((change, replace(placed, warnings=(*placed.warnings, *(
+            [f"the plan then chooses {', '.join(chosen)}"] if chosen else [])))))
+    return found
 
 
 def _other_firmware(spec: VmSpec, target: Target, devices: Mapping[str, Device], build: Build,
@@ -104,9 +142,33 @@ def candidates(spec: VmSpec, plan: Plan, target: Target, build: Build) -> list[d
     lower = range(min(bits - 1, top_bits), 35, -1)
     found += [{"cpu.phys_bits": b} for b in lower]
     found += [{"pci_hole64": format_size(h)} for h in holes(spec, plan)]
+    found += [{"memory.hotplug": {"slots": 1, "max": format_size(spec.memory.size + extra)}}
+              for extra in device_memory(spec, plan)]
+    found += machines(spec, plan)
     found += [{"cpu.phys_bits": b, "pci_window": format_size(w)} for b in lower for w in windows
               if w < 1 << b]
     return found
+
+
+def device_memory(spec: VmSpec, plan: Plan) -> list[int]:
+    """maxmem beyond the RAM (one slot) to try when the spec has no hotplug: device memory sits
+    after RAM and the firmware's 64-bit window after it (SeaBIOS reads etc/reserved-memory-end),
+    and on an AMD guest a device-memory region reaching the HyperTransport range makes QEMU move
+    RAM and it past 1 TiB (`-m 900G,slots=1,maxmem=1100G`)."""
+    if plan.config.arch != "x86_64" or spec.memory.hotplug is not None:
+        return []
+    end = max((r.end for r in plan.layout if r.kind == "ram"), default=0) + 1
+    base = align_up(end, GiB)
+    reaching = [align_up(AMD_HT_START - base, GiB)] if base < AMD_HT_START else []
+    return sorted({size for size in [*reaching, *(GiB << k for k in range(5, 11))] if size > 0})
+
+
+def machines(spec: VmSpec, plan: Plan) -> list[dict[str, Any]]:
+    """The other x86 machine family (another RAM split below 4 GiB and 64-bit hole)."""
+    if plan.config.arch != "x86_64" or spec.family not in ("q35", "pc"):
+        return []
+    other = "pc" if spec.family == "q35" else "q35"
+    return [] if spec.viommu == "intel" else [{"machine": other}]
 
 
 def holes(spec: VmSpec, plan: Plan) -> list[int]:
@@ -131,7 +193,9 @@ def _no(spec: VmSpec, bad: list[BadBar], build: Build, found: list[tuple[dict[st
     ideas = []
     for change, result in found:
         where = ", ".join(f"{b.device} BAR{b.bar} at {hex_addr(b.start or 0)}" for b in result.bars)
-        ideas.append(Suggestion(change, f"{result.firmware} then puts {where}"))
+        chose = next((w for w in result.warnings if w.startswith("the plan then chooses ")), "")
+        ideas.append(Suggestion(change, f"{result.firmware} then puts {where}"
+                                        + (f"; {chose}" if chose else "")))
     blocked = [{"start": None if b.start is None else hex_addr(b.start),
                 "end": None if b.end is None else hex_addr(b.end), "type": "bar",
                 "group": None, "devices": [b.name.split()[0]], "text": b.why} for b in bad]

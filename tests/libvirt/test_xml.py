@@ -93,6 +93,19 @@ def test_fix_changes_only_memory_and_validates(tmp_path: Path) -> None:
     remaining = iter(fixed.splitlines())
     assert all(any(line == other for other in remaining) for line in unchanged)
     assert b"<address type='dimm'" in fixed
+    # the user's units stay where the size is exact in them (1100 GiB in all: 1010 boot + 90 DIMM)
+    assert b"<memory unit='GiB'>1100</memory>" in fixed
+    assert b"<currentMemory unit='GiB'>1100</currentMemory>" in fixed
+    assert b"<maxMemory slots='1' unit='GiB'>" in fixed
+
+
+def test_units_are_kept_only_where_exact() -> None:
+    from layoutd.emit.elements import in_unit
+
+    assert in_unit(1100 << 30, "GiB") == ("GiB", 1100)
+    assert in_unit((1100 << 30) + (64 << 20), "GiB") == ("KiB", ((1100 << 30) + (64 << 20)) // 1024)
+    assert in_unit(2 * 10**9, "GB") == ("GB", 2)
+    assert in_unit(1 << 30, None) == ("KiB", 1 << 20)
 
 
 def test_apply_config_round_trip_is_idempotent() -> None:
