@@ -56,7 +56,7 @@ class Checked(Record, kw_only=False, frozen=False):
 
 def check_command_line(command: Sequence[str], *, host_source: str | None,
                        given: Sequence[str] = (), version: str | None = None,
-                       verify: bool = False) -> Checked:
+                       verify: bool = False, windows: bool = False) -> Checked:
     """`check -- QEMU_BINARY ARG...`: the map the binary builds (modelled, else its dry run)."""
     from layoutd.qemu import arch_of_binary
 
@@ -142,10 +142,11 @@ def _check_argv(binary: str, qemu_args: list[str], arch: str, host_source: str |
     try:
         guest = _with_host(host, lambda: again(qemu_args))
     except QemuRefusal as refusal:
-        raise _refused(refusal, qemu_args, again, host, devices) from None
+        raise _refused(refusal, qemu_args, again, host, devices, windows) from None
     if verify:
         guest = verified(guest, binary, qemu_args, arch)
-    return Checked(guest, host, devices, _fixes_for(qemu_args, guest, again, host),
+    return Checked(for_windows(guest, windows), host, devices,
+                   _fixes_for(qemu_args, guest, again, host, windows),
                    bars=bar_check(guest, host, qemu_args, devices, dirs))
 
 
@@ -160,7 +161,7 @@ TOO_FEW_BITS = "phys-bits too low"
 
 
 def _refused(refusal: Any, args: Sequence[str], again: Callable[[Sequence[str]], Any],
-             host: Any, devices: Sequence[str]) -> Any:
+             host: Any, devices: Sequence[str], windows: bool = False) -> Any:
     """QEMU's refusal of `phys-bits too low`, with what would make QEMU take the command line
     (each predicted again, its RAM and assigned BARs clear of the host's holes)."""
     from layoutd.fixes import refusal_fixes
@@ -175,7 +176,8 @@ def _refused(refusal: Any, args: Sequence[str], again: Callable[[Sequence[str]],
 
     def clear(guest: Any, changed: Sequence[str]) -> bool:
         bars = bar_check(guest, host, changed, devices)
-        return not check(guest.layout, host) and not (bars and bars.collisions)
+        return (not check(guest.layout, host) and not (bars and bars.collisions)
+                and for_windows(guest, windows) is guest)
 
     found = refusal_fixes(args, ram, again, clear)
     return QemuRefusal(refusal.message, file=refusal.file, field=refusal.field,
@@ -307,14 +309,28 @@ def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequenc
 
 
 def _fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],
-               host: Any) -> Any:
-    """The verified changes (a newer machine type, a smaller -m) that clear every collision."""
+               host: Any, windows: bool = False) -> Any:
+    """The verified changes (a newer machine type, a smaller -m) that clear every collision;
+    for a Windows guest never the machine type that moves RAM past 1 TiB."""
     def found() -> Any:
         from layoutd.fixes import fixes  # only a report with collisions asks
 
-        return fixes(args, guest, again, lambda changed: not check(changed.layout, host))
+        return fixes(args, guest, again, lambda changed: not check(changed.layout, host),
+                     windows)
 
     return found
+
+
+def for_windows(guest: Any, windows: bool) -> Any:
+    """A Windows guest whose RAM QEMU moved past 1 TiB (its AMD rule) is warned of it."""
+    from layoutd.qemu.x86 import AMD_ABOVE_1TB
+
+    if not windows or not any(r.kind == "ram" and r.start == AMD_ABOVE_1TB for r in guest.layout):
+        return guest
+    return replace(guest, warnings=(*guest.warnings, (
+        "QEMU moves this AMD guest's RAM above 4 GiB past 1 TiB (machine types 7.1+): Windows "
+        "drivers fail on that (NVIDIA: Code 43, RHEL-98247); `layoutd plan --guest windows` "
+        "keeps RAM below the HyperTransport hole and the rest in DIMMs")))
 
 
 def dry_run_map(binary: str, qemu_args: Sequence[str], arch: str, why: str) -> Any:
@@ -379,7 +395,8 @@ def _merge(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
 
 
 def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str] = (),
-                      version: str | None = None, verify: bool = False) -> Checked:
+                      version: str | None = None, verify: bool = False,
+                      windows: bool = False) -> Checked:
     """`check --libvirt DOMAIN.xml`: the map the domain builds, as the hook translates it."""
     from layoutd.libvirt.guard import (
         DEFAULT_EMULATOR,
@@ -425,7 +442,8 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         return Checked(guest, host, devices)
     if verify:
         guest = verified(guest, emulator, translation.argv, domain.arch)
-    return Checked(guest, host, devices, _fixes_for(translation.argv, guest, again, host),
+    return Checked(for_windows(guest, windows), host, devices,
+                   _fixes_for(translation.argv, guest, again, host, windows),
                    language="libvirt",
                    bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices,
                                   dirs))

@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="confirm the map by a dry run of the QEMU binary (started paused, "
                              "nothing of the host's memory taken); a version that is not modelled "
                              "is always answered that way")
+    parser.add_argument("--guest", choices=("windows", "other"), default=None,
+                        help="the guest OS: for windows never suggest the machine types that "
+                             "move an AMD guest's RAM past 1 TiB (its drivers fail: Code 43)")
     parser.add_argument("--qmp", metavar="SOCKET", help="audit a running VM through its QMP socket")
     parser.add_argument("--libvirt", metavar="DOMAIN.xml", help="check a libvirt domain")
     parser.add_argument("--libvirt-domain", metavar="NAME",
@@ -58,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     from layoutd.emit.report import report
 
     options = {"host_source": args.host, "given": device_list(args.devices),
-               "version": args.qemu_version, "verify": args.verify}
+               "version": args.qemu_version, "verify": args.verify,
+               "windows": args.guest == "windows"}
     checked = (checking.check_domain_file(args.libvirt, **options) if args.libvirt
                else checking.check_command_line(command, **options))
     text, found = report(checked.guest, checked.host, args.format, checked.devices,

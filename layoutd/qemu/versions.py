@@ -177,6 +177,9 @@ AMD_1TIB_SINCE = v("7.1")
 range (enforce_amd_1tb_hole)."""
 
 
+WITHOUT_AMD_1TIB = v("7.0")  # the newest machine types without that rule
+
+
 def amd_1tib_rule(machine: Version) -> bool:
     return machine >= AMD_1TIB_SINCE
 
