@@ -63,7 +63,7 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
     binary, qemu_args = command[0], command[1:]
     arch = arch_of_binary(binary)
     qemu_args, read = read_configs(qemu_args)
-    checked = _check_argv(binary, qemu_args, arch, host_source, given, version, verify)
+    checked = _check_argv(binary, qemu_args, arch, host_source, given, version, verify, windows)
     if read:
         checked.guest = replace(checked.guest, warnings=(*read, *checked.guest.warnings))
     return checked
@@ -102,7 +102,7 @@ def read_configs(qemu_args: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _check_argv(binary: str, qemu_args: list[str], arch: str, host_source: str | None,
-                given: Sequence[str], version: str | None, verify: bool) -> Checked:
+                given: Sequence[str], version: str | None, verify: bool, windows: bool) -> Checked:
     from layoutd.emulator import version_of_binary
     from layoutd.qemu import predict
     from layoutd.qemu.cpus import NeedsHostCpu
