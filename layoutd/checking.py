@@ -147,7 +147,7 @@ def _check_argv(binary: str, qemu_args: list[str], arch: str, host_source: str |
         guest = verified(guest, binary, qemu_args, arch)
     return Checked(for_windows(guest, windows), host, devices,
                    _fixes_for(qemu_args, guest, again, host, windows),
-                   bars=bar_check(guest, host, qemu_args, devices, dirs))
+                   bars=bar_check(guest, host, qemu_args, devices, dirs, binary, verify))
 
 
 def binary_dirs(binary: str | None) -> tuple[str, ...] | None:
@@ -257,8 +257,11 @@ def place_ram_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Seq
 
 
 def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
-              dirs: Sequence[str] | None = None) -> Any:
-    """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with.
+              dirs: Sequence[str] | None = None, binary: str | None = None,
+              verify: bool = False) -> Any:
+    """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with:
+    the model of a known build; a boot of the firmware (`binary`) for an x86 firmware without a
+    model, or for any with `verify`; else nothing judged, said so (`not_judged`).
     `dirs`: the folders the QEMU binary loads firmware from, after the command line's -L."""
     from layoutd.firmware.check import check_bars
     from layoutd.firmware.files import identify
@@ -267,45 +270,95 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
 
     if not guest.vfio_devices and not guest.ram_bars:
         return None
-    pci = read_argv(qemu_args, family_of(guest), {device.address: device for device in host.devices})
+    hosted = {device.address: device for device in host.devices}
+    pci = read_argv(qemu_args, family_of(guest), hosted)
     search = [*pci.data_dirs, *dirs] if dirs is not None else (pci.data_dirs or None)
     build, note = identify(pci.firmware, guest.qemu_version, guest.arch, search)
     config = parse_config(qemu_args)
+    booted = None
+    boot_notes: list[str] = []
+    missing: list[str] = []
+    if binary and guest.arch == "x86_64" and (build is None or verify):
+        from layoutd.boot import booted_placement
+
+        label = (f"firmware {pci.firmware}" if pci.firmware else
+                 f"QEMU {guest.qemu_version}'s own bios-256k.bin")
+        answer = booted_placement(binary, qemu_args, guest.arch, guest, pci, hosted,
+                                  build.name if build else label)
+        booted, boot_notes, missing = answer.placement, answer.notes, answer.missing
     result = check_bars(guest, host, pci, build, page_1g(config.cpu_model, config.cpu_props),
-                        devices, config.cpu_props)
-    if note and build is None:
-        result.notes.insert(0, note)
+                        devices, config.cpu_props, booted)
+    if booted is not None and build is not None:
+        boot_notes += _model_against_boot(build, guest, pci, config, devices, result)
+    unknown = [note] if note and build is None and booted is None else []
+    result.notes[:0] = [*unknown, *boot_notes]
     result.loaded = note if build is not None else None
-    if result.collisions and build is not None:
-        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, build, dirs)
+    result.not_judged += missing
+    ovmf = build.family == "ovmf" if build else bool(pci.firmware_pflash or str(
+        pci.firmware or "").endswith(".fd"))
+    if result.collisions and (build is not None or booted is not None):
+        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, ovmf, dirs,
+                                          binary if booted is not None else None)
     return result
 
 
+def _model_against_boot(build: Any, guest: Any, pci: Any, config: Any, devices: Sequence[str],
+                        booted: Any) -> list[str]:
+    """--verify with a known build: whether its model put the BARs where the boot found them."""
+    from layoutd.firmware import place
+    from layoutd.firmware.guest import board, page_1g
+
+    model = place(build, board(guest, pci, page_1g(config.cpu_model, config.cpu_props),
+                               config.cpu_props))
+    said = {(p.device, p.bar): p.start for p in model.bars if p.device in devices and p.is64}
+    wrong = []
+    for bar in booted.bars:
+        start = None if bar["start"] is None else int(str(bar["start"]), 16)
+        modelled = said.get((bar["device"], bar["bar"]))
+        if start != modelled:
+            wrong.append(f"{bar['device']} BAR{bar['bar']} at {bar['start'] or 'unassigned'} "
+                         f"(model: {'unassigned' if modelled is None else hex(modelled)})")
+    if wrong:
+        return [f"--verify: the {build.name} model placed BARs elsewhere; the booted places are "
+                f"shown: {'; '.join(wrong)}"]
+    return [f"--verify: the {build.name} model put every BAR where the boot found it"]
+
+
 def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequence[str],
-               build: Any, dirs: Sequence[str] | None) -> list[Any]:
-    """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs)."""
+               ovmf: bool, dirs: Sequence[str] | None, binary: str | None) -> list[Any]:
+    """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs), or by
+    booting the firmware again (`binary`: the placement was a boot's)."""
     from layoutd.errors import LayoutdError
     from layoutd.firmware.fixes import arm_bar_fixes, bar_fixes
     from layoutd.qemu import predict
     from layoutd.qemu.config import parse_config
 
+    budget = [BOOTED_FIXES if binary else 1 << 30]  # each candidate booted: the likeliest few
+
     def clear(changed: Sequence[str]) -> bool:
+        budget[0] -= 1
+        if budget[0] < 0:
+            return False
         try:
             again = predict(changed, version=guest.qemu_version, arch=guest.arch, host_cpu=host.cpu,
                             host=host.platform)
-            bars = bar_check(again, host, changed, devices, dirs)
+            bars = bar_check(again, host, changed, devices, dirs, binary)
             again = place_ram_bars(again, host, changed, devices, bars, dirs)
         except LayoutdError:
             return False
-        return not check(again.layout, host) and bars is not None and not bars.collisions
+        return (not check(again.layout, host) and bars is not None and not bars.collisions
+                and not bars.not_judged)
 
     if guest.arch == "aarch64":
         return arm_bar_fixes(qemu_args, clear)
     config = parse_config(qemu_args)
     top = host.aperture_end if host.aperture_end is not None else (1 << 64) - 1
     host_cpu = config.accel == "kvm" and (config.cpu_model or "") in ("host", "max")
-    return bar_fixes(qemu_args, guest.phys_bits, (top + 1).bit_length() - 1,
-                     build.family == "ovmf", host_cpu, clear)
+    return bar_fixes(qemu_args, guest.phys_bits, (top + 1).bit_length() - 1, ovmf, host_cpu,
+                     clear)
+
+
+BOOTED_FIXES = 3  # boots a booted placement's would_work may cost
 
 
 def _fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],
@@ -446,7 +499,7 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
                    _fixes_for(translation.argv, guest, again, host, windows),
                    language="libvirt",
                    bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices,
-                                  dirs))
+                                  dirs, emulator, verify))
 
 
 def with_buses(argv: Sequence[str], data: bytes | str, source: str) -> list[str]:

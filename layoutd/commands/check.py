@@ -68,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
     text, found = report(checked.guest, checked.host, args.format, checked.devices,
                          checked.fixes_for, checked.language, checked.bars)
     sys.stdout.write(text)
-    return 1 if found else 0
+    if found:
+        return 1
+    return 3 if checked.bars is not None and checked.bars.not_judged else 0
 
 
 def _run_live(args: argparse.Namespace) -> int:

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from layoutd.host.sysfs import parse_resource
 from tests.conftest import EXAMPLES, need, run_layoutd
-from tests.support.firmware_runner import TRIXIE_ROOT, booted_bars, booted_hole64
+from tests.support.firmware_runner import TRIXIE_ROOT, booted_bars, booted_hole64, stand_in_argv
 from tests.support.qemu_runner import qemu_binary
 
 HOST = EXAMPLES / "hosts/intel-46bit-cpu-39bit-iommu"
@@ -28,27 +27,7 @@ devices: [0000:01:00.0, 0000:01:00.1]
 
 
 def stand_ins(argv: list[str], host: Path = HOST) -> tuple[list[str], dict[str, tuple[str, int]]]:
-    """The argv with each vfio-pci device replaced by stand-ins for its 64-bit BARs; and which
-    stand-in (QEMU id) plays which (device, BAR)."""
-    out: list[str] = []
-    plays: dict[str, tuple[str, int]] = {}
-    for word in argv:
-        if not (out and out[-1] == "-device" and word.startswith("vfio-pci")):
-            out.append(word)
-            continue
-        out.pop()
-        props = dict(part.split("=", 1) for part in word.split(",")[1:])
-        resource = (host / "sys/bus/pci/devices" / props["host"] / "resource").read_text()
-        bars = [bar for bar in parse_resource(resource, "resource") if bar.is_64 and not bar.is_rom]
-        for number, bar in enumerate(bars):
-            name = f"{props['id']}-b{bar.index}"
-            plays[name] = (props["host"], bar.index)
-            if number == 0:
-                out += ["-device", f"pci-testdev,membar={bar.size},id={name}"]
-            else:
-                out += ["-object", f"memory-backend-ram,id=m{name},size={bar.size},share=on",
-                        "-device", f"ivshmem-plain,memdev=m{name},id={name}"]
-    return out, plays
+    return stand_in_argv(argv, host)
 
 
 OVMF_13 = TRIXIE_ROOT / "usr/share/ovmf/OVMF.fd"  # Debian 13's, from scripts/trixie-root.sh
