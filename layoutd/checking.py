@@ -135,19 +135,22 @@ def _check_argv(binary: str, qemu_args: list[str], arch: str, host_source: str |
     devices = _merge(assigned, list(given))
     host = probe_devices(host_source, devices, {d: (None, f"-device vfio-pci,host={d}") for d in assigned})
 
-    def again(changed: Sequence[str]) -> Any:
-        guest = predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
-        return place_ram_bars(guest, host, changed, devices, dirs=dirs)
+    def predicted(changed: Sequence[str]) -> Any:
+        return predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
+
+    def again(changed: Sequence[str]) -> Any:  # a fix, with ivshmem & co placed by the model
+        return place_ram_bars(predicted(changed), host, changed, devices, dirs=dirs)
 
     try:
-        guest = _with_host(host, lambda: again(qemu_args))
+        guest = _with_host(host, lambda: predicted(qemu_args))
     except QemuRefusal as refusal:
         raise _refused(refusal, qemu_args, again, host, devices, windows) from None
     if verify:
         guest = verified(guest, binary, qemu_args, arch)
+    bars = bar_check(guest, host, qemu_args, devices, dirs, binary, verify)
+    guest = place_ram_bars(guest, host, qemu_args, devices, bars)
     return Checked(for_windows(guest, windows), host, devices,
-                   _fixes_for(qemu_args, guest, again, host, windows),
-                   bars=bar_check(guest, host, qemu_args, devices, dirs, binary, verify))
+                   _fixes_for(qemu_args, guest, again, host, windows), bars=bars)
 
 
 def binary_dirs(binary: str | None) -> tuple[str, ...] | None:
@@ -246,6 +249,8 @@ def place_ram_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Seq
             why = (bars.notes[0] if bars is not None and bars.notes else "the firmware is not known")
             notes.append(f"NOT JUDGED: {what}: guest memory VFIO maps once the firmware places "
                          f"it, and its place is not predicted ({why})")
+            if bars is not None:
+                bars.not_judged.append(f"{ram_bar.kind} {ram_bar.id} BAR{ram_bar.bar}")
         elif found.start is None or found.end is None:
             notes.append(f"{what} is left unassigned by {placement.firmware}: the guest cannot "
                          "use it, and VFIO maps nothing of it")

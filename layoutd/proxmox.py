@@ -99,9 +99,9 @@ def judge(argv: Sequence[str], host_source: str | None, devices: Sequence[str] =
     what = f"QEMU {guest.qemu_version} {guest.machine}, host {host.source}, devices " + (
         ", ".join(checked.devices) or "none")
     if not ram and not proven:
-        judged = [w for w in warnings if w.startswith("NOT JUDGED")]
-        summary = (f"{what}: no proven collision" + (f" ({len(judged)} thing(s) not judged)"
-                                                     if judged else ""))
+        unjudged = list(bars.not_judged) if bars else []
+        summary = f"{what}: no proven collision" + (
+            f"; not judged: {', '.join(unjudged)}" if unjudged else "")
         return Judgement(None, summary, warnings)
     lines = [f"guest memory would overlap host IOMMU holes that VFIO cannot map ({what}); QEMU "
              "would fail with vfio_dma_map ... = -22:"]
