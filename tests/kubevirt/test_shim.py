@@ -74,7 +74,8 @@ def test_a_proven_collision_stops_the_vm_naming_the_hole() -> None:
     result = shim(vmi(), domain(NARROW), NARROW)
     assert_clean_failure(result, 1, "refusing VMI 'gpu-team/llm-trainer' on this node",
                          "lies in the space above the IOMMU's top 0x8000000000-0xffffffffffffffff",
-                         "layoutd could not plan a layout that avoids them")
+                         "layoutd could not plan a layout that avoids them",
+                         "would work: spec.domain.memory.guest: 478Gi")
     assert result.stdout == ""
 
 
