@@ -19,6 +19,8 @@ APT_PACKAGES=(
     virtinst
     # A real browser for the SVG test (tests/plan/test_svg_browser.py): headless screenshots.
     chromium
+    # Building the guest kernels with iommufd (scripts/build-kernel.sh): x86_64 and arm64.
+    gcc make bc flex bison libelf-dev libssl-dev gcc-aarch64-linux-gnu
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -76,3 +78,7 @@ LAYOUTD_CACHE="$CACHE" scripts/openstack-venv.sh
 # busybox-static, an initramfs, and an arm64 userland for layoutd. Fetched with apt-get download
 # and unpacked, never installed; cached by content under $CACHE/guest (second run: no download).
 LAYOUTD_CACHE="$CACHE" scripts/build-guest.sh
+# Guest kernels with iommufd (tests/kernel/test_iommufd.py, issue 23): no Debian kernel enables
+# CONFIG_IOMMUFD, so Debian's linux-source-6.12 is built with a small config (x86_64, and arm64
+# cross-built), cached under $CACHE/kernel (second run: no build).
+LAYOUTD_CACHE="$CACHE" scripts/build-kernel.sh
