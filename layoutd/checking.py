@@ -391,7 +391,7 @@ def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequenc
                      clear)
 
 
-BOOTED_FIXES = 3  # boots a booted placement's would_work may cost
+BOOTED_FIXES = 1  # boots a booted placement's would_work may cost (OVMF: a minute each)
 
 
 def _fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],

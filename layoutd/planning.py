@@ -28,6 +28,7 @@ class QemuTarget(Record, kw_only=False):
     how: str  # "--qemu-version", "/usr/bin/qemu-system-x86_64 --version", ...
     dirs: tuple[str, ...] | None = None
     note: str = ""  # a binary whose version is not modelled: whose rules were used instead
+    binary: str | None = None  # the binary asked; it boots a firmware without a model
 
 
 def qemu_target(chosen: str | None, binary: str | None, arch: str) -> QemuTarget:
@@ -49,11 +50,11 @@ def qemu_target(chosen: str | None, binary: str | None, arch: str) -> QemuTarget
     how = f"{path or binary} --version"
     dirs = data_dirs(path) if path else None
     if versions.is_modelled(found):
-        return QemuTarget(found, how, dirs)
+        return QemuTarget(found, how, dirs, binary=path)
     nearest = versions.nearest_older(found)
     return QemuTarget(str(nearest), how, dirs, f"QEMU {found} is not modelled: planned with QEMU "
                       f"{nearest}'s rules" + ("" if binary else "; --verify confirms the plan by "
-                                              "a dry run of the binary"))
+                                              "a dry run of the binary"), path)
 
 
 def verify(plan: "Plan", binary: str, note: str) -> "Plan":
@@ -112,6 +113,9 @@ def firmware_of(plan: "Plan", qemu: QemuTarget) -> tuple[Any, str | None]:
     return identify(plan.config.firmware, qemu.version, plan.config.arch, qemu.dirs)
 
 
+BOOTED_TRIES = 12  # candidate plans whose firmware a plan boots, at most
+
+
 class BarFitter:
     """Places the assigned BARs as the plan's firmware does (layoutd.firmware.fit); also the
     check every suggested spec passes before it is shown."""
@@ -133,10 +137,44 @@ class BarFitter:
         from layoutd.firmware.fit import fit_bars
 
         build, note = firmware_of(plan, self.qemu)
+        if build is None and plan.config.arch == "x86_64" and plan.config.firmware:
+            return self.fit_booted(spec, plan, plan.config.firmware, note or "")
         if build is None:
             return replace(plan, warnings=(*plan.warnings, note or ""))
         return fit_bars(spec, plan, self.target, self.devices, build, self.replan,
                         lambda other: firmware_of(other, self.qemu)[0])
+
+    def fit_booted(self, spec: "VmSpec", plan: "Plan", firmware: str, note: str) -> "Plan":
+        """A firmware without a model: each candidate plan's BARs placed by booting it
+        (layoutd.boot) with the QEMU binary asked (else qemu-system-x86_64 on PATH); one that
+        cannot be booted is said: the BARs are not judged."""
+        from layoutd.boot import booted_placement
+        from layoutd.emulator import on_path
+        from layoutd.errors import HostUnavailable
+        from layoutd.firmware.builds import Build
+        from layoutd.firmware.fit import fit_bars
+        from layoutd.firmware.guest import family_of, read_argv
+
+        binary = self.qemu.binary or on_path("qemu-system-x86_64") or "qemu-system-x86_64"
+        label = f"firmware {firmware}"
+        said: list[str] = []
+
+        def boot(argv: Sequence[str], guest: "GuestMap") -> Any:
+            pci = read_argv(argv, family_of(guest), self.devices)
+            answer = booted_placement(binary, argv, "x86_64", guest, pci, self.devices, label)
+            said[:] = answer.notes
+            if answer.placement is None:
+                raise HostUnavailable("; ".join(answer.notes))
+            return answer.placement
+
+        family = "ovmf" if firmware.endswith(".fd") else "seabios"
+        try:
+            placed = fit_bars(spec, plan, self.target, self.devices, Build(family, "0", label),
+                              self.replan, lambda other: None, boot, BOOTED_TRIES)
+        except HostUnavailable as error:
+            return replace(plan, warnings=(*plan.warnings, note,
+                                           f"BARs not judged: {error.message}"))
+        return replace(placed, warnings=(*placed.warnings, *said))
 
     def accept(self, variant: "VmSpec") -> bool:
         from layoutd.errors import LayoutdError
