@@ -295,3 +295,18 @@ def replace_bar(device: Any, index: int, size: int, prefetchable: bool) -> Any:
                          flags=bar.flags if prefetchable else bar.flags & flags_mask)
                  if bar.index == index else bar for bar in device.bars)
     return replace(device, bars=bars)
+
+
+def test_verify_boots_a_modelled_firmware_and_says_whether_the_model_agreed() -> None:
+    """`check --verify` with Debian's own SeaBIOS (modelled): the firmware is booted too, the
+    booted places are the answer, and the report says the model put every BAR there."""
+    need(SEABIOS.exists(), f"{SEABIOS} (Debian package seabios)")
+    result = run_layoutd("check", "--host", str(INTEL), "--qemu-version", "7.2", "--verify",
+                         "--format", "json", "--", "qemu-system-x86_64", *Q35, "-cpu",
+                         "EPYC,phys-bits=46", "-m", "2G", *GPU, "-bios", str(SEABIOS), timeout=300)
+    data = json.loads(result.stdout)
+    assert result.returncode == 0 and data["how_known"]["bars"] == "boot", data
+    assert "SeaBIOS 1.16.2 (Debian 12) (booted under TCG" in data["firmware"]
+    said = data["warnings"] + data.get("notes", [])
+    assert any("--verify: the SeaBIOS 1.16.2 (Debian 12) model put every BAR where the boot "
+               "found it" in line for line in said), said
