@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from layoutd.record import Record, replace
 
 if TYPE_CHECKING:
+    from layoutd.errors import NoLayout
     from layoutd.models.guest import GuestMap
     from layoutd.models.host import HostView
     from layoutd.models.plan import Plan
@@ -134,6 +135,7 @@ class BarFitter:
     def fit(self, spec: "VmSpec", plan: "Plan") -> "Plan":
         """The plan with its BARs placed, every one where the hosts' IOMMUs map it, or a "no";
         a firmware build layoutd does not know is said so."""
+        from layoutd.errors import NoLayout
         from layoutd.firmware.fit import fit_bars
 
         build, note = firmware_of(plan, self.qemu)
@@ -141,8 +143,39 @@ class BarFitter:
             return self.fit_booted(spec, plan, plan.config.firmware, note or "")
         if build is None:
             return replace(plan, warnings=(*plan.warnings, note or ""))
-        return fit_bars(spec, plan, self.target, self.devices, build, self.replan,
-                        lambda other: firmware_of(other, self.qemu)[0])
+        try:
+            return fit_bars(spec, plan, self.target, self.devices, build, self.replan,
+                            lambda other: firmware_of(other, self.qemu)[0])
+        except NoLayout as error:
+            raise self.newer_qemu(spec, error) from None
+
+    def newer_qemu(self, spec: "VmSpec", error: "NoLayout") -> "NoLayout":
+        """arm virt on a QEMU without highmem-mmio (7.2): a "no" with nothing close says when
+        the oldest modelled QEMU that has it plans (highmem_mmio: false), planned with it."""
+        from layoutd.errors import LayoutdError, NoLayout
+        from layoutd.qemu import versions
+        from layoutd.solver.suggest import Suggestion
+
+        if error.suggestions or spec.arch != "aarch64" or versions.row(self.version).virt_highmem_props:
+            return error
+        newer = next((row for row in versions.ROWS.values() if row.virt_highmem_props
+                      and versions.is_modelled(str(row.version))), None)
+        if newer is None:
+            return error
+        other = BarFitter(self.target, QemuTarget(str(newer.version), "--qemu-version"),
+                          self.target_for, self.devices)
+        try:
+            placed = other.fit(spec, other.replan(spec))
+        except LayoutdError:
+            return error
+        chosen = [w.split(" chosen so that ")[0] for w in placed.warnings if " chosen so that " in w]
+        where = ", ".join(f"{b.device} BAR{b.bar} at {b.start:#x}" for b in placed.bars
+                          if b.start is not None)
+        idea = Suggestion({"highmem_mmio": False} if "highmem_mmio false" in chosen else {},
+                          f"with QEMU {newer.version} or newer (plan --qemu-version "
+                          f"{newer.version}): QEMU {self.version} has no -machine highmem-mmio; "
+                          f"{placed.firmware} then puts {where}")
+        return NoLayout(error.headline, error.lines, [idea], details=dict(error.details))
 
     def fit_booted(self, spec: "VmSpec", plan: "Plan", firmware: str, note: str) -> "Plan":
         """A firmware without a model: each candidate plan's BARs placed by booting it
