@@ -177,9 +177,10 @@ def _distro_fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence
 
 
 def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
-              dirs: Sequence[str] | None = None) -> Any:
+              dirs: Sequence[str] | None = None, libvirt: str | None = None) -> Any:
     """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with.
-    `dirs`: the folders the QEMU binary loads firmware from, after the command line's -L."""
+    `dirs`: the folders the QEMU binary loads firmware from, after the command line's -L;
+    `libvirt`: the --libvirt-version the fixes are said for (a domain's check)."""
     from layoutd.firmware.check import check_bars
     from layoutd.firmware.files import identify
     from layoutd.firmware.guest import family_of, page_1g, read_argv
@@ -197,12 +198,12 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
         result.notes.insert(0, note)
     result.loaded = note if build is not None else None
     if result.collisions and build is not None:
-        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, build, dirs)
+        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, build, dirs, libvirt)
     return result
 
 
 def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequence[str],
-               build: Any, dirs: Sequence[str] | None) -> list[Any]:
+               build: Any, dirs: Sequence[str] | None, libvirt: str | None = None) -> list[Any]:
     """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs)."""
     from layoutd.errors import LayoutdError
     from layoutd.firmware.fixes import arm_bar_fixes, bar_fixes
@@ -223,8 +224,10 @@ def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequenc
     config = parse_config(qemu_args)
     top = host.aperture_end if host.aperture_end is not None else (1 << 64) - 1
     host_cpu = config.accel == "kvm" and (config.cpu_model or "") in ("host", "max")
+    from layoutd.libvirt.guard import libvirt_target
+
     return bar_fixes(qemu_args, guest.phys_bits, (top + 1).bit_length() - 1,
-                     build.family == "ovmf", host_cpu, clear)
+                     build.family == "ovmf", host_cpu, clear, libvirt_target(libvirt).version)
 
 
 def _fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],
@@ -300,12 +303,14 @@ def _merge(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
 
 
 def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str] = (),
-                      version: str | None = None, verify: bool = False) -> Checked:
+                      version: str | None = None, verify: bool = False,
+                      libvirt: str | None = None) -> Checked:
     """`check --libvirt DOMAIN.xml`: the map the domain builds, as the hook translates it."""
     from layoutd.libvirt.guard import (
         DEFAULT_EMULATOR,
         MODEL_ARCH,
         emulator_dirs,
+        libvirt_target,
         qemu_version,
         translate_domain,
     )
@@ -317,7 +322,8 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
             data = handle.read()
     except OSError as error:
         raise InputError(f"cannot read: {error.strerror}", file=path) from None
-    translation = translate_domain(data, path)
+    target = libvirt_target(libvirt).version if libvirt else None
+    translation = translate_domain(data, path, target)
     dirs = None if version else emulator_dirs(translation.domain)
     if version and not is_modelled(version):
         same_binary(translation.domain.emulator or DEFAULT_EMULATOR.get(translation.domain.arch, ""),
@@ -349,7 +355,7 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
     return Checked(guest, host, devices, _fixes_for(translation.argv, guest, again, host),
                    language="libvirt",
                    bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices,
-                                  dirs))
+                                  dirs, libvirt))
 
 
 def with_buses(argv: Sequence[str], data: bytes | str, source: str) -> list[str]:

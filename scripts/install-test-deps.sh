@@ -54,6 +54,8 @@ fi
 LAYOUTD_CACHE="$CACHE" scripts/sid-root.sh
 # Debian 13's libvirt 11.3 for the second libvirt oracle (tests/libvirt/test_oracle.py).
 LAYOUTD_CACHE="$CACHE" scripts/trixie-root.sh
+# Debian sid's libvirt 12.x for the third (tests/libvirt/test_libvirt_versions.py).
+LAYOUTD_CACHE="$CACHE" scripts/sid-libvirt-root.sh
 
 # Kernel uapi headers from bookworm-backports (6.12: iommufd.h and the VFIO cdev ioctls, which
 # Debian 12's 6.1 linux-libc-dev lacks), unpacked into the cache; tests/host checks the struct

@@ -88,7 +88,8 @@ def test_debian_13_ovmf_is_known_by_its_file() -> None:
 
 def test_libvirt_domain_root_ports_and_the_passthrough_limit(tmp_path: Path) -> None:
     """<os firmware='efi'>, the GPU and its audio function behind two pcie-root-ports: refused;
-    <maxphysaddr mode='passthrough' limit='39'/> (the r/VFIO user's fix) clears it."""
+    <maxphysaddr mode='passthrough' limit='39'/> (the r/VFIO user's fix) clears it on libvirt 9.3
+    and later; 9.0 drops it, so there host-model with mode='emulate' is suggested."""
     need(Path("/usr/share/OVMF/OVMF_CODE_4M.fd").exists(), "OVMF (Debian package ovmf)")
     domain = Path(__file__).parent / "data/rvfio.xml"
     result = run_layoutd("check", "--libvirt", str(domain), "--host", HOST, "--format", "json")
@@ -99,10 +100,18 @@ def test_libvirt_domain_root_ports_and_the_passthrough_limit(tmp_path: Path) -> 
     fixed.write_text(domain.read_text().replace(
         "<cpu mode='host-passthrough' check='none'/>",
         "<cpu mode='host-passthrough' check='none'><maxphysaddr mode='passthrough' limit='39'/></cpu>"))
-    result = run_layoutd("check", "--libvirt", str(fixed), "--host", HOST, "--format", "json")
+    result = run_layoutd("check", "--libvirt", str(fixed), "--host", HOST, "--format", "json",
+                         "--libvirt-version", "9.3")
     data = json.loads(result.stdout)
     assert result.returncode == 0, data["collisions"]
     assert data["bars"][0]["start"] == "0x7000000000"
+    # libvirt 9.0 drops the limit (its schema refuses it): still refused, and what 9.0 can say
+    result = run_layoutd("check", "--libvirt", str(fixed), "--host", HOST, "--format", "json",
+                         "--libvirt-version", "9.0")
+    data = json.loads(result.stdout)
+    assert result.returncode == 1
+    assert any("<cpu mode='host-model'><maxphysaddr mode='emulate' bits='39'/></cpu>" in idea["text"]
+               for idea in data["would_work"])
 
 
 def test_would_work_for_bars_are_checked_again() -> None:
