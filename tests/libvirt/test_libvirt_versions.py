@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from layoutd.checking import check_domain_file
+from layoutd.checking import check, check_domain_file
 from layoutd.emit.plan import render
 from layoutd.errors import LayoutdError
 from layoutd.libvirt.fix import fix
@@ -158,3 +158,37 @@ def test_suggested_and_fixed_domains_are_taken_by_their_libvirt(target, tmp_path
             again = check_domain_file(str(path), host_source=RVFIO_HOST, version="10.0",
                                       libvirt=said)
             assert again.bars is not None and not again.bars.collisions, xml
+
+
+def test_ram_suggestions_are_taken_by_their_libvirt(target, tmp_path: Path) -> None:
+    """check --libvirt on an 1100 GiB AMD guest on pc-q35-6.2 (RAM across the HyperTransport
+    hole) suggests a newer machine type (and whatever else clears it): each spliced into the domain
+    passes that libvirt's tools and checks clean."""
+    from layoutd.libvirt.edit import with_machine
+
+    version, virsh, root = target
+    said = f"{version[0]}.{version[1]}"
+    host = str(EXAMPLES / "hosts" / "amd-epyc-two-gpus")
+    xml = (Path(__file__).parent / "data/colliding.xml").read_text().replace(
+        "machine='q35'", "machine='pc-q35-6.2'").replace(
+        "<domain type='qemu'>", "<domain type='kvm'>").replace(
+        "<model fallback='forbid'>Skylake-Server</model>", "<model fallback='forbid'>EPYC</model>")
+    path = tmp_path / "old.xml"
+    path.write_text(xml)
+    checked = check_domain_file(str(path), host_source=host, version="7.2", libvirt=said)
+    assert checked.fixes_for is not None
+    fixes = list(checked.fixes_for())
+    assert "machine" in {f.option for f in fixes}, fixes
+    for suggestion in fixes:
+        if suggestion.option == "machine":
+            changed = with_machine(xml.encode(), suggestion.value).decode()
+        else:
+            element = suggestion.xml_text().split(" (")[0]
+            changed = re.sub(r"<memory unit=[^>]*>\d+</memory>", element, xml, count=1)
+            changed = re.sub(r"<currentMemory[^>]*>\d+</currentMemory>",
+                             element.replace("memory", "currentMemory"), changed)
+        validate(changed, root)
+        native_cpu(virsh, changed, tmp_path)
+        path.write_text(changed)
+        again = check_domain_file(str(path), host_source=host, version="7.2", libvirt=said)
+        assert not check(again.guest.layout, again.host), suggestion

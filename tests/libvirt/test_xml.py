@@ -231,3 +231,15 @@ def test_cpu_phys_bits_as_each_libvirt_passes_them() -> None:
     limit = "<cpu mode='host-passthrough'><maxphysaddr mode='passthrough' limit='39'/></cpu>"
     assert cpu(limit, (9, 0)) == "host,host-phys-bits=on"
     assert cpu(limit, (9, 3)) == "host,host-phys-bits=on,host-phys-bits-limit=39"
+
+
+def test_a_cpu_fix_is_said_in_xml_libvirt_takes() -> None:
+    """QEMU's `phys-bits too low` fix in libvirt's words: mode='emulate' in the domain's CPU; on a
+    host CPU, host-model (host-passthrough ignores emulate)."""
+    from layoutd.fixes import Fix
+
+    named = Fix("cpu", "EPYC,phys-bits=42", "why").xml_text()
+    assert named == "<cpu><maxphysaddr mode='emulate' bits='42'/></cpu> (why)"
+    host = Fix("cpu", "host,host-phys-bits=off,phys-bits=42", "why")
+    assert host.xml_text().startswith("<cpu mode='host-model'><maxphysaddr mode='emulate' bits='42'/>")
+    assert host.as_json("libvirt")["change"] == {"cpu.maxphysaddr": "host,host-phys-bits=off,phys-bits=42"}
