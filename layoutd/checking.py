@@ -56,7 +56,7 @@ class Checked(Record, kw_only=False, frozen=False):
 
 def check_command_line(command: Sequence[str], *, host_source: str | None,
                        given: Sequence[str] = (), version: str | None = None,
-                       verify: bool = False) -> Checked:
+                       verify: bool = False, windows: bool = False) -> Checked:
     """`check -- QEMU_BINARY ARG...`: the map the binary builds (modelled, else its dry run)."""
     from layoutd.emulator import version_of_binary
     from layoutd.qemu import arch_of_binary, predict
@@ -67,7 +67,8 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
     arch = arch_of_binary(binary)
     asked = not version  # --qemu-version: the firmware Debian ships with it
     if version and not is_modelled(version):
-        same_binary(binary, version)
+        same_binary(binary, version, f"--qemu-version {version} is not modelled")
+    given_version = version
     version = version or version_of_binary(binary, modelled_only=False)
     if not is_modelled(version):
         return _dry_run_check(binary, qemu_args, arch, f"QEMU {version} is not modelled",
@@ -82,6 +83,9 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
             raise
         first = None  # what makes QEMU take it is said with the host's holes known
     except NotModelled as error:  # a distro machine type...: the binary itself answers
+        if given_version:
+            same_binary(binary, given_version, f"the QEMU {version} model cannot answer "
+                        f"({error.message})")
         return _dry_run_check(binary, qemu_args, arch, f"not modelled ({error.message})",
                               host_source, given)
     assigned = first.vfio_devices if first else _vfio_of(qemu_args)
@@ -89,16 +93,18 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
     host = probe_devices(host_source, devices, {d: (None, f"-device vfio-pci,host={d}") for d in assigned})
 
     def again(changed: Sequence[str]) -> Any:
-        return predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
+        guest = predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
+        return place_ram_bars(guest, host, changed, devices, dirs=dirs)
 
     try:
         guest = _with_host(host, lambda: again(qemu_args))
     except QemuRefusal as refusal:
-        raise _refused(refusal, qemu_args, again, host, devices) from None
+        raise _refused(refusal, qemu_args, again, host, devices, windows) from None
     if verify:
         guest = verified(guest, binary, qemu_args, arch)
-    return Checked(guest, host, devices, _fixes_for(qemu_args, guest, again, host),
-                   bars=bar_check(guest, host, qemu_args, devices, dirs))
+    return Checked(for_windows(guest, windows), host, devices,
+                   _fixes_for(qemu_args, guest, again, host, windows),
+                   bars=bar_check(guest, host, qemu_args, devices, dirs, binary, verify))
 
 
 def binary_dirs(binary: str | None) -> tuple[str, ...] | None:
@@ -112,7 +118,7 @@ TOO_FEW_BITS = "phys-bits too low"
 
 
 def _refused(refusal: Any, args: Sequence[str], again: Callable[[Sequence[str]], Any],
-             host: Any, devices: Sequence[str]) -> Any:
+             host: Any, devices: Sequence[str], windows: bool = False) -> Any:
     """QEMU's refusal of `phys-bits too low`, with what would make QEMU take the command line
     (each predicted again, its RAM and assigned BARs clear of the host's holes)."""
     from layoutd.fixes import refusal_fixes
@@ -127,25 +133,25 @@ def _refused(refusal: Any, args: Sequence[str], again: Callable[[Sequence[str]],
 
     def clear(guest: Any, changed: Sequence[str]) -> bool:
         bars = bar_check(guest, host, changed, devices)
-        return not check(guest.layout, host) and not (bars and bars.collisions)
+        return (not check(guest.layout, host) and not (bars and bars.collisions)
+                and for_windows(guest, windows) is guest)
 
     found = refusal_fixes(args, ram, again, clear)
     return QemuRefusal(refusal.message, file=refusal.file, field=refusal.field,
                        fixes=tuple(fix.as_json("argv") for fix in found))
 
 
-def same_binary(binary: str, version: str) -> None:
-    """--qemu-version X that is not modelled is answered by a dry run of the binary: refuse
-    (exit 2, naming both) when the binary says it is another version."""
+def same_binary(binary: str, version: str, why: str) -> None:
+    """What the model cannot answer for --qemu-version X is answered by a dry run of the binary:
+    refuse (exit 2, naming both) when the binary says it is another version."""
     from layoutd.emulator import binary_version
     from layoutd.qemu.versions import Version
 
     found = binary_version(binary)
     if found is not None and found.release != Version.parse(version).release:
-        raise InputError(f"--qemu-version {version} is not modelled, so layoutd asks the binary "
-                         f"itself (a dry run), but {binary} is QEMU {found}: give the QEMU "
-                         f"{version} binary after --, or --qemu-version {found.release}",
-                         field="--qemu-version")
+        raise InputError(f"{why}, so layoutd asks the binary itself (a dry run), but {binary} is "
+                         f"QEMU {found}, not {version}: give the QEMU {version} binary after --, "
+                         f"or --qemu-version {found.release}", field="--qemu-version")
 
 
 def _dry_run_check(binary: str, qemu_args: Sequence[str], arch: str, why: str,
@@ -176,9 +182,43 @@ def _distro_fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence
     return found
 
 
+def place_ram_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
+                   bars: Any = None, dirs: Sequence[str] | None = None) -> Any:
+    """The map with the guest memory behind emulated devices' BARs (ivshmem, virtio-gpu host
+    memory) in `layout` where the firmware puts it, judged like RAM from then on: VFIO maps it.
+    A BAR that could not be placed is said, never judged clear."""
+    from layoutd.models.common import GuestRegion
+    from layoutd.units import human_size
+
+    if not guest.ram_bars:
+        return guest
+    bars = bars or bar_check(guest, host, qemu_args, devices, dirs)
+    placement = bars.placement if bars is not None else None
+    placed = {(p.device, p.bar): p for p in placement.bars} if placement else {}
+    regions, notes = [], []
+    for ram_bar in guest.ram_bars:
+        found = placed.get((ram_bar.id, ram_bar.bar))
+        what = f"{ram_bar.kind} {ram_bar.id} BAR{ram_bar.bar} ({human_size(ram_bar.size)})"
+        if found is None or placement is None:
+            why = (bars.notes[0] if bars is not None and bars.notes else "the firmware is not known")
+            notes.append(f"NOT JUDGED: {what}: guest memory VFIO maps once the firmware places "
+                         f"it, and its place is not predicted ({why})")
+        elif found.start is None or found.end is None:
+            notes.append(f"{what} is left unassigned by {placement.firmware}: the guest cannot "
+                         "use it, and VFIO maps nothing of it")
+        else:
+            regions.append(GuestRegion(start=found.start, end=found.end, kind=ram_bar.kind,
+                                       id=ram_bar.id))
+    layout = tuple(sorted((*guest.layout, *regions), key=lambda region: region.start))
+    return replace(guest, layout=layout, warnings=(*guest.warnings, *notes))
+
+
 def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
-              dirs: Sequence[str] | None = None, libvirt: str | None = None) -> Any:
-    """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with.
+              dirs: Sequence[str] | None = None, binary: str | None = None,
+              verify: bool = False, libvirt: str | None = None) -> Any:
+    """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with:
+    the model of a known build; a boot of the firmware (`binary`) for an x86 firmware without a
+    model, or for any with `verify`; else nothing judged, said so (`not_judged`).
     `dirs`: the folders the QEMU binary loads firmware from, after the command line's -L;
     `libvirt`: the --libvirt-version the fixes are said for (a domain's check)."""
     from layoutd.firmware.check import check_bars
@@ -186,38 +226,88 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
     from layoutd.firmware.guest import family_of, page_1g, read_argv
     from layoutd.qemu.config import parse_config
 
-    if not guest.vfio_devices:
+    if not guest.vfio_devices and not guest.ram_bars:
         return None
-    pci = read_argv(qemu_args, family_of(guest), {device.address: device for device in host.devices})
+    hosted = {device.address: device for device in host.devices}
+    pci = read_argv(qemu_args, family_of(guest), hosted)
     search = [*pci.data_dirs, *dirs] if dirs is not None else (pci.data_dirs or None)
     build, note = identify(pci.firmware, guest.qemu_version, guest.arch, search)
     config = parse_config(qemu_args)
+    booted = None
+    boot_notes: list[str] = []
+    missing: list[str] = []
+    if binary and guest.arch == "x86_64" and (build is None or verify):
+        from layoutd.boot import booted_placement
+
+        label = (f"firmware {pci.firmware}" if pci.firmware else
+                 f"QEMU {guest.qemu_version}'s own bios-256k.bin")
+        answer = booted_placement(binary, qemu_args, guest.arch, guest, pci, hosted,
+                                  build.name if build else label)
+        booted, boot_notes, missing = answer.placement, answer.notes, answer.missing
     result = check_bars(guest, host, pci, build, page_1g(config.cpu_model, config.cpu_props),
-                        devices, config.cpu_props)
-    if note and build is None:
-        result.notes.insert(0, note)
+                        devices, config.cpu_props, booted)
+    if booted is not None and build is not None:
+        boot_notes += _model_against_boot(build, guest, pci, config, devices, result)
+    unknown = [note] if note and build is None and booted is None else []
+    result.notes[:0] = [*unknown, *boot_notes]
     result.loaded = note if build is not None else None
-    if result.collisions and build is not None:
-        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, build, dirs, libvirt)
+    result.not_judged += missing
+    ovmf = build.family == "ovmf" if build else bool(pci.firmware_pflash or str(
+        pci.firmware or "").endswith(".fd"))
+    if result.collisions and (build is not None or booted is not None):
+        result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, ovmf, dirs,
+                                          binary if booted is not None else None, libvirt)
     return result
 
 
+def _model_against_boot(build: Any, guest: Any, pci: Any, config: Any, devices: Sequence[str],
+                        booted: Any) -> list[str]:
+    """--verify with a known build: whether its model put the BARs where the boot found them."""
+    from layoutd.firmware import place
+    from layoutd.firmware.guest import board, page_1g
+
+    model = place(build, board(guest, pci, page_1g(config.cpu_model, config.cpu_props),
+                               config.cpu_props))
+    said = {(p.device, p.bar): p.start for p in model.bars if p.device in devices and p.is64}
+    wrong = []
+    for bar in booted.bars:
+        start = None if bar["start"] is None else int(str(bar["start"]), 16)
+        modelled = said.get((bar["device"], bar["bar"]))
+        if start != modelled:
+            wrong.append(f"{bar['device']} BAR{bar['bar']} at {bar['start'] or 'unassigned'} "
+                         f"(model: {'unassigned' if modelled is None else hex(modelled)})")
+    if wrong:
+        return [f"--verify: the {build.name} model placed BARs elsewhere; the booted places are "
+                f"shown: {'; '.join(wrong)}"]
+    return [f"--verify: the {build.name} model put every BAR where the boot found it"]
+
+
 def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequence[str],
-               build: Any, dirs: Sequence[str] | None, libvirt: str | None = None) -> list[Any]:
-    """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs)."""
+               ovmf: bool, dirs: Sequence[str] | None, binary: str | None,
+               libvirt: str | None = None) -> list[Any]:
+    """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs), or by
+    booting the firmware again (`binary`: the placement was a boot's); the XML said for
+    `libvirt` (--libvirt-version)."""
     from layoutd.errors import LayoutdError
     from layoutd.firmware.fixes import arm_bar_fixes, bar_fixes
     from layoutd.qemu import predict
     from layoutd.qemu.config import parse_config
 
+    budget = [BOOTED_FIXES if binary else 1 << 30]  # each candidate booted: the likeliest few
+
     def clear(changed: Sequence[str]) -> bool:
+        budget[0] -= 1
+        if budget[0] < 0:
+            return False
         try:
             again = predict(changed, version=guest.qemu_version, arch=guest.arch, host_cpu=host.cpu,
                             host=host.platform)
-            bars = bar_check(again, host, changed, devices, dirs)
+            bars = bar_check(again, host, changed, devices, dirs, binary)
+            again = place_ram_bars(again, host, changed, devices, bars, dirs)
         except LayoutdError:
             return False
-        return not check(again.layout, host) and bars is not None and not bars.collisions
+        return (not check(again.layout, host) and bars is not None and not bars.collisions
+                and not bars.not_judged)
 
     if guest.arch == "aarch64":
         return arm_bar_fixes(qemu_args, clear)
@@ -226,19 +316,36 @@ def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequenc
     host_cpu = config.accel == "kvm" and (config.cpu_model or "") in ("host", "max")
     from layoutd.libvirt.guard import libvirt_target
 
-    return bar_fixes(qemu_args, guest.phys_bits, (top + 1).bit_length() - 1,
-                     build.family == "ovmf", host_cpu, clear, libvirt_target(libvirt).version)
+    return bar_fixes(qemu_args, guest.phys_bits, (top + 1).bit_length() - 1, ovmf, host_cpu,
+                     clear, libvirt_target(libvirt).version)
+
+
+BOOTED_FIXES = 3  # boots a booted placement's would_work may cost
 
 
 def _fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],
-               host: Any) -> Any:
-    """The verified changes (a newer machine type, a smaller -m) that clear every collision."""
+               host: Any, windows: bool = False) -> Any:
+    """The verified changes (a newer machine type, a smaller -m) that clear every collision;
+    for a Windows guest never the machine type that moves RAM past 1 TiB."""
     def found() -> Any:
         from layoutd.fixes import fixes  # only a report with collisions asks
 
-        return fixes(args, guest, again, lambda changed: not check(changed.layout, host))
+        return fixes(args, guest, again, lambda changed: not check(changed.layout, host),
+                     windows)
 
     return found
+
+
+def for_windows(guest: Any, windows: bool) -> Any:
+    """A Windows guest whose RAM QEMU moved past 1 TiB (its AMD rule) is warned of it."""
+    from layoutd.qemu.x86 import AMD_ABOVE_1TB
+
+    if not windows or not any(r.kind == "ram" and r.start == AMD_ABOVE_1TB for r in guest.layout):
+        return guest
+    return replace(guest, warnings=(*guest.warnings, (
+        "QEMU moves this AMD guest's RAM above 4 GiB past 1 TiB (machine types 7.1+): Windows "
+        "drivers fail on that (NVIDIA: Code 43, RHEL-98247); `layoutd plan --guest windows` "
+        "keeps RAM below the HyperTransport hole and the rest in DIMMs")))
 
 
 def dry_run_map(binary: str, qemu_args: Sequence[str], arch: str, why: str) -> Any:
@@ -304,7 +411,7 @@ def _merge(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
 
 def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str] = (),
                       version: str | None = None, verify: bool = False,
-                      libvirt: str | None = None) -> Checked:
+                      windows: bool = False, libvirt: str | None = None) -> Checked:
     """`check --libvirt DOMAIN.xml`: the map the domain builds, as the hook translates it."""
     from layoutd.libvirt.guard import (
         DEFAULT_EMULATOR,
@@ -327,7 +434,7 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
     dirs = None if version else emulator_dirs(translation.domain)
     if version and not is_modelled(version):
         same_binary(translation.domain.emulator or DEFAULT_EMULATOR.get(translation.domain.arch, ""),
-                    version)
+                    version, f"--qemu-version {version} is not modelled")
     version = qemu_version(translation, version)
     devices = _merge(translation.devices, list(given))
     host = probe_devices(host_source, devices,
@@ -352,10 +459,11 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         return Checked(guest, host, devices)
     if verify:
         guest = verified(guest, emulator, translation.argv, domain.arch)
-    return Checked(guest, host, devices, _fixes_for(translation.argv, guest, again, host),
+    return Checked(for_windows(guest, windows), host, devices,
+                   _fixes_for(translation.argv, guest, again, host, windows),
                    language="libvirt",
                    bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices,
-                                  dirs, libvirt))
+                                  dirs, emulator, verify, libvirt))
 
 
 def with_buses(argv: Sequence[str], data: bytes | str, source: str) -> list[str]:

@@ -20,8 +20,10 @@ class Collision(Record):
 
     def describe(self) -> str:
         if self.hole.type == "unassigned":
-            return (f"{self.kind} {self.id!r} is left unassigned: the firmware's 64-bit window "
-                    f"{self.start:#x}-{self.end:#x} cannot hold it")
+            window = ("" if (self.start, self.end) == (0, (1 << 64) - 1) else
+                      f": the firmware's 64-bit window {self.start:#x}-{self.end:#x} cannot hold it")
+            return (f"{self.kind} {self.id!r} is left unassigned{window}; the guest driver will "
+                    "see no BAR")
         return (
             f"{self.kind} {self.id!r} {self.start:#x}-{self.end:#x} lies in the {self.hole.describe()}"
         )

@@ -64,13 +64,16 @@ class SafeCommand(Record, kw_only=False, frozen=False):
         self.fds.clear()
 
 
-def safe_command(argv: Sequence[str], arch: str, whole: bool = False) -> SafeCommand:
+def safe_command(argv: Sequence[str], arch: str, whole: bool = False,
+                 boot: bool = False) -> SafeCommand:
     """The VM's command line with nothing of the host's memory, disks, devices or files; `whole`:
-    also every device without a host side (not VFIO, vhost, *-host) and -fw_cfg, as given: a
-    start-up check of a plan's whole command line (QEMU refusing a device shows)."""
+    also every device without a host side (not VFIO, vhost, *-host) and -fw_cfg, as given, in
+    their order: a start-up check of a plan's whole command line (QEMU refusing a device shows);
+    `boot` (with `whole`): also the NICs without their network and the disks' devices on an empty
+    null-co node, so that the firmware sees the VM's PCI devices (layoutd.boot)."""
     safe = SafeCommand([])
     try:
-        _rewrite(split_argv(argv), arch, safe, whole)
+        _rewrite(split_argv(argv), arch, safe, whole, boot)
     except BaseException:
         safe.close()
         raise
@@ -78,7 +81,8 @@ def safe_command(argv: Sequence[str], arch: str, whole: bool = False) -> SafeCom
     return safe
 
 
-def _rewrite(options: list[Option], arch: str, safe: SafeCommand, whole: bool) -> None:
+def _rewrite(options: list[Option], arch: str, safe: SafeCommand, whole: bool,
+             boot: bool = False) -> None:
     kept_ids: set[str] = set()
     devices: list[dict[str, str]] = []
     numa_memdev = any(o.name == "numa" and ({"memdev", "mem"} & set(keyval(o.value or "", "type",
@@ -98,8 +102,13 @@ def _rewrite(options: list[Option], arch: str, safe: SafeCommand, whole: bool) -
             props = keyval(value, "driver", "-device")
             driver = props.get("driver", "")
             if driver in MEMORY_DEVICES or driver in BRIDGES or driver in VGA_DEVICES:
-                devices.append(props)
                 kept_ids.add(props.get("id", ""))
+                if whole:  # in order: a later device may sit on this bridge
+                    safe.argv += ["-device", _device(props, kept_ids)]
+                else:
+                    devices.append(props)
+            elif whole and boot and _guest_only(driver, _without_backends(props)):
+                safe.argv += _with_null_backends(props, len(safe.argv))
             elif whole and _guest_only(driver, props):
                 safe.argv += ["-device", value]
             else:
@@ -221,6 +230,20 @@ def _guest_only(driver: str, props: dict[str, str]) -> bool:
     netdev, chardev or drive (those are dropped)."""
     return not (driver.startswith(HOST_SIDE) or driver.endswith("-host")
                 or {"netdev", "chardev", "drive"} & set(props))
+
+
+def _without_backends(props: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in props.items() if k not in ("netdev", "drive")}
+
+
+def _with_null_backends(props: dict[str, str], number: int) -> list[str]:
+    """A device without its NIC backend, and on an empty read-only null-co node for its disk."""
+    kept = {k: v for k, v in props.items() if k != "netdev"}
+    if "drive" not in kept:
+        return ["-device", _join(kept, "driver")]
+    kept["drive"] = f"layoutd-null{number}"
+    return ["-blockdev", f"driver=null-co,node-name=layoutd-null{number},read-only=on",
+            "-device", _join(kept, "driver")]
 
 
 def _join(props: dict[str, str], implied: str) -> str:
@@ -422,9 +445,24 @@ def guest_map(run: DryRun, argv: Sequence[str], arch: str) -> GuestMap:
         slots=vm.memory.slots, maxmem=vm.memory.max_size if vm.memory.slots or vm.memory.max_size
         > vm.memory.size else None, ram_size=vm.memory.size, phys_bits=vm.phys_bits or 0,
         highest_address=max(ends, default=0), cpu_vendor="other", vfio_devices=vfio_hosts(argv),
-        memory_devices=devices, warnings=(),
+        memory_devices=devices, warnings=unplaced_ram_bars(argv),
         ram_view=tuple(RamPiece(start=e.start, end=e.end, name=e.name, offset=e.offset)
                        for e in vm.ram))
+
+
+def unplaced_ram_bars(argv: Sequence[str]) -> tuple[str, ...]:
+    """A dry run starts paused: the firmware has placed no BAR, so the guest memory behind
+    ivshmem's and virtio-gpu's (hostmem) BARs has no address yet and is not judged."""
+    found = []
+    for option in split_argv(argv):
+        if option.name == "device":
+            props = keyval(option.value or "", "driver", "-device")
+            driver = props.get("driver", "")
+            if driver.startswith("ivshmem") or (driver == "virtio-gpu-pci" and "hostmem" in props):
+                found.append(f"NOT JUDGED: -device {option.value}: guest memory behind a BAR the "
+                             "firmware places; a dry run (paused before the firmware) cannot "
+                             "say where")
+    return tuple(found)
 
 
 def vfio_hosts(argv: Sequence[str]) -> tuple[str, ...]:

@@ -126,6 +126,7 @@ class NoLayout(NoAnswer):
     def __init__(self, headline: str, lines: list[str], suggestions: list[Any], *,
                  details: dict[str, Any] | None = None, say: Any = None):
         self.headline, self.lines, self.suggestions = headline, lines, suggestions
+        self.say = say  # how the suggestions are said now (None: the spec's own words)
         details = dict(details or {})
         details["would_work"] = [idea.as_json() for idea in suggestions]
         super().__init__(self._text(say), details=details)

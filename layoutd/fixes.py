@@ -50,10 +50,12 @@ class Fix(Record, kw_only=False):
         return {"change": {key: self.value}, "text": text}
 
 
-def fixes(args: Sequence[str], guest: GuestMap, predict: Predict, clear: Clear) -> list[Fix]:
-    """A newer machine type (QEMU's AMD rule) and the largest -m that clear every collision."""
+def fixes(args: Sequence[str], guest: GuestMap, predict: Predict, clear: Clear,
+          windows: bool = False) -> list[Fix]:
+    """A newer machine type (QEMU's AMD rule; never for a Windows guest, whose drivers fail on
+    RAM moved past 1 TiB) and the largest -m that clear every collision."""
     found = []
-    machine = _newer_machine(args, guest, predict, clear)
+    machine = None if windows else _newer_machine(args, guest, predict, clear)
     if machine:
         found.append(machine)
     memory = _largest_memory(args, guest, predict, clear)

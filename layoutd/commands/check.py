@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="confirm the map by a dry run of the QEMU binary (started paused, "
                              "nothing of the host's memory taken); a version that is not modelled "
                              "is always answered that way")
+    parser.add_argument("--guest", choices=("windows", "other"), default=None,
+                        help="the guest OS: for windows never suggest the machine types that "
+                             "move an AMD guest's RAM past 1 TiB (its drivers fail: Code 43)")
     parser.add_argument("--qmp", metavar="SOCKET", help="audit a running VM through its QMP socket")
     parser.add_argument("--libvirt", metavar="DOMAIN.xml", help="check a libvirt domain")
     parser.add_argument("--libvirt-version", metavar="X.Y",
@@ -56,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     from layoutd.emit.report import report
 
     options = {"host_source": args.host, "given": device_list(args.devices),
-               "version": args.qemu_version, "verify": args.verify}
+               "version": args.qemu_version, "verify": args.verify,
+               "windows": args.guest == "windows"}
     if args.libvirt_version is not None and not args.libvirt:
         raise InputError("--libvirt-version X.Y only applies with --libvirt DOMAIN.xml")
     checked = (checking.check_domain_file(args.libvirt, libvirt=args.libvirt_version, **options)
@@ -64,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
     text, found = report(checked.guest, checked.host, args.format, checked.devices,
                          checked.fixes_for, checked.language, checked.bars)
     sys.stdout.write(text)
-    return 1 if found else 0
+    if found:
+        return 1
+    return 3 if checked.bars is not None and checked.bars.not_judged else 0
 
 
 def _run_live(args: argparse.Namespace) -> int:

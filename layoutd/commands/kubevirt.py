@@ -20,12 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "about to define (sidecar-shim: install as /usr/bin/onDefineDomain)")
     define.add_argument("--vmi", required=True, metavar="JSON", help="the VirtualMachineInstance")
     define.add_argument("--domain", required=True, metavar="XML", help="the libvirt domain")
-    define.add_argument("--timeout", type=float, default=TIMEOUT, metavar="SECONDS",
-                        help=f"time allowed for the whole judgement (default {TIMEOUT:g})")
     serve = sub.add_parser("serve", help="serve KubeVirt's hook API v1alpha3 on a unix socket")
     serve.add_argument("--socket", required=True, metavar="PATH",
                        help="the socket, e.g. /var/run/kubevirt-hooks/layoutd.sock")
     for each in (define, serve):
+        each.add_argument("--timeout", type=float, default=TIMEOUT, metavar="SECONDS",
+                          help=f"time allowed for one judgement (default {TIMEOUT:g}; exit 3, "
+                               "or UNAVAILABLE, after it)")
         each.add_argument("--host", default=None, metavar="SRC",
                           help="host source (live, a tree, a dump); default $LAYOUTD_HOST, else live")
         each.add_argument("--qemu-version", default=None, metavar="X.Y",
@@ -34,11 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from layoutd.errors import InputError
+
+    if not 0 < args.timeout <= 3600:
+        raise InputError("must be between 0 and 3600 seconds", field="--timeout")
     host = args.host or os.environ.get("LAYOUTD_HOST") or "live"
     if args.action == "serve":
         from layoutd.kubevirt.server import serve
 
-        return serve(args.socket, host, args.qemu_version)
+        return serve(args.socket, host, args.qemu_version, timeout=args.timeout)
     from layoutd.kubevirt.define import on_define_domain
 
     with time_limit(args.timeout):
@@ -59,10 +64,7 @@ class time_limit:  # a `with` statement, named like one
     def __enter__(self) -> None:
         import signal
 
-        from layoutd.errors import InputError, TimeLimit
-
-        if not 0 < self.seconds <= 3600:
-            raise InputError("must be between 0 and 3600 seconds", field="--timeout")
+        from layoutd.errors import TimeLimit
 
         def expired(_signum: int, _frame: object) -> None:
             raise TimeLimit(f"the judgement did not finish within {self.seconds:g} s (--timeout)")

@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="print the plan only if a dry run of the QEMU binary (default qemu-system-ARCH on "
         "PATH) builds exactly the planned map",
     )
+    parser.add_argument("--guest", choices=("windows", "other"), default=None,
+                        help="the guest OS (the spec's guest): windows never gets QEMU's AMD "
+                        "move of RAM past 1 TiB (Windows drivers fail on it: Code 43)")
     parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument("--libvirt-version", metavar="X.Y", default=None,
                         help="--format libvirt: the libvirt the domain is for (default: the "
@@ -56,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--qemu-version {args.qemu_version!r}: modelled versions are "
                          f"{versions.names()}")
     spec = load_spec(args.spec)
+    if args.guest is not None:
+        from layoutd.record import replace
+
+        spec = replace(spec, guest=args.guest)
     sources = args.host or [os.environ.get("LAYOUTD_HOST") or "live"]
     binary = (args.verify or f"qemu-system-{spec.arch}") if args.verify is not None else None
     qemu = qemu_target(args.qemu_version, binary, spec.arch)

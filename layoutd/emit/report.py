@@ -42,7 +42,9 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
     fixes: list[Any] = list(fixes_for()) if ram and fixes_for else []
     if bars and bars.collisions and bars.fixes:
         fixes += bars.fixes()
-    if bars and bars.firmware:
+    if bars and bars.firmware and bars.how_known == "boot":
+        guest = replace(guest, notes=(*guest.notes, f"BARs where {bars.firmware} put them"))
+    elif bars and bars.firmware:
         how = f" ({bars.loaded})" if bars.loaded else ""
         guest = replace(guest, notes=(*guest.notes, f"BARs placed as {bars.firmware}{how} places "
                                       "them"))
@@ -58,12 +60,22 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
         data["bars"] = bars.bars if bars else []
         if bars and bars.firmware:
             data["firmware"] = bars.firmware
+        data["how_known"] = {"bars": bars.how_known if bars else None}
+        data["not_judged"] = unjudged(bars)
         if found:
             data["would_work"] = [fix.as_json(language) for fix in fixes]
         return json.dumps(data, indent=2) + "\n", found
     text = as_text(seen(guest, bars), host, found, devices, bars)
     said = [fix.xml_text() if language == "libvirt" else fix.argv_text() for fix in fixes]
     return text + "".join(f"would work: {line}\n" for line in said), found
+
+
+def unjudged(bars: BarCheck | None) -> list[dict[str, str]]:
+    """What nothing could tell (contract: no "no collision" about it)."""
+    if bars is None:
+        return []
+    why = next((note for note in bars.notes), "")
+    return [{"what": name, "kind": "bar", "why": why} for name in bars.not_judged]
 
 
 def seen(guest: GuestMap, bars: BarCheck | None) -> GuestMap:
@@ -104,6 +116,8 @@ def _collision_json(collision: Collision) -> dict[str, Any]:
     data = to_json(collision)
     del data["node"]
     data["hole"] = {key: data["hole"][key] for key in ("start", "end", "type", "group", "devices")}
+    if collision.hole.type == "unassigned":  # contract: a BAR the firmware left unassigned
+        data["start"] = data["end"] = None
     return data
 
 
@@ -121,7 +135,8 @@ def as_text(guest: GuestMap, host: HostView, found: Sequence[Collision],
     clear = (f"all guest RAM and the {len(placed)} assigned 64-bit BAR(s) are clear of the "
              "host's holes" if placed else CLEAR)
     return map_text(header, guest.layout, found, [*guest.warnings, *host.warnings],
-                    names=names, others=others, clear=clear, notes=guest.notes)
+                    names=names, others=others, clear=clear, notes=guest.notes,
+                    unjudged=bars.not_judged if bars else ())
 
 
 CLEAR = "all guest RAM is clear of the host's holes"
@@ -130,7 +145,7 @@ CLEAR = "all guest RAM is clear of the host's holes"
 def map_text(header: str, layout: Sequence[GuestRegion], found: Sequence[Collision],
              warnings: Sequence[str], *, names: dict[tuple[int, int], str] | None = None,
              others: Sequence[tuple[str, int, int]] = (), clear: str = CLEAR,
-             notes: Sequence[str] = ()) -> str:
+             notes: Sequence[str] = (), unjudged: Sequence[str] = ()) -> str:
     """The table every `check` source prints: RAM, other regions, then collisions and warnings."""
     names = names or {}
     rows = [(names.get((r.start, r.end), r.id), r.kind, r.id, "-" if r.node is None else str(r.node),
@@ -147,8 +162,11 @@ def map_text(header: str, layout: Sequence[GuestRegion], found: Sequence[Collisi
     if found:
         lines.append(f"{len(found)} collision(s) with host holes:")
         lines += [f"  {c.describe()}" for c in found]
-    else:
+    elif not unjudged:
         lines.append(f"no collision: {clear}")
+    if unjudged:
+        lines.append(f"not judged: {', '.join(unjudged)} (where the firmware puts "
+                     f"{'it' if len(unjudged) == 1 else 'them'} is not known: see the warnings)")
     lines += [f"note: {note}" for note in notes]
     lines += [f"warning: {warning}" for warning in dict.fromkeys(warnings)]  # each said once
     return "\n".join(lines) + "\n"

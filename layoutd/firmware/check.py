@@ -23,16 +23,22 @@ class BarCheck(Record, kw_only=False, frozen=False):
     notes: list[str] = field(default_factory=list)
     placement: Placement | None = None
     fixes: Callable[[], list[object]] | None = None  # the changes that clear the BAR collisions
+    how_known: str = "model"  # model | boot | unknown
+    not_judged: list[str] = field(default_factory=list)  # "BDF BARn" whose place nothing told
     loaded: str | None = None  # which file QEMU loads, when no firmware was named
 
 
 def check_bars(guest: GuestMap, host: HostView, pci: GuestPci, build: Build | None,
                page1g: bool, assigned: Sequence[str],
-               cpu_props: Mapping[str, str] | None = None) -> BarCheck:
-    if build is None:
-        return BarCheck(None, notes=list(pci.notes))
-    placement = place(build, board(guest, pci, page1g, cpu_props))
-    result = BarCheck(build.name, notes=[*pci.notes, *placement.notes], placement=placement)
+               cpu_props: Mapping[str, str] | None = None,
+               booted: Placement | None = None) -> BarCheck:
+    """`booted`: the placement a boot of the firmware found, used as the model's would be."""
+    if booted is None and build is None:
+        return BarCheck(None, notes=list(pci.notes), how_known="unknown",
+                        not_judged=unjudged(pci, assigned))
+    placement = booted or place(build, board(guest, pci, page1g, cpu_props))  # type: ignore[arg-type]
+    result = BarCheck(placement.firmware, notes=[*pci.notes, *placement.notes],
+                      placement=placement, how_known="boot" if booted else "model")
     for placed in placement.bars:
         if placed.device not in assigned or not placed.is64 or placed.bar > 5:
             continue
@@ -46,7 +52,8 @@ def check_bars(guest: GuestMap, host: HostView, pci: GuestPci, build: Build | No
             result.collisions.append(Collision(start=window[0], end=window[1], kind="bar",
                                                id=name, hole=hole))
             result.notes.append(f"{name} ({human_size(placed.size)}) is left unassigned by "
-                                f"{build.name}: the guest loses the device")
+                                f"{placement.firmware}: the guest driver will see no BAR there "
+                                "(the guest loses the device)")
             continue
         bar = Range(start=placed.start, end=placed.end)
         for hole in _holes(host, guest, bar):
@@ -54,6 +61,12 @@ def check_bars(guest: GuestMap, host: HostView, pci: GuestPci, build: Build | No
                                                end=min(bar.end, hole.end), kind="bar", id=name,
                                                hole=hole))
     return result
+
+
+def unjudged(pci: GuestPci, assigned: Sequence[str]) -> list[str]:
+    """Every 64-bit memory BAR of the assigned devices, as "BDF BARn"."""
+    return [f"{device.id} BAR{bar.index}" for device in pci.devices if device.id in assigned
+            for bar in device.bars if bar.is64 and not bar.io]
 
 
 def _holes(host: HostView, guest: GuestMap, bar: Range) -> list[Hole]:

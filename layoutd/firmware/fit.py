@@ -56,8 +56,44 @@ def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Dev
         found.append((change, result))
         if len(found) == 3:
             break
+    if fixed:
+        found += _relaxed(spec, target, devices, build, replan, firmware_of)
     raise _no(spec, bad, build, found + _other_firmware(spec, target, devices, build, replan,
                                                         firmware_of))
+
+
+PINS = ("cpu.phys_bits", "pci_hole64", "pci_window", "highmem_mmio")
+
+
+def _relaxed(spec: VmSpec, target: Target, devices: Mapping[str, Device], build: Build,
+             replan: Callable[[VmSpec], Plan], firmware_of: Callable[[Plan], Build | None]
+             ) -> list[tuple[dict[str, Any], Plan]]:
+    """The user's own pins (phys-bits, the hole's or window's size) each left for the plan to
+    choose: every one that then plans, with what the plan chooses instead."""
+    found = []
+    values = {"cpu.phys_bits": spec.cpu.phys_bits, "pci_hole64": spec.pci_hole64,
+              "pci_window": spec.pci_window, "highmem_mmio": spec.highmem_mmio}
+    pinned = spec.cpu.phys_bits
+    for bits in range(pinned + 1, (target.host_phys_bits or 52) + 1) if pinned else ():
+        try:  # the fewest more phys-bits that plan as they are
+            variant = with_changes(spec, {"cpu.phys_bits": bits})
+            bad, placed = _check(replan(variant), target, devices, build)
+        except (LayoutdError, ValueError):
+            continue
+        if not bad:
+            found.append(({"cpu.phys_bits": bits}, placed))
+            break
+    for pin in (path for path in PINS if values[path] is not None):
+        change: dict[str, Any] = {pin: None}
+        try:
+            variant = with_changes(spec, change)
+            placed = fit_bars(variant, replan(variant), target, devices, build, replan, firmware_of)
+        except (LayoutdError, ValueError):
+            continue
+        chosen = [w.split(" chosen so that ")[0] for w in placed.warnings if " chosen so that " in w]
+        found.append((change, replace(placed, warnings=(*placed.warnings, *(
+            [f"the plan then chooses {', '.join(chosen)}"] if chosen else [])))))
+    return found
 
 
 def _other_firmware(spec: VmSpec, target: Target, devices: Mapping[str, Device], build: Build,
@@ -131,7 +167,9 @@ def _no(spec: VmSpec, bad: list[BadBar], build: Build, found: list[tuple[dict[st
     ideas = []
     for change, result in found:
         where = ", ".join(f"{b.device} BAR{b.bar} at {hex_addr(b.start or 0)}" for b in result.bars)
-        ideas.append(Suggestion(change, f"{result.firmware} then puts {where}"))
+        chose = next((w for w in result.warnings if w.startswith("the plan then chooses ")), "")
+        ideas.append(Suggestion(change, f"{result.firmware} then puts {where}"
+                                        + (f"; {chose}" if chose else "")))
     blocked = [{"start": None if b.start is None else hex_addr(b.start),
                 "end": None if b.end is None else hex_addr(b.end), "type": "bar",
                 "group": None, "devices": [b.name.split()[0]], "text": b.why} for b in bad]

@@ -207,6 +207,10 @@ def _shape(driver: str, props: Mapping[str, str], host: Mapping[str, Device],
     if driver in SHAPES:
         table, rom = SHAPES[driver]
         return _bars(table), rom, None
+    if driver == "virtio-gpu-pci" and parse_size(props.get("hostmem", "0"), what="hostmem"):
+        # with host memory: MSI-X in BAR1, the modern BAR moves to 2, the window is BAR4 (11.1)
+        return _bars({1: (4 * KiB, *MEM32), 2: (16 * KiB, True, True, False),
+                      4: (parse_size(props["hostmem"], what="hostmem"), True, True, False)}), 0, None
     if driver.startswith("virtio-") and driver.endswith("-pci"):
         return _bars(SHAPES["virtio"][0]), 256 * KiB if driver == "virtio-net-pci" else 0, None
     if driver in ("pc-dimm", "nvdimm") or not driver:

@@ -24,11 +24,14 @@ class BadBar(Record, kw_only=False):
 
 
 def planned_bars(argv: Sequence[str], guest: GuestMap, devices: Mapping[str, Device], build: Build,
-                 usable: Sequence[Range]) -> tuple[list[PlacedBar], list[BadBar], Placement]:
+                 usable: Sequence[Range], booted: Placement | None = None
+                 ) -> tuple[list[PlacedBar], list[BadBar], Placement]:
+    """`booted`: the placement a boot of the firmware found (a build without a model)."""
     pci = read_argv(argv, family_of(guest), devices)
     config = parse_config(argv)
-    placement = place(build, board(guest, pci, page_1g(config.cpu_model, config.cpu_props),
-                                   config.cpu_props))
+    placement = booted or place(build, board(guest, pci, page_1g(config.cpu_model,
+                                                                 config.cpu_props),
+                                             config.cpu_props))
     bars, bad = [], []
     for placed in placement.bars:
         if placed.device not in guest.vfio_devices or not placed.is64 or placed.bar > 5:

@@ -89,6 +89,10 @@ def on_define_domain(vmi_data: bytes | str, domain_data: bytes | str, host: str,
     config = HookConfig(host=host, qemu_version=qemu_version)
     try:
         fixed, plan = fix(xml, DOMAIN_SOURCE, [host], qemu_version)
+    except NoLayout as error:
+        xml_words = error.say
+        spoken = error.speaking(lambda idea: vmi_suggestion(idea, xml_words))
+        return _as_given(vmi, xml, config, f"no layout planned: {spoken.render()}")
     except UNPLANNED as error:
         return _as_given(vmi, xml, config, f"no layout planned: {error.render()}")
     if vmi.migration_target:
@@ -103,6 +107,28 @@ def on_define_domain(vmi_data: bytes | str, domain_data: bytes | str, host: str,
     notes = (f"{vmi.name}: domain fixed for this node ({_said(plan)}); {report.summary}",
              *(f"{vmi.name}: warning: {text}" for text in warnings))
     return Decision(xml=fixed, changed=fixed != xml, notes=notes)
+
+
+VMI_FIELDS = {"memory.size": "spec.domain.memory.guest", "machine": "spec.domain.machine.type",
+              "memory.hugepages": "spec.domain.memory.hugepages.pageSize"}
+"""Spec paths a VMI has a field for; sizes in Kubernetes quantities (480G -> 480Gi)."""
+
+
+def vmi_suggestion(idea: Any, otherwise: Any) -> str:
+    """A plan suggestion said as the VMI's fields where the VMI has them, else as `otherwise`
+    says it (the domain XML)."""
+    said = []
+    for path, value in idea.change.items():
+        text = str(value)
+        if path == "devices":
+            said.append(f"only the host devices {', '.join(value) or '(none)'} "
+                        "(spec.domain.devices.gpus / hostDevices)")
+        elif path in VMI_FIELDS:
+            size = path != "machine" and text[-1:] in "KMGT"
+            said.append(f"{VMI_FIELDS[path]}: {text}{'i' if size else ''}")
+        else:
+            return str(otherwise(idea) if otherwise else idea.text())
+    return f"{'; '.join(said)} ({idea.full_why()})"
 
 
 def _said(plan: Plan) -> str:

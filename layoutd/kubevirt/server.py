@@ -27,6 +27,7 @@ VERSION = "v1alpha3"
 HOOK_POINTS = ("OnDefineDomain", "Shutdown")
 STATUS = {1: "FAILED_PRECONDITION", 2: "INVALID_ARGUMENT", 3: "UNAVAILABLE"}
 GRACE = 5.0  # seconds a call in flight may finish after Shutdown
+TIMEOUT = 50.0  # seconds for one judgement: virt-launcher allows OnDefineDomain one minute
 
 
 def log(message: str) -> None:
@@ -34,15 +35,15 @@ def log(message: str) -> None:
 
 
 def serve(socket_path: str, host: str, qemu_version: str | None = None,
-          ready: Callable[[], None] | None = None) -> int:
+          ready: Callable[[], None] | None = None, timeout: float = TIMEOUT) -> int:
     """Serve until Shutdown, SIGTERM or SIGINT; the socket is removed at the end."""
     api = load()
     _claim(socket_path)
     done = threading.Event()
     server = api.grpc.server(ThreadPoolExecutor(max_workers=2))
     api.info_grpc.add_InfoServicer_to_server(_info(api), server)
-    api.v1alpha3_grpc.add_CallbacksServicer_to_server(_callbacks(api, host, qemu_version, done),
-                                                      server)
+    judge = Judge(host, qemu_version, timeout)
+    api.v1alpha3_grpc.add_CallbacksServicer_to_server(_callbacks(api, judge, done), server)
     try:
         server.add_insecure_port(f"unix:{os.path.abspath(socket_path)}")
     except RuntimeError as error:
@@ -92,12 +93,33 @@ def _info(api: HookApi) -> Any:
     return Info()
 
 
-def _callbacks(api: HookApi, host: str, qemu_version: str | None, done: threading.Event) -> Any:
+class Judge:
+    """Each OnDefineDomain judged in a thread of its own, answered within `timeout` seconds. The
+    thread is a daemon: one stuck past its time (a host file that never answers) is left behind
+    and does not keep the server from stopping."""
+
+    def __init__(self, host: str, qemu_version: str | None, timeout: float) -> None:
+        self.host, self.qemu_version, self.timeout = host, qemu_version, timeout
+
+    def __call__(self, vmi: bytes, domain: bytes) -> Decision | tuple[str, str]:
+        outcome: list[Decision | tuple[str, str]] = []
+        worker = threading.Thread(target=lambda: outcome.append(
+            decide(vmi, domain, self.host, self.qemu_version)), name="judge", daemon=True)
+        worker.start()
+        worker.join(self.timeout)
+        if outcome:
+            return outcome[0]
+        message = f"the judgement did not finish within {self.timeout:g} s (--timeout)"
+        log(f"OnDefineDomain refused: {message}")
+        return "UNAVAILABLE", f"layoutd: {message}"
+
+
+def _callbacks(api: HookApi, judge: Judge, done: threading.Event) -> Any:
     messages = api.v1alpha3
 
     class Callbacks(api.v1alpha3_grpc.CallbacksServicer):  # type: ignore[misc, name-defined]
         def OnDefineDomain(self, request: Any, context: Any) -> Any:
-            outcome = decide(request.vmi, request.domainXML, host, qemu_version)
+            outcome = judge(request.vmi, request.domainXML)
             if isinstance(outcome, Decision):
                 return messages.OnDefineDomainResult(domainXML=outcome.xml)
             code, message = outcome

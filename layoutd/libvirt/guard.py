@@ -202,8 +202,9 @@ def domain_bars(guest: GuestMap, host: HostView, translation: Translation, xml: 
     from layoutd.errors import LayoutdError
 
     try:
-        result = bar_check(guest, host, with_buses(translation.argv, xml,
-                                                   translation.domain.source), devices, dirs)
+        domain = translation.domain
+        result = bar_check(guest, host, with_buses(translation.argv, xml, domain.source), devices,
+                           dirs, domain.emulator or DEFAULT_EMULATOR.get(domain.arch))
     except LayoutdError as error:
         return (), (f"{BARS_UNCHECKED}: {error.render()}",)
     if result is None:
@@ -213,10 +214,13 @@ def domain_bars(guest: GuestMap, host: HostView, translation: Translation, xml: 
             result.notes[1:])
     proven = tuple(c for c in result.collisions if c.hole.type not in NOT_HOST_HOLES)
     others = tuple(c.describe() for c in result.collisions if c.hole.type in NOT_HOST_HOLES)
-    return proven, (*others, *result.notes)
+    booted = (f"BARs where {result.firmware} put them",) if result.how_known == "boot" else ()
+    unjudged = ((f"{BARS_UNCHECKED}: {', '.join(result.not_judged)}",)
+                if result.not_judged else ())
+    return proven, (*booted, *others, *unjudged, *result.notes)
 
 
-NOT_HOST_HOLES = ("unassigned", "guest-phys-bits")
+NOT_HOST_HOLES = ("guest-phys-bits",)  # the guest's own limit: QEMU maps it; the guest may not
 
 
 def emulator_map(translation: Translation, why: str) -> tuple[GuestMap, str]:
@@ -289,6 +293,9 @@ def refusal_message(check: DomainCheck) -> str:
         "QEMU would fail with vfio_dma_map ... = -22:"
     ]
     for collision in (*check.collisions, *check.bars):
+        if collision.hole.type == "unassigned":
+            lines.append(f"  {collision.describe()}")
+            continue
         lines.append(f"  {collision.kind} {collision.id!r} {collision.start:#x}-{collision.end:#x} "
                      f"lies in the {_hole(collision.hole, check.host)}")
     if check.machine_fix:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from layoutd.errors import HostUnavailable
+from layoutd.trust import untrusted
 
 WAIT = float(os.environ.get("LAYOUTD_LOCK_WAIT", "120"))
 
@@ -46,20 +46,6 @@ def lock_folder(choices: list[Path] | None = None) -> Path:
             return folder
         refused.append(f"{folder} ({problem})")
     raise HostUnavailable("no safe folder for the hotplug lock: " + "; ".join(refused))
-
-
-def untrusted(folder: Path) -> str | None:
-    """Why `folder` cannot hold our locks, or None."""
-    info = os.lstat(folder)
-    if not stat.S_ISDIR(info.st_mode):
-        return "not a folder: a symlink or a file"
-    if info.st_uid != os.getuid():
-        return f"owned by uid {info.st_uid}, not {os.getuid()}"
-    if info.st_mode & 0o022:
-        return f"writable by others (mode {stat.S_IMODE(info.st_mode):o})"
-    if not os.access(folder, os.W_OK):
-        return "not writable"
-    return None
 
 
 def lock_path(key: str, folder: Path | None = None) -> Path:

@@ -73,6 +73,6 @@ class Hole(Range):
 class GuestRegion(Range):
     """A guest-physical RAM range that QEMU maps for DMA."""
 
-    kind: str  # ram | dimm | nvdimm | virtio-mem | virtio-pmem
+    kind: str  # ram | dimm | nvdimm | virtio-mem | virtio-pmem | ivshmem | virtio-gpu-hostmem
     id: str
     node: int | None = None

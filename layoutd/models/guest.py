@@ -31,6 +31,16 @@ class RamPiece(Record):
     offset: Address = 0
 
 
+class RamBar(Record):
+    """Guest memory behind a PCI BAR of an emulated device, which VFIO maps as RAM once the
+    firmware has placed the BAR: ivshmem's shared memory, virtio-gpu's host memory window."""
+
+    kind: str  # ivshmem | virtio-gpu-hostmem: the layout kind once placed
+    id: str  # the device's id (or driver): what the firmware placement names it
+    bar: int
+    size: Address
+
+
 class MemoryDeviceInfo(Record):
     """One entry of `query-memory-devices`."""
 
@@ -61,4 +71,5 @@ class GuestMap(Record):
     memory_devices: tuple[MemoryDeviceInfo, ...]  # in address order, as query-memory-devices
     warnings: tuple[str, ...]
     ram_view: tuple[RamPiece, ...] = ()  # the same entries as `layout`, named as QEMU names them
+    ram_bars: tuple[RamBar, ...] = ()  # guest memory behind BARs: in `layout` once placed
     notes: tuple[str, ...] = ()  # facts worth knowing that ask nothing of the user (a dry run agreed)

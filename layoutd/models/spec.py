@@ -151,6 +151,9 @@ class VmSpec(Record):
     ] = None
     accel: Annotated[Literal["kvm", "tcg"] | None, Doc(
         "extension: the VM's accelerator; default kvm on x86_64, tcg on aarch64")] = None
+    guest: Annotated[Literal["windows", "other"] | None, Doc(
+        "extension: the guest OS; windows: never move RAM past 1 TiB on an AMD guest (QEMU's "
+        "relocation on types 7.1+ breaks NVIDIA drivers with Code 43, RHEL-98247)")] = None
 
     def verify(self) -> None:
         """The checks across fields; input validation runs them (layoutd/models/validate.py)."""
@@ -205,6 +208,10 @@ class VmSpec(Record):
     @property
     def machine_type(self) -> str:
         return self.machine or ("virt" if self.arch == "aarch64" else "q35")
+
+    @property
+    def windows(self) -> bool:
+        return self.guest == "windows"
 
     @property
     def accelerator(self) -> Literal["kvm", "tcg"]:

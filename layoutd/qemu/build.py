@@ -1,8 +1,8 @@
 """Put the pieces together: argv -> VmConfig -> machine, CPU, boot RAM, devices -> GuestMap."""
 
-from layoutd.errors import QemuRefusal
+from layoutd.errors import NotModelled, QemuRefusal
 from layoutd.models.common import Range
-from layoutd.models.guest import GuestMap, NamedRegion
+from layoutd.models.guest import GuestMap, NamedRegion, RamBar
 from layoutd.qemu import arm, x86
 from layoutd.qemu.boot import BootRam, boot_ram, check_memory_options
 from layoutd.qemu.config import VmConfig, parse_config
@@ -17,6 +17,7 @@ from layoutd.record import replace
 def build(argv: list[str], *, qemu: QemuRelease, arch: str, host_cpu: HostCpu | None,
           host: HostMemory | None) -> GuestMap:
     config = parse_config(argv, qemu)
+    _check_ram_bars(config, qemu)
     machine = resolve(config.machine, arch, qemu)
     if arch == "x86_64":
         return _x86(config, machine, qemu, host_cpu, host)
@@ -81,6 +82,19 @@ def _named(config: VmConfig, machine: Machine, pieces: list[Piece]) -> list[Piec
     return [replace(p, name=f"/objects/{p.name}") if p.name in by_path else p for p in pieces]
 
 
+def _check_ram_bars(config: VmConfig, qemu: QemuRelease) -> None:
+    """virtio-gpu-pci's hostmem exists in 11.1 (query-pci: BAR4), not in 7.2 (its refusal)."""
+    for device in config.ram_bars:
+        if device.kind != "virtio-gpu-hostmem":
+            continue
+        if qemu.virtio_gpu_hostmem is None:
+            raise NotModelled(f"-device {device.text}: virtio-gpu-pci's hostmem on QEMU "
+                              f"{qemu.version} is not modelled", field="qemu argv")
+        if not qemu.virtio_gpu_hostmem:
+            raise QemuRefusal(f"-device {device.text}: Property 'virtio-gpu-pci.hostmem' not found")
+    config.ram_bars = [device for device in config.ram_bars if device.size]
+
+
 def _guest_map(config: VmConfig, machine: Machine, qemu: QemuRelease, arch: str, cpu: GuestCpu,
                boot: BootRam, pieces: list[Piece], placed: list[Placed],
                regions: list[NamedRegion], device_memory: Range | None, highest: int,
@@ -92,5 +106,7 @@ def _guest_map(config: VmConfig, machine: Machine, qemu: QemuRelease, arch: str,
         maxmem=config.maxmem, ram_size=boot.size, phys_bits=cpu.phys_bits,
         highest_address=highest, cpu_vendor=cpu.vendor, vfio_devices=tuple(config.vfio),
         memory_devices=tuple(sorted((p.device for p in placed), key=lambda d: d.addr)),
-        warnings=warnings, ram_view=view,
+        warnings=warnings + tuple(config.notes), ram_view=view,
+        ram_bars=tuple(RamBar(kind=d.kind, id=d.id, bar=d.bar, size=d.size)
+                       for d in config.ram_bars),
     )

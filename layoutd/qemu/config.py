@@ -50,8 +50,7 @@ VGA_DEVICES = frozenset(
 UNMODELLED_DEVICES = frozenset(
     [
         "hv-balloon", "cxl-type3", "cxl-rp", "cxl-upstream", "cxl-downstream",
-        "sgx-epc", "virtio-mem-device", "virtio-pmem", "memory-backend-epc", "ivshmem-plain",
-        "ivshmem-doorbell"
+        "sgx-epc", "virtio-mem-device", "virtio-pmem", "memory-backend-epc"
     ]
 )
 UNMODELLED_MACHINE_PROPS = frozenset(["sgx-epc", "mte", "x-remote"])
@@ -76,6 +75,17 @@ class MemDevice(Record, kw_only=False, frozen=False):
     def size_prop(self, name: str) -> int | None:
         value = self.props.get(name)
         return None if value is None else parse_size(value, what=f"{self.driver} {name}")
+
+
+class RamBarDevice(Record, kw_only=False, frozen=False):
+    """An emulated device with guest memory behind a BAR (models.guest.RamBar once sized)."""
+
+    kind: str  # ivshmem | virtio-gpu-hostmem
+    id: str  # its id, else its driver: as the firmware placement names it
+    bar: int
+    text: str  # the -device argument, for QEMU's error prefix
+    memdev: str | None = None  # ivshmem-plain: the backend whose size the BAR takes
+    size: int = 0
 
 
 class NumaNode(Record, kw_only=False, frozen=False):
@@ -108,12 +118,19 @@ class VmConfig(Record, frozen=False):
     cxl_bridges: list[str] = field(default_factory=list)  # ids of pxb-cxl devices
     cxl_windows: dict[int, dict[str, str]] = field(default_factory=dict)  # -M cxl-fmw.N.*
     acpi: bool = True
+    ram_bars: list[RamBarDevice] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the map cannot say (ivshmem-doorbell)
 
 
 def parse_config(argv: Sequence[str], qemu: QemuRelease | None = None) -> VmConfig:
     config = VmConfig(qemu=qemu or row(DEFAULT))
     for option in split_argv(argv):
         _HANDLERS.get(option.name, _ignore)(config, option)
+    for device in config.ram_bars:  # objects exist before devices, whatever the order given
+        if device.memdev is not None:
+            if device.memdev not in config.backends:
+                raise QemuRefusal(f"-device {device.text}: Device '{device.memdev}' not found")
+            device.size = config.backends[device.memdev].size
     return config
 
 
@@ -255,8 +272,35 @@ def _device(config: VmConfig, option: Option) -> None:
         config.vga_devices += 1
     elif driver == "pxb-cxl":
         config.cxl_bridges.append(props.get("id", ""))
+    elif driver in RAM_BAR_DRIVERS:
+        _ram_bar(config, text, props)
     elif driver in UNMODELLED_DEVICES:
         _unsupported(config, option)
+
+
+RAM_BAR_DRIVERS = frozenset(["ivshmem-plain", "ivshmem-doorbell", "virtio-gpu-pci",
+                             "vhost-user-fs-pci"])
+
+
+def _ram_bar(config: VmConfig, text: str, props: dict[str, str]) -> None:
+    """Devices with guest memory behind a BAR (VFIO maps it as RAM once the firmware placed
+    it), as QEMU 7.2, 10.0 and 11.1 take them (query-pci and their refusals)."""
+    driver = props["driver"]
+    name = props.get("id") or driver
+    if driver == "ivshmem-plain":
+        if "memdev" not in props:
+            raise QemuRefusal(f"-device {text}: You must specify a 'memdev'")
+        config.ram_bars.append(RamBarDevice("ivshmem", name, 2, text, props["memdev"]))
+    elif driver == "ivshmem-doorbell":
+        if "memdev" in props:
+            raise QemuRefusal(f"-device {text}: Property 'ivshmem-doorbell.memdev' not found")
+        config.notes.append(f"-device {text}: its shared memory (BAR2) comes from the ivshmem "
+                            "server at start, so its size and place are not judged")
+    elif driver == "vhost-user-fs-pci" and "cache-size" in props:  # a DAX window never merged
+        raise QemuRefusal(f"-device {text}: Property 'vhost-user-fs-pci.cache-size' not found")
+    elif driver == "virtio-gpu-pci" and "hostmem" in props:  # which QEMU has it: build.py
+        size = _size(config, props["hostmem"], f"-device {text}: ", "hostmem")
+        config.ram_bars.append(RamBarDevice("virtio-gpu-hostmem", name, 4, text, None, size))
 
 
 def _full_bdf(host: str) -> str:

@@ -75,6 +75,8 @@ class QemuRelease(Record, kw_only=False):
     cxl_window_size_refusal: str = ("Size of a CXL fixed memory window must be a multiple of "
                                     "256MiB")
     x86_machines_removed: tuple[Version, ...] = ()  # modelled x86 types it no longer has
+    virtio_gpu_hostmem: bool | None = False  # virtio-gpu-pci's hostmem= (a 64-bit BAR 4 of that
+    # size, 11.1's query-pci); None: not known (10.0's Debian build here has no virtio-gpu module)
 
     def knows_cpu_model(self, name: str, arch: str) -> bool:
         """Whether `-cpu NAME` exists in this binary: its query-cpu-definitions (cpu_models.py)."""
@@ -135,6 +137,7 @@ ROWS: dict[Version, QemuRelease] = {
             accel_errors_located=False,
             pae_gives_36_bits=True,
             cpu_models="bookworm-backports",
+            virtio_gpu_hostmem=None,
         ),
         QemuRelease(
             v("11.1"), PROVEN,  # Debian sid's, in a debootstrapped root (scripts/sid-root.sh)
@@ -152,6 +155,7 @@ ROWS: dict[Version, QemuRelease] = {
             pae_gives_36_bits=True,
             cpu_models="sid",
             x86_machines_removed=_BEFORE_5_2,  # gone from -machine help
+            virtio_gpu_hostmem=True,
         ),
     )
 }
@@ -171,6 +175,9 @@ differs); virt before 7.1 has no compact highmem."""
 AMD_1TIB_SINCE = v("7.1")
 """x86 machine types from this release move high RAM to 1 TiB for AMD guests reaching the HT
 range (enforce_amd_1tb_hole)."""
+
+
+WITHOUT_AMD_1TIB = v("7.0")  # the newest machine types without that rule
 
 
 def amd_1tib_rule(machine: Version) -> bool:

@@ -94,10 +94,11 @@ def hole64_start(high_end: int, device_size: int, cxl: tuple[int, ...] | None = 
 
 
 def cxl_ranges(device_end: int, windows: tuple[int, ...]) -> list[tuple[int, int]]:
-    """hw/i386/pc.c pc_memory_init with cxl=on: 1 MiB of host registers at the next GiB after
-    device memory (or high RAM), then each fixed memory window in turn from the next 256 MiB.
-    [(start, end)]: the registers first."""
-    base = align_up(device_end, GiB)
+    """hw/i386/pc.c pc_memory_init with cxl=on: 1 MiB of host registers right after device
+    memory (or high RAM; pc_get_cxl_range_start, not rounded: QEMU's own phys-bits cases with
+    maxmem=987G, tests/qemu/test_mem_addr_space.py), then each fixed memory window in turn from
+    the next 256 MiB. [(start, end)]: the registers first."""
+    base = device_end
     found = [(base, base + CXL_HOST_REG - 1)]
     start = align_up(base + CXL_HOST_REG, CXL_WINDOW_ALIGN)
     for size in windows:

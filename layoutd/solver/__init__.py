@@ -5,6 +5,7 @@
 
 from layoutd.errors import InputError
 from layoutd.models.spec import VmSpec
+from layoutd.record import replace
 from layoutd.solver.build import Solved, build
 from layoutd.solver.solve import Problem, problem_for, solve
 from layoutd.solver.suggest import Accept, TargetFor
@@ -22,12 +23,22 @@ def solve_spec(spec: VmSpec, target: Target, qemu_version: str,
     foreign = _foreign_guest(spec, target)
     problem = problem_for(spec, target, qemu_version)
     solution, rejections = solve(problem)
+    said: tuple[str, ...] = ()
+    if solution is None and problem.windows and problem.amd_rule and spec.machine_type == spec.family:
+        older = windows_machine(spec)  # RAM stays below the HT hole, the rest in DIMMs at 1 TiB
+        retry = problem_for(older, target, qemu_version)
+        solution = solve(retry)[0]
+        if solution is not None:
+            spec, problem = older, retry
+            said = (f"machine {older.machine_type}: on newer types QEMU moves RAM above 4 GiB "
+                    "past 1 TiB for this AMD guest, which Windows drivers fail on (Code 43, "
+                    "RHEL-98247); RAM stays below the HyperTransport hole, the rest in DIMMs",)
     if solution is None:
         from layoutd.solver.explain import explain  # only a "no" is explained
 
         raise explain(spec, problem, rejections, target, qemu_version, target_for, accept)
     solved = build(spec, problem, solution, qemu_version)
-    notes = tuple(target.notes) + foreign
+    notes = tuple(target.notes) + foreign + said
     return Solved(
         solved.config,
         solved.layout,
@@ -36,6 +47,14 @@ def solve_spec(spec: VmSpec, target: Target, qemu_version: str,
         solved.hotplug_room,
         solved.default_layout,
     )
+
+
+def windows_machine(spec: VmSpec) -> VmSpec:
+    """The spec on the newest machine type of its family without QEMU's AMD 1 TiB rule."""
+    from layoutd.qemu.machines import FAMILIES
+    from layoutd.qemu.versions import WITHOUT_AMD_1TIB
+
+    return replace(spec, machine=FAMILIES[spec.arch][spec.family] + str(WITHOUT_AMD_1TIB))
 
 
 HOST_ARCH = {"amd": "x86_64", "intel": "x86_64", "hygon": "x86_64", "arm": "aarch64"}

@@ -50,6 +50,7 @@ class Problem(Record):
     amd_rule: bool = False  # QEMU moves high RAM to 1 TiB at the HT range (AMD, types 7.1+)
     hole64: int | None = None  # the spec's pci-hole64-size; None: QEMU's default, lowered if need be
     numa: bool = False  # the spec has NUMA cells (one cell too: -numa gives its RAM node 0)
+    windows: bool = False  # never RAM past 1 TiB by QEMU's AMD rule (Windows: RHEL-98247)
 
     @property
     def ram_start(self) -> int:
@@ -134,6 +135,7 @@ def problem_for(spec: VmSpec, target: Target, version: str | Version = DEFAULT) 
         qemu=qemu,
         amd_rule=x86.amd_rule(cpu.vendor, resolve(spec.machine_type, spec.arch, qemu)),
         hole64=spec.pci_hole64,
+        windows=spec.windows,
         vga_window=spec.arch == "x86_64" and x86.vga_hides_ram(
             spec.family, qemu, True, x86.smm_auto(spec.accelerator, target.kvm_smm)),
     )
@@ -193,7 +195,8 @@ def candidates(problem: Problem) -> list[Choice]:
         cap = align_down(min(zero[1] + 1, x86.FOUR_GIB), align)
         if cap >= MIN_LOW_RAM:
             low_caps.append(cap)
-    starts = [x86.FOUR_GIB, x86.AMD_ABOVE_1TB] if problem.amd_rule else [x86.FOUR_GIB]
+    relocate = problem.amd_rule and not problem.windows
+    starts = [x86.FOUR_GIB, x86.AMD_ABOVE_1TB] if relocate else [x86.FOUR_GIB]
     for start in starts:
         high_cap = _room_from(problem, start)
         for max_below in low_caps:
@@ -552,6 +555,9 @@ def _regime(
         return None
     if not problem.amd_rule:
         return Rejection("regime", "no relocation for this CPU and machine type")
+    if problem.windows:
+        return Rejection("regime", "QEMU would move RAM above 4 GiB past 1 TiB, which a Windows "
+                         "guest must not get (Code 43)")
     return Rejection("regime", "QEMU would choose the other AMD high-RAM start")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from layoutd.errors import LayoutdError
 from layoutd.models.spec import VmSpec, with_changes
 from layoutd.qemu.machines import FAMILIES, resolve
-from layoutd.qemu.versions import AMD_1TIB_SINCE, amd_1tib_rule, row
+from layoutd.qemu.versions import AMD_1TIB_SINCE, WITHOUT_AMD_1TIB, amd_1tib_rule, row
 from layoutd.record import Record
 from layoutd.solver.solve import ONLINE, Problem, Rejection, Solution, problem_for, solve
 from layoutd.solver.target import Target
@@ -134,6 +134,13 @@ def _newer_machine(solver: Solver) -> list[Candidate]:
         machine = resolve(spec.machine_type, spec.arch, row(solver.version))
     except LayoutdError:
         return []
+    if spec.windows:  # QEMU's relocation breaks Windows drivers: the type before it instead
+        older = FAMILIES[spec.arch][spec.family] + str(WITHOUT_AMD_1TIB)
+        if not amd_1tib_rule(machine.release) or spec.machine_type == older:
+            return []
+        return [({"machine": older}, f"machine types before {NEWER_MACHINE} keep RAM below the "
+                 "HyperTransport hole (DIMMs hold the rest at 1 TiB); newer ones move it past "
+                 "1 TiB on an AMD guest, which Windows drivers fail on (Code 43, RHEL-98247)")]
     if amd_1tib_rule(machine.release):
         return []
     newer = FAMILIES[spec.arch][spec.family] + NEWER_MACHINE

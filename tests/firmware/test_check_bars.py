@@ -63,10 +63,18 @@ def test_unassigned_bar_is_a_no() -> None:
     assert data["collisions"][0]["hole"]["type"] == "unassigned"
 
 
-def test_unknown_firmware_is_said_not_guessed(tmp_path: object) -> None:
+def test_unknown_firmware_that_does_not_boot_is_not_judged(tmp_path: object) -> None:
+    """A file layoutd has no row for is booted; one QEMU cannot boot leaves the BARs not judged:
+    no "no collision", exit 3, and the JSON lists them."""
     code, data = check("-machine", "q35", "-m", "2G", "-bios", "/bin/true", *GPU)
-    assert code == 0 and data["bars"] == []
+    assert code == 3 and data["bars"] == [] and data["how_known"]["bars"] == "unknown"
+    assert [item["what"] for item in data["not_judged"]] == ["0000:01:00.0 BAR1", "0000:01:00.0 BAR3"]
     assert any("not a build layoutd knows" in w for w in data["warnings"])
+    assert any("booting it to see where it puts the BARs failed" in w for w in data["warnings"])
+    text = run_layoutd("check", "--host", HOST, "--qemu-version", "7.2", "--", "qemu-system-x86_64",
+                       "-machine", "q35", "-m", "2G", "-bios", "/bin/true", *GPU)
+    assert text.returncode == 3 and "no collision" not in text.stdout
+    assert "not judged: 0000:01:00.0 BAR1, 0000:01:00.0 BAR3" in text.stdout
 
 
 def test_debian_13_ovmf_is_known_by_its_file() -> None:

@@ -69,19 +69,8 @@ def ids_of(args: Sequence[str]) -> list[str]:
     return found
 
 
-def without_ivshmem(args: Sequence[str]) -> list[str]:
-    """The command line for the RAM model, which refuses ivshmem (its BAR is not RAM at start)."""
-    kept: list[str] = []
-    for word in args:
-        if word.startswith(("ivshmem", "memory-backend-ram,id=m")):
-            kept.pop()  # its -device or -object
-        else:
-            kept.append(word)
-    return kept
-
-
 def model(args: Sequence[str], version: str, build: Build) -> Placement:
-    guest = predict(without_ivshmem(args), version=version)
+    guest = predict(args, version=version)  # ivshmem: a BAR, no RAM at start
     cpu = args[args.index("-cpu") + 1].split(",")
     props = dict(part.split("=", 1) if "=" in part else (part, "on") for part in cpu[1:])
     pci = read_argv(args, "q35" if "q35" in guest.machine else "pc", {})

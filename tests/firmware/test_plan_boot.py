@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from layoutd.host.sysfs import parse_resource
 from tests.conftest import EXAMPLES, need, run_layoutd
-from tests.support.firmware_runner import TRIXIE_ROOT, booted_bars, booted_hole64
+from tests.support.firmware_runner import TRIXIE_ROOT, booted_bars, booted_hole64, stand_in_argv
 from tests.support.qemu_runner import qemu_binary
 
 HOST = EXAMPLES / "hosts/intel-46bit-cpu-39bit-iommu"
@@ -28,27 +27,7 @@ devices: [0000:01:00.0, 0000:01:00.1]
 
 
 def stand_ins(argv: list[str], host: Path = HOST) -> tuple[list[str], dict[str, tuple[str, int]]]:
-    """The argv with each vfio-pci device replaced by stand-ins for its 64-bit BARs; and which
-    stand-in (QEMU id) plays which (device, BAR)."""
-    out: list[str] = []
-    plays: dict[str, tuple[str, int]] = {}
-    for word in argv:
-        if not (out and out[-1] == "-device" and word.startswith("vfio-pci")):
-            out.append(word)
-            continue
-        out.pop()
-        props = dict(part.split("=", 1) for part in word.split(",")[1:])
-        resource = (host / "sys/bus/pci/devices" / props["host"] / "resource").read_text()
-        bars = [bar for bar in parse_resource(resource, "resource") if bar.is_64 and not bar.is_rom]
-        for number, bar in enumerate(bars):
-            name = f"{props['id']}-b{bar.index}"
-            plays[name] = (props["host"], bar.index)
-            if number == 0:
-                out += ["-device", f"pci-testdev,membar={bar.size},id={name}"]
-            else:
-                out += ["-object", f"memory-backend-ram,id=m{name},size={bar.size},share=on",
-                        "-device", f"ivshmem-plain,memdev=m{name},id={name}"]
-    return out, plays
+    return stand_in_argv(argv, host)
 
 
 OVMF_13 = TRIXIE_ROOT / "usr/share/ovmf/OVMF.fd"  # Debian 13's, from scripts/trixie-root.sh
@@ -138,3 +117,54 @@ def test_the_drawn_pci_hole64_is_what_the_booted_guest_is_told(tmp_path: Path) -
     assert drawn == [(start, end)]
     # the hole at -S (QEMU's model without BARs) is not what the guest gets: the BARs lie past it
     assert max(int(b["end"], 16) for b in plan["bars"]) > start + (32 << 30)
+
+
+def boot_and_audit(args: list[str], plays: dict[str, tuple[str, int]], host: Path
+                   ) -> tuple[dict[tuple[str, int], int | None], dict[str, object]]:
+    """Boot with the plan's own firmware until the stand-ins' BARs are placed; then the BARs,
+    and `layoutd check --qmp` of the running guest (its real RAM map against the host)."""
+    import tempfile
+
+    from tests.support.firmware_runner import _poll, running
+
+    folder = tempfile.mkdtemp(prefix="layoutd-audit-")
+    audit_socket = f"{folder}/audit.sock"
+    extra = ["-qmp", f"unix:{audit_socket},server=on,wait=off"]
+    with running(qemu_binary("7.2"), [*args, *extra], folder) as monitor:
+        bars = _poll(monitor, list(plays), 120, None)
+        audit = run_layoutd("check", "--qmp", audit_socket, "--host", str(host), "--format", "json")
+    assert audit.returncode in (0, 1), audit.stderr
+    booted = {plays[ident]: start for (ident, bar), start in bars.items() if bar == 2}
+    return booted, json.loads(audit.stdout)
+
+
+def test_a_pinned_phys_bits_is_relaxed_and_the_relaxed_plan_boots_clear(tmp_path: Path) -> None:
+    """Issue 22, 4a: EPYC with phys_bits 40, 960G, QEMU 7.2, the AMD host: no layout keeps the
+    pin (SeaBIOS puts a 32 GiB BAR across the HT hole, and a hole large enough to move RAM to
+    1 TiB is past 40 bits), and the "no" suggests leaving phys-bits to the plan. That spec
+    plans; booted with the real SeaBIOS 1.16.2, every BAR lands where planned, clear of the
+    hole, and the running guest's own RAM map (`check --qmp`) has no collision."""
+    text = SPEC.format(name="q960").replace("8G", "960G").replace(
+        "0000:01:00.0, 0000:01:00.1", "0000:29:00.0, 0000:2a:00.0").replace(
+        "count: 1}", "count: 1, phys_bits: 40}")
+    spec = tmp_path / "vm.yaml"
+    spec.write_text(text)
+    no = run_layoutd("plan", str(spec), "--host", str(AMD), "--qemu-version", "7.2", "--format", "json")
+    assert no.returncode == 1, no.stdout + no.stderr
+    ideas = [idea["change"] for idea in json.loads(no.stdout)["would_work"]]
+    assert {"cpu.phys_bits": None} in ideas
+    spec.write_text(text.replace(", phys_bits: 40}", "}"))  # the suggestion applied
+    result = run_layoutd("plan", str(spec), "--host", str(AMD), "--qemu-version", "7.2",
+                         "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    plan = json.loads(result.stdout)
+    args, plays = stand_ins(list(plan["qemu_argv"]), AMD)
+    booted, audit = boot_and_audit(args, plays, AMD)
+    assert booted == {(b["device"], b["bar"]): int(b["start"], 16) for b in plan["bars"]}
+    assert len(booted) == 4
+    assert all(int(b["end"], 16) < HT[0] or int(b["start"], 16) > HT[1] for b in plan["bars"])
+    assert audit["collisions"] == [] and audit["layout"], audit
+    above_1m = [[(r["start"], r["end"]) for r in layout if int(r["start"], 16) >= 1 << 20]
+                for layout in (audit["layout"], plan["layout"])]  # below it the BIOS shadows ROMs
+    # the running guest maps the planned RAM (and, as RAM too, the stand-ins' ivshmem BARs)
+    assert above_1m[1] and set(above_1m[1]) <= set(above_1m[0])

@@ -46,3 +46,17 @@ def schema_ready(xml: str) -> str:
     """KubeVirt writes type="pci" on the hostdev's <source><address>: libvirt's parser takes it,
     its RNG schema does not. Dropped before virt-xml-validate, in the input as in the output."""
     return xml.replace('<address type="pci" domain=', '<address domain=')
+
+
+def stuck_host(folder: Path) -> str:
+    """The AMD host with its GPU group's reserved_regions a FIFO nobody writes: reading it never
+    returns, so only a time limit ends the judgement."""
+    import os
+    import shutil
+
+    root = folder / "stuck-host"
+    shutil.copytree(AMD, root)
+    regions = root / "sys/kernel/iommu_groups/27/reserved_regions"
+    regions.unlink()
+    os.mkfifo(regions)
+    return str(root)

@@ -17,7 +17,7 @@ import pytest
 from layoutd.errors import InputError
 from layoutd.kubevirt.hookapi import HookApi, load
 from tests.conftest import ROOT, need
-from tests.kubevirt.domains import AMD, MIGRATING, NARROW, domain, vmi
+from tests.kubevirt.domains import AMD, MIGRATING, NARROW, domain, stuck_host, vmi
 
 START = 60.0
 
@@ -41,12 +41,12 @@ class Server:
 
 
 @contextmanager
-def serving(folder: Path, host: str) -> Iterator[Server]:
+def serving(folder: Path, host: str, *options: str) -> Iterator[Server]:
     socket, log = folder / "layoutd.sock", folder / "serve.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "layoutd.cli", "kubevirt", "serve", "--socket", str(socket),
-             "--host", host], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+             "--host", host, *options], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
     server = Server(process, socket, log)
     try:
         deadline = time.monotonic() + START
@@ -149,6 +149,21 @@ def test_a_collision_and_bad_input_are_errors_kubevirt_sees(api: HookApi, tmp_pa
         result = stub.OnDefineDomain(api.v1alpha3.OnDefineDomainParams(
             domainXML=given, vmi=vmi(**MIGRATING).encode()), timeout=60)
         assert result.domainXML == given
+
+
+def test_a_judgement_that_cannot_finish_is_unavailable(api: HookApi, tmp_path: Path) -> None:
+    """A host read that never returns: UNAVAILABLE at --timeout, within virt-launcher's minute,
+    and the server still answers Info afterwards."""
+    with serving(tmp_path, stuck_host(tmp_path), "--timeout", "1") as server, \
+            server.channel() as channel:
+        with pytest.raises(api.grpc.RpcError) as late:
+            api.v1alpha3_grpc.CallbacksStub(channel).OnDefineDomain(
+                api.v1alpha3.OnDefineDomainParams(domainXML=domain(AMD).encode(),
+                                                  vmi=vmi().encode()), timeout=60)
+        assert late.value.code() == api.grpc.StatusCode.UNAVAILABLE
+        assert "did not finish within 1 s" in late.value.details()
+        info = api.info_grpc.InfoStub(channel).Info(api.info.InfoParams(), timeout=10)
+        assert info.name == "layoutd"
 
 
 def test_shutdown_stops_the_server_and_removes_the_socket(api: HookApi, tmp_path: Path) -> None:

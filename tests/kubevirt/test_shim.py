@@ -11,7 +11,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, assert_clean_failure, need, run_layoutd
-from tests.kubevirt.domains import AMD, MIGRATED, MIGRATING, NARROW, OVMF, domain, schema_ready, vmi
+from tests.kubevirt.domains import (
+    AMD,
+    MIGRATED,
+    MIGRATING,
+    NARROW,
+    OVMF,
+    domain,
+    schema_ready,
+    stuck_host,
+    vmi,
+)
 
 
 def shim(vmi_json: str, xml: str, host: str) -> subprocess.CompletedProcess[str]:
@@ -64,7 +74,8 @@ def test_a_proven_collision_stops_the_vm_naming_the_hole() -> None:
     result = shim(vmi(), domain(NARROW), NARROW)
     assert_clean_failure(result, 1, "refusing VMI 'gpu-team/llm-trainer' on this node",
                          "lies in the space above the IOMMU's top 0x8000000000-0xffffffffffffffff",
-                         "layoutd could not plan a layout that avoids them")
+                         "layoutd could not plan a layout that avoids them",
+                         "would work: spec.domain.memory.guest: 478Gi")
     assert result.stdout == ""
 
 
@@ -128,3 +139,11 @@ def test_serve_without_grpc_says_which_extra_is_missing(tmp_path: Path) -> None:
                             capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert_clean_failure(result, 2, "pip install 'layoutd[kubevirt]'")
     assert not (tmp_path / "s.sock").exists()
+
+
+def test_a_judgement_that_cannot_finish_is_exit_3_at_the_time_limit(tmp_path: Path) -> None:
+    """virt-launcher allows one minute; a host read that never returns ends at --timeout."""
+    result = run_layoutd("kubevirt", "on-define-domain", "--vmi", vmi(), "--domain", domain(AMD),
+                         "--host", stuck_host(tmp_path), "--timeout", "1")
+    assert_clean_failure(result, 3, "the judgement did not finish within 1 s (--timeout)")
+    assert result.stdout == ""

@@ -209,6 +209,34 @@ def test_prepare_refuses_a_domain_whose_nvme_bar_below_4g_is_in_an_rmrr(tmp_path
         in result.stderr, result.stderr
 
 
+def test_prepare_boots_a_firmware_without_a_row_refuses_and_caches(tmp_path: Path) -> None:
+    """Debian 12's SeaBIOS with a byte of its padding changed: no row, so the hook boots it (as a
+    stand-in for the GPU) and refuses the 960G domain whose 32G BAR it puts across the
+    HyperTransport hole; the 64G one starts, and its second start is answered from the cache."""
+    from tests.support.firmware_runner import changed_copy
+
+    bios = changed_copy(Path("/usr/share/seabios/bios-256k.bin"), 0x100, "bios-256k.bin")
+    loader = f"    <loader type='rom'>{bios}</loader>\n"
+    cache = tmp_path / "boots"
+    cache.mkdir(mode=0o700)
+    os.environ["LAYOUTD_BOOT_CACHE"] = str(cache)
+    try:
+        hook = bar_hook(tmp_path)
+        refused = call(hook, "lt-big", "prepare", "begin", "-", stdin=bar_domain("960", loader))
+        assert refused.returncode == 1, refused.stderr
+        assert "bar '0000:2a:00.0 BAR1' 0xfd00000000-0xffffffffff lies in the reserved hole" \
+            in refused.stderr, refused.stderr
+        for _ in range(2):
+            allowed = call(hook, "lt-big", "prepare", "begin", "-", stdin=bar_domain("64", loader))
+            assert allowed.returncode == 0, allowed.stderr
+    finally:
+        del os.environ["LAYOUTD_BOOT_CACHE"]
+    log = (tmp_path / "var/log/layoutd/hook.log").read_text()
+    assert f"BARs where firmware {bios} (booted under TCG" in log, log
+    assert log.count("answer from the cache") == 1, log
+    assert "RAM region(s) and every assigned 64-bit BAR clear" in log
+
+
 def test_refusal_names_the_machine_type_first_and_it_passes(tmp_path: Path) -> None:
     """An AMD guest of 1100 GiB on pc-q35-6.2 (before QEMU's AMD 1 TiB rule): the refusal names
     the newer machine type first (the simplest fix), then `layoutd libvirt fix`; the domain with

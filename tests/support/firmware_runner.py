@@ -20,6 +20,7 @@ from typing import Any
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
+from layoutd.host.sysfs import parse_resource
 from tests.conftest import need
 from tests.support.qemu_runner import CACHE, SID_ROOT, QemuBinary, _connect, _wait_for_socket
 
@@ -30,6 +31,7 @@ TRIXIE_ROOT = CACHE / "trixie-root"  # scripts/trixie-root.sh: Debian 13's ovmf 
 # firmware name -> (the root holding Debian's ovmf package, whether QEMU runs inside that root)
 OVMF_ROOTS = {"ovmf": (Path("/"), False), "ovmf-13": (TRIXIE_ROOT, False), "ovmf-sid": (SID_ROOT, True)}
 UNMAPPED = (1 << 64) - 1
+FIRMWARE = CACHE / "unknown-firmware"  # Debian's builds with a byte changed: no row in layoutd
 
 Bars = dict[tuple[str, int], int | None]
 
@@ -160,3 +162,46 @@ def boot_all(binary: QemuBinary, jobs: Sequence[tuple[Sequence[str], Sequence[st
     with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
         futures = [pool.submit(one, args, ids, assigns) for args, ids, assigns in jobs]
         return [future.result() for future in futures]
+
+
+def stand_in_argv(argv: list[str], host: Path) -> tuple[list[str], dict[str, tuple[str, int]]]:
+    """The argv with each vfio-pci device replaced by stand-ins for its 64-bit BARs (read from
+    the host tree's sysfs `resource`): pci-testdev membar=SIZE for the first, ivshmem-plain for
+    the others, each in a slot of its own; and which stand-in (QEMU id) plays which (device, BAR,
+    read as BAR2). Independent of layoutd.boot's stand-ins (one slot, several functions)."""
+    out: list[str] = []
+    plays: dict[str, tuple[str, int]] = {}
+    for number, word in enumerate(argv):
+        if not (out and out[-1] == "-device" and word.startswith("vfio-pci")):
+            out.append(word)
+            continue
+        out.pop()
+        props = dict(part.split("=", 1) for part in word.split(",")[1:])
+        name_of = props.get("id", f"v{number}")
+        resource = (host / "sys/bus/pci/devices" / props["host"] / "resource").read_text()
+        bars = [bar for bar in parse_resource(resource, "resource") if bar.is_64 and not bar.is_rom]
+        for index, bar in enumerate(bars):
+            name = f"{name_of}-b{bar.index}"
+            plays[name] = (props["host"], bar.index)
+            if index == 0:
+                out += ["-device", f"pci-testdev,membar={bar.size},id={name}"]
+            else:
+                out += ["-object", f"memory-backend-ram,id=m{name},size={bar.size},share=on",
+                        "-device", f"ivshmem-plain,memdev=m{name},id={name}"]
+    return out, plays
+
+
+def changed_copy(original: Path, offset: int, name: str) -> Path:
+    """`original` with the byte at `offset` (padding or free space, outside its code) flipped:
+    a firmware layoutd has no row for; made once, kept in the test cache."""
+    need(original.exists(), f"{original} (Debian packages seabios and ovmf)")
+    target = FIRMWARE / name
+    if not target.exists():
+        data = bytearray(original.read_bytes())
+        assert data[offset] in (0x00, 0xFF)
+        data[offset] ^= 0x01
+        FIRMWARE.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_suffix(".tmp")
+        temporary.write_bytes(bytes(data))
+        temporary.replace(target)
+    return target
