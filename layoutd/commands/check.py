@@ -67,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
                if args.libvirt else checking.check_command_line(command, **options))
     text, found = report(checked.guest, checked.host, args.format, checked.devices,
                          checked.fixes_for, checked.language, checked.bars)
+    if args.libvirt and args.format == "text" and "\nwould work: <" in text:
+        from layoutd.libvirt.guard import libvirt_target
+
+        text += f"note: the XML above is for {libvirt_target(args.libvirt_version)}\n"
     sys.stdout.write(text)
     if found:
         return 1

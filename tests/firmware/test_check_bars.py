@@ -120,6 +120,8 @@ def test_libvirt_domain_root_ports_and_the_passthrough_limit(tmp_path: Path) -> 
     assert result.returncode == 1
     assert any("<cpu mode='host-model'><maxphysaddr mode='emulate' bits='39'/></cpu>" in idea["text"]
                for idea in data["would_work"])
+    text = run_layoutd("check", "--libvirt", str(fixed), "--host", HOST, "--libvirt-version", "9.0")
+    assert text.stdout.splitlines()[-1] == "note: the XML above is for libvirt 9.0 (as asked)"
 
 
 def test_would_work_for_bars_are_checked_again() -> None:
