@@ -43,6 +43,12 @@ def verdict(guest: Any, host: HostView, bars: Any) -> list[Collision]:
     return [*check(guest.layout, host), *(bars.collisions if bars else [])]
 
 
+def unjudged(bars: Any) -> list[str]:
+    """The assigned BARs whose place nothing told (`check` then exits 3, never "no collision";
+    fleet: not a member)."""
+    return list(bars.not_judged) if bars is not None else []
+
+
 class Checked(Record, kw_only=False, frozen=False):
     """A guest map on a host, and what its report needs."""
 

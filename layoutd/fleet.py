@@ -181,11 +181,11 @@ def membership(pool: Pool, source: str, host: HostView) -> Membership:
     if found:
         return Membership(pool=pool.name, member=False,
                           reasons=tuple(collision.describe() for collision in found))
-    bars = checked.bars
-    if checked.guest.vfio_devices and (bars is None or bars.firmware is None):
-        notes = "; ".join(bars.notes) if bars else "no firmware placement"
+    unknown = checking.unjudged(checked.bars)
+    if unknown:
+        why = checked.bars.notes[0] if checked.bars.notes else "nothing told their place"
         return Membership(pool=pool.name, member=False,
-                          reasons=(f"could not be judged: the assigned BARs are not placed ({notes})",))
+                          reasons=(f"could not be judged: where {', '.join(unknown)} lie ({why})",))
     return Membership(pool=pool.name, member=True, reasons=(),
                       warnings=tuple(dict.fromkeys((*checked.guest.warnings, *checked.host.warnings))))
 

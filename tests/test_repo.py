@@ -34,3 +34,18 @@ def test_the_install_prints_no_build_warnings() -> None:
     installs = [line for line in (ROOT / "scripts/install.sh").read_text().splitlines()
                 if "pip install" in line]
     assert installs and all("pip install -qq" in line for line in installs)
+
+
+def test_no_merge_conflict_markers() -> None:
+    """A merge resolved in a hurry once left `<<<<<<< HEAD` in README.md and docs/contract.md."""
+    marker = re.compile(r"^(<{7} |={7}$|>{7} )")
+    found = []
+    for pattern in (*KINDS, "*.json", "*.xml"):
+        for path in ROOT.rglob(pattern):
+            parts = set(path.relative_to(ROOT).parts)
+            if parts & {".venv", ".git", "build", ".hypothesis"} or not path.is_file():
+                continue
+            for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                if marker.match(line):
+                    found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert found == []

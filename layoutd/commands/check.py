@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(text)
     if found:
         return 1
-    return 3 if checked.bars is not None and checked.bars.not_judged else 0
+    return 3 if checking.unjudged(checked.bars) else 0
 
 
 def _run_live(args: argparse.Namespace) -> int:

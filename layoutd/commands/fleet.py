@@ -2,7 +2,8 @@
 
     layoutd fleet publish --host SRC [--pool NAME=PLAN.json ...]
                           --format json|nova|nfd-features|nodefeature [--node NODENAME] [-o FILE]
-    layoutd fleet pools   --host SRC [--host SRC ...] --pool NAME=PLAN.json [...] [--format text|json]
+    layoutd fleet pools   --host SRC [--host SRC ...] [--host-dir DIR] --pool NAME=PLAN.json [...]
+                          [--format text|json]
 
 layoutd.fleet does the work; layoutd.emit.fleet writes the documents. Stdlib-only imports here.
 """
@@ -37,8 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="the Kubernetes node the NodeFeature is for (default: this machine's "
                               "name, for a live host)")
     pools = actions.add_parser("pools", help="which of many hosts are members of each pool")
-    pools.add_argument("--host", metavar="SRC", action="append", required=True,
+    pools.add_argument("--host", metavar="SRC", action="append", default=[],
                        help="a host source; repeat for every host")
+    pools.add_argument("--host-dir", metavar="DIR", action="append", default=[],
+                       help="every dump (*.json, from `layoutd probe --record`) in DIR is a host")
     _pool_option(pools)
     pools.add_argument("--format", choices=("text", "json"), default="text")
 
@@ -82,6 +85,18 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dumps_in(folder: str) -> list[str]:
+    import os
+
+    try:
+        names = sorted(name for name in os.listdir(folder) if name.endswith(".json"))
+    except OSError as error:
+        raise InputError(f"--host-dir: cannot list it: {error.strerror}", file=folder) from None
+    if not names:
+        raise InputError("--host-dir: no dump (*.json) in it", file=folder)
+    return [os.path.join(folder, name) for name in names]
+
+
 def _write_atomically(path: str, text: str) -> None:
     """A reader (nfd-worker, nova-compute) sees the old file or the new one, never half."""
     import os
@@ -104,13 +119,16 @@ def _pools(args: argparse.Namespace) -> int:
     pools = load_pools(args.pool)
     if not pools:
         raise InputError("give at least one --pool NAME=PLAN.json")
-    table = pool_table([publish(source, pools) for source in args.host], pools)
+    hosts = [*args.host, *(dump for folder in args.host_dir for dump in _dumps_in(folder))]
+    if not hosts:
+        raise InputError("give the hosts: --host SRC (repeatable) or --host-dir DIR")
+    table = pool_table([publish(source, pools) for source in hosts], pools)
     if args.format == "json":
         sys.stdout.write(json.dumps(table, indent=2) + "\n")
         return 0
     lines = []
     for name, row in table["pools"].items():
-        lines.append(f"pool {name} ({row['file']}): {len(row['members'])} of {len(args.host)} hosts")
+        lines.append(f"pool {name} ({row['file']}): {len(row['members'])} of {len(hosts)} hosts")
         lines += [f"  member      {host}" for host in row["members"]]
         for other in row["not_members"]:
             lines.append(f"  not member  {other['host']}: {other['reasons'][0]}")

@@ -53,8 +53,10 @@ def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Dev
             return replace(result, default_layout=False, warnings=(
                 *result.warnings, f"{said} chosen so that {build.name} puts every assigned BAR "
                 "where every host's IOMMU maps it"))
+        if any(set(change) == set(other) for other, _ in found):
+            continue  # one of each kind: the nearest pci_hole64, device memory, machine ...
         found.append((change, result))
-        if len(found) == 3:
+        if len(found) == 4:
             break
     if fixed:
         found += _relaxed(spec, target, devices, build, replan, firmware_of)
@@ -140,9 +142,33 @@ def candidates(spec: VmSpec, plan: Plan, target: Target, build: Build) -> list[d
     lower = range(min(bits - 1, top_bits), 35, -1)
     found += [{"cpu.phys_bits": b} for b in lower]
     found += [{"pci_hole64": format_size(h)} for h in holes(spec, plan)]
+    found += [{"memory.hotplug": {"slots": 1, "max": format_size(spec.memory.size + extra)}}
+              for extra in device_memory(spec, plan)]
+    found += machines(spec, plan)
     found += [{"cpu.phys_bits": b, "pci_window": format_size(w)} for b in lower for w in windows
               if w < 1 << b]
     return found
+
+
+def device_memory(spec: VmSpec, plan: Plan) -> list[int]:
+    """maxmem beyond the RAM (one slot) to try when the spec has no hotplug: device memory sits
+    after RAM and the firmware's 64-bit window after it (SeaBIOS reads etc/reserved-memory-end),
+    and on an AMD guest a device-memory region reaching the HyperTransport range makes QEMU move
+    RAM and it past 1 TiB (`-m 900G,slots=1,maxmem=1100G`)."""
+    if plan.config.arch != "x86_64" or spec.memory.hotplug is not None:
+        return []
+    end = max((r.end for r in plan.layout if r.kind == "ram"), default=0) + 1
+    base = align_up(end, GiB)
+    reaching = [align_up(AMD_HT_START - base, GiB)] if base < AMD_HT_START else []
+    return sorted({size for size in [*reaching, *(GiB << k for k in range(5, 11))] if size > 0})
+
+
+def machines(spec: VmSpec, plan: Plan) -> list[dict[str, Any]]:
+    """The other x86 machine family (another RAM split below 4 GiB and 64-bit hole)."""
+    if plan.config.arch != "x86_64" or spec.family not in ("q35", "pc"):
+        return []
+    other = "pc" if spec.family == "q35" else "q35"
+    return [] if spec.viommu == "intel" else [{"machine": other}]
 
 
 def holes(spec: VmSpec, plan: Plan) -> list[int]:

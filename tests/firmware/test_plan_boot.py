@@ -8,6 +8,7 @@ of the command line is the plan's, booted as it is (its -bios, its -fw_cfg, QEMU
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,6 +139,18 @@ def boot_and_audit(args: list[str], plays: dict[str, tuple[str, int]], host: Pat
     return booted, json.loads(audit.stdout)
 
 
+def boots_clear(plan: dict[str, Any], host: Path) -> dict[str, Any]:
+    """The plan booted with its firmware: its four BARs land where planned, clear of the HT
+    hole, and the running guest's RAM is clear of every hole; the audit."""
+    args, plays = stand_ins(list(plan["qemu_argv"]), host)
+    booted, audit = boot_and_audit(args, plays, host)
+    assert booted == {(b["device"], b["bar"]): int(b["start"], 16) for b in plan["bars"]}
+    assert len(booted) == 4
+    assert all(int(b["end"], 16) < HT[0] or int(b["start"], 16) > HT[1] for b in plan["bars"])
+    assert audit["collisions"] == [] and audit["layout"], audit
+    return audit
+
+
 def test_a_pinned_phys_bits_is_relaxed_and_the_relaxed_plan_boots_clear(tmp_path: Path) -> None:
     """Issue 22, 4a: EPYC with phys_bits 40, 960G, QEMU 7.2, the AMD host: no layout keeps the
     pin (SeaBIOS puts a 32 GiB BAR across the HT hole, and a hole large enough to move RAM to
@@ -158,13 +171,78 @@ def test_a_pinned_phys_bits_is_relaxed_and_the_relaxed_plan_boots_clear(tmp_path
                          "--format", "json")
     assert result.returncode == 0, result.stdout + result.stderr
     plan = json.loads(result.stdout)
-    args, plays = stand_ins(list(plan["qemu_argv"]), AMD)
-    booted, audit = boot_and_audit(args, plays, AMD)
-    assert booted == {(b["device"], b["bar"]): int(b["start"], 16) for b in plan["bars"]}
-    assert len(booted) == 4
-    assert all(int(b["end"], 16) < HT[0] or int(b["start"], 16) > HT[1] for b in plan["bars"])
-    assert audit["collisions"] == [] and audit["layout"], audit
+    audit = boots_clear(plan, AMD)
     above_1m = [[(r["start"], r["end"]) for r in layout if int(r["start"], 16) >= 1 << 20]
                 for layout in (audit["layout"], plan["layout"])]  # below it the BIOS shadows ROMs
     # the running guest maps the planned RAM (and, as RAM too, the stand-ins' ivshmem BARs)
     assert above_1m[1] and set(above_1m[1]) <= set(above_1m[0])
+
+
+def four_gpus(root: Path) -> Path:
+    """An AMD host tree (the HT hole in every group) with four GPUs of one 32 GiB 64-bit BAR."""
+    import shutil
+
+    (root / "proc").mkdir(parents=True)
+    shutil.copy(AMD / "proc/cpuinfo", root / "proc/cpuinfo")
+    (root / "sys/bus/pci/drivers/vfio-pci").mkdir(parents=True)
+    (root / "sys/bus/pci/drivers/vfio-pci/uevent").write_text("")
+    unused = "0x0000000000000000 0x0000000000000000 0x0000000000000000\n" * 11
+    for index in range(4):
+        bdf, group, bar = f"0000:{0x41 + index:02x}:00.0", 40 + index, 0x30000000000 + (index << 35)
+        device = root / "sys/bus/pci/devices" / bdf
+        device.mkdir(parents=True)
+        (device / "driver").write_text("../../drivers/vfio-pci")
+        (device / "iommu_group").write_text(f"../../../../kernel/iommu_groups/{group}")
+        low = 0xF0000000 + (index << 24)
+        (device / "resource").write_text(
+            f"{low:#018x} {low + (16 << 20) - 1:#018x} 0x0000000000040200\n"
+            f"{bar:#018x} {bar + (32 << 30) - 1:#018x} 0x000000000014220c\n" + unused)
+        folder = root / "sys/kernel/iommu_groups" / str(group)
+        (folder / "devices").mkdir(parents=True)
+        (folder / "devices" / bdf).write_text(f"../../../../bus/pci/devices/{bdf}")
+        (folder / "type").write_text("DMA\n")
+        (folder / "reserved_regions").write_text("0x00000000fee00000 0x00000000feefffff msi\n"
+                                                 "0x000000fd00000000 0x000000ffffffffff reserved\n")
+    return root
+
+
+FOUR = """name: four
+accel: tcg
+cpu: {model: EPYC, count: 1}
+memory: {size: 900G}
+firmware: seabios
+devices: [0000:41:00.0, 0000:42:00.0, 0000:43:00.0, 0000:44:00.0]
+"""
+
+
+@pytest.mark.parametrize(("pin", "route"), [
+    ("", ""),  # the plan chooses: a 64-bit hole that reaches the HT range
+    # the hole pinned at QEMU's 32G: the "no" offers the device-memory route, which plans
+    ("pci_hole64: 32G\n", "memory.hotplug"),
+])
+def test_four_32g_bars_on_900g_plan_and_boot_clear(tmp_path: Path, pin: str, route: str) -> None:
+    """Issue 22, 4b: 900G, four 32 GiB BARs, SeaBIOS 1.16.2 (QEMU 7.2), the AMD HT hole. The
+    plan (or, with the hole pinned, the suggested `-m 900G,slots=1,maxmem=...`: device memory
+    reaching the HT range makes QEMU move RAM and it past 1 TiB) booted with the real SeaBIOS
+    puts all four BARs where planned, clear of every hole, and the running guest's RAM is
+    clear (`check --qmp`)."""
+    host = four_gpus(tmp_path / "host")
+    spec = tmp_path / "vm.yaml"
+    spec.write_text(FOUR + pin)
+    if route:
+        no = run_layoutd("plan", str(spec), "--host", str(host), "--qemu-version", "7.2",
+                         "--format", "json")
+        assert no.returncode == 1, no.stdout + no.stderr
+        change = next(idea["change"] for idea in json.loads(no.stdout)["would_work"]
+                      if route in idea["change"])
+        hotplug = change[route]
+        assert hotplug["slots"] == 1
+        spec.write_text(FOUR.replace("size: 900G}", f"size: 900G, hotplug: {{slots: 1, max: "
+                                                    f"{hotplug['max']}}}}}") + pin)
+    result = run_layoutd("plan", str(spec), "--host", str(host), "--qemu-version", "7.2",
+                         "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    plan = json.loads(result.stdout)
+    if route:
+        assert any(word.startswith("900G,slots=1,maxmem=") for word in plan["qemu_argv"])
+    boots_clear(plan, host)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES, assert_clean_failure, run_layoutd
-from tests.fleet.conftest import HOSTS, pool_args, publish
+from tests.fleet.conftest import HOSTS, check_exit, pool_args, publish
 
 
 def test_members_are_the_hosts_check_accepts(pools: dict[str, Path], published: dict[str, dict],
@@ -212,3 +212,41 @@ def test_a_recorded_dump_publishes_as_its_host(pools: dict[str, Path], published
         assert facts["source"] == f"dump:{dump}"
         for key in ("usable", "holes", "iommu_bits", "pools", "nova_traits", "nfd_labels"):
             assert facts[key] == published[host][key], (host, key)
+
+
+def test_pools_over_a_folder_of_dumps(pools: dict[str, Path], published: dict[str, dict],
+                                      tmp_path: Path) -> None:
+    hosts = ["amd-epyc-two-gpus", "intel-4gpu-39bit", "intel-dl388g8-rmrr"]
+    for host in hosts:
+        assert run_layoutd("probe", "--host", str(EXAMPLES / "hosts" / host), "--record",
+                           str(tmp_path / f"{host}.json")).returncode == 0
+    result = run_layoutd("fleet", "pools", "--host-dir", str(tmp_path), *pool_args(pools),
+                         "--format", "json")
+    assert result.returncode == 0, result.stderr
+    table = json.loads(result.stdout)
+    assert sorted(table["hosts"]) == [f"dump:{tmp_path / h}.json" for h in hosts]
+    for host in hosts:
+        members = [p["name"] for p in published[host]["pools"] if p["member"]]
+        assert table["hosts"][f"dump:{tmp_path / host}.json"] == members
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder in (empty, tmp_path / "missing"):
+        result = run_layoutd("fleet", "pools", "--host-dir", str(folder), *pool_args(pools))
+        assert_clean_failure(result, 2, str(folder))
+
+
+def test_bars_nothing_placed_are_not_a_yes(pools: dict[str, Path], tmp_path: Path) -> None:
+    """A plan whose firmware is nowhere: `check` exits 3 (not judged), and the host is not a
+    member, saying which BARs and why."""
+    plan = json.loads(pools["quick"].read_text())
+    plan["qemu_argv"] += ["-bios", str(tmp_path / "no-such-firmware.bin")]
+    path = tmp_path / "nofw.json"
+    path.write_text(json.dumps(plan))
+    assert check_exit(plan, "amd-epyc-two-gpus") == 3
+    result = run_layoutd("fleet", "publish", "--host", str(EXAMPLES / "hosts" / "amd-epyc-two-gpus"),
+                         "--pool", f"nofw={path}")
+    assert result.returncode == 0, result.stderr
+    (entry,) = json.loads(result.stdout)["pools"]
+    assert not entry["member"]
+    assert entry["reasons"][0].startswith("could not be judged: where 0000:29:00.0 BAR"), entry
+    assert "no-such-firmware.bin" in entry["reasons"][0]
