@@ -335,6 +335,9 @@ def _boot_once(binary: str, argv: Sequence[str], arch: str, plays: Sequence[Stan
         else:
             safe.argv += ["-chardev", f"file,id=layoutd-serial,path={serial}",
                           "-serial", "chardev:layoutd-serial"]
+        # a firmware that finds nothing to boot and resets (SeaBIOS after 60 s) stops there,
+        # its BARs as it left them: done, even when it said nothing
+        safe.argv += ["-action", "reboot=shutdown,shutdown=pause"]
         started = time.monotonic()
         with _started(binary, safe, timeout + 10) as (process, sock):
             try:
@@ -386,11 +389,11 @@ def _watch(monitor: Any, plays: Sequence[StandIn], readers: Sequence[int], start
     since = time.monotonic()
     while True:
         status = monitor.execute("query-status").get("status")
-        if status in ("internal-error", "guest-panicked", "shutdown"):
+        if status in ("internal-error", "guest-panicked"):
             raise HostUnavailable(f"the guest stopped ({status}) before the firmware placed the "
                                   f"BARs under {accel.upper()}")
         said = b"".join(os.pread(fd, 1 << 20, 0) for fd in readers)
-        done = bool(DONE.search(said))
+        done = bool(DONE.search(said)) or status == "shutdown"
         found = _read(monitor, plays)
         now = time.monotonic()
         if found != last:
@@ -503,9 +506,9 @@ def cache_key(binary: str, argv: Sequence[str], pci: GuestPci, plays: Sequence[S
     import hashlib
     import json
 
-    from layoutd.emulator import binary_version
+    from layoutd.emulator import binary_version, on_path
 
-    path = _which(binary)
+    path = on_path(binary) or binary
     info = os.stat(path)
     files = [unit[0] for unit in pflash_units(argv)] + ([pci.firmware] if pci.firmware else [])
     hashes = {}
@@ -521,15 +524,6 @@ def cache_key(binary: str, argv: Sequence[str], pci: GuestPci, plays: Sequence[S
             "replacing": dict(replacing),
             "plays": [[p.id, p.device, p.bar, p.size, p.own_bar] for p in plays]}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _which(binary: str) -> str:
-    if os.sep in binary:
-        return binary
-    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        if os.access(os.path.join(folder, binary), os.X_OK):
-            return os.path.join(folder, binary)
-    return binary
 
 
 def _load(folder: str, key: str) -> Booted | None:

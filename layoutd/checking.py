@@ -64,13 +64,56 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
                        given: Sequence[str] = (), version: str | None = None,
                        verify: bool = False, windows: bool = False) -> Checked:
     """`check -- QEMU_BINARY ARG...`: the map the binary builds (modelled, else its dry run)."""
-    from layoutd.emulator import version_of_binary
-    from layoutd.qemu import arch_of_binary, predict
-    from layoutd.qemu.cpus import NeedsHostCpu
-    from layoutd.qemu.versions import is_modelled
+    from layoutd.qemu import arch_of_binary
 
     binary, qemu_args = command[0], command[1:]
     arch = arch_of_binary(binary)
+    qemu_args, read = read_configs(qemu_args)
+    checked = _check_argv(binary, qemu_args, arch, host_source, given, version, verify, windows)
+    if read:
+        checked.guest = replace(checked.guest, warnings=(*read, *checked.guest.warnings))
+    return checked
+
+
+def read_configs(qemu_args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The command line with each `-readconfig FILE` replaced by the options the file holds, and
+    what was said about them: a Proxmox file that is not here is taken from what qemu-server's
+    defines (readconfig.PROXMOX_FILES); any other file that cannot be read is bad input."""
+    from layoutd.qemu.options import split_argv
+    from layoutd.qemu.readconfig import PROXMOX_FILES, options_of
+
+    options = split_argv(qemu_args)
+    if not any(option.name == "readconfig" for option in options):
+        return list(qemu_args), []
+    argv: list[str] = []
+    said: list[str] = []
+    for option in options:
+        if option.name != "readconfig":
+            argv += qemu_args[option.position:option.position + (1 if option.value is None else 2)]
+            continue
+        path = option.value or ""
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read(1 << 20)
+        except OSError as error:
+            if path not in PROXMOX_FILES:
+                raise InputError(f"-readconfig {path}: cannot read it ({error.strerror}), and "
+                                 "what it defines may change guest memory", field="qemu argv") from None
+            text = PROXMOX_FILES[path]
+            said.append(f"-readconfig {path} is not on this machine ({error.strerror}): read "
+                        "as qemu-server's file defines it (USB, audio, root ports "
+                        "ich9-pcie-port-1..4, DMI and PCI bridges pci.0-pci.3)")
+        argv += options_of(text, path)
+    return argv, said
+
+
+def _check_argv(binary: str, qemu_args: list[str], arch: str, host_source: str | None,
+                given: Sequence[str], version: str | None, verify: bool, windows: bool) -> Checked:
+    from layoutd.emulator import version_of_binary
+    from layoutd.qemu import predict
+    from layoutd.qemu.cpus import NeedsHostCpu
+    from layoutd.qemu.versions import is_modelled
+
     asked = not version  # --qemu-version: the firmware Debian ships with it
     if version and not is_modelled(version):
         same_binary(binary, version, f"--qemu-version {version} is not modelled")
@@ -98,19 +141,22 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
     devices = _merge(assigned, list(given))
     host = probe_devices(host_source, devices, {d: (None, f"-device vfio-pci,host={d}") for d in assigned})
 
-    def again(changed: Sequence[str]) -> Any:
-        guest = predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
-        return place_ram_bars(guest, host, changed, devices, dirs=dirs)
+    def predicted(changed: Sequence[str]) -> Any:
+        return predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
+
+    def again(changed: Sequence[str]) -> Any:  # a fix, with ivshmem & co placed by the model
+        return place_ram_bars(predicted(changed), host, changed, devices, dirs=dirs)
 
     try:
-        guest = _with_host(host, lambda: again(qemu_args))
+        guest = _with_host(host, lambda: predicted(qemu_args))
     except QemuRefusal as refusal:
         raise _refused(refusal, qemu_args, again, host, devices, windows) from None
     if verify:
         guest = verified(guest, binary, qemu_args, arch)
+    bars = bar_check(guest, host, qemu_args, devices, dirs, binary, verify)
+    guest = place_ram_bars(guest, host, qemu_args, devices, bars)
     return Checked(for_windows(guest, windows), host, devices,
-                   _fixes_for(qemu_args, guest, again, host, windows),
-                   bars=bar_check(guest, host, qemu_args, devices, dirs, binary, verify))
+                   _fixes_for(qemu_args, guest, again, host, windows), bars=bars)
 
 
 def binary_dirs(binary: str | None) -> tuple[str, ...] | None:
@@ -209,6 +255,8 @@ def place_ram_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Seq
             why = (bars.notes[0] if bars is not None and bars.notes else "the firmware is not known")
             notes.append(f"NOT JUDGED: {what}: guest memory VFIO maps once the firmware places "
                          f"it, and its place is not predicted ({why})")
+            if bars is not None:
+                bars.not_judged.append(f"{ram_bar.kind} {ram_bar.id} BAR{ram_bar.bar}")
         elif found.start is None or found.end is None:
             notes.append(f"{what} is left unassigned by {placement.firmware}: the guest cannot "
                          "use it, and VFIO maps nothing of it")
@@ -326,7 +374,7 @@ def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequenc
                      clear, libvirt_target(libvirt).version)
 
 
-BOOTED_FIXES = 3  # boots a booted placement's would_work may cost
+BOOTED_FIXES = 1  # boots a booted placement's would_work may cost (OVMF: a minute each)
 
 
 def _fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],

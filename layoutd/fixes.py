@@ -110,7 +110,8 @@ def _newer_machine(args: Sequence[str], guest: GuestMap, predict: Predict, clear
     prefix = next((p for p in FAMILY_PREFIX if guest.machine.startswith(p)), None)
     if prefix is None or _release(guest.machine[len(prefix):]) >= AMD_1TIB_SINCE:
         return None
-    newer = prefix + NEWER_MACHINE
+    current = _machine_of(args) or ""
+    newer = prefix + NEWER_MACHINE + (current[current.index("+pve"):] if "+pve" in current else "")
     if not _clear(_with_machine(args, newer), predict, clear):
         return None
     return Fix("machine", newer, f"or newer: machine types {NEWER_MACHINE}+ let QEMU move RAM "

@@ -47,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
     command = list(args.qemu)
     if command[:1] == ["--"]:
         command = command[1:]
+    if command and (command[0] in ("taskset", "/usr/bin/taskset")
+                    or any(word[:1] in ("'", '"') for word in command)):
+        from layoutd.proxmox import command_words  # `$(qm showcmd VMID)`: quotes left in words
+
+        command = command_words(command)
     sources = [bool(command), bool(args.qmp), bool(args.libvirt), bool(args.libvirt_domain)]
     if sum(sources) != 1:
         raise InputError("give exactly one of: -- QEMU_BINARY ARG..., --qmp SOCKET, "

@@ -15,6 +15,10 @@ from __future__ import annotations
 import os
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import typing
+
 DEFAULT_CONFIG = "/etc/layoutd/hook.conf"
 DEFAULT_LOG = "/var/log/layoutd/hook.log"
 POLICIES = ("enforce", "warn")
@@ -118,3 +122,28 @@ def log_line(config: HookConfig, message: str) -> None:
             handle.write(line)
     except OSError:
         sys.stderr.write(line)
+
+
+def within_time(seconds: float, work: typing.Callable[[], int],
+                late: typing.Callable[[], int]) -> int:
+    """work() under a SIGALRM time limit; late() when it runs past it (errors.TimeLimit, which
+    work must let through). Shared by the libvirt and Proxmox hooks."""
+    import signal
+
+    from layoutd.errors import TimeLimit
+
+    previous = signal.signal(signal.SIGALRM, _expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return work()
+    except TimeLimit:
+        return late()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _expired(_signum: int, _frame: object) -> None:
+    from layoutd.errors import TimeLimit
+
+    raise TimeLimit("the check ran past its time limit")

@@ -106,6 +106,7 @@ class VmConfig(Record, frozen=False):
     cpu_props: dict[str, str] = field(default_factory=dict)
     accel: str = "tcg"
     accel_option: str | None = None  # "-accel kvm,...": where QEMU 11.1 locates accel errors
+    accel_given: bool = False  # -accel, -enable-kvm or -machine accel=
     backends: dict[str, Backend] = field(default_factory=dict)
     numa: list[NumaNode] = field(default_factory=list)
     devices: list[MemDevice] = field(default_factory=list)
@@ -131,6 +132,8 @@ def parse_config(argv: Sequence[str], qemu: QemuRelease | None = None) -> VmConf
             if device.memdev not in config.backends:
                 raise QemuRefusal(f"-device {device.text}: Device '{device.memdev}' not found")
             device.size = config.backends[device.memdev].size
+    if not config.accel_given and config.machine and "+pve" in config.machine:
+        config.accel = "kvm"  # Proxmox's QEMU starts KVM unless told accel=tcg (qemu-server)
     return config
 
 
@@ -159,6 +162,7 @@ def _machine(config: VmConfig, option: Option) -> None:
         config.machine = props.pop("type")
     if "accel" in props:
         config.accel = props["accel"].split(":")[0]
+        config.accel_given = True
     config.machine_props.update(props)
 
 
@@ -218,6 +222,7 @@ def _accel(config: VmConfig, option: Option) -> None:
         chosen = "kvm" if option.name == "enable-kvm" else keyval(_value(option), "accel", "-accel")
         config.accel = chosen if isinstance(chosen, str) else chosen.get("accel", "tcg")
         config.accel_option = option.label() if option.name == "accel" else None
+    config.accel_given = True
 
 
 def _object(config: VmConfig, option: Option) -> None:

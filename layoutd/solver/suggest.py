@@ -46,6 +46,8 @@ class Suggestion(Record, kw_only=False):
 def _value_text(value: Any) -> str:
     if value is None:
         return "(remove)"
+    if isinstance(value, bool):
+        return str(value).lower()  # as a spec writes it
     if isinstance(value, list):
         return "[" + ", ".join(_value_text(item) for item in value) + "]"
     if isinstance(value, dict):
