@@ -218,7 +218,29 @@ def _dry_run_check(binary: str, qemu_args: Sequence[str], arch: str, why: str,
     def again(changed: Sequence[str]) -> Any:
         return dry_run_map(binary, changed, arch, why)
 
-    return Checked(guest, host, devices, _distro_fixes_for(qemu_args, guest, again, host))
+    bars = _dry_run_bars(guest, host, qemu_args, devices, binary)
+    guest = place_ram_bars(guest, host, qemu_args, devices, bars)
+    return Checked(guest, host, devices, _distro_fixes_for(qemu_args, guest, again, host),
+                   bars=bars)
+
+
+def _dry_run_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
+                  binary: str) -> Any:
+    """The BARs of a map from a dry run: where the firmware puts them when it can be booted (or
+    is modelled), else every assigned BAR and RAM-backed BAR is said not judged."""
+    from layoutd.firmware.check import BarCheck
+    from layoutd.firmware.guest import family_of, read_argv
+
+    if not guest.vfio_devices and not guest.ram_bars:
+        return None
+    try:
+        return bar_check(guest, host, qemu_args, devices, None, binary)
+    except LayoutdError as error:
+        pci = read_argv(qemu_args, family_of(guest), {d.address: d for d in host.devices})
+        names = [f"{d.id} BAR{b.index}" for d in pci.devices if d.id in devices
+                 for b in d.bars if b.is64 and not b.io]
+        return BarCheck(None, notes=[f"BARs not placed: {error.message}"], how_known="unknown",
+                        not_judged=names)
 
 
 def _distro_fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],

@@ -128,3 +128,19 @@ def test_what_qemu_refuses_is_said_in_its_words(version: str) -> None:
         refused = real_map(real, ["-nodefaults", "-m", "1G", "-chardev", "socket,id=c,path=/tmp/layoutd-no.sock,server=on,wait=off",
                                   "-device", device])
         assert isinstance(refused, Refused) and said in refused.stderr, (device, refused)
+
+
+def test_a_qemu_answered_by_its_dry_run_places_ivshmem_too(tmp_path: Path) -> None:
+    """A QEMU without a model row (a real 7.2 that says it is 8.2.2) answers RAM by its dry run;
+    ivshmem's BAR is then placed by the firmware the binary loads, and judged: the HT hole case."""
+    from tests.support.qemu_runner import wrapper
+
+    binary = wrapper(qemu_binary("7.2"), tmp_path / "bin", "QEMU emulator version 8.2.2")
+    machine, size, _ = CASES["in the AMD HyperTransport hole"]
+    args = ["-accel", "tcg", *machine, "-nodefaults", *looking_glass(tmp_path, size)]
+    result = run_layoutd("check", "--host", AMD, "--format", "json", "--", str(binary), *args)
+    assert result.returncode == 1, result.stderr
+    answer = json.loads(result.stdout)
+    assert any("QEMU 8.2 is not modelled" in w for w in answer["warnings"])
+    real = booted_bars(qemu_binary("7.2"), args, ["lg0"], firmware="")
+    assert placed(answer, "ivshmem", "lg0") == real[("lg0", 2)] == 0xFD00000000
