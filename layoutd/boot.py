@@ -7,11 +7,12 @@ bridges and guest devices, and each vfio-pci device replaced by stand-ins with t
 BARs: `pci-testdev,membar=SIZE` for a prefetchable one, `nvme` sized to it for a
 non-prefetchable one, at the device's own bus, slot and function (its other BARs at free
 functions of the same slot). When the firmware has enumerated the bus (its boot-device message
-on the serial line or the debug port, or every BAR assigned and unchanged for STABLE seconds),
+on the serial line or the debug port; its boot CPU halted for IDLE seconds, waiting for input;
+a reset after finding nothing to boot; or every BAR assigned and unchanged for STABLE seconds),
 the BARs are read with QMP `query-pci` and, on q35, from the registers through ECAM; QEMU is then
 killed. KVM when the VM asks for it and /dev/kvm can run it; TCG otherwise (`-cpu host` becomes
-`max` with the guest's vendor and phys-bits). Nothing is written outside the cache
-(layoutd.bootcache). Edge module.
+`max` with the guest's vendor and phys-bits). Nothing is written outside the answer cache
+(below: trusted only in a folder of this user's that no one else can write). Edge module.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from layoutd.record import Record, field
 TIMEOUT = float(os.environ.get("LAYOUTD_BOOT_TIMEOUT", "240"))
 """Seconds a firmware boot may take under TCG before layoutd gives up (OVMF: 10-60 s)."""
 STABLE = 3.0  # seconds every BAR must stay assigned and unchanged without a boot message
+IDLE = 5.0  # seconds the boot CPU must stay halted (waiting for input: POST is over)
 POLL = 0.25
 DONE = re.compile(rb"No bootable device|Booting from|Boot failed|Press ESC for boot menu|BdsDxe|"
                   rb"Shell> |startup\.nsh|No bootable option|Boot Failed|\[Bds\]Booting")
@@ -387,15 +389,19 @@ def _watch(monitor: Any, plays: Sequence[StandIn], readers: Sequence[int], start
            timeout: float, accel: str) -> tuple[list[Placed], float]:
     last: dict[tuple[str, int], int | None] | None = None
     since = time.monotonic()
+    halted_since: float | None = None
     while True:
         status = monitor.execute("query-status").get("status")
         if status in ("internal-error", "guest-panicked"):
             raise HostUnavailable(f"the guest stopped ({status}) before the firmware placed the "
                                   f"BARs under {accel.upper()}")
         said = b"".join(os.pread(fd, 1 << 20, 0) for fd in readers)
-        done = bool(DONE.search(said)) or status == "shutdown"
-        found = _read(monitor, plays)
+        registers = monitor.execute("human-monitor-command", {"command-line": "info registers"})
         now = time.monotonic()
+        halted_since = (halted_since or now) if "HLT=1" in str(registers) else None
+        done = (bool(DONE.search(said)) or status == "shutdown"
+                or (halted_since is not None and now - halted_since >= IDLE))
+        found = _read(monitor, plays)
         if found != last:
             last, since = found, now
         every = bool(found) and all(start is not None for start in found.values())
