@@ -303,11 +303,12 @@ def domain_ram_bars(guest: Any, host: Any, argv: Sequence[str], devices: Sequenc
 
 def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
               dirs: Sequence[str] | None = None, binary: str | None = None,
-              verify: bool = False) -> Any:
+              verify: bool = False, libvirt: str | None = None) -> Any:
     """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with:
     the model of a known build; a boot of the firmware (`binary`) for an x86 firmware without a
     model, or for any with `verify`; else nothing judged, said so (`not_judged`).
-    `dirs`: the folders the QEMU binary loads firmware from, after the command line's -L."""
+    `dirs`: the folders the QEMU binary loads firmware from, after the command line's -L;
+    `libvirt`: the --libvirt-version the fixes are said for (a domain's check)."""
     from layoutd.firmware.check import check_bars
     from layoutd.firmware.files import identify
     from layoutd.firmware.guest import family_of, page_1g, read_argv
@@ -343,7 +344,7 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
         pci.firmware or "").endswith(".fd"))
     if result.collisions and (build is not None or booted is not None):
         result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, ovmf, dirs,
-                                          binary if booted is not None else None)
+                                          binary if booted is not None else None, libvirt)
     return result
 
 
@@ -370,9 +371,11 @@ def _model_against_boot(build: Any, guest: Any, pci: Any, config: Any, devices: 
 
 
 def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequence[str],
-               ovmf: bool, dirs: Sequence[str] | None, binary: str | None) -> list[Any]:
+               ovmf: bool, dirs: Sequence[str] | None, binary: str | None,
+               libvirt: str | None = None) -> list[Any]:
     """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs), or by
-    booting the firmware again (`binary`: the placement was a boot's)."""
+    booting the firmware again (`binary`: the placement was a boot's); the XML said for
+    `libvirt` (--libvirt-version)."""
     from layoutd.errors import LayoutdError
     from layoutd.firmware.fixes import arm_bar_fixes, bar_fixes
     from layoutd.qemu import predict
@@ -399,8 +402,10 @@ def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequenc
     config = parse_config(qemu_args)
     top = host.aperture_end if host.aperture_end is not None else (1 << 64) - 1
     host_cpu = config.accel == "kvm" and (config.cpu_model or "") in ("host", "max")
+    from layoutd.libvirt.guard import libvirt_target
+
     return bar_fixes(qemu_args, guest.phys_bits, (top + 1).bit_length() - 1, ovmf, host_cpu,
-                     clear)
+                     clear, libvirt_target(libvirt).version)
 
 
 BOOTED_FIXES = 1  # boots a booted placement's would_work may cost (OVMF: a minute each)
@@ -494,12 +499,13 @@ def _merge(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
 
 def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str] = (),
                       version: str | None = None, verify: bool = False,
-                      windows: bool = False) -> Checked:
+                      windows: bool = False, libvirt: str | None = None) -> Checked:
     """`check --libvirt DOMAIN.xml`: the map the domain builds, as the hook translates it."""
     from layoutd.libvirt.guard import (
         DEFAULT_EMULATOR,
         MODEL_ARCH,
         emulator_dirs,
+        libvirt_target,
         qemu_version,
         translate_domain,
     )
@@ -511,7 +517,8 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
             data = handle.read()
     except OSError as error:
         raise InputError(f"cannot read: {error.strerror}", file=path) from None
-    translation = translate_domain(data, path)
+    target = libvirt_target(libvirt).version if libvirt else None
+    translation = translate_domain(data, path, target)
     dirs = None if version else emulator_dirs(translation.domain)
     if version and not is_modelled(version):
         same_binary(translation.domain.emulator or DEFAULT_EMULATOR.get(translation.domain.arch, ""),
@@ -548,7 +555,7 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
 
     buses = with_buses(translation.argv, data, path)
     guest = replace(guest, ram_bars=ram_bars_of(buses))  # the <shmem>s
-    bars = bar_check(guest, host, buses, devices, dirs, emulator, verify)
+    bars = bar_check(guest, host, buses, devices, dirs, emulator, verify, libvirt)
     guest = place_ram_bars(guest, host, buses, devices, bars)
     return Checked(for_windows(guest, windows), host, devices,
                    _fixes_for(translation.argv, guest, again, host, windows),
