@@ -122,7 +122,7 @@ def test_seabios_without_a_row_is_booted_and_placed_as_the_real_one(seabios: Pat
     args = [*Q35, "-cpu", "EPYC,phys-bits=46", "-m", "2G", *GPU]
     code, data = check(INTEL, [*args, "-bios", str(seabios)])
     assert code == 0, data
-    assert data["how_known"]["bars"] == "boot" and data["not_judged"] == []
+    assert data["how_known"] == {"layout": "model", "bars": "boot"} and data["not_judged"] == []
     assert "booted under TCG" in data["firmware"]
     real = independent(INTEL, args, ["-bios", str(seabios)], True)
     assert bars_of(data) == real and len(real) == 2 and None not in real.values()
