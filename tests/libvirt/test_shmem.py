@@ -41,7 +41,7 @@ def test_shmem_is_read_as_libvirt_writes_it(oracle: Oracle) -> None:  # noqa: F8
 def test_the_shmem_bar_above_a_39_bit_iommu_is_refused(tmp_path: Path) -> None:
     """rvfio.xml (OVMF, a GPU behind root ports, host CPU 46 bits, IOMMU 39 bits) with a 256 MiB
     Looking Glass <shmem>: check and the hook name the ivshmem BAR above the IOMMU top; with
-    <maxphysaddr limit='39'/> it is placed below it and the domain passes."""
+    39 phys-bits (<maxphysaddr mode='emulate' bits='39'/>) it is placed below it and passes."""
     host = str(ROOT / "examples/hosts/intel-46bit-cpu-39bit-iommu")
     text = (ROOT / "tests/firmware/data/rvfio.xml").read_text().replace(
         "</devices>", "<shmem name='looking-glass'><model type='ivshmem-plain'/><size unit='M'>256</size></shmem></devices>")
@@ -56,7 +56,7 @@ def test_the_shmem_bar_above_a_39_bit_iommu_is_refused(tmp_path: Path) -> None:
     hook = run_layoutd("hook", "--config", str(config), "lg", "prepare", "begin", "-", stdin=text)
     assert hook.returncode == 1 and "ivshmem 'shmem0'" in hook.stderr
     domain.write_text(text.replace("<cpu mode='host-passthrough' check='none'/>",
-                                   "<cpu mode='host-passthrough' check='none'><maxphysaddr mode='passthrough' limit='39'/></cpu>"))
+                                   "<cpu mode='host-model'><maxphysaddr mode='emulate' bits='39'/></cpu>"))
     fixed = run_layoutd("check", "--libvirt", str(domain), "--host", host, "--format", "json")
     assert fixed.returncode == 0, fixed.stdout
     shmem = [r for r in json.loads(fixed.stdout)["layout"] if r["kind"] == "ivshmem"]
