@@ -58,6 +58,8 @@ fi
 LAYOUTD_CACHE="$CACHE" scripts/sid-root.sh
 # Debian 13's libvirt 11.3 for the second libvirt oracle (tests/libvirt/test_oracle.py).
 LAYOUTD_CACHE="$CACHE" scripts/trixie-root.sh
+# Debian sid's libvirt 12.x for the third (tests/libvirt/test_libvirt_versions.py).
+LAYOUTD_CACHE="$CACHE" scripts/sid-libvirt-root.sh
 # A SeaBIOS built from Debian's source with another configuration: a build layoutd has no row
 # for, booted by layoutd.boot (tests/firmware/test_boot.py).
 LAYOUTD_CACHE="$CACHE" scripts/build-seabios.sh

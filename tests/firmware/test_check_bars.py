@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 
 from tests.conftest import EXAMPLES, assert_clean_failure, need, run_layoutd
+from tests.plan.support import apply_change
 from tests.support.firmware_runner import TRIXIE_ROOT
-from tests.support.specs import apply_change
 
 HOST = str(EXAMPLES / "hosts/intel-46bit-cpu-39bit-iommu")
 OVMF = "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd"
@@ -97,7 +97,8 @@ def test_debian_13_ovmf_is_known_by_its_file() -> None:
 
 def test_libvirt_domain_root_ports_and_the_passthrough_limit(tmp_path: Path) -> None:
     """<os firmware='efi'>, the GPU and its audio function behind two pcie-root-ports: refused;
-    <maxphysaddr mode='passthrough' limit='39'/> (the r/VFIO user's fix) clears it."""
+    <maxphysaddr mode='passthrough' limit='39'/> (the r/VFIO user's fix) clears it on libvirt 9.3
+    and later; 9.0 drops it, so there host-model with mode='emulate' is suggested."""
     need(Path("/usr/share/OVMF/OVMF_CODE_4M.fd").exists(), "OVMF (Debian package ovmf)")
     domain = Path(__file__).parent / "data/rvfio.xml"
     result = run_layoutd("check", "--libvirt", str(domain), "--host", HOST, "--format", "json")
@@ -108,10 +109,20 @@ def test_libvirt_domain_root_ports_and_the_passthrough_limit(tmp_path: Path) -> 
     fixed.write_text(domain.read_text().replace(
         "<cpu mode='host-passthrough' check='none'/>",
         "<cpu mode='host-passthrough' check='none'><maxphysaddr mode='passthrough' limit='39'/></cpu>"))
-    result = run_layoutd("check", "--libvirt", str(fixed), "--host", HOST, "--format", "json")
+    result = run_layoutd("check", "--libvirt", str(fixed), "--host", HOST, "--format", "json",
+                         "--libvirt-version", "9.3")
     data = json.loads(result.stdout)
     assert result.returncode == 0, data["collisions"]
     assert data["bars"][0]["start"] == "0x7000000000"
+    # libvirt 9.0 drops the limit (its schema refuses it): still refused, and what 9.0 can say
+    result = run_layoutd("check", "--libvirt", str(fixed), "--host", HOST, "--format", "json",
+                         "--libvirt-version", "9.0")
+    data = json.loads(result.stdout)
+    assert result.returncode == 1
+    assert any("<cpu mode='host-model'><maxphysaddr mode='emulate' bits='39'/></cpu>" in idea["text"]
+               for idea in data["would_work"])
+    text = run_layoutd("check", "--libvirt", str(fixed), "--host", HOST, "--libvirt-version", "9.0")
+    assert text.stdout.splitlines()[-1] == "note: the XML above is for libvirt 9.0 (as asked)"
 
 
 def test_would_work_for_bars_are_checked_again() -> None:
@@ -205,13 +216,13 @@ def test_plan_with_the_hole_fixed_says_no_and_each_would_work_plans(tmp_path: Pa
     assert code == 1 and "0000:29:00.0 BAR1" in data["error"]["message"]  # type: ignore[index]
     changes = [idea["change"] for idea in data["would_work"]]  # type: ignore[union-attr]
     assert changes[0] == {"pci_hole64": "51G"} and {"firmware": "ovmf"} in changes
-    pinned = AMD_SPEC + "pci_hole64: 32G\n"
     for change in changes:
+        need(Path(SEABIOS).exists(), f"{SEABIOS} (Debian package seabios)")
         path = tmp_path / "again.yaml"
-        path.write_text(apply_change(pinned, change))
+        path.write_text(apply_change(AMD_SPEC + "pci_hole64: 32G\n", change))
         result = run_layoutd("plan", str(path), "--host", str(EXAMPLES / "hosts/amd-epyc-two-gpus"),
-                             "--qemu-version", "7.2")
-        assert result.returncode == 0, (change, result.stderr)
+                             "--qemu-version", "7.2", "--format", "json")
+        assert result.returncode == 0, (change, result.stdout[-500:])
 
 
 def test_a_64_bit_non_prefetchable_bar_behind_a_root_port_is_checked_below_4g() -> None:
