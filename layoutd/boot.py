@@ -57,7 +57,8 @@ class StandIn(Record, kw_only=False):
 class Booted(Record, kw_only=False, frozen=False):
     """What one boot found."""
 
-    bars: list[Placed]  # every 64-bit memory BAR of the assigned devices (start None: unassigned)
+    bars: list[Placed]  # every 64-bit memory BAR of the assigned devices (start None: unassigned),
+    # then every memory BAR of the VM's own devices that have an id (ivshmem's shared memory)
     accel: str  # kvm | tcg
     seconds: float
     notes: list[str] = field(default_factory=list)
@@ -408,8 +409,8 @@ def _watch(monitor: Any, plays: Sequence[StandIn], readers: Sequence[int], start
         if done or (every and now - since >= STABLE) or not plays:
             if done:  # the message may come a moment before the last register write is seen
                 found = _read(monitor, plays)
-            return ([Placed(p.device, p.bar, p.size, True, found.get((p.device, p.bar)))
-                     for p in plays], now - started)
+            return ([*(Placed(p.device, p.bar, p.size, True, found.get((p.device, p.bar)))
+                       for p in plays), *_own_bars(monitor)], now - started)
         if now - started > timeout:
             raise HostUnavailable(f"gave up after {timeout:g} s: the firmware had not finished "
                                   "enumerating PCI (set LAYOUTD_BOOT_TIMEOUT to allow longer)")
@@ -449,6 +450,27 @@ def _read(monitor: Any, plays: Sequence[StandIn]) -> dict[tuple[str, int], int |
     return found
 
 
+def _own_bars(monitor: Any) -> list[Placed]:
+    """Every memory BAR of the VM's own devices with an id, as QMP query-pci shows it."""
+    found: list[Placed] = []
+
+    def walk(devices: list[dict[str, Any]]) -> None:
+        for device in devices:
+            name = device.get("qdev_id") or ""
+            if name and not name.startswith("layoutd-"):
+                for region in device.get("regions", []):
+                    if region.get("type") == "memory" and region.get("bar", 6) < 6:
+                        value = region["address"] % (1 << 64)
+                        found.append(Placed(name, region["bar"], region["size"],
+                                            bool(region.get("mem_type_64")),
+                                            None if value in (UNMAPPED, 0) else value))
+            walk((device.get("pci_bridge") or {}).get("devices") or [])
+
+    for bus in monitor.execute("query-pci"):
+        walk(bus.get("devices", []))
+    return found
+
+
 def _ecam_base(monitor: Any) -> int | None:
     """q35's MMCONFIG base as the firmware set it; None elsewhere."""
     try:
@@ -476,7 +498,7 @@ def _ecam_bar(monitor: Any, base: int, bdf: tuple[int, int, int], index: int) ->
 
 # ---- the answer as a placement, cached -------------------------------------------------------
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def cache_folder() -> str:
@@ -552,7 +574,8 @@ def _load(folder: str, key: str) -> Booted | None:
     try:
         if data["key"] != key:
             return None
-        bars = [Placed(b["device"], b["bar"], b["size"], True, b["start"]) for b in data["bars"]]
+        bars = [Placed(b["device"], b["bar"], b["size"], b["is64"], b["start"])
+                for b in data["bars"]]
         return Booted(bars, data["accel"], data["seconds"], list(data["notes"]),
                       list(data["missing"]))
     except (KeyError, TypeError):
@@ -565,8 +588,8 @@ def _store(folder: str, key: str, found: Booted) -> None:
 
     data = {"key": key, "accel": found.accel, "seconds": found.seconds, "notes": found.notes,
             "missing": found.missing,
-            "bars": [{"device": b.device, "bar": b.bar, "size": b.size, "start": b.start}
-                     for b in found.bars]}
+            "bars": [{"device": b.device, "bar": b.bar, "size": b.size, "is64": b.is64,
+                      "start": b.start} for b in found.bars]}
     try:
         handle, temporary = tempfile.mkstemp(prefix=".boot-", dir=folder)
         with os.fdopen(handle, "w") as out:

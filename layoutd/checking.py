@@ -58,6 +58,7 @@ class Checked(Record, kw_only=False, frozen=False):
     fixes_for: Callable[[], Any] | None = None  # the verified changes that clear collisions
     language: str = "argv"  # how fixes are said: argv options or libvirt XML
     bars: Any = None  # firmware.check.BarCheck: the assigned devices' 64-bit BARs
+    how: str = "model"  # how the RAM map is known: model | dry-run
 
 
 def check_command_line(command: Sequence[str], *, host_source: str | None,
@@ -221,7 +222,7 @@ def _dry_run_check(binary: str, qemu_args: Sequence[str], arch: str, why: str,
     bars = _dry_run_bars(guest, host, qemu_args, devices, binary)
     guest = place_ram_bars(guest, host, qemu_args, devices, bars)
     return Checked(guest, host, devices, _distro_fixes_for(qemu_args, guest, again, host),
-                   bars=bars)
+                   bars=bars, how="dry-run")
 
 
 def _dry_run_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
@@ -287,6 +288,18 @@ def place_ram_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Seq
                                        id=ram_bar.id))
     layout = tuple(sorted((*guest.layout, *regions), key=lambda region: region.start))
     return replace(guest, layout=layout, warnings=(*guest.warnings, *notes))
+
+
+def domain_ram_bars(guest: Any, host: Any, argv: Sequence[str], devices: Sequence[str],
+                    dirs: Sequence[str] | None = None) -> Any:
+    """A libvirt domain's map with its <shmem>s (in `argv`, from with_buses) placed and in
+    `layout`, judged like RAM (place_ram_bars)."""
+    from layoutd.qemu.config import ram_bars_of
+
+    found = ram_bars_of(argv)
+    if not found:
+        return guest
+    return place_ram_bars(replace(guest, ram_bars=found), host, argv, devices, dirs=dirs)
 
 
 def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
@@ -522,24 +535,32 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         why = (f"QEMU {version} is not modelled" if domain.arch == arch
                else f"architecture {domain.arch} is not modelled")
         guest = dry_run_map(emulator, translation.argv, arch, why)
-        return Checked(guest, host, devices)
+        return Checked(guest, host, devices, how="dry-run")
 
-    def again(changed: Sequence[str]) -> Any:
+    def predicted(changed: Sequence[str]) -> Any:
         return predict(changed, version=version, host_cpu=host.cpu, arch=domain.arch,
                        host=host.platform)
 
+    def again(changed: Sequence[str]) -> Any:  # a fix, with the <shmem>s placed by the model
+        return domain_ram_bars(predicted(changed), host, with_buses(changed, data, path), devices,
+                               dirs)
+
     try:
-        guest = _with_host(host, lambda: again(translation.argv))
+        guest = _with_host(host, lambda: predicted(translation.argv))
     except NotModelled as error:  # what the domain's own emulator builds, as the hook does
         guest = dry_run_map(emulator, translation.argv, arch, f"not modelled ({error.message})")
-        return Checked(guest, host, devices)
+        return Checked(guest, host, devices, how="dry-run")
     if verify:
         guest = verified(guest, emulator, translation.argv, domain.arch)
+    from layoutd.qemu.config import ram_bars_of
+
+    buses = with_buses(translation.argv, data, path)
+    guest = replace(guest, ram_bars=ram_bars_of(buses))  # the <shmem>s
+    bars = bar_check(guest, host, buses, devices, dirs, emulator, verify, libvirt)
+    guest = place_ram_bars(guest, host, buses, devices, bars)
     return Checked(for_windows(guest, windows), host, devices,
                    _fixes_for(translation.argv, guest, again, host, windows),
-                   language="libvirt",
-                   bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices,
-                                  dirs, emulator, verify, libvirt))
+                   language="libvirt", bars=bars)
 
 
 def with_buses(argv: Sequence[str], data: bytes | str, source: str) -> list[str]:

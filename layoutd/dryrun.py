@@ -23,7 +23,8 @@ from collections.abc import Iterator, Sequence
 from layoutd.errors import HostUnavailable, InputError, QemuRefusal
 from layoutd.live.vm import LiveVm
 from layoutd.models.common import GuestRegion
-from layoutd.models.guest import GuestMap, RamBar
+from layoutd.models.guest import GuestMap
+from layoutd.qemu.config import ram_bars_of
 from layoutd.qemu.options import Option, keyval, split_argv
 from layoutd.record import Record, field
 
@@ -445,23 +446,9 @@ def guest_map(run: DryRun, argv: Sequence[str], arch: str) -> GuestMap:
         slots=vm.memory.slots, maxmem=vm.memory.max_size if vm.memory.slots or vm.memory.max_size
         > vm.memory.size else None, ram_size=vm.memory.size, phys_bits=vm.phys_bits or 0,
         highest_address=max(ends, default=0), cpu_vendor="other", vfio_devices=vfio_hosts(argv),
-        memory_devices=devices, warnings=(), ram_bars=ram_bars(argv),
+        memory_devices=devices, warnings=(), ram_bars=ram_bars_of(argv),
         ram_view=tuple(RamPiece(start=e.start, end=e.end, name=e.name, offset=e.offset)
                        for e in vm.ram))
-
-
-def ram_bars(argv: Sequence[str]) -> tuple[RamBar, ...]:
-    """The guest memory behind ivshmem's and virtio-gpu's (hostmem) BARs: a dry run starts
-    paused, before the firmware places them, so the caller places them (checking.place_ram_bars)."""
-    from layoutd.errors import LayoutdError
-    from layoutd.models.guest import RamBar
-    from layoutd.qemu.config import parse_config
-
-    try:
-        devices = parse_config(argv).ram_bars
-    except LayoutdError:
-        return ()  # QEMU took it (the dry run ran): a form the model's reader does not know
-    return tuple(RamBar(kind=d.kind, id=d.id, bar=d.bar, size=d.size) for d in devices if d.size)
 
 
 def vfio_hosts(argv: Sequence[str]) -> tuple[str, ...]:

@@ -145,6 +145,11 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
             guest, source = emulator_map(translation, f"not modelled ({error.message})")
     else:
         guest, source = emulator_map(translation, f"QEMU {version} is not modelled")
+    if source == f"QEMU {version} model" and xml is not None:  # <shmem>s, judged like RAM
+        from layoutd.checking import domain_ram_bars, with_buses
+
+        guest = domain_ram_bars(guest, host, with_buses(translation.argv, xml,
+                                                        translation.domain.source), devices, dirs)
     layout = tuple(guest.layout)
     collisions = tuple(check(layout, host))
     bars: tuple[Collision, ...] = ()

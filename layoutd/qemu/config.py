@@ -7,7 +7,8 @@ can and is not modelled raises UnsupportedOption naming it.
 import re
 from collections.abc import Sequence
 
-from layoutd.errors import QemuRefusal, UnsupportedOption
+from layoutd.errors import LayoutdError, QemuRefusal, UnsupportedOption
+from layoutd.models.guest import RamBar
 from layoutd.qemu.options import (
     SIZE_SYNTAX,
     BadSize,
@@ -306,6 +307,16 @@ def _ram_bar(config: VmConfig, text: str, props: dict[str, str]) -> None:
     elif driver == "virtio-gpu-pci" and "hostmem" in props:  # which QEMU has it: build.py
         size = _size(config, props["hostmem"], f"-device {text}: ", "hostmem")
         config.ram_bars.append(RamBarDevice("virtio-gpu-hostmem", name, 4, text, None, size))
+
+
+def ram_bars_of(argv: Sequence[str]) -> tuple[RamBar, ...]:
+    """The guest memory behind ivshmem's and virtio-gpu's (hostmem) BARs of a command line QEMU
+    took (a dry run's, a libvirt domain's with its <shmem>): for checking.place_ram_bars."""
+    try:
+        devices = parse_config(argv).ram_bars
+    except LayoutdError:
+        return ()  # a form this reader does not know: the caller says what was not placed
+    return tuple(RamBar(kind=d.kind, id=d.id, bar=d.bar, size=d.size) for d in devices if d.size)
 
 
 def _full_bdf(host: str) -> str:

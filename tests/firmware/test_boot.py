@@ -122,7 +122,7 @@ def test_seabios_without_a_row_is_booted_and_placed_as_the_real_one(seabios: Pat
     args = [*Q35, "-cpu", "EPYC,phys-bits=46", "-m", "2G", *GPU]
     code, data = check(INTEL, [*args, "-bios", str(seabios)])
     assert code == 0, data
-    assert data["how_known"]["bars"] == "boot" and data["not_judged"] == []
+    assert data["how_known"] == {"layout": "model", "bars": "boot"} and data["not_judged"] == []
     assert "booted under TCG" in data["firmware"]
     real = independent(INTEL, args, ["-bios", str(seabios)], True)
     assert bars_of(data) == real and len(real) == 2 and None not in real.values()
@@ -310,3 +310,22 @@ def test_verify_boots_a_modelled_firmware_and_says_whether_the_model_agreed() ->
     said = data["warnings"] + data.get("notes", [])
     assert any("--verify: the SeaBIOS 1.16.2 (Debian 12) model put every BAR where the boot "
                "found it" in line for line in said), said
+
+
+def test_ivshmem_memory_placed_by_a_booted_firmware_is_judged_like_ram(seabios: Path) -> None:
+    """Looking Glass's shape (ivshmem-plain on a 32G shared backend) next to a 32G GPU, 960G on
+    an EPYC guest: the byte-changed SeaBIOS, booted, puts the first of the two equal BARs (the
+    ivshmem, in the lower slot) across the HyperTransport hole; its memory is guest memory VFIO
+    maps, so it is in `layout` and a collision, exactly as the model of Debian's build says."""
+    args = [*Q35, "-cpu", "EPYC,phys-bits=48", "-m", "960G",
+            "-object", "memory-backend-ram,id=lg,size=32G,share=on",
+            "-device", "ivshmem-plain,memdev=lg,id=lg0", "-device", "vfio-pci,host=0000:2a:00.0"]
+    code, data = check(AMD, [*args, "-bios", str(seabios)])
+    model_code, model = check(AMD, [*args, "-bios", str(SEABIOS)])
+    assert data["how_known"]["bars"] == "boot" and model["how_known"]["bars"] == "model"
+    assert code == model_code == 1
+    shared = [r for r in data["layout"] if r["kind"] == "ivshmem"]
+    assert shared and shared[0]["start"] == "0xf800000000", data["layout"]
+    assert data["layout"] == model["layout"] and data["collisions"] == model["collisions"]
+    assert any(c["kind"] == "ivshmem" and c["hole"]["start"] == "0xfd00000000"
+               for c in data["collisions"]), data["collisions"]
