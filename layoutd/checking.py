@@ -520,6 +520,7 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         raise InputError(f"cannot read: {error.strerror}", file=path) from None
     target = libvirt_target(libvirt).version if libvirt else None
     translation = translate_domain(data, path, target)
+    windows = windows or translation.domain.windows  # libosinfo's metadata says so too
     dirs = None if version else emulator_dirs(translation.domain)
     if version and not is_modelled(version):
         same_binary(translation.domain.emulator or DEFAULT_EMULATOR.get(translation.domain.arch, ""),
