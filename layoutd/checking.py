@@ -58,6 +58,7 @@ class Checked(Record, kw_only=False, frozen=False):
     fixes_for: Callable[[], Any] | None = None  # the verified changes that clear collisions
     language: str = "argv"  # how fixes are said: argv options or libvirt XML
     bars: Any = None  # firmware.check.BarCheck: the assigned devices' 64-bit BARs
+    how: str = "model"  # how the RAM map is known: model | dry-run
 
 
 def check_command_line(command: Sequence[str], *, host_source: str | None,
@@ -221,7 +222,7 @@ def _dry_run_check(binary: str, qemu_args: Sequence[str], arch: str, why: str,
     bars = _dry_run_bars(guest, host, qemu_args, devices, binary)
     guest = place_ram_bars(guest, host, qemu_args, devices, bars)
     return Checked(guest, host, devices, _distro_fixes_for(qemu_args, guest, again, host),
-                   bars=bars)
+                   bars=bars, how="dry-run")
 
 
 def _dry_run_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
@@ -525,6 +526,7 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         raise InputError(f"cannot read: {error.strerror}", file=path) from None
     target = libvirt_target(libvirt).version if libvirt else None
     translation = translate_domain(data, path, target)
+    windows = windows or translation.domain.windows  # libosinfo's metadata says so too
     dirs = None if version else emulator_dirs(translation.domain)
     if version and not is_modelled(version):
         same_binary(translation.domain.emulator or DEFAULT_EMULATOR.get(translation.domain.arch, ""),
@@ -540,7 +542,7 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         why = (f"QEMU {version} is not modelled" if domain.arch == arch
                else f"architecture {domain.arch} is not modelled")
         guest = dry_run_map(emulator, translation.argv, arch, why)
-        return Checked(guest, host, devices)
+        return Checked(guest, host, devices, how="dry-run")
 
     def predicted(changed: Sequence[str]) -> Any:
         return predict(changed, version=version, host_cpu=host.cpu, arch=domain.arch,
@@ -554,7 +556,7 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         guest = _with_host(host, lambda: predicted(translation.argv))
     except NotModelled as error:  # what the domain's own emulator builds, as the hook does
         guest = dry_run_map(emulator, translation.argv, arch, f"not modelled ({error.message})")
-        return Checked(guest, host, devices)
+        return Checked(guest, host, devices, how="dry-run")
     if verify:
         guest = verified(guest, emulator, translation.argv, domain.arch)
     from layoutd.qemu.config import ram_bars_of

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     checked = (checking.check_domain_file(args.libvirt, libvirt=args.libvirt_version, **options)
                if args.libvirt else checking.check_command_line(command, **options))
     text, found = report(checked.guest, checked.host, args.format, checked.devices,
-                         checked.fixes_for, checked.language, checked.bars)
+                         checked.fixes_for, checked.language, checked.bars, checked.how)
     if args.libvirt and args.format == "text" and "\nwould work: <" in text:
         from layoutd.libvirt.guard import libvirt_target
 

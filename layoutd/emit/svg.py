@@ -31,6 +31,7 @@ COLOURS = {"ram": "#43a047", "dimm": "#1b5e20", "room": "#c5e1a5", "qemu": "#90c
 LANES = (("ram", "guest RAM"), ("qemu", "QEMU regions"), ("bar", "device BARs"), ("hole", "host holes"))
 WIDTH, LEFT, RIGHT, TOP, LANE, GAP = 1400, 130, 90, 70, 40, 10
 U64_END = 1 << 64
+BAND = 10.0  # the narrowest collision band, in pixels
 
 
 class Span(Record, kw_only=False):
@@ -194,7 +195,8 @@ def _block(scale: Axis, span: Span, y: int) -> str:
 
 def _collision(scale: Axis, number: int, start: int, end: int, text: str, bottom: int) -> list[str]:
     left, right = scale.x(start), scale.x(min(end + 1, U64_END))
-    width = max(right - left, 3.0)
+    width = max(right - left, BAND)  # a collision inside a large block still shows
+    left = min(left, (left + right - width) / 2)
     label = f"COLLISION {hex_addr(start)}-{hex_addr(end)}: {text}"
     anchor = "end" if left > WIDTH / 2 else "start"
     at = left + width if anchor == "end" else left

@@ -55,8 +55,7 @@ def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Dev
         if worse:
             continue
         if not fixed:
-            said = ", ".join(f"{path} {str(value).lower() if isinstance(value, bool) else value}"
-                             for path, value in change.items())
+            said = _said(change)
             return replace(result, default_layout=False, warnings=(
                 *result.warnings, f"{said} chosen so that {build.name} puts every assigned BAR "
                 "where every host's IOMMU maps it"))
@@ -67,10 +66,19 @@ def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Dev
             break
     if boot is not None:
         raise _no(spec, bad, build, found)
-    if fixed:
-        found += _relaxed(spec, target, devices, build, replan, firmware_of)
+    if fixed:  # a relaxed pin whose plan chooses what is offered already says nothing new
+        offered = {_said(change) for change, _ in found}
+        found += [(change, result) for change, result in
+                  _relaxed(spec, target, devices, build, replan, firmware_of)
+                  if not any(w == f"the plan then chooses {said}" for w in result.warnings
+                             for said in offered)]
     raise _no(spec, bad, build, found + _other_firmware(spec, target, devices, build, replan,
                                                         firmware_of))
+
+
+def _said(change: dict[str, Any]) -> str:
+    return ", ".join(f"{path} {str(value).lower() if isinstance(value, bool) else value}"
+                     for path, value in change.items())
 
 
 PINS = ("cpu.phys_bits", "pci_hole64", "pci_window", "highmem_mmio")

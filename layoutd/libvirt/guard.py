@@ -180,7 +180,8 @@ def machine_fix(guest: GuestMap, host: HostView, translation: Translation, versi
 
     try:
         found = [fix for fix in fixes(translation.argv, guest, again,
-                                      lambda changed: not check(changed.layout, host))
+                                      lambda changed: not check(changed.layout, host),
+                                      translation.domain.windows)
                  if fix.option == "machine"]
         if not found:
             return None

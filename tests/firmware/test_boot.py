@@ -13,6 +13,7 @@ compiled from Debian's seabios source with another configuration (scripts/build-
 import json
 import os
 import shutil
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -122,7 +123,7 @@ def test_seabios_without_a_row_is_booted_and_placed_as_the_real_one(seabios: Pat
     args = [*Q35, "-cpu", "EPYC,phys-bits=46", "-m", "2G", *GPU]
     code, data = check(INTEL, [*args, "-bios", str(seabios)])
     assert code == 0, data
-    assert data["how_known"]["bars"] == "boot" and data["not_judged"] == []
+    assert data["how_known"] == {"layout": "model", "bars": "boot"} and data["not_judged"] == []
     assert "booted under TCG" in data["firmware"]
     real = independent(INTEL, args, ["-bios", str(seabios)], True)
     assert bars_of(data) == real and len(real) == 2 and None not in real.values()
@@ -329,3 +330,45 @@ def test_ivshmem_memory_placed_by_a_booted_firmware_is_judged_like_ram(seabios: 
     assert data["layout"] == model["layout"] and data["collisions"] == model["collisions"]
     assert any(c["kind"] == "ivshmem" and c["hole"]["start"] == "0xfd00000000"
                for c in data["collisions"]), data["collisions"]
+
+
+def test_the_boot_takes_nothing_of_the_host_and_leaves_nothing(seabios: Path, tmp_path: Path,
+                                                              boot_cache: Path) -> None:
+    """The VM's hugepage-backed, preallocated RAM, its disk and its tap NIC: the boot's command
+    line has an unpopulated memfd instead, an empty read-only null-co node under the disk's device
+    and the NIC without its network; after the boot no QEMU of it runs and nothing was written but
+    the cache entry (TMPDIR and the working folder stay empty)."""
+    import subprocess
+
+    from layoutd.dryrun import safe_command
+
+    vm = ["-machine", "q35,memory-backend=ram0", "-m", "4G",
+          "-object", "memory-backend-file,id=ram0,size=4G,mem-path=/dev/hugepages,prealloc=on,"
+          "share=on", "-drive", "file=/nonexistent/disk.qcow2,if=none,id=d0",
+          "-device", "virtio-blk-pci,drive=d0,id=disk0", "-netdev", "tap,id=n0,ifname=tap9",
+          "-device", "virtio-net-pci,netdev=n0,id=nic0"]
+    safe = safe_command(vm, "x86_64", whole=True, boot=True)
+    try:
+        text = " ".join(safe.argv)
+    finally:
+        safe.close()
+    assert "prealloc" not in text and "/dev/hugepages" not in text and "mem-path=/proc/self/fd/" in text
+    assert "disk.qcow2" not in text and "driver=null-co" in text and "read-only=on" in text
+    assert "tap" not in text and "netdev" not in text and "virtio-net-pci,id=nic0" in text
+    scratch, work = tmp_path / "tmp", tmp_path / "cwd"
+    scratch.mkdir()
+    work.mkdir()
+    args = [*Q35, "-cpu", "EPYC,phys-bits=46", "-m", "2G", *GPU, "-bios", str(seabios),
+            "-object", "memory-backend-file,id=lg,size=64M,mem-path=/dev/shm/layoutd-test-lg,"
+            "share=on", "-device", "ivshmem-plain,memdev=lg,id=lg0"]
+    result = subprocess.run([sys.executable, "-m", "layoutd.cli", "check", "--host", str(INTEL),
+                             "--qemu-version", "7.2", "--format", "json", "--",
+                             "qemu-system-x86_64", *args], capture_output=True, text=True,
+                            timeout=300, cwd=work, env={**os.environ, "TMPDIR": str(scratch)})
+    assert json.loads(result.stdout)["how_known"]["bars"] == "boot", result.stderr
+    assert list(scratch.iterdir()) == [] and list(work.iterdir()) == []
+    assert not Path("/dev/shm/layoutd-test-lg").exists()
+    assert [p.name for p in boot_cache.iterdir()] and all(
+        p.name.startswith("boot-") for p in boot_cache.iterdir())
+    running = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(seabios) not in running
