@@ -274,7 +274,13 @@ def place_ram_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Seq
     for ram_bar in guest.ram_bars:
         found = placed.get((ram_bar.id, ram_bar.bar))
         what = f"{ram_bar.kind} {ram_bar.id} BAR{ram_bar.bar} ({human_size(ram_bar.size)})"
-        if found is None or placement is None:
+        if not ram_bar.size:  # ivshmem-doorbell: the ivshmem server gives the memory at start
+            notes.append(f"NOT JUDGED: {ram_bar.kind} {ram_bar.id} BAR{ram_bar.bar}: its shared "
+                         "memory comes from the ivshmem server at start, so its size and place "
+                         "are not known")
+            if bars is not None:
+                bars.not_judged.append(f"{ram_bar.kind} {ram_bar.id} BAR{ram_bar.bar}")
+        elif found is None or placement is None:
             why = (bars.notes[0] if bars is not None and bars.notes else "the firmware is not known")
             notes.append(f"NOT JUDGED: {what}: guest memory VFIO maps once the firmware places "
                          f"it, and its place is not predicted ({why})")

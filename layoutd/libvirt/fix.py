@@ -50,6 +50,8 @@ def spec_from_domain(domain: Domain, devices: Sequence[str] = ()) -> VmSpec:
     }
     if domain.arch == "aarch64" and domain.loader:
         fields["firmware"] = domain.loader
+    if domain.windows:  # libosinfo's metadata: never QEMU's AMD move of RAM past 1 TiB
+        fields["guest"] = "windows"
     try:
         return validate(VmSpec, fields)
     except ValueError as error:
@@ -92,6 +94,10 @@ def apply(data: bytes, source: str, spec: VmSpec, hosts: Sequence[str],
                    **{d: (source, f"<hostdev> {d}") for d in domain.hostdevs}}
         raise error.at(origins) from None
     result = apply_config(data, plan.config, source, libvirt)
+    if plan.config.machine != spec.machine_type:  # the plan chose the type (a Windows guest)
+        from layoutd.libvirt.edit import with_machine
+
+        result = with_machine(result, plan.config.machine, source)
     return result, verify(result, plan, source, libvirt)
 
 

@@ -262,6 +262,15 @@ def test_refusal_names_the_machine_type_first_and_it_passes(tmp_path: Path) -> N
     no_rule = call(hook, "lt-big", "prepare", "begin", "-", stdin=intel)
     assert no_rule.returncode == 1 and "virsh edit" not in no_rule.stderr  # no machine type helps
     assert "Fix: `layoutd libvirt fix DOMAIN.xml`" in no_rule.stderr
+    # a Windows guest (libosinfo's metadata, as virt-install writes it) is never offered the
+    # machine type whose RAM move past 1 TiB its drivers fail on (Code 43, RHEL-98247)
+    windows = xml.replace("<name>lt-big</name>", "<name>lt-big</name><metadata><libosinfo:libosinfo "
+                          "xmlns:libosinfo='http://libosinfo.org/xmlns/libvirt/domain/1.0'>"
+                          "<libosinfo:os id='http://microsoft.com/win/11'/></libosinfo:libosinfo>"
+                          "</metadata>")
+    refused_windows = call(hook, "lt-big", "prepare", "begin", "-", stdin=windows)
+    assert refused_windows.returncode == 1 and "virsh edit" not in refused_windows.stderr
+    assert "Fix: `layoutd libvirt fix DOMAIN.xml`" in refused_windows.stderr
 
 
 def test_prepare_refuses_a_bar_the_firmware_leaves_unassigned(tmp_path: Path) -> None:

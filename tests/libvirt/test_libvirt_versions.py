@@ -18,7 +18,7 @@ import pytest
 from layoutd.checking import check, check_domain_file
 from layoutd.emit.plan import render
 from layoutd.errors import LayoutdError
-from layoutd.libvirt.fix import fix
+from layoutd.libvirt.fix import fix, verify
 from layoutd.models.spec import load_spec
 from layoutd.planning import make_plan
 from tests.conftest import EXAMPLES, ROOT, need
@@ -97,6 +97,7 @@ def test_every_emitted_domain_is_taken_by_its_libvirt(target, tmp_path: Path,
             continue
         xml = render(plan, "libvirt", (version, "test"))
         validate(xml, root)
+        verify(xml.encode(), plan, f"{spec}.xml", version)  # read back for this version: the plan's map
         cpu = native_cpu(virsh, xml, tmp_path)
         if plan.config.phys_bits is not None and plan.config.accel == "kvm":
             assert plan.host_cpu is not None and plan.host_cpu.phys_bits is not None

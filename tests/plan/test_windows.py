@@ -106,3 +106,22 @@ def test_a_libvirt_domain_is_windows_by_its_libosinfo_metadata(tmp_path: Path) -
         said[name] = result.stdout
     assert "machine='pc-q35-7.1'" in said["other"]
     assert "pc-q35-7.1" not in said["windows"]
+
+
+def test_libvirt_fix_of_a_windows_domain_keeps_ram_below_the_hole(tmp_path: Path) -> None:
+    """`libvirt fix` of a Windows 11 domain on q35: the domain gets pc-q35-7.0 and a DIMM at
+    1 TiB, and `check --libvirt` of the result finds every RAM range clear, none moved."""
+    domain = tmp_path / "win.xml"
+    domain.write_text(DOMAIN.format(metadata=WINDOWS_11).replace("pc-q35-6.2", "q35"))
+    fixed = run_layoutd("libvirt", "fix", str(domain), "--host", AMD, "--qemu-version", "10.0")
+    assert fixed.returncode == 0, fixed.stderr
+    assert "machine='pc-q35-7.0'" in fixed.stdout.replace('"', "'")
+    assert "base='0x10000000000'" in fixed.stdout
+    result = tmp_path / "fixed.xml"
+    result.write_text(fixed.stdout)
+    check = run_layoutd("check", "--libvirt", str(result), "--host", AMD, "--qemu-version", "10.0",
+                        "--format", "json")
+    assert check.returncode == 0, check.stdout + check.stderr
+    layout = json.loads(check.stdout)["layout"]
+    assert not any(r["kind"] == "ram" and int(r["start"], 16) >= TIB for r in layout)
+    assert any(r["kind"] == "dimm" and int(r["start"], 16) == TIB for r in layout)
