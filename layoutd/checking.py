@@ -10,6 +10,7 @@ prints it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from layoutd.boot import booted_placement
 from layoutd.collisions import check
@@ -20,16 +21,19 @@ from layoutd.firmware import place
 from layoutd.firmware.builds import Build
 from layoutd.firmware.check import BarCheck, check_bars
 from layoutd.firmware.files import identify
-from layoutd.firmware.fixes import BarFix, arm_bar_fixes, bar_fixes
-from layoutd.firmware.guest import GuestPci, board, family_of, page_1g, read_argv
+from layoutd.firmware.fixes import arm_bar_fixes, bar_fixes
+from layoutd.firmware.guest import board, family_of, page_1g, read_argv
 from layoutd.fixes import Fix, Predict, distro_machine_fix, fixes, refusal_fixes
 from layoutd.host import probe_host
+from layoutd.libvirt_versions import libvirt_target
 from layoutd.models.common import GuestRegion
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import HostView
 from layoutd.qemu import arch_of_binary, predict
-from layoutd.qemu.config import VmConfig, parse_config
+from layoutd.qemu.config import parse_config, ram_bars_of
 from layoutd.qemu.cpus import NeedsHostCpu
+from layoutd.qemu.options import split_argv
+from layoutd.qemu.readconfig import PROXMOX_FILES, options_of
 from layoutd.qemu.versions import Version, is_modelled
 from layoutd.qemu.x86 import AMD_ABOVE_1TB
 from layoutd.record import Record, replace
@@ -51,6 +55,7 @@ class Checked(Record, kw_only=False, frozen=False):
     fixes_for: Callable[[], list[Fix]] | None = None  # the verified changes that clear collisions
     language: str = "argv"  # how fixes are said: argv options or libvirt XML
     bars: BarCheck | None = None  # the assigned devices' 64-bit BARs
+    how: str = "model"  # how the RAM map is known: model | dry-run
 
 
 def check_command_line(command: Sequence[str], *, host_source: str | None,
@@ -59,6 +64,44 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
     """`check -- QEMU_BINARY ARG...`: the map the binary builds (modelled, else its dry run)."""
     binary, qemu_args = command[0], command[1:]
     arch = arch_of_binary(binary)
+    qemu_args, read = read_configs(qemu_args)
+    checked = _check_argv(binary, qemu_args, arch, host_source, given, version, verify, windows)
+    if read:
+        checked.guest = replace(checked.guest, warnings=(*read, *checked.guest.warnings))
+    return checked
+
+
+def read_configs(qemu_args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The command line with each `-readconfig FILE` replaced by the options the file holds, and
+    what was said about them: a Proxmox file that is not here is taken from what qemu-server's
+    defines (readconfig.PROXMOX_FILES); any other file that cannot be read is bad input."""
+    options = split_argv(qemu_args)
+    if not any(option.name == "readconfig" for option in options):
+        return list(qemu_args), []
+    argv: list[str] = []
+    said: list[str] = []
+    for option in options:
+        if option.name != "readconfig":
+            argv += qemu_args[option.position:option.position + (1 if option.value is None else 2)]
+            continue
+        path = option.value or ""
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read(1 << 20)
+        except OSError as error:
+            if path not in PROXMOX_FILES:
+                raise InputError(f"-readconfig {path}: cannot read it ({error.strerror}), and "
+                                 "what it defines may change guest memory", field="qemu argv") from None
+            text = PROXMOX_FILES[path]
+            said.append(f"-readconfig {path} is not on this machine ({error.strerror}): read "
+                        "as qemu-server's file defines it (USB, audio, root ports "
+                        "ich9-pcie-port-1..4, DMI and PCI bridges pci.0-pci.3)")
+        argv += options_of(text, path)
+    return argv, said
+
+
+def _check_argv(binary: str, qemu_args: list[str], arch: str, host_source: str | None,
+                given: Sequence[str], version: str | None, verify: bool, windows: bool) -> Checked:
     asked = not version  # --qemu-version: the firmware Debian ships with it
     if version and not is_modelled(version):
         same_binary(binary, version, f"--qemu-version {version} is not modelled")
@@ -86,19 +129,22 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
     devices = merge_devices(assigned, list(given))
     host = probe_devices(host_source, devices, {d: (None, f"-device vfio-pci,host={d}") for d in assigned})
 
-    def again(changed: Sequence[str]) -> GuestMap:
-        guest = predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
-        return place_ram_bars(guest, host, changed, devices, dirs=dirs)
+    def predicted(changed: Sequence[str]) -> Any:
+        return predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
+
+    def again(changed: Sequence[str]) -> GuestMap:  # a fix, with ivshmem & co placed by the model
+        return place_ram_bars(predicted(changed), host, changed, devices, dirs=dirs)
 
     try:
-        guest = with_host(host, lambda: again(qemu_args))
+        guest = with_host(host, lambda: predicted(qemu_args))
     except QemuRefusal as refusal:
         raise _refused(refusal, qemu_args, again, host, devices, windows) from None
     if verify:
         guest = verified(guest, binary, qemu_args, arch)
+    bars = bar_check(guest, host, qemu_args, devices, dirs, binary, verify)
+    guest = place_ram_bars(guest, host, qemu_args, devices, bars)
     return Checked(for_windows(guest, windows), host, devices,
-                   verified_fixes(qemu_args, guest, again, host, windows),
-                   bars=bar_check(guest, host, qemu_args, devices, dirs, binary, verify))
+                   verified_fixes(qemu_args, guest, again, host, windows), bars=bars)
 
 
 def binary_dirs(binary: str | None) -> tuple[str, ...] | None:
@@ -152,7 +198,26 @@ def dry_run_check(binary: str, qemu_args: Sequence[str], arch: str, why: str,
     def again(changed: Sequence[str]) -> GuestMap:
         return dry_run_map(binary, changed, arch, why)
 
-    return Checked(guest, host, devices, _distro_fixes_for(qemu_args, guest, again, host))
+    bars = _dry_run_bars(guest, host, qemu_args, devices, binary)
+    guest = place_ram_bars(guest, host, qemu_args, devices, bars)
+    return Checked(guest, host, devices, _distro_fixes_for(qemu_args, guest, again, host),
+                   bars=bars, how="dry-run")
+
+
+def _dry_run_bars(guest: GuestMap, host: HostView, qemu_args: Sequence[str], devices: Sequence[str],
+                  binary: str) -> Any:
+    """The BARs of a map from a dry run: where the firmware puts them when it can be booted (or
+    is modelled), else every assigned BAR and RAM-backed BAR is said not judged."""
+    if not guest.vfio_devices and not guest.ram_bars:
+        return None
+    try:
+        return bar_check(guest, host, qemu_args, devices, None, binary)
+    except LayoutdError as error:
+        pci = read_argv(qemu_args, family_of(guest), {d.address: d for d in host.devices})
+        names = [f"{d.id} BAR{b.index}" for d in pci.devices if d.id in devices
+                 for b in d.bars if b.is64 and not b.io]
+        return BarCheck(None, notes=[f"BARs not placed: {error.message}"], how_known="unknown",
+                        not_judged=names)
 
 
 def _distro_fixes_for(args: Sequence[str], guest: GuestMap, again: Predict,
@@ -181,10 +246,18 @@ def place_ram_bars(guest: GuestMap, host: HostView, qemu_args: Sequence[str], de
     for ram_bar in guest.ram_bars:
         found = placed.get((ram_bar.id, ram_bar.bar))
         what = f"{ram_bar.kind} {ram_bar.id} BAR{ram_bar.bar} ({human_size(ram_bar.size)})"
-        if found is None or placement is None:
+        if not ram_bar.size:  # ivshmem-doorbell: the ivshmem server gives the memory at start
+            notes.append(f"NOT JUDGED: {ram_bar.kind} {ram_bar.id} BAR{ram_bar.bar}: its shared "
+                         "memory comes from the ivshmem server at start, so its size and place "
+                         "are not known")
+            if bars is not None:
+                bars.not_judged.append(f"{ram_bar.kind} {ram_bar.id} BAR{ram_bar.bar}")
+        elif found is None or placement is None:
             why = (bars.notes[0] if bars is not None and bars.notes else "the firmware is not known")
             notes.append(f"NOT JUDGED: {what}: guest memory VFIO maps once the firmware places "
                          f"it, and its place is not predicted ({why})")
+            if bars is not None:
+                bars.not_judged.append(f"{ram_bar.kind} {ram_bar.id} BAR{ram_bar.bar}")
         elif found.start is None or found.end is None:
             notes.append(f"{what} is left unassigned by {placement.firmware}: the guest cannot "
                          "use it, and VFIO maps nothing of it")
@@ -195,13 +268,24 @@ def place_ram_bars(guest: GuestMap, host: HostView, qemu_args: Sequence[str], de
     return replace(guest, layout=layout, warnings=(*guest.warnings, *notes))
 
 
+def domain_ram_bars(guest: GuestMap, host: HostView, argv: Sequence[str], devices: Sequence[str],
+                    dirs: Sequence[str] | None = None) -> GuestMap:
+    """A libvirt domain's map with its <shmem>s (in `argv`, from with_buses) placed and in
+    `layout`, judged like RAM (place_ram_bars)."""
+    found = ram_bars_of(argv)
+    if not found:
+        return guest
+    return place_ram_bars(replace(guest, ram_bars=found), host, argv, devices, dirs=dirs)
+
+
 def bar_check(guest: GuestMap, host: HostView, qemu_args: Sequence[str], devices: Sequence[str],
               dirs: Sequence[str] | None = None, binary: str | None = None,
-              verify: bool = False) -> BarCheck | None:
+              verify: bool = False, libvirt: str | None = None) -> Any:
     """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with:
     the model of a known build; a boot of the firmware (`binary`) for an x86 firmware without a
     model, or for any with `verify`; else nothing judged, said so (`not_judged`).
-    `dirs`: the folders the QEMU binary loads firmware from, after the command line's -L."""
+    `dirs`: the folders the QEMU binary loads firmware from, after the command line's -L;
+    `libvirt`: the --libvirt-version the fixes are said for (a domain's check)."""
     if not guest.vfio_devices and not guest.ram_bars:
         return None
     hosted = {device.address: device for device in host.devices}
@@ -230,12 +314,12 @@ def bar_check(guest: GuestMap, host: HostView, qemu_args: Sequence[str], devices
         pci.firmware or "").endswith(".fd"))
     if result.collisions and (build is not None or booted is not None):
         result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, ovmf, dirs,
-                                          binary if booted is not None else None)
+                                          binary if booted is not None else None, libvirt)
     return result
 
 
-def _model_against_boot(build: Build, guest: GuestMap, pci: GuestPci, config: VmConfig,
-                        devices: Sequence[str], booted: BarCheck) -> list[str]:
+def _model_against_boot(build: Build, guest: GuestMap, pci: Any, config: Any, devices: Sequence[str],
+                        booted: Any) -> list[str]:
     """--verify with a known build: whether its model put the BARs where the boot found them."""
     model = place(build, board(guest, pci, page_1g(config.cpu_model, config.cpu_props),
                                config.cpu_props))
@@ -243,7 +327,7 @@ def _model_against_boot(build: Build, guest: GuestMap, pci: GuestPci, config: Vm
     wrong = []
     for bar in booted.bars:
         start = None if bar["start"] is None else int(str(bar["start"]), 16)
-        modelled = said.get((str(bar["device"]), int(str(bar["bar"]))))
+        modelled = said.get((bar["device"], bar["bar"]))
         if start != modelled:
             wrong.append(f"{bar['device']} BAR{bar['bar']} at {bar['start'] or 'unassigned'} "
                          f"(model: {'unassigned' if modelled is None else hex(modelled)})")
@@ -254,9 +338,11 @@ def _model_against_boot(build: Build, guest: GuestMap, pci: GuestPci, config: Vm
 
 
 def _bar_fixes(qemu_args: Sequence[str], guest: GuestMap, host: HostView, devices: Sequence[str],
-               ovmf: bool, dirs: Sequence[str] | None, binary: str | None) -> list[BarFix]:
+               ovmf: bool, dirs: Sequence[str] | None, binary: str | None,
+               libvirt: str | None = None) -> list[Any]:
     """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs), or by
-    booting the firmware again (`binary`: the placement was a boot's)."""
+    booting the firmware again (`binary`: the placement was a boot's); the XML said for
+    `libvirt` (--libvirt-version)."""
     budget = [BOOTED_FIXES if binary else 1 << 30]  # each candidate booted: the likeliest few
 
     def clear(changed: Sequence[str]) -> bool:
@@ -278,15 +364,16 @@ def _bar_fixes(qemu_args: Sequence[str], guest: GuestMap, host: HostView, device
     config = parse_config(qemu_args)
     top = host.aperture_end if host.aperture_end is not None else (1 << 64) - 1
     host_cpu = config.accel == "kvm" and (config.cpu_model or "") in ("host", "max")
+
     return bar_fixes(qemu_args, guest.phys_bits, (top + 1).bit_length() - 1, ovmf, host_cpu,
-                     clear)
+                     clear, libvirt_target(libvirt).version)
 
 
-BOOTED_FIXES = 3  # boots a booted placement's would_work may cost
+BOOTED_FIXES = 1  # boots a booted placement's would_work may cost (OVMF: a minute each)
 
 
 def verified_fixes(args: Sequence[str], guest: GuestMap, again: Predict,
-                   host: HostView, windows: bool = False) -> Callable[[], list[Fix]]:
+               host: HostView, windows: bool = False) -> Callable[[], list[Fix]]:
     """The verified changes (a newer machine type, a smaller -m) that clear every collision;
     for a Windows guest never the machine type that moves RAM past 1 TiB."""
     def found() -> list[Fix]:

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hotplug": ("layoutd.commands.hotplug", "place hotplugged memory outside every hole"),
     "hook": ("layoutd.commands.hook", "libvirt hook entry (domain XML on standard input)"),
     "install-hook": ("layoutd.commands.install_hook", "install the libvirt hook"),
+    "proxmox-hook": ("layoutd.commands.proxmox_hook", "Proxmox VE hookscript entry (VMID PHASE)"),
     "libvirt": ("layoutd.commands.libvirt", "apply a layout to an existing libvirt domain XML"),
     "fleet": ("layoutd.commands.fleet", "publish a host's facts and layout pools for schedulers"),
     "kubevirt": ("layoutd.commands.kubevirt", "KubeVirt's OnDefineDomain hook (sidecar-shim, gRPC)"),

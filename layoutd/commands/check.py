@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "move an AMD guest's RAM past 1 TiB (its drivers fail: Code 43)")
     parser.add_argument("--qmp", metavar="SOCKET", help="audit a running VM through its QMP socket")
     parser.add_argument("--libvirt", metavar="DOMAIN.xml", help="check a libvirt domain")
+    parser.add_argument("--libvirt-version", metavar="X.Y",
+                        help="with --libvirt: the libvirt the suggested XML is for (default: the "
+                             "installed daemon's, else 9.0, whose XML every newer one takes)")
     parser.add_argument("--libvirt-domain", metavar="NAME",
                         help="audit a running libvirt domain through virsh qemu-monitor-command "
                              "(read-only)")
@@ -44,6 +47,11 @@ def run(args: argparse.Namespace) -> int:
     command = list(args.qemu)
     if command[:1] == ["--"]:
         command = command[1:]
+    if command and (command[0] in ("taskset", "/usr/bin/taskset")
+                    or any(word[:1] in ("'", '"') for word in command)):
+        from layoutd.proxmox import command_words  # `$(qm showcmd VMID)`: quotes left in words
+
+        command = command_words(command)
     sources = [bool(command), bool(args.qmp), bool(args.libvirt), bool(args.libvirt_domain)]
     if sum(sources) != 1:
         raise InputError("give exactly one of: -- QEMU_BINARY ARG..., --qmp SOCKET, "
@@ -52,21 +60,27 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--connect URI only applies with --libvirt-domain NAME")
     if args.qmp or args.libvirt_domain:
         return _run_live(args)
-    # the QEMU model (a dry run if need be) and the report: loaded for a command line or a domain
+    # the QEMU model (a dry run if need be) and the report: for a command line or a domain
     from layoutd.checking import check_command_line, unjudged
     from layoutd.emit.report import report
 
     options = {"host_source": args.host, "given": device_list(args.devices),
                "version": args.qemu_version, "verify": args.verify,
                "windows": args.guest == "windows"}
+    if args.libvirt_version is not None and not args.libvirt:
+        raise InputError("--libvirt-version X.Y only applies with --libvirt DOMAIN.xml")
     if args.libvirt:
         from layoutd.libvirt.guard import check_domain_file  # the domain reader: --libvirt only
 
-        checked = check_domain_file(args.libvirt, **options)
+        checked = check_domain_file(args.libvirt, libvirt=args.libvirt_version, **options)
     else:
         checked = check_command_line(command, **options)
     text, found = report(checked.guest, checked.host, args.format, checked.devices,
-                         checked.fixes_for, checked.language, checked.bars)
+                         checked.fixes_for, checked.language, checked.bars, checked.how)
+    if args.libvirt and args.format == "text" and "\nwould work: <" in text:
+        from layoutd.libvirt_versions import libvirt_target  # loaded already (check_domain_file)
+
+        text += f"note: the XML above is for {libvirt_target(args.libvirt_version)}\n"
     sys.stdout.write(text)
     if found:
         return 1
@@ -75,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_live(args: argparse.Namespace) -> int:
     """Audit a running VM's real map: exit 1 when some RAM touches a forbidden range."""
-    from layoutd.live.audit import audit, audit_json, audit_text  # QMP: --qmp and --libvirt-domain only
+    # QMP: --qmp and --libvirt-domain only
+    from layoutd.live.audit import audit, audit_json, audit_text
     from layoutd.live.virsh import open_monitor
 
     monitor = open_monitor(args.qmp, args.libvirt_domain, args.connect)

@@ -20,7 +20,6 @@ TYPE_CHECKING = False  # typing itself costs the no-op hook a bare start
 if TYPE_CHECKING:  # nothing more at start-up: every operation but the judged ones is a no-op
     import argparse
     from collections.abc import Sequence
-    from types import FrameType
 
 USAGE = ("usage: layoutd hook [--config FILE] NAME OPERATION SUBOP [EXTRA]  (domain XML on stdin)\n"
          "judged: prepare begin (start), migrate begin (destination), restore begin\n"
@@ -76,31 +75,20 @@ class Call:
 
 def prepare(call: Call, config: hookconf.HookConfig) -> int:
     """Check the domain on stdin; refuse (non-zero) only under `enforce`."""
-    # prepare begin only: the no-op operations return before
-    import signal
-
-    from layoutd.errors import TimeLimit
-
     if config.problems:
         return verdict(config, call, 2, "the hook configuration is broken: "
                        + "; ".join(config.problems)
                        + ". Fix the file, or set `policy = warn` to let domains start unchecked")
-    previous = signal.signal(signal.SIGALRM, _expired)
-    signal.setitimer(signal.ITIMER_REAL, config.timeout)
-    try:
-        return check(call, config)
-    except TimeLimit:
-        return verdict(config, call, 3, f"the check did not finish within {config.timeout:g} s "
-                       f"(timeout in {config.path})")
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    return hookconf.within_time(
+        config.timeout, lambda: check(call, config),
+        lambda: verdict(config, call, 3, f"the check did not finish within {config.timeout:g} s "
+                        f"(timeout in {config.path})"))
 
 
 def check(call: Call, config: hookconf.HookConfig) -> int:
     """Refuse only a proven collision: where the model cannot answer (not modelled) or says QEMU
     itself would refuse the domain, log a warning and let libvirt go on."""
-    # the check itself: prepare begin only
+    # the check itself: a judged operation only
     from layoutd.errors import LayoutdError, NotModelled, QemuRefusal, TimeLimit
 
     try:
@@ -140,10 +128,3 @@ def verdict(config: hookconf.HookConfig, call: Call, code: int, reason: str) -> 
     print(f"layoutd hook: refusing to {JUDGED[call.operation]} domain {call.name!r}: {reason}",
           file=sys.stderr)
     return code
-
-
-def _expired(_signum: int, _frame: FrameType | None) -> None:
-    # prepare begin only (its timer)
-    from layoutd.errors import TimeLimit
-
-    raise TimeLimit("the check ran past its time limit")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from layoutd.emit.markup import quoteattr
+from layoutd.libvirt_versions import NEWEST_LIBVIRT, LibvirtVersion, mode_for, physaddr_for
 from layoutd.models.plan import NumaNode, PlannedDevice, QemuConfig
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
@@ -16,14 +17,13 @@ UNITS = {
     "eb": 1000**6, "e": 1024**6, "eib": 1024**6,
 }
 """libvirt's size units (<memory unit=...>), read by libvirt/domain.py and written here."""
-
-
 def in_unit(size: int, unit: str | None) -> tuple[str, int]:
     """`size` bytes said in the domain's own `unit` when it is exact there, else in KiB."""
     factor = UNITS.get((unit or "").strip().lower())
     if factor and size % factor == 0:
         return str(unit).strip(), size // factor
     return "KiB", size // 1024
+
 
 
 def kib(size: int) -> int:
@@ -82,10 +82,16 @@ def memory_backing(config: QemuConfig) -> dict[str, str]:
     return inner
 
 
-def maxphysaddr(config: QemuConfig) -> str | None:
+def cpu_mode(config: QemuConfig, libvirt: LibvirtVersion = NEWEST_LIBVIRT) -> str:
+    return mode_for(config.cpu_model, config.phys_bits, libvirt)
+
+
+def maxphysaddr(config: QemuConfig, libvirt: LibvirtVersion = NEWEST_LIBVIRT,
+                mode: str | None = None) -> str | None:
+    """`mode`: the domain's own <cpu mode>, when it has one."""
     if config.phys_bits is None:
         return None
-    return f"<maxphysaddr mode='emulate' bits='{config.phys_bits}'/>"
+    return physaddr_for(config.phys_bits, mode or cpu_mode(config, libvirt))
 
 
 def numa(config: QemuConfig, indent: str, step: str = "  ") -> str | None:

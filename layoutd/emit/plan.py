@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 FORMATS = ("text", "json", "argv", "qmp", "libvirt", "svg")
 
 
-def render(plan: Plan, kind: str) -> str:
+def render(plan: Plan, kind: str, libvirt: tuple[tuple[int, int], str] | None = None) -> str:
+    """`libvirt`: the libvirt version the XML is for and how it was known (default 9.0)."""
     if kind == "json":
         return json.dumps(to_json(plan), indent=2) + "\n"
     if kind == "argv":
@@ -27,6 +28,6 @@ def render(plan: Plan, kind: str) -> str:
     if kind == "svg":
         return svg.render(plan)
     if kind == "libvirt":
-        return emit_domain(plan)
+        return emit_domain(plan, *libvirt) if libvirt else emit_domain(plan)
 
     return text.render(plan)

@@ -18,7 +18,8 @@ from layoutd.record import Record, field
 from layoutd.units import GiB, KiB, MiB, align_up, parse_size
 
 MMIO64_FILE = "opt/ovmf/X-PciMmio64Mb"
-ROOT_BUSES = ("pcie.0", "pci.0")
+ROOT_BUSES = {"q35": "pcie.0", "pc": "pci.0", "virt": "pcie.0"}  # on q35, `pci.0` is a bridge's id
+# (Proxmox names its PCI bridges pci.0-pci.3)
 # bridges: driver -> (its own BARs, a hotplug slot below it: PCIe downstream ports with a slot,
 # PCI-PCI bridges with SHPC; SeaBIOS's pci_bus_hotplug_support)
 SHPC_BAR = (Bar(0, 256, True, False),)  # pci-bridge's and pcie-pci-bridge's SHPC/MSI-X BAR
@@ -28,6 +29,10 @@ BRIDGES: dict[str, tuple[tuple[Bar, ...], bool]] = {
     "pci-bridge": (SHPC_BAR, True), "pcie-pci-bridge": (SHPC_BAR, False),
 }
 PORTS = tuple(BRIDGES)
+NOT_PCI = frozenset(["vmgenid", "pvpanic", "tpm-tis", "tpm-crb", "scsi-hd", "scsi-cd",
+                     "scsi-block", "scsi-generic", "virtserialport", "virtconsole", "hda-duplex",
+                     "hda-micro", "hda-output"])
+NOT_PCI_PREFIXES = ("usb-", "ide-", "isa-")
 
 # BAR shapes of the devices QEMU makes: index -> (size, 64-bit, prefetchable, io), and the ROM
 MEM32, IO = (False, False, False), (False, False, True)
@@ -131,8 +136,10 @@ def _place(found: GuestPci, items: list[dict[str, str]], family: str, host: Mapp
         found.devices.append(PciDevice("ich9-ahci", 0x1F, 2, _bars(ahci[0]), ahci[1]))
     for props in items:
         driver = props.get("driver", "")
+        if driver in NOT_PCI or driver.startswith(NOT_PCI_PREFIXES):
+            continue  # on a USB, SCSI, IDE, ISA or virtio-serial bus, or ACPI only: no BAR
         bus = props.get("bus", "root")
-        bus = "root" if bus in ROOT_BUSES else bus
+        bus = "root" if bus == ROOT_BUSES.get(family, "pcie.0") else bus
         port = None if bus == "root" else bus
         name = props.get("id") or driver
         if bus not in used:

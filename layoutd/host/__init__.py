@@ -81,16 +81,24 @@ def _live(devices: Sequence[str] | None, root: str = "/", dev: str = "/dev") -> 
                      "sysfs answers; bind every device of the groups to vfio-pci for the "
                      "IOMMU's own answer")
     else:
-        bound = [d.address for d in facts.devices if d.group in viable and d.driver == VFIO_DRIVER]
+        bound = [d for d in facts.devices if d.group in viable and d.driver == VFIO_DRIVER]
+        # only the groups of attached devices are in the IOAS; the others' holes come from sysfs
+        attached = sorted({d.group for d in bound if d.group is not None})
+        refused: list[str] = []
         try:
-            reply = iommufd.query(bound, viable, root, dev)
+            reply = iommufd.query([d.address for d in bound], attached, root, dev)
         except HostUnavailable as error:
             info.append(f"{error.message}; trying VFIO type1")
+            refused += [error.message] if "permission denied" in error.message else []
         if reply is None:
             try:
-                reply = type1.query(viable, f"{dev}/vfio")
+                reply = type1.query(viable, f"{dev}/vfio", [d.address for d in bound])
             except HostUnavailable as error:
                 info.append(f"{error.message}; falling back to sysfs")
+                refused += [error.message] if "permission denied" in error.message else []
+        if reply is None and refused:
+            notes.append(f"{'; '.join(refused)}: the IOMMU itself was not asked, sysfs answers "
+                         "without its check; run as root for the kernel's own answer")
     source = reply.reader if reply is not None else f"sysfs:{root}"
     view = build_view(facts, devices, source, reply=reply, warnings=notes, info=info)
     return Probe(facts, view, reply, notes)

@@ -63,6 +63,12 @@ def iova_ranges(call: RangesCall) -> tuple[bytes, int, int]:
 def query(devices: Sequence[str], groups: Sequence[int], root: str = "/", dev: str = "/dev"
           ) -> IoctlReply:
     """Ask the kernel for the usable IOVA ranges of `devices` in one IOAS."""
+    if not devices:
+        # a fresh IOAS allows every address until a device is attached: that is no answer
+        raise HostUnavailable(
+            "iommufd: no selected device is bound to vfio-pci, and an IOAS with no device "
+            "attached allows every address (no ranges yet), which says nothing about the IOMMU"
+        )
     opened: list[int] = []
     iommufd = -1
     step = f"open {dev}/iommu"

@@ -1,8 +1,14 @@
 """The VFIO type1 reader (Linux 5.4+): one container holding every selected viable group.
 
 open /dev/vfio/vfio; API version 0; CHECK_EXTENSION(TYPE1v2); for each group: open /dev/vfio/N,
-GET_STATUS viable, SET_CONTAINER; SET_IOMMU(TYPE1v2); GET_INFO with the argsz growth. The reply is
-the kernel's intersection over all groups. Everything is detached and closed in `finally`.
+GET_STATUS viable, SET_CONTAINER; SET_IOMMU(TYPE1v2); GROUP_GET_DEVICE_FD of each device; GET_INFO
+with the argsz growth. The reply is the kernel's intersection over all groups. Everything is
+detached and closed in `finally`.
+
+The devices are opened because a container that iommufd emulates (CONFIG_IOMMUFD_VFIO_CONTAINER)
+attaches a device only when its fd is opened: before that, a real 6.12 kernel answers GET_INFO with
+0x0-0xffffffffffffffff and maps DMA anywhere (tests/kernel/test_iommufd.py). The real type1
+driver has its answer at SET_IOMMU already; opening the devices does not change it.
 """
 
 import contextlib
@@ -51,10 +57,15 @@ def _why(error: OSError, what: str) -> HostUnavailable:
     return HostUnavailable(f"VFIO type1: {what}: {reason}")
 
 
-def query(groups: Sequence[int], dev: str = "/dev/vfio") -> IoctlReply:
-    """Ask the kernel for the usable IOVA ranges of `groups` together. HostUnavailable says why not."""
+def query(groups: Sequence[int], dev: str = "/dev/vfio", devices: Sequence[str] = ()) -> IoctlReply:
+    """Ask the kernel for the usable IOVA ranges of `groups` together, with `devices` (their PCI
+    addresses, each in one of the groups) opened. HostUnavailable says why not."""
+    if not devices:
+        raise HostUnavailable("VFIO type1: no selected device is bound to vfio-pci: with none "
+                              "opened, a container that iommufd emulates allows every address")
     opened: list[int] = []
     attached: list[int] = []
+    device_fds: list[int] = []
     container = -1
     step = f"open {dev}/vfio"
     try:
@@ -79,12 +90,27 @@ def query(groups: Sequence[int], dev: str = "/dev/vfio") -> IoctlReply:
             attached.append(fd)
         step = "VFIO_SET_IOMMU(TYPE1v2)"
         fcntl.ioctl(container, abi.io(abi.VFIO_SET_IOMMU), abi.VFIO_TYPE1v2_IOMMU)
+        for address in devices:
+            step = f"VFIO_GROUP_GET_DEVICE_FD of {address}"
+            name = bytearray(address.encode() + b"\0")
+            for fd in attached:
+                try:
+                    device_fds.append(fcntl.ioctl(fd, abi.io(abi.VFIO_GROUP_GET_DEVICE_FD), name, True))
+                    break
+                except OSError as error:
+                    if error.errno != errno.ENODEV:  # ENODEV: the device is in another group
+                        raise
+            else:
+                raise HostUnavailable(
+                    f"VFIO type1: {address} is in none of the groups {', '.join(map(str, groups))}")
         step = "VFIO_IOMMU_GET_INFO"
         reply = get_info(lambda buffer: _ioctl(container, abi.VFIO_IOMMU_GET_INFO, buffer))
         return IoctlReply(reader="vfio-type1", groups=tuple(groups), reply=reply.hex())
     except OSError as error:
         raise _why(error, step) from None
     finally:
+        for fd in device_fds:
+            os.close(fd)
         for fd in attached:
             with contextlib.suppress(OSError):  # closing the group detaches it as well
                 fcntl.ioctl(fd, abi.io(abi.VFIO_GROUP_UNSET_CONTAINER))

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Sequence
 
 from layoutd.checking import (
     Checked,
     bar_check,
+    domain_ram_bars,
     dry_run_map,
     for_windows,
     merge_devices,
+    place_ram_bars,
     probe_devices,
     same_binary,
     verified,
@@ -24,21 +25,20 @@ from layoutd.emulator import binary_version, data_dirs
 from layoutd.errors import HostUnavailable, InputError, LayoutdError, NotModelled, UnknownDevice
 from layoutd.fixes import fixes
 from layoutd.host import probe_host
-from layoutd.libvirt.argv import LibvirtVersion, Translation, translate
+from layoutd.libvirt.argv import Translation, translate
 from layoutd.libvirt.domain import Domain, read_domain
 from layoutd.libvirt.edit import with_machine
 from layoutd.libvirt.hookconf import HookConfig
 from layoutd.libvirt.pci import pci_argv
+from layoutd.libvirt_versions import LibvirtVersion, installed_libvirt, libvirt_target
 from layoutd.models.common import GuestRegion, Hole
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import HostView
 from layoutd.qemu import predict
+from layoutd.qemu.config import ram_bars_of
 from layoutd.qemu.versions import Version, is_modelled, oldest_accepting
 from layoutd.record import Record, replace
 
-VERSION_TIMEOUT = 10.0
-_LIBVIRT_VERSION = re.compile(r"\(libvirt\) (\d+)\.(\d+)")
-LIBVIRT_DAEMONS = ("/usr/sbin/virtqemud", "/usr/sbin/libvirtd")
 _MACHINE_VERSION = re.compile(r"-(\d+\.\d+)$")
 
 
@@ -77,26 +77,15 @@ class DomainCheck(Record, kw_only=False):
         return not any(text.startswith(BARS_UNCHECKED) for text in self.warnings)
 
 
-def translate_domain(xml: bytes | str, source: str) -> Translation:
-    """The translation for the libvirt installed here; its version is asked only when the
-    domain has an element whose meaning changed between versions (virtio <target><address>)."""
+def translate_domain(xml: bytes | str, source: str,
+                     libvirt: LibvirtVersion | None = None) -> Translation:
+    """The translation for `libvirt`, else the libvirt installed here; its version is asked only
+    when the domain has an element whose meaning changed between versions (virtio <target>
+    <address>, maxphysaddr's limit)."""
     domain = read_domain(xml, source)
-    versioned = any(dev.target_base is not None for dev in domain.memory_devices)
-    return translate(domain, installed_libvirt() if versioned else None)
-
-
-def installed_libvirt() -> LibvirtVersion | None:
-    """`virtqemud --version` (or libvirtd's); None: unknown (the newest covered is assumed)."""
-    for path in LIBVIRT_DAEMONS:
-        try:
-            result = subprocess.run([path, "--version"], capture_output=True, text=True,
-                                    timeout=VERSION_TIMEOUT, stdin=subprocess.DEVNULL, check=False)
-        except (OSError, subprocess.SubprocessError):
-            continue
-        match = _LIBVIRT_VERSION.search(result.stdout)
-        if match:
-            return int(match.group(1)), int(match.group(2))
-    return None
+    versioned = (any(dev.target_base is not None for dev in domain.memory_devices)
+                 or domain.phys_bits_limit is not None)
+    return translate(domain, libvirt or (installed_libvirt() if versioned else None))
 
 
 def check_domain(xml: bytes | str, config: HookConfig, source: str = "<stdin>") -> DomainCheck:
@@ -130,6 +119,10 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
             guest, source = emulator_map(translation, f"not modelled ({error.message})")
     else:
         guest, source = emulator_map(translation, f"QEMU {version} is not modelled")
+    if source == f"QEMU {version} model" and xml is not None:  # <shmem>s, judged like RAM
+
+        guest = domain_ram_bars(guest, host, with_buses(translation.argv, xml,
+                                                        translation.domain.source), devices, dirs)
     layout = tuple(guest.layout)
     collisions = tuple(check(layout, host))
     bars: tuple[Collision, ...] = ()
@@ -156,7 +149,8 @@ def machine_fix(guest: GuestMap, host: HostView, translation: Translation, versi
 
     try:
         found = [fix for fix in fixes(translation.argv, guest, again,
-                                      lambda changed: not check(changed.layout, host))
+                                      lambda changed: not check(changed.layout, host),
+                                      translation.domain.windows)
                  if fix.option == "machine"]
         if not found:
             return None
@@ -295,14 +289,16 @@ def _hole(hole: Hole, host: HostView) -> str:
 
 def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str] = (),
                       version: str | None = None, verify: bool = False,
-                      windows: bool = False) -> Checked:
+                      windows: bool = False, libvirt: str | None = None) -> Checked:
     """`check --libvirt DOMAIN.xml`: the map the domain builds, as the hook translates it."""
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as error:
         raise InputError(f"cannot read: {error.strerror}", file=path) from None
-    translation = translate_domain(data, path)
+    target = libvirt_target(libvirt).version if libvirt else None
+    translation = translate_domain(data, path, target)
+    windows = windows or translation.domain.windows  # libosinfo's metadata says so too
     dirs = None if version else emulator_dirs(translation.domain)
     if version and not is_modelled(version):
         same_binary(translation.domain.emulator or DEFAULT_EMULATOR.get(translation.domain.arch, ""),
@@ -318,24 +314,31 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         why = (f"QEMU {version} is not modelled" if domain.arch == arch
                else f"architecture {domain.arch} is not modelled")
         guest = dry_run_map(emulator, translation.argv, arch, why)
-        return Checked(guest, host, devices)
+        return Checked(guest, host, devices, how="dry-run")
 
-    def again(changed: Sequence[str]) -> GuestMap:
+    def predicted(changed: Sequence[str]) -> GuestMap:
         return predict(changed, version=version, host_cpu=host.cpu, arch=domain.arch,
                        host=host.platform)
 
+    def again(changed: Sequence[str]) -> GuestMap:  # a fix, with the <shmem>s placed by the model
+        return domain_ram_bars(predicted(changed), host, with_buses(changed, data, path), devices,
+                               dirs)
+
     try:
-        guest = with_host(host, lambda: again(translation.argv))
+        guest = with_host(host, lambda: predicted(translation.argv))
     except NotModelled as error:  # what the domain's own emulator builds, as the hook does
         guest = dry_run_map(emulator, translation.argv, arch, f"not modelled ({error.message})")
-        return Checked(guest, host, devices)
+        return Checked(guest, host, devices, how="dry-run")
     if verify:
         guest = verified(guest, emulator, translation.argv, domain.arch)
+
+    buses = with_buses(translation.argv, data, path)
+    guest = replace(guest, ram_bars=ram_bars_of(buses))  # the <shmem>s
+    bars = bar_check(guest, host, buses, devices, dirs, emulator, verify, libvirt)
+    guest = place_ram_bars(guest, host, buses, devices, bars)
     return Checked(for_windows(guest, windows), host, devices,
                    verified_fixes(translation.argv, guest, again, host, windows),
-                   language="libvirt",
-                   bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices,
-                                  dirs, emulator, verify))
+                   language="libvirt", bars=bars)
 
 
 def with_buses(argv: Sequence[str], data: bytes | str, source: str) -> list[str]:

@@ -16,6 +16,10 @@ import os
 import sys
 import time
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import typing
+
 DEFAULT_CONFIG = "/etc/layoutd/hook.conf"
 DEFAULT_LOG = "/var/log/layoutd/hook.log"
 POLICIES = ("enforce", "warn")
@@ -117,3 +121,29 @@ def log_line(config: HookConfig, message: str) -> None:
             handle.write(line)
     except OSError:
         sys.stderr.write(line)
+
+
+def within_time(seconds: float, work: typing.Callable[[], int],
+                late: typing.Callable[[], int]) -> int:
+    """work() under a SIGALRM time limit; late() when it runs past it (errors.TimeLimit, which
+    work must let through). Shared by the libvirt and Proxmox hooks."""
+    # a judged operation only: the hook's no-op answers load neither (enum, typing)
+    import signal
+
+    from layoutd.errors import TimeLimit
+
+    previous = signal.signal(signal.SIGALRM, _expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return work()
+    except TimeLimit:
+        return late()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _expired(_signum: int, _frame: object) -> None:
+    from layoutd.errors import TimeLimit  # as within_time
+
+    raise TimeLimit("the check ran past its time limit")

@@ -7,7 +7,8 @@ can and is not modelled raises UnsupportedOption naming it.
 import re
 from collections.abc import Sequence
 
-from layoutd.errors import QemuRefusal, UnsupportedOption
+from layoutd.errors import LayoutdError, QemuRefusal, UnsupportedOption
+from layoutd.models.guest import RamBar
 from layoutd.qemu.options import (
     SIZE_SYNTAX,
     BadSize,
@@ -106,6 +107,7 @@ class VmConfig(Record, frozen=False):
     cpu_props: dict[str, str] = field(default_factory=dict)
     accel: str = "tcg"
     accel_option: str | None = None  # "-accel kvm,...": where QEMU 11.1 locates accel errors
+    accel_given: bool = False  # -accel, -enable-kvm or -machine accel=
     backends: dict[str, Backend] = field(default_factory=dict)
     numa: list[NumaNode] = field(default_factory=list)
     devices: list[MemDevice] = field(default_factory=list)
@@ -119,7 +121,6 @@ class VmConfig(Record, frozen=False):
     cxl_windows: dict[int, dict[str, str]] = field(default_factory=dict)  # -M cxl-fmw.N.*
     acpi: bool = True
     ram_bars: list[RamBarDevice] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # what the map cannot say (ivshmem-doorbell)
 
 
 def parse_config(argv: Sequence[str], qemu: QemuRelease | None = None) -> VmConfig:
@@ -131,6 +132,8 @@ def parse_config(argv: Sequence[str], qemu: QemuRelease | None = None) -> VmConf
             if device.memdev not in config.backends:
                 raise QemuRefusal(f"-device {device.text}: Device '{device.memdev}' not found")
             device.size = config.backends[device.memdev].size
+    if not config.accel_given and config.machine and "+pve" in config.machine:
+        config.accel = "kvm"  # Proxmox's QEMU starts KVM unless told accel=tcg (qemu-server)
     return config
 
 
@@ -159,6 +162,7 @@ def _machine(config: VmConfig, option: Option) -> None:
         config.machine = props.pop("type")
     if "accel" in props:
         config.accel = props["accel"].split(":")[0]
+        config.accel_given = True
     config.machine_props.update(props)
 
 
@@ -218,6 +222,7 @@ def _accel(config: VmConfig, option: Option) -> None:
         chosen = "kvm" if option.name == "enable-kvm" else keyval(_value(option), "accel", "-accel")
         config.accel = chosen if isinstance(chosen, str) else chosen.get("accel", "tcg")
         config.accel_option = option.label() if option.name == "accel" else None
+    config.accel_given = True
 
 
 def _object(config: VmConfig, option: Option) -> None:
@@ -294,13 +299,23 @@ def _ram_bar(config: VmConfig, text: str, props: dict[str, str]) -> None:
     elif driver == "ivshmem-doorbell":
         if "memdev" in props:
             raise QemuRefusal(f"-device {text}: Property 'ivshmem-doorbell.memdev' not found")
-        config.notes.append(f"-device {text}: its shared memory (BAR2) comes from the ivshmem "
-                            "server at start, so its size and place are not judged")
+        config.ram_bars.append(RamBarDevice("ivshmem", name, 2, text))  # size 0: not known
     elif driver == "vhost-user-fs-pci" and "cache-size" in props:  # a DAX window never merged
         raise QemuRefusal(f"-device {text}: Property 'vhost-user-fs-pci.cache-size' not found")
     elif driver == "virtio-gpu-pci" and "hostmem" in props:  # which QEMU has it: build.py
         size = _size(config, props["hostmem"], f"-device {text}: ", "hostmem")
         config.ram_bars.append(RamBarDevice("virtio-gpu-hostmem", name, 4, text, None, size))
+
+
+def ram_bars_of(argv: Sequence[str]) -> tuple[RamBar, ...]:
+    """The guest memory behind ivshmem's and virtio-gpu's (hostmem) BARs of a command line QEMU
+    took (a dry run's, a libvirt domain's with its <shmem>): for checking.place_ram_bars."""
+    try:
+        devices = parse_config(argv).ram_bars
+    except LayoutdError:
+        return ()  # a form this reader does not know: the caller says what was not placed
+    return tuple(RamBar(kind=d.kind, id=d.id, bar=d.bar, size=d.size) for d in devices
+                 if d.size or d.kind == "ivshmem")
 
 
 def _full_bdf(host: str) -> str:

@@ -24,7 +24,7 @@ class Machine(Record, kw_only=False):
 
 def resolve(name: str | None, arch: str, qemu: QemuRelease) -> Machine:
     """`q35` -> pc-q35-<version>; a versioned type must exist in that QEMU and be modelled."""
-    chosen = name or DEFAULT_ALIAS[arch]
+    chosen = proxmox_base(name or DEFAULT_ALIAS[arch] or "") or None
     if chosen is None:
         raise QemuRefusal("No machine specified, and there is no default\n"
                           "Use -machine help to list supported machines")
@@ -48,6 +48,16 @@ def resolve(name: str | None, arch: str, qemu: QemuRelease) -> Machine:
         raise QemuRefusal(_unsupported_type(chosen, qemu))
     raise UnsupportedOption(f"-machine {chosen}: not modelled (q35, pc and virt are)",
                             field="qemu argv")
+
+
+def proxmox_base(name: str) -> str:
+    """Proxmox's `pc-q35-9.2+pve1`, `q35+pve0`, `...+pve0.pxe` -> the upstream type. Its +pveN
+    versions only Proxmox's own changes (qemu-server's PVE/QemuServer/Machine.pm lists each:
+    SCSI drives, S3/S4, NIC options, hv_emcs); none moves memory. Other names pass unchanged."""
+    distro = distro_machine(name)
+    if distro is None or distro.distro != "Proxmox":
+        return name
+    return name.split("+pve", 1)[0]
 
 
 def _release(text: str) -> Version | None:

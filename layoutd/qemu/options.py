@@ -1,6 +1,7 @@
 """Split a QEMU command line into options, and QEMU's `key=value,...` strings into dicts. Pure.
 
-Which options take an argument comes from `qemu-system-* -help` of 7.2 and 10.0.
+Which options take an argument comes from `qemu-system-* -help` of 7.2 and 10.0, and Proxmox's
+own QEMU options `-id VMID` and `-loadstate FILE` (qemu-server's config_to_command).
 """
 
 import json
@@ -16,8 +17,9 @@ WITH_ARGUMENT = frozenset(
         "accel", "acpitable", "action", "add-fd", "append", "audio", "audiodev", "bios",
         "blockdev", "boot", "cdrom", "chardev", "chroot", "compat", "cpu", "d", "D", "device",
         "dfilter", "display", "drive", "dtb", "dump-vmstate", "echr", "fda", "fdb", "fsdev",
-        "fw_cfg", "g", "gdb", "global", "hda", "hdb", "hdc", "hdd", "icount", "incoming",
-        "initrd", "iscsi", "k", "kernel", "L", "loadvm", "m", "M", "machine", "mem-path", "mon",
+        "fw_cfg", "g", "gdb", "global", "hda", "hdb", "hdc", "hdd", "icount", "id", "incoming",
+        "initrd", "iscsi", "k", "kernel", "L", "loadstate", "loadvm", "m", "M", "machine",
+        "mem-path", "mon",
         "monitor", "msg", "mtdblock", "name", "net", "netdev", "nic", "numa", "object",
         "option-rom", "overcommit", "parallel", "pflash", "pidfile", "plugin", "prom-env",
         "qmp", "qmp-pretty", "readconfig", "rotate", "rtc", "run-with", "runas", "sandbox",

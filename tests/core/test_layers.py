@@ -191,6 +191,7 @@ LAZY = {
     "layoutd/live/session.py": {"asyncio", "qemu.qmp"},  # ~40 ms, inspect: see QmpMonitor._start
     "layoutd/models/spec.py": {"yaml", "layoutd.models.quickyaml"},  # until issue 24's YAML reader
     "layoutd/kubevirt/hookapi/__init__.py": {"grpc", "grpc_tools"},  # an optional extra
+    "layoutd/libvirt/hookconf.py": {"signal", "layoutd.errors"},  # the hook's no-op path
 }
 
 

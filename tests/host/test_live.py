@@ -14,7 +14,7 @@ HOST = EXAMPLES / "hosts/intel-4gpu-39bit"
 
 def test_type1_without_dev_vfio(tmp_path: Path) -> None:
     with pytest.raises(HostUnavailable, match=r"open .*/vfio/vfio: does not exist"):
-        type1.query([1], str(tmp_path / "vfio"))
+        type1.query([1], str(tmp_path / "vfio"), ["0000:01:00.0"])
 
 
 def test_iommufd_without_device_cdev() -> None:
@@ -27,6 +27,18 @@ def test_iommufd_without_dev_iommu(tmp_path: Path) -> None:
     (root / "sys/bus/pci/devices/0000:01:00.0/vfio-dev/vfio0").mkdir(parents=True)
     with pytest.raises(HostUnavailable, match=r"iommufd: open .*/iommu: does not exist"):
         iommufd.query(["0000:01:00.0"], [1], str(root), str(tmp_path / "dev"))
+
+
+def test_iommufd_with_no_device_to_attach_is_not_asked(tmp_path: Path) -> None:
+    # a fresh IOAS allows every address (tests/kernel/test_iommufd.py shows it on a real kernel)
+    with pytest.raises(HostUnavailable, match=r"IOAS with no device attached") as caught:
+        iommufd.query([], [1], str(HOST), str(tmp_path / "dev"))
+    assert caught.value.exit_code == 3
+
+
+def test_type1_with_no_device_to_open_is_not_asked(tmp_path: Path) -> None:
+    with pytest.raises(HostUnavailable, match=r"no selected device is bound to vfio-pci"):
+        type1.query([1], str(tmp_path / "vfio"))
 
 
 def test_live_chain_falls_back_to_sysfs_and_says_why(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """Boot a real Linux guest under QEMU TCG, run a script in it, collect what it wrote.
 
 The guest kernel and initramfs come from scripts/build-guest.sh (called by
-scripts/install-test-deps.sh); their paths are in $LAYOUTD_CACHE/guest/manifest.json. The guest's
+scripts/install-test-deps.sh); their paths are in $LAYOUTD_CACHE/guest/manifest.json. The kernels
+with iommufd (everything built in) come from scripts/build-kernel.sh:
+$LAYOUTD_CACHE/kernel/manifest.json. The guest's
 /init (tests/kernel/guest/init) loads the VFIO and 9p modules, mounts the 9p shares named on the
 kernel command line and runs /results/run.sh, which the test writes into a fresh writable share
 (the results directory) before the boot. The guest writes its answers there as files.
@@ -22,6 +24,7 @@ from tests.conftest import ROOT, need
 
 CACHE = Path(os.environ.get("LAYOUTD_CACHE", Path.home() / ".cache" / "layoutd"))
 MANIFEST = CACHE / "guest" / "manifest.json"
+IOMMUFD_MANIFEST = CACHE / "kernel" / "manifest.json"
 GUEST_DIR = ROOT / "tests" / "kernel" / "guest"
 PYTHON = Path(os.environ.get("LAYOUTD_KERNEL_PYTHON", ROOT / ".venv" / "bin" / "python"))
 
@@ -43,6 +46,18 @@ def manifest(arch: str) -> dict[str, str]:
         if key in entry:
             need(Path(entry[key]).exists(), f"{entry[key]} (scripts/build-guest.sh)")
     return entry
+
+
+def iommufd_kernel(arch: str, variant: str) -> dict[str, str]:
+    """The guest kernel with iommufd: variant `compat-off` (no /dev/vfio/vfio) or `compat-on`
+    (/dev/vfio/vfio served by iommufd). -> {kernel, initramfs} for `boot(kernel=...)`."""
+    need(IOMMUFD_MANIFEST.is_file(),
+         f"the iommufd guest kernels ({IOMMUFD_MANIFEST}; scripts/build-kernel.sh)")
+    entry = json.loads(IOMMUFD_MANIFEST.read_text())[arch]
+    files = {"kernel": entry[variant], "initramfs": entry["initramfs"]}
+    for path in files.values():
+        need(Path(path).exists(), f"{path} (scripts/build-kernel.sh)")
+    return files
 
 
 def qemu_binary(arch: str) -> str:
@@ -81,13 +96,15 @@ class Boot:
 
 def boot(arch: str, machine_args: list[str], script: str, results: Path, *,
          shares: dict[str, tuple[Path, bool]], memory: str = "1024", timeout: float = 240,
-         append: str = "", binary: str | None = None) -> Boot:
+         append: str = "", binary: str | None = None,
+         kernel: dict[str, str] | None = None) -> Boot:
     """Boot ARCH with MACHINE_ARGS; SCRIPT runs as /results/run.sh in the guest.
 
     shares: 9p mount tag -> (host directory, read-only); the guest mounts tag T at /T
     (`results` is always added, writable, as /results).
+    kernel: {kernel, initramfs} to boot instead of the Debian kernel (`iommufd_kernel`).
     """
-    entry = manifest(arch)
+    entry = kernel or manifest(arch)
     binary = binary or qemu_binary(arch)
     results.mkdir(parents=True, exist_ok=True)
     (results / "run.sh").write_text(script)

@@ -88,7 +88,10 @@ def merged(regions: list[Hole]) -> list[Hole]:
     return sorted(out)
 
 
-def arm_script() -> str:
+def arm_script(steps: str = "step kernel $J python3.11 /layoutd-src/tests/kernel/guest/vfio_iova.py $g",
+               ) -> str:
+    """The guest's script: bind the test device, read its group's regions, then in the arm64
+    userland run `steps` (the witnesses; $J runs a command there) and layoutd's probes."""
     return f"""
 . /checkout/tests/kernel/guest/lib.sh
 bdf=$(find_pci {TESTDEV[0]} {TESTDEV[1]})
@@ -96,6 +99,7 @@ echo "$bdf" > $R/bdf
 bind_vfio "$bdf" > $R/driver
 g=$(group_of "$bdf"); echo "$g" > $R/group
 cat /sys/kernel/iommu_groups/$g/reserved_regions > $R/reserved_regions
+ls /dev/vfio /dev/vfio/devices > $R/dev_vfio 2>&1
 mount --bind /checkout /arm/layoutd-src
 prepare_chroot /arm
 cat > $R/jobs.json <<EOF
@@ -104,7 +108,7 @@ cat > $R/jobs.json <<EOF
  ["sysfs", ["probe", "--host", "/", "--devices", "$bdf", "--format", "json"]]]
 EOF
 J="chroot /arm env -i PATH=/usr/bin:/bin HOME=/tmp PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=/layoutd-src"
-step kernel $J python3.11 /layoutd-src/tests/kernel/guest/vfio_iova.py $g
+{steps}
 step layoutd $J python3.11 /layoutd-src/tests/kernel/guest/multi.py /tmp/results /tmp/results/jobs.json
 """
 

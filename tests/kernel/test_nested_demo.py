@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,34 +44,41 @@ def vm_args(dimm_addr: int) -> list[str]:
 PAUSED = ["-nodefaults", "-display", "none", "-S", "-qmp", "stdio"]
 
 
-def nested_script() -> str:
-    q72 = qemu_binary("7.2")
-    q10 = qemu_binary("10.0")
+def nested_script(qemus: tuple[tuple[str, str], ...] = (("72", "7.2"), ("10", "10.0")),
+                  vm: Callable[[int], list[str]] = vm_args, planned_by: str = "72",
+                  via: str = "") -> str:
+    """The guest's script: each QEMU (step tag, version) starts the `vm` layout with the DIMM
+    above and inside the top; then check and plan for the `planned_by` QEMU, whose planned line
+    run_planned.py starts (`via`: its extra options, such as --iommufd ID)."""
+    binaries = {tag: qemu_binary(version) for tag, version in qemus}
     lines = [
         f". /hostroot{ROOT}/tests/kernel/guest/lib.sh",
         f"bdf=$(find_pci {EDU[0]} {EDU[1]})",
         'echo "$bdf" > $R/bdf',
         'bind_vfio "$bdf" > $R/driver',
+        "ls /dev/vfio > $R/dev_vfio 2>&1",
         f"prepare_chroot /hostroot {kept_under_tmp()}",
         f"cat > /hostroot/tmp/qmp.in <<'EOF'\n{QMP_IN}EOF",
         f"sed \"s/@EDU@/$bdf/\" /hostroot{ROOT}/tests/kernel/guest/demo-vm.yaml"
         " > $R/demo-vm.yaml",
         'J="chroot /hostroot env -i PATH=/usr/bin:/bin HOME=/tmp PYTHONDONTWRITEBYTECODE=1"',
     ]
-    for tag, q in (("72", q72), ("10", q10)):
+    for tag, q in binaries.items():
         base = " ".join(shlex.quote(a) for a in q.argv([]))
         for name, addr in (("above", ABOVE), ("inside", INSIDE)):
-            args = " ".join(vm_args(addr) + PAUSED)
+            args = " ".join(vm(addr) + PAUSED)
             lines.append(f"step {name}{tag} $J timeout 120 {base} {args} < /hostroot/tmp/qmp.in")
-    naive = " ".join(vm_args(ABOVE))
+    naive = " ".join(vm(ABOVE))
+    planner = binaries[planned_by]
+    base = " ".join(shlex.quote(a) for a in planner.argv([]))
     lines += [
         f"step check $J {PYTHON} -m layoutd.cli check --host live --devices $bdf --format json"
-        f" -- qemu-system-x86_64 {naive}",
+        f" --qemu-version {planner.version} -- qemu-system-x86_64 {naive}",
         f"step plan $J {PYTHON} -m layoutd.cli plan /tmp/results/demo-vm.yaml --host live"
-        " --qemu-version 7.2 --format json",
+        f" --qemu-version {planner.version} --format json",
         '[ "$(cat $R/plan.rc)" = 0 ] && '
-        f"step planned72 $J timeout 120 {PYTHON} {ROOT}/tests/kernel/guest/run_planned.py"
-        f" /tmp/results/plan.out 0x8000000 {q72.path} -- -accel tcg {' '.join(PAUSED)}",
+        f"step planned{planned_by} $J timeout 120 {PYTHON} {ROOT}/tests/kernel/guest/run_planned.py"
+        f" /tmp/results/plan.out 0x8000000 {via} {base} -- -accel tcg {' '.join(PAUSED)}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -113,14 +122,16 @@ def test_check_predicts_the_failure(nested: Boot) -> None:
     assert hits[0]["id"] == "dimm0" and hits[0]["kind"] == "dimm", hits[0]
 
 
-def test_planned_command_line_starts(nested: Boot) -> None:
+def planned_start(nested: Boot, tag: str) -> tuple[dict[str, Any], str]:
+    """The plan made in the guest, and the stderr of its line started with a DIMM plugged at the
+    start of its hotplug room: asserts the start, the plan below the top, and the DIMM mapped."""
     code, out, err = nested.step("plan")
     assert code == 0, f"layoutd plan in the guest exited {code}:\n{err}"
-    plan = json.loads(out)
+    plan: dict[str, Any] = json.loads(out)
     assert plan["qemu_argv"], plan
     assert all(int(r["end"], 16) < ABOVE for r in plan["layout"]), plan["layout"]
     assert any("vfio-pci" in a for a in plan["qemu_argv"]), plan["qemu_argv"]
-    code, out, err = nested.step("planned72")
+    code, out, err = nested.step(f"planned{tag}")
     assert code == 0, err
     assert '"status": "prelaunch"' in out, out
     assert "dma_map" not in err and "DMA mapping failed" not in err, err
@@ -130,4 +141,9 @@ def test_planned_command_line_starts(nested: Boot) -> None:
     assert dimms, out
     addr = dimms[0]["data"]["addr"]
     assert int(plan["hotplug_room"][0]["start"], 16) == addr < ABOVE
-    assert dimms[0]["data"]["size"] == 0x8000000
+    assert dimms[0]["data"]["size"] == 0x8000000 and dimms[0]["data"]["hotplugged"], dimms[0]
+    return plan, err
+
+
+def test_planned_command_line_starts(nested: Boot) -> None:
+    planned_start(nested, "72")

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.qemu
 
 HOST = str(ROOT / "examples/hosts/amd-4gpu-1100g")
 GPU = "0000:41:00.0"
-DISTRO_TYPES = ("pc-q35-rhel9.6.0", "pc-q35-9.2+pve0", "pc-q35-noble")
+DISTRO_TYPES = ("pc-q35-rhel9.6.0", "pc-q35-noble")  # answered by the binary's dry run
 
 
 @pytest.mark.parametrize(("name", "distro", "rule"), [
@@ -80,6 +80,20 @@ def test_a_distro_type_the_binary_lacks_is_refused_in_qemus_words(binary: tuple[
                          "-device", f"vfio-pci,host={GPU}")
     said = f'unsupported machine type: "{machine}"' if version != "7.2" else "unsupported machine type"
     assert_clean_failure(result, 2, "refused the dry run", said)
+
+
+def test_a_proxmox_type_is_the_upstream_type(binary: tuple[str, Path]) -> None:
+    """pc-q35-9.2+pve0: upstream 9.2's memory (+pveN changes none); 7.2 has no 9.2 type."""
+    version, path = binary
+    args = ["check", "--host", HOST, "--format", "json", "--", str(path), "-machine", "type=pc-q35-9.2+pve0",
+            "-cpu", "EPYC,phys-bits=48", "-m", "1100G", "-accel", "tcg"]
+    result = run_layoutd(*args)
+    if version == "7.2":
+        assert_clean_failure(result, 2, "unsupported machine type")
+        return
+    assert result.returncode == 0, result.stderr
+    upstream = run_layoutd(*[a.replace("+pve0", "") for a in args])
+    assert json.loads(result.stdout)["layout"] == json.loads(upstream.stdout)["layout"]
 
 
 def test_a_type_the_binary_has_and_the_model_does_not_is_answered_by_it(binary: tuple[str, Path]) -> None:

@@ -3,9 +3,10 @@
 
 Pure standard library (no kmod, no cpio needed on the host):
 
-    mkinitramfs.py --kernel-tree DIR --busybox FILE --init FILE --out FILE MODULE...
+    mkinitramfs.py [--kernel-tree DIR] --busybox FILE --init FILE --out FILE [MODULE...]
 
-DIR is a Debian linux-image package unpacked with dpkg -x. Each MODULE is resolved with its
+DIR is a Debian linux-image package unpacked with dpkg -x (no DIR and no MODULE: a kernel with
+everything built in, as scripts/build-kernel.sh builds). Each MODULE is resolved with its
 dependencies from the `depends=` field of the modules' own .modinfo sections (the package ships no
 modules.dep: depmod runs at install time); .ko.xz files are decompressed. /modules.order lists
 them in load order (dependencies first) for /init's insmod loop.
@@ -100,14 +101,16 @@ class Cpio:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--kernel-tree", type=Path, required=True)
+    parser.add_argument("--kernel-tree", type=Path)
     parser.add_argument("--busybox", type=Path, required=True)
     parser.add_argument("--init", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("modules", nargs="+")
+    parser.add_argument("modules", nargs="*")
     args = parser.parse_args()
 
-    modules = resolve(args.modules, module_index(args.kernel_tree))
+    if args.modules and args.kernel_tree is None:
+        parser.error("modules need --kernel-tree")
+    modules = resolve(args.modules, module_index(args.kernel_tree)) if args.modules else []
     archive = Cpio()
     for d in ("bin", "sbin", "dev", "proc", "sys", "tmp", "mnt", "lib", "lib/modules",
               "hostroot", "arm", "results", "checkout"):

@@ -2,8 +2,10 @@
 then over QMP (standard input) plug a DIMM at the start of the plan's hotplug room, so the
 nested VFIO really maps RAM that layoutd placed.
 
-    run_planned.py PLAN.json DIMM_SIZE QEMU [BASE_ARG...] -- [EXTRA_ARG...]
+    run_planned.py PLAN.json DIMM_SIZE [--iommufd ID] QEMU [BASE_ARG...] -- [EXTRA_ARG...]
 
+With --iommufd, the planned vfio-pci devices are given through iommufd as its users write them:
+`-object iommufd,id=ID` and `,iommufd=ID` on each `-device vfio-pci,...` (the layout is the same).
 Prints QMP's replies; exits with QEMU's status.
 """
 
@@ -19,9 +21,14 @@ def main() -> int:
     plan = json.loads(Path(sys.argv[1]).read_text())
     size = int(sys.argv[2], 0)
     rest = sys.argv[3:]
+    planned = list(plan["qemu_argv"])
+    if rest[0] == "--iommufd":
+        backend, rest = rest[1], rest[2:]
+        planned = [f"{a},iommufd={backend}" if a.startswith("vfio-pci,") else a for a in planned]
+        planned = ["-object", f"iommufd,id={backend}", *planned]
     cut = rest.index("--") if "--" in rest else len(rest)
     binary, base, extra = rest[0], rest[1:cut], rest[cut + 1:]
-    argv = [binary, *base, *plan["qemu_argv"], *extra]
+    argv = [binary, *base, *planned, *extra]
     print("planned:", " ".join(argv), file=sys.stderr, flush=True)
     commands: list[dict[str, object]] = [{"execute": "qmp_capabilities"}]
     room = plan.get("hotplug_room") or []

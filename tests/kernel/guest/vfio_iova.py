@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The test's own witness of what the kernel enforces, independent of layoutd's reader.
 
-Runs inside the guest: opens the VFIO container, adds the given groups, sets TYPE1v2, asks
+Runs inside the guest: opens the VFIO container, adds the given groups, sets TYPE1v2, opens every
+device of the groups (a container iommufd emulates attaches a device only then), asks
 VFIO_IOMMU_GET_INFO for the IOVA-range capability, then proves each answer with real
 VFIO_IOMMU_MAP_DMA calls: a page mapped at the first and last page of every usable range must be
 accepted, a page just outside (in a hole, or past the aperture) must be refused with EINVAL.
@@ -21,17 +22,19 @@ import os
 import struct
 import sys
 
+from edges import PAGE, edge_probes
+
 GET_API_VERSION = 0x3B64
 CHECK_EXTENSION = 0x3B65
 SET_IOMMU = 0x3B66
 GROUP_GET_STATUS = 0x3B67
 GROUP_SET_CONTAINER = 0x3B68
+GROUP_GET_DEVICE_FD = 0x3B6A
 IOMMU_GET_INFO = 0x3B70
 IOMMU_MAP_DMA = 0x3B71
 IOMMU_UNMAP_DMA = 0x3B72
 TYPE1V2 = 3
 CAP_IOVA_RANGE = 1
-PAGE = 4096
 
 
 def get_info(container: int) -> tuple[int, list[tuple[int, int]]]:
@@ -80,21 +83,16 @@ def main() -> int:
         fcntl.ioctl(fd, GROUP_SET_CONTAINER, struct.pack("=i", container))
         fds.append(fd)
     fcntl.ioctl(container, SET_IOMMU, TYPE1V2)
+    devices = [fcntl.ioctl(fd, GROUP_GET_DEVICE_FD, bytearray(name.encode() + b"\0"), True)
+               for group, fd in zip(groups, fds, strict=True)
+               for name in os.listdir(f"/sys/kernel/iommu_groups/{group}/devices")]
+    assert devices, "no device to open"
     pgsizes, ranges = get_info(container)
 
     page = mmap.mmap(-1, PAGE)
     page.write(b"layoutd")
     vaddr = ctypes.addressof(ctypes.c_char.from_buffer(page))
-    probes = []
-    for start, end in ranges:
-        for iova in {start, (end + 1 - PAGE)}:
-            probes.append({"iova": hex(iova), "inside": True, "errno": try_map(container, vaddr, iova)})
-        if start >= PAGE and not any(s <= start - PAGE <= e for s, e in ranges):
-            probes.append({"iova": hex(start - PAGE), "inside": False,
-                           "errno": try_map(container, vaddr, start - PAGE)})
-        if end < 2**64 - 1 and not any(s <= end + 1 <= e for s, e in ranges):
-            probes.append({"iova": hex(end + 1), "inside": False,
-                           "errno": try_map(container, vaddr, end + 1)})
+    probes = edge_probes(ranges, lambda iova: try_map(container, vaddr, iova))
     json.dump({
         "groups": groups,
         "iova_pgsizes": hex(pgsizes),
