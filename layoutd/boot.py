@@ -7,11 +7,12 @@ bridges and guest devices, and each vfio-pci device replaced by stand-ins with t
 BARs: `pci-testdev,membar=SIZE` for a prefetchable one, `nvme` sized to it for a
 non-prefetchable one, at the device's own bus, slot and function (its other BARs at free
 functions of the same slot). When the firmware has enumerated the bus (its boot-device message
-on the serial line or the debug port, or every BAR assigned and unchanged for STABLE seconds),
+on the serial line or the debug port; its boot CPU halted for IDLE seconds, waiting for input;
+a reset after finding nothing to boot; or every BAR assigned and unchanged for STABLE seconds),
 the BARs are read with QMP `query-pci` and, on q35, from the registers through ECAM; QEMU is then
 killed. KVM when the VM asks for it and /dev/kvm can run it; TCG otherwise (`-cpu host` becomes
-`max` with the guest's vendor and phys-bits). Nothing is written outside the cache
-(layoutd.bootcache). Edge module.
+`max` with the guest's vendor and phys-bits). Nothing is written outside the answer cache
+(below: trusted only in a folder of this user's that no one else can write). Edge module.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from layoutd.record import Record, field
 TIMEOUT = float(os.environ.get("LAYOUTD_BOOT_TIMEOUT", "240"))
 """Seconds a firmware boot may take under TCG before layoutd gives up (OVMF: 10-60 s)."""
 STABLE = 3.0  # seconds every BAR must stay assigned and unchanged without a boot message
+IDLE = 5.0  # seconds the boot CPU must stay halted (waiting for input: POST is over)
 POLL = 0.25
 DONE = re.compile(rb"No bootable device|Booting from|Boot failed|Press ESC for boot menu|BdsDxe|"
                   rb"Shell> |startup\.nsh|No bootable option|Boot Failed|\[Bds\]Booting")
@@ -55,7 +57,8 @@ class StandIn(Record, kw_only=False):
 class Booted(Record, kw_only=False, frozen=False):
     """What one boot found."""
 
-    bars: list[Placed]  # every 64-bit memory BAR of the assigned devices (start None: unassigned)
+    bars: list[Placed]  # every 64-bit memory BAR of the assigned devices (start None: unassigned),
+    # then every memory BAR of the VM's own devices that have an id (ivshmem's shared memory)
     accel: str  # kvm | tcg
     seconds: float
     notes: list[str] = field(default_factory=list)
@@ -119,8 +122,8 @@ def stand_ins(argv: Sequence[str], pci: GuestPci, host: Mapping[str, Device]
             slot_used.add(function)
             extra = f",bus={bus}" if bus else ""
             extra += f",addr={placed.slot:#x}.{function}"
-            if function == 0 and len(pieces) > 1:
-                extra += ",multifunction=on"
+            if function == 0 and (len(pieces) > 1 or props.get("multifunction") in ("on", "true")):
+                extra += ",multifunction=on"  # its own other functions, or the VM's
             if text.startswith("nvme"):
                 extra += f",serial=layoutd{number}"
             args += ["-device", f"{text},id={name}{extra}"]
@@ -335,6 +338,9 @@ def _boot_once(binary: str, argv: Sequence[str], arch: str, plays: Sequence[Stan
         else:
             safe.argv += ["-chardev", f"file,id=layoutd-serial,path={serial}",
                           "-serial", "chardev:layoutd-serial"]
+        # a firmware that finds nothing to boot and resets (SeaBIOS after 60 s) stops there,
+        # its BARs as it left them: done, even when it said nothing
+        safe.argv += ["-action", "reboot=shutdown,shutdown=pause"]
         started = time.monotonic()
         with _started(binary, safe, timeout + 10) as (process, sock):
             try:
@@ -384,23 +390,27 @@ def _watch(monitor: Any, plays: Sequence[StandIn], readers: Sequence[int], start
            timeout: float, accel: str) -> tuple[list[Placed], float]:
     last: dict[tuple[str, int], int | None] | None = None
     since = time.monotonic()
+    halted_since: float | None = None
     while True:
         status = monitor.execute("query-status").get("status")
-        if status in ("internal-error", "guest-panicked", "shutdown"):
+        if status in ("internal-error", "guest-panicked"):
             raise HostUnavailable(f"the guest stopped ({status}) before the firmware placed the "
                                   f"BARs under {accel.upper()}")
         said = b"".join(os.pread(fd, 1 << 20, 0) for fd in readers)
-        done = bool(DONE.search(said))
-        found = _read(monitor, plays)
+        registers = monitor.execute("human-monitor-command", {"command-line": "info registers"})
         now = time.monotonic()
+        halted_since = (halted_since or now) if "HLT=1" in str(registers) else None
+        done = (bool(DONE.search(said)) or status == "shutdown"
+                or (halted_since is not None and now - halted_since >= IDLE))
+        found = _read(monitor, plays)
         if found != last:
             last, since = found, now
         every = bool(found) and all(start is not None for start in found.values())
         if done or (every and now - since >= STABLE) or not plays:
             if done:  # the message may come a moment before the last register write is seen
                 found = _read(monitor, plays)
-            return ([Placed(p.device, p.bar, p.size, True, found.get((p.device, p.bar)))
-                     for p in plays], now - started)
+            return ([*(Placed(p.device, p.bar, p.size, True, found.get((p.device, p.bar)))
+                       for p in plays), *_own_bars(monitor)], now - started)
         if now - started > timeout:
             raise HostUnavailable(f"gave up after {timeout:g} s: the firmware had not finished "
                                   "enumerating PCI (set LAYOUTD_BOOT_TIMEOUT to allow longer)")
@@ -440,6 +450,27 @@ def _read(monitor: Any, plays: Sequence[StandIn]) -> dict[tuple[str, int], int |
     return found
 
 
+def _own_bars(monitor: Any) -> list[Placed]:
+    """Every memory BAR of the VM's own devices with an id, as QMP query-pci shows it."""
+    found: list[Placed] = []
+
+    def walk(devices: list[dict[str, Any]]) -> None:
+        for device in devices:
+            name = device.get("qdev_id") or ""
+            if name and not name.startswith("layoutd-"):
+                for region in device.get("regions", []):
+                    if region.get("type") == "memory" and region.get("bar", 6) < 6:
+                        value = region["address"] % (1 << 64)
+                        found.append(Placed(name, region["bar"], region["size"],
+                                            bool(region.get("mem_type_64")),
+                                            None if value in (UNMAPPED, 0) else value))
+            walk((device.get("pci_bridge") or {}).get("devices") or [])
+
+    for bus in monitor.execute("query-pci"):
+        walk(bus.get("devices", []))
+    return found
+
+
 def _ecam_base(monitor: Any) -> int | None:
     """q35's MMCONFIG base as the firmware set it; None elsewhere."""
     try:
@@ -467,7 +498,7 @@ def _ecam_bar(monitor: Any, base: int, bdf: tuple[int, int, int], index: int) ->
 
 # ---- the answer as a placement, cached -------------------------------------------------------
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def cache_folder() -> str:
@@ -503,9 +534,9 @@ def cache_key(binary: str, argv: Sequence[str], pci: GuestPci, plays: Sequence[S
     import hashlib
     import json
 
-    from layoutd.emulator import binary_version
+    from layoutd.emulator import binary_version, on_path
 
-    path = _which(binary)
+    path = on_path(binary) or binary
     info = os.stat(path)
     files = [unit[0] for unit in pflash_units(argv)] + ([pci.firmware] if pci.firmware else [])
     hashes = {}
@@ -521,15 +552,6 @@ def cache_key(binary: str, argv: Sequence[str], pci: GuestPci, plays: Sequence[S
             "replacing": dict(replacing),
             "plays": [[p.id, p.device, p.bar, p.size, p.own_bar] for p in plays]}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _which(binary: str) -> str:
-    if os.sep in binary:
-        return binary
-    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        if os.access(os.path.join(folder, binary), os.X_OK):
-            return os.path.join(folder, binary)
-    return binary
 
 
 def _load(folder: str, key: str) -> Booted | None:
@@ -552,7 +574,8 @@ def _load(folder: str, key: str) -> Booted | None:
     try:
         if data["key"] != key:
             return None
-        bars = [Placed(b["device"], b["bar"], b["size"], True, b["start"]) for b in data["bars"]]
+        bars = [Placed(b["device"], b["bar"], b["size"], b["is64"], b["start"])
+                for b in data["bars"]]
         return Booted(bars, data["accel"], data["seconds"], list(data["notes"]),
                       list(data["missing"]))
     except (KeyError, TypeError):
@@ -565,8 +588,8 @@ def _store(folder: str, key: str, found: Booted) -> None:
 
     data = {"key": key, "accel": found.accel, "seconds": found.seconds, "notes": found.notes,
             "missing": found.missing,
-            "bars": [{"device": b.device, "bar": b.bar, "size": b.size, "start": b.start}
-                     for b in found.bars]}
+            "bars": [{"device": b.device, "bar": b.bar, "size": b.size, "is64": b.is64,
+                      "start": b.start} for b in found.bars]}
     try:
         handle, temporary = tempfile.mkstemp(prefix=".boot-", dir=folder)
         with os.fdopen(handle, "w") as out:

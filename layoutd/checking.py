@@ -58,6 +58,7 @@ class Checked(Record, kw_only=False, frozen=False):
     fixes_for: Callable[[], Any] | None = None  # the verified changes that clear collisions
     language: str = "argv"  # how fixes are said: argv options or libvirt XML
     bars: Any = None  # firmware.check.BarCheck: the assigned devices' 64-bit BARs
+    how: str = "model"  # how the RAM map is known: model | dry-run
 
 
 def check_command_line(command: Sequence[str], *, host_source: str | None,
@@ -218,7 +219,29 @@ def _dry_run_check(binary: str, qemu_args: Sequence[str], arch: str, why: str,
     def again(changed: Sequence[str]) -> Any:
         return dry_run_map(binary, changed, arch, why)
 
-    return Checked(guest, host, devices, _distro_fixes_for(qemu_args, guest, again, host))
+    bars = _dry_run_bars(guest, host, qemu_args, devices, binary)
+    guest = place_ram_bars(guest, host, qemu_args, devices, bars)
+    return Checked(guest, host, devices, _distro_fixes_for(qemu_args, guest, again, host),
+                   bars=bars, how="dry-run")
+
+
+def _dry_run_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
+                  binary: str) -> Any:
+    """The BARs of a map from a dry run: where the firmware puts them when it can be booted (or
+    is modelled), else every assigned BAR and RAM-backed BAR is said not judged."""
+    from layoutd.firmware.check import BarCheck
+    from layoutd.firmware.guest import family_of, read_argv
+
+    if not guest.vfio_devices and not guest.ram_bars:
+        return None
+    try:
+        return bar_check(guest, host, qemu_args, devices, None, binary)
+    except LayoutdError as error:
+        pci = read_argv(qemu_args, family_of(guest), {d.address: d for d in host.devices})
+        names = [f"{d.id} BAR{b.index}" for d in pci.devices if d.id in devices
+                 for b in d.bars if b.is64 and not b.io]
+        return BarCheck(None, notes=[f"BARs not placed: {error.message}"], how_known="unknown",
+                        not_judged=names)
 
 
 def _distro_fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],
@@ -251,7 +274,13 @@ def place_ram_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Seq
     for ram_bar in guest.ram_bars:
         found = placed.get((ram_bar.id, ram_bar.bar))
         what = f"{ram_bar.kind} {ram_bar.id} BAR{ram_bar.bar} ({human_size(ram_bar.size)})"
-        if found is None or placement is None:
+        if not ram_bar.size:  # ivshmem-doorbell: the ivshmem server gives the memory at start
+            notes.append(f"NOT JUDGED: {ram_bar.kind} {ram_bar.id} BAR{ram_bar.bar}: its shared "
+                         "memory comes from the ivshmem server at start, so its size and place "
+                         "are not known")
+            if bars is not None:
+                bars.not_judged.append(f"{ram_bar.kind} {ram_bar.id} BAR{ram_bar.bar}")
+        elif found is None or placement is None:
             why = (bars.notes[0] if bars is not None and bars.notes else "the firmware is not known")
             notes.append(f"NOT JUDGED: {what}: guest memory VFIO maps once the firmware places "
                          f"it, and its place is not predicted ({why})")
@@ -267,13 +296,26 @@ def place_ram_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Seq
     return replace(guest, layout=layout, warnings=(*guest.warnings, *notes))
 
 
+def domain_ram_bars(guest: Any, host: Any, argv: Sequence[str], devices: Sequence[str],
+                    dirs: Sequence[str] | None = None) -> Any:
+    """A libvirt domain's map with its <shmem>s (in `argv`, from with_buses) placed and in
+    `layout`, judged like RAM (place_ram_bars)."""
+    from layoutd.qemu.config import ram_bars_of
+
+    found = ram_bars_of(argv)
+    if not found:
+        return guest
+    return place_ram_bars(replace(guest, ram_bars=found), host, argv, devices, dirs=dirs)
+
+
 def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
               dirs: Sequence[str] | None = None, binary: str | None = None,
-              verify: bool = False) -> Any:
+              verify: bool = False, libvirt: str | None = None) -> Any:
     """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with:
     the model of a known build; a boot of the firmware (`binary`) for an x86 firmware without a
     model, or for any with `verify`; else nothing judged, said so (`not_judged`).
-    `dirs`: the folders the QEMU binary loads firmware from, after the command line's -L."""
+    `dirs`: the folders the QEMU binary loads firmware from, after the command line's -L;
+    `libvirt`: the --libvirt-version the fixes are said for (a domain's check)."""
     from layoutd.firmware.check import check_bars
     from layoutd.firmware.files import identify
     from layoutd.firmware.guest import family_of, page_1g, read_argv
@@ -309,7 +351,7 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
         pci.firmware or "").endswith(".fd"))
     if result.collisions and (build is not None or booted is not None):
         result.fixes = lambda: _bar_fixes(qemu_args, guest, host, devices, ovmf, dirs,
-                                          binary if booted is not None else None)
+                                          binary if booted is not None else None, libvirt)
     return result
 
 
@@ -336,9 +378,11 @@ def _model_against_boot(build: Any, guest: Any, pci: Any, config: Any, devices: 
 
 
 def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequence[str],
-               ovmf: bool, dirs: Sequence[str] | None, binary: str | None) -> list[Any]:
+               ovmf: bool, dirs: Sequence[str] | None, binary: str | None,
+               libvirt: str | None = None) -> list[Any]:
     """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs), or by
-    booting the firmware again (`binary`: the placement was a boot's)."""
+    booting the firmware again (`binary`: the placement was a boot's); the XML said for
+    `libvirt` (--libvirt-version)."""
     from layoutd.errors import LayoutdError
     from layoutd.firmware.fixes import arm_bar_fixes, bar_fixes
     from layoutd.qemu import predict
@@ -365,11 +409,13 @@ def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequenc
     config = parse_config(qemu_args)
     top = host.aperture_end if host.aperture_end is not None else (1 << 64) - 1
     host_cpu = config.accel == "kvm" and (config.cpu_model or "") in ("host", "max")
+    from layoutd.libvirt.guard import libvirt_target
+
     return bar_fixes(qemu_args, guest.phys_bits, (top + 1).bit_length() - 1, ovmf, host_cpu,
-                     clear)
+                     clear, libvirt_target(libvirt).version)
 
 
-BOOTED_FIXES = 3  # boots a booted placement's would_work may cost
+BOOTED_FIXES = 1  # boots a booted placement's would_work may cost (OVMF: a minute each)
 
 
 def _fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],
@@ -460,12 +506,13 @@ def _merge(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
 
 def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str] = (),
                       version: str | None = None, verify: bool = False,
-                      windows: bool = False) -> Checked:
+                      windows: bool = False, libvirt: str | None = None) -> Checked:
     """`check --libvirt DOMAIN.xml`: the map the domain builds, as the hook translates it."""
     from layoutd.libvirt.guard import (
         DEFAULT_EMULATOR,
         MODEL_ARCH,
         emulator_dirs,
+        libvirt_target,
         qemu_version,
         translate_domain,
     )
@@ -477,7 +524,9 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
             data = handle.read()
     except OSError as error:
         raise InputError(f"cannot read: {error.strerror}", file=path) from None
-    translation = translate_domain(data, path)
+    target = libvirt_target(libvirt).version if libvirt else None
+    translation = translate_domain(data, path, target)
+    windows = windows or translation.domain.windows  # libosinfo's metadata says so too
     dirs = None if version else emulator_dirs(translation.domain)
     if version and not is_modelled(version):
         same_binary(translation.domain.emulator or DEFAULT_EMULATOR.get(translation.domain.arch, ""),
@@ -493,24 +542,32 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         why = (f"QEMU {version} is not modelled" if domain.arch == arch
                else f"architecture {domain.arch} is not modelled")
         guest = dry_run_map(emulator, translation.argv, arch, why)
-        return Checked(guest, host, devices)
+        return Checked(guest, host, devices, how="dry-run")
 
-    def again(changed: Sequence[str]) -> Any:
+    def predicted(changed: Sequence[str]) -> Any:
         return predict(changed, version=version, host_cpu=host.cpu, arch=domain.arch,
                        host=host.platform)
 
+    def again(changed: Sequence[str]) -> Any:  # a fix, with the <shmem>s placed by the model
+        return domain_ram_bars(predicted(changed), host, with_buses(changed, data, path), devices,
+                               dirs)
+
     try:
-        guest = _with_host(host, lambda: again(translation.argv))
+        guest = _with_host(host, lambda: predicted(translation.argv))
     except NotModelled as error:  # what the domain's own emulator builds, as the hook does
         guest = dry_run_map(emulator, translation.argv, arch, f"not modelled ({error.message})")
-        return Checked(guest, host, devices)
+        return Checked(guest, host, devices, how="dry-run")
     if verify:
         guest = verified(guest, emulator, translation.argv, domain.arch)
+    from layoutd.qemu.config import ram_bars_of
+
+    buses = with_buses(translation.argv, data, path)
+    guest = replace(guest, ram_bars=ram_bars_of(buses))  # the <shmem>s
+    bars = bar_check(guest, host, buses, devices, dirs, emulator, verify, libvirt)
+    guest = place_ram_bars(guest, host, buses, devices, bars)
     return Checked(for_windows(guest, windows), host, devices,
                    _fixes_for(translation.argv, guest, again, host, windows),
-                   language="libvirt",
-                   bars=bar_check(guest, host, with_buses(translation.argv, data, path), devices,
-                                  dirs, emulator, verify))
+                   language="libvirt", bars=bars)
 
 
 def with_buses(argv: Sequence[str], data: bytes | str, source: str) -> list[str]:

@@ -24,6 +24,7 @@ from layoutd.errors import HostUnavailable, InputError, QemuRefusal
 from layoutd.live.vm import LiveVm
 from layoutd.models.common import GuestRegion
 from layoutd.models.guest import GuestMap
+from layoutd.qemu.config import ram_bars_of
 from layoutd.qemu.options import Option, keyval, split_argv
 from layoutd.record import Record, field
 
@@ -445,24 +446,9 @@ def guest_map(run: DryRun, argv: Sequence[str], arch: str) -> GuestMap:
         slots=vm.memory.slots, maxmem=vm.memory.max_size if vm.memory.slots or vm.memory.max_size
         > vm.memory.size else None, ram_size=vm.memory.size, phys_bits=vm.phys_bits or 0,
         highest_address=max(ends, default=0), cpu_vendor="other", vfio_devices=vfio_hosts(argv),
-        memory_devices=devices, warnings=unplaced_ram_bars(argv),
+        memory_devices=devices, warnings=(), ram_bars=ram_bars_of(argv),
         ram_view=tuple(RamPiece(start=e.start, end=e.end, name=e.name, offset=e.offset)
                        for e in vm.ram))
-
-
-def unplaced_ram_bars(argv: Sequence[str]) -> tuple[str, ...]:
-    """A dry run starts paused: the firmware has placed no BAR, so the guest memory behind
-    ivshmem's and virtio-gpu's (hostmem) BARs has no address yet and is not judged."""
-    found = []
-    for option in split_argv(argv):
-        if option.name == "device":
-            props = keyval(option.value or "", "driver", "-device")
-            driver = props.get("driver", "")
-            if driver.startswith("ivshmem") or (driver == "virtio-gpu-pci" and "hostmem" in props):
-                found.append(f"NOT JUDGED: -device {option.value}: guest memory behind a BAR the "
-                             "firmware places; a dry run (paused before the firmware) cannot "
-                             "say where")
-    return tuple(found)
 
 
 def vfio_hosts(argv: Sequence[str]) -> tuple[str, ...]:

@@ -35,10 +35,16 @@ class Fix(Record, kw_only=False):
     def xml_text(self) -> str:
         if self.option == "machine":
             return f"<os><type machine='{self.value}'> ({self.why})"
+        if self.option == "cpu":  # mode='emulate' is ignored on host-passthrough: host-model
+            model, _, props = self.value.partition(",")
+            bits = dict(p.split("=", 1) for p in props.split(",") if "=" in p).get("phys-bits")
+            mode = " mode='host-model'" if model in ("host", "max") else ""
+            return (f"<cpu{mode}><maxphysaddr mode='emulate' bits='{bits}'/></cpu> ({self.why})")
         return f"<memory unit='{self.value[-1]}iB'>{self.value[:-1]}</memory> ({self.why})"
 
     def as_json(self, language: str) -> dict[str, object]:
-        key = {"argv": FLAGS, "libvirt": {"machine": "os.type.machine", "memory": "memory"}
+        key = {"argv": FLAGS, "libvirt": {"machine": "os.type.machine", "memory": "memory",
+                           "cpu": "cpu.maxphysaddr"}
                }[language][self.option]
         text = self.xml_text() if language == "libvirt" else self.argv_text()
         return {"change": {key: self.value}, "text": text}

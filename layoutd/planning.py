@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from layoutd.record import Record, replace
 
 if TYPE_CHECKING:
+    from layoutd.errors import NoLayout
     from layoutd.models.guest import GuestMap
     from layoutd.models.host import HostView
     from layoutd.models.plan import Plan
@@ -28,6 +29,7 @@ class QemuTarget(Record, kw_only=False):
     how: str  # "--qemu-version", "/usr/bin/qemu-system-x86_64 --version", ...
     dirs: tuple[str, ...] | None = None
     note: str = ""  # a binary whose version is not modelled: whose rules were used instead
+    binary: str | None = None  # the binary asked; it boots a firmware without a model
 
 
 def qemu_target(chosen: str | None, binary: str | None, arch: str) -> QemuTarget:
@@ -49,11 +51,11 @@ def qemu_target(chosen: str | None, binary: str | None, arch: str) -> QemuTarget
     how = f"{path or binary} --version"
     dirs = data_dirs(path) if path else None
     if versions.is_modelled(found):
-        return QemuTarget(found, how, dirs)
+        return QemuTarget(found, how, dirs, binary=path)
     nearest = versions.nearest_older(found)
     return QemuTarget(str(nearest), how, dirs, f"QEMU {found} is not modelled: planned with QEMU "
                       f"{nearest}'s rules" + ("" if binary else "; --verify confirms the plan by "
-                                              "a dry run of the binary"))
+                                              "a dry run of the binary"), path)
 
 
 def verify(plan: "Plan", binary: str, note: str) -> "Plan":
@@ -112,6 +114,9 @@ def firmware_of(plan: "Plan", qemu: QemuTarget) -> tuple[Any, str | None]:
     return identify(plan.config.firmware, qemu.version, plan.config.arch, qemu.dirs)
 
 
+BOOTED_TRIES = 12  # candidate plans whose firmware a plan boots, at most
+
+
 class BarFitter:
     """Places the assigned BARs as the plan's firmware does (layoutd.firmware.fit); also the
     check every suggested spec passes before it is shown."""
@@ -130,13 +135,79 @@ class BarFitter:
     def fit(self, spec: "VmSpec", plan: "Plan") -> "Plan":
         """The plan with its BARs placed, every one where the hosts' IOMMUs map it, or a "no";
         a firmware build layoutd does not know is said so."""
+        from layoutd.errors import NoLayout
         from layoutd.firmware.fit import fit_bars
 
         build, note = firmware_of(plan, self.qemu)
+        if build is None and plan.config.arch == "x86_64" and plan.config.firmware:
+            return self.fit_booted(spec, plan, plan.config.firmware, note or "")
         if build is None:
             return replace(plan, warnings=(*plan.warnings, note or ""))
-        return fit_bars(spec, plan, self.target, self.devices, build, self.replan,
-                        lambda other: firmware_of(other, self.qemu)[0])
+        try:
+            return fit_bars(spec, plan, self.target, self.devices, build, self.replan,
+                            lambda other: firmware_of(other, self.qemu)[0])
+        except NoLayout as error:
+            raise self.newer_qemu(spec, error) from None
+
+    def newer_qemu(self, spec: "VmSpec", error: "NoLayout") -> "NoLayout":
+        """arm virt on a QEMU without highmem-mmio (7.2): a "no" with nothing close says when
+        the oldest modelled QEMU that has it plans (highmem_mmio: false), planned with it."""
+        from layoutd.errors import LayoutdError, NoLayout
+        from layoutd.qemu import versions
+        from layoutd.solver.suggest import Suggestion
+
+        if error.suggestions or spec.arch != "aarch64" or versions.row(self.version).virt_highmem_props:
+            return error
+        newer = next((row for row in versions.ROWS.values() if row.virt_highmem_props
+                      and versions.is_modelled(str(row.version))), None)
+        if newer is None:
+            return error
+        other = BarFitter(self.target, QemuTarget(str(newer.version), "--qemu-version"),
+                          self.target_for, self.devices)
+        try:
+            placed = other.fit(spec, other.replan(spec))
+        except LayoutdError:
+            return error
+        chosen = [w.split(" chosen so that ")[0] for w in placed.warnings if " chosen so that " in w]
+        where = ", ".join(f"{b.device} BAR{b.bar} at {b.start:#x}" for b in placed.bars
+                          if b.start is not None)
+        idea = Suggestion({"highmem_mmio": False} if "highmem_mmio false" in chosen else {},
+                          f"with QEMU {newer.version} or newer (plan --qemu-version "
+                          f"{newer.version}): QEMU {self.version} has no -machine highmem-mmio; "
+                          f"{placed.firmware} then puts {where}")
+        return NoLayout(error.headline, error.lines, [idea], details=dict(error.details))
+
+    def fit_booted(self, spec: "VmSpec", plan: "Plan", firmware: str, note: str) -> "Plan":
+        """A firmware without a model: each candidate plan's BARs placed by booting it
+        (layoutd.boot) with the QEMU binary asked (else qemu-system-x86_64 on PATH); one that
+        cannot be booted is said: the BARs are not judged."""
+        from layoutd.boot import booted_placement
+        from layoutd.emulator import on_path
+        from layoutd.errors import HostUnavailable
+        from layoutd.firmware.builds import Build
+        from layoutd.firmware.fit import fit_bars
+        from layoutd.firmware.guest import family_of, read_argv
+
+        binary = self.qemu.binary or on_path("qemu-system-x86_64") or "qemu-system-x86_64"
+        label = f"firmware {firmware}"
+        said: list[str] = []
+
+        def boot(argv: Sequence[str], guest: "GuestMap") -> Any:
+            pci = read_argv(argv, family_of(guest), self.devices)
+            answer = booted_placement(binary, argv, "x86_64", guest, pci, self.devices, label)
+            said[:] = answer.notes
+            if answer.placement is None:
+                raise HostUnavailable("; ".join(answer.notes))
+            return answer.placement
+
+        family = "ovmf" if firmware.endswith(".fd") else "seabios"
+        try:
+            placed = fit_bars(spec, plan, self.target, self.devices, Build(family, "0", label),
+                              self.replan, lambda other: None, boot, BOOTED_TRIES)
+        except HostUnavailable as error:
+            return replace(plan, warnings=(*plan.warnings, note,
+                                           f"BARs not judged: {error.message}"))
+        return replace(placed, warnings=(*placed.warnings, *said))
 
     def accept(self, variant: "VmSpec") -> bool:
         from layoutd.errors import LayoutdError

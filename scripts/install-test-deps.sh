@@ -11,6 +11,8 @@ APT_PACKAGES=(
     qemu-system-x86 qemu-system-arm qemu-efi-aarch64 qemu-utils
     # Guest firmware for the BAR placement proofs (tests/firmware): SeaBIOS and OVMF (edk2).
     seabios ovmf
+    # What scripts/build-seabios.sh compiles Debian's seabios source with (a build without a row).
+    gcc make dpkg-dev
     linux-libc-dev
     # A real libvirtd for tests/libvirt, without libvirt-daemon-system (its postinst starts
     # services and needs systemd/polkit): libvirtd, the QEMU driver, virsh and virt-xml-validate.
@@ -56,6 +58,11 @@ fi
 LAYOUTD_CACHE="$CACHE" scripts/sid-root.sh
 # Debian 13's libvirt 11.3 for the second libvirt oracle (tests/libvirt/test_oracle.py).
 LAYOUTD_CACHE="$CACHE" scripts/trixie-root.sh
+# Debian sid's libvirt 12.x for the third (tests/libvirt/test_libvirt_versions.py).
+LAYOUTD_CACHE="$CACHE" scripts/sid-libvirt-root.sh
+# A SeaBIOS built from Debian's source with another configuration: a build layoutd has no row
+# for, booted by layoutd.boot (tests/firmware/test_boot.py).
+LAYOUTD_CACHE="$CACHE" scripts/build-seabios.sh
 
 # Kernel uapi headers from bookworm-backports (6.12: iommufd.h and the VFIO cdev ioctls, which
 # Debian 12's 6.1 linux-libc-dev lacks), unpacked into the cache; tests/host checks the struct

@@ -6,4 +6,5 @@
 # Idempotent (scripts/debian-root.sh). Must run as root.
 set -euo pipefail
 exec "$(dirname "$0")/debian-root.sh" sid sid-libvirt-root /usr/sbin/libvirtd \
-    libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils qemu-system-x86 ovmf
+    libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils qemu-system-x86 \
+    qemu-system-arm ovmf qemu-efi-aarch64

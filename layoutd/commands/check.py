@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "move an AMD guest's RAM past 1 TiB (its drivers fail: Code 43)")
     parser.add_argument("--qmp", metavar="SOCKET", help="audit a running VM through its QMP socket")
     parser.add_argument("--libvirt", metavar="DOMAIN.xml", help="check a libvirt domain")
+    parser.add_argument("--libvirt-version", metavar="X.Y",
+                        help="with --libvirt: the libvirt the suggested XML is for (default: the "
+                             "installed daemon's, else 9.0, whose XML every newer one takes)")
     parser.add_argument("--libvirt-domain", metavar="NAME",
                         help="audit a running libvirt domain through virsh qemu-monitor-command "
                              "(read-only)")
@@ -63,10 +66,16 @@ def run(args: argparse.Namespace) -> int:
     options = {"host_source": args.host, "given": device_list(args.devices),
                "version": args.qemu_version, "verify": args.verify,
                "windows": args.guest == "windows"}
-    checked = (checking.check_domain_file(args.libvirt, **options) if args.libvirt
-               else checking.check_command_line(command, **options))
+    if args.libvirt_version is not None and not args.libvirt:
+        raise InputError("--libvirt-version X.Y only applies with --libvirt DOMAIN.xml")
+    checked = (checking.check_domain_file(args.libvirt, libvirt=args.libvirt_version, **options)
+               if args.libvirt else checking.check_command_line(command, **options))
     text, found = report(checked.guest, checked.host, args.format, checked.devices,
-                         checked.fixes_for, checked.language, checked.bars)
+                         checked.fixes_for, checked.language, checked.bars, checked.how)
+    if args.libvirt and args.format == "text" and "\nwould work: <" in text:
+        from layoutd.libvirt.guard import libvirt_target
+
+        text += f"note: the XML above is for {libvirt_target(args.libvirt_version)}\n"
     sys.stdout.write(text)
     if found:
         return 1

@@ -22,24 +22,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help="host source (live, a tree, a dump); repeat for migration targets")
         each.add_argument("--qemu-version", default=None, metavar="X.Y",
                           help="QEMU to model (default: the domain's <emulator>, else its machine type)")
+        each.add_argument("--libvirt-version", default=None, metavar="X.Y",
+                          help="the libvirt the domain is for (default: the installed daemon's, "
+                          "else 9.0, whose XML every newer one takes)")
         each.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
 
 
 def run(args: argparse.Namespace) -> int:
     from layoutd.libvirt import fix as fixing
+    from layoutd.libvirt.guard import libvirt_target
 
     data = _read(args.domain)
+    libvirt = libvirt_target(args.libvirt_version)
     hosts = args.host or [os.environ.get("LAYOUTD_HOST") or "live"]
     if args.action == "apply":
         from layoutd.models.spec import load_spec
 
         result, plan = fixing.apply(data, args.domain, load_spec(args.spec), hosts, args.qemu_version,
-                                    args.spec)
+                                    args.spec, libvirt.version)
     else:
         devices = [item.strip() for item in args.devices.split(",") if item.strip()]
-        result, plan = fixing.fix(data, args.domain, hosts, args.qemu_version, devices)
+        result, plan = fixing.fix(data, args.domain, hosts, args.qemu_version, devices,
+                                  libvirt.version)
     for warning in plan.warnings:
         print(f"layoutd libvirt: warning: {warning}", file=sys.stderr)
+    print(f"layoutd libvirt: written for {libvirt}", file=sys.stderr)
     _write(result, args.output)
     return 0
 

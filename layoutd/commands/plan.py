@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the guest OS (the spec's guest): windows never gets QEMU's AMD "
                         "move of RAM past 1 TiB (Windows drivers fail on it: Code 43)")
     parser.add_argument("--format", choices=FORMATS, default="text")
+    parser.add_argument("--libvirt-version", metavar="X.Y", default=None,
+                        help="--format libvirt: the libvirt the domain is for (default: the "
+                        "installed daemon's, else 9.0, whose XML every newer one takes)")
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
 
 
@@ -71,7 +74,13 @@ def run(args: argparse.Namespace) -> int:
         plan = verify(plan, binary, qemu.note)
     from layoutd.emit.plan import render
 
-    _write(render(plan, args.format), args.output)
+    target = None
+    if args.format == "libvirt":
+        from layoutd.libvirt.guard import libvirt_target
+
+        found = libvirt_target(args.libvirt_version)
+        target = (found.version, found.how)
+    _write(render(plan, args.format, target), args.output)
     return 0
 
 

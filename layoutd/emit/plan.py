@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 FORMATS = ("text", "json", "argv", "qmp", "libvirt", "svg")
 
 
-def render(plan: Plan, kind: str) -> str:
+def render(plan: Plan, kind: str, libvirt: tuple[tuple[int, int], str] | None = None) -> str:
+    """`libvirt`: the libvirt version the XML is for and how it was known (default 9.0)."""
     if kind == "json":
         return json.dumps(to_json(plan), indent=2) + "\n"
     if kind == "argv":
@@ -30,7 +31,7 @@ def render(plan: Plan, kind: str) -> str:
     if kind == "libvirt":
         from layoutd.emit.libvirt import emit_domain
 
-        return emit_domain(plan)
+        return emit_domain(plan, *libvirt) if libvirt else emit_domain(plan)
     from layoutd.emit import text
 
     return text.render(plan)

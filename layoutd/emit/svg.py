@@ -31,6 +31,7 @@ COLOURS = {"ram": "#43a047", "dimm": "#1b5e20", "room": "#c5e1a5", "qemu": "#90c
 LANES = (("ram", "guest RAM"), ("qemu", "QEMU regions"), ("bar", "device BARs"), ("hole", "host holes"))
 WIDTH, LEFT, RIGHT, TOP, LANE, GAP = 1400, 130, 90, 70, 40, 10
 U64_END = 1 << 64
+BAND = 10.0  # the narrowest collision band, in pixels
 
 
 class Span(Record, kw_only=False):
@@ -123,10 +124,27 @@ class Axis(Record, kw_only=False):
         return self.xs[-1]
 
 
+def _weight(size: int) -> float:
+    return max(1.0, math.log2(size) - 10) if size > 0 else 0.0
+
+
 def axis(spans: Sequence[Span], marks: Sequence[tuple[int, int, str]]) -> Axis:
+    """A piece between two cuts inside a block takes its share of the block's log width (the
+    largest share of the blocks covering it; the guest's RAM and BARs before QEMU's regions,
+    those before the host's holes):
+    a block cut by other blocks' edges is as wide as an equal block that is not (two 32G BARs
+    draw alike, one across a hole too); a piece no block covers, its own."""
     cuts = sorted({0, *(s.start for s in spans), *(min(s.end + 1, U64_END) for s in spans),
                    *(m[0] for m in marks), *(min(m[1] + 1, U64_END) for m in marks)})
-    weights = [max(1.0, math.log2(high - low) - 10) for low, high in itertools.pairwise(cuts)]
+    rank = {"ram": 0, "bar": 0, "qemu": 1, "hole": 2}  # the guest's RAM and BARs first
+    blocks = [(rank[s.lane], s.start, min(s.end + 1, U64_END)) for s in spans]
+    weights = []
+    for low, high in itertools.pairwise(cuts):
+        covering = [block for block in blocks if block[1] <= low and high <= block[2]]
+        first = min((block[0] for block in covering), default=0)
+        shares = [(high - low) / (end - start) * _weight(end - start)
+                  for lane, start, end in covering if lane == first]
+        weights.append(max(shares) if shares else _weight(high - low))
     total = sum(weights) or 1.0
     xs = [float(LEFT)]
     for weight in weights:
@@ -177,7 +195,8 @@ def _block(scale: Axis, span: Span, y: int) -> str:
 
 def _collision(scale: Axis, number: int, start: int, end: int, text: str, bottom: int) -> list[str]:
     left, right = scale.x(start), scale.x(min(end + 1, U64_END))
-    width = max(right - left, 3.0)
+    width = max(right - left, BAND)  # a collision inside a large block still shows
+    left = min(left, (left + right - width) / 2)
     label = f"COLLISION {hex_addr(start)}-{hex_addr(end)}: {text}"
     anchor = "end" if left > WIDTH / 2 else "start"
     at = left + width if anchor == "end" else left

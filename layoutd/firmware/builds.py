@@ -35,6 +35,7 @@ OVMF_13 = Build("ovmf", "2025.02", "OVMF edk2 2025.02 (Debian 13)", "/usr/share/
 OVMF_SID = Build("ovmf", "2026.08", "OVMF edk2 2026.08 (Debian sid)", "/usr/share/OVMF/OVMF_CODE_4M.fd",
                  file="/usr/share/ovmf/OVMF.fd")
 EFI_ARM = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
+EFI_ARM_PFLASH = "/usr/share/AAVMF/AAVMF_CODE.fd"  # the same build as a 64 MiB pflash image
 ARMVIRT_12 = Build("armvirt", "2022.11", "edk2 2022.11 ArmVirtQemu (Debian 12)", EFI_ARM, file=EFI_ARM)
 ARMVIRT_13 = Build("armvirt", "2025.02", "edk2 2025.02 ArmVirtQemu (Debian 13)", EFI_ARM, file=EFI_ARM)
 ARMVIRT_SID = Build("armvirt", "2026.08", "edk2 2026.08 ArmVirtQemu (Debian sid)", EFI_ARM, file=EFI_ARM)

@@ -10,46 +10,52 @@ fixes one, or nothing works, the answer is a "no" naming the BARs, with the chan
 Pure: `replan(spec)` (solve and assemble again) and the firmware build come from the caller.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from layoutd.errors import LayoutdError, NoLayout
+from layoutd.firmware import Placement
 from layoutd.firmware.builds import BY_NAME, Build
 from layoutd.firmware.plan import BadBar, planned_bars
+from layoutd.models.guest import GuestMap
 from layoutd.models.host import Device
 from layoutd.models.plan import Plan
 from layoutd.models.spec import VmSpec, with_changes
 from layoutd.qemu.x86 import AMD_HT_START, HOLE64_DEFAULT
 from layoutd.record import replace
 from layoutd.solver.oracle import model_map
-from layoutd.solver.suggest import Suggestion
+from layoutd.solver.suggest import Suggestion, value_text
 from layoutd.solver.target import Target
 from layoutd.units import GiB, align_up, format_size, hex_addr
 
 MAX_TRIES = 40
 
 
+Boot = Callable[[Sequence[str], GuestMap], Placement]  # a boot of a firmware without a model
+
+
 def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Device], build: Build,
-             replan: Callable[[VmSpec], Plan], firmware_of: Callable[[Plan], Build | None]
-             ) -> Plan:
-    """`firmware_of(plan)`: the build the plan's command line boots (for the other firmware)."""
-    bad, placed = _check(plan, target, devices, build)
+             replan: Callable[[VmSpec], Plan], firmware_of: Callable[[Plan], Build | None],
+             boot: Boot | None = None, tries: int = MAX_TRIES) -> Plan:
+    """`firmware_of(plan)`: the build the plan's command line boots (for the other firmware).
+    `boot`: place the BARs by booting the firmware (`build` then only names it and its family);
+    each candidate is then a boot, `tries` of them at most, and no other firmware is offered."""
+    bad, placed = _check(plan, target, devices, build, boot)
     if not bad:
         return placed
     fixed = any(value is not None for value in (spec.cpu.phys_bits, spec.pci_window, spec.pci_hole64,
                                                 spec.highmem_mmio))
     found: list[tuple[dict[str, Any], Plan]] = []
-    for change in candidates(spec, plan, target, build)[:MAX_TRIES]:
+    for change in candidates(spec, plan, target, build)[:tries]:
         try:
             variant = replan(with_changes(spec, change))
+            worse, result = _check(variant, target, devices, build, boot)
         except (LayoutdError, ValueError):
             continue
-        worse, result = _check(variant, target, devices, build)
         if worse:
             continue
         if not fixed:
-            said = ", ".join(f"{path} {str(value).lower() if isinstance(value, bool) else value}"
-                             for path, value in change.items())
+            said = _said(change)
             return replace(result, default_layout=False, warnings=(
                 *result.warnings, f"{said} chosen so that {build.name} puts every assigned BAR "
                 "where every host's IOMMU maps it"))
@@ -58,10 +64,20 @@ def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Dev
         found.append((change, result))
         if len(found) == 4:
             break
-    if fixed:
-        found += _relaxed(spec, target, devices, build, replan, firmware_of)
+    if boot is not None:
+        raise _no(spec, bad, build, found)
+    # the spec's own pins relaxed; one whose plan chooses what is offered already is left out
+    offered = {_said(change) for change, _ in found}
+    found += [(change, result) for change, result in
+              _relaxed(spec, target, devices, build, replan, firmware_of)
+              if not any(w == f"the plan then chooses {said}" for w in result.warnings
+                         for said in offered)]
     raise _no(spec, bad, build, found + _other_firmware(spec, target, devices, build, replan,
                                                         firmware_of))
+
+
+def _said(change: dict[str, Any]) -> str:
+    return ", ".join(f"{path} {value_text(value)}" for path, value in change.items())
 
 
 PINS = ("cpu.phys_bits", "pci_hole64", "pci_window", "highmem_mmio")
@@ -70,8 +86,8 @@ PINS = ("cpu.phys_bits", "pci_hole64", "pci_window", "highmem_mmio")
 def _relaxed(spec: VmSpec, target: Target, devices: Mapping[str, Device], build: Build,
              replan: Callable[[VmSpec], Plan], firmware_of: Callable[[Plan], Build | None]
              ) -> list[tuple[dict[str, Any], Plan]]:
-    """The user's own pins (phys-bits, the hole's or window's size) each left for the plan to
-    choose: every one that then plans, with what the plan chooses instead."""
+    """The user's own pins (phys-bits, the hole's or window's size, a versioned machine type)
+    each left for the plan to choose: every one that then plans, with what it chooses instead."""
     found = []
     values = {"cpu.phys_bits": spec.cpu.phys_bits, "pci_hole64": spec.pci_hole64,
               "pci_window": spec.pci_window, "highmem_mmio": spec.highmem_mmio}
@@ -85,8 +101,10 @@ def _relaxed(spec: VmSpec, target: Target, devices: Mapping[str, Device], build:
         if not bad:
             found.append(({"cpu.phys_bits": bits}, placed))
             break
-    for pin in (path for path in PINS if values[path] is not None):
-        change: dict[str, Any] = {pin: None}
+    pins: list[dict[str, Any]] = [{path: None} for path in PINS if values[path] is not None]
+    if spec.machine_type != spec.family:  # a versioned machine type: the release's own
+        pins.append({"machine": spec.family})
+    for change in pins:
         try:
             variant = with_changes(spec, change)
             placed = fit_bars(variant, replan(variant), target, devices, build, replan, firmware_of)
@@ -119,12 +137,14 @@ def _other_firmware(spec: VmSpec, target: Target, devices: Mapping[str, Device],
     return found
 
 
-def _check(plan: Plan, target: Target, devices: Mapping[str, Device], build: Build
-           ) -> tuple[list[BadBar], Plan]:
+def _check(plan: Plan, target: Target, devices: Mapping[str, Device], build: Build,
+           boot: Boot | None = None) -> tuple[list[BadBar], Plan]:
     guest = model_map(plan.qemu_argv, plan.qemu_version, plan.host_cpu, plan.config.arch)
-    bars, bad, placement = planned_bars(plan.qemu_argv, guest, devices, build, target.usable)
+    booted = boot(plan.qemu_argv, guest) if boot else None
+    bars, bad, placement = planned_bars(plan.qemu_argv, guest, devices, build, target.usable,
+                                        booted)
     notes = tuple(note for note in placement.notes if note not in plan.warnings)
-    return bad, replace(plan, bars=tuple(bars), firmware=build.name,
+    return bad, replace(plan, bars=tuple(bars), firmware=placement.firmware if booted else build.name,
                         warnings=(*plan.warnings, *notes))
 
 

@@ -6,6 +6,8 @@ checked again (RAM and BARs) before it is shown. Pure.
 from collections.abc import Callable, Sequence
 
 from layoutd.firmware.guest import MMIO64_FILE
+from layoutd.libvirt.argv import PASSTHROUGH_LIMIT_SINCE, LibvirtVersion
+from layoutd.libvirt.elements import mode_for, physaddr_for
 from layoutd.qemu.options import split_argv
 from layoutd.record import Record
 from layoutd.units import GiB, format_size
@@ -32,14 +34,18 @@ class BarFix(Record, kw_only=False):
 
 
 def bar_fixes(args: Sequence[str], phys_bits: int, top_bits: int, ovmf: bool, host_cpu: bool,
-              clear: Clear) -> list[BarFix]:
-    """The largest phys-bits that clears every collision, and the smallest OVMF window that does."""
+              clear: Clear, libvirt: LibvirtVersion = PASSTHROUGH_LIMIT_SINCE) -> list[BarFix]:
+    """The largest phys-bits that clears every collision, and the smallest OVMF window that does.
+    `libvirt`: the version the XML is said for (host-passthrough's limit needs 9.3; before, the
+    host's own named model, host-model, takes the phys-bits)."""
     found = []
     for bits in range(min(phys_bits - 1, top_bits), 35, -1):
         changed = _with_bits(args, bits, host_cpu)
         if changed is not None and clear(changed):
-            xml = (f"<maxphysaddr mode='passthrough' limit='{bits}'/>" if host_cpu
-                   else f"<maxphysaddr mode='emulate' bits='{bits}'/>")
+            mode = mode_for("host" if host_cpu else "", bits, libvirt)
+            xml = physaddr_for(bits, mode)
+            if mode == "host-model":  # the CPU's mode changes too
+                xml = f"<cpu mode='host-model'>{xml}</cpu>"
             found.append(BarFix("-cpu", _cpu_value(changed), xml,
                                 f"the guest's {bits} phys-bits bring the firmware's 64-bit window "
                                 "below the IOMMU top"))

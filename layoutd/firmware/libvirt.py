@@ -11,6 +11,7 @@ Debian's firmware descriptors name first (60-edk2-x86_64.json: OVMF_CODE_4M.fd).
 from layoutd.firmware.guest import MMIO64_FILE, PORTS
 from layoutd.libvirt.domain import hostdev_address, read_number
 from layoutd.libvirt.xmltext import Node, parse
+from layoutd.units import parse_size
 
 X86_EFI = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 # libvirt's PCI controller models -> the QEMU device each is by default (qemuBuildControllerDevStr)
@@ -47,7 +48,35 @@ def pci_argv(data: bytes | str, source: str) -> list[str]:
             continue
         bdf = hostdev_address(node, source)
         args += ["-device", f"vfio-pci,host={bdf},id=hostdev{index}{_where(node, source)}"]
+    for index, node in enumerate(devices.findall("shmem") if devices else []):
+        args += _shmem(node, index, source)
     return args
+
+
+SHMEM_DEFAULT = 4 << 20  # libvirt's size for a <shmem> without <size>
+
+
+def _shmem(node: Node, index: int, source: str) -> list[str]:
+    """A <shmem> (Looking Glass's frame buffer) as libvirt gives it to QEMU: ivshmem-plain
+    `shmemN` on a shared file backend `shmmem-shmemN` of /dev/shm/NAME; ivshmem-doorbell takes
+    its memory from the ivshmem server (<server>), so only the device is said."""
+    model = node.find("model")
+    kind = (model.get("type") if model is not None else None) or "ivshmem-plain"
+    alias = f"shmem{index}"
+    if kind == "ivshmem-doorbell":
+        return ["-device", f"ivshmem-doorbell,id={alias},chardev=char{alias}{_where(node, source)}"]
+    if kind != "ivshmem-plain":
+        return []
+    size_node = node.find("size")
+    size = SHMEM_DEFAULT
+    if size_node is not None and size_node.text.strip():
+        unit = (size_node.get("unit") or "B").upper()[:1]
+        size = parse_size(size_node.text.strip() + ("" if unit == "B" else unit),
+                          what=f"{source}: <shmem name='{node.get('name')}'><size>")
+    backend = f"shmmem-{alias}"
+    return ["-object", f"memory-backend-file,id={backend},mem-path=/dev/shm/"
+            f"{node.get('name') or alias},size={size},share=on",
+            "-device", f"ivshmem-plain,id={alias},memdev={backend}{_where(node, source)}"]
 
 
 def _driver(node: Node) -> str | None:

@@ -30,6 +30,10 @@ ARCHES = ("x86_64", "aarch64", "i686")  # i686: the x86 command line; the model 
 X86 = ("x86_64", "i686")  # dry run of qemu-system-i386
 LibvirtVersion = tuple[int, int]
 NEWEST_LIBVIRT: LibvirtVersion = (11, 3)
+OLDEST_LIBVIRT: LibvirtVersion = (9, 0)  # Debian 12's: what every covered libvirt takes
+PASSTHROUGH_LIMIT_SINCE: LibvirtVersion = (9, 3)  # <maxphysaddr mode='passthrough' limit=...>
+VIRTIO_AW_BITS_SINCE: LibvirtVersion = (12, 8)  # <iommu model='virtio'><driver aw_bits>: 9.0 and
+# 11.3 refuse it ("doesn't support additional attributes"); the oldest proven to take it
 TARGET_ADDRESS_SINCE: LibvirtVersion = (9, 4)  # virtio-mem/-pmem <target><address base>
 NUMA_AUTO_SINCE: LibvirtVersion = (9, 6)  # a NUMA cell added for memory hotplug
 MEMORY_ALIGN = 1 * MiB  # NUMA cells, initial memory, maxMemory
@@ -70,7 +74,7 @@ def translate(domain: Domain, libvirt: LibvirtVersion | None = None) -> Translat
     version = libvirt or NEWEST_LIBVIRT
     domain = _auto_numa(domain, version)
     sizes = aligned_sizes(domain)
-    argv = ["-nodefaults", *_accel(domain), *_machine(domain), *_cpu(domain),
+    argv = ["-nodefaults", *_accel(domain), *_machine(domain), *_cpu(domain, version),
             *_memory(domain, sizes), "-smp", str(domain.vcpus)]
     argv += _video(domain)
     argv += _numa(domain, sizes)
@@ -189,7 +193,13 @@ def _ram_id(domain: Domain) -> str:
     return BOOT_RAM["virt" if domain.arch == "aarch64" else "q35"]
 
 
-def _cpu(domain: Domain) -> list[str]:
+def _cpu(domain: Domain, libvirt: LibvirtVersion = NEWEST_LIBVIRT) -> list[str]:
+    """-cpu as libvirt passes it. Under KVM host-model is the host CPU, which libvirt expands
+    into the host's named model: such a model takes <maxphysaddr mode='emulate' bits> (QEMU
+    honours phys-bits on named models), so it reads as host with host-phys-bits=off. libvirt
+    before 9.3 drops <maxphysaddr mode='passthrough' limit> (checked on 9.0's domxml-to-native)."""
+    if domain.cpu_mode == "host-model" and domain.domain_type == "kvm" and domain.phys_bits:
+        return ["-cpu", f"host,host-phys-bits=off,phys-bits={domain.phys_bits}"]
     if domain.cpu_mode == "host-model" and domain.domain_type != "kvm":
         # under TCG libvirt expands host-model from QEMU's TCG CPU: EPYC with extra features for
         # QEMU 7.2 and 10.0 (libvirt 9.0 and 11.3, tests/libvirt/test_oracle.py)
@@ -209,7 +219,7 @@ def _cpu(domain: Domain) -> list[str]:
         model += f",phys-bits={domain.phys_bits}"
     elif domain.host_phys_bits and domain.arch in X86:
         model += ",host-phys-bits=on"
-        if domain.phys_bits_limit:
+        if domain.phys_bits_limit and libvirt >= PASSTHROUGH_LIMIT_SINCE:
             model += f",host-phys-bits-limit={domain.phys_bits_limit}"
     return ["-cpu", model]
 

@@ -85,6 +85,7 @@ class Domain(Record):
     overrides: tuple[tuple[str, str, str], ...] = ()  # <qemu:override>: (alias, property, value)
     memnodes: tuple[int, ...] = ()  # <numatune><memnode cellid=...>: cells bound to host nodes
     phys_bits_limit: int | None = None  # <maxphysaddr mode='passthrough' limit=...>
+    windows: bool = False  # <metadata>: libosinfo's os id is Microsoft's (virt-install writes it)
 
     @property
     def initial_memory(self) -> int:
@@ -184,7 +185,15 @@ def domain_from_tree(root: Node, source: str) -> Domain:
         cell_pages=_pages(root, source),
         overrides=qemu_overrides(root),
         memnodes=_memnodes(root, source),
+        windows=_windows(root),
     )
+
+
+def _windows(root: Node) -> bool:
+    """<metadata><libosinfo:libosinfo><libosinfo:os id='http://microsoft.com/win/11'/>."""
+    metadata = root.find("metadata")
+    return any(os.tag.endswith(":os") and (os.get("id") or "").startswith("http://microsoft.com/win")
+               for info in (metadata.children if metadata else []) for os in info.children)
 
 
 def _total_memory(root: Node, cells: tuple[Cell, ...], devices: tuple[MemoryDev, ...],

@@ -12,6 +12,7 @@ import re
 
 from layoutd.errors import InputError
 from layoutd.libvirt import elements as el
+from layoutd.libvirt.argv import NEWEST_LIBVIRT, LibvirtVersion
 from layoutd.libvirt.domain import QEMU_NS, qemu_prefix
 from layoutd.libvirt.xmltext import Node, parse
 from layoutd.models.plan import QemuConfig
@@ -69,13 +70,15 @@ class Edits(Record, kw_only=False, frozen=False):
         self.insert(parent.inner_end - tail, f"\n{indent}{text}")
 
 
-def apply_config(data: bytes, config: QemuConfig, source: str = "<domain>") -> bytes:
+def apply_config(data: bytes, config: QemuConfig, source: str = "<domain>",
+                 libvirt: LibvirtVersion = NEWEST_LIBVIRT) -> bytes:
+    """`libvirt`: the version the edited domain is for (what its <cpu> can say)."""
     root = parse(data, source)
     edits = Edits(data)
     step = _step(edits, root)
     _memory(edits, root, config)
     _memory_backing(edits, root, config, step)
-    _cpu(edits, root, config, step)
+    _cpu(edits, root, config, step, libvirt)
     _devices(edits, root, config, step)
     _acpi(edits, root, config, step)
     _commandline(edits, root, config, step)
@@ -142,9 +145,16 @@ def _memory_backing(edits: Edits, root: Node, config: QemuConfig, step: str) -> 
         _swap(edits, backing, tag, wanted.get(tag), step)
 
 
-def _cpu(edits: Edits, root: Node, config: QemuConfig, step: str) -> None:
+def _cpu(edits: Edits, root: Node, config: QemuConfig, step: str,
+         libvirt: LibvirtVersion) -> None:
+    """The CPU's <maxphysaddr> and <numa>; a host-passthrough CPU whose phys-bits the plan
+    limits becomes host-model where libvirt cannot limit host-passthrough (before 9.3)."""
     cpu = root.find("cpu")
-    physaddr = el.maxphysaddr(config)
+    mode = cpu.get("mode") if cpu is not None else None
+    if cpu is not None and mode == "host-passthrough" and el.cpu_mode(config, libvirt) == "host-model":
+        _set_attribute(edits, cpu, "mode", "host-model")
+        mode = "host-model"
+    physaddr = el.maxphysaddr(config, libvirt, mode)
     if cpu is None:
         indent = step * 2
         numa = el.numa(config, indent, step)
@@ -222,11 +232,17 @@ def with_machine(data: bytes | str, machine: str, source: str = "<domain>") -> b
     node = root.path("os", "type")
     if node is None:
         raise InputError("no <os><type> to set the machine type in", file=source, field="<os>")
-    tag = raw[node.start:node.inner_start].decode()
-    new, count = re.subn(r"""(\smachine\s*=\s*)(['"])[^'"]*\2""",
-                         lambda m: f"{m.group(1)}{m.group(2)}{machine}{m.group(2)}", tag)
-    if not count:
-        new = tag.replace("<type", f"<type machine='{machine}'", 1)
     edits = Edits(raw)
-    edits.replace(node.start, node.inner_start, new)
+    _set_attribute(edits, node, "machine", machine)
     return edits.apply()
+
+
+def _set_attribute(edits: Edits, node: Node, name: str, value: str) -> None:
+    """Set one attribute in the element's start tag, every other byte kept."""
+    end = node.inner_start if not node.empty else node.end - 2  # before "/>": other edits use it
+    tag = edits.data[node.start:end].decode()
+    new, count = re.subn(rf"""(\s{name}\s*=\s*)(['"])[^'"]*\2""",
+                         lambda m: f"{m.group(1)}{m.group(2)}{value}{m.group(2)}", tag)
+    if not count:
+        new = tag.replace(f"<{node.tag}", f"<{node.tag} {name}='{value}'", 1)
+    edits.replace(node.start, end, new)

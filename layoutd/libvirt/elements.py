@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import quoteattr
 
+from layoutd.libvirt.argv import NEWEST_LIBVIRT, PASSTHROUGH_LIMIT_SINCE, LibvirtVersion
 from layoutd.libvirt.domain import in_unit
 from layoutd.models.plan import NumaNode, PlannedDevice, QemuConfig
 
@@ -66,10 +67,36 @@ def memory_backing(config: QemuConfig) -> dict[str, str]:
     return inner
 
 
-def maxphysaddr(config: QemuConfig) -> str | None:
+def cpu_mode(config: QemuConfig, libvirt: LibvirtVersion = NEWEST_LIBVIRT) -> str:
+    return mode_for(config.cpu_model, config.phys_bits, libvirt)
+
+
+def mode_for(cpu_model: str, phys_bits: int | None, libvirt: LibvirtVersion) -> str:
+    """The <cpu mode> for -cpu MODEL: host is host-passthrough, except where its phys-bits are
+    limited and libvirt cannot (before 9.3): then host-model, the host's own named CPU model,
+    which takes <maxphysaddr mode='emulate'>."""
+    if cpu_model != "host":
+        return "custom"
+    if phys_bits is not None and libvirt < PASSTHROUGH_LIMIT_SINCE:
+        return "host-model"
+    return "host-passthrough"
+
+
+def maxphysaddr(config: QemuConfig, libvirt: LibvirtVersion = NEWEST_LIBVIRT,
+                mode: str | None = None) -> str | None:
+    """`mode`: the domain's own <cpu mode>, when it has one."""
     if config.phys_bits is None:
         return None
-    return f"<maxphysaddr mode='emulate' bits='{config.phys_bits}'/>"
+    return physaddr_for(config.phys_bits, mode or cpu_mode(config, libvirt))
+
+
+def physaddr_for(bits: int, mode: str) -> str:
+    """The element that gives the guest `bits` phys-bits in <cpu mode=`mode`>: host-passthrough
+    keeps the host's bits whatever mode='emulate' says (QEMU's host-phys-bits), so it is limited
+    with mode='passthrough' limit (libvirt 9.3 and later); every other mode takes emulate."""
+    if mode == "host-passthrough":
+        return f"<maxphysaddr mode='passthrough' limit='{bits}'/>"
+    return f"<maxphysaddr mode='emulate' bits='{bits}'/>"
 
 
 def numa(config: QemuConfig, indent: str, step: str = "  ") -> str | None:

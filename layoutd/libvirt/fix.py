@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from layoutd.errors import InputError, NoAnswer, NoLayout, UnknownDevice
-from layoutd.libvirt.argv import translate_xml
+from layoutd.libvirt import elements as el
+from layoutd.libvirt.argv import NEWEST_LIBVIRT, LibvirtVersion, translate_xml
 from layoutd.libvirt.domain import Domain, read_domain
 from layoutd.libvirt.edit import apply_config
 from layoutd.libvirt.guard import domain_qemu_version
@@ -49,6 +50,8 @@ def spec_from_domain(domain: Domain, devices: Sequence[str] = ()) -> VmSpec:
     }
     if domain.arch == "aarch64" and domain.loader:
         fields["firmware"] = domain.loader
+    if domain.windows:  # libosinfo's metadata: never QEMU's AMD move of RAM past 1 TiB
+        fields["guest"] = "windows"
     try:
         return validate(VmSpec, fields)
     except ValueError as error:
@@ -66,13 +69,16 @@ def _cells(domain: Domain) -> list[dict[str, Any]]:
 
 
 def fix(data: bytes, source: str, hosts: Sequence[str], version: str | None,
-        devices: Sequence[str] = ()) -> tuple[bytes, Plan]:
+        devices: Sequence[str] = (), libvirt: LibvirtVersion = NEWEST_LIBVIRT
+        ) -> tuple[bytes, Plan]:
     domain = read_domain(data, source)
-    return apply(data, source, spec_from_domain(domain, devices), hosts, version)
+    return apply(data, source, spec_from_domain(domain, devices), hosts, version, None, libvirt)
 
 
 def apply(data: bytes, source: str, spec: VmSpec, hosts: Sequence[str],
-          version: str | None, spec_file: str | None = None) -> tuple[bytes, Plan]:
+          version: str | None, spec_file: str | None = None,
+          libvirt: LibvirtVersion = NEWEST_LIBVIRT) -> tuple[bytes, Plan]:
+    """The domain with the plan applied, for `libvirt` (what its <cpu> can say)."""
     from layoutd.planning import make_plan
 
     domain = read_domain(data, source)
@@ -82,13 +88,17 @@ def apply(data: bytes, source: str, spec: VmSpec, hosts: Sequence[str],
     try:
         plan = make_plan(spec, hosts, chosen)
     except NoLayout as error:
-        raise error.speaking(lambda idea: xml_suggestion(idea, spec)) from None
+        raise error.speaking(lambda idea: xml_suggestion(idea, spec, libvirt)) from None
     except UnknownDevice as error:
         origins = {**(spec_device_origins(spec, spec_file) if spec_file else {}),
                    **{d: (source, f"<hostdev> {d}") for d in domain.hostdevs}}
         raise error.at(origins) from None
-    result = apply_config(data, plan.config, source)
-    return result, verify(result, plan, source)
+    result = apply_config(data, plan.config, source, libvirt)
+    if plan.config.machine != spec.machine_type:  # the plan chose the type (a Windows guest)
+        from layoutd.libvirt.edit import with_machine
+
+        result = with_machine(result, plan.config.machine, source)
+    return result, verify(result, plan, source, libvirt)
 
 
 XML_OF = {
@@ -109,8 +119,9 @@ def _xml_value(path: str, value: Any) -> str:
     return XML_OF[path].format(value=text, number=number, unit=unit)
 
 
-def xml_suggestion(idea: Any, spec: VmSpec) -> str:
-    """A spec suggestion said as the domain XML elements to change."""
+def xml_suggestion(idea: Any, spec: VmSpec, libvirt: LibvirtVersion = NEWEST_LIBVIRT) -> str:
+    """A spec suggestion said as the domain XML elements to change, for `libvirt` (fewer
+    phys-bits on a host CPU: host-passthrough's limit from 9.3, before that host-model)."""
     said = []
     for path, value in idea.change.items():
         if path == "devices":
@@ -118,6 +129,9 @@ def xml_suggestion(idea: Any, spec: VmSpec) -> str:
             said.append("remove the <hostdev> of " + ", ".join(dropped))
         elif value is None or value == []:
             said.append(f"remove {REMOVED.get(path, path)}")
+        elif path == "cpu.phys_bits" and spec.cpu.model == "host" and spec.accel == "kvm":
+            mode = el.mode_for("host", int(value), libvirt)
+            said.append(f"<cpu mode='{mode}'>{el.physaddr_for(int(value), mode)}")
         elif path == "numa":
             said.append("<cpu><numa> cells of " + ", ".join(str(cell["size"]) for cell in value))
         else:
@@ -129,7 +143,8 @@ LEGACY_END = ROM_WINDOW[1]
 """Below 1 MiB the x86 VGA and ROM windows depend on the domain's own video device."""
 
 
-def verify(result: bytes, plan: Plan, source: str) -> Plan:
+def verify(result: bytes, plan: Plan, source: str,
+           libvirt: LibvirtVersion = NEWEST_LIBVIRT) -> Plan:
     """The edited domain, read back the way the hook reads it, must build the plan's map.
 
     Ranges and kinds must match above 1 MiB; ids and nodes only when the plan has NUMA nodes
@@ -140,7 +155,7 @@ def verify(result: bytes, plan: Plan, source: str) -> Plan:
     from layoutd.collisions import find_collisions
     from layoutd.qemu import predict
 
-    translation = translate_xml(result, source)
+    translation = translate_xml(result, source, libvirt)
     guest = predict(translation.argv, version=plan.qemu_version, arch=translation.domain.arch,
                     host_cpu=plan.host_cpu, host=plan.host_platform)
     with_nodes = bool(plan.config.numa)

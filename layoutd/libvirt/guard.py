@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from layoutd.checking import check
 from layoutd.collisions import Collision
 from layoutd.errors import HostUnavailable, LayoutdError, NotModelled, UnknownDevice
-from layoutd.libvirt.argv import LibvirtVersion, Translation, translate
+from layoutd.libvirt.argv import OLDEST_LIBVIRT, LibvirtVersion, Translation, translate
 from layoutd.libvirt.domain import Domain, read_domain
 from layoutd.libvirt.hookconf import HookConfig
 from layoutd.models.common import GuestRegion, Hole
@@ -58,12 +58,42 @@ class DomainCheck(Record, kw_only=False):
         return not any(text.startswith(BARS_UNCHECKED) for text in self.warnings)
 
 
-def translate_domain(xml: bytes | str, source: str) -> Translation:
-    """The translation for the libvirt installed here; its version is asked only when the
-    domain has an element whose meaning changed between versions (virtio <target><address>)."""
+def translate_domain(xml: bytes | str, source: str,
+                     libvirt: LibvirtVersion | None = None) -> Translation:
+    """The translation for `libvirt`, else the libvirt installed here; its version is asked only
+    when the domain has an element whose meaning changed between versions (virtio <target>
+    <address>, maxphysaddr's limit)."""
     domain = read_domain(xml, source)
-    versioned = any(dev.target_base is not None for dev in domain.memory_devices)
-    return translate(domain, installed_libvirt() if versioned else None)
+    versioned = (any(dev.target_base is not None for dev in domain.memory_devices)
+                 or domain.phys_bits_limit is not None)
+    return translate(domain, libvirt or (installed_libvirt() if versioned else None))
+
+
+class LibvirtTarget(Record, kw_only=False):
+    """The libvirt whose XML is written: its version and how that was known."""
+
+    version: LibvirtVersion
+    how: str
+
+    def __str__(self) -> str:
+        return f"libvirt {self.version[0]}.{self.version[1]} ({self.how})"
+
+
+def libvirt_target(chosen: str | None) -> LibvirtTarget:
+    """--libvirt-version X.Y; else the installed daemon's; else the oldest covered (9.0), whose
+    XML every newer libvirt takes too."""
+    from layoutd.errors import InputError
+
+    if chosen is not None:
+        match = re.fullmatch(r"\s*(\d+)\.(\d+)(?:\.\d+)?\s*", chosen)
+        if not match:
+            raise InputError(f"--libvirt-version {chosen!r}: give a libvirt version such as 9.0 "
+                             "or 11.3", field="--libvirt-version")
+        return LibvirtTarget((int(match.group(1)), int(match.group(2))), "as asked")
+    found = installed_libvirt()
+    if found is not None:
+        return LibvirtTarget(found, "the installed daemon's version")
+    return LibvirtTarget(OLDEST_LIBVIRT, "no libvirt daemon here; every newer one takes it too")
 
 
 def installed_libvirt() -> LibvirtVersion | None:
@@ -115,6 +145,11 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
             guest, source = emulator_map(translation, f"not modelled ({error.message})")
     else:
         guest, source = emulator_map(translation, f"QEMU {version} is not modelled")
+    if source == f"QEMU {version} model" and xml is not None:  # <shmem>s, judged like RAM
+        from layoutd.checking import domain_ram_bars, with_buses
+
+        guest = domain_ram_bars(guest, host, with_buses(translation.argv, xml,
+                                                        translation.domain.source), devices, dirs)
     layout = tuple(guest.layout)
     collisions = tuple(check(layout, host))
     bars: tuple[Collision, ...] = ()
@@ -145,7 +180,8 @@ def machine_fix(guest: GuestMap, host: HostView, translation: Translation, versi
 
     try:
         found = [fix for fix in fixes(translation.argv, guest, again,
-                                      lambda changed: not check(changed.layout, host))
+                                      lambda changed: not check(changed.layout, host),
+                                      translation.domain.windows)
                  if fix.option == "machine"]
         if not found:
             return None

@@ -38,7 +38,7 @@ class RamBar(Record):
     kind: str  # ivshmem | virtio-gpu-hostmem: the layout kind once placed
     id: str  # the device's id (or driver): what the firmware placement names it
     bar: int
-    size: Address
+    size: Address  # 0: not known from the command line (ivshmem-doorbell: the server's memory)
 
 
 class MemoryDeviceInfo(Record):

@@ -265,7 +265,11 @@ def spec_device_origins(spec: VmSpec, path: str) -> dict[str, tuple[str | None, 
 
 def with_changes(spec: VmSpec, change: dict[str, Any]) -> VmSpec:
     """The spec with dotted paths set (`{"memory.hotplug.max": "480G"}`; None removes a field)."""
-    data = _without_none(to_json(spec))
+    return validate(VmSpec, set_paths(_without_none(to_json(spec)), change))
+
+
+def set_paths(data: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """`data` (a spec as parsed) with dotted paths set in place; None removes a field."""
     for path, value in change.items():
         where = data
         *parents, last = path.split(".")
@@ -275,7 +279,7 @@ def with_changes(spec: VmSpec, change: dict[str, Any]) -> VmSpec:
             where.pop(last, None)
         else:
             where[last] = value
-    return validate(VmSpec, data)
+    return data
 
 
 def _without_none(data: dict[str, Any]) -> dict[str, Any]:

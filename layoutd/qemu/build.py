@@ -92,7 +92,8 @@ def _check_ram_bars(config: VmConfig, qemu: QemuRelease) -> None:
                               f"{qemu.version} is not modelled", field="qemu argv")
         if not qemu.virtio_gpu_hostmem:
             raise QemuRefusal(f"-device {device.text}: Property 'virtio-gpu-pci.hostmem' not found")
-    config.ram_bars = [device for device in config.ram_bars if device.size]
+    config.ram_bars = [device for device in config.ram_bars  # hostmem=0: no window
+                       if device.size or device.kind == "ivshmem"]
 
 
 def _guest_map(config: VmConfig, machine: Machine, qemu: QemuRelease, arch: str, cpu: GuestCpu,
@@ -106,7 +107,7 @@ def _guest_map(config: VmConfig, machine: Machine, qemu: QemuRelease, arch: str,
         maxmem=config.maxmem, ram_size=boot.size, phys_bits=cpu.phys_bits,
         highest_address=highest, cpu_vendor=cpu.vendor, vfio_devices=tuple(config.vfio),
         memory_devices=tuple(sorted((p.device for p in placed), key=lambda d: d.addr)),
-        warnings=warnings + tuple(config.notes), ram_view=view,
+        warnings=warnings, ram_view=view,
         ram_bars=tuple(RamBar(kind=d.kind, id=d.id, bar=d.bar, size=d.size)
                        for d in config.ram_bars),
     )

@@ -7,7 +7,8 @@ can and is not modelled raises UnsupportedOption naming it.
 import re
 from collections.abc import Sequence
 
-from layoutd.errors import QemuRefusal, UnsupportedOption
+from layoutd.errors import LayoutdError, QemuRefusal, UnsupportedOption
+from layoutd.models.guest import RamBar
 from layoutd.qemu.options import (
     SIZE_SYNTAX,
     BadSize,
@@ -120,7 +121,6 @@ class VmConfig(Record, frozen=False):
     cxl_windows: dict[int, dict[str, str]] = field(default_factory=dict)  # -M cxl-fmw.N.*
     acpi: bool = True
     ram_bars: list[RamBarDevice] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # what the map cannot say (ivshmem-doorbell)
 
 
 def parse_config(argv: Sequence[str], qemu: QemuRelease | None = None) -> VmConfig:
@@ -299,13 +299,23 @@ def _ram_bar(config: VmConfig, text: str, props: dict[str, str]) -> None:
     elif driver == "ivshmem-doorbell":
         if "memdev" in props:
             raise QemuRefusal(f"-device {text}: Property 'ivshmem-doorbell.memdev' not found")
-        config.notes.append(f"-device {text}: its shared memory (BAR2) comes from the ivshmem "
-                            "server at start, so its size and place are not judged")
+        config.ram_bars.append(RamBarDevice("ivshmem", name, 2, text))  # size 0: not known
     elif driver == "vhost-user-fs-pci" and "cache-size" in props:  # a DAX window never merged
         raise QemuRefusal(f"-device {text}: Property 'vhost-user-fs-pci.cache-size' not found")
     elif driver == "virtio-gpu-pci" and "hostmem" in props:  # which QEMU has it: build.py
         size = _size(config, props["hostmem"], f"-device {text}: ", "hostmem")
         config.ram_bars.append(RamBarDevice("virtio-gpu-hostmem", name, 4, text, None, size))
+
+
+def ram_bars_of(argv: Sequence[str]) -> tuple[RamBar, ...]:
+    """The guest memory behind ivshmem's and virtio-gpu's (hostmem) BARs of a command line QEMU
+    took (a dry run's, a libvirt domain's with its <shmem>): for checking.place_ram_bars."""
+    try:
+        devices = parse_config(argv).ram_bars
+    except LayoutdError:
+        return ()  # a form this reader does not know: the caller says what was not placed
+    return tuple(RamBar(kind=d.kind, id=d.id, bar=d.bar, size=d.size) for d in devices
+                 if d.size or d.kind == "ivshmem")
 
 
 def _full_bdf(host: str) -> str:

@@ -26,6 +26,8 @@ from layoutd.units import GiB, align_down, align_up, format_size, hex_addr
 
 ONLINE = ("the guest must online hotplugged memory to use it (Linux: memhp_default_state=online "
           "on the kernel command line, or a udev rule)")
+ONLINE_WINDOWS = ("the guest sees it as hot-added memory (ACPI memory devices): Windows onlines it "
+                  "itself where its edition supports memory hot-add")
 
 
 class Problem(Record):
@@ -457,7 +459,8 @@ def _finish(
         )
     phys_bits = _phys_bits(problem, highest, warnings)
     if devices:
-        warnings.append(f"{len(devices)} memory device(s) hold RAM the boot RAM cannot: {ONLINE}")
+        online = ONLINE_WINDOWS if problem.windows else ONLINE
+        warnings.append(f"{len(devices)} memory device(s) hold RAM the boot RAM cannot: {online}")
     if relocated:
         warnings.append(
             "the guest CPU is AMD and the layout reaches the HyperTransport range "

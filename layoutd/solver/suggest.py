@@ -31,7 +31,7 @@ class Suggestion(Record, kw_only=False):
 
     def text(self) -> str:
         """The spec's language: `memory.hotplug.max: 480G (why)`."""
-        said = ", ".join(f"{path}: {_value_text(value)}" for path, value in self.change.items())
+        said = ", ".join(f"{path}: {value_text(value)}" for path, value in self.change.items())
         return f"{said} ({self.full_why()})"
 
     def full_why(self) -> str:
@@ -43,13 +43,15 @@ class Suggestion(Record, kw_only=False):
         return {"change": dict(self.change), "text": self.text()}
 
 
-def _value_text(value: Any) -> str:
+def value_text(value: Any) -> str:
     if value is None:
         return "(remove)"
+    if isinstance(value, bool):
+        return str(value).lower()  # as a spec writes it
     if isinstance(value, list):
-        return "[" + ", ".join(_value_text(item) for item in value) + "]"
+        return "[" + ", ".join(value_text(item) for item in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_value_text(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k}: {value_text(v)}" for k, v in value.items()) + "}"
     return str(value)
 
 

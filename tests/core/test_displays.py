@@ -44,3 +44,16 @@ def test_the_guide_says_which_qemu_each_command_models() -> None:
     guide = (EXAMPLES.parent / "docs" / "guide.md").read_text()
     assert "`plan` plans for the QEMU and firmware this machine has, as `check` asks them" in guide
     assert "`--qemu-version 7.2` plans for another" in guide
+
+
+def test_equal_bars_draw_alike_on_the_svg_scale() -> None:
+    """Issue 22: two 32 GiB BARs, one across the HT hole (cut by its edges and QEMU's e820
+    entry there), drew at different widths; each is its own log width now."""
+    import re
+
+    result = run_layoutd("check", "--format", "svg", "--host", AMD, "--qemu-version", "7.2", "--",
+                         "qemu-system-x86_64", "-machine", "q35", "-cpu", "EPYC", "-m", "960G",
+                         "-device", "vfio-pci,host=0000:29:00.0", "-device", "vfio-pci,host=0000:2a:00.0")
+    assert result.returncode == 1, result.stderr  # the BAR across the hole is a collision
+    widths = re.findall(r"<title>BAR1 [^<]*\(32G\)</title><rect [^>]*width=\"([0-9.]+)\"", result.stdout)
+    assert len(widths) == 2 and widths[0] == widths[1], widths

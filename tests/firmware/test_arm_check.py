@@ -113,7 +113,7 @@ firmware: /usr/share/qemu-efi-aarch64/QEMU_EFI.fd
 
 def test_arm_plan_turns_the_high_window_off_or_says_no(tmp_path: Path) -> None:
     """QEMU 10.0: the plan chooses highmem_mmio: false; fixed to true it is a "no" naming the BARs
-    whose would-work plans; QEMU 7.2 has no such property: a "no" with nothing that works."""
+    whose would-work plans; QEMU 7.2 has no such property: a "no" naming the QEMU that plans it."""
     need(Path(EFI).exists(), f"{EFI} (Debian package qemu-efi-aarch64)")
     spec = tmp_path / "vm.yaml"
     spec.write_text(ARM_SPEC)
@@ -131,7 +131,9 @@ def test_arm_plan_turns_the_high_window_off_or_says_no(tmp_path: Path) -> None:
     spec.write_text(ARM_SPEC)
     result = run_layoutd("plan", str(spec), "--host", HOST, "--qemu-version", "7.2", "--format", "json")
     data = json.loads(result.stdout)
-    assert result.returncode == 1 and not data.get("would_work")
+    assert result.returncode == 1 and "qemu_argv" not in data  # 7.2 has no highmem-mmio
+    assert [idea["change"] for idea in data["would_work"]] == [{"highmem_mmio": False}]
+    assert "plan --qemu-version 10.0" in data["would_work"][0]["text"]
 
 
 def test_a_device_edk2_drops_and_the_larger_window_that_keeps_it() -> None:

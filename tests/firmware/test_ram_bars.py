@@ -128,3 +128,29 @@ def test_what_qemu_refuses_is_said_in_its_words(version: str) -> None:
         refused = real_map(real, ["-nodefaults", "-m", "1G", "-chardev", "socket,id=c,path=/tmp/layoutd-no.sock,server=on,wait=off",
                                   "-device", device])
         assert isinstance(refused, Refused) and said in refused.stderr, (device, refused)
+
+
+def test_a_qemu_answered_by_its_dry_run_places_ivshmem_too(tmp_path: Path) -> None:
+    """A QEMU without a model row (a real 7.2 that says it is 8.2.2) answers RAM by its dry run;
+    ivshmem's BAR is then placed by the firmware the binary loads, and judged: the HT hole case."""
+    from tests.support.qemu_runner import wrapper
+
+    binary = wrapper(qemu_binary("7.2"), tmp_path / "bin", "QEMU emulator version 8.2.2")
+    machine, size, _ = CASES["in the AMD HyperTransport hole"]
+    args = ["-accel", "tcg", *machine, "-nodefaults", *looking_glass(tmp_path, size)]
+    result = run_layoutd("check", "--host", AMD, "--format", "json", "--", str(binary), *args)
+    assert result.returncode == 1, result.stderr
+    answer = json.loads(result.stdout)
+    assert any("QEMU 8.2 is not modelled" in w for w in answer["warnings"])
+    real = booted_bars(qemu_binary("7.2"), args, ["lg0"], firmware="")
+    assert placed(answer, "ivshmem", "lg0") == real[("lg0", 2)] == 0xFD00000000
+
+
+def test_ivshmem_doorbell_is_not_judged() -> None:
+    """ivshmem-doorbell's memory comes from the ivshmem server at start: its size is not on the
+    command line, so it is not judged (exit 3, in not_judged), never "no collision"."""
+    result = run_layoutd("check", "--host", AMD, "--qemu-version", "7.2", "--format", "json", "--",
+                         "qemu-system-x86_64", "-machine", "q35", "-m", "2G", "-chardev", "socket,id=c,path=/tmp/layoutd-no.sock",
+                         "-device", "ivshmem-doorbell,chardev=c,id=db0", "-device", "vfio-pci,host=0000:41:00.0")
+    assert result.returncode == 3, result.stderr
+    assert [item["what"] for item in json.loads(result.stdout)["not_judged"]] == ["ivshmem db0 BAR2"]

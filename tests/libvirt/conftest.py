@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.libvirt.daemon import TRIXIE_ROOT, Virsh, start_daemon, stop_daemon
+from tests.libvirt.daemon import SID_LIBVIRT_ROOT, TRIXIE_ROOT, Virsh, start_daemon, stop_daemon
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +20,16 @@ def libvirtd() -> Iterator[Virsh]:
 def libvirtd_trixie() -> Iterator[Virsh]:
     """Debian 13's libvirtd 11.3, from the root scripts/trixie-root.sh makes."""
     virsh, process = start_daemon(TRIXIE_ROOT)
+    try:
+        yield virsh
+    finally:
+        stop_daemon(virsh, process)
+
+
+@pytest.fixture(scope="session")
+def libvirtd_sid() -> Iterator[Virsh]:
+    """Debian sid's libvirtd 12.x, from the root scripts/sid-libvirt-root.sh makes."""
+    virsh, process = start_daemon(SID_LIBVIRT_ROOT)
     try:
         yield virsh
     finally:

@@ -71,6 +71,7 @@ class Virsh:
 
 
 TRIXIE_ROOT = CACHE.parent / "trixie-root"  # scripts/trixie-root.sh: Debian 13's libvirt 11.3
+SID_LIBVIRT_ROOT = CACHE.parent / "sid-libvirt-root"  # scripts/sid-libvirt-root.sh: sid's 12.x
 
 
 def start_daemon(root: Path | None = None, conf: str = "") -> tuple[Virsh, subprocess.Popen[bytes]]:
@@ -83,7 +84,7 @@ def start_daemon(root: Path | None = None, conf: str = "") -> tuple[Virsh, subpr
          "root and libvirtd (Debian packages libvirt-daemon, libvirt-daemon-driver-qemu)")
     if root is not None:
         need((root / "usr/sbin/libvirtd").exists(), f"a Debian root with libvirtd in {root} "
-             "(scripts/trixie-root.sh)")
+             "(scripts/trixie-root.sh, scripts/sid-libvirt-root.sh)")
     state = Path(tempfile.mkdtemp(prefix="layoutd-libvirtd-"))
     for name in ("etc/libvirt", "run/libvirt", "var/lib/libvirt", "var/log/libvirt"):
         (state / name).mkdir(parents=True)

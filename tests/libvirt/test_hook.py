@@ -262,3 +262,28 @@ def test_refusal_names_the_machine_type_first_and_it_passes(tmp_path: Path) -> N
     no_rule = call(hook, "lt-big", "prepare", "begin", "-", stdin=intel)
     assert no_rule.returncode == 1 and "virsh edit" not in no_rule.stderr  # no machine type helps
     assert "Fix: `layoutd libvirt fix DOMAIN.xml`" in no_rule.stderr
+    # a Windows guest (libosinfo's metadata, as virt-install writes it) is never offered the
+    # machine type whose RAM move past 1 TiB its drivers fail on (Code 43, RHEL-98247)
+    windows = xml.replace("<name>lt-big</name>", "<name>lt-big</name><metadata><libosinfo:libosinfo "
+                          "xmlns:libosinfo='http://libosinfo.org/xmlns/libvirt/domain/1.0'>"
+                          "<libosinfo:os id='http://microsoft.com/win/11'/></libosinfo:libosinfo>"
+                          "</metadata>")
+    refused_windows = call(hook, "lt-big", "prepare", "begin", "-", stdin=windows)
+    assert refused_windows.returncode == 1 and "virsh edit" not in refused_windows.stderr
+    assert "Fix: `layoutd libvirt fix DOMAIN.xml`" in refused_windows.stderr
+
+
+def test_prepare_refuses_a_bar_the_firmware_leaves_unassigned(tmp_path: Path) -> None:
+    """An EPYC guest with 39 phys-bits under Debian 12's OVMF: AMD's 39 bits are not trusted, the
+    classic 32 GiB window cannot hold the GPU's 32G and 32M BARs, and OVMF assigns neither: the
+    guest driver would see no BAR. Refused, naming the BAR (was a warning before issue 20)."""
+    need(Path("/usr/share/OVMF/OVMF_CODE_4M.fd").exists(), "ovmf (Debian package)")
+    xml = bar_domain("8", "    <loader readonly='yes' type='pflash'>"
+                          "/usr/share/OVMF/OVMF_CODE_4M.fd</loader>\n")
+    xml = xml.replace("<model fallback='forbid'>Skylake-Server</model>",
+                      "<model fallback='forbid'>EPYC</model>\n    "
+                      "<maxphysaddr mode='emulate' bits='39'/>")
+    result = call(bar_hook(tmp_path), "lt-big", "prepare", "begin", "-", stdin=xml)
+    assert result.returncode == 1, result.stderr
+    assert "bar '0000:2a:00.0 BAR1' is left unassigned" in result.stderr, result.stderr
+    assert "the guest driver will see no BAR" in result.stderr

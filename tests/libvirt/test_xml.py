@@ -214,3 +214,32 @@ def test_fix_a_domain_sized_by_its_one_numa_cell() -> None:
     assert "<memory unit='KiB'>" in text and "<address type='dimm' slot='0'" in text
     assert all(region.node == 0 for region in plan.layout)
     assert translate_xml(data).domain.memory == 1100 << 30
+
+
+def test_cpu_phys_bits_as_each_libvirt_passes_them() -> None:
+    """Under KVM host-model is the host's named model, which takes mode='emulate' bits; libvirt
+    9.0 drops <maxphysaddr mode='passthrough' limit> (its domxml-to-native: host-phys-bits=on
+    alone), 9.3 and later pass it (tests/libvirt/test_libvirt_versions.py asks the daemons)."""
+    def cpu(inner: str, libvirt: tuple[int, int]) -> str:
+        xml = (f"<domain type='kvm'><name>c</name><memory unit='GiB'>4</memory><os><type "
+               f"arch='x86_64' machine='q35'>hvm</type></os>{inner}</domain>")
+        argv = translate_xml(xml, libvirt=libvirt).argv
+        return argv[argv.index("-cpu") + 1]
+
+    model = "<cpu mode='host-model'><maxphysaddr mode='emulate' bits='39'/></cpu>"
+    assert cpu(model, (9, 0)) == "host,host-phys-bits=off,phys-bits=39"
+    limit = "<cpu mode='host-passthrough'><maxphysaddr mode='passthrough' limit='39'/></cpu>"
+    assert cpu(limit, (9, 0)) == "host,host-phys-bits=on"
+    assert cpu(limit, (9, 3)) == "host,host-phys-bits=on,host-phys-bits-limit=39"
+
+
+def test_a_cpu_fix_is_said_in_xml_libvirt_takes() -> None:
+    """QEMU's `phys-bits too low` fix in libvirt's words: mode='emulate' in the domain's CPU; on a
+    host CPU, host-model (host-passthrough ignores emulate)."""
+    from layoutd.fixes import Fix
+
+    named = Fix("cpu", "EPYC,phys-bits=42", "why").xml_text()
+    assert named == "<cpu><maxphysaddr mode='emulate' bits='42'/></cpu> (why)"
+    host = Fix("cpu", "host,host-phys-bits=off,phys-bits=42", "why")
+    assert host.xml_text().startswith("<cpu mode='host-model'><maxphysaddr mode='emulate' bits='42'/>")
+    assert host.as_json("libvirt")["change"] == {"cpu.maxphysaddr": "host,host-phys-bits=off,phys-bits=42"}

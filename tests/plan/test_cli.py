@@ -142,3 +142,20 @@ def test_a_guest_of_another_architecture_is_said(tmp_path: Path) -> None:
     refused = run_layoutd("plan", str(spec), "--host", str(HOSTS / "arm-kunpeng-pci-windows"))
     assert_clean_failure(refused, 2, "accel: KVM runs only guests of the host's architecture",
                          "the host is aarch64", "accel: tcg")
+
+
+def test_arm_on_qemu_72_never_gets_highmem_mmio_and_is_told_which_qemu_plans() -> None:
+    """QEMU 7.2 refuses `-machine virt,highmem-mmio=off` (Property ... not found): planned for
+    7.2 on a host whose IOMMU maps 39 bits the arm NIC gets a "no" whose suggestion names the
+    QEMU that plans it, planned there; planned for 10.0 it takes highmem-mmio=off."""
+    old = run_layoutd("plan", str(SPECS / "arm-nic.yaml"), "--host", str(HOSTS / "intel-4gpu-39bit"),
+                      "--qemu-version", "7.2", "--format", "json")
+    assert old.returncode == 1, old.stdout + old.stderr
+    document = json.loads(old.stdout)
+    assert "qemu_argv" not in document  # nothing emitted for 7.2
+    ideas = document["would_work"]
+    assert [idea["change"] for idea in ideas] == [{"highmem_mmio": False}]
+    assert "plan --qemu-version 10.0" in ideas[0]["text"]
+    new = run_layoutd("plan", str(SPECS / "arm-nic.yaml"), "--host", str(HOSTS / "intel-4gpu-39bit"),
+                      "--qemu-version", "10.0", "--format", "json")
+    assert new.returncode == 0 and "virt,highmem-mmio=off" in json.loads(new.stdout)["qemu_argv"]

@@ -98,3 +98,25 @@ def test_without_a_qemu_on_path_the_plan_says_so(tmp_path: Path) -> None:
     first = result.stdout.splitlines()[0]
     assert first.startswith("plan for sb, made for QEMU 10.0 (no qemu-system-x86_64 on PATH; "
                             f"--qemu-version X.Y chooses another) and {SEABIOS_BPO.name}"), first
+
+
+def test_a_domains_firmware_is_what_its_emulator_loads(tmp_path: Path) -> None:
+    """check --libvirt (and the hook) read QEMU's own bios-256k.bin from the domain's <emulator>
+    folders, as check does from a command line's binary; --qemu-version takes Debian's pairing."""
+    from layoutd.checking import check_domain_file
+    from layoutd.firmware.builds import by_hash
+
+    qemu = qemu_binary("10.0")
+    domain = tmp_path / "vm.xml"
+    domain.write_text(
+        "<domain type='qemu'><name>fw</name><memory unit='GiB'>8</memory><os><type "
+        "arch='x86_64' machine='q35'>hvm</type></os><features><acpi/></features><devices>"
+        f"<emulator>{qemu.path}</emulator><hostdev mode='subsystem' type='pci' managed='yes'>"
+        "<source><address domain='0x0000' bus='0x29' slot='0x00' function='0x0'/></source>"
+        "</hostdev></devices></domain>")
+    expected = by_hash(_loaded_by(qemu.path, []))
+    assert expected is not None
+    checked = check_domain_file(str(domain), host_source=AMD)
+    assert checked.bars is not None and checked.bars.firmware == expected.name
+    pinned = check_domain_file(str(domain), host_source=AMD, version="10.0")
+    assert pinned.bars is not None and pinned.bars.firmware == SEABIOS_BPO.name

@@ -69,3 +69,59 @@ def test_check_never_suggests_the_relocation_for_windows() -> None:
     assert "pc-q35-7.1" not in windows.stdout
     moved = run_layoutd("check", "--guest", "windows", *[a.replace("pc-q35-6.2", "q35") for a in argv])
     assert "Code 43" in moved.stdout and "--guest windows" in moved.stdout
+
+
+DOMAIN = """<domain type='kvm'>
+  <name>win11</name>
+  {metadata}
+  <memory unit='GiB'>1100</memory>
+  <vcpu>4</vcpu>
+  <os><type arch='x86_64' machine='pc-q35-6.2'>hvm</type></os>
+  <features><acpi/></features>
+  <cpu mode='host-passthrough'/>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <hostdev mode='subsystem' type='pci' managed='yes'>
+      <source><address domain='0x0000' bus='0x29' slot='0x00' function='0x0'/></source>
+    </hostdev>
+  </devices>
+</domain>
+"""
+WINDOWS_11 = """<metadata>
+    <libosinfo:libosinfo xmlns:libosinfo="http://libosinfo.org/xmlns/libvirt/domain/1.0">
+      <libosinfo:os id="http://microsoft.com/win/11"/>
+    </libosinfo:libosinfo>
+  </metadata>"""
+
+
+def test_a_libvirt_domain_is_windows_by_its_libosinfo_metadata(tmp_path: Path) -> None:
+    """virt-install writes the guest OS into <metadata>: a Windows 11 domain never gets the
+    7.1 machine type suggested; the same domain without it does."""
+    said = {}
+    for name, metadata in (("windows", WINDOWS_11), ("other", "")):
+        domain = tmp_path / f"{name}.xml"
+        domain.write_text(DOMAIN.format(metadata=metadata))
+        result = run_layoutd("check", "--libvirt", str(domain), "--host", AMD, "--qemu-version", "10.0")
+        assert result.returncode == 1, result.stderr  # RAM across the HT hole on pc-q35-6.2
+        said[name] = result.stdout
+    assert "machine='pc-q35-7.1'" in said["other"]
+    assert "pc-q35-7.1" not in said["windows"]
+
+
+def test_libvirt_fix_of_a_windows_domain_keeps_ram_below_the_hole(tmp_path: Path) -> None:
+    """`libvirt fix` of a Windows 11 domain on q35: the domain gets pc-q35-7.0 and a DIMM at
+    1 TiB, and `check --libvirt` of the result finds every RAM range clear, none moved."""
+    domain = tmp_path / "win.xml"
+    domain.write_text(DOMAIN.format(metadata=WINDOWS_11).replace("pc-q35-6.2", "q35"))
+    fixed = run_layoutd("libvirt", "fix", str(domain), "--host", AMD, "--qemu-version", "10.0")
+    assert fixed.returncode == 0, fixed.stderr
+    assert "machine='pc-q35-7.0'" in fixed.stdout.replace('"', "'")
+    assert "base='0x10000000000'" in fixed.stdout
+    result = tmp_path / "fixed.xml"
+    result.write_text(fixed.stdout)
+    check = run_layoutd("check", "--libvirt", str(result), "--host", AMD, "--qemu-version", "10.0",
+                        "--format", "json")
+    assert check.returncode == 0, check.stdout + check.stderr
+    layout = json.loads(check.stdout)["layout"]
+    assert not any(r["kind"] == "ram" and int(r["start"], 16) >= TIB for r in layout)
+    assert any(r["kind"] == "dimm" and int(r["start"], 16) == TIB for r in layout)

@@ -76,13 +76,28 @@ def read_bars(reply: list[dict[str, Any]], ids: Iterable[str]) -> Bars:
 
 def booted_bars(binary: QemuBinary, args: Sequence[str], ids: Sequence[str], *,
                 firmware: str = "seabios", timeout: float = 90.0,
-                until: Callable[[], bool] | None = None, nodefaults: bool = True) -> Bars:
+                until: Callable[[], bool] | None = None, nodefaults: bool = True,
+                idle: bool = False) -> Bars:
     """Boot and poll until every BAR of `ids` is assigned and stable, or `timeout` passes, or
-    (for a firmware expected to assign nothing) `until()` says the others are done."""
+    (for a firmware expected to assign nothing) `until()` says the others are done, or (`idle`)
+    the boot CPU has stayed halted for 5 s: the firmware waits for input, its POST is over."""
     folder = tempfile.mkdtemp(prefix="layoutd-fw-")
     boot = (seabios_args() if firmware == "seabios" else
             ovmf_args(folder, firmware) if firmware in OVMF_ROOTS else [])
     with running(binary, [*boot, *args, *(["-nodefaults"] if nodefaults else [])], folder) as monitor:
+        if idle:
+            halted: list[float] = []
+
+            def waiting() -> bool:
+                said = monitor.cmd_raw("human-monitor-command",
+                                       {"command-line": "info registers"})["return"]
+                if "HLT=1" not in said:
+                    halted.clear()
+                    return False
+                halted.append(time.monotonic())
+                return halted[-1] - halted[0] >= 5.0
+
+            until = waiting
         return _poll(monitor, ids, timeout, until)
 
 
