@@ -122,8 +122,8 @@ def stand_ins(argv: Sequence[str], pci: GuestPci, host: Mapping[str, Device]
             slot_used.add(function)
             extra = f",bus={bus}" if bus else ""
             extra += f",addr={placed.slot:#x}.{function}"
-            if function == 0 and len(pieces) > 1:
-                extra += ",multifunction=on"
+            if function == 0 and (len(pieces) > 1 or props.get("multifunction") in ("on", "true")):
+                extra += ",multifunction=on"  # its own other functions, or the VM's
             if text.startswith("nvme"):
                 extra += f",serial=layoutd{number}"
             args += ["-device", f"{text},id={name}{extra}"]

@@ -372,3 +372,16 @@ def test_the_boot_takes_nothing_of_the_host_and_leaves_nothing(seabios: Path, tm
         p.name.startswith("boot-") for p in boot_cache.iterdir())
     running = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(seabios) not in running
+
+
+def test_a_multifunction_gpu_behind_a_root_port_keeps_its_slot(seabios: Path) -> None:
+    """libvirt's shape: GPU and audio as functions 0 and 1 of one slot behind a pcie-root-port.
+    The GPU's second 64-bit BAR gets a free function of the same slot; booted = the model."""
+    args = [*Q35, "-cpu", "EPYC,phys-bits=46", "-m", "2G",
+            "-device", "pcie-root-port,id=rp1,chassis=1",
+            "-device", "vfio-pci,host=0000:01:00.0,bus=rp1,addr=0.0,multifunction=on",
+            "-device", "vfio-pci,host=0000:01:00.1,bus=rp1,addr=0.1"]
+    code, data = check(INTEL, [*args, "-bios", str(seabios)])
+    assert code == 0 and data["how_known"]["bars"] == "boot", data
+    model = bars_of(check(INTEL, [*args, "-bios", str(SEABIOS)])[1])
+    assert bars_of(data) == model and len(model) == 2
