@@ -119,6 +119,9 @@ def run_on_qemu(qemu: str, theirs: list[str], ours: list[str], folder: Path,
         assert guest is None, f"QEMU refused what layoutd predicts: {real.stderr}"
         # the option QEMU names is libvirt's JSON there, layoutd's key=value here
         assert _words(refused.message.splitlines()[0]) == _words(qemu_error(real.stderr)), real.stderr
+        if kvm and "System Management Mode not supported" in real.stderr:
+            # predicted alike, but the map this case is about cannot be read on this KVM
+            pytest.skip(f"KVM here cannot run this case: {qemu_error(real.stderr)} (layoutd predicted it)")
         return "refused by QEMU"
     assert guest is not None, f"layoutd predicts a refusal QEMU does not make: {refused}"
     assert [(r.start, r.end) for r in guest.layout] == [(e.start, e.end) for e in real.ram]
