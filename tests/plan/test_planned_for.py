@@ -11,8 +11,8 @@ from pathlib import Path
 
 from layoutd.checking import check_command_line
 from layoutd.firmware.builds import SEABIOS_BPO, default_for_qemu
-from layoutd.models.spec import parse_spec
 from layoutd.planning import make_plan
+from layoutd.specfile import parse_spec
 from tests.conftest import EXAMPLES, need, need_binary, run_layoutd
 from tests.support.qemu_runner import qemu_binary
 
