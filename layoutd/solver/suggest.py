@@ -14,7 +14,7 @@ from layoutd.models.spec import VmSpec, with_changes
 from layoutd.qemu.machines import FAMILIES, resolve
 from layoutd.qemu.versions import AMD_1TIB_SINCE, WITHOUT_AMD_1TIB, amd_1tib_rule, row
 from layoutd.record import Record
-from layoutd.solver.solve import ONLINE, Problem, Rejection, Solution, problem_for, solve
+from layoutd.solver.solve import ONLINE, Problem, Rejection, Solution, main_reason, problem_for, solve
 from layoutd.solver.target import Target
 from layoutd.units import format_size
 
@@ -98,8 +98,6 @@ class Solver:
 
     def why_not(self, change: dict[str, Any]) -> str:
         """What blocks `change`: the first reason a "no" would give."""
-        from layoutd.solver.explain import main_reason
-
         solution, rejections, problem = self.run(change)
         if solution is not None and problem is not None:
             return "the assigned devices' BARs would not fit where every IOMMU maps them"

@@ -20,12 +20,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from layoutd.checking import with_buses
 from layoutd.errors import InputError, QemuRefusal, UnsupportedOption
 from layoutd.firmware import place
 from layoutd.firmware.builds import OVMF_12, SEABIOS_12
 from layoutd.firmware.guest import board, page_1g, read_argv
 from layoutd.libvirt.argv import translate_xml
+from layoutd.libvirt.guard import with_buses
 from layoutd.models.host import Bar as HostBar
 from layoutd.models.host import Device
 from layoutd.qemu import predict
@@ -215,7 +215,7 @@ BRIDGE_DOMAINS = {
 
 @pytest.mark.parametrize("name", sorted(BRIDGE_DOMAINS))
 def test_bridges_read_from_the_domain_as_from_libvirts_argv(oracle: Oracle, name: str) -> None:
-    """The hook's reading of a domain's bridges and <hostdev> (layoutd.firmware.libvirt) is the
+    """The hook's reading of a domain's bridges and <hostdev> (layoutd.libvirt.pci) is the
     bridge tree, slots and buses of the command line libvirt itself generates for it, and the
     known firmware places the GPU's BARs the same from both."""
     xml = BRIDGE_DOMAINS[name]

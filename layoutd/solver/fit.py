@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from layoutd.errors import LayoutdError, NoLayout
-from layoutd.firmware import Placement
+from layoutd.firmware.board import Placement
 from layoutd.firmware.builds import BY_NAME, Build
 from layoutd.firmware.plan import BadBar, planned_bars
 from layoutd.models.guest import GuestMap
