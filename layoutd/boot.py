@@ -18,19 +18,26 @@ killed. KVM when the VM asks for it and /dev/kvm can run it; TCG otherwise (`-cp
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from layoutd.dryrun import _started, first_error, safe_command
+from layoutd.emulator import binary_version, on_path
 from layoutd.errors import HostUnavailable, LayoutdError, QemuRefusal
-from layoutd.firmware import Placed, Placement
-from layoutd.firmware.guest import GuestPci
+from layoutd.firmware.board import Placed, Placement
+from layoutd.firmware.guest import GuestPci, nvme_bar0
+from layoutd.live.session import QmpMonitor
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import Device
+from layoutd.qemu.config import parse_config
 from layoutd.qemu.options import keyval, split_argv
 from layoutd.record import Record, field
+from layoutd.trust import untrusted
 
 TIMEOUT = float(os.environ.get("LAYOUTD_BOOT_TIMEOUT", "240"))
 """Seconds a firmware boot may take under TCG before layoutd gives up (OVMF: 10-60 s)."""
@@ -122,8 +129,8 @@ def stand_ins(argv: Sequence[str], pci: GuestPci, host: Mapping[str, Device]
             slot_used.add(function)
             extra = f",bus={bus}" if bus else ""
             extra += f",addr={placed.slot:#x}.{function}"
-            if function == 0 and len(pieces) > 1:
-                extra += ",multifunction=on"
+            if function == 0 and (len(pieces) > 1 or props.get("multifunction") in ("on", "true")):
+                extra += ",multifunction=on"  # its own other functions, or the VM's
             if text.startswith("nvme"):
                 extra += f",serial=layoutd{number}"
             args += ["-device", f"{text},id={name}{extra}"]
@@ -150,8 +157,6 @@ def _stand_in_for(size: int, prefetchable: bool, notes: list[str], bdf: str, ind
 
 
 def _nvme_queues(size: int) -> int | None:
-    from layoutd.firmware.guest import nvme_bar0
-
     for queues in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 2000, 4000, 8000, 16000, 32000,
                    65535):
         if nvme_bar0({"max_ioqpairs": str(queues)}) == size:
@@ -276,8 +281,6 @@ def boot(binary: str, argv: Sequence[str], arch: str, guest: GuestMap, pci: Gues
     KVM first when the VM asks for it and /dev/kvm opens, else (or when KVM cannot run it) TCG.
     HostUnavailable when QEMU cannot be started or the firmware did not finish in `timeout`
     seconds; QemuRefusal when QEMU refuses the command line."""
-    from layoutd.qemu.config import parse_config
-
     devices, plays, missing, notes = stand_ins(argv, pci, host)
     wanted = parse_config(argv).accel
     accels = (["kvm"] if wanted == "kvm" and os.access("/dev/kvm", os.R_OK | os.W_OK) else []) + ["tcg"]
@@ -304,9 +307,6 @@ def boot(binary: str, argv: Sequence[str], arch: str, guest: GuestMap, pci: Gues
 
 def _boot_once(binary: str, argv: Sequence[str], arch: str, plays: Sequence[StandIn], accel: str,
                timeout: float) -> Booted:
-    from layoutd.dryrun import _started, safe_command  # only a boot starts QEMU
-    from layoutd.live.session import QmpMonitor
-
     safe = safe_command(argv, arch, whole=True, boot=True)
     readers: list[int] = []
     units = pflash_units(argv)[:2]
@@ -377,8 +377,6 @@ def _vars_for(code: str) -> str | None:
 
 
 def _why(binary: str, process: Any) -> LayoutdError:
-    from layoutd.dryrun import first_error
-
     with contextlib.suppress(Exception):
         process.wait(timeout=5)
     stderr = os.pread(process.errors, 1 << 16, 0).decode(errors="replace")
@@ -515,8 +513,6 @@ def cache_folder() -> str:
 def _trusted_folder() -> tuple[str | None, str | None]:
     """(the cache folder, None) when it is ours alone (as the lock folder: a real folder owned by
     this user, writable by no one else), else (None, why not)."""
-    from layoutd.trust import untrusted
-
     folder = cache_folder()
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
@@ -531,10 +527,6 @@ def cache_key(binary: str, argv: Sequence[str], pci: GuestPci, plays: Sequence[S
     """Everything that decides the answer: the firmware's bytes (every pflash unit or -bios
     file), the QEMU binary (path, size, mtime, inode) and its version, the command line (VFIO
     devices as their stand-ins) and what each stand-in plays."""
-    import hashlib
-    import json
-
-    from layoutd.emulator import binary_version, on_path
 
     path = on_path(binary) or binary
     info = os.stat(path)
@@ -555,8 +547,6 @@ def cache_key(binary: str, argv: Sequence[str], pci: GuestPci, plays: Sequence[S
 
 
 def _load(folder: str, key: str) -> Booted | None:
-    import json
-
     path = os.path.join(folder, f"boot-{key[:40]}.json")
     try:
         handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -583,15 +573,14 @@ def _load(folder: str, key: str) -> Booted | None:
 
 
 def _store(folder: str, key: str, found: Booted) -> None:
-    import json
-    import tempfile
-
     data = {"key": key, "accel": found.accel, "seconds": found.seconds, "notes": found.notes,
             "missing": found.missing,
             "bars": [{"device": b.device, "bar": b.bar, "size": b.size, "is64": b.is64,
                       "start": b.start} for b in found.bars]}
     try:
-        handle, temporary = tempfile.mkstemp(prefix=".boot-", dir=folder)
+        # written whole, then renamed (tempfile would load shutil into every check: os does it)
+        temporary = os.path.join(folder, f".boot-{os.getpid()}-{key[:40]}.json")
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(handle, "w") as out:
             json.dump(data, out)
         os.replace(temporary, os.path.join(folder, f"boot-{key[:40]}.json"))

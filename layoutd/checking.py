@@ -1,49 +1,46 @@
-"""Checking: the one judgement of a guest map against a host, and the services behind `check`.
+"""Checking: the services behind `check`.
 
-`check(layout, host)` is what every `check` source, the hook (libvirt/guard.py), the live audit
-(live/audit.py) and `libvirt fix` use: each RAM range against `HostView.forbidden()`.
-`check_command_line` and `check_domain_file` build the map `check` reports (the QEMU model,
-else a dry run of the binary) with what the report needs; commands/check.py prints it.
+The judgement itself, `check(layout, host)`, is collisions.check (each RAM range against
+`HostView.forbidden()`), and with the BARs `firmware.check.verdict`. `check_command_line` builds
+the map `check -- QEMU ARGV` reports (the QEMU model, else a dry run of the binary) with what the
+report needs (BARs, fixes); libvirt/guard.py does the same for a domain; commands/check.py
+prints it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from layoutd.errors import InputError, LayoutdError, NotModelled, QemuRefusal
+from layoutd.boot import booted_placement
+from layoutd.collisions import check
+from layoutd.dryrun import differences, dry_run, guest_map
+from layoutd.emulator import binary_version, data_dirs, version_of_binary
+from layoutd.errors import InputError, LayoutdError, NotModelled, QemuRefusal, UnknownDevice
+from layoutd.firmware import place
+from layoutd.firmware.builds import Build
+from layoutd.firmware.check import BarCheck, check_bars
+from layoutd.firmware.files import identify
+from layoutd.firmware.fixes import arm_bar_fixes, bar_fixes
+from layoutd.firmware.guest import board, family_of, page_1g, read_argv
+from layoutd.fixes import Fix, Predict, distro_machine_fix, fixes, refusal_fixes
+from layoutd.host import probe_host
+from layoutd.libvirt_versions import libvirt_target
+from layoutd.models.common import GuestRegion
+from layoutd.models.guest import GuestMap
+from layoutd.models.host import HostView
+from layoutd.qemu import arch_of_binary, predict
+from layoutd.qemu.config import parse_config, ram_bars_of
+from layoutd.qemu.cpus import NeedsHostCpu
+from layoutd.qemu.options import split_argv
+from layoutd.qemu.readconfig import PROXMOX_FILES, options_of
+from layoutd.qemu.versions import Version, is_modelled
+from layoutd.qemu.x86 import AMD_ABOVE_1TB
 from layoutd.record import Record, replace
-
-if TYPE_CHECKING:
-    from layoutd.collisions import Collision
-    from layoutd.models.common import GuestRegion, Hole
-    from layoutd.models.host import HostView
+from layoutd.units import human_size
 
 
-def forbidden_touching(host: HostView, layout: Sequence[GuestRegion]) -> list[Hole]:
-    """Every forbidden range (HostView.forbidden) touching some RAM, once each."""
-    seen: dict[tuple[int, int, str, int | None], Hole] = {}
-    for region in layout:
-        for hole in host.holes_for(region):
-            seen.setdefault((hole.start, hole.end, hole.type, hole.group), hole)
-    return sorted(seen.values(), key=lambda h: (h.start, h.end))
-
-
-def check(layout: Sequence[GuestRegion], host: HostView) -> list[Collision]:
-    """Every overlap of guest RAM with where the host forbids DMA, in address order."""
-    from layoutd.collisions import find_collisions
-
-    return find_collisions(layout, forbidden_touching(host, layout))
-
-
-def verdict(guest: Any, host: HostView, bars: Any) -> list[Collision]:
-    """Every collision `check` reports for a map: its RAM's (`check`) and, where the firmware
-    placement ran (`bars`, a firmware.check.BarCheck or None), the assigned BARs'. The one
-    answer of `check`'s report and of fleet pool membership."""
-    return [*check(guest.layout, host), *(bars.collisions if bars else [])]
-
-
-def unjudged(bars: Any) -> list[str]:
+def unjudged(bars: BarCheck | None) -> list[str]:
     """The assigned BARs whose place nothing told (`check` then exits 3, never "no collision";
     fleet: not a member)."""
     return list(bars.not_judged) if bars is not None else []
@@ -52,12 +49,12 @@ def unjudged(bars: Any) -> list[str]:
 class Checked(Record, kw_only=False, frozen=False):
     """A guest map on a host, and what its report needs."""
 
-    guest: Any  # GuestMap
-    host: Any  # HostView
+    guest: GuestMap
+    host: HostView
     devices: list[str]
-    fixes_for: Callable[[], Any] | None = None  # the verified changes that clear collisions
+    fixes_for: Callable[[], list[Fix]] | None = None  # the verified changes that clear collisions
     language: str = "argv"  # how fixes are said: argv options or libvirt XML
-    bars: Any = None  # firmware.check.BarCheck: the assigned devices' 64-bit BARs
+    bars: BarCheck | None = None  # the assigned devices' 64-bit BARs
     how: str = "model"  # how the RAM map is known: model | dry-run
 
 
@@ -65,8 +62,6 @@ def check_command_line(command: Sequence[str], *, host_source: str | None,
                        given: Sequence[str] = (), version: str | None = None,
                        verify: bool = False, windows: bool = False) -> Checked:
     """`check -- QEMU_BINARY ARG...`: the map the binary builds (modelled, else its dry run)."""
-    from layoutd.qemu import arch_of_binary
-
     binary, qemu_args = command[0], command[1:]
     arch = arch_of_binary(binary)
     qemu_args, read = read_configs(qemu_args)
@@ -80,9 +75,6 @@ def read_configs(qemu_args: Sequence[str]) -> tuple[list[str], list[str]]:
     """The command line with each `-readconfig FILE` replaced by the options the file holds, and
     what was said about them: a Proxmox file that is not here is taken from what qemu-server's
     defines (readconfig.PROXMOX_FILES); any other file that cannot be read is bad input."""
-    from layoutd.qemu.options import split_argv
-    from layoutd.qemu.readconfig import PROXMOX_FILES, options_of
-
     options = split_argv(qemu_args)
     if not any(option.name == "readconfig" for option in options):
         return list(qemu_args), []
@@ -110,18 +102,13 @@ def read_configs(qemu_args: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def _check_argv(binary: str, qemu_args: list[str], arch: str, host_source: str | None,
                 given: Sequence[str], version: str | None, verify: bool, windows: bool) -> Checked:
-    from layoutd.emulator import version_of_binary
-    from layoutd.qemu import predict
-    from layoutd.qemu.cpus import NeedsHostCpu
-    from layoutd.qemu.versions import is_modelled
-
     asked = not version  # --qemu-version: the firmware Debian ships with it
     if version and not is_modelled(version):
         same_binary(binary, version, f"--qemu-version {version} is not modelled")
     given_version = version
     version = version or version_of_binary(binary, modelled_only=False)
     if not is_modelled(version):
-        return _dry_run_check(binary, qemu_args, arch, f"QEMU {version} is not modelled",
+        return dry_run_check(binary, qemu_args, arch, f"QEMU {version} is not modelled",
                               host_source, given)
     dirs = binary_dirs(binary) if asked else None
     try:  # bad command lines fail before the host is asked
@@ -136,20 +123,20 @@ def _check_argv(binary: str, qemu_args: list[str], arch: str, host_source: str |
         if given_version:
             same_binary(binary, given_version, f"the QEMU {version} model cannot answer "
                         f"({error.message})")
-        return _dry_run_check(binary, qemu_args, arch, f"not modelled ({error.message})",
+        return dry_run_check(binary, qemu_args, arch, f"not modelled ({error.message})",
                               host_source, given)
     assigned = first.vfio_devices if first else _vfio_of(qemu_args)
-    devices = _merge(assigned, list(given))
+    devices = merge_devices(assigned, list(given))
     host = probe_devices(host_source, devices, {d: (None, f"-device vfio-pci,host={d}") for d in assigned})
 
     def predicted(changed: Sequence[str]) -> Any:
         return predict(changed, version=version, arch=arch, host_cpu=host.cpu, host=host.platform)
 
-    def again(changed: Sequence[str]) -> Any:  # a fix, with ivshmem & co placed by the model
+    def again(changed: Sequence[str]) -> GuestMap:  # a fix, with ivshmem & co placed by the model
         return place_ram_bars(predicted(changed), host, changed, devices, dirs=dirs)
 
     try:
-        guest = _with_host(host, lambda: predicted(qemu_args))
+        guest = with_host(host, lambda: predicted(qemu_args))
     except QemuRefusal as refusal:
         raise _refused(refusal, qemu_args, again, host, devices, windows) from None
     if verify:
@@ -157,26 +144,21 @@ def _check_argv(binary: str, qemu_args: list[str], arch: str, host_source: str |
     bars = bar_check(guest, host, qemu_args, devices, dirs, binary, verify)
     guest = place_ram_bars(guest, host, qemu_args, devices, bars)
     return Checked(for_windows(guest, windows), host, devices,
-                   _fixes_for(qemu_args, guest, again, host, windows), bars=bars)
+                   verified_fixes(qemu_args, guest, again, host, windows), bars=bars)
 
 
 def binary_dirs(binary: str | None) -> tuple[str, ...] | None:
     """The folders `binary` loads firmware from (None: not known; Debian's pairing is taken)."""
-    from layoutd.emulator import data_dirs
-
     return data_dirs(binary) if binary else None
 
 
 TOO_FEW_BITS = "phys-bits too low"
 
 
-def _refused(refusal: Any, args: Sequence[str], again: Callable[[Sequence[str]], Any],
-             host: Any, devices: Sequence[str], windows: bool = False) -> Any:
+def _refused(refusal: QemuRefusal, args: Sequence[str], again: Predict,
+             host: HostView, devices: Sequence[str], windows: bool = False) -> QemuRefusal:
     """QEMU's refusal of `phys-bits too low`, with what would make QEMU take the command line
     (each predicted again, its RAM and assigned BARs clear of the host's holes)."""
-    from layoutd.fixes import refusal_fixes
-    from layoutd.qemu.config import parse_config
-
     if TOO_FEW_BITS not in refusal.message:
         return refusal
     try:
@@ -184,7 +166,7 @@ def _refused(refusal: Any, args: Sequence[str], again: Callable[[Sequence[str]],
     except LayoutdError:
         ram = None
 
-    def clear(guest: Any, changed: Sequence[str]) -> bool:
+    def clear(guest: GuestMap, changed: Sequence[str]) -> bool:
         bars = bar_check(guest, host, changed, devices)
         return (not check(guest.layout, host) and not (bars and bars.collisions)
                 and for_windows(guest, windows) is guest)
@@ -197,9 +179,6 @@ def _refused(refusal: Any, args: Sequence[str], again: Callable[[Sequence[str]],
 def same_binary(binary: str, version: str, why: str) -> None:
     """What the model cannot answer for --qemu-version X is answered by a dry run of the binary:
     refuse (exit 2, naming both) when the binary says it is another version."""
-    from layoutd.emulator import binary_version
-    from layoutd.qemu.versions import Version
-
     found = binary_version(binary)
     if found is not None and found.release != Version.parse(version).release:
         raise InputError(f"{why}, so layoutd asks the binary itself (a dry run), but {binary} is "
@@ -207,16 +186,16 @@ def same_binary(binary: str, version: str, why: str) -> None:
                          f"or --qemu-version {found.release}", field="--qemu-version")
 
 
-def _dry_run_check(binary: str, qemu_args: Sequence[str], arch: str, why: str,
+def dry_run_check(binary: str, qemu_args: Sequence[str], arch: str, why: str,
                    host_source: str | None, given: Sequence[str]) -> Checked:
     """check's answer from a dry run of the binary (the model cannot answer)."""
     guest = dry_run_map(binary, qemu_args, arch, why)
-    devices = _merge(guest.vfio_devices, list(given))
+    devices = merge_devices(guest.vfio_devices, list(given))
     origins: dict[str, tuple[str | None, str]] = {
         d: (None, f"-device vfio-pci,host={d}") for d in guest.vfio_devices}
     host = probe_devices(host_source, devices, origins)
 
-    def again(changed: Sequence[str]) -> Any:
+    def again(changed: Sequence[str]) -> GuestMap:
         return dry_run_map(binary, changed, arch, why)
 
     bars = _dry_run_bars(guest, host, qemu_args, devices, binary)
@@ -225,13 +204,10 @@ def _dry_run_check(binary: str, qemu_args: Sequence[str], arch: str, why: str,
                    bars=bars, how="dry-run")
 
 
-def _dry_run_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
+def _dry_run_bars(guest: GuestMap, host: HostView, qemu_args: Sequence[str], devices: Sequence[str],
                   binary: str) -> Any:
     """The BARs of a map from a dry run: where the firmware puts them when it can be booted (or
     is modelled), else every assigned BAR and RAM-backed BAR is said not judged."""
-    from layoutd.firmware.check import BarCheck
-    from layoutd.firmware.guest import family_of, read_argv
-
     if not guest.vfio_devices and not guest.ram_bars:
         return None
     try:
@@ -244,27 +220,23 @@ def _dry_run_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequ
                         not_judged=names)
 
 
-def _distro_fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],
-                      host: Any) -> Any:
+def _distro_fixes_for(args: Sequence[str], guest: GuestMap, again: Predict,
+                      host: HostView) -> Callable[[], list[Fix]]:
     """A distro machine type without the AMD 1 TiB rule: its distro's first type with it (RHEL:
     pc-q35-rhel9.2.0), shown only when a dry run of the binary builds it clear of the holes."""
-    def found() -> Any:
-        from layoutd.fixes import distro_machine_fix
-
+    def found() -> list[Fix]:
         fix = distro_machine_fix(args, again, lambda changed: not check(changed.layout, host))
         return [fix] if fix else []
 
     return found
 
 
-def place_ram_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
-                   bars: Any = None, dirs: Sequence[str] | None = None) -> Any:
+def place_ram_bars(guest: GuestMap, host: HostView, qemu_args: Sequence[str], devices: Sequence[str],
+                   bars: BarCheck | None = None,
+                   dirs: Sequence[str] | None = None) -> GuestMap:
     """The map with the guest memory behind emulated devices' BARs (ivshmem, virtio-gpu host
     memory) in `layout` where the firmware puts it, judged like RAM from then on: VFIO maps it.
     A BAR that could not be placed is said, never judged clear."""
-    from layoutd.models.common import GuestRegion
-    from layoutd.units import human_size
-
     if not guest.ram_bars:
         return guest
     bars = bars or bar_check(guest, host, qemu_args, devices, dirs)
@@ -296,19 +268,17 @@ def place_ram_bars(guest: Any, host: Any, qemu_args: Sequence[str], devices: Seq
     return replace(guest, layout=layout, warnings=(*guest.warnings, *notes))
 
 
-def domain_ram_bars(guest: Any, host: Any, argv: Sequence[str], devices: Sequence[str],
-                    dirs: Sequence[str] | None = None) -> Any:
+def domain_ram_bars(guest: GuestMap, host: HostView, argv: Sequence[str], devices: Sequence[str],
+                    dirs: Sequence[str] | None = None) -> GuestMap:
     """A libvirt domain's map with its <shmem>s (in `argv`, from with_buses) placed and in
     `layout`, judged like RAM (place_ram_bars)."""
-    from layoutd.qemu.config import ram_bars_of
-
     found = ram_bars_of(argv)
     if not found:
         return guest
     return place_ram_bars(replace(guest, ram_bars=found), host, argv, devices, dirs=dirs)
 
 
-def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence[str],
+def bar_check(guest: GuestMap, host: HostView, qemu_args: Sequence[str], devices: Sequence[str],
               dirs: Sequence[str] | None = None, binary: str | None = None,
               verify: bool = False, libvirt: str | None = None) -> Any:
     """Where the firmware puts the assigned devices' 64-bit BARs, and what they collide with:
@@ -316,11 +286,6 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
     model, or for any with `verify`; else nothing judged, said so (`not_judged`).
     `dirs`: the folders the QEMU binary loads firmware from, after the command line's -L;
     `libvirt`: the --libvirt-version the fixes are said for (a domain's check)."""
-    from layoutd.firmware.check import check_bars
-    from layoutd.firmware.files import identify
-    from layoutd.firmware.guest import family_of, page_1g, read_argv
-    from layoutd.qemu.config import parse_config
-
     if not guest.vfio_devices and not guest.ram_bars:
         return None
     hosted = {device.address: device for device in host.devices}
@@ -332,8 +297,6 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
     boot_notes: list[str] = []
     missing: list[str] = []
     if binary and guest.arch == "x86_64" and (build is None or verify):
-        from layoutd.boot import booted_placement
-
         label = (f"firmware {pci.firmware}" if pci.firmware else
                  f"QEMU {guest.qemu_version}'s own bios-256k.bin")
         answer = booted_placement(binary, qemu_args, guest.arch, guest, pci, hosted,
@@ -355,12 +318,9 @@ def bar_check(guest: Any, host: Any, qemu_args: Sequence[str], devices: Sequence
     return result
 
 
-def _model_against_boot(build: Any, guest: Any, pci: Any, config: Any, devices: Sequence[str],
+def _model_against_boot(build: Build, guest: GuestMap, pci: Any, config: Any, devices: Sequence[str],
                         booted: Any) -> list[str]:
     """--verify with a known build: whether its model put the BARs where the boot found them."""
-    from layoutd.firmware import place
-    from layoutd.firmware.guest import board, page_1g
-
     model = place(build, board(guest, pci, page_1g(config.cpu_model, config.cpu_props),
                                config.cpu_props))
     said = {(p.device, p.bar): p.start for p in model.bars if p.device in devices and p.is64}
@@ -377,17 +337,12 @@ def _model_against_boot(build: Any, guest: Any, pci: Any, config: Any, devices: 
     return [f"--verify: the {build.name} model put every BAR where the boot found it"]
 
 
-def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequence[str],
+def _bar_fixes(qemu_args: Sequence[str], guest: GuestMap, host: HostView, devices: Sequence[str],
                ovmf: bool, dirs: Sequence[str] | None, binary: str | None,
                libvirt: str | None = None) -> list[Any]:
     """Fewer phys-bits or OVMF's window, each checked again on the model (RAM and BARs), or by
     booting the firmware again (`binary`: the placement was a boot's); the XML said for
     `libvirt` (--libvirt-version)."""
-    from layoutd.errors import LayoutdError
-    from layoutd.firmware.fixes import arm_bar_fixes, bar_fixes
-    from layoutd.qemu import predict
-    from layoutd.qemu.config import parse_config
-
     budget = [BOOTED_FIXES if binary else 1 << 30]  # each candidate booted: the likeliest few
 
     def clear(changed: Sequence[str]) -> bool:
@@ -409,7 +364,6 @@ def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequenc
     config = parse_config(qemu_args)
     top = host.aperture_end if host.aperture_end is not None else (1 << 64) - 1
     host_cpu = config.accel == "kvm" and (config.cpu_model or "") in ("host", "max")
-    from layoutd.libvirt.guard import libvirt_target
 
     return bar_fixes(qemu_args, guest.phys_bits, (top + 1).bit_length() - 1, ovmf, host_cpu,
                      clear, libvirt_target(libvirt).version)
@@ -418,23 +372,19 @@ def _bar_fixes(qemu_args: Sequence[str], guest: Any, host: Any, devices: Sequenc
 BOOTED_FIXES = 1  # boots a booted placement's would_work may cost (OVMF: a minute each)
 
 
-def _fixes_for(args: Sequence[str], guest: Any, again: Callable[[Sequence[str]], Any],
-               host: Any, windows: bool = False) -> Any:
+def verified_fixes(args: Sequence[str], guest: GuestMap, again: Predict,
+               host: HostView, windows: bool = False) -> Callable[[], list[Fix]]:
     """The verified changes (a newer machine type, a smaller -m) that clear every collision;
     for a Windows guest never the machine type that moves RAM past 1 TiB."""
-    def found() -> Any:
-        from layoutd.fixes import fixes  # only a report with collisions asks
-
+    def found() -> list[Fix]:
         return fixes(args, guest, again, lambda changed: not check(changed.layout, host),
                      windows)
 
     return found
 
 
-def for_windows(guest: Any, windows: bool) -> Any:
+def for_windows(guest: GuestMap, windows: bool) -> GuestMap:
     """A Windows guest whose RAM QEMU moved past 1 TiB (its AMD rule) is warned of it."""
-    from layoutd.qemu.x86 import AMD_ABOVE_1TB
-
     if not windows or not any(r.kind == "ram" and r.start == AMD_ABOVE_1TB for r in guest.layout):
         return guest
     return replace(guest, warnings=(*guest.warnings, (
@@ -443,21 +393,17 @@ def for_windows(guest: Any, windows: bool) -> Any:
         "keeps RAM below the HyperTransport hole and the rest in DIMMs")))
 
 
-def dry_run_map(binary: str, qemu_args: Sequence[str], arch: str, why: str) -> Any:
+def dry_run_map(binary: str, qemu_args: Sequence[str], arch: str, why: str) -> GuestMap:
     """The map the binary itself builds, saying where it came from."""
-    from layoutd.dryrun import dry_run, guest_map
-
     run = dry_run(binary, qemu_args, arch)
     guest = guest_map(run, qemu_args, arch)
     note = f"{why}: this map comes from a dry run of {binary} (QEMU {run.version}) itself"
     return replace(guest, warnings=(note, *guest.warnings))
 
 
-def verified(guest: Any, binary: str, qemu_args: Sequence[str], arch: str) -> Any:
+def verified(guest: GuestMap, binary: str, qemu_args: Sequence[str], arch: str) -> GuestMap:
     """The model's map when the dry run builds the same RAM map; else the dry run's, saying how
     the model differed."""
-    from layoutd.dryrun import differences
-
     real = dry_run_map(binary, qemu_args, arch, "--verify")
     wrong = differences(guest.layout, real.layout)
     if not wrong:
@@ -470,23 +416,18 @@ def verified(guest: Any, binary: str, qemu_args: Sequence[str], arch: str) -> An
 
 
 def probe_devices(source: str | None, devices: Sequence[str],
-                  origins: dict[str, tuple[str | None, str]]) -> Any:
+                  origins: dict[str, tuple[str | None, str]]) -> HostView:
     """probe_host; a device the host lacks is named where it was given (`origins`: device ->
     (file, field)), else as --devices."""
-    from layoutd.errors import UnknownDevice
-    from layoutd.host import probe_host
-
     try:
         return probe_host(source, list(devices) or None)
     except UnknownDevice as error:
         raise error.at(origins) from None
 
 
-def _with_host(host: Any, prediction: Callable[[], Any]) -> Any:
+def with_host(host: HostView, prediction: Callable[[], GuestMap]) -> GuestMap:
     """Run a prediction that reads the host CPU; a CPU the host source does not describe is
     bad input naming that source."""
-    from layoutd.qemu.cpus import NeedsHostCpu
-
     try:
         return prediction()
     except NeedsHostCpu as error:
@@ -495,90 +436,8 @@ def _with_host(host: Any, prediction: Callable[[], Any]) -> Any:
 
 
 def _vfio_of(qemu_args: Sequence[str]) -> list[str]:
-    from layoutd.qemu.config import parse_config
-
     return parse_config(qemu_args).vfio
 
 
-def _merge(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
+def merge_devices(first: tuple[str, ...] | list[str], second: list[str]) -> list[str]:
     return list(dict.fromkeys([*first, *second]))
-
-
-def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str] = (),
-                      version: str | None = None, verify: bool = False,
-                      windows: bool = False, libvirt: str | None = None) -> Checked:
-    """`check --libvirt DOMAIN.xml`: the map the domain builds, as the hook translates it."""
-    from layoutd.libvirt.guard import (
-        DEFAULT_EMULATOR,
-        MODEL_ARCH,
-        emulator_dirs,
-        libvirt_target,
-        qemu_version,
-        translate_domain,
-    )
-    from layoutd.qemu import predict
-    from layoutd.qemu.versions import is_modelled
-
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", file=path) from None
-    target = libvirt_target(libvirt).version if libvirt else None
-    translation = translate_domain(data, path, target)
-    windows = windows or translation.domain.windows  # libosinfo's metadata says so too
-    dirs = None if version else emulator_dirs(translation.domain)
-    if version and not is_modelled(version):
-        same_binary(translation.domain.emulator or DEFAULT_EMULATOR.get(translation.domain.arch, ""),
-                    version, f"--qemu-version {version} is not modelled")
-    version = qemu_version(translation, version)
-    devices = _merge(translation.devices, list(given))
-    host = probe_devices(host_source, devices,
-                         {d: (path, f"<hostdev> {d}") for d in translation.devices})
-    domain = translation.domain
-    emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
-    arch = MODEL_ARCH.get(domain.arch, domain.arch)
-    if not is_modelled(version) or domain.arch != arch:
-        why = (f"QEMU {version} is not modelled" if domain.arch == arch
-               else f"architecture {domain.arch} is not modelled")
-        guest = dry_run_map(emulator, translation.argv, arch, why)
-        return Checked(guest, host, devices, how="dry-run")
-
-    def predicted(changed: Sequence[str]) -> Any:
-        return predict(changed, version=version, host_cpu=host.cpu, arch=domain.arch,
-                       host=host.platform)
-
-    def again(changed: Sequence[str]) -> Any:  # a fix, with the <shmem>s placed by the model
-        return domain_ram_bars(predicted(changed), host, with_buses(changed, data, path), devices,
-                               dirs)
-
-    try:
-        guest = _with_host(host, lambda: predicted(translation.argv))
-    except NotModelled as error:  # what the domain's own emulator builds, as the hook does
-        guest = dry_run_map(emulator, translation.argv, arch, f"not modelled ({error.message})")
-        return Checked(guest, host, devices, how="dry-run")
-    if verify:
-        guest = verified(guest, emulator, translation.argv, domain.arch)
-    from layoutd.qemu.config import ram_bars_of
-
-    buses = with_buses(translation.argv, data, path)
-    guest = replace(guest, ram_bars=ram_bars_of(buses))  # the <shmem>s
-    bars = bar_check(guest, host, buses, devices, dirs, emulator, verify, libvirt)
-    guest = place_ram_bars(guest, host, buses, devices, bars)
-    return Checked(for_windows(guest, windows), host, devices,
-                   _fixes_for(translation.argv, guest, again, host, windows),
-                   language="libvirt", bars=bars)
-
-
-def with_buses(argv: Sequence[str], data: bytes | str, source: str) -> list[str]:
-    """The translated arguments with the domain's firmware, root ports and <hostdev> addresses
-    (what the BAR placement needs) instead of the plain vfio-pci devices."""
-    from layoutd.firmware.libvirt import pci_argv
-
-    kept: list[str] = []
-    for word in argv:
-        if kept and kept[-1] == "-device" and word.startswith("vfio-pci,"):
-            kept.pop()
-        else:
-            kept.append(word)
-    return kept + pci_argv(data, source)

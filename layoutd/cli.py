@@ -39,7 +39,8 @@ def _usage() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["hook"]:  # libvirt runs this five times per VM: no argparse, no planner
+    if args[:1] == ["hook"]:
+        # libvirt runs the hook five times per VM: no argparse, no planner
         from layoutd.commands.hook import main as hook_main
 
         return hook_main(args[1:])
@@ -47,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_usage(), file=sys.stdout if args else sys.stderr)
         return 0 if args else 2
     if args[0] == "--version":
+        # only --version asks
         from layoutd import __version__
 
         print(f"layoutd {__version__}")
@@ -55,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"layoutd: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    # stdlib, for the commands only (not the hook)
     import gc
 
     # A command lives well under a second: the cycle collector's passes over what the imports
@@ -69,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _command(name: str, args: list[str]) -> int:
+    # the chosen command's module only
     import importlib
 
     module_name, help_text = COMMANDS[name]
@@ -98,6 +102,7 @@ class UsageError(Exception):
 
 def _parser(name: str, help_text: str) -> argparse.ArgumentParser:
     """argparse that raises instead of printing and exiting, so --format json can answer too."""
+    # argparse: not on the hook's path
     import argparse
 
     class Parser(argparse.ArgumentParser):
@@ -119,6 +124,7 @@ def _parser(name: str, help_text: str) -> argparse.ArgumentParser:
 def _columns() -> int:
     """The terminal's width as shutil.get_terminal_size() says it: $COLUMNS, else the width of
     standard output's terminal, else 80."""
+    # only --help formats
     import os
 
     try:
@@ -139,6 +145,7 @@ def _wants_json(args: Sequence[str]) -> bool:
 
 
 def _print_json(name: str, error: typing.Any, **fields: typing.Any) -> None:
+    # errors only
     import json
 
     from layoutd.emit.outcome import error_document
@@ -154,6 +161,7 @@ class HeldStdout:
     a reader that stops early (`| head -1`) cannot change the exit status the command decided."""
 
     def __enter__(self) -> None:
+        # io: a command's output only, not the hook's
         import io
 
         self.real = sys.stdout
@@ -178,6 +186,7 @@ class HeldStdout:
 
 def _drop_stdout() -> None:
     """Point standard output at /dev/null so the interpreter's last flush cannot fail again."""
+    # os: only after a broken pipe
     import os
 
     try:
@@ -190,6 +199,7 @@ def _drop_stdout() -> None:
 
 def run_reporting_errors(name: str, run: object, options: argparse.Namespace) -> int:
     """Run a command; every error becomes a message (and with --format json, a JSON document)."""
+    # the hook's path never gets here
     import os
 
     from layoutd.errors import LayoutdError

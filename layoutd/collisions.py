@@ -1,10 +1,11 @@
-"""Which guest RAM touches which host hole. Pure."""
+"""Which guest RAM touches which host hole (`check`: the one judgement of a map on a host). Pure."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
 from layoutd.models.common import Address, GuestRegion, Hole
+from layoutd.models.host import HostView
 from layoutd.record import Record
 
 
@@ -49,3 +50,19 @@ def find_collisions(layout: Iterable[GuestRegion], holes: Sequence[Hole]) -> lis
                     )
                 )
     return found
+
+
+def forbidden_touching(host: HostView, layout: Sequence[GuestRegion]) -> list[Hole]:
+    """Every forbidden range (HostView.forbidden) touching some RAM, once each."""
+    seen: dict[tuple[int, int, str, int | None], Hole] = {}
+    for region in layout:
+        for hole in host.holes_for(region):
+            seen.setdefault((hole.start, hole.end, hole.type, hole.group), hole)
+    return sorted(seen.values(), key=lambda h: (h.start, h.end))
+
+
+def check(layout: Sequence[GuestRegion], host: HostView) -> list[Collision]:
+    """The one judgement of a guest map on a host: every overlap of guest RAM with where the host
+    forbids DMA (HostView.forbidden), in address order. Every `check` source, the hook, the
+    live audit and `libvirt fix` ask this."""
+    return find_collisions(layout, forbidden_touching(host, layout))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,12 +22,14 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from layoutd.errors import HostUnavailable, InputError, QemuRefusal
-from layoutd.live.vm import LiveVm
-from layoutd.models.common import GuestRegion
-from layoutd.models.guest import GuestMap
+from layoutd.live.session import QmpMonitor
+from layoutd.live.vm import LiveVm, read_vm
+from layoutd.models.common import GuestRegion, Range
+from layoutd.models.guest import GuestMap, MemoryDeviceInfo, NamedRegion, RamPiece
 from layoutd.qemu.config import ram_bars_of
 from layoutd.qemu.options import Option, keyval, split_argv
 from layoutd.record import Record, field
+from layoutd.units import parse_size
 
 TIMEOUT = float(os.environ.get("LAYOUTD_DRYRUN_TIMEOUT", "20"))
 """Seconds the whole dry run may take (start, QMP, quit); QEMU is killed at the limit."""
@@ -254,8 +257,6 @@ def _join(props: dict[str, str], implied: str) -> str:
 
 
 def _size(text: str) -> int:
-    from layoutd.units import parse_size
-
     return parse_size(text, what="align")
 
 
@@ -319,9 +320,6 @@ def dry_run(binary: str, argv: Sequence[str], arch: str, timeout: float = TIMEOU
     QemuRefusal when QEMU exits instead (its first error line); HostUnavailable when it cannot
     be started or does not answer within `timeout` seconds. Nothing stays behind either way.
     """
-    from layoutd.live.session import QmpMonitor
-    from layoutd.live.vm import read_vm
-
     safe = safe_command(argv, arch, whole)
     try:
         with _started(binary, safe, timeout) as (process, sock):
@@ -417,8 +415,6 @@ def _refusal(binary: str, process: subprocess.Popen[bytes], timeout: float) -> E
 
 def first_error(stderr: str) -> str:
     """QEMU's first error line, without the program prefix and without warnings."""
-    import re
-
     for line in stderr.splitlines():
         text = re.sub(r"^\S*qemu-system-\w+: ", "", line).strip()
         if text and not re.match(r"(-\S+ \S+: )?warning:", text):
@@ -428,9 +424,6 @@ def first_error(stderr: str) -> str:
 
 def guest_map(run: DryRun, argv: Sequence[str], arch: str) -> GuestMap:
     """The dry run's map in the form the model gives (layoutd.models.guest.GuestMap)."""
-    from layoutd.models.common import Range
-    from layoutd.models.guest import GuestMap, MemoryDeviceInfo, NamedRegion, RamPiece
-
     vm = run.vm
     layout = vm.layout()
     memory = vm.device_memory

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 
 from layoutd.errors import InputError
+from layoutd.qemu import versions
 from layoutd.qemu.versions import Version
 
 TIMEOUT = 10.0
@@ -26,7 +28,6 @@ def binary_version(path: str) -> Version | None:
             return Version.parse(cached)
         except InputError:
             pass  # a cache entry another layoutd wrote in some other form: ask the binary again
-    import subprocess  # only a binary not in the cache is run
 
     try:
         result = subprocess.run([path, "--version"], capture_output=True, text=True,
@@ -58,7 +59,6 @@ def data_dirs(path: str) -> tuple[str, ...] | None:
     cached = _cached(path, " -L help")
     if cached is not None:
         return tuple(line for line in cached.split("\n") if line)
-    import subprocess
 
     try:
         result = subprocess.run([path, "-L", "help"], capture_output=True, text=True,
@@ -76,8 +76,6 @@ def data_dirs(path: str) -> tuple[str, ...] | None:
 def version_of_binary(path: str, *, modelled_only: bool = True) -> str:
     """The major.minor `path` says it is; an InputError when it says none, or (modelled_only)
     when the table has no row for it. Unmodelled versions are for the dry run to answer."""
-    from layoutd.qemu import versions
-
     found = binary_version(path)
     if found is None:
         raise InputError(f"{path} --version did not say a QEMU version (cannot run it, or not "

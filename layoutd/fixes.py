@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from layoutd.errors import LayoutdError
 from layoutd.models.guest import GuestMap
-from layoutd.qemu.options import split_argv
+from layoutd.qemu.options import keyval, split_argv
 from layoutd.qemu.versions import AMD_1TIB_SINCE, Version, distro_machine
 from layoutd.record import Record
 from layoutd.units import MiB, format_size
@@ -136,8 +136,6 @@ def distro_machine_fix(args: Sequence[str], predict: Predict, clear: Clear) -> F
 
 def _machine_of(args: Sequence[str]) -> str | None:
     """The machine type the command line asks for (the last -machine with a type)."""
-    from layoutd.qemu.options import keyval
-
     found = None
     for option in split_argv(args):
         if option.name == "machine" and option.value is not None:

@@ -2,7 +2,7 @@
 
 A pool is a plan (`layoutd plan ... --format json`) named by the operator. A host is a member when
 the plan's command line, checked on that host, has no collision of RAM or of an assigned BAR:
-`checking.check_command_line` and `checking.verdict`, the judgement `layoutd check` makes. Where
+`checking.check_command_line` and `firmware.check.verdict`, the judgement `layoutd check` makes. Where
 that check cannot judge (a device the host lacks, BARs the firmware placement does not predict,
 another architecture) the host is not a member and the reason is said.
 
@@ -20,8 +20,9 @@ from typing import Any
 
 from layoutd import checking
 from layoutd.errors import InputError, LayoutdError, UnknownDevice
+from layoutd.firmware.check import verdict
 from layoutd.host import probe_host
-from layoutd.models.common import Range
+from layoutd.models.fleet import HoleFact, Membership, Published, label_name, trait_name
 from layoutd.models.host import HostView
 from layoutd.qemu import versions
 from layoutd.qemu.x86 import AMD_HT_START
@@ -34,10 +35,6 @@ POOL_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,56}[a-z0-9])?$")
 """A pool name: lower case, digits, '-', '_', '.'; at most 58 characters, so that the NFD label
 name `pool-<name>` stays within Kubernetes' 63 and the Nova trait within Placement's 255."""
 
-IOMMU_CLASSES = (39, 46, 48, 52, 57)
-"""Coarse IOMMU width classes published as traits/labels: the host maps at least 2^N."""
-
-
 class Pool(Record):
     """A named plan: what its members must map."""
 
@@ -47,52 +44,6 @@ class Pool(Record):
     arch: str
     qemu_version: str
     qemu_argv: tuple[str, ...]
-
-
-class Membership(Record):
-    pool: str
-    member: bool
-    reasons: tuple[str, ...]  # why not (each collision, or why it could not be judged); empty for members
-    warnings: tuple[str, ...] = ()  # what the check said about a member (e.g. an unknown IOMMU width)
-
-
-class HoleFact(Record):
-    start: int
-    end: int
-    type: str  # the kernel's reserved_regions type
-    kind: str  # amd-ht | rmrr | rmr | msi-window | msi-doorbell | reserved
-    groups: tuple[int, ...]
-
-
-class Published(Record):
-    """One host's facts for schedulers."""
-
-    source: str
-    arch: str | None
-    cpu_vendor: str
-    cpu_phys_bits: int | None
-    iommu_bits: int | None  # None: no source said the IOMMU's width
-    aperture_end: int | None
-    usable: tuple[Range, ...]
-    holes: tuple[HoleFact, ...]
-    pools: tuple[Membership, ...]
-    warnings: tuple[str, ...]
-
-    def kinds(self) -> set[str]:
-        return {hole.kind for hole in self.holes}
-
-    def members(self) -> list[str]:
-        return [m.pool for m in self.pools if m.member]
-
-
-def trait_name(pool: str) -> str:
-    """The contract's Nova trait for a pool: CUSTOM_LAYOUTD_POOL_<NAME>."""
-    return "CUSTOM_LAYOUTD_POOL_" + re.sub(r"[^A-Z0-9]", "_", pool.upper())
-
-
-def label_name(pool: str) -> str:
-    """The contract's NFD label for a pool (value `true`, on members only)."""
-    return f"layoutd.io/pool-{pool}"
 
 
 def parse_pool_option(text: str) -> tuple[str, str]:
@@ -177,13 +128,13 @@ def membership(pool: Pool, source: str, host: HostView) -> Membership:
     except LayoutdError as error:
         return Membership(pool=pool.name, member=False,
                           reasons=(f"could not be judged: {error.render()}",))
-    found = checking.verdict(checked.guest, checked.host, checked.bars)
+    found = verdict(checked.guest, checked.host, checked.bars)
     if found:
         return Membership(pool=pool.name, member=False,
                           reasons=tuple(collision.describe() for collision in found))
     unknown = checking.unjudged(checked.bars)
     if unknown:
-        why = checked.bars.notes[0] if checked.bars.notes else "nothing told their place"
+        why = checked.bars.notes[0] if checked.bars and checked.bars.notes else "nothing told their place"
         return Membership(pool=pool.name, member=False,
                           reasons=(f"could not be judged: where {', '.join(unknown)} lie ({why})",))
     return Membership(pool=pool.name, member=True, reasons=(),

@@ -10,7 +10,23 @@ it would load), unless --qemu-version says otherwise.
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from layoutd.boot import booted_placement
+from layoutd.dryrun import differences, dry_run
+from layoutd.emit.argv import qemu_argv
+from layoutd.emit.qmp import qmp_commands
+from layoutd.emulator import data_dirs, on_path, version_of_binary
+from layoutd.errors import HostUnavailable, LayoutdError, NoAnswer, NoLayout
+from layoutd.firmware.builds import Build
+from layoutd.firmware.files import identify
+from layoutd.firmware.guest import family_of, read_argv
+from layoutd.host import probe_host
+from layoutd.models.plan import Plan, PlannedHostCpu
+from layoutd.qemu import versions
 from layoutd.record import Record, replace
+from layoutd.solver import combine, solve_spec
+from layoutd.solver.fit import fit_bars
+from layoutd.solver.oracle import compare, model_map, windows_above
+from layoutd.solver.suggest import Suggestion
 
 if TYPE_CHECKING:
     from layoutd.errors import NoLayout
@@ -36,16 +52,12 @@ def qemu_target(chosen: str | None, binary: str | None, arch: str) -> QemuTarget
     """--qemu-version; else the binary (--verify's, else qemu-system-ARCH on PATH, as `check`
     asks it): its own version when modelled, else the nearest older modelled one; with no QEMU
     on PATH, the default version, said so."""
-    from layoutd.emulator import on_path
-    from layoutd.qemu import versions
-
     if chosen is not None:
         return QemuTarget(str(versions.row(chosen).version), "--qemu-version")
     path = on_path(binary or f"qemu-system-{arch}")
     if path is None and binary is None:
         return QemuTarget(str(versions.DEFAULT), f"no qemu-system-{arch} on PATH; --qemu-version "
                           "X.Y chooses another")
-    from layoutd.emulator import data_dirs, version_of_binary
 
     found = version_of_binary(path or str(binary), modelled_only=False)
     how = f"{path or binary} --version"
@@ -61,9 +73,6 @@ def qemu_target(chosen: str | None, binary: str | None, arch: str) -> QemuTarget
 def verify(plan: "Plan", binary: str, note: str) -> "Plan":
     """The plan, if a dry run of `binary` with its whole command line (VFIO devices left out)
     starts and builds exactly its RAM map (`note`: said with a refusal; the plan has it)."""
-    from layoutd.dryrun import differences, dry_run
-    from layoutd.errors import NoAnswer
-
     run = dry_run(binary, plan.qemu_argv, plan.config.arch, whole=True)
     wrong = differences(plan.layout, run.vm.layout())
     if wrong:
@@ -76,9 +85,6 @@ def verify(plan: "Plan", binary: str, note: str) -> "Plan":
 def make_plan(spec: "VmSpec", sources: Sequence[str], qemu: "str | QemuTarget") -> "Plan":
     """Probe every host, solve, check the argv on the QEMU model, and build the Plan, made for
     `qemu` (a version alone: its rules, and the firmware Debian ships with it)."""
-    from layoutd.host import probe_host
-    from layoutd.solver import combine, solve_spec
-
     if not isinstance(qemu, QemuTarget):
         qemu = QemuTarget(qemu, "--qemu-version")
     version = qemu.version
@@ -109,8 +115,6 @@ def make_plan(spec: "VmSpec", sources: Sequence[str], qemu: "str | QemuTarget") 
 def firmware_of(plan: "Plan", qemu: QemuTarget) -> tuple[Any, str | None]:
     """The firmware build the plan's command line boots on `qemu` (files.identify), and how it
     was found."""
-    from layoutd.firmware.files import identify
-
     return identify(plan.config.firmware, qemu.version, plan.config.arch, qemu.dirs)
 
 
@@ -127,17 +131,12 @@ class BarFitter:
         self.version = qemu.version
 
     def replan(self, variant: "VmSpec", oracle: bool = True) -> "Plan":
-        from layoutd.solver import solve_spec
-
         solved = solve_spec(variant, self.target, self.version, self.target_for)
         return assemble(variant, self.target, solved, self.version, oracle)
 
     def fit(self, spec: "VmSpec", plan: "Plan") -> "Plan":
         """The plan with its BARs placed, every one where the hosts' IOMMUs map it, or a "no";
         a firmware build layoutd does not know is said so."""
-        from layoutd.errors import NoLayout
-        from layoutd.firmware.fit import fit_bars
-
         build, note = firmware_of(plan, self.qemu)
         if build is None and plan.config.arch == "x86_64" and plan.config.firmware:
             return self.fit_booted(spec, plan, plan.config.firmware, note or "")
@@ -152,10 +151,6 @@ class BarFitter:
     def newer_qemu(self, spec: "VmSpec", error: "NoLayout") -> "NoLayout":
         """arm virt on a QEMU without highmem-mmio (7.2): a "no" with nothing close says when
         the oldest modelled QEMU that has it plans (highmem_mmio: false), planned with it."""
-        from layoutd.errors import LayoutdError, NoLayout
-        from layoutd.qemu import versions
-        from layoutd.solver.suggest import Suggestion
-
         if error.suggestions or spec.arch != "aarch64" or versions.row(self.version).virt_highmem_props:
             return error
         newer = next((row for row in versions.ROWS.values() if row.virt_highmem_props
@@ -181,13 +176,6 @@ class BarFitter:
         """A firmware without a model: each candidate plan's BARs placed by booting it
         (layoutd.boot) with the QEMU binary asked (else qemu-system-x86_64 on PATH); one that
         cannot be booted is said: the BARs are not judged."""
-        from layoutd.boot import booted_placement
-        from layoutd.emulator import on_path
-        from layoutd.errors import HostUnavailable
-        from layoutd.firmware.builds import Build
-        from layoutd.firmware.fit import fit_bars
-        from layoutd.firmware.guest import family_of, read_argv
-
         binary = self.qemu.binary or on_path("qemu-system-x86_64") or "qemu-system-x86_64"
         label = f"firmware {firmware}"
         said: list[str] = []
@@ -210,8 +198,6 @@ class BarFitter:
         return replace(placed, warnings=(*placed.warnings, *said))
 
     def accept(self, variant: "VmSpec") -> bool:
-        from layoutd.errors import LayoutdError
-
         try:
             self.fit(variant, self.replan(variant, oracle=False))
         except LayoutdError:
@@ -230,10 +216,6 @@ def bar_fitter(spec: "VmSpec", target: "Target", qemu: QemuTarget, first: "HostV
 def assemble(spec: "VmSpec", target: "Target", solved: "Solved", version: str,
              oracle: bool = True) -> "Plan":
     """The Plan; `oracle`: check the emitted argv on the QEMU model (off: a trial for the BARs)."""
-    from layoutd.emit.argv import qemu_argv
-    from layoutd.emit.qmp import qmp_commands
-    from layoutd.models.plan import Plan, PlannedHostCpu
-
     argv = qemu_argv(solved.config, qemu_version=version)
     host_cpu = PlannedHostCpu(vendor=target.host_vendor, phys_bits=target.host_phys_bits,
                               kvm_smm=target.kvm_smm)
@@ -264,9 +246,6 @@ def oracle_check(
 ) -> tuple["GuestMap", tuple[str, ...]]:
     """Run the QEMU model on the emitted argv: the plan stands only if it yields the planned map.
     Returns the model's map: every figure of the plan about QEMU's regions comes from it."""
-    from layoutd.errors import NoAnswer
-    from layoutd.solver.oracle import compare, model_map, windows_above
-
     guest = model_map(argv, version, host_cpu, solved.config.arch, target.platform)
     predicted = guest.layout
     problems = compare(solved.layout, predicted, target.holes)

@@ -19,6 +19,8 @@ import shlex
 import subprocess
 from collections.abc import Sequence
 
+from layoutd.checking import check_command_line
+from layoutd.collisions import check
 from layoutd.errors import HostUnavailable, InputError
 from layoutd.record import Record, field
 
@@ -86,8 +88,6 @@ def judge(argv: Sequence[str], host_source: str | None, devices: Sequence[str] =
           version: str | None = None) -> Judgement:
     """The VM's command line checked as `check` does; a refusal only for RAM or an assigned BAR
     in a host hole (what makes QEMU fail with vfio_dma_map -22)."""
-    from layoutd.checking import check, check_command_line
-
     checked = check_command_line(argv, host_source=host_source, given=devices, version=version)
     guest, host = checked.guest, checked.host
     ram = check(guest.layout, host)

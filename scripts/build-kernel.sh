@@ -5,7 +5,7 @@
 # No Debian kernel enables CONFIG_IOMMUFD, so this builds one from Debian's own kernel source
 # (`linux-source-6.12` from bookworm-backports, fetched with apt-get download, unpacked), with a
 # small config: `make tinyconfig` plus scripts/kernel-config/{common,ARCH,VARIANT}.config, all
-# built in. Two variants per architecture:
+# built in. Two variants (x86_64 both, arm64 compat-on only):
 #   compat-off  VFIO_CONTAINER=n, IOMMUFD_VFIO_CONTAINER=n: no /dev/vfio/vfio, only iommufd
 #   compat-on   VFIO_CONTAINER=n, IOMMUFD_VFIO_CONTAINER=y: /dev/vfio/vfio served by iommufd
 # x86_64 natively, arm64 with Debian's gcc-aarch64-linux-gnu. The second variant of an
@@ -25,8 +25,9 @@ PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 JOBS=${LAYOUTD_KERNEL_JOBS:-2}
 CONF=scripts/kernel-config
-VARIANTS=(compat-off compat-on)
-ARCHES=(x86_64)  # arm64 (SMMUv3) is cross-built the same way once its guest cases land
+ARCHES=(x86_64 arm64)
+# x86_64 in both variants; arm64 (cross-built, the slower build) in the one its guest case uses
+variants() { case $1 in arm64) echo compat-on ;; *) echo compat-off compat-on ;; esac; }
 
 . scripts/guest-apt.sh
 
@@ -62,7 +63,7 @@ build() {  # build ARCH(x86_64|arm64): both variants into $out
         arm64) karch=arm64; image=arch/arm64/boot/Image; cross=aarch64-linux-gnu- ;;
     esac
     local make=(nice -n 10 make -s -C "$K/src" O="$dir" ARCH="$karch" CROSS_COMPILE="$cross")
-    for variant in "${VARIANTS[@]}"; do
+    for variant in $(variants "$arch"); do
         [ -s "$out/$arch-$variant" ] && continue
         echo "build-kernel: $arch $variant (linux-source-6.12 $version, -j$JOBS)"
         mkdir -p "$dir"
@@ -88,7 +89,7 @@ build() {  # build ARCH(x86_64|arm64): both variants into $out
 
 need_build=0
 for arch in "${ARCHES[@]}"; do
-    for variant in "${VARIANTS[@]}"; do [ -s "$out/$arch-$variant" ] || need_build=1; done
+    for variant in $(variants "$arch"); do [ -s "$out/$arch-$variant" ] || need_build=1; done
 done
 if [ "$need_build" = 1 ]; then
     start=$SECONDS
@@ -117,9 +118,10 @@ done
 entries=""
 for arch in "${ARCHES[@]}"; do
     case $arch in x86_64) name=x86_64 deb=amd64 ;; arm64) name=aarch64 deb=arm64 ;; esac
+    images=""
+    for variant in $(variants "$arch"); do images+="\"$variant\": \"$out/$arch-$variant\", "; done
     entries+=",
-  \"$name\": {\"compat-off\": \"$out/$arch-compat-off\", \"compat-on\": \"$out/$arch-compat-on\",
-             \"initramfs\": \"$(initramfs "$deb")\"}"
+  \"$name\": {$images\"initramfs\": \"$(initramfs "$deb")\"}"
 done
 printf '{\n  "source": "linux-source-6.12 %s"%s\n}\n' "$version" "$entries" > "$K/manifest.json.tmp"
 mv "$K/manifest.json.tmp" "$K/manifest.json"

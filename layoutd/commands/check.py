@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--connect URI only applies with --libvirt-domain NAME")
     if args.qmp or args.libvirt_domain:
         return _run_live(args)
-    from layoutd import checking
+    # the QEMU model (a dry run if need be) and the report: for a command line or a domain
+    from layoutd.checking import check_command_line, unjudged
     from layoutd.emit.report import report
 
     options = {"host_source": args.host, "given": device_list(args.devices),
@@ -68,25 +69,29 @@ def run(args: argparse.Namespace) -> int:
                "windows": args.guest == "windows"}
     if args.libvirt_version is not None and not args.libvirt:
         raise InputError("--libvirt-version X.Y only applies with --libvirt DOMAIN.xml")
-    checked = (checking.check_domain_file(args.libvirt, libvirt=args.libvirt_version, **options)
-               if args.libvirt else checking.check_command_line(command, **options))
+    if args.libvirt:
+        from layoutd.libvirt.guard import check_domain_file  # the domain reader: --libvirt only
+
+        checked = check_domain_file(args.libvirt, libvirt=args.libvirt_version, **options)
+    else:
+        checked = check_command_line(command, **options)
     text, found = report(checked.guest, checked.host, args.format, checked.devices,
                          checked.fixes_for, checked.language, checked.bars, checked.how)
     if args.libvirt and args.format == "text" and "\nwould work: <" in text:
-        from layoutd.libvirt.guard import libvirt_target
+        from layoutd.libvirt_versions import libvirt_target  # loaded already (check_domain_file)
 
         text += f"note: the XML above is for {libvirt_target(args.libvirt_version)}\n"
     sys.stdout.write(text)
     if found:
         return 1
-    return 3 if checking.unjudged(checked.bars) else 0
+    return 3 if unjudged(checked.bars) else 0
 
 
 def _run_live(args: argparse.Namespace) -> int:
     """Audit a running VM's real map: exit 1 when some RAM touches a forbidden range."""
-    from layoutd.emit.report import audit_json, audit_text
-    from layoutd.live.audit import audit
-    from layoutd.live.session import open_monitor
+    # QMP: --qmp and --libvirt-domain only
+    from layoutd.live.audit import audit, audit_json, audit_text
+    from layoutd.live.virsh import open_monitor
 
     monitor = open_monitor(args.qmp, args.libvirt_domain, args.connect)
     try:

@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    # this command's modules: not for its --help
     import os
 
     from layoutd.emit.fleet import render
@@ -86,6 +87,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _dumps_in(folder: str) -> list[str]:
+    # as _publish()
     import os
 
     try:
@@ -99,6 +101,7 @@ def _dumps_in(folder: str) -> list[str]:
 
 def _write_atomically(path: str, text: str) -> None:
     """A reader (nfd-worker, nova-compute) sees the old file or the new one, never half."""
+    # as _publish()
     import os
 
     folder, name = os.path.split(os.path.abspath(path))
@@ -114,6 +117,7 @@ def _write_atomically(path: str, text: str) -> None:
 
 
 def _pools(args: argparse.Namespace) -> int:
+    # as _publish()
     from layoutd.fleet import load_pools, pool_table, publish
 
     pools = load_pools(args.pool)

@@ -88,10 +88,12 @@ def prepare(call: Call, config: hookconf.HookConfig) -> int:
 def check(call: Call, config: hookconf.HookConfig) -> int:
     """Refuse only a proven collision: where the model cannot answer (not modelled) or says QEMU
     itself would refuse the domain, log a warning and let libvirt go on."""
+    # the check itself: a judged operation only
     from layoutd.errors import LayoutdError, NotModelled, QemuRefusal, TimeLimit
 
     try:
         xml = sys.stdin.buffer.read(STDIN_LIMIT + 1)
+        # loaded under the time limit, like the rest of the check
         from layoutd.libvirt.guard import check_domain
 
         report = check_domain(xml, config)

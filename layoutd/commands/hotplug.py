@@ -43,11 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # this command's modules: cli.py loads a command module for its --help too
     from layoutd.live.audit import host_for
     from layoutd.live.hotplug import HotplugFailed, execute, execute_libvirt, plan
     from layoutd.live.lock import vm_lock
     from layoutd.live.placement import Refusal
-    from layoutd.live.session import VirshMonitor, open_monitor
+    from layoutd.live.virsh import VirshMonitor, open_monitor
     from layoutd.live.vm import read_vm
 
     request = make_request(args)
@@ -82,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def make_request(args: argparse.Namespace) -> Any:
+    # as run() (see there)
     from layoutd.errors import InputError
     from layoutd.live.hotplug import Request
     from layoutd.units import parse_size
@@ -103,6 +105,7 @@ def show(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
 
 
 def refuse(args: argparse.Namespace, size: int, refusal: Refusal) -> int:
+    # as run() (see there)
     from layoutd.units import format_size, hex_addr
 
     message = f"cannot place {format_size(size)}: {refusal.message()}; nothing was added"
@@ -123,6 +126,7 @@ def failure(args: argparse.Namespace, chosen: HotplugPlan, host: HostView, faile
 
 
 def plan_json(chosen: HotplugPlan, host: HostView, sent: list[Command], executed: bool) -> dict[str, Any]:
+    # as run() (see there)
     from layoutd.units import hex_addr
 
     document: dict[str, Any] = {
@@ -150,6 +154,7 @@ def plan_json(chosen: HotplugPlan, host: HostView, sent: list[Command], executed
 
 
 def render_plan(chosen: HotplugPlan, executed: bool, sent: list[Command] | None = None) -> str:
+    # as run() (see there)
     from layoutd.units import format_size
 
     node = f" on node {chosen.node}" if chosen.node is not None else ""

@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # this command's modules: not for its --help
     from layoutd.errors import InputError
     from layoutd.libvirt import hookconf
 

@@ -35,15 +35,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # this command's modules: not for its --help
     from layoutd.errors import InputError
 
     if not 0 < args.timeout <= 3600:
         raise InputError("must be between 0 and 3600 seconds", field="--timeout")
     host = args.host or os.environ.get("LAYOUTD_HOST") or "live"
     if args.action == "serve":
+        # this command's modules: not for its --help
         from layoutd.kubevirt.server import serve
 
         return serve(args.socket, host, args.qemu_version, timeout=args.timeout)
+    # as serve above
     from layoutd.kubevirt.define import on_define_domain
 
     with time_limit(args.timeout):
@@ -62,6 +65,7 @@ class time_limit:  # a `with` statement, named like one
         self.seconds = seconds
 
     def __enter__(self) -> None:
+        # only define-domain's time limit
         import signal
 
         from layoutd.errors import TimeLimit
@@ -73,6 +77,7 @@ class time_limit:  # a `with` statement, named like one
         signal.setitimer(signal.ITIMER_REAL, self.seconds)
 
     def __exit__(self, *_: object) -> None:
+        # as __enter__
         import signal
 
         signal.setitimer(signal.ITIMER_REAL, 0)

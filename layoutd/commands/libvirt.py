@@ -29,13 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # this command's modules: not for its --help
     from layoutd.libvirt import fix as fixing
-    from layoutd.libvirt.guard import libvirt_target
+    from layoutd.libvirt_versions import libvirt_target
 
     data = _read(args.domain)
     libvirt = libvirt_target(args.libvirt_version)
     hosts = args.host or [os.environ.get("LAYOUTD_HOST") or "live"]
     if args.action == "apply":
+        # apply only
         from layoutd.models.spec import load_spec
 
         result, plan = fixing.apply(data, args.domain, load_spec(args.spec), hosts, args.qemu_version,
@@ -52,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read(path: str) -> bytes:
+    # as run()
     from layoutd.errors import InputError
 
     try:
@@ -62,6 +65,7 @@ def _read(path: str) -> bytes:
 
 
 def _write(data: bytes, output: str | None) -> None:
+    # as run()
     from layoutd.errors import InputError
 
     if output is None or output == "-":

@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="host source (live, a root tree, or a dump); repeat for migration targets",
     )
+    # the version table, for --help's list of versions
     from layoutd.qemu import versions
 
     parser.add_argument(
@@ -50,18 +51,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # this command's modules: not for its --help
     from layoutd.errors import InputError, UnknownDevice
     from layoutd.models.spec import load_spec, spec_device_origins
     from layoutd.planning import make_plan, qemu_target, verify
     from layoutd.qemu import versions
+    from layoutd.record import replace
 
     if args.qemu_version is not None and not versions.is_modelled(args.qemu_version):
         raise InputError(f"--qemu-version {args.qemu_version!r}: modelled versions are "
                          f"{versions.names()}")
     spec = load_spec(args.spec)
     if args.guest is not None:
-        from layoutd.record import replace
-
         spec = replace(spec, guest=args.guest)
     sources = args.host or [os.environ.get("LAYOUTD_HOST") or "live"]
     binary = (args.verify or f"qemu-system-{spec.arch}") if args.verify is not None else None
@@ -72,11 +73,13 @@ def run(args: argparse.Namespace) -> int:
         raise error.at(spec_device_origins(spec, args.spec)) from None
     if binary is not None:
         plan = verify(plan, binary, qemu.note)
+    # the planner's encoders, after the plan
     from layoutd.emit.plan import render
 
     target = None
     if args.format == "libvirt":
-        from layoutd.libvirt.guard import libvirt_target
+        # --format libvirt only
+        from layoutd.libvirt_versions import libvirt_target
 
         found = libvirt_target(args.libvirt_version)
         target = (found.version, found.how)
@@ -85,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write(text: str, output: str | None) -> None:
+    # as run()
     from layoutd.errors import InputError
 
     if output is None or output == "-":

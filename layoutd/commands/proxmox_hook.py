@@ -66,6 +66,7 @@ def main(args: Sequence[str]) -> int:
 def judge(vmid: str, config: hookconf.HookConfig) -> int:
     """Refuse only a proven collision; what layoutd cannot model or QEMU would refuse itself is
     logged and the VM starts (as the libvirt hook)."""
+    # the judgement: pre-start only (the other phases return first)
     from layoutd.errors import LayoutdError, NotModelled, QemuRefusal, TimeLimit
     from layoutd.proxmox import judge as judge_argv
     from layoutd.proxmox import showcmd

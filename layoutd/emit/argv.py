@@ -1,5 +1,6 @@
 """QEMU arguments from a QemuConfig. Pure: the same config always gives the same argv."""
 
+import shlex
 from collections.abc import Sequence
 
 from layoutd.emit.qmp import DRIVER, QOM_TYPE
@@ -121,8 +122,6 @@ def _viommu(config: QemuConfig, qemu: QemuRelease) -> list[str]:
 
 def shell_lines(args: Sequence[str], binary: str = "qemu-system-x86_64") -> str:
     """Shell-quoted, one option per line, ready to paste."""
-    import shlex  # only the argv format quotes
-
     lines = [shlex.quote(binary)]
     index = 0
     while index < len(args):

@@ -1,5 +1,5 @@
 """`layoutd fleet publish`'s documents, one per engine: JSON, Nova's provider.yaml, an NFD
-feature file and an NFD NodeFeature object. Pure: the facts come from layoutd.fleet.
+feature file and an NFD NodeFeature object. Pure: the facts (models/fleet.py) come from layoutd.fleet.
 
 Nova (nova/compute/provider_config.py, SCHEMA_V1): only CUSTOM_ traits, on `$COMPUTE_NODE`.
 NFD (pkg/apis/nfd/validate): label names are prefixed qualified names outside kubernetes.io,
@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from layoutd.fleet import IOMMU_CLASSES, Published, label_name, trait_name
+from layoutd.models.fleet import IOMMU_CLASSES, Published, label_name, trait_name
 from layoutd.units import hex_addr
 
 LABEL_PREFIX = "layoutd.io/"

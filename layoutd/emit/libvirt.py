@@ -8,12 +8,12 @@ CPU with maxphysaddr, <pcihole64>, and <qemu:commandline> for what libvirt canno
 from __future__ import annotations
 
 import uuid
-from xml.sax.saxutils import escape, quoteattr
 
+from layoutd.emit import elements as el
+from layoutd.emit.markup import escape, quoteattr
 from layoutd.firmware.builds import EFI_ARM, EFI_ARM_PFLASH
 from layoutd.firmware.guest import MMIO64_FILE
-from layoutd.libvirt import elements as el
-from layoutd.libvirt.argv import (
+from layoutd.libvirt_versions import (
     OLDEST_LIBVIRT,
     PASSTHROUGH_LIMIT_SINCE,
     VIRTIO_AW_BITS_SINCE,

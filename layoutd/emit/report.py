@@ -1,7 +1,8 @@
 """What `layoutd check` prints for a guest map on a host: the map, then collisions. Pure.
 
 Shared by the sources of `check` (a QEMU command line, a libvirt domain: `report`; a running VM:
-`audit_json`, `audit_text`). The command prints the document and sets the exit status.
+live/audit.py, with `map_json` and `map_text`). The command prints the document and sets the
+exit status.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from layoutd.collisions import check
+from layoutd.emit.svg import render_check
+from layoutd.firmware.check import verdict
 from layoutd.models.validate import to_json
 from layoutd.qemu.x86 import hole64_with_bars
 from layoutd.record import replace
@@ -21,7 +25,6 @@ if TYPE_CHECKING:
     from layoutd.collisions import Collision
     from layoutd.firmware.check import BarCheck
     from layoutd.fixes import Fix
-    from layoutd.live.audit import AuditResult
     from layoutd.models.common import GuestRegion
     from layoutd.models.guest import GuestMap
     from layoutd.models.host import HostView
@@ -36,8 +39,6 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
     `language`: argv options or libvirt XML). `bars`: where the firmware puts the assigned
     devices' 64-bit BARs, and their collisions (kind `bar`). `how`: how the RAM map is known
     (model | dry-run), said in JSON's `how_known` with the BARs'."""
-    from layoutd.checking import check, verdict
-
     ram = check(guest.layout, host)
     found = verdict(guest, host, bars)
     fixes: list[Any] = list(fixes_for()) if ram and fixes_for else []
@@ -52,8 +53,6 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
     if bars and bars.notes:
         guest = replace(guest, warnings=(*guest.warnings, *bars.notes))
     if fmt == "svg":
-        from layoutd.emit.svg import render_check
-
         return render_check(seen(guest, bars), host.forbidden(), found,
                             bars.bars if bars else []), found
     if fmt == "json":
@@ -171,32 +170,3 @@ def map_text(header: str, layout: Sequence[GuestRegion], found: Sequence[Collisi
     lines += [f"note: {note}" for note in notes]
     lines += [f"warning: {warning}" for warning in dict.fromkeys(warnings)]  # each said once
     return "\n".join(lines) + "\n"
-
-
-def audit_json(result: AuditResult) -> dict[str, Any]:
-    """`check --qmp` / `--libvirt-domain`: the running VM's real map, as JSON."""
-    vm = result.vm
-    return {
-        **map_json(result.layout, result.collisions),
-        "device_memory": to_json(vm.device_memory) if vm.device_memory else None,
-        "memory_devices": [
-            {"kind": d.kind, "id": d.id, "start": hex(d.start), "end": hex(d.end),
-             "node": d.node, "memdev": d.memdev} for d in vm.devices
-        ],
-        "vm": {"monitor": vm.name, "qemu": ".".join(map(str, vm.version)), "arch": vm.arch,
-               "machine": vm.machine, "phys_bits": vm.phys_bits},
-        "devices": result.devices,
-        "source": result.host.source,
-        "warnings": result.warnings,
-    }
-
-
-def audit_text(result: AuditResult) -> str:
-    vm = result.vm
-    header = (f"VM {vm.name}: QEMU {'.'.join(map(str, vm.version))} {vm.machine or vm.arch}, "
-              f"phys-bits {vm.phys_bits}, host {result.host.source}, "
-              f"devices: {', '.join(result.devices) or 'every IOMMU group'}")
-    others = []
-    if vm.device_memory is not None:
-        others.append(("device-memory", vm.device_memory.start, vm.device_memory.end))
-    return map_text(header, result.layout, result.collisions, result.warnings, others=others)

@@ -14,8 +14,9 @@ import itertools
 import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
-from xml.sax.saxutils import escape, quoteattr
 
+from layoutd.emit.markup import escape, quoteattr
+from layoutd.emit.text import guest_regions
 from layoutd.record import Record
 from layoutd.units import hex_addr, human_size
 
@@ -51,7 +52,6 @@ def render(plan: Plan) -> str:
     top = max((r.end for r in plan.usable), default=U64_END - 1)
     if top < U64_END - 1:
         spans.append(Span(top + 1, U64_END - 1, "hole", "limit", "above what every host maps"))
-    from layoutd.emit.text import guest_regions
 
     spans += _region_spans(guest_regions(plan))
     window = None if plan.regions else _hole64(plan)

@@ -19,7 +19,7 @@ PciHostBridgeDxe, which did not change these rules between those releases).
 
 from __future__ import annotations
 
-from layoutd.firmware import Board, Placed, Placement
+from layoutd.firmware.board import Board, Placed, Placement
 from layoutd.firmware.builds import Build
 from layoutd.firmware.pcibus import aperture, assign, fit
 from layoutd.units import hex_addr, human_size

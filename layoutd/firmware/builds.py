@@ -6,6 +6,7 @@ bios-256k.bin, and the plan is made for the build that file is (files.identify).
 are known by their files (read from the trixie and sid roots the test scripts make).
 """
 
+from layoutd.qemu.versions import is_modelled, row
 from layoutd.record import Record
 
 
@@ -83,8 +84,6 @@ BY_NAME = {"seabios": SEABIOS_12, "ovmf": OVMF_12}
 def default_for_qemu(version: str) -> Build | None:
     """QEMU's own default (-bios bios-256k.bin from its data folders) as Debian pairs them;
     None for a QEMU the version table does not know."""
-    from layoutd.qemu.versions import is_modelled, row
-
     if not is_modelled(version):
         return None
     wanted = row(version).seabios

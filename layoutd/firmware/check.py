@@ -5,9 +5,11 @@ unassigned. Pure: the caller identifies the firmware and reads the host.
 
 from collections.abc import Callable, Mapping, Sequence
 
-from layoutd.collisions import Collision
-from layoutd.firmware import Placement, place
+from layoutd.collisions import Collision, check
+from layoutd.firmware import place
+from layoutd.firmware.board import Placement
 from layoutd.firmware.builds import Build
+from layoutd.firmware.fixes import BarFix
 from layoutd.firmware.guest import GuestPci, board
 from layoutd.models.common import U64_MAX, Hole, Range
 from layoutd.models.guest import GuestMap
@@ -22,10 +24,17 @@ class BarCheck(Record, kw_only=False, frozen=False):
     collisions: list[Collision] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     placement: Placement | None = None
-    fixes: Callable[[], list[object]] | None = None  # the changes that clear the BAR collisions
+    fixes: Callable[[], list[BarFix]] | None = None  # the changes that clear the BAR collisions
     how_known: str = "model"  # model | boot | unknown
     not_judged: list[str] = field(default_factory=list)  # "BDF BARn" whose place nothing told
     loaded: str | None = None  # which file QEMU loads, when no firmware was named
+
+
+def verdict(guest: GuestMap, host: HostView, bars: BarCheck | None) -> list[Collision]:
+    """Every collision `check` reports for a map: its RAM's (collisions.check) and, where the
+    firmware placement ran (`bars`), the assigned BARs'. The one answer of `check`'s report and
+    of fleet pool membership."""
+    return [*check(guest.layout, host), *(bars.collisions if bars else [])]
 
 
 def check_bars(guest: GuestMap, host: HostView, pci: GuestPci, build: Build | None,

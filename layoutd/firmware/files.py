@@ -6,6 +6,7 @@ binary's own, `QEMU -L help`), else, when no binary is asked, the SeaBIOS Debian
 QEMU version (and said so). A relative -bios name is searched as QEMU searches it.
 """
 
+import hashlib
 import os
 from collections.abc import Sequence
 
@@ -50,8 +51,6 @@ def identify(path: str | None, version: str, arch: str = "x86_64",
 
 def _hashed(found: str, arch: str, path: str | None = None) -> tuple[Build | None, str | None]:
     """The build of the file at `found` by its sha256 (`path`: as the command line named it)."""
-    import hashlib  # only a firmware file is hashed
-
     said = path or found
     try:
         with open(found, "rb") as handle:

@@ -6,8 +6,7 @@ checked again (RAM and BARs) before it is shown. Pure.
 from collections.abc import Callable, Sequence
 
 from layoutd.firmware.guest import MMIO64_FILE
-from layoutd.libvirt.argv import PASSTHROUGH_LIMIT_SINCE, LibvirtVersion
-from layoutd.libvirt.elements import mode_for, physaddr_for
+from layoutd.libvirt_versions import PASSTHROUGH_LIMIT_SINCE, LibvirtVersion, mode_for, physaddr_for
 from layoutd.qemu.options import split_argv
 from layoutd.record import Record
 from layoutd.units import GiB, format_size

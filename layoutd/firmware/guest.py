@@ -9,7 +9,7 @@ pcie-root-port's bus has one slot.
 
 from collections.abc import Mapping, Sequence
 
-from layoutd.firmware import FOUR_GIB, PORT_BARS, Bar, Board, PciDevice, RootPort
+from layoutd.firmware.board import FOUR_GIB, PORT_BARS, Bar, Board, PciDevice, RootPort
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import Device
 from layoutd.qemu.options import keyval, parse_int, split_argv

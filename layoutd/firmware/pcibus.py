@@ -22,7 +22,7 @@ in its windows (AllocateResource). The platform gives the windows and the hotplu
 
 from __future__ import annotations
 
-from layoutd.firmware import Bar, Board, PciDevice, RootPort
+from layoutd.firmware.board import Bar, Board, PciDevice, RootPort
 from layoutd.record import Record, field, replace
 from layoutd.units import KiB, MiB, align_up
 

@@ -4,7 +4,8 @@ map: outside every host's usable IOVA ranges, beyond the guest's phys-bits, or u
 
 from collections.abc import Mapping, Sequence
 
-from layoutd.firmware import Placement, place
+from layoutd.firmware import place
+from layoutd.firmware.board import Placement
 from layoutd.firmware.builds import Build
 from layoutd.firmware.guest import board, family_of, page_1g, read_argv
 from layoutd.models.common import Range

@@ -21,7 +21,7 @@ pci_bios_map_devices), releases 1.16.2 and 1.16.3.
   port keeps its children's alignment when larger than the padding.
 """
 
-from layoutd.firmware import (
+from layoutd.firmware.board import (
     FOUR_GIB,
     ROM,
     Board,

@@ -9,6 +9,12 @@ import os
 from collections.abc import Sequence
 
 from layoutd.errors import HostUnavailable, InputError
+from layoutd.host import iommufd, type1
+from layoutd.host.dump import read_dump, replay, write_dump
+from layoutd.host.kvm import kvm_smm
+from layoutd.host.sysfs import normalize_bdf, read_tree
+from layoutd.host.topology import VFIO_DRIVER, select_groups, viability_warnings
+from layoutd.host.view import build_view
 from layoutd.models.host import HostFacts, HostView, IoctlReply
 from layoutd.record import Record, field, replace
 
@@ -31,11 +37,8 @@ def probe_host(source: str | None, devices: Sequence[str] | None = None) -> Host
 
 def record_host(path: str, source: str | None, devices: Sequence[str] | None = None) -> HostView:
     """Probe, then write everything learned (incl. raw ioctl replies) to a dump at `path`."""
-    from layoutd.host.dump import read_dump, write_dump
-
     origin = resolve_source(source)
     probe = _probe(origin, devices)
-    from layoutd.host.sysfs import normalize_bdf
 
     facts, reply = probe.facts, probe.reply
     selected = [normalize_bdf(d) or d for d in devices or ()]
@@ -52,15 +55,10 @@ def _probe(source: str, devices: Sequence[str] | None) -> Probe:
     if source == "live":
         return _live(devices)
     if os.path.isdir(source):
-        from layoutd.host.sysfs import read_tree
-        from layoutd.host.view import build_view
-
         source = source.rstrip("/") or "/"
         facts = read_tree(source)
         return Probe(facts, build_view(facts, devices, f"sysfs:{source}"))
     if os.path.isfile(source):
-        from layoutd.host.dump import replay
-
         return Probe(None, replay(source, devices))
     raise InputError(
         "no such host source: give 'live', a directory read as '/' (a copied host tree), "
@@ -71,12 +69,6 @@ def _probe(source: str, devices: Sequence[str] | None) -> Probe:
 
 def _live(devices: Sequence[str] | None, root: str = "/", dev: str = "/dev") -> Probe:
     """iommufd, else VFIO type1, else sysfs. `root` and `dev` move the tree (for tests)."""
-    from layoutd.host import iommufd, type1
-    from layoutd.host.kvm import kvm_smm
-    from layoutd.host.sysfs import read_tree
-    from layoutd.host.topology import VFIO_DRIVER, select_groups, viability_warnings
-    from layoutd.host.view import build_view
-
     facts = read_tree(root, live=True)
     facts = replace(facts, cpu=replace(facts.cpu, kvm_smm=kvm_smm(dev)))
     numbers = select_groups(facts, devices)

@@ -8,7 +8,10 @@ import json
 import os
 from collections.abc import Sequence
 
+from layoutd import __version__
 from layoutd.errors import InputError, ParseError
+from layoutd.host.topology import select_groups
+from layoutd.host.view import build_view
 from layoutd.models.host import DUMP_FORMAT, DUMP_VERSION, HostDump, HostFacts, HostView, IoctlReply
 from layoutd.models.validate import Invalid, to_json, validate
 
@@ -22,8 +25,6 @@ def write_dump(
     reply: IoctlReply | None = None,
     warnings: Sequence[str] = (),
 ) -> HostDump:
-    from layoutd import __version__
-
     dump = HostDump(
         recorded_by=f"layoutd {__version__}",
         recorded_from=recorded_from,
@@ -68,17 +69,12 @@ def read_dump(path: str) -> HostDump:
 
 
 def replay(path: str, devices: Sequence[str] | None) -> HostView:
-    from layoutd.host.view import build_view
-
     dump = read_dump(path)
     devices = list(devices or dump.selected)  # by default, what was selected when recording
     reply = dump.ioctl
-    if reply is not None and devices:
-        # the recorded reply covers the recorded selection; for another one, use sysfs facts
-        from layoutd.host.topology import select_groups
-
-        if set(select_groups(dump.facts, devices)) != set(reply.groups):
-            reply = None
+    # the recorded reply covers the recorded selection; for another one, use sysfs facts
+    if reply is not None and devices and set(select_groups(dump.facts, devices)) != set(reply.groups):
+        reply = None
     info = [f"recorded from {dump.recorded_from or 'an unknown source'}"]
     notes = [w for w in dump.warnings if "not viable" not in w]
     if reply is None and dump.ioctl is not None:

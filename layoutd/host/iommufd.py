@@ -11,10 +11,10 @@ import errno
 import fcntl
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from layoutd.errors import HostUnavailable, ParseError
 from layoutd.host import abi
+from layoutd.host.type1 import _why
 from layoutd.models.host import IoctlReply
 
 MAX_RANGES = 1 << 16
@@ -23,9 +23,9 @@ RangesCall = Callable[[bytearray, int], None]  # (request struct, address of the
 
 def cdev_of(address: str, root: str = "/", dev: str = "/dev") -> str:
     """/dev/vfio/devices/vfioN for a PCI device bound to vfio-pci, from its vfio-dev directory."""
-    where = Path(root) / "sys/bus/pci/devices" / address / "vfio-dev"
+    where = os.path.join(root, "sys/bus/pci/devices", address, "vfio-dev")
     try:
-        names = sorted(entry.name for entry in where.iterdir() if entry.name.startswith("vfio"))
+        names = sorted(name for name in os.listdir(where) if name.startswith("vfio"))
     except OSError:
         names = []
     if not names:
@@ -98,8 +98,6 @@ def query(devices: Sequence[str], groups: Sequence[int], root: str = "/", dev: s
         return IoctlReply(reader="iommufd", groups=tuple(groups), devices=tuple(devices),
                           reply=data.hex(), num_iovas=count, iova_alignment=alignment)
     except OSError as error:
-        from layoutd.host.type1 import _why
-
         raise HostUnavailable(_why(error, step).message.replace("VFIO type1", "iommufd")) from None
     finally:
         for fd in opened:

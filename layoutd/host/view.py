@@ -7,11 +7,12 @@ that rule itself, so when one answered for some groups its ranges are used for t
 
 from collections.abc import Sequence
 
+from layoutd.host import abi
 from layoutd.host.sysfs import intel_top, parse_reserved_regions
 from layoutd.host.topology import select_groups, viability_warnings
 from layoutd.models.common import U64_MAX, Hole, Range
 from layoutd.models.host import RELAXABLE, Group, HostFacts, HostView, IoctlReply
-from layoutd.ranges import complement, intersect, merge
+from layoutd.models.ranges import complement, intersect, merge
 from layoutd.units import hex_addr
 
 
@@ -42,8 +43,6 @@ def iommu_top(facts: HostFacts, devices: Sequence[str]) -> tuple[int | None, str
 
 def ioctl_ranges(reply: IoctlReply) -> tuple[list[Range] | None, int | None, int | None, str]:
     """Run the same byte parser a live probe ran: (ranges, page sizes, DMA_AVAIL, warning)."""
-    from layoutd.host import abi  # only an ioctl reply (live, or a dump's) is parsed
-
     data = bytes.fromhex(reply.reply)
     if reply.reader == "iommufd":
         pairs = abi.parse_iommufd_ranges(data, reply.num_iovas or 0)

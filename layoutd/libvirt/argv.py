@@ -21,21 +21,21 @@ from __future__ import annotations
 
 from layoutd.errors import UnsupportedOption
 from layoutd.libvirt.domain import Cell, Domain, MemoryDev, read_domain
+from layoutd.libvirt_versions import (
+    NEWEST_LIBVIRT,
+    NUMA_AUTO_SINCE,
+    PASSTHROUGH_LIMIT_SINCE,
+    TARGET_ADDRESS_SINCE,
+    LibvirtVersion,
+)
 from layoutd.qemu.machines import BOOT_RAM
+from layoutd.qemu.versions import Version, numa_mem_supported
 from layoutd.qemu.x86 import BRIDGE
 from layoutd.record import Record, replace
 from layoutd.units import MiB, align_up
 
 ARCHES = ("x86_64", "aarch64", "i686")  # i686: the x86 command line; the model leaves it to a
 X86 = ("x86_64", "i686")  # dry run of qemu-system-i386
-LibvirtVersion = tuple[int, int]
-NEWEST_LIBVIRT: LibvirtVersion = (11, 3)
-OLDEST_LIBVIRT: LibvirtVersion = (9, 0)  # Debian 12's: what every covered libvirt takes
-PASSTHROUGH_LIMIT_SINCE: LibvirtVersion = (9, 3)  # <maxphysaddr mode='passthrough' limit=...>
-VIRTIO_AW_BITS_SINCE: LibvirtVersion = (12, 8)  # <iommu model='virtio'><driver aw_bits>: 9.0 and
-# 11.3 refuse it ("doesn't support additional attributes"); the oldest proven to take it
-TARGET_ADDRESS_SINCE: LibvirtVersion = (9, 4)  # virtio-mem/-pmem <target><address base>
-NUMA_AUTO_SINCE: LibvirtVersion = (9, 6)  # a NUMA cell added for memory hotplug
 MEMORY_ALIGN = 1 * MiB  # NUMA cells, initial memory, maxMemory
 MODULE_ALIGN = 2 * MiB  # every memory device on x86 and arm
 RAM_DIR = "/var/lib/libvirt/qemu/ram"  # libvirt's memory_backing_dir
@@ -300,8 +300,6 @@ def _numa(domain: Domain, sizes: Sizes) -> list[str]:
 
 def legacy_numa_mem(arch: str, machine: str) -> bool:
     """Whether QEMU accepts `-numa node,mem=` for this machine type (versioned types up to 5.0)."""
-    from layoutd.qemu.versions import Version, numa_mem_supported
-
     prefixes = ("pc-q35-", "pc-i440fx-") if arch == "x86_64" else ("virt-",)
     for prefix in prefixes:
         release = machine.removeprefix(prefix)

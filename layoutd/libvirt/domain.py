@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from layoutd.emit.elements import UNITS
 from layoutd.errors import InputError
 from layoutd.libvirt.xmltext import Node, parse
 from layoutd.record import Record, field
@@ -11,15 +12,6 @@ from layoutd.record import Record, field
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 
 # libvirt's scaledInteger units (docs: formatdomain.html#memory-allocation); default KiB.
-_UNITS = {
-    "b": 1, "bytes": 1,
-    "kb": 1000, "k": 1024, "kib": 1024,
-    "mb": 1000**2, "m": 1024**2, "mib": 1024**2,
-    "gb": 1000**3, "g": 1024**3, "gib": 1024**3,
-    "tb": 1000**4, "t": 1024**4, "tib": 1024**4,
-    "pb": 1000**5, "p": 1024**5, "pib": 1024**5,
-    "eb": 1000**6, "e": 1024**6, "eib": 1024**6,
-}
 
 
 class Cell(Record, kw_only=False):
@@ -113,20 +105,12 @@ def kib_ceil(size: int) -> int:
 
 
 def to_bytes(value: str, unit: str, source: str, what: str) -> int:
-    factor = _UNITS.get(unit.strip().lower())
+    factor = UNITS.get(unit.strip().lower())
     if factor is None:
         raise InputError(f"unknown unit {unit!r}", file=source, field=what)
     if not value.isdigit():
         raise InputError(f"{value!r} is not a whole number", file=source, field=what)
     return int(value) * factor
-
-
-def in_unit(size: int, unit: str | None) -> tuple[str, int]:
-    """`size` bytes said in the domain's own `unit` when it is exact there, else in KiB."""
-    factor = _UNITS.get((unit or "").strip().lower())
-    if factor and size % factor == 0:
-        return str(unit).strip(), size // factor
-    return "KiB", size // 1024
 
 
 def read_number(text: str | None, source: str, what: str) -> int | None:

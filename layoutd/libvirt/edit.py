@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 
+from layoutd.emit import elements as el
 from layoutd.errors import InputError
-from layoutd.libvirt import elements as el
-from layoutd.libvirt.argv import NEWEST_LIBVIRT, LibvirtVersion
 from layoutd.libvirt.domain import QEMU_NS, qemu_prefix
 from layoutd.libvirt.xmltext import Node, parse
+from layoutd.libvirt_versions import NEWEST_LIBVIRT, LibvirtVersion
 from layoutd.models.plan import QemuConfig
 from layoutd.record import Record, field
 

@@ -6,16 +6,19 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from layoutd.collisions import find_collisions
 from layoutd.errors import InputError, NoAnswer, NoLayout, UnknownDevice
-from layoutd.libvirt import elements as el
-from layoutd.libvirt.argv import NEWEST_LIBVIRT, LibvirtVersion, translate_xml
+from layoutd.libvirt.argv import translate_xml
 from layoutd.libvirt.domain import Domain, read_domain
-from layoutd.libvirt.edit import apply_config
+from layoutd.libvirt.edit import apply_config, with_machine
 from layoutd.libvirt.guard import domain_qemu_version
+from layoutd.libvirt_versions import NEWEST_LIBVIRT, LibvirtVersion, mode_for, physaddr_for
 from layoutd.models.common import GuestRegion
 from layoutd.models.plan import Plan
 from layoutd.models.spec import VmSpec, spec_device_origins
 from layoutd.models.validate import validate
+from layoutd.planning import make_plan
+from layoutd.qemu import predict
 from layoutd.qemu.cpus import VENDOR_IDS
 from layoutd.qemu.x86 import ROM_WINDOW
 from layoutd.record import replace
@@ -79,8 +82,6 @@ def apply(data: bytes, source: str, spec: VmSpec, hosts: Sequence[str],
           version: str | None, spec_file: str | None = None,
           libvirt: LibvirtVersion = NEWEST_LIBVIRT) -> tuple[bytes, Plan]:
     """The domain with the plan applied, for `libvirt` (what its <cpu> can say)."""
-    from layoutd.planning import make_plan
-
     domain = read_domain(data, source)
     if not spec.devices and domain.hostdevs:
         spec = replace(spec, devices=tuple(domain.hostdevs))
@@ -95,7 +96,6 @@ def apply(data: bytes, source: str, spec: VmSpec, hosts: Sequence[str],
         raise error.at(origins) from None
     result = apply_config(data, plan.config, source, libvirt)
     if plan.config.machine != spec.machine_type:  # the plan chose the type (a Windows guest)
-        from layoutd.libvirt.edit import with_machine
 
         result = with_machine(result, plan.config.machine, source)
     return result, verify(result, plan, source, libvirt)
@@ -130,8 +130,8 @@ def xml_suggestion(idea: Any, spec: VmSpec, libvirt: LibvirtVersion = NEWEST_LIB
         elif value is None or value == []:
             said.append(f"remove {REMOVED.get(path, path)}")
         elif path == "cpu.phys_bits" and spec.cpu.model == "host" and spec.accel == "kvm":
-            mode = el.mode_for("host", int(value), libvirt)
-            said.append(f"<cpu mode='{mode}'>{el.physaddr_for(int(value), mode)}")
+            mode = mode_for("host", int(value), libvirt)
+            said.append(f"<cpu mode='{mode}'>{physaddr_for(int(value), mode)}")
         elif path == "numa":
             said.append("<cpu><numa> cells of " + ", ".join(str(cell["size"]) for cell in value))
         else:
@@ -152,9 +152,6 @@ def verify(result: bytes, plan: Plan, source: str,
     ram-node0). Below 1 MiB the domain's video decides; that RAM must avoid the holes too.
     Returns the plan with the map the domain really builds.
     """
-    from layoutd.collisions import find_collisions
-    from layoutd.qemu import predict
-
     translation = translate_xml(result, source, libvirt)
     guest = predict(translation.argv, version=plan.qemu_version, arch=translation.domain.arch,
                     host_cpu=plan.host_cpu, host=plan.host_platform)

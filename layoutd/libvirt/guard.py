@@ -3,23 +3,42 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Sequence
 
-from layoutd.checking import check
-from layoutd.collisions import Collision
-from layoutd.errors import HostUnavailable, LayoutdError, NotModelled, UnknownDevice
-from layoutd.libvirt.argv import OLDEST_LIBVIRT, LibvirtVersion, Translation, translate
+from layoutd.checking import (
+    Checked,
+    bar_check,
+    domain_ram_bars,
+    dry_run_map,
+    for_windows,
+    merge_devices,
+    place_ram_bars,
+    probe_devices,
+    same_binary,
+    verified,
+    verified_fixes,
+    with_host,
+)
+from layoutd.collisions import Collision, check
+from layoutd.dryrun import dry_run, guest_map
+from layoutd.emulator import binary_version, data_dirs
+from layoutd.errors import HostUnavailable, InputError, LayoutdError, NotModelled, UnknownDevice
+from layoutd.fixes import fixes
+from layoutd.host import probe_host
+from layoutd.libvirt.argv import Translation, translate
 from layoutd.libvirt.domain import Domain, read_domain
+from layoutd.libvirt.edit import with_machine
 from layoutd.libvirt.hookconf import HookConfig
+from layoutd.libvirt.pci import pci_argv
+from layoutd.libvirt_versions import LibvirtVersion, installed_libvirt, libvirt_target
 from layoutd.models.common import GuestRegion, Hole
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import HostView
+from layoutd.qemu import predict
+from layoutd.qemu.config import ram_bars_of
+from layoutd.qemu.versions import Version, is_modelled, oldest_accepting
 from layoutd.record import Record, replace
 
-VERSION_TIMEOUT = 10.0
-_LIBVIRT_VERSION = re.compile(r"\(libvirt\) (\d+)\.(\d+)")
-LIBVIRT_DAEMONS = ("/usr/sbin/virtqemud", "/usr/sbin/libvirtd")
 _MACHINE_VERSION = re.compile(r"-(\d+\.\d+)$")
 
 
@@ -69,47 +88,6 @@ def translate_domain(xml: bytes | str, source: str,
     return translate(domain, libvirt or (installed_libvirt() if versioned else None))
 
 
-class LibvirtTarget(Record, kw_only=False):
-    """The libvirt whose XML is written: its version and how that was known."""
-
-    version: LibvirtVersion
-    how: str
-
-    def __str__(self) -> str:
-        return f"libvirt {self.version[0]}.{self.version[1]} ({self.how})"
-
-
-def libvirt_target(chosen: str | None) -> LibvirtTarget:
-    """--libvirt-version X.Y; else the installed daemon's; else the oldest covered (9.0), whose
-    XML every newer libvirt takes too."""
-    from layoutd.errors import InputError
-
-    if chosen is not None:
-        match = re.fullmatch(r"\s*(\d+)\.(\d+)(?:\.\d+)?\s*", chosen)
-        if not match:
-            raise InputError(f"--libvirt-version {chosen!r}: give a libvirt version such as 9.0 "
-                             "or 11.3", field="--libvirt-version")
-        return LibvirtTarget((int(match.group(1)), int(match.group(2))), "as asked")
-    found = installed_libvirt()
-    if found is not None:
-        return LibvirtTarget(found, "the installed daemon's version")
-    return LibvirtTarget(OLDEST_LIBVIRT, "no libvirt daemon here; every newer one takes it too")
-
-
-def installed_libvirt() -> LibvirtVersion | None:
-    """`virtqemud --version` (or libvirtd's); None: unknown (the newest covered is assumed)."""
-    for path in LIBVIRT_DAEMONS:
-        try:
-            result = subprocess.run([path, "--version"], capture_output=True, text=True,
-                                    timeout=VERSION_TIMEOUT, stdin=subprocess.DEVNULL, check=False)
-        except (OSError, subprocess.SubprocessError):
-            continue
-        match = _LIBVIRT_VERSION.search(result.stdout)
-        if match:
-            return int(match.group(1)), int(match.group(2))
-    return None
-
-
 def check_domain(xml: bytes | str, config: HookConfig, source: str = "<stdin>") -> DomainCheck:
     translation = translate_domain(xml, source)
     devices = translation.devices or config.devices
@@ -124,10 +102,6 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
                       host_source: str | None, xml: bytes | str | None = None,
                       dirs: Sequence[str] | None = None) -> DomainCheck:
     """`dirs`: the folders the emulator loads firmware from (None: Debian's pairing)."""
-    from layoutd.host import probe_host
-    from layoutd.qemu import predict
-    from layoutd.qemu.versions import is_modelled
-
     try:
         host = probe_host(host_source, list(devices) or None)
     except UnknownDevice as error:  # named as the domain's <hostdev>, else the hook's devices
@@ -146,7 +120,6 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
     else:
         guest, source = emulator_map(translation, f"QEMU {version} is not modelled")
     if source == f"QEMU {version} model" and xml is not None:  # <shmem>s, judged like RAM
-        from layoutd.checking import domain_ram_bars, with_buses
 
         guest = domain_ram_bars(guest, host, with_buses(translation.argv, xml,
                                                         translation.domain.source), devices, dirs)
@@ -170,10 +143,6 @@ def machine_fix(guest: GuestMap, host: HostView, translation: Translation, versi
     """The newer machine type that clears every collision (layoutd.fixes, on the model) and why,
     kept only when the domain with it in its <os><type machine> passes this very check (RAM and
     BARs): the simplest fix, named first in a refusal."""
-    from layoutd.fixes import fixes
-    from layoutd.libvirt.edit import with_machine
-    from layoutd.qemu import predict
-
     def again(changed: Sequence[str]) -> GuestMap:
         return predict(changed, version=version, host_cpu=host.cpu,
                        arch=translation.domain.arch, host=host.platform)
@@ -204,9 +173,6 @@ def domain_bars(guest: GuestMap, host: HostView, translation: Translation, xml: 
     """The assigned BARs the firmware puts in a host hole (the hook refuses for those), and the
     rest said as warnings: a BAR left unassigned or beyond the guest's phys-bits (the domain
     starts; the guest may lose the device), a firmware or device layoutd does not model."""
-    from layoutd.checking import bar_check, with_buses
-    from layoutd.errors import LayoutdError
-
     try:
         domain = translation.domain
         result = bar_check(guest, host, with_buses(translation.argv, xml, domain.source), devices,
@@ -233,8 +199,6 @@ def emulator_map(translation: Translation, why: str) -> tuple[GuestMap, str]:
     """Where the model cannot answer: the map the domain's own <emulator> builds, by a dry run
     (layoutd.dryrun). A dry run that cannot be made is NotModelled (the hook then lets the
     domain start with a warning); QEMU refusing it is QemuRefusal."""
-    from layoutd.dryrun import dry_run, guest_map
-
     domain = translation.domain
     emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
     arch = MODEL_ARCH.get(domain.arch, domain.arch)
@@ -260,9 +224,6 @@ def domain_qemu_version(domain: Domain, configured: str | None) -> str:
     """The configured version; else what the domain's <emulator> (or, without one, libvirt's
     default emulator for the arch) answers to --version; else the oldest modelled QEMU that
     accepts the domain's versioned machine type (pc-q35-6.2 -> 7.2)."""
-    from layoutd.emulator import binary_version
-    from layoutd.qemu.versions import Version, oldest_accepting
-
     if configured:
         return configured
     emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch)
@@ -283,8 +244,6 @@ def domain_qemu_version(domain: Domain, configured: str | None) -> str:
 def emulator_dirs(domain: Domain) -> tuple[str, ...] | None:
     """The folders the domain's emulator loads firmware from (QEMU's own bios-256k.bin), asked
     as its version is; None when it cannot be asked (Debian's pairing is taken)."""
-    from layoutd.emulator import data_dirs
-
     emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch)
     return data_dirs(emulator) if emulator else None
 
@@ -326,3 +285,69 @@ def _hole(hole: Hole, host: HostView) -> str:
         return hole.describe()
     members = [device.address for device in host.devices if device.group == hole.group]
     return replace(hole, devices=tuple(members)).describe()
+
+
+def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str] = (),
+                      version: str | None = None, verify: bool = False,
+                      windows: bool = False, libvirt: str | None = None) -> Checked:
+    """`check --libvirt DOMAIN.xml`: the map the domain builds, as the hook translates it."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise InputError(f"cannot read: {error.strerror}", file=path) from None
+    target = libvirt_target(libvirt).version if libvirt else None
+    translation = translate_domain(data, path, target)
+    windows = windows or translation.domain.windows  # libosinfo's metadata says so too
+    dirs = None if version else emulator_dirs(translation.domain)
+    if version and not is_modelled(version):
+        same_binary(translation.domain.emulator or DEFAULT_EMULATOR.get(translation.domain.arch, ""),
+                    version, f"--qemu-version {version} is not modelled")
+    version = qemu_version(translation, version)
+    devices = merge_devices(translation.devices, list(given))
+    host = probe_devices(host_source, devices,
+                         {d: (path, f"<hostdev> {d}") for d in translation.devices})
+    domain = translation.domain
+    emulator = domain.emulator or DEFAULT_EMULATOR.get(domain.arch, "")
+    arch = MODEL_ARCH.get(domain.arch, domain.arch)
+    if not is_modelled(version) or domain.arch != arch:
+        why = (f"QEMU {version} is not modelled" if domain.arch == arch
+               else f"architecture {domain.arch} is not modelled")
+        guest = dry_run_map(emulator, translation.argv, arch, why)
+        return Checked(guest, host, devices, how="dry-run")
+
+    def predicted(changed: Sequence[str]) -> GuestMap:
+        return predict(changed, version=version, host_cpu=host.cpu, arch=domain.arch,
+                       host=host.platform)
+
+    def again(changed: Sequence[str]) -> GuestMap:  # a fix, with the <shmem>s placed by the model
+        return domain_ram_bars(predicted(changed), host, with_buses(changed, data, path), devices,
+                               dirs)
+
+    try:
+        guest = with_host(host, lambda: predicted(translation.argv))
+    except NotModelled as error:  # what the domain's own emulator builds, as the hook does
+        guest = dry_run_map(emulator, translation.argv, arch, f"not modelled ({error.message})")
+        return Checked(guest, host, devices, how="dry-run")
+    if verify:
+        guest = verified(guest, emulator, translation.argv, domain.arch)
+
+    buses = with_buses(translation.argv, data, path)
+    guest = replace(guest, ram_bars=ram_bars_of(buses))  # the <shmem>s
+    bars = bar_check(guest, host, buses, devices, dirs, emulator, verify, libvirt)
+    guest = place_ram_bars(guest, host, buses, devices, bars)
+    return Checked(for_windows(guest, windows), host, devices,
+                   verified_fixes(translation.argv, guest, again, host, windows),
+                   language="libvirt", bars=bars)
+
+
+def with_buses(argv: Sequence[str], data: bytes | str, source: str) -> list[str]:
+    """The translated arguments with the domain's firmware, root ports and <hostdev> addresses
+    (what the BAR placement needs) instead of the plain vfio-pci devices."""
+    kept: list[str] = []
+    for word in argv:
+        if kept and kept[-1] == "-device" and word.startswith("vfio-pci,"):
+            kept.pop()
+        else:
+            kept.append(word)
+    return kept + pci_argv(data, source)

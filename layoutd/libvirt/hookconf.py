@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -112,8 +113,6 @@ def render(policy: str, host: str | None, devices: list[str], log: str) -> str:
 
 def log_line(config: HookConfig, message: str) -> None:
     """Append one line to the hook log; if the log cannot be written, say so on stderr."""
-    import time
-
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     line = f"{stamp} layoutd-hook[{os.getpid()}]: {message}\n"
     try:
@@ -128,6 +127,7 @@ def within_time(seconds: float, work: typing.Callable[[], int],
                 late: typing.Callable[[], int]) -> int:
     """work() under a SIGALRM time limit; late() when it runs past it (errors.TimeLimit, which
     work must let through). Shared by the libvirt and Proxmox hooks."""
+    # a judged operation only: the hook's no-op answers load neither (enum, typing)
     import signal
 
     from layoutd.errors import TimeLimit
@@ -144,6 +144,6 @@ def within_time(seconds: float, work: typing.Callable[[], int],
 
 
 def _expired(_signum: int, _frame: object) -> None:
-    from layoutd.errors import TimeLimit
+    from layoutd.errors import TimeLimit  # as within_time
 
     raise TimeLimit("the check ran past its time limit")

@@ -6,17 +6,17 @@ Read-only: works on a paused or running VM and never changes it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
-from layoutd.checking import check
-from layoutd.collisions import Collision
+from layoutd.collisions import Collision, check
+from layoutd.emit.report import map_json, map_text
+from layoutd.host import probe_host
+from layoutd.live.session import Monitor
 from layoutd.live.vm import LiveVm, read_vm
 from layoutd.models.common import GuestRegion
+from layoutd.models.host import HostView
+from layoutd.models.validate import to_json
 from layoutd.record import Record, field
-
-if TYPE_CHECKING:
-    from layoutd.live.session import Monitor
-    from layoutd.models.host import HostView
 
 
 class AuditResult(Record, kw_only=False, frozen=False):
@@ -38,8 +38,6 @@ def vm_devices(vm: LiveVm, given: Sequence[str]) -> list[str]:
 
 
 def host_for(vm: LiveVm, source: str | None, given: Sequence[str]) -> tuple[HostView, list[str]]:
-    from layoutd.host import probe_host
-
     devices = vm_devices(vm, given)
     return probe_host(source, devices or None), devices
 
@@ -53,3 +51,32 @@ def audit(monitor: Monitor, source: str | None, given: Sequence[str]) -> AuditRe
         warnings.append("the VM has no vfio-pci device and none was given: every IOMMU group "
                         "of the host counts")
     return AuditResult(vm, host, devices, layout, check(layout, host), warnings)
+
+
+def audit_json(result: AuditResult) -> dict[str, Any]:
+    """`check --qmp` / `--libvirt-domain`: the running VM's real map, as JSON."""
+    vm = result.vm
+    return {
+        **map_json(result.layout, result.collisions),
+        "device_memory": to_json(vm.device_memory) if vm.device_memory else None,
+        "memory_devices": [
+            {"kind": d.kind, "id": d.id, "start": hex(d.start), "end": hex(d.end),
+             "node": d.node, "memdev": d.memdev} for d in vm.devices
+        ],
+        "vm": {"monitor": vm.name, "qemu": ".".join(map(str, vm.version)), "arch": vm.arch,
+               "machine": vm.machine, "phys_bits": vm.phys_bits},
+        "devices": result.devices,
+        "source": result.host.source,
+        "warnings": result.warnings,
+    }
+
+
+def audit_text(result: AuditResult) -> str:
+    vm = result.vm
+    header = (f"VM {vm.name}: QEMU {'.'.join(map(str, vm.version))} {vm.machine or vm.arch}, "
+              f"phys-bits {vm.phys_bits}, host {result.host.source}, "
+              f"devices: {', '.join(result.devices) or 'every IOMMU group'}")
+    others: list[tuple[str, int, int]] = []
+    if vm.device_memory is not None:
+        others.append(("device-memory", vm.device_memory.start, vm.device_memory.end))
+    return map_text(header, result.layout, result.collisions, result.warnings, others=others)

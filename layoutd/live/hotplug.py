@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from layoutd.emit.elements import memory_device
+from layoutd.emit.qmp import plug_commands
 from layoutd.errors import InputError, NoAnswer
 from layoutd.live.placement import (
     DMA_LIMIT,
@@ -19,15 +21,14 @@ from layoutd.live.placement import (
     mappings,
     place,
 )
-from layoutd.live.session import Monitor, QemuSaid, VirshMonitor
-from layoutd.live.vm import LiveVm, qom_children, qom_get
+from layoutd.live.session import Monitor, QemuSaid
+from layoutd.live.virsh import VirshMonitor
+from layoutd.live.vm import LiveVm, memory_devices, qom_children, qom_get
 from layoutd.models.common import U64_MAX, Range
+from layoutd.models.host import HostView
 from layoutd.models.plan import Backend, PlannedDevice
 from layoutd.record import Record, field
 from layoutd.units import MiB, format_size, hex_addr
-
-if TYPE_CHECKING:
-    from layoutd.models.host import HostView
 
 RAM_ALIGN = 2 * MiB
 """The alignment of an anonymous RAM backend on Linux x86-64 and arm64 hosts (QEMU_VMALLOC_ALIGN):
@@ -195,12 +196,10 @@ def free_slot(vm: LiveVm) -> int:
 
 def dimm_xml(request: Request, alias: str, slot: int, start: int) -> str:
     """The <memory model='dimm'> element libvirt attaches at exactly `start` (the encoder of
-    `plan --format libvirt`, libvirt/elements.py).
+    `plan --format libvirt`, emit/elements.py).
 
     libvirt needs the slot whenever the base is given, and a NUMA node (it allows memory
     hotplug only for a domain with NUMA cells; QEMU's pc-dimm default is node 0)."""
-    from layoutd.libvirt.elements import memory_device
-
     device = _device(request, alias, f"mem{alias}", start, None)
     return memory_device(device, slot, indent="", alias=alias, node=request.node or 0) + "\n"
 
@@ -240,8 +239,6 @@ def port_is_free(monitor: Monitor, path: str, name: str) -> bool:
 def qmp_commands(request: Request, device_id: str, memdev: str, start: int,
                  block: BlockChoice | None, bus: str | None) -> list[Command]:
     """object-add and device_add, by the plan's QMP encoder (emit/qmp.py)."""
-    from layoutd.emit.qmp import plug_commands
-
     backend = Backend(id=memdev, size=request.size, kind="ram")
     return plug_commands(backend, _device(request, device_id, memdev, start, block), bus)
 
@@ -284,8 +281,6 @@ def undo_backend(monitor: Monitor, memdev: str, sent: list[Command]) -> str:
 
 def misplaced(monitor: Monitor, chosen: HotplugPlan) -> str | None:
     """None when query-memory-devices shows the device exactly where planned."""
-    from layoutd.live.vm import memory_devices
-
     for device in memory_devices(monitor.execute("query-memory-devices")):
         if device.id == chosen.id:
             if (device.start, device.size) == (chosen.placement.start, chosen.size):
@@ -305,8 +300,6 @@ def undo_device(monitor: Monitor, chosen: HotplugPlan, sent: list[Command]) -> s
 
 
 def still_present(monitor: Monitor, device_id: str, wait: float) -> bool:
-    from layoutd.live.vm import memory_devices
-
     deadline = time.monotonic() + wait
     while True:
         ids = {d.id for d in memory_devices(monitor.execute("query-memory-devices"))}
@@ -344,7 +337,5 @@ def execute_libvirt(monitor: VirshMonitor, chosen: HotplugPlan) -> list[Command]
 
 def present(monitor: Monitor) -> set[str]:
     """Every memory device and user-creatable object QEMU has, named for a message."""
-    from layoutd.live.vm import memory_devices
-
     devices = {f"the device {d.id!r}" for d in memory_devices(monitor.execute("query-memory-devices"))}
     return devices | {f"the object {name!r}" for name, _ in qom_children(monitor, "/objects")}

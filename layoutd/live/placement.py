@@ -6,7 +6,7 @@ VFIO DMA mappings under the container's limit. Pure: no I/O.
 from __future__ import annotations
 
 from layoutd.models.common import Hole, Range
-from layoutd.ranges import intersect, subtract
+from layoutd.models.ranges import intersect, subtract
 from layoutd.record import Record
 from layoutd.units import align_down, align_up, format_size, hex_addr
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from layoutd.host.sysfs import normalize_bdf
 from layoutd.live.session import Monitor, QemuSaid
 from layoutd.models.common import GuestRegion, Range
 from layoutd.qemu.memdev import device_memory_base, device_memory_size
@@ -153,8 +154,6 @@ def phys_bits(monitor: Monitor) -> int | None:
 
 def vfio_hosts(monitor: Monitor) -> list[str]:
     """Host PCI addresses of the VM's vfio-pci devices (`host=`, else `sysfsdev=`)."""
-    from layoutd.host.sysfs import normalize_bdf
-
     found = []
     for container in CONTAINERS:
         for name, kind in qom_children(monitor, container):

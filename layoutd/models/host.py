@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from layoutd.models.common import U64_MAX, Address, Hole, Range
 from layoutd.models.fields import Doc, Ge, Le, Pattern
+from layoutd.models.ranges import complement, subtract
 from layoutd.record import Record, field
 
 RELAXABLE = "direct-relaxable"
@@ -130,8 +131,6 @@ class HostView(Record):
         the blocking holes; the space above the IOMMU top (a synthetic `aperture` hole); and
         every gap in `usable` below the top that no hole explains (`unusable`: an ioctl answer
         narrower than the reserved regions say). Sorted by address."""
-        from layoutd.ranges import complement, subtract
-
         holes = self.blocking()
         top = U64_MAX if self.aperture_end is None else self.aperture_end
         gaps = subtract(complement(self.usable, 0, top), holes)

@@ -7,6 +7,7 @@ field (memory.hotplug.max) and, where known, the line.
 from __future__ import annotations
 
 import re
+from difflib import get_close_matches
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from layoutd.errors import InputError
@@ -306,7 +307,7 @@ def load_spec(path: str | Path) -> VmSpec:
 def parse_spec(text: str, *, file: str = "<spec>") -> VmSpec:
     """Plain YAML is read without PyYAML (models/quickyaml.py); any other text, and any spec with
     a problem, is read again with PyYAML, whose nodes give the line of each error."""
-    from layoutd.models.quickyaml import Unsupported, load
+    from layoutd.models.quickyaml import Unsupported, load  # replaced by PyYAML next (issue 24)
 
     try:
         data = load(text)
@@ -321,7 +322,7 @@ def parse_spec(text: str, *, file: str = "<spec>") -> VmSpec:
 
 
 def _parse_with_pyyaml(text: str, file: str) -> VmSpec:
-    import yaml
+    import yaml  # at module top once the reader moves to the edge (issue 24)
 
     loader = _loader()
     try:
@@ -382,8 +383,6 @@ def _bare_size(data: dict[str, Any]) -> tuple[tuple[Any, ...], Any] | None:
 
 
 def _message(error: Invalid) -> str:
-    from difflib import get_close_matches
-
     close = get_close_matches(str(error.path[-1]), [str(key) for key in error.known], n=1,
                               cutoff=0.6)
     if error.kind == "extra":
@@ -406,7 +405,7 @@ def _dotted(location: tuple[Any, ...]) -> str:
 
 
 def _line_of(node: Any, location: tuple[Any, ...]) -> int | None:
-    import yaml
+    import yaml  # at module top once the reader moves to the edge (issue 24)
 
     line = node.start_mark.line + 1 if node is not None else None
     for part in location:
@@ -432,7 +431,7 @@ def _loader() -> Any:
     global _LOADER
     if _LOADER is not None:
         return _LOADER
-    import yaml
+    import yaml  # at module top once the reader moves to the edge (issue 24)
 
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from layoutd.errors import InputError, QemuRefusal
+from layoutd.qemu.build import build
+from layoutd.qemu.versions import row
 
 if TYPE_CHECKING:
     from layoutd.models.guest import GuestMap
@@ -28,9 +30,6 @@ def predict(argv: Sequence[str], *, version: str | Version, host_cpu: HostCpu | 
     (None: a Linux x86_64 or aarch64 host without hugetlbfs mounts).
     Raises QemuRefusal, UnsupportedOption, InputError.
     """
-    from layoutd.qemu.build import build
-    from layoutd.qemu.versions import row
-
     return build(list(argv), qemu=row(version), arch=arch or "x86_64", host_cpu=host_cpu,
                  host=host)
 

@@ -22,7 +22,7 @@ from layoutd.models.guest import MemoryDeviceInfo
 from layoutd.qemu.config import Backend, MemDevice
 from layoutd.qemu.options import parse_bool, parse_int
 from layoutd.record import Record
-from layoutd.units import GiB, MiB, align_up
+from layoutd.units import GiB, MiB, align_up, parse_size
 
 PAGE = 4096
 SLOT_SIZE = 1 * GiB  # device memory grows by this per slot, and its base is aligned to it
@@ -110,8 +110,6 @@ def backend_align(backend: Backend, host: HostMemory | None) -> int:
 
 
 def _size(text: str | None) -> int:
-    from layoutd.units import parse_size
-
     return parse_size(text) if text else 0
 
 

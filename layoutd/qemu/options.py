@@ -4,6 +4,7 @@ Which options take an argument comes from `qemu-system-* -help` of 7.2 and 10.0,
 own QEMU options `-id VMID` and `-loadstate FILE` (qemu-server's config_to_command).
 """
 
+import json
 import re
 from collections.abc import Sequence
 
@@ -112,8 +113,6 @@ def keyval(text: str, implied: str | None, where: str) -> dict[str, str]:
 
 
 def _json_keyval(text: str, where: str) -> dict[str, str]:
-    import json  # only a JSON-syntax option (-object '{...}') needs it
-
     try:
         data = json.loads(text)
     except ValueError as error:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from layoutd.models.common import GuestRegion
 from layoutd.models.guest import RamPiece
-from layoutd.ranges import merge_spans, subtract_spans
+from layoutd.models.ranges import merge_spans, subtract_spans
 from layoutd.record import Record, replace
 
 

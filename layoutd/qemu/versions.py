@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from layoutd.errors import InputError, NotModelled
+from layoutd.qemu.cpu_models import CPU_MODELS
 from layoutd.record import Record
 
 _VERSION = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?\s*$")
@@ -80,8 +81,6 @@ class QemuRelease(Record, kw_only=False):
 
     def knows_cpu_model(self, name: str, arch: str) -> bool:
         """Whether `-cpu NAME` exists in this binary: its query-cpu-definitions (cpu_models.py)."""
-        from layoutd.qemu.cpu_models import CPU_MODELS
-
         return name in CPU_MODELS[(arch, self.cpu_models)]
 
     def machine_releases(self, family: str) -> tuple[Version, ...]:

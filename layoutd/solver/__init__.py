@@ -5,13 +5,16 @@
 
 from layoutd.errors import InputError
 from layoutd.models.spec import VmSpec
+from layoutd.qemu.machines import FAMILIES
+from layoutd.qemu.versions import WITHOUT_AMD_1TIB
 from layoutd.record import replace
 from layoutd.solver.build import Solved, build
+from layoutd.solver.explain import explain
 from layoutd.solver.solve import Problem, problem_for, solve
 from layoutd.solver.suggest import Accept, TargetFor
 from layoutd.solver.target import Target, combine
 
-__all__ = ["Problem", "Solved", "Target", "combine", "solve_spec"]
+__all__ = ["Problem", "Solved", "Target", "TargetFor", "combine", "solve_spec"]
 
 
 def solve_spec(spec: VmSpec, target: Target, qemu_version: str,
@@ -34,8 +37,6 @@ def solve_spec(spec: VmSpec, target: Target, qemu_version: str,
                     "past 1 TiB for this AMD guest, which Windows drivers fail on (Code 43, "
                     "RHEL-98247); RAM stays below the HyperTransport hole, the rest in DIMMs",)
     if solution is None:
-        from layoutd.solver.explain import explain  # only a "no" is explained
-
         raise explain(spec, problem, rejections, target, qemu_version, target_for, accept)
     solved = build(spec, problem, solution, qemu_version)
     notes = tuple(target.notes) + foreign + said
@@ -51,9 +52,6 @@ def solve_spec(spec: VmSpec, target: Target, qemu_version: str,
 
 def windows_machine(spec: VmSpec) -> VmSpec:
     """The spec on the newest machine type of its family without QEMU's AMD 1 TiB rule."""
-    from layoutd.qemu.machines import FAMILIES
-    from layoutd.qemu.versions import WITHOUT_AMD_1TIB
-
     return replace(spec, machine=FAMILIES[spec.arch][spec.family] + str(WITHOUT_AMD_1TIB))
 
 

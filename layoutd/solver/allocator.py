@@ -3,10 +3,11 @@
 Ranges here are plain (start, end) int pairs with inclusive ends; no policy lives here.
 """
 
+import heapq
 from bisect import bisect_right
 from collections.abc import Sequence
 
-from layoutd.ranges import Span
+from layoutd.models.ranges import Span
 from layoutd.units import align_down, align_up
 
 
@@ -79,8 +80,6 @@ def fewest_pieces(spans: Sequence[Span], size: int) -> list[Span] | None:
 
 def _lowest_top(spans: Sequence[Span], size: int, count: int) -> list[Span]:
     """With `count` pieces: the choice whose last piece ends lowest."""
-    import heapq
-
     best: tuple[int, int] | None = None  # (highest address, index of the last span)
     smaller: list[int] = []  # min-heap of the count-1 largest capacities before the current span
     kept = 0

@@ -1,5 +1,6 @@
 """Turn a solution into the QemuConfig every emitter works from. Pure."""
 
+from layoutd.firmware.builds import BY_NAME
 from layoutd.models.common import GuestRegion, Range
 from layoutd.models.plan import Backend, NumaNode, PlannedDevice, QemuConfig
 from layoutd.models.spec import VmSpec
@@ -16,8 +17,6 @@ def firmware_file(spec: VmSpec, needs_ged: bool) -> str | None:
     """The -bios file: aarch64's UEFI when memory devices need it; x86 `ovmf` by name, and none
     for `seabios` (QEMU's own bios-256k.bin is SeaBIOS: the plan is made for that build)."""
     if spec.arch == "x86_64":
-        from layoutd.firmware.builds import BY_NAME
-
         named = BY_NAME.get(spec.firmware or "")
         return (named.file or None) if named else spec.firmware
     return (spec.firmware or DEFAULT_FIRMWARE) if (needs_ged or spec.firmware) else None

@@ -6,7 +6,7 @@ from typing import Any
 from layoutd.errors import NoLayout
 from layoutd.models.common import U64_MAX, Hole
 from layoutd.models.spec import VmSpec
-from layoutd.solver.solve import Problem, Rejection
+from layoutd.solver.solve import Problem, Rejection, main_reason
 from layoutd.solver.suggest import Accept, TargetFor, suggestions
 from layoutd.solver.target import Target
 from layoutd.units import hex_addr
@@ -30,34 +30,10 @@ def explain(spec: VmSpec, problem: Problem, rejections: Sequence[Rejection], tar
                     details={"blocked_by": blocked})
 
 
-def main_reason(problem: Problem, rejections: Sequence[Rejection]) -> Rejection:
-    if problem.family != "virt" and _hole_at(problem, 0):
-        return Rejection(
-            "low",
-            "x86 guest RAM must start at guest address 0x0, which the host cannot map",
-            (0, problem.align - 1),
-        )
-    if problem.family == "virt" and _hole_at(problem, problem.ram_start):
-        return Rejection(
-            "boot",
-            f"arm virt guest RAM must start at {hex_addr(problem.ram_start)}, which the host cannot map",
-            (problem.ram_start, problem.ram_start + problem.align - 1),
-        )
-    order = ("slots", "hotplug", "devices", "top", "high", "boot", "low", "regime")
-    useful = [r for r in rejections if r.stage != "regime"] or list(rejections)
-    if not useful:
-        return Rejection("devices", "nothing fits")
-    return min(useful, key=lambda r: order.index(r.stage))
-
-
 def _reaches_limit(problem: Problem, reason: Rejection) -> bool:
     if reason.stage in ("hotplug", "top"):
         return True
     return reason.blocked is not None and reason.blocked[1] >= problem.limit
-
-
-def _hole_at(problem: Problem, address: int) -> bool:
-    return not any(start <= address <= end for start, end in problem.free)
 
 
 def _blocking_holes(problem: Problem, reason: Rejection) -> list[Hole]:
@@ -73,4 +49,4 @@ def _hole_json(hole: Hole) -> dict[str, Any]:
             "group": hole.group, "devices": list(hole.devices), "text": hole.describe()}
 
 
-__all__ = ["explain", "hex_addr", "main_reason"]
+__all__ = ["explain", "hex_addr"]

@@ -1,18 +1,18 @@
 """The QEMU model as oracle: the emitted argv must build exactly the planned map."""
 
 from collections.abc import Sequence
-from typing import Any
 
 from layoutd.collisions import find_collisions
 from layoutd.models.common import GuestRegion, Hole
 from layoutd.models.guest import GuestMap
+from layoutd.qemu import predict
+from layoutd.qemu.cpus import HostCpu
+from layoutd.qemu.memdev import HostMemory
 
 
-def model_map(argv: Sequence[str], version: str, host_cpu: Any = None, arch: str = "x86_64",
-              host: Any = None) -> GuestMap:
+def model_map(argv: Sequence[str], version: str, host_cpu: HostCpu | None = None,
+              arch: str = "x86_64", host: HostMemory | None = None) -> GuestMap:
     """predict(argv): what QEMU `version` builds for the plan's arguments on `host`."""
-    from layoutd.qemu import predict
-
     return predict(list(argv), version=version, host_cpu=host_cpu, arch=arch, host=host)
 
 

@@ -10,6 +10,7 @@ from itertools import permutations
 
 from layoutd.errors import UnsupportedOption
 from layoutd.models.common import GuestRegion, Range
+from layoutd.models.ranges import Span, merge_spans, subtract_spans
 from layoutd.models.spec import VmSpec
 from layoutd.qemu import x86
 from layoutd.qemu.arm import RAM_BASE as ARM_RAM_START
@@ -17,7 +18,6 @@ from layoutd.qemu.boot import ACPI_MAX_RAM_SLOTS as MAX_SLOTS
 from layoutd.qemu.machines import BOOT_RAM, resolve
 from layoutd.qemu.memdev import SLOT_SIZE, device_memory_base, device_memory_size
 from layoutd.qemu.versions import DEFAULT, QemuRelease, Version, row
-from layoutd.ranges import Span, merge_spans, subtract_spans
 from layoutd.record import Record, field
 from layoutd.solver import allocator
 from layoutd.solver.machine import MIN_LOW_RAM, PlannedCpu, TargetCpu, planned_cpu
@@ -173,6 +173,30 @@ def solve(problem: Problem) -> tuple[Solution | None, list[Rejection]]:
         if best is None or result.key < best.key:
             best = result
     return best, rejections
+
+
+def main_reason(problem: Problem, rejections: Sequence[Rejection]) -> Rejection:
+    if problem.family != "virt" and hole_at(problem, 0):
+        return Rejection(
+            "low",
+            "x86 guest RAM must start at guest address 0x0, which the host cannot map",
+            (0, problem.align - 1),
+        )
+    if problem.family == "virt" and hole_at(problem, problem.ram_start):
+        return Rejection(
+            "boot",
+            f"arm virt guest RAM must start at {hex_addr(problem.ram_start)}, which the host cannot map",
+            (problem.ram_start, problem.ram_start + problem.align - 1),
+        )
+    order = ("slots", "hotplug", "devices", "top", "high", "boot", "low", "regime")
+    useful = [r for r in rejections if r.stage != "regime"] or list(rejections)
+    if not useful:
+        return Rejection("devices", "nothing fits")
+    return min(useful, key=lambda r: order.index(r.stage))
+
+
+def hole_at(problem: Problem, address: int) -> bool:
+    return not any(start <= address <= end for start, end in problem.free)
 
 
 def candidates(problem: Problem) -> list[Choice]:

@@ -14,7 +14,7 @@ from layoutd.models.spec import VmSpec, with_changes
 from layoutd.qemu.machines import FAMILIES, resolve
 from layoutd.qemu.versions import AMD_1TIB_SINCE, WITHOUT_AMD_1TIB, amd_1tib_rule, row
 from layoutd.record import Record
-from layoutd.solver.solve import ONLINE, Problem, Rejection, Solution, problem_for, solve
+from layoutd.solver.solve import ONLINE, Problem, Rejection, Solution, main_reason, problem_for, solve
 from layoutd.solver.target import Target
 from layoutd.units import format_size
 
@@ -31,7 +31,7 @@ class Suggestion(Record, kw_only=False):
 
     def text(self) -> str:
         """The spec's language: `memory.hotplug.max: 480G (why)`."""
-        said = ", ".join(f"{path}: {_value_text(value)}" for path, value in self.change.items())
+        said = ", ".join(f"{path}: {value_text(value)}" for path, value in self.change.items())
         return f"{said} ({self.full_why()})"
 
     def full_why(self) -> str:
@@ -43,15 +43,15 @@ class Suggestion(Record, kw_only=False):
         return {"change": dict(self.change), "text": self.text()}
 
 
-def _value_text(value: Any) -> str:
+def value_text(value: Any) -> str:
     if value is None:
         return "(remove)"
     if isinstance(value, bool):
         return str(value).lower()  # as a spec writes it
     if isinstance(value, list):
-        return "[" + ", ".join(_value_text(item) for item in value) + "]"
+        return "[" + ", ".join(value_text(item) for item in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_value_text(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k}: {value_text(v)}" for k, v in value.items()) + "}"
     return str(value)
 
 
@@ -98,8 +98,6 @@ class Solver:
 
     def why_not(self, change: dict[str, Any]) -> str:
         """What blocks `change`: the first reason a "no" would give."""
-        from layoutd.solver.explain import main_reason
-
         solution, rejections, problem = self.run(change)
         if solution is not None and problem is not None:
             return "the assigned devices' BARs would not fit where every IOMMU maps them"

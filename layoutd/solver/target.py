@@ -1,14 +1,14 @@
 """What every host allows, combined: the one address space a layout must fit (migration)."""
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from layoutd.models.common import U64_MAX, Hole, Range
-from layoutd.models.host import APERTURE, UNUSABLE
-from layoutd.ranges import Span
-from layoutd.ranges import intersect_spans as _intersect
-from layoutd.ranges import merge_spans as _merge
-from layoutd.ranges import subtract_spans as _subtract
+from layoutd.models.host import APERTURE, UNUSABLE, Cpu, HostPlatform
+from layoutd.models.ranges import Span
+from layoutd.models.ranges import intersect_spans as _intersect
+from layoutd.models.ranges import merge_spans as _merge
+from layoutd.models.ranges import subtract_spans as _subtract
 from layoutd.record import Record, field
 
 
@@ -20,9 +20,9 @@ class HostLike(Protocol):
     @property
     def aperture_end(self) -> int | None: ...
     @property
-    def cpu(self) -> Any: ...
+    def cpu(self) -> Cpu: ...
     @property
-    def platform(self) -> Any: ...
+    def platform(self) -> HostPlatform | None: ...
     def forbidden(self) -> list[Hole]: ...
 
 
@@ -39,7 +39,7 @@ class Target(Record, kw_only=False):
     vendors: tuple[str, ...] = ()  # every host's CPU vendor, in order
     kvm_smm: bool | None = None  # KVM runs SMM on every host; None when some host does not say
     iommu_top: int = U64_MAX  # the highest address every host's IOMMU maps (top: also the CPUs')
-    platform: Any = None  # the first host's HostPlatform (arch, hugepages): what QEMU takes from it
+    platform: HostPlatform | None = None  # the first host's (arch, hugepages): what QEMU takes
 
     @property
     def mixed_vendors(self) -> bool:

@@ -98,7 +98,7 @@ def test_plan_avoids_the_gap(dump: str) -> None:
 
 def test_audit_and_hotplug_avoid_the_gap(dump: str) -> None:
     """The live audit's and hotplug's judgement, on the map QEMU builds (as a running VM's)."""
-    from layoutd.checking import check
+    from layoutd.collisions import check
     from layoutd.live.hotplug import room
     from layoutd.live.placement import place
     from layoutd.live.vm import LiveVm, MemoryConfig

@@ -5,7 +5,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from layoutd.ranges import complement, inside_one, intersect, merge, span, subtract
+from layoutd.models.ranges import complement, inside_one, intersect, merge, span, subtract
 
 LIMIT = 80
 

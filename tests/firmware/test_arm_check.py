@@ -5,7 +5,8 @@ moves small BARs to the 32-bit window. The firmware is known by its file's sha25
 import json
 from pathlib import Path
 
-from layoutd.firmware import Bar, Board, PciDevice, RootPort, place
+from layoutd.firmware import place
+from layoutd.firmware.board import Bar, Board, PciDevice, RootPort
 from layoutd.firmware.builds import ARMVIRT_12
 from layoutd.firmware.files import identify
 from layoutd.units import GiB, MiB

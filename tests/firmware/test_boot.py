@@ -372,3 +372,48 @@ def test_the_boot_takes_nothing_of_the_host_and_leaves_nothing(seabios: Path, tm
         p.name.startswith("boot-") for p in boot_cache.iterdir())
     running = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(seabios) not in running
+
+
+def test_a_multifunction_gpu_behind_a_root_port_keeps_its_slot(seabios: Path) -> None:
+    """libvirt's shape: GPU and audio as functions 0 and 1 of one slot behind a pcie-root-port.
+    The GPU's second 64-bit BAR gets a free function of the same slot; booted = the model."""
+    args = [*Q35, "-cpu", "EPYC,phys-bits=46", "-m", "2G",
+            "-device", "pcie-root-port,id=rp1,chassis=1",
+            "-device", "vfio-pci,host=0000:01:00.0,bus=rp1,addr=0.0,multifunction=on",
+            "-device", "vfio-pci,host=0000:01:00.1,bus=rp1,addr=0.1"]
+    code, data = check(INTEL, [*args, "-bios", str(seabios)])
+    assert code == 0 and data["how_known"]["bars"] == "boot", data
+    model = bars_of(check(INTEL, [*args, "-bios", str(SEABIOS)])[1])
+    assert bars_of(data) == model and len(model) == 2
+
+
+def test_plan_chooses_ovmfs_window_by_booting_it(tmp_path: Path) -> None:
+    """Debian 12's one-file OVMF.fd with a byte of free space changed, a TCG EPYC guest (40
+    trusted phys-bits: OVMF's dynamic window at 0xe000000000, above the 39-bit IOMMU): plan boots
+    each candidate and takes X-PciMmio64Mb=131072 (128G at the end of RAM), as it does for
+    Debian's own file by the model; that command line, booted by the harness, puts both BARs
+    where the plan says, below the IOMMU top."""
+    original = Path("/usr/share/ovmf/OVMF.fd")
+    firmware = changed_copy(original, 0x1E0000, "OVMF.fd")
+    plans = {}
+    for name, path in (("booted", firmware), ("model", original)):
+        spec = tmp_path / f"{name}.yaml"
+        spec.write_text(f"name: {name}\nmachine: q35\naccel: tcg\ncpu: {{model: EPYC, count: 1}}\n"
+                        f"memory: {{size: 8G}}\ndevices: [0000:01:00.0, 0000:01:00.1]\n"
+                        f"firmware: {path}\n")
+        result = run_layoutd("plan", str(spec), "--host", str(INTEL), "--qemu-version", "7.2",
+                             "--format", "json", timeout=1800)
+        assert result.returncode == 0, result.stdout + result.stderr
+        plans[name] = json.loads(result.stdout)
+    booted = plans["booted"]
+    assert any(w.startswith(f"pci_window 128G chosen so that firmware {firmware} ")
+               for w in booted["warnings"]), booted["warnings"]
+    assert booted["bars"] == plans["model"]["bars"]
+    assert "name=opt/ovmf/X-PciMmio64Mb,string=131072" in booted["qemu_argv"]
+    args, plays = stand_in_argv(list(booted["qemu_argv"]), INTEL)
+    real = booted_bars(qemu_binary("7.2"), args, list(plays), firmware="as-is", timeout=1500,
+                       nodefaults=False)
+    found = {plays[ident]: start for (ident, bar), start in real.items() if bar == 2}
+    planned = {(b["device"], b["bar"]): int(b["start"], 16) for b in booted["bars"]}
+    assert found == planned and len(planned) == 2
+    assert all(int(b["end"], 16) < 1 << 39 for b in booted["bars"])

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from layoutd.firmware import Placement, place
+from layoutd.firmware import place
+from layoutd.firmware.board import Placement
 from layoutd.firmware.builds import OVMF_12, OVMF_13, OVMF_SID, SEABIOS_12, Build, default_for_qemu
 from layoutd.firmware.guest import BRIDGES, board, page_1g, read_argv
 from layoutd.qemu import predict

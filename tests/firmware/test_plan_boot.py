@@ -246,3 +246,21 @@ def test_four_32g_bars_on_900g_plan_and_boot_clear(tmp_path: Path, pin: str, rou
     if route:
         assert any(word.startswith("900G,slots=1,maxmem=") for word in plan["qemu_argv"])
     boots_clear(plan, host)
+
+
+def test_an_old_machine_type_takes_the_device_memory_route_and_boots_clear(tmp_path: Path) -> None:
+    """pc-q35-6.2 has no AMD relocation, so no 64-bit hole moves SeaBIOS's window past the HT
+    hole; the plan chooses one slot and a maxmem whose device memory ends past it (SeaBIOS
+    starts its window after etc/reserved-memory-end). Booted with the real SeaBIOS 1.16.2 the
+    BARs land where planned, and the guest's RAM is clear."""
+    spec = tmp_path / "vm.yaml"
+    spec.write_text(SPEC.format(name="old").replace("8G", "960G").replace(
+        "0000:01:00.0, 0000:01:00.1", "0000:29:00.0, 0000:2a:00.0").replace(
+        "machine: q35", "machine: pc-q35-6.2") + "firmware: seabios\n")
+    result = run_layoutd("plan", str(spec), "--host", str(AMD), "--qemu-version", "7.2",
+                         "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    plan = json.loads(result.stdout)
+    assert any(w.startswith("memory.hotplug {slots: 1, max: ") for w in plan["warnings"])
+    assert any(word.startswith("960G,slots=1,maxmem=") for word in plan["qemu_argv"])
+    boots_clear(plan, AMD)

@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from layoutd.checking import check, check_command_line
+from layoutd.checking import check_command_line
+from layoutd.collisions import check
 from layoutd.errors import LayoutdError
 from layoutd.models.spec import load_spec
 from layoutd.planning import make_plan, qemu_target

@@ -27,11 +27,14 @@ from tests.kernel.harness import (
     boot,
     iommufd_kernel,
     kept_under_tmp,
+    manifest,
     parse_reserved_regions,
     ranges_of,
 )
+from tests.kernel.test_arm64_readers import arm_script, layoutd_json
 from tests.kernel.test_nested_demo import ABOVE, nested_script, planned_start, vm_args
 from tests.kernel.test_x86_readers import EDU, MSI, expected_usable, probe_json, x86_machine
+from tests.support.gaps import complement
 
 pytestmark = pytest.mark.kernel
 
@@ -267,3 +270,70 @@ def test_nested_iommufd_planned_line_starts_and_maps_a_hotplugged_dimm(nested: B
     assert ranges_of(plan["usable"])[-1][1] == ABOVE - 1, plan["usable"]  # the live IOMMU's top
     assert f"iommufd={BACKEND}" in err and f"iommufd,id={BACKEND}" in err, err  # the line it ran
 
+
+
+# ---- arm64: QEMU virt with an emulated SMMUv3 -------------------------------------------------
+
+SMMU_MSI = (0x8000000, 0x80FFFFF)  # the SMMUv3 driver's software MSI window (MSI_IOVA_BASE)
+
+
+def arm_iommufd_steps() -> str:
+    g = "/layoutd-src/tests/kernel/guest"
+    return ("ls /sys/class/iommu > $R/iommus\n"
+            f"step kernel $J python3.11 {g}/iommufd_iova.py $bdf\n"
+            f"step type1_kernel $J python3.11 {g}/vfio_iova.py $g\n"
+            f"step type1 $J python3.11 {g}/reader.py vfio-type1 $bdf")
+
+
+@pytest.fixture(scope="module")
+def arm_guest(tmp_path_factory: pytest.TempPathFactory) -> Boot:
+    results = tmp_path_factory.mktemp("iommufd-arm")
+    machine = ["-machine", "virt,gic-version=3,iommu=smmuv3", "-cpu", "cortex-a72",
+               "-accel", "tcg", "-device", "pci-testdev"]
+    guest = boot("aarch64", machine, arm_script(arm_iommufd_steps()), results,
+                 shares={"arm": (Path(manifest("aarch64")["userland"]), True),
+                         "checkout": (ROOT, True)},
+                 kernel=iommufd_kernel("aarch64", "compat-on"))
+    print(f"iommufd arm64 SMMUv3 compat-on: boot-to-poweroff {guest.seconds:.1f} s")
+    return guest
+
+
+def test_arm_smmuv3_readers_agree(arm_guest: Boot) -> None:
+    """iommufd (probe --host live), the type1 reader (iommufd's emulation), sysfs and the
+    kernel's own enforcement agree on the SMMUv3's ranges for the device."""
+    guest = arm_guest
+    assert guest.file("driver").strip() == "vfio-pci"
+    assert "smmu" in guest.file("iommus"), guest.file("iommus")  # the SMMUv3, not virtio-iommu
+    assert parse_reserved_regions(guest.file("reserved_regions")) == [(*SMMU_MSI, "msi")]
+    kernel = kernel_ranges(guest)
+    usable = ranges_of(kernel["ranges"])
+    top = usable[-1][1]
+    assert (top + 1) & top == 0 and top >= 2**32 - 1, hex(top)  # the SMMU's input size: 2^n - 1
+    assert usable == complement([SMMU_MSI], top)
+    probes = kernel["map_probes"]
+    assert isinstance(probes, list) and all(p["errno"] == 0 for p in probes if p["inside"])
+    assert [p for p in probes if not p["inside"]] and all(
+        p["errno"] != 0 for p in probes if not p["inside"]), probes
+    live = layoutd_json(guest, "live")
+    assert live["source"] == "iommufd"
+    assert ranges_of(live["usable"]) == usable and live["aperture_end"] == hex(top)
+    group = int(guest.file("group"))
+    assert [(int(r["start"], 16), int(r["end"], 16), r["type"], r["group"])
+            for r in live["reserved"]] == [(*SMMU_MSI, "msi", group)]  # type: ignore[union-attr]
+    code, out, err = guest.step("type1")
+    assert code == 0, err
+    type1 = json.loads(out)
+    assert type1["source"] == "vfio-type1"
+    for key in ("usable", "reserved", "aperture_end"):
+        assert type1[key] == live[key], key
+    code, out, err = guest.step("type1_kernel")
+    assert code == 0, err
+    assert ranges_of(json.loads(out)["ranges"]) == usable
+    # sysfs: the same holes; it cannot see the SMMU's width, so it runs to 2^64-1 and says so
+    sysfs = layoutd_json(guest, "sysfs")
+    assert sysfs["reserved"] == live["reserved"]
+    assert ranges_of(sysfs["usable"]) == complement([SMMU_MSI], 2**64 - 1)
+    assert sysfs["aperture_end"] is None and sysfs["warnings"], sysfs
+    replay = run_layoutd("probe", "--host", str(guest.results / "record.json"), "--format", "json")
+    assert replay.returncode == 0, replay.stderr
+    assert json.loads(replay.stdout)["usable"] == live["usable"]

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from layoutd.checking import check, check_domain_file
+from layoutd.collisions import check
 from layoutd.emit.plan import render
 from layoutd.errors import LayoutdError
 from layoutd.libvirt.fix import fix, verify
+from layoutd.libvirt.guard import check_domain_file
 from layoutd.models.spec import load_spec
 from layoutd.planning import make_plan
 from tests.conftest import EXAMPLES, ROOT, need

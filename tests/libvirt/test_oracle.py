@@ -20,12 +20,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from layoutd.checking import with_buses
 from layoutd.errors import InputError, QemuRefusal, UnsupportedOption
 from layoutd.firmware import place
 from layoutd.firmware.builds import OVMF_12, SEABIOS_12
 from layoutd.firmware.guest import board, page_1g, read_argv
 from layoutd.libvirt.argv import translate_xml
+from layoutd.libvirt.guard import with_buses
 from layoutd.models.host import Bar as HostBar
 from layoutd.models.host import Device
 from layoutd.qemu import predict
@@ -119,6 +119,9 @@ def run_on_qemu(qemu: str, theirs: list[str], ours: list[str], folder: Path,
         assert guest is None, f"QEMU refused what layoutd predicts: {real.stderr}"
         # the option QEMU names is libvirt's JSON there, layoutd's key=value here
         assert _words(refused.message.splitlines()[0]) == _words(qemu_error(real.stderr)), real.stderr
+        if kvm and "System Management Mode not supported" in real.stderr:
+            # predicted alike, but the map this case is about cannot be read on this KVM
+            pytest.skip(f"KVM here cannot run this case: {qemu_error(real.stderr)} (layoutd predicted it)")
         return "refused by QEMU"
     assert guest is not None, f"layoutd predicts a refusal QEMU does not make: {refused}"
     assert [(r.start, r.end) for r in guest.layout] == [(e.start, e.end) for e in real.ram]
@@ -212,7 +215,7 @@ BRIDGE_DOMAINS = {
 
 @pytest.mark.parametrize("name", sorted(BRIDGE_DOMAINS))
 def test_bridges_read_from_the_domain_as_from_libvirts_argv(oracle: Oracle, name: str) -> None:
-    """The hook's reading of a domain's bridges and <hostdev> (layoutd.firmware.libvirt) is the
+    """The hook's reading of a domain's bridges and <hostdev> (layoutd.libvirt.pci) is the
     bridge tree, slots and buses of the command line libvirt itself generates for it, and the
     known firmware places the GPU's BARs the same from both."""
     xml = BRIDGE_DOMAINS[name]

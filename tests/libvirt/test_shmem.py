@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from layoutd.checking import with_buses
 from layoutd.firmware.guest import read_argv
 from layoutd.libvirt.argv import translate_xml
+from layoutd.libvirt.guard import with_buses
 from layoutd.qemu.config import ram_bars_of
 from tests.conftest import ROOT, run_layoutd
 from tests.libvirt.test_oracle import GPU, Oracle, _bridge_domain, _pci, native, oracle  # noqa: F401

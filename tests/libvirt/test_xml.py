@@ -100,7 +100,7 @@ def test_fix_changes_only_memory_and_validates(tmp_path: Path) -> None:
 
 
 def test_units_are_kept_only_where_exact() -> None:
-    from layoutd.libvirt.domain import in_unit
+    from layoutd.emit.elements import in_unit
 
     assert in_unit(1100 << 30, "GiB") == ("GiB", 1100)
     assert in_unit((1100 << 30) + (64 << 20), "GiB") == ("KiB", ((1100 << 30) + (64 << 20)) // 1024)

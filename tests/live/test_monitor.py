@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from layoutd.errors import HostUnavailable
-from layoutd.live.session import QemuSaid, VirshMonitor
+from layoutd.live.session import QemuSaid
+from layoutd.live.virsh import VirshMonitor
 from layoutd.live.vm import vfio_hosts
 from tests.conftest import run_layoutd
 from tests.live.conftest import answer, guest, guest_args, overlaps, span, write_host

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from layoutd.models.common import Hole, Range
 from layoutd.models.host import Cpu, HostView
-from layoutd.ranges import subtract
+from layoutd.models.ranges import subtract
 from layoutd.solver import Target, combine
 from layoutd.units import GiB
 

@@ -103,8 +103,8 @@ def test_without_a_qemu_on_path_the_plan_says_so(tmp_path: Path) -> None:
 def test_a_domains_firmware_is_what_its_emulator_loads(tmp_path: Path) -> None:
     """check --libvirt (and the hook) read QEMU's own bios-256k.bin from the domain's <emulator>
     folders, as check does from a command line's binary; --qemu-version takes Debian's pairing."""
-    from layoutd.checking import check_domain_file
     from layoutd.firmware.builds import by_hash
+    from layoutd.libvirt.guard import check_domain_file
 
     qemu = qemu_binary("10.0")
     domain = tmp_path / "vm.xml"

@@ -5,6 +5,8 @@ item 8: the q35 + CXL cases, where layoutd said `phys-bits too low (40)` and QEM
 Also the AMD relocation with a memory device at a fixed address below 1 TiB (refused by QEMU:
 `can't add memory device ..., usable range for memory devices [0x100...]`)."""
 
+from pathlib import Path
+
 import pytest
 
 from tests.qemu.compare import compare
@@ -57,3 +59,39 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_qemus_own_phys_bits_cases(version: str, case: str) -> None:
     compare(version, "x86_64", CASES[case])
+
+
+def test_a_libvirt_dimm_at_a_fixed_address_below_the_relocated_region_is_refused(tmp_path: Path) -> None:
+    """The same DIMM as `amd-dimm-at-0x150000000` written as a libvirt domain (<address
+    base='0x150000000'>, maxMemory 1100G, qemu64 under TCG): layoutd refuses it in QEMU's words,
+    as the real QEMU refuses that argv above."""
+    from tests.conftest import EXAMPLES, assert_clean_failure, run_layoutd
+
+    domain = tmp_path / "amd.xml"
+    domain.write_text("""<domain type='qemu'>
+  <name>amdfix</name>
+  <maxMemory slots='4' unit='GiB'>1100</maxMemory>
+  <memory unit='GiB'>5</memory>
+  <vcpu>2</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+  <features><acpi/></features>
+  <cpu mode='custom' match='exact' check='none'>
+    <model fallback='forbid'>qemu64</model>
+    <maxphysaddr mode='emulate' bits='48'/>
+    <numa><cell id='0' cpus='0-1' memory='4' unit='GiB'/></numa>
+  </cpu>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <memory model='dimm'>
+      <target><size unit='GiB'>1</size><node>0</node></target>
+      <address type='dimm' slot='0' base='0x150000000'/>
+    </memory>
+  </devices>
+</domain>
+""")
+    for version in ("7.2", "10.0"):
+        result = run_layoutd("check", "--libvirt", str(domain), "--host",
+                             str(EXAMPLES / "hosts/amd-epyc-two-gpus"), "--qemu-version", version)
+        assert_clean_failure(result, 2, "QEMU would refuse this:", "addr=0x150000000: can't add "
+                             "memory device [0x150000000:0x40000000], usable range for memory "
+                             "devices [0x10080000000:0x11300000000]")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from layoutd.checking import check
+from layoutd.collisions import check
 from layoutd.fixes import distro_machine_fix
 from layoutd.host import probe_host
 from layoutd.models.guest import GuestMap

@@ -1,4 +1,4 @@
-"""The tests' own interval sweep (an oracle kept apart from layoutd.ranges)."""
+"""The tests' own interval sweep (an oracle kept apart from layoutd.models.ranges)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ class HookApi:
 def load() -> HookApi:
     """Compile the .proto files (about 0.3 s); InputError (exit 2) when grpc is missing."""
     try:
-        import grpc
+        import grpc  # an optional extra (layoutd[kubevirt]), for `kubevirt serve` only
         import grpc_tools  # noqa: F401  (protos_and_services needs it; say so before it fails)
     except ImportError as error:
         raise InputError(f"{EXTRA} ({error})") from None

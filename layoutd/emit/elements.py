@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from xml.sax.saxutils import quoteattr
-
-from layoutd.libvirt.argv import NEWEST_LIBVIRT, PASSTHROUGH_LIMIT_SINCE, LibvirtVersion
-from layoutd.libvirt.domain import in_unit
+from layoutd.emit.markup import quoteattr
+from layoutd.libvirt_versions import NEWEST_LIBVIRT, LibvirtVersion, mode_for, physaddr_for
 from layoutd.models.plan import NumaNode, PlannedDevice, QemuConfig
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+UNITS = {
+    "b": 1, "bytes": 1,
+    "kb": 1000, "k": 1024, "kib": 1024,
+    "mb": 1000**2, "m": 1024**2, "mib": 1024**2,
+    "gb": 1000**3, "g": 1024**3, "gib": 1024**3,
+    "tb": 1000**4, "t": 1024**4, "tib": 1024**4,
+    "pb": 1000**5, "p": 1024**5, "pib": 1024**5,
+    "eb": 1000**6, "e": 1024**6, "eib": 1024**6,
+}
+"""libvirt's size units (<memory unit=...>), read by libvirt/domain.py and written here."""
+def in_unit(size: int, unit: str | None) -> tuple[str, int]:
+    """`size` bytes said in the domain's own `unit` when it is exact there, else in KiB."""
+    factor = UNITS.get((unit or "").strip().lower())
+    if factor and size % factor == 0:
+        return str(unit).strip(), size // factor
+    return "KiB", size // 1024
+
 
 
 def kib(size: int) -> int:
@@ -71,32 +86,12 @@ def cpu_mode(config: QemuConfig, libvirt: LibvirtVersion = NEWEST_LIBVIRT) -> st
     return mode_for(config.cpu_model, config.phys_bits, libvirt)
 
 
-def mode_for(cpu_model: str, phys_bits: int | None, libvirt: LibvirtVersion) -> str:
-    """The <cpu mode> for -cpu MODEL: host is host-passthrough, except where its phys-bits are
-    limited and libvirt cannot (before 9.3): then host-model, the host's own named CPU model,
-    which takes <maxphysaddr mode='emulate'>."""
-    if cpu_model != "host":
-        return "custom"
-    if phys_bits is not None and libvirt < PASSTHROUGH_LIMIT_SINCE:
-        return "host-model"
-    return "host-passthrough"
-
-
 def maxphysaddr(config: QemuConfig, libvirt: LibvirtVersion = NEWEST_LIBVIRT,
                 mode: str | None = None) -> str | None:
     """`mode`: the domain's own <cpu mode>, when it has one."""
     if config.phys_bits is None:
         return None
     return physaddr_for(config.phys_bits, mode or cpu_mode(config, libvirt))
-
-
-def physaddr_for(bits: int, mode: str) -> str:
-    """The element that gives the guest `bits` phys-bits in <cpu mode=`mode`>: host-passthrough
-    keeps the host's bits whatever mode='emulate' says (QEMU's host-phys-bits), so it is limited
-    with mode='passthrough' limit (libvirt 9.3 and later); every other mode takes emulate."""
-    if mode == "host-passthrough":
-        return f"<maxphysaddr mode='passthrough' limit='{bits}'/>"
-    return f"<maxphysaddr mode='emulate' bits='{bits}'/>"
 
 
 def numa(config: QemuConfig, indent: str, step: str = "  ") -> str | None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from layoutd.errors import LayoutdError, NoLayout
-from layoutd.firmware import Placement
+from layoutd.firmware.board import Placement
 from layoutd.firmware.builds import BY_NAME, Build
 from layoutd.firmware.plan import BadBar, planned_bars
 from layoutd.models.guest import GuestMap
@@ -24,7 +24,7 @@ from layoutd.models.spec import VmSpec, with_changes
 from layoutd.qemu.x86 import AMD_HT_START, HOLE64_DEFAULT
 from layoutd.record import replace
 from layoutd.solver.oracle import model_map
-from layoutd.solver.suggest import Suggestion
+from layoutd.solver.suggest import Suggestion, value_text
 from layoutd.solver.target import Target
 from layoutd.units import GiB, align_up, format_size, hex_addr
 
@@ -66,19 +66,18 @@ def fit_bars(spec: VmSpec, plan: Plan, target: Target, devices: Mapping[str, Dev
             break
     if boot is not None:
         raise _no(spec, bad, build, found)
-    if fixed:  # a relaxed pin whose plan chooses what is offered already says nothing new
-        offered = {_said(change) for change, _ in found}
-        found += [(change, result) for change, result in
-                  _relaxed(spec, target, devices, build, replan, firmware_of)
-                  if not any(w == f"the plan then chooses {said}" for w in result.warnings
-                             for said in offered)]
+    # the spec's own pins relaxed; one whose plan chooses what is offered already is left out
+    offered = {_said(change) for change, _ in found}
+    found += [(change, result) for change, result in
+              _relaxed(spec, target, devices, build, replan, firmware_of)
+              if not any(w == f"the plan then chooses {said}" for w in result.warnings
+                         for said in offered)]
     raise _no(spec, bad, build, found + _other_firmware(spec, target, devices, build, replan,
                                                         firmware_of))
 
 
 def _said(change: dict[str, Any]) -> str:
-    return ", ".join(f"{path} {str(value).lower() if isinstance(value, bool) else value}"
-                     for path, value in change.items())
+    return ", ".join(f"{path} {value_text(value)}" for path, value in change.items())
 
 
 PINS = ("cpu.phys_bits", "pci_hole64", "pci_window", "highmem_mmio")
@@ -87,8 +86,8 @@ PINS = ("cpu.phys_bits", "pci_hole64", "pci_window", "highmem_mmio")
 def _relaxed(spec: VmSpec, target: Target, devices: Mapping[str, Device], build: Build,
              replan: Callable[[VmSpec], Plan], firmware_of: Callable[[Plan], Build | None]
              ) -> list[tuple[dict[str, Any], Plan]]:
-    """The user's own pins (phys-bits, the hole's or window's size) each left for the plan to
-    choose: every one that then plans, with what the plan chooses instead."""
+    """The user's own pins (phys-bits, the hole's or window's size, a versioned machine type)
+    each left for the plan to choose: every one that then plans, with what it chooses instead."""
     found = []
     values = {"cpu.phys_bits": spec.cpu.phys_bits, "pci_hole64": spec.pci_hole64,
               "pci_window": spec.pci_window, "highmem_mmio": spec.highmem_mmio}
@@ -102,8 +101,10 @@ def _relaxed(spec: VmSpec, target: Target, devices: Mapping[str, Device], build:
         if not bad:
             found.append(({"cpu.phys_bits": bits}, placed))
             break
-    for pin in (path for path in PINS if values[path] is not None):
-        change: dict[str, Any] = {pin: None}
+    pins: list[dict[str, Any]] = [{path: None} for path in PINS if values[path] is not None]
+    if spec.machine_type != spec.family:  # a versioned machine type: the release's own
+        pins.append({"machine": spec.family})
+    for change in pins:
         try:
             variant = with_changes(spec, change)
             placed = fit_bars(variant, replan(variant), target, devices, build, replan, firmware_of)
