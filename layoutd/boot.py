@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from layoutd.dryrun import _started, first_error, safe_command
-from layoutd.emulator import binary_version, on_path
+from layoutd.emulator import on_path
 from layoutd.errors import HostUnavailable, LayoutdError, QemuRefusal
 from layoutd.firmware.board import Placed, Placement
 from layoutd.firmware.guest import GuestPci, nvme_bar0
@@ -525,8 +525,8 @@ def _trusted_folder() -> tuple[str | None, str | None]:
 def cache_key(binary: str, argv: Sequence[str], pci: GuestPci, plays: Sequence[StandIn],
               replacing: Mapping[str, list[str]]) -> str:
     """Everything that decides the answer: the firmware's bytes (every pflash unit or -bios
-    file), the QEMU binary (path, size, mtime, inode) and its version, the command line (VFIO
-    devices as their stand-ins) and what each stand-in plays."""
+    file), the QEMU binary (path, size, mtime, inode: its version with it, without running it),
+    the command line (VFIO devices as their stand-ins) and what each stand-in plays."""
 
     path = on_path(binary) or binary
     info = os.stat(path)
@@ -540,7 +540,7 @@ def cache_key(binary: str, argv: Sequence[str], pci: GuestPci, plays: Sequence[S
             hashes[name] = "unreadable"
     data = {"v": CACHE_VERSION, "binary": [os.path.realpath(path), info.st_size,
                                            info.st_mtime_ns, info.st_ino],
-            "version": str(binary_version(path)), "argv": list(argv), "firmware": hashes,
+            "argv": list(argv), "firmware": hashes,
             "replacing": dict(replacing),
             "plays": [[p.id, p.device, p.bar, p.size, p.own_bar] for p in plays]}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()

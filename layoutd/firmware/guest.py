@@ -28,6 +28,7 @@ BRIDGES: dict[str, tuple[tuple[Bar, ...], bool]] = {
     "pcie-root-port": (PORT_BARS, True), "ioh3420": (PORT_BARS, True),
     "x3130-upstream": ((), False), "xio3130-downstream": ((), True),
     "pci-bridge": (SHPC_BAR, True), "pcie-pci-bridge": (SHPC_BAR, False),
+    "i82801b11-bridge": ((), False),  # the DMI-to-PCI bridge (Proxmox's pcidmi): no BAR, no slot
 }
 PORTS = tuple(BRIDGES)
 NOT_PCI = frozenset(["vmgenid", "pvpanic", "tpm-tis", "tpm-crb", "scsi-hd", "scsi-cd",

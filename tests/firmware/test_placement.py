@@ -127,6 +127,17 @@ SEABIOS_CASES = {
     "pc: pci-bridge behind pci-bridge, 42 bits": base("pc", "qemu64,phys-bits=42", "4G")
     + bridge("pci-bridge", "b1", "", ",chassis_nr=1") + bridge("pci-bridge", "b2", "b1", ",chassis_nr=2")
     + stand_ins("8G", "32M", bus="b2") + nvme("n1", "b2") + stand_ins("1G"),
+    # Proxmox's q35 layout (pve-q35-4.0.cfg): PCI bridges pci.0/pci.1 behind the DMI-to-PCI bridge
+    "Proxmox: pci.0 behind i82801b11-bridge, a GPU on a root port": base("q35", "EPYC,phys-bits=46", "8G")
+    + device("i82801b11-bridge,id=pcidmi,bus=pcie.0,addr=1e.0")
+    + bridge("pci-bridge", "pci.0", "pcidmi", ",addr=1.0,chassis_nr=1")
+    + bridge("pci-bridge", "pci.1", "pcidmi", ",addr=2.0,chassis_nr=2") + port("rp1", 1)
+    + stand_ins("16G", bus="rp1") + device("pci-testdev,membar=2G,id=t9,bus=pci.0,addr=0x10")
+    + nvme("n1", "pci.1"),
+    "Proxmox: pci.0 behind i82801b11-bridge, 40 bits": base("q35", "qemu64", "4G")
+    + device("i82801b11-bridge,id=pcidmi,bus=pcie.0,addr=1e.0")
+    + bridge("pci-bridge", "pci.0", "pcidmi", ",addr=1.0,chassis_nr=1")
+    + device("pci-testdev,membar=1G,id=t9,bus=pci.0,addr=0x10") + stand_ins("512M"),
     "pc: empty nested pci-bridges": base("pc", "qemu64", "2G")
     + bridge("pci-bridge", "b1", "", ",chassis_nr=1")
     + bridge("pci-bridge", "b2", "b1", ",chassis_nr=2") + bridge("pci-bridge", "b3", "", ",chassis_nr=3")
@@ -187,6 +198,7 @@ OVMF_CASES = {
     + bridge("pci-bridge", "b1", "", ",chassis_nr=1") + bridge("pci-bridge", "b2", "b1", ",chassis_nr=2")
     + stand_ins("8G", "32M", bus="b2") + nvme("n1", "b2") + stand_ins("1G")
     + bridge("pci-bridge", "b3", "", ",chassis_nr=3"),
+    **{name: args for name, args in SEABIOS_CASES.items() if name.startswith("Proxmox")},
 }
 
 
