@@ -23,6 +23,8 @@ from tests.conftest import EXAMPLES, ROOT, kvm_refusal, need
 from tests.firmware.test_plan_boot import stand_ins
 from tests.support.qemu_runner import VERSIONS, qemu_binary, wrapper
 
+pytestmark = pytest.mark.qemu  # starts real QEMU or firmware: not in -m "not qemu"
+
 GOLDEN = Path(__file__).parent / "plan"
 GOLDEN_VERSION = "10.0"  # what tests/golden/test_golden.py plans with
 CASES = sorted(path.relative_to(GOLDEN) for path in GOLDEN.glob("*/*.sh"))
