@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from layoutd.boot import booted_placement
 from layoutd.collisions import check
-from layoutd.dryrun import differences, dry_run, guest_map
 from layoutd.emulator import binary_version, data_dirs, version_of_binary
 from layoutd.errors import InputError, LayoutdError, NotModelled, QemuRefusal, UnknownDevice
 from layoutd.firmware import place
@@ -299,6 +297,9 @@ def bar_check(guest: GuestMap, host: HostView, qemu_args: Sequence[str], devices
     if binary and guest.arch == "x86_64" and (build is None or verify):
         label = (f"firmware {pci.firmware}" if pci.firmware else
                  f"QEMU {guest.qemu_version}'s own bios-256k.bin")
+        # starts QEMU (socket, subprocess, threading, ctypes: ~10 ms): only a run that needs one
+        from layoutd.boot import booted_placement
+
         answer = booted_placement(binary, qemu_args, guest.arch, guest, pci, hosted,
                                   build.name if build else label)
         booted, boot_notes, missing = answer.placement, answer.notes, answer.missing
@@ -395,6 +396,9 @@ def for_windows(guest: GuestMap, windows: bool) -> GuestMap:
 
 def dry_run_map(binary: str, qemu_args: Sequence[str], arch: str, why: str) -> GuestMap:
     """The map the binary itself builds, saying where it came from."""
+    # starts QEMU (socket, subprocess, threading, ctypes: ~10 ms): only a run that needs one
+    from layoutd.dryrun import dry_run, guest_map
+
     run = dry_run(binary, qemu_args, arch)
     guest = guest_map(run, qemu_args, arch)
     note = f"{why}: this map comes from a dry run of {binary} (QEMU {run.version}) itself"
@@ -405,6 +409,9 @@ def verified(guest: GuestMap, binary: str, qemu_args: Sequence[str], arch: str) 
     """The model's map when the dry run builds the same RAM map; else the dry run's, saying how
     the model differed."""
     real = dry_run_map(binary, qemu_args, arch, "--verify")
+    # starts QEMU (socket, subprocess, threading, ctypes: ~10 ms): only a run that needs one
+    from layoutd.dryrun import differences
+
     wrong = differences(guest.layout, real.layout)
     if not wrong:
         note = f"confirmed by a dry run of {binary} (QEMU {real.qemu_version}): the same RAM map"

@@ -8,33 +8,26 @@ it would load), unless --qemu-version says otherwise.
 """
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
-from layoutd.boot import booted_placement
-from layoutd.dryrun import differences, dry_run
 from layoutd.emit.argv import qemu_argv
 from layoutd.emit.qmp import qmp_commands
 from layoutd.emulator import data_dirs, on_path, version_of_binary
 from layoutd.errors import HostUnavailable, LayoutdError, NoAnswer, NoLayout
+from layoutd.firmware.board import Placement
 from layoutd.firmware.builds import Build
 from layoutd.firmware.files import identify
 from layoutd.firmware.guest import family_of, read_argv
 from layoutd.host import probe_host
+from layoutd.models.guest import GuestMap
+from layoutd.models.host import Device, HostView
 from layoutd.models.plan import Plan, PlannedHostCpu
+from layoutd.models.spec import VmSpec
 from layoutd.qemu import versions
 from layoutd.record import Record, replace
-from layoutd.solver import combine, solve_spec
+from layoutd.solver import Solved, Target, TargetFor, combine, solve_spec
 from layoutd.solver.fit import fit_bars
 from layoutd.solver.oracle import compare, model_map, windows_above
 from layoutd.solver.suggest import Suggestion
-
-if TYPE_CHECKING:
-    from layoutd.errors import NoLayout
-    from layoutd.models.guest import GuestMap
-    from layoutd.models.host import HostView
-    from layoutd.models.plan import Plan
-    from layoutd.models.spec import VmSpec
-    from layoutd.solver import Solved, Target
 
 
 class QemuTarget(Record, kw_only=False):
@@ -70,9 +63,12 @@ def qemu_target(chosen: str | None, binary: str | None, arch: str) -> QemuTarget
                                               "a dry run of the binary"), path)
 
 
-def verify(plan: "Plan", binary: str, note: str) -> "Plan":
+def verify(plan: Plan, binary: str, note: str) -> Plan:
     """The plan, if a dry run of `binary` with its whole command line (VFIO devices left out)
     starts and builds exactly its RAM map (`note`: said with a refusal; the plan has it)."""
+    # starts QEMU (socket, subprocess, threading, ctypes: ~10 ms): only a run that needs one
+    from layoutd.dryrun import differences, dry_run
+
     run = dry_run(binary, plan.qemu_argv, plan.config.arch, whole=True)
     wrong = differences(plan.layout, run.vm.layout())
     if wrong:
@@ -82,17 +78,17 @@ def verify(plan: "Plan", binary: str, note: str) -> "Plan":
     return replace(plan, notes=(*plan.notes, said))
 
 
-def make_plan(spec: "VmSpec", sources: Sequence[str], qemu: "str | QemuTarget") -> "Plan":
+def make_plan(spec: VmSpec, sources: Sequence[str], qemu: str | QemuTarget) -> Plan:
     """Probe every host, solve, check the argv on the QEMU model, and build the Plan, made for
     `qemu` (a version alone: its rules, and the firmware Debian ships with it)."""
     if not isinstance(qemu, QemuTarget):
         qemu = QemuTarget(qemu, "--qemu-version")
     version = qemu.version
 
-    def views_for(devices: Sequence[str]) -> list["HostView"]:
+    def views_for(devices: Sequence[str]) -> list[HostView]:
         return [probe_host(source, list(devices) or None) for source in sources]
 
-    def target_for(devices: Sequence[str]) -> "Target":
+    def target_for(devices: Sequence[str]) -> Target:
         views = views_for(devices)
         return combine(views, [view.source for view in views])
 
@@ -112,7 +108,7 @@ def make_plan(spec: "VmSpec", sources: Sequence[str], qemu: "str | QemuTarget") 
                    warnings=tuple(warnings))
 
 
-def firmware_of(plan: "Plan", qemu: QemuTarget) -> tuple[Any, str | None]:
+def firmware_of(plan: Plan, qemu: QemuTarget) -> tuple[Build | None, str | None]:
     """The firmware build the plan's command line boots on `qemu` (files.identify), and how it
     was found."""
     return identify(plan.config.firmware, qemu.version, plan.config.arch, qemu.dirs)
@@ -125,16 +121,16 @@ class BarFitter:
     """Places the assigned BARs as the plan's firmware does (layoutd.firmware.fit); also the
     check every suggested spec passes before it is shown."""
 
-    def __init__(self, target: "Target", qemu: QemuTarget, target_for: Any,
-                 devices: dict[str, Any]):
+    def __init__(self, target: Target, qemu: QemuTarget, target_for: TargetFor,
+                 devices: dict[str, Device]):
         self.target, self.qemu, self.target_for, self.devices = target, qemu, target_for, devices
         self.version = qemu.version
 
-    def replan(self, variant: "VmSpec", oracle: bool = True) -> "Plan":
+    def replan(self, variant: VmSpec, oracle: bool = True) -> Plan:
         solved = solve_spec(variant, self.target, self.version, self.target_for)
         return assemble(variant, self.target, solved, self.version, oracle)
 
-    def fit(self, spec: "VmSpec", plan: "Plan") -> "Plan":
+    def fit(self, spec: VmSpec, plan: Plan) -> Plan:
         """The plan with its BARs placed, every one where the hosts' IOMMUs map it, or a "no";
         a firmware build layoutd does not know is said so."""
         build, note = firmware_of(plan, self.qemu)
@@ -148,7 +144,7 @@ class BarFitter:
         except NoLayout as error:
             raise self.newer_qemu(spec, error) from error
 
-    def newer_qemu(self, spec: "VmSpec", error: "NoLayout") -> "NoLayout":
+    def newer_qemu(self, spec: VmSpec, error: NoLayout) -> NoLayout:
         """arm virt on a QEMU without highmem-mmio (7.2): a "no" with nothing close says when
         the oldest modelled QEMU that has it plans (highmem_mmio: false), planned with it."""
         if error.suggestions or spec.arch != "aarch64" or versions.row(self.version).virt_highmem_props:
@@ -172,7 +168,7 @@ class BarFitter:
                           f"{placed.firmware} then puts {where}")
         return NoLayout(error.headline, error.lines, [idea], details=dict(error.details))
 
-    def fit_booted(self, spec: "VmSpec", plan: "Plan", firmware: str, note: str) -> "Plan":
+    def fit_booted(self, spec: VmSpec, plan: Plan, firmware: str, note: str) -> Plan:
         """A firmware without a model: each candidate plan's BARs placed by booting it
         (layoutd.boot) with the QEMU binary asked (else qemu-system-x86_64 on PATH); one that
         cannot be booted is said: the BARs are not judged."""
@@ -180,8 +176,11 @@ class BarFitter:
         label = f"firmware {firmware}"
         said: list[str] = []
 
-        def boot(argv: Sequence[str], guest: "GuestMap") -> Any:
+        def boot(argv: Sequence[str], guest: GuestMap) -> Placement:
             pci = read_argv(argv, family_of(guest), self.devices)
+            # starts QEMU (socket, subprocess, threading, ctypes: ~10 ms): only a run that needs one
+            from layoutd.boot import booted_placement
+
             answer = booted_placement(binary, argv, "x86_64", guest, pci, self.devices, label)
             said[:] = answer.notes
             if answer.placement is None:
@@ -197,7 +196,7 @@ class BarFitter:
                                            f"BARs not judged: {error.message}"))
         return replace(placed, warnings=(*placed.warnings, *said))
 
-    def accept(self, variant: "VmSpec") -> bool:
+    def accept(self, variant: VmSpec) -> bool:
         try:
             self.fit(variant, self.replan(variant, oracle=False))
         except LayoutdError:
@@ -205,16 +204,16 @@ class BarFitter:
         return True
 
 
-def bar_fitter(spec: "VmSpec", target: "Target", qemu: QemuTarget, first: "HostView",
-               target_for: Any) -> BarFitter | None:
+def bar_fitter(spec: VmSpec, target: Target, qemu: QemuTarget, first: HostView,
+               target_for: TargetFor) -> BarFitter | None:
     """With devices: the fitter, with the devices' BARs read from the first host."""
     if not spec.pci_devices:
         return None
     return BarFitter(target, qemu, target_for, {d.address: d for d in first.devices})
 
 
-def assemble(spec: "VmSpec", target: "Target", solved: "Solved", version: str,
-             oracle: bool = True) -> "Plan":
+def assemble(spec: VmSpec, target: Target, solved: Solved, version: str,
+             oracle: bool = True) -> Plan:
     """The Plan; `oracle`: check the emitted argv on the QEMU model (off: a trial for the BARs)."""
     argv = qemu_argv(solved.config, qemu_version=version)
     host_cpu = PlannedHostCpu(vendor=target.host_vendor, phys_bits=target.host_phys_bits,
@@ -242,8 +241,8 @@ def assemble(spec: "VmSpec", target: "Target", solved: "Solved", version: str,
 
 
 def oracle_check(
-    argv: Sequence[str], solved: "Solved", version: str, host_cpu: Any, target: "Target"
-) -> tuple["GuestMap", tuple[str, ...]]:
+    argv: Sequence[str], solved: Solved, version: str, host_cpu: PlannedHostCpu, target: Target
+) -> tuple[GuestMap, tuple[str, ...]]:
     """Run the QEMU model on the emitted argv: the plan stands only if it yields the planned map.
     Returns the model's map: every figure of the plan about QEMU's regions comes from it."""
     guest = model_map(argv, version, host_cpu, solved.config.arch, target.platform)

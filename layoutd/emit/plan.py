@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from layoutd.emit import svg, text
-from layoutd.emit.argv import shell_lines
-from layoutd.emit.libvirt import emit_domain
 from layoutd.models.validate import to_json
 
 if TYPE_CHECKING:
@@ -21,13 +18,20 @@ def render(plan: Plan, kind: str, libvirt: tuple[tuple[int, int], str] | None = 
     if kind == "json":
         return json.dumps(to_json(plan), indent=2) + "\n"
     if kind == "argv":
+        from layoutd.emit.argv import shell_lines  # each format loads its own encoder (below too)
+
         binary = "qemu-system-aarch64" if plan.config.arch == "aarch64" else "qemu-system-x86_64"
         return shell_lines(plan.qemu_argv, binary)
     if kind == "qmp":
         return "".join(json.dumps(command) + "\n" for command in plan.qmp)
     if kind == "svg":
+        from layoutd.emit import svg  # as argv's
+
         return svg.render(plan)
     if kind == "libvirt":
+        from layoutd.emit.libvirt import emit_domain  # hashlib, libvirt's versions, XML quoting
+
         return emit_domain(plan, *libvirt) if libvirt else emit_domain(plan)
+    from layoutd.emit import text  # as argv's
 
     return text.render(plan)

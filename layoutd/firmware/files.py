@@ -6,7 +6,6 @@ binary's own, `QEMU -L help`), else, when no binary is asked, the SeaBIOS Debian
 QEMU version (and said so). A relative -bios name is searched as QEMU searches it.
 """
 
-import hashlib
 import os
 from collections.abc import Sequence
 
@@ -54,6 +53,8 @@ def _hashed(found: str, arch: str, path: str | None = None) -> tuple[Build | Non
     said = path or found
     try:
         with open(found, "rb") as handle:
+            import hashlib  # OpenSSL, ~2.5 ms of every start: only a named firmware file is hashed
+
             digest = hashlib.sha256(handle.read()).hexdigest()
     except OSError as error:
         return None, f"firmware {said}: cannot read it ({error.strerror})"

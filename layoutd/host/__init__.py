@@ -9,9 +9,7 @@ import os
 from collections.abc import Sequence
 
 from layoutd.errors import HostUnavailable, InputError
-from layoutd.host import iommufd, type1
 from layoutd.host.dump import read_dump, replay, write_dump
-from layoutd.host.kvm import kvm_smm
 from layoutd.host.sysfs import normalize_bdf, read_tree
 from layoutd.host.topology import VFIO_DRIVER, select_groups, viability_warnings
 from layoutd.host.view import build_view
@@ -69,6 +67,10 @@ def _probe(source: str, devices: Sequence[str] | None) -> Probe:
 
 def _live(devices: Sequence[str] | None, root: str = "/", dev: str = "/dev") -> Probe:
     """iommufd, else VFIO type1, else sysfs. `root` and `dev` move the tree (for tests)."""
+    # the live host's readers (ctypes, ioctls: ~2 ms): a tree or a dump never needs them
+    from layoutd.host import iommufd, type1
+    from layoutd.host.kvm import kvm_smm
+
     facts = read_tree(root, live=True)
     facts = replace(facts, cpu=replace(facts.cpu, kvm_smm=kvm_smm(dev)))
     numbers = select_groups(facts, devices)

@@ -80,7 +80,7 @@ class Rejection(Record, kw_only=False, frozen=False):
     blocked: tuple[int, int] | None = None  # the guest range that would have hit a hole
 
 
-class Solution(Record, kw_only=False, frozen=False):
+class Solution(Record, frozen=False):
     choice: Choice
     low: int
     high: int
@@ -498,22 +498,10 @@ def _finish(
         and hole64 is None
         and not (maxmem and maxmem != problem.total + problem.room)
     )
-    return Solution(
-        choice,
-        low,
-        high,
-        nodes_boot,
-        tuple(devices),
-        tuple(room),
-        slots,
-        maxmem,
-        hole64,
-        phys_bits,
-        highest,
-        relocated,
-        warnings,
-        default,
-    )
+    return Solution(choice=choice, low=low, high=high, nodes_boot=nodes_boot,
+                    devices=tuple(devices), room=tuple(room), slots=slots, maxmem=maxmem,
+                    hole64=hole64, phys_bits=phys_bits, highest=highest, relocated=relocated,
+                    warnings=warnings, default_layout=default)
 
 
 def _slots_and_maxmem(

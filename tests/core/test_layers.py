@@ -191,6 +191,13 @@ LAZY = {
     "layoutd/live/session.py": {"asyncio", "qemu.qmp"},  # ~40 ms, inspect: see QmpMonitor._start
     "layoutd/kubevirt/hookapi/__init__.py": {"grpc", "grpc_tools"},  # an optional extra
     "layoutd/libvirt/hookconf.py": {"signal", "layoutd.errors"},  # the hook's no-op path
+    # a dry run or a firmware boot starts QEMU: plan and check load it when they make one
+    "layoutd/planning.py": {"layoutd.dryrun", "layoutd.boot"},
+    "layoutd/checking.py": {"layoutd.dryrun", "layoutd.boot"},
+    "layoutd/emit/plan.py": {"layoutd.emit.argv", "layoutd.emit", "layoutd.emit.libvirt"},  # a format's
+    "layoutd/firmware/files.py": {"hashlib"},  # OpenSSL: only a named firmware file is hashed
+    "layoutd/emulator.py": {"subprocess"},  # only a binary not in the cache is run
+    "layoutd/host/__init__.py": {"layoutd.host", "layoutd.host.kvm"},  # a live host's readers
 }
 
 

@@ -1,4 +1,5 @@
-"""emit/markup.py quotes as xml.sax.saxutils does (the oracle), without its start-up cost."""
+"""emit/markup.py quotes as xml.sax.saxutils does, and emit/libvirt.py names a domain as uuid.uuid5
+does (the oracles), without their start-up cost."""
 
 from xml.sax.saxutils import escape, quoteattr
 
@@ -14,3 +15,12 @@ TEXT = st.text(alphabet=st.sampled_from("ab&<>\"'\n\r\t é"), max_size=12)
 def test_escape_and_quoteattr_match_the_standard_library(text: str) -> None:
     assert markup.escape(text) == escape(text)
     assert markup.quoteattr(text) == quoteattr(text)
+
+
+@given(st.text(max_size=20))
+def test_uuid5_is_the_standard_librarys(name: str) -> None:
+    import uuid
+
+    from layoutd.emit.libvirt import UUID_NAMESPACE, uuid5
+
+    assert uuid5(UUID_NAMESPACE, name) == str(uuid.uuid5(uuid.UUID(bytes=UUID_NAMESPACE), name))
