@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from layoutd.models.common import Hole, Range
 from layoutd.models.host import Cpu, HostView
 from layoutd.models.ranges import subtract
-from layoutd.models.spec import parse_spec
 from layoutd.solver import combine, solve_spec
+from layoutd.specfile import parse_spec
 from layoutd.units import GiB, MiB
 
 LIMIT = 0.5

@@ -323,7 +323,7 @@ def _boot_once(binary: str, argv: Sequence[str], arch: str, plays: Sequence[Stan
                     data = handle.read()
             except OSError as error:
                 raise HostUnavailable(f"cannot read the VM's pflash file {path}: "
-                                      f"{error.strerror}") from None
+                                      f"{error.strerror}") from error
             copy, mine = _memfd(safe, "layoutd-pflash", data)
             os.close(mine)
             safe.argv += ["-drive", f"if=pflash,unit={index},format={fmt},file={copy}"]
@@ -352,7 +352,7 @@ def _boot_once(binary: str, argv: Sequence[str], arch: str, plays: Sequence[Stan
                 bars, seconds = _watch(monitor, plays, readers, started, timeout, accel)
             except HostUnavailable as error:
                 if process.poll() is not None:
-                    raise _why(binary, process) from None
+                    raise _why(binary, process) from error
                 raise error
             finally:
                 with contextlib.suppress(Exception):

@@ -91,7 +91,7 @@ def read_configs(qemu_args: Sequence[str]) -> tuple[list[str], list[str]]:
         except OSError as error:
             if path not in PROXMOX_FILES:
                 raise InputError(f"-readconfig {path}: cannot read it ({error.strerror}), and "
-                                 "what it defines may change guest memory", field="qemu argv") from None
+                                 "what it defines may change guest memory", field="qemu argv") from error
             text = PROXMOX_FILES[path]
             said.append(f"-readconfig {path} is not on this machine ({error.strerror}): read "
                         "as qemu-server's file defines it (USB, audio, root ports "
@@ -138,7 +138,7 @@ def _check_argv(binary: str, qemu_args: list[str], arch: str, host_source: str |
     try:
         guest = with_host(host, lambda: predicted(qemu_args))
     except QemuRefusal as refusal:
-        raise _refused(refusal, qemu_args, again, host, devices, windows) from None
+        raise _refused(refusal, qemu_args, again, host, devices, windows) from refusal
     if verify:
         guest = verified(guest, binary, qemu_args, arch)
     bars = bar_check(guest, host, qemu_args, devices, dirs, binary, verify)
@@ -422,7 +422,7 @@ def probe_devices(source: str | None, devices: Sequence[str],
     try:
         return probe_host(source, list(devices) or None)
     except UnknownDevice as error:
-        raise error.at(origins) from None
+        raise error.at(origins) from error
 
 
 def with_host(host: HostView, prediction: Callable[[], GuestMap]) -> GuestMap:
@@ -432,7 +432,7 @@ def with_host(host: HostView, prediction: Callable[[], GuestMap]) -> GuestMap:
         return prediction()
     except NeedsHostCpu as error:
         raise InputError(f"{error.message}; host source {host.source} does not describe its CPU",
-                         field="/proc/cpuinfo") from None
+                         field="/proc/cpuinfo") from error
 
 
 def _vfio_of(qemu_args: Sequence[str]) -> list[str]:

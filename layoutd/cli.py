@@ -210,6 +210,11 @@ def run_reporting_errors(name: str, run: object, options: argparse.Namespace) ->
             code = run(options)  # type: ignore[operator]
         return int(code or 0)
     except LayoutdError as error:
+        if os.environ.get("LAYOUTD_DEBUG"):
+            # the traceback, with the cause the message leaves out: a debugging run only
+            import traceback
+
+            traceback.print_exception(error, file=sys.stderr)
         print(f"layoutd {name}: {error.render()}", file=sys.stderr)
         if as_json:
             _print_json(name, error)

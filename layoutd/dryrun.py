@@ -268,7 +268,7 @@ def _page_size(path: str) -> int:
     try:
         info = os.statvfs(probe or ".")
     except OSError as error:
-        raise InputError(f"mem-path {path}: {error.strerror}", field="qemu argv") from None
+        raise InputError(f"mem-path {path}: {error.strerror}", field="qemu argv") from error
     return info.f_bsize if _fs_magic(probe or ".") == HUGETLBFS_MAGIC else os.sysconf("SC_PAGE_SIZE")
 
 
@@ -359,7 +359,7 @@ def _started(binary: str, safe: SafeCommand,
         ours.close()
         theirs.close()
         os.close(errors)
-        raise HostUnavailable(f"cannot run {binary}: {error.strerror}") from None
+        raise HostUnavailable(f"cannot run {binary}: {error.strerror}") from error
     theirs.close()
     safe.close()  # QEMU holds its own copies of the memfds
     watchdog = threading.Timer(timeout, _kill, [process])

@@ -25,11 +25,8 @@ from layoutd.host import probe_host
 from layoutd.models.fleet import HoleFact, Membership, Published, label_name, trait_name
 from layoutd.models.host import HostView
 from layoutd.qemu import versions
-from layoutd.qemu.x86 import AMD_HT_START
+from layoutd.qemu.x86 import AMD_HT_END, AMD_HT_START, MSI_WINDOW
 from layoutd.record import Record
-
-AMD_HT_END = (1 << 40) - 1  # the HyperTransport range ends just below 1 TiB
-X86_MSI_WINDOW = (0xFEE00000, 0xFEEFFFFF)  # the x86 interrupt window every VT-d/AMD-Vi group has
 
 POOL_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,56}[a-z0-9])?$")
 """A pool name: lower case, digits, '-', '_', '.'; at most 58 characters, so that the NFD label
@@ -78,9 +75,9 @@ def load_pool(name: str, path: str) -> Pool:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except OSError as error:
-        raise InputError(f"pool {name}: cannot read the plan: {error.strerror}", file=path) from None
+        raise InputError(f"pool {name}: cannot read the plan: {error.strerror}", file=path) from error
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"pool {name}: not a plan JSON ({error})", file=path) from None
+        raise InputError(f"pool {name}: not a plan JSON ({error})", file=path) from error
     if not isinstance(data, dict):
         raise InputError(f"pool {name}: not a plan JSON (an object with qemu_argv, qemu_version "
                          "and config, as `layoutd plan --format json` writes)", file=path)
@@ -143,7 +140,7 @@ def membership(pool: Pool, source: str, host: HostView) -> Membership:
 
 def hole_kind(start: int, end: int, kernel_type: str, arch: str | None, vendor: str) -> str:
     if kernel_type == "msi":
-        return "msi-window" if (start, end) == X86_MSI_WINDOW else "msi-doorbell"
+        return "msi-window" if (start, end) == MSI_WINDOW else "msi-doorbell"
     if kernel_type in ("direct", "direct-relaxable"):
         return "rmr" if arch == "aarch64" else "rmrr"
     if vendor in ("amd", "hygon") and start <= AMD_HT_END and end >= AMD_HT_START:

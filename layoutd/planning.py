@@ -146,7 +146,7 @@ class BarFitter:
             return fit_bars(spec, plan, self.target, self.devices, build, self.replan,
                             lambda other: firmware_of(other, self.qemu)[0])
         except NoLayout as error:
-            raise self.newer_qemu(spec, error) from None
+            raise self.newer_qemu(spec, error) from error
 
     def newer_qemu(self, spec: "VmSpec", error: "NoLayout") -> "NoLayout":
         """arm virt on a QEMU without highmem-mmio (7.2): a "no" with nothing close says when

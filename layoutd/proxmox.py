@@ -39,7 +39,7 @@ def command_words(words: Sequence[str]) -> list[str]:
             result = shlex.split(" ".join(result))
         except ValueError as error:
             raise InputError(f"the command line's quotes do not close ({error})",
-                             field="qemu argv") from None
+                             field="qemu argv") from error
     return strip_taskset(result)
 
 
@@ -61,7 +61,7 @@ def showcmd(vmid: str) -> list[str]:
         result = subprocess.run([QM, "showcmd", vmid], capture_output=True, text=True,
                                 timeout=QM_TIMEOUT, stdin=subprocess.DEVNULL, check=False)
     except (OSError, subprocess.SubprocessError) as error:
-        raise HostUnavailable(f"cannot run `{QM} showcmd {vmid}`: {error}") from None
+        raise HostUnavailable(f"cannot run `{QM} showcmd {vmid}`: {error}") from error
     if result.returncode != 0:
         said = (result.stderr.strip().splitlines() or ["no message"])[-1]
         raise HostUnavailable(f"`{QM} showcmd {vmid}` failed (exit status {result.returncode}): "
@@ -70,7 +70,7 @@ def showcmd(vmid: str) -> list[str]:
         return strip_taskset(shlex.split(result.stdout.replace("\\\n", " ")))
     except ValueError as error:
         raise InputError(f"`{QM} showcmd {vmid}` printed a line whose quotes do not close "
-                         f"({error})") from None
+                         f"({error})") from error
 
 
 class Judgement(Record, kw_only=False, frozen=False):

@@ -14,7 +14,10 @@ dataclass (`dataclass_transform`):
     class Config(Record, frozen=False): ...                  # mutable (eq, no hash)
 
 `replace(record, **changes)`, `fields(cls)` and `asdict(record)` do what the dataclasses
-functions of the same name do. A `__post_init__` method, if defined, runs after `__init__`.
+functions of the same name do. A `verify()` method, if defined, checks the fields together and
+runs however a record is built (its constructor, `replace`, input validation); a
+`__post_init__` method, if defined, runs after it. A mutable default (a list, dict or set: any
+unhashable value) is refused, as dataclasses refuses it: use `field(default_factory=...)`.
 """
 
 from __future__ import annotations
@@ -62,9 +65,11 @@ class FrozenRecordError(AttributeError):
 class _Spec:
     """What `__init__` needs of a class, computed once per class."""
 
-    __slots__ = ("defaults", "factories", "fields", "frozen", "kw_only", "names", "post_init")
+    __slots__ = ("defaults", "factories", "fields", "frozen", "kw_only", "names", "post_init",
+                 "verify")
 
-    def __init__(self, fields: dict[str, Field], frozen: bool, kw_only: bool, post_init: bool) -> None:
+    def __init__(self, fields: dict[str, Field], frozen: bool, kw_only: bool, post_init: bool,
+                 verify: bool = False) -> None:
         self.fields = fields
         self.names = tuple(fields)
         self.defaults = {n: f.default for n, f in fields.items() if f.default is not MISSING}
@@ -72,6 +77,7 @@ class _Spec:
         self.frozen = frozen
         self.kw_only = kw_only
         self.post_init = post_init
+        self.verify = verify
 
 
 def _is_classvar(annotation: Any) -> bool:
@@ -87,6 +93,10 @@ def _own_fields(cls: type) -> dict[str, Field]:
             continue
         value = cls.__dict__.get(name, MISSING)
         spec = value if isinstance(value, Field) else Field(value)
+        if spec.default is not MISSING and spec.default.__class__.__hash__ is None:
+            raise ValueError(f"{cls.__name__}.{name}: mutable default "
+                             f"{type(spec.default).__name__} is shared by every instance: "
+                             "use field(default_factory=...)")
         found[name] = spec
         if isinstance(value, Field):
             if spec.default is MISSING:
@@ -132,7 +142,8 @@ class Record:
         if parent.names and parent.frozen != frozen:
             raise TypeError(f"{cls.__name__}: a frozen and a mutable record cannot inherit from each other")
         fields = {**parent.fields, **_own_fields(cls)}
-        cls.__record__ = _Spec(fields, frozen, kw_only, hasattr(cls, "__post_init__"))
+        cls.__record__ = _Spec(fields, frozen, kw_only, hasattr(cls, "__post_init__"),
+                               hasattr(cls, "verify"))
         own = cls.__dict__
         if frozen:
             cls.__setattr__ = _frozen_setattr  # type: ignore[assignment]
@@ -159,6 +170,8 @@ class Record:
         if values.keys() != spec.fields.keys():
             _refuse(self, spec, values)
         self.__dict__.update(values)
+        if spec.verify:
+            self.verify()  # type: ignore[attr-defined]
         if spec.post_init:
             self.__post_init__()  # type: ignore[attr-defined]
 

@@ -9,6 +9,9 @@ mkdir -p "$CACHE"
 APT_PACKAGES=(
     python3-venv
     qemu-system-x86 qemu-system-arm qemu-efi-aarch64 qemu-utils
+    # Debian's recommended QEMU 7.2 modules (ui, audio) in /usr/lib/x86_64-linux-gnu/qemu, as a
+    # usual install has them: the unpacked 10.0 must load its own (tests/support/qemu_runner.py).
+    qemu-system-gui
     # Guest firmware for the BAR placement proofs (tests/firmware): SeaBIOS and OVMF (edk2).
     seabios ovmf
     # What scripts/build-seabios.sh compiles Debian's seabios source with (a build without a row).
@@ -52,6 +55,21 @@ if [ ! -x "$CACHE/qemu-10.0/usr/bin/qemu-system-x86_64" ]; then
         qemu-system-x86/bookworm-backports qemu-system-arm/bookworm-backports \
         qemu-system-data/bookworm-backports qemu-system-common/bookworm-backports \
         seabios/bookworm-backports
+fi
+
+# The same build's ui and audio modules (qemu-system-gui from bookworm-backports) beside 10.0's
+# own, in one folder QEMU 10.0 is pointed at (QEMU_MODULE_DIR, tests/support/qemu_runner.py):
+# otherwise it falls back to /usr/lib/x86_64-linux-gnu/qemu, where Debian's 7.2 modules are,
+# and fails with "Only modules from the same build can be loaded".
+if [ ! -d "$CACHE/qemu-10.0-modules" ]; then
+    fetch_backports "$CACHE/qemu-10.0-gui" qemu-system-gui/bookworm-backports \
+        qemu-system-modules-opengl/bookworm-backports qemu-system-modules-spice/bookworm-backports
+    mkdir -p "$CACHE/qemu-10.0-modules.tmp"
+    for so in "$CACHE"/qemu-10.0/usr/lib/x86_64-linux-gnu/qemu/*.so \
+              "$CACHE"/qemu-10.0-gui/usr/lib/x86_64-linux-gnu/qemu/*.so; do
+        ln -sf "$so" "$CACHE/qemu-10.0-modules.tmp/"
+    done
+    mv "$CACHE/qemu-10.0-modules.tmp" "$CACHE/qemu-10.0-modules"
 fi
 
 # QEMU 11.1 (and sid's OVMF, SeaBIOS and arm64 edk2) in a minimal Debian sid root, run with chroot.

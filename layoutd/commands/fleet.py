@@ -93,7 +93,7 @@ def _dumps_in(folder: str) -> list[str]:
     try:
         names = sorted(name for name in os.listdir(folder) if name.endswith(".json"))
     except OSError as error:
-        raise InputError(f"--host-dir: cannot list it: {error.strerror}", file=folder) from None
+        raise InputError(f"--host-dir: cannot list it: {error.strerror}", file=folder) from error
     if not names:
         raise InputError("--host-dir: no dump (*.json) in it", file=folder)
     return [os.path.join(folder, name) for name in names]
@@ -113,7 +113,7 @@ def _write_atomically(path: str, text: str) -> None:
     except OSError as error:
         if os.path.exists(temporary):
             os.unlink(temporary)
-        raise InputError(f"cannot write: {error.strerror}", file=path) from None
+        raise InputError(f"cannot write: {error.strerror}", file=path) from error
 
 
 def _pools(args: argparse.Namespace) -> int:

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         _write(hook, SCRIPT.format(python=sys.executable, config=str(config)), 0o755)
     except OSError as error:
         raise InputError(f"cannot write: {error.strerror or error}",
-                         file=str(error.filename or hook)) from None
+                         file=str(error.filename or hook)) from error
     print(f"installed {hook} (policy {args.policy}; configuration {config}; log {log}).")
     print("Restart libvirtd (or virtqemud) once: it reads hooks only when it starts.")
     return 0

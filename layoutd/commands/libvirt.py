@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     hosts = args.host or [os.environ.get("LAYOUTD_HOST") or "live"]
     if args.action == "apply":
         # apply only
-        from layoutd.models.spec import load_spec
+        from layoutd.specfile import load_spec
 
         result, plan = fixing.apply(data, args.domain, load_spec(args.spec), hosts, args.qemu_version,
                                     args.spec, libvirt.version)
@@ -61,7 +61,7 @@ def _read(path: str) -> bytes:
         with open(path, "rb") as handle:
             return handle.read()
     except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", file=path) from None
+        raise InputError(f"cannot read: {error.strerror}", file=path) from error
 
 
 def _write(data: bytes, output: str | None) -> None:
@@ -76,4 +76,4 @@ def _write(data: bytes, output: str | None) -> None:
         with open(output, "wb") as handle:
             handle.write(data)
     except OSError as error:
-        raise InputError(f"cannot write: {error.strerror}", file=output) from None
+        raise InputError(f"cannot write: {error.strerror}", file=output) from error

@@ -53,10 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # this command's modules: not for its --help
     from layoutd.errors import InputError, UnknownDevice
-    from layoutd.models.spec import load_spec, spec_device_origins
     from layoutd.planning import make_plan, qemu_target, verify
     from layoutd.qemu import versions
     from layoutd.record import replace
+    from layoutd.specfile import load_spec, spec_device_origins
 
     if args.qemu_version is not None and not versions.is_modelled(args.qemu_version):
         raise InputError(f"--qemu-version {args.qemu_version!r}: modelled versions are "
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         plan = make_plan(spec, sources, qemu)
     except UnknownDevice as error:
-        raise error.at(spec_device_origins(spec, args.spec)) from None
+        raise error.at(spec_device_origins(spec, args.spec)) from error
     if binary is not None:
         plan = verify(plan, binary, qemu.note)
     # the planner's encoders, after the plan
@@ -98,4 +98,4 @@ def _write(text: str, output: str | None) -> None:
         with open(output, "w", encoding="utf-8") as handle:
             handle.write(text)
     except OSError as error:
-        raise InputError(f"cannot write: {error.strerror}", file=output) from None
+        raise InputError(f"cannot write: {error.strerror}", file=output) from error

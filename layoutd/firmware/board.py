@@ -1,10 +1,9 @@
 """What the firmware model reads and answers: the guest's PCI devices and bridges (`Board`: what
 the firmware learns from QEMU) and where it puts each BAR (`Placement`). Pure records."""
 
+from layoutd.qemu.x86 import FOUR_GIB
 from layoutd.record import Record
-from layoutd.units import GiB
 
-FOUR_GIB = 4 * GiB
 ROM = 6  # the BAR number reports give the expansion ROM
 
 

@@ -9,11 +9,12 @@ pcie-root-port's bus has one slot.
 
 from collections.abc import Mapping, Sequence
 
-from layoutd.firmware.board import FOUR_GIB, PORT_BARS, Bar, Board, PciDevice, RootPort
+from layoutd.firmware.board import PORT_BARS, Bar, Board, PciDevice, RootPort
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import Device
 from layoutd.qemu.options import keyval, parse_int, split_argv
 from layoutd.qemu.versions import v
+from layoutd.qemu.x86 import FOUR_GIB
 from layoutd.record import Record, field
 from layoutd.units import GiB, KiB, MiB, align_up, parse_size
 

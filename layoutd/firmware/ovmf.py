@@ -36,8 +36,9 @@ PciBusDxe and PciHostBridgeDxe).
 
 
 from layoutd.firmware import pcibus
-from layoutd.firmware.board import FOUR_GIB, Board, Placed, Placement, cpuid_phys_bits
+from layoutd.firmware.board import Board, Placed, Placement, cpuid_phys_bits
 from layoutd.firmware.builds import Build
+from layoutd.qemu.x86 import FOUR_GIB
 from layoutd.record import replace
 from layoutd.units import GiB, MiB, align_up, hex_addr, human_size
 

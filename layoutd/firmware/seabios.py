@@ -22,7 +22,6 @@ pci_bios_map_devices), releases 1.16.2 and 1.16.3.
 """
 
 from layoutd.firmware.board import (
-    FOUR_GIB,
     ROM,
     Board,
     PciDevice,
@@ -32,6 +31,7 @@ from layoutd.firmware.board import (
     cpuid_phys_bits,
 )
 from layoutd.firmware.builds import Build
+from layoutd.qemu.x86 import FOUR_GIB
 from layoutd.record import Record, field
 from layoutd.units import GiB, MiB, align_down, align_up
 

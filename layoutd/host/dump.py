@@ -39,7 +39,7 @@ def write_dump(
         with open(path, "w") as handle:
             handle.write(text)
     except OSError as error:
-        raise InputError(f"cannot write the dump: {error.strerror}", file=path) from None
+        raise InputError(f"cannot write the dump: {error.strerror}", file=path) from error
     return dump
 
 
@@ -49,9 +49,9 @@ def read_dump(path: str) -> HostDump:
         with open(path) as handle:
             raw = json.loads(handle.read())
     except OSError as error:
-        raise InputError(f"cannot read the dump: {error.strerror}", file=path) from None
+        raise InputError(f"cannot read the dump: {error.strerror}", file=path) from error
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ParseError(f"not a layoutd host dump (invalid JSON: {error})", file=path) from None
+        raise ParseError(f"not a layoutd host dump (invalid JSON: {error})", file=path) from error
     if not isinstance(raw, dict) or raw.get("format") != DUMP_FORMAT:
         raise ParseError(f"not a layoutd host dump (no \"format\": \"{DUMP_FORMAT}\")", file=path)
     if raw.get("version") != DUMP_VERSION:
@@ -65,7 +65,7 @@ def read_dump(path: str) -> HostDump:
         return validate(HostDump, raw)
     except Invalid as error:
         where = ".".join(str(part) for part in error.path)
-        raise ParseError(error.message, file=path, field=where) from None
+        raise ParseError(error.message, file=path, field=where) from error
 
 
 def replay(path: str, devices: Sequence[str] | None) -> HostView:

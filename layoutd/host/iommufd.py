@@ -51,7 +51,7 @@ def iova_ranges(call: RangesCall) -> tuple[bytes, int, int]:
             wanted, _ = abi.unpack_iova_ranges(request)
             if wanted <= room or wanted > MAX_RANGES:
                 raise ParseError(f"the kernel asks for room for {wanted} ranges after {room}",
-                                 file="IOMMU_IOAS_IOVA_RANGES reply", field="num_iovas") from None
+                                 file="IOMMU_IOAS_IOVA_RANGES reply", field="num_iovas") from error
             room = wanted
             continue
         count, alignment = abi.unpack_iova_ranges(request)
@@ -98,7 +98,7 @@ def query(devices: Sequence[str], groups: Sequence[int], root: str = "/", dev: s
         return IoctlReply(reader="iommufd", groups=tuple(groups), devices=tuple(devices),
                           reply=data.hex(), num_iovas=count, iova_alignment=alignment)
     except OSError as error:
-        raise HostUnavailable(_why(error, step).message.replace("VFIO type1", "iommufd")) from None
+        raise HostUnavailable(_why(error, step).message.replace("VFIO type1", "iommufd")) from error
     finally:
         for fd in opened:
             os.close(fd)  # unbinds the device from the iommufd

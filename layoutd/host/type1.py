@@ -107,7 +107,7 @@ def query(groups: Sequence[int], dev: str = "/dev/vfio", devices: Sequence[str] 
         reply = get_info(lambda buffer: _ioctl(container, abi.VFIO_IOMMU_GET_INFO, buffer))
         return IoctlReply(reader="vfio-type1", groups=tuple(groups), reply=reply.hex())
     except OSError as error:
-        raise _why(error, step) from None
+        raise _why(error, step) from error
     finally:
         for fd in device_fds:
             os.close(fd)

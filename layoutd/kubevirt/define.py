@@ -49,7 +49,7 @@ def read_vmi(data: bytes | str, source: str = VMI_SOURCE) -> Vmi:
     try:
         vmi = json.loads(data)
     except (ValueError, UnicodeDecodeError) as error:
-        raise InputError(f"not a JSON document: {error}", file=source) from None
+        raise InputError(f"not a JSON document: {error}", file=source) from error
     if not isinstance(vmi, dict):
         raise InputError(f"a VirtualMachineInstance is a JSON object, not {type(vmi).__name__}",
                          file=source)

@@ -47,7 +47,7 @@ def serve(socket_path: str, host: str, qemu_version: str | None = None,
     try:
         server.add_insecure_port(f"unix:{os.path.abspath(socket_path)}")
     except RuntimeError as error:
-        raise InputError(f"cannot listen there: {error}", file=socket_path) from None
+        raise InputError(f"cannot listen there: {error}", file=socket_path) from error
     server.start()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: done.set())

@@ -15,13 +15,14 @@ from layoutd.libvirt.guard import domain_qemu_version
 from layoutd.libvirt_versions import NEWEST_LIBVIRT, LibvirtVersion, mode_for, physaddr_for
 from layoutd.models.common import GuestRegion
 from layoutd.models.plan import Plan
-from layoutd.models.spec import VmSpec, spec_device_origins
+from layoutd.models.spec import VmSpec
 from layoutd.models.validate import validate
 from layoutd.planning import make_plan
 from layoutd.qemu import predict
 from layoutd.qemu.cpus import VENDOR_IDS
 from layoutd.qemu.x86 import ROM_WINDOW
 from layoutd.record import replace
+from layoutd.specfile import spec_device_origins
 
 
 def spec_from_domain(domain: Domain, devices: Sequence[str] = ()) -> VmSpec:
@@ -59,7 +60,7 @@ def spec_from_domain(domain: Domain, devices: Sequence[str] = ()) -> VmSpec:
         return validate(VmSpec, fields)
     except ValueError as error:
         raise InputError(f"cannot turn this domain into a plan request: {error}",
-                         file=domain.source) from None
+                         file=domain.source) from error
 
 
 def _cells(domain: Domain) -> list[dict[str, Any]]:
@@ -89,11 +90,11 @@ def apply(data: bytes, source: str, spec: VmSpec, hosts: Sequence[str],
     try:
         plan = make_plan(spec, hosts, chosen)
     except NoLayout as error:
-        raise error.speaking(lambda idea: xml_suggestion(idea, spec, libvirt)) from None
+        raise error.speaking(lambda idea: xml_suggestion(idea, spec, libvirt)) from error
     except UnknownDevice as error:
         origins = {**(spec_device_origins(spec, spec_file) if spec_file else {}),
                    **{d: (source, f"<hostdev> {d}") for d in domain.hostdevs}}
-        raise error.at(origins) from None
+        raise error.at(origins) from error
     result = apply_config(data, plan.config, source, libvirt)
     if plan.config.machine != spec.machine_type:  # the plan chose the type (a Windows guest)
 

@@ -106,7 +106,7 @@ def check_translation(translation: Translation, version: str, devices: Sequence[
         host = probe_host(host_source, list(devices) or None)
     except UnknownDevice as error:  # named as the domain's <hostdev>, else the hook's devices
         raise error.at({d: (translation.domain.source, f"<hostdev> {d}")
-                        for d in translation.devices}) from None
+                        for d in translation.devices}) from error
     domain = translation.domain
     if is_modelled(version):
         try:
@@ -206,7 +206,7 @@ def emulator_map(translation: Translation, why: str) -> tuple[GuestMap, str]:
         run = dry_run(emulator, translation.argv, arch)
     except HostUnavailable as error:
         raise NotModelled(f"{why}, and the dry run of {emulator} could not answer: "
-                          f"{error.message}", file=domain.source) from None
+                          f"{error.message}", file=domain.source) from error
     guest = guest_map(run, translation.argv, arch)
     return guest, f"{why}: map from a dry run of {emulator} (QEMU {run.version})"
 
@@ -295,7 +295,7 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", file=path) from None
+        raise InputError(f"cannot read: {error.strerror}", file=path) from error
     target = libvirt_target(libvirt).version if libvirt else None
     translation = translate_domain(data, path, target)
     windows = windows or translation.domain.windows  # libosinfo's metadata says so too

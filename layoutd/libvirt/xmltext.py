@@ -120,7 +120,7 @@ def parse(data: bytes | str, source: str = "<stdin>") -> Node:
         builder.parser.Parse(raw, True)
     except expat.ExpatError as error:
         raise InputError(f"line {error.lineno}: invalid XML: {expat.errors.messages[error.code]}",
-                         file=source) from None
+                         file=source) from error
     if builder.root is None:
         raise InputError("no XML element found", file=source)
     return builder.root

@@ -253,12 +253,12 @@ def execute(monitor: Monitor, chosen: HotplugPlan) -> list[Command]:
     try:
         send(monitor, backend, sent)
     except QemuSaid as said:
-        raise HotplugFailed(f"{said.message}; nothing was added", sent) from None
+        raise HotplugFailed(f"{said.message}; nothing was added", sent) from said
     try:
         send(monitor, device, sent)
     except QemuSaid as said:
         undone = undo_backend(monitor, chosen.memdev, sent)
-        raise HotplugFailed(f"{said.message}; {undone}", sent) from None
+        raise HotplugFailed(f"{said.message}; {undone}", sent) from said
     problem = misplaced(monitor, chosen)
     if problem:
         undone = undo_device(monitor, chosen, sent)

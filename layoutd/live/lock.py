@@ -61,7 +61,7 @@ def vm_lock(key: str, wait: float = WAIT, folder: Path | None = None) -> Iterato
         handle = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as error:
         raise HostUnavailable(f"cannot open the hotplug lock {path}: {error.strerror} (a "
-                              "symlink there is refused)") from None
+                              "symlink there is refused)") from error
     try:
         _acquire(handle, path, wait)
         yield path

@@ -19,11 +19,13 @@ TIMEOUT = float(os.environ.get("LAYOUTD_QMP_TIMEOUT", "30"))
 
 
 class QemuSaid(NoAnswer):
-    """QEMU answered a command with an error; `desc` is QEMU's own text."""
+    """QEMU answered a command with an error; `desc` is QEMU's own text, `error_class` its QMP
+    error class (GenericError, DeviceNotFound, ...), as qemu.qmp's ExecuteError keeps them."""
 
-    def __init__(self, command: str, desc: str):
+    def __init__(self, command: str, desc: str, error_class: str | None = None):
         self.command = command
         self.desc = desc
+        self.error_class = error_class
         super().__init__(f"QEMU refused {command}: {desc}")
 
 
@@ -87,7 +89,7 @@ class QmpMonitor:
             ) from None
         except Exception as error:  # EOFError, ConnectError, OSError: QEMU hung up
             self._abandon(sock)
-            raise gone(self.name, "connecting", error) from None
+            raise gone(self.name, "connecting", error) from error
 
     def _abandon(self, sock: socket.socket) -> None:
         self.close()
@@ -104,7 +106,8 @@ class QmpMonitor:
         try:
             return self._run(self._client.execute(command, arguments), command)
         except ExecuteError as error:
-            raise QemuSaid(command, str(error)) from None
+            said = error.error.error  # qemu.qmp: ExecuteError -> ErrorResponse -> ErrorInfo
+            raise QemuSaid(command, said.desc, said.class_) from error
         except TimeoutError:
             raise HostUnavailable(
                 f"QEMU did not answer {command} on {self.name} within {self.timeout:g} s"
@@ -112,7 +115,7 @@ class QmpMonitor:
         except LayoutdError:
             raise
         except Exception as error:  # EOFError, ExecInterruptedError, OSError, StateError ...
-            raise gone(self.name, f"running {command}", error) from None
+            raise gone(self.name, f"running {command}", error) from error
 
     def close(self) -> None:
         if self._loop.is_closed():
@@ -132,7 +135,7 @@ def _connect_unix(path: str) -> socket.socket:
         raise HostUnavailable(
             f"cannot connect to the QMP socket {path}: {hint or error} "
             "(start QEMU with -qmp unix:PATH,server=on,wait=off)"
-        ) from None
+        ) from error
     return sock
 
 

@@ -44,7 +44,8 @@ class VirshMonitor:
                 f"virsh gave no JSON for {command} on {self.name}: {result.stdout[:200]!r}"
             ) from None
         if "error" in reply:
-            raise QemuSaid(command, str(reply["error"].get("desc", reply["error"])))
+            said = reply["error"]
+            raise QemuSaid(command, str(said.get("desc", said)), said.get("class"))
         return reply.get("return")
 
     def virsh(self, arguments: list[str], doing: str) -> subprocess.CompletedProcess[str]:

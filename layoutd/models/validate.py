@@ -108,16 +108,12 @@ def _make_record_check(cls: type[Record]) -> Check:
         for key in data:
             if key not in names:
                 raise Invalid((*path, key), "Extra inputs are not permitted", "extra", tuple(names))
-        record = cls(**values)
-        verify = getattr(record, "verify", None)
-        if verify is not None:
-            try:
-                verify()
-            except FieldError as error:
-                raise Invalid((*path, *error.path), str(error)) from None
-            except ValueError as error:
-                raise Invalid(path, str(error)) from None
-        return record
+        try:
+            return cls(**values)  # a record's verify() runs as it is built
+        except FieldError as error:
+            raise Invalid((*path, *error.path), str(error)) from error
+        except ValueError as error:
+            raise Invalid(path, str(error)) from error
 
     return check
 
@@ -167,7 +163,7 @@ def _annotated(base: Any, markers: tuple[Any, ...]) -> Check:
             try:
                 value = convert(value)
             except ValueError as error:
-                raise Invalid(path, str(error)) from None
+                raise Invalid(path, str(error)) from error
         value = inner(value, path)
         for limit in limits:
             message = limit.check(value)

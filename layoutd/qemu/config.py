@@ -199,11 +199,11 @@ def _size(config: VmConfig, text: str, prefix: str, name: str, words: str = SIZE
         return strtosz(text, config.qemu)
     except BadSize as error:
         if error.out_of_range:
-            raise QemuRefusal(f"{prefix}Value '{text}' is out of range for parameter '{name}'") from None
+            raise QemuRefusal(f"{prefix}Value '{text}' is out of range for parameter '{name}'") from error
         unit = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpPeE])i?[bB]\s*", text)
         fixes = (f"write {unit.group(1)}{unit.group(2).upper()}: QEMU's sizes end in one letter, "
                  "K M G T P E, each a power of 1024",) if unit else ()
-        raise QemuRefusal(f"{prefix}Parameter '{name}' {words}", fixes=fixes) from None
+        raise QemuRefusal(f"{prefix}Parameter '{name}' {words}", fixes=fixes) from error
 
 
 def _cpu(config: VmConfig, option: Option) -> None:

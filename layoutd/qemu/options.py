@@ -116,7 +116,7 @@ def _json_keyval(text: str, where: str) -> dict[str, str]:
     try:
         data = json.loads(text)
     except ValueError as error:
-        raise InputError(f"{where}: invalid JSON: {error}", field="qemu argv") from None
+        raise InputError(f"{where}: invalid JSON: {error}", field="qemu argv") from error
     if not isinstance(data, dict):
         raise InputError(f"{where}: JSON must be an object", field="qemu argv")
     return {str(key): _json_text(value) for key, value in data.items()}

@@ -8,7 +8,8 @@ default) or an ITS (gic-version=3); only virt with gic-version=3,its=off, whose 
 have no MSI, takes a user's list. Read back over QMP (qom-get) on 7.2, 10.0 and 11.1 at -S.
 """
 
-X86_MSI = (0xFEE00000, 0xFEEFFFFF)  # the IOAPIC/MSI window
+from layoutd.qemu.x86 import MSI_WINDOW
+
 VIRT_ITS_DOORBELL = (0x8090000, 0x809FFFF)  # GITS_TRANSLATER page of the ITS at 0x8080000
 VIRT_GICV2M_DOORBELL = (0x8020000, 0x8020FFF)  # the GICv2m MSI_SETSPI_NS page
 
@@ -17,7 +18,7 @@ def machine_msi_window(family: str, gic_version: int | None) -> tuple[str, int, 
     """The MSI doorbell QEMU itself sets as virtio-iommu-pci's only reserved region: its name,
     first and last address."""
     if family != "virt":
-        return "MSI window", *X86_MSI
+        return "MSI window", *MSI_WINDOW
     if gic_version == 3:
         return "ITS doorbell", *VIRT_ITS_DOORBELL
     return "GICv2m doorbell", *VIRT_GICV2M_DOORBELL

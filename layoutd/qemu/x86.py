@@ -32,6 +32,7 @@ AMD_HT_START = 0xFD00000000
 AMD_HT_END = 0xFFFFFFFFFF
 AMD_ABOVE_1TB = 1 * TiB  # above_4g_mem_start when the AMD rule moves high RAM
 FOUR_GIB = 4 * GiB
+MSI_WINDOW = (0xFEE00000, 0xFEEFFFFF)  # the IOAPIC/MSI window: every x86 IOMMU group reserves it
 HOLE64_DEFAULT = {"q35": 32 * GiB, "pc": 2 * GiB}
 BRIDGE = {"q35": "q35-pcihost", "pc": "i440FX-pcihost"}
 ROM_WINDOW = (0xC0000, 0xFFFFF)

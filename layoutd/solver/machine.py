@@ -78,6 +78,7 @@ def _ask(model: str, props: dict[str, str], host: TargetCpu, qemu: QemuRelease, 
             f"{error.message.split(' (give')[0]}: no host source given says (a host tree needs "
             "proc/cpuinfo). Under KVM (accel: kvm, the default) the guest CPU takes the host's "
             "vendor; set cpu.vendor (and cpu.phys_bits for host or max), or accel: tcg",
-            field="cpu.model") from None
+            field="cpu.model") from error
     except (QemuRefusal, UnsupportedOption) as error:
-        raise InputError(f"{error.message} (QEMU {qemu.version}, accel {accel})", field="cpu.model") from None
+        raise InputError(f"{error.message} (QEMU {qemu.version}, accel {accel})",
+                         field="cpu.model") from error

@@ -488,7 +488,8 @@ def _finish(
     if relocated:
         warnings.append(
             "the guest CPU is AMD and the layout reaches the HyperTransport range "
-            "0xfd00000000-0xffffffffff, so QEMU moves RAM above 4 GiB to 1 TiB; the plan follows"
+            f"{hex_addr(x86.AMD_HT_START)}-{hex_addr(x86.AMD_HT_END)}, so QEMU moves RAM above "
+            "4 GiB to 1 TiB; the plan follows"
         )
     default = (
         choice.ram == problem.total

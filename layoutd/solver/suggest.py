@@ -13,10 +13,11 @@ from layoutd.errors import LayoutdError
 from layoutd.models.spec import VmSpec, with_changes
 from layoutd.qemu.machines import FAMILIES, resolve
 from layoutd.qemu.versions import AMD_1TIB_SINCE, WITHOUT_AMD_1TIB, amd_1tib_rule, row
+from layoutd.qemu.x86 import AMD_HT_END, AMD_HT_START
 from layoutd.record import Record
 from layoutd.solver.solve import ONLINE, Problem, Rejection, Solution, main_reason, problem_for, solve
 from layoutd.solver.target import Target
-from layoutd.units import format_size
+from layoutd.units import format_size, hex_addr
 
 NEWER_MACHINE = str(AMD_1TIB_SINCE)  # QEMU's AMD rule (high RAM to 1 TiB past the HT hole)
 
@@ -145,7 +146,8 @@ def _newer_machine(solver: Solver) -> list[Candidate]:
         return []
     newer = FAMILIES[spec.arch][spec.family] + NEWER_MACHINE
     why = (f"machine types {NEWER_MACHINE} and newer let QEMU move RAM above 4 GiB to 1 TiB for "
-           "an AMD guest, past the HyperTransport hole 0xfd00000000-0xffffffffff; libvirt keeps a "
+           f"an AMD guest, past the HyperTransport hole {hex_addr(AMD_HT_START)}-"
+           f"{hex_addr(AMD_HT_END)}; libvirt keeps a "
            "domain's machine type until it is changed in <os><type machine=...>")
     return [({"machine": newer}, why)]
 

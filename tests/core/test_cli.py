@@ -1,12 +1,13 @@
 """The CLI edge: usage errors and unexpected failures never show a traceback."""
 
 import argparse
+from pathlib import Path
 
 import pytest
 
 from layoutd import cli
 from layoutd.errors import HostUnavailable, InputError, NoAnswer
-from tests.conftest import assert_clean_failure, run_layoutd
+from tests.conftest import EXAMPLES, assert_clean_failure, run_layoutd
 
 
 def test_no_command_is_usage_error() -> None:
@@ -79,3 +80,17 @@ def test_json_outcome_survives_a_closed_pipe(argv: list[str], code: int) -> None
     os.close(write)
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
+
+
+def test_layoutd_debug_shows_the_cause_an_error_kept(tmp_path: Path) -> None:
+    """The message stays one paragraph; LAYOUTD_DEBUG adds the traceback with its cause."""
+    missing = str(tmp_path / "missing.xml")
+    plain = run_layoutd("check", "--libvirt", missing, "--host", str(EXAMPLES / "hosts/amd-4gpu-1100g"),
+                        env={"LAYOUTD_DEBUG": ""})
+    assert_clean_failure(plain, 2, "cannot read")
+    debug = run_layoutd("check", "--libvirt", missing, "--host", str(EXAMPLES / "hosts/amd-4gpu-1100g"),
+                        env={"LAYOUTD_DEBUG": "1"})
+    assert debug.returncode == 2
+    assert "FileNotFoundError" in debug.stderr and "The above exception was the direct cause" \
+        in debug.stderr, debug.stderr
+    assert debug.stderr.rstrip().splitlines()[-1] == plain.stderr.rstrip().splitlines()[-1]

@@ -87,8 +87,8 @@ def test_check_libvirt_and_the_hook_refuse_it(dump: str, tmp_path: Path) -> None
 
 
 def test_plan_avoids_the_gap(dump: str) -> None:
-    from layoutd.models.spec import parse_spec
     from layoutd.planning import make_plan
+    from layoutd.specfile import parse_spec
 
     spec = parse_spec(f"name: gap\naccel: tcg\nmachine: q35\nmemory: {{size: 32G}}\n"
                       f"devices: [{DEVICE}]\n")

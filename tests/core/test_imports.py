@@ -2,6 +2,8 @@
 
 import ast
 
+import yaml
+
 from tests.conftest import ROOT
 
 
@@ -88,4 +90,19 @@ def test_plan_check_and_probe_load_nothing_heavy() -> None:
         loaded = _loaded(*args)
         assert "layoutd.solver" in loaded or command != "plan"  # the command did run
         assert loaded.isdisjoint(HEAVY), (command, sorted(loaded & set(HEAVY)))
-        assert "yaml" not in loaded, command  # plan's plain spec: models/quickyaml.py reads it
+        assert ("yaml" in loaded) == (command == "plan"), command  # only a spec is YAML
+        assert "yaml._yaml" in loaded or command != "plan" or not yaml.__with_libyaml__  # C loader
+
+
+def test_pydantic_is_a_development_dependency() -> None:
+    """pydantic writes schemas/ and is the models' oracle in the tests: no command needs it, so
+    an install does not pull it in, and only the reference view imports it."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.lower().startswith("pydantic")]
+    assert [d for d in project["optional-dependencies"]["test"] if d.startswith("pydantic")]
+    importers = sorted(str(path.relative_to(ROOT)) for path in ROOT.glob("layoutd/**/*.py")
+                       if {"pydantic", "pydantic_core"} & {name.split(".")[0]
+                                                           for name in _imports(str(path.relative_to(ROOT)))})
+    assert importers == ["layoutd/models/reference.py"]

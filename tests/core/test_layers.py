@@ -189,7 +189,6 @@ def test_imports_inside_functions_only_where_start_up_needs_them() -> None:
 
 LAZY = {
     "layoutd/live/session.py": {"asyncio", "qemu.qmp"},  # ~40 ms, inspect: see QmpMonitor._start
-    "layoutd/models/spec.py": {"yaml", "layoutd.models.quickyaml"},  # until issue 24's YAML reader
     "layoutd/kubevirt/hookapi/__init__.py": {"grpc", "grpc_tools"},  # an optional extra
     "layoutd/libvirt/hookconf.py": {"signal", "layoutd.errors"},  # the hook's no-op path
 }

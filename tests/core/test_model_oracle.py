@@ -20,13 +20,13 @@ from layoutd.models.fields import FieldError
 from layoutd.models.host import HostDump, HostView
 from layoutd.models.plan import Plan
 from layoutd.models.spec import VmSpec
-from layoutd.models.spec import _loader as spec_loader
 from layoutd.models.validate import Invalid, to_json, validate
 from layoutd.planning import make_plan
 from layoutd.record import Record, asdict
+from layoutd.specfile import Loader as SpecLoader
 from tests.conftest import EXAMPLES
 
-SPECS = [yaml.load(path.read_text(), Loader=spec_loader())
+SPECS = [yaml.load(path.read_text(), Loader=SpecLoader)
          for path in sorted((EXAMPLES / "specs").glob("*.yaml"))]
 SPECS += [
     {"name": "n", "memory": {"size": "8G", "hotplug": {"slots": 2, "max": "16G"}, "hugepages": "1G"},

@@ -145,6 +145,37 @@ def test_a_field_takes_one_kind_of_default() -> None:
         field(default=1, default_factory=list)  # type: ignore[call-overload]
 
 
+def test_a_mutable_default_is_refused_as_dataclasses_refuses_it() -> None:
+    for default in ([], {}, set()):
+        with pytest.raises(ValueError, match="default_factory"):
+            type("Shared", (Record,), {"__annotations__": {"items": "object"}, "items": default})
+    type("Fine", (Record,), {"__annotations__": {"items": "tuple[int, ...]"}, "items": ()})
+
+
+class Ordered(Record):
+    low: int
+    high: int
+
+    def verify(self) -> None:
+        if self.low > self.high:
+            raise ValueError(f"{self.low} > {self.high}")
+
+
+def test_verify_runs_however_a_record_is_built() -> None:
+    from layoutd.models.common import Range
+    from layoutd.models.validate import Invalid, validate
+
+    assert Ordered(low=1, high=2).high == 2
+    with pytest.raises(ValueError, match="2 > 1"):
+        Ordered(low=2, high=1)
+    with pytest.raises(ValueError, match="3 > 2"):
+        replace(Ordered(low=1, high=2), low=3)
+    with pytest.raises(ValueError, match="not ordered"):
+        Range(start=9, end=1)
+    with pytest.raises(Invalid, match="not ordered"):
+        validate(Range, {"start": "0x9", "end": "0x1"})
+
+
 def test_importing_it_loads_nothing_heavier_than_typing() -> None:
     code = ("import sys, re, typing; before = set(sys.modules); import layoutd.record; "
             "print(sorted(set(sys.modules) - before))")

@@ -18,6 +18,8 @@ from tests.firmware.test_placement import port, stand_ins
 from tests.support.arm_firmware import Bars, arm_boot_all, efi_file
 from tests.support.qemu_runner import qemu_binary
 
+pytestmark = pytest.mark.qemu  # starts real QEMU or firmware: not in -m "not qemu"
+
 
 def virt(machine: str = "virt", cpu: str = "max", ram: str = "1G") -> list[str]:
     """-machine/-cpu/-m for TCG; RAM above 16G comes from a reserve=off backend."""

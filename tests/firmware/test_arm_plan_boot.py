@@ -10,10 +10,14 @@ The host's NIC (examples/hosts/intel-4gpu-39bit 0000:05:00.0: 64-bit BARs of 8 M
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import EXAMPLES, need, run_layoutd
 from tests.firmware.test_arm_check import ARM_SPEC
 from tests.support.arm_firmware import arm_bars
 from tests.support.qemu_runner import qemu_binary
+
+pytestmark = pytest.mark.qemu  # starts real QEMU or firmware: not in -m "not qemu"
 
 HOST = EXAMPLES / "hosts/intel-4gpu-39bit"
 TOP = (1 << 39) - 1

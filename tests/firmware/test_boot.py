@@ -25,6 +25,8 @@ from tests.conftest import EXAMPLES, need, run_layoutd
 from tests.support.firmware_runner import FIRMWARE, booted_bars, changed_copy, stand_in_argv
 from tests.support.qemu_runner import CACHE, qemu_binary
 
+pytestmark = pytest.mark.qemu  # starts real QEMU or firmware: not in -m "not qemu"
+
 SEABIOS, OVMF_CODE, OVMF_VARS = (Path("/usr/share/seabios/bios-256k.bin"),
                                  Path("/usr/share/OVMF/OVMF_CODE_4M.fd"),
                                  Path("/usr/share/OVMF/OVMF_VARS_4M.fd"))

@@ -9,6 +9,8 @@ import pytest
 from layoutd.firmware.guest import page_1g
 from tests.support.qemu_runner import qemu_binary
 
+pytestmark = pytest.mark.qemu  # starts real QEMU or firmware: not in -m "not qemu"
+
 
 @pytest.mark.parametrize("version", ["7.2", "10.0"])
 def test_pdpe1gb_of_every_model(version: str) -> None:

@@ -21,6 +21,8 @@ from layoutd.qemu import predict
 from tests.support.firmware_runner import Bars, boot_all, booted_bars
 from tests.support.qemu_runner import qemu_binary
 
+pytestmark = pytest.mark.qemu  # starts real QEMU or firmware: not in -m "not qemu"
+
 BRIDGE_DRIVERS = tuple(f"{driver}," for driver in BRIDGES)
 
 

@@ -16,6 +16,8 @@ from tests.conftest import EXAMPLES, need, run_layoutd
 from tests.support.firmware_runner import TRIXIE_ROOT, booted_bars, booted_hole64, stand_in_argv
 from tests.support.qemu_runner import qemu_binary
 
+pytestmark = pytest.mark.qemu  # starts real QEMU or firmware: not in -m "not qemu"
+
 HOST = EXAMPLES / "hosts/intel-46bit-cpu-39bit-iommu"
 TOP = (1 << 39) - 1
 SPEC = """name: {name}

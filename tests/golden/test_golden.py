@@ -15,8 +15,8 @@ from layoutd.emit.plan import FORMATS, render
 from layoutd.emit.probe import render_json, render_text
 from layoutd.errors import LayoutdError
 from layoutd.host import probe_host
-from layoutd.models.spec import load_spec
 from layoutd.planning import make_plan
+from layoutd.specfile import load_spec
 from tests.conftest import EXAMPLES, ROOT, need
 
 GOLDEN = Path(__file__).parent

@@ -10,8 +10,8 @@ import pytest
 from layoutd.checking import check_command_line
 from layoutd.collisions import check
 from layoutd.errors import LayoutdError
-from layoutd.models.spec import load_spec
 from layoutd.planning import make_plan, qemu_target
+from layoutd.specfile import load_spec
 from tests.conftest import need
 from tests.golden.test_golden import HOSTS, PAIRS, SPECS
 

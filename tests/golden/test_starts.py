@@ -17,11 +17,13 @@ import pytest
 from layoutd.dryrun import differences, dry_run
 from layoutd.emit.plan import render
 from layoutd.errors import LayoutdError
-from layoutd.models.spec import load_spec
 from layoutd.planning import make_plan
+from layoutd.specfile import load_spec
 from tests.conftest import EXAMPLES, ROOT, kvm_refusal, need
 from tests.firmware.test_plan_boot import stand_ins
 from tests.support.qemu_runner import VERSIONS, qemu_binary, wrapper
+
+pytestmark = pytest.mark.qemu  # starts real QEMU or firmware: not in -m "not qemu"
 
 GOLDEN = Path(__file__).parent / "plan"
 GOLDEN_VERSION = "10.0"  # what tests/golden/test_golden.py plans with

@@ -20,8 +20,8 @@ from layoutd.emit.plan import render
 from layoutd.errors import LayoutdError
 from layoutd.libvirt.fix import fix, verify
 from layoutd.libvirt.guard import check_domain_file
-from layoutd.models.spec import load_spec
 from layoutd.planning import make_plan
+from layoutd.specfile import load_spec
 from tests.conftest import EXAMPLES, ROOT, need
 from tests.golden.test_golden import HOSTS, SPECS
 from tests.libvirt.daemon import SID_LIBVIRT_ROOT, TRIXIE_ROOT, Virsh

@@ -12,8 +12,8 @@ from layoutd.libvirt.argv import translate_xml
 from layoutd.libvirt.domain import read_domain
 from layoutd.libvirt.edit import apply_config
 from layoutd.libvirt.xmltext import parse
-from layoutd.models.spec import parse_spec
 from layoutd.record import replace
+from layoutd.specfile import parse_spec
 from tests.conftest import EXAMPLES, need, run_layoutd
 
 DATA = Path(__file__).parent / "data"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from layoutd.errors import HostUnavailable
-from layoutd.live.session import QemuSaid
+from layoutd.live.session import QemuSaid, QmpMonitor
 from layoutd.live.virsh import VirshMonitor
 from layoutd.live.vm import vfio_hosts
 from tests.conftest import run_layoutd
@@ -137,3 +137,21 @@ def test_a_vm_without_maxmem_is_refused_cleanly(tmp_path: Path) -> None:
         assert "Traceback" not in refused.stderr
         objects = {entry["name"] for entry in qemu.qmp("qom-list", {"path": "/objects"})}
         assert objects == {"type", "pc.ram"}
+
+
+@pytest.mark.qemu
+def test_an_error_reply_keeps_qmps_error_class(tmp_path: Path) -> None:
+    """QemuSaid keeps QEMU's desc and its QMP error class, as qemu.qmp's ExecuteError does."""
+    with started(qemu_binary("7.2"), guest_args("x86_64", memory="2G"), extra_qmp=True) as qemu:
+        assert not isinstance(qemu, Refused), qemu.stderr
+        monitor = QmpMonitor(os.path.join(qemu.folder, "qmp2.sock"))
+        try:
+            with pytest.raises(QemuSaid) as said:
+                monitor.execute("qom-get", {"path": "/machine/peripheral/nope", "property": "x"})
+            with pytest.raises(QemuSaid) as generic:
+                monitor.execute("qom-get", {"path": "/machine", "property": "nope"})
+        finally:
+            monitor.close()
+    assert said.value.error_class == "DeviceNotFound" and "nope" in said.value.desc
+    assert generic.value.error_class == "GenericError"
+    assert isinstance(said.value.__cause__, Exception)  # qemu.qmp's ExecuteError, kept

@@ -7,9 +7,10 @@ from typing import Any
 
 from layoutd.collisions import find_collisions
 from layoutd.models.plan import Plan
-from layoutd.models.spec import VmSpec, parse_spec
+from layoutd.models.spec import VmSpec
 from layoutd.planning import assemble
 from layoutd.solver import Target, solve_spec
+from layoutd.specfile import parse_spec
 from tests.conftest import EXAMPLES
 from tests.plan.hosts import HARD, target
 from tests.support.qemu_runner import QemuBinary, Refused, aarch64_firmware, started, this_machine_cpu
@@ -121,7 +122,7 @@ def apply_change(text: str, change: dict[str, Any]) -> str:
     here independently of layoutd's own models.spec.with_changes."""
     import yaml
 
-    from layoutd.models.spec import _loader
+    from layoutd.specfile import Loader
 
     def put(tree: dict[str, Any], keys: list[str], value: Any) -> None:
         if len(keys) > 1:
@@ -131,7 +132,7 @@ def apply_change(text: str, change: dict[str, Any]) -> str:
         else:
             tree[keys[0]] = value
 
-    data = yaml.load(text, Loader=_loader())
+    data = yaml.load(text, Loader=Loader)
     for path, value in change.items():
         put(data, path.split("."), value)
     return json.dumps(data)  # JSON is YAML, with every string quoted

@@ -116,9 +116,9 @@ def test_libvirt_xml_carries_the_vendor_back_to_qemu(model: str, vendor: str | N
 
 def _solve_unknown_cpu(text: str) -> tuple[str, ...]:
     """Plan against a host whose CPU no source describes (a tree without proc/cpuinfo)."""
-    from layoutd.models.spec import parse_spec
     from layoutd.planning import assemble
     from layoutd.solver import solve_spec
+    from layoutd.specfile import parse_spec
     from tests.plan.hosts import MSI, target, view
 
     spec = parse_spec(text)
@@ -147,9 +147,9 @@ def test_kvm_with_an_unknown_host_cpu_plans_once_the_spec_says(cpu: str, expecte
 def test_a_pci_window_above_the_iommu_top_is_said() -> None:
     """arm virt puts its 512 GiB high PCIe MMIO window above 256 GiB, whatever the IOMMU maps:
     with a 39-bit IOMMU the plan's RAM is fine, and a warning says where BARs cannot be reached."""
-    from layoutd.models.spec import parse_spec
     from layoutd.planning import assemble
     from layoutd.solver import solve_spec
+    from layoutd.specfile import parse_spec
     from tests.plan.hosts import target, view
 
     spec = parse_spec("name: a\narch: aarch64\naccel: tcg\nmemory: {size: 4G}\n")

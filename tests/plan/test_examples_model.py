@@ -7,10 +7,10 @@ import pytest
 
 from layoutd.emit.text import PCI_WINDOWS, picture_rows
 from layoutd.errors import LayoutdError
-from layoutd.models.spec import load_spec
 from layoutd.planning import make_plan
 from layoutd.qemu import predict
 from layoutd.qemu.x86 import hole64_with_bars
+from layoutd.specfile import load_spec
 from tests.conftest import EXAMPLES
 
 SPECS = sorted(path.name for path in (EXAMPLES / "specs").glob("*.yaml"))

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from layoutd.collisions import find_collisions
 from layoutd.errors import NoAnswer
 from layoutd.models.host import Cpu, HostView
-from layoutd.models.spec import parse_spec
 from layoutd.solver import combine, solve_spec
 from layoutd.solver.solve import problem_for, solve
+from layoutd.specfile import parse_spec
 from layoutd.units import GiB, align_up
 from tests.plan.hosts import Hole, host_view
 

@@ -11,9 +11,9 @@ one device. The solver must reach exactly that key, and every "no" must be a tru
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from layoutd.models.spec import parse_spec
 from layoutd.solver import combine
 from layoutd.solver.solve import problem_for, solve
+from layoutd.specfile import parse_spec
 from layoutd.units import GiB
 from tests.plan.test_exhaustive import Q35_HOLE64, _free, _host
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from layoutd.host import probe_host
-from layoutd.models.spec import parse_spec
 from layoutd.planning import assemble
 from layoutd.record import replace
 from layoutd.solver import combine, solve_spec
+from layoutd.specfile import parse_spec
 from tests.conftest import EXAMPLES
 from tests.plan.support import collisions, real_layout
 from tests.support.qemu_runner import VERSIONS, Refused, qemu_binary, this_machine_cpu

@@ -9,12 +9,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from layoutd.checking import check_command_line
 from layoutd.firmware.builds import SEABIOS_BPO, default_for_qemu
-from layoutd.models.spec import parse_spec
 from layoutd.planning import make_plan
+from layoutd.specfile import parse_spec
 from tests.conftest import EXAMPLES, need, need_binary, run_layoutd
 from tests.support.qemu_runner import qemu_binary
+
+pytestmark = pytest.mark.qemu  # starts real QEMU or firmware: not in -m "not qemu"
 
 AMD = str(EXAMPLES / "hosts" / "amd-epyc-two-gpus")
 SPEC = """\

@@ -11,6 +11,8 @@ import pytest
 from tests.conftest import EXAMPLES, run_layoutd
 from tests.support.qemu_runner import qemu_binary, wrapper
 
+pytestmark = pytest.mark.qemu  # starts real QEMU or firmware: not in -m "not qemu"
+
 AMD = str(EXAMPLES / "hosts/amd-epyc-two-gpus")
 HT_START, TIB = 0xFD00000000, 1 << 40
 SPEC = """name: win

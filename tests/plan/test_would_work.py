@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from layoutd.errors import NoLayout
-from layoutd.models.spec import parse_spec
 from layoutd.planning import assemble
 from layoutd.solver import Target, combine, solve_spec
+from layoutd.specfile import parse_spec
 from tests.conftest import EXAMPLES
 from tests.plan.support import apply_change
 

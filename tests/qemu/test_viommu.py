@@ -10,6 +10,8 @@ import pytest
 from layoutd.qemu.viommu import machine_msi_window
 from tests.support.qemu_runner import VERSIONS, Refused, RunningQemu, qemu_binary, started
 
+pytestmark = pytest.mark.qemu  # starts real QEMU or firmware: not in -m "not qemu"
+
 MACHINES = [("x86_64", "q35", None), ("x86_64", "pc", None), ("aarch64", "virt", None),
             ("aarch64", "virt", 3)]
 REGION = "0xe0000000:0xf7feffff:0"

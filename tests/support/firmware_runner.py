@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from layoutd.host.sysfs import parse_resource
 from tests.conftest import need
-from tests.support.qemu_runner import CACHE, SID_ROOT, QemuBinary, _connect, _wait_for_socket
+from tests.support.qemu_runner import CACHE, SID_ROOT, QemuBinary, Refused, launched
 
 SEABIOS = Path("/usr/share/seabios/bios-256k.bin")
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
@@ -116,31 +115,12 @@ def booted_hole64(binary: QemuBinary, args: Sequence[str], ids: Sequence[str], *
 
 @contextmanager
 def running(binary: QemuBinary, args: Sequence[str], folder: str) -> Iterator[QEMUMonitorProtocol]:
-    """QEMU started (not paused) with a QMP socket in `folder`; the connected monitor. QEMU quits
-    and `folder` is removed afterwards."""
-    socket_path = os.path.join(folder, "qmp.sock")
-    argv = binary.argv([*args, "-display", "none", "-qmp", f"unix:{socket_path},server=on,wait=off"])
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
-    try:
-        _wait_for_socket(process, socket_path)
-        if process.poll() is not None:
-            raise RuntimeError(f"QEMU refused: {process.stderr.read().decode() if process.stderr else ''}")
-        monitor: QEMUMonitorProtocol = _connect(process, socket_path)
-        try:
-            yield monitor
-        finally:
-            with suppress(Exception):
-                monitor.cmd_raw("quit")
-            with suppress(Exception):
-                monitor.close()
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        if process.stderr:
-            process.stderr.close()
-        shutil.rmtree(folder, ignore_errors=True)
+    """QEMU started (not paused) with a QMP socket in `folder` by qemu_runner's one start and
+    stop (`launched`); the connected monitor."""
+    with launched(binary, args, folder) as qemu:
+        if isinstance(qemu, Refused):
+            raise RuntimeError(f"QEMU refused: {qemu.stderr}")
+        yield qemu.monitor
 
 
 def _poll(monitor: QEMUMonitorProtocol, ids: Sequence[str], timeout: float,

@@ -46,9 +46,14 @@ class QemuBinary:
     arch: str  # "x86_64" or "aarch64"
     path: str
     base_args: tuple[str, ...] = ()  # -L folders for an unpacked build; the root and binary for chroot
+    modules: str | None = None  # an unpacked build's own module folder (QEMU_MODULE_DIR)
 
     def argv(self, args: Sequence[str]) -> list[str]:
-        return [self.path, *self.base_args, *args]
+        """The command line; an unpacked build through env(1) with QEMU_MODULE_DIR set, since it
+        would otherwise load the modules Debian's own QEMU installed (qemu-system-gui, audio):
+        "Only modules from the same build can be loaded"."""
+        start = ["env", f"QEMU_MODULE_DIR={self.modules}"] if self.modules else []
+        return [*start, self.path, *self.base_args, *args]
 
 
 def qemu_binary(version: str, arch: str = "x86_64") -> QemuBinary:
@@ -65,7 +70,12 @@ def qemu_binary(version: str, arch: str = "x86_64") -> QemuBinary:
     path = root / "usr" / "bin" / name
     need(path.exists(), f"{name} {version} unpacked in {root}")
     share = root / "usr" / "share"
-    return QemuBinary(version, arch, str(path), ("-L", str(share / "qemu"), "-L", str(share / "seabios")))
+    # its own modules with the same build's ui and audio ones (scripts/install-test-deps.sh)
+    modules = CACHE / f"qemu-{version}-modules"
+    if not modules.is_dir():
+        modules = root / "usr" / "lib" / "x86_64-linux-gnu" / "qemu"
+    return QemuBinary(version, arch, str(path), ("-L", str(share / "qemu"), "-L", str(share / "seabios")),
+                      str(modules) if modules.is_dir() else None)
 
 
 def aarch64_firmware() -> list[str]:
@@ -136,15 +146,13 @@ def _wait_for_socket(process: subprocess.Popen[bytes], socket_path: str) -> None
 
 
 @contextmanager
-def started(binary: QemuBinary, args: Sequence[str], *, extra_qmp: bool = False,
-            ) -> Iterator[RunningQemu | Refused]:
-    """Start QEMU paused with -nodefaults; yield a RunningQemu, or Refused if QEMU exits."""
-    if _wants_kvm(args):
-        need_kvm(binary.argv([]))
-    folder = tempfile.mkdtemp(prefix="layoutd-qemu-")
+def launched(binary: QemuBinary, args: Sequence[str], folder: str, *, extra_qmp: bool = False,
+             ) -> Iterator[RunningQemu | Refused]:
+    """QEMU started with `args` and a QMP socket in `folder` (the one start and stop of the
+    test harness: paused runs here, firmware boots in firmware_runner.py); a RunningQemu, or
+    Refused when QEMU exits instead. QEMU quits and `folder` is removed afterwards."""
     socket_path = os.path.join(folder, "qmp.sock")
-    argv = binary.argv([*args, "-S", "-nodefaults", "-display", "none",
-                        "-qmp", f"unix:{socket_path},server=on,wait=off"])
+    argv = binary.argv([*args, "-display", "none", "-qmp", f"unix:{socket_path},server=on,wait=off"])
     if extra_qmp:
         argv += ["-qmp", f"unix:{os.path.join(folder, 'qmp2.sock')},server=on,wait=off"]
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -155,10 +163,7 @@ def started(binary: QemuBinary, args: Sequence[str], *, extra_qmp: bool = False,
             monitor = _connect(process, socket_path)
         except Exception:
             if process.wait(timeout=10) is not None:
-                stderr = _stderr(process)
-                if _wants_kvm(args) and "failed to set MSR" in stderr:
-                    pytest.skip(f"KVM here cannot run this CPU: {stderr.strip().splitlines()[-1]}")
-                yield Refused(process.returncode, stderr)
+                yield Refused(process.returncode, _stderr(process))
                 return
             raise
         try:
@@ -178,6 +183,19 @@ def started(binary: QemuBinary, args: Sequence[str], *, extra_qmp: bool = False,
         if process.stderr:
             process.stderr.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def started(binary: QemuBinary, args: Sequence[str], *, extra_qmp: bool = False,
+            ) -> Iterator[RunningQemu | Refused]:
+    """Start QEMU paused with -nodefaults; yield a RunningQemu, or Refused if QEMU exits."""
+    if _wants_kvm(args):
+        need_kvm(binary.argv([]))
+    folder = tempfile.mkdtemp(prefix="layoutd-qemu-")
+    with launched(binary, [*args, "-S", "-nodefaults"], folder, extra_qmp=extra_qmp) as qemu:
+        if isinstance(qemu, Refused) and _wants_kvm(args) and "failed to set MSR" in qemu.stderr:
+            pytest.skip(f"KVM here cannot run this CPU: {qemu.stderr.strip().splitlines()[-1]}")
+        yield qemu
 
 
 def this_machine_cpu() -> Cpu:

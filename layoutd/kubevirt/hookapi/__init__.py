@@ -34,7 +34,7 @@ def load() -> HookApi:
         import grpc  # an optional extra (layoutd[kubevirt]), for `kubevirt serve` only
         import grpc_tools  # noqa: F401  (protos_and_services needs it; say so before it fails)
     except ImportError as error:
-        raise InputError(f"{EXTRA} ({error})") from None
+        raise InputError(f"{EXTRA} ({error})") from error
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))))  # the folder holding the layoutd package
     if root not in sys.path:
