@@ -3,6 +3,7 @@ runs its onDefineDomain: the domain to define on stdout, a non-zero exit stops t
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -75,7 +76,12 @@ def test_a_proven_collision_stops_the_vm_naming_the_hole() -> None:
     assert_clean_failure(result, 1, "refusing VMI 'gpu-team/llm-trainer' on this node",
                          "lies in the space above the IOMMU's top 0x8000000000-0xffffffffffffffff",
                          "layoutd could not plan a layout that avoids them",
-                         "would work: spec.domain.memory.guest: 478Gi")
+                         "would work: spec.domain.memory.guest: ")
+    # the suggested size is the largest that plans: the VM with it starts fixed, 1 GiB more does not
+    suggested = int(re.search(r"spec\.domain\.memory\.guest: (\d+)Gi", result.stderr)[1])
+    for gib, code in ((suggested, 0), (suggested + 1, 1)):
+        sized = domain(NARROW).replace(">1181116006400<", f">{gib << 30}<")
+        assert shim(vmi(), sized, NARROW).returncode == code, gib
     assert result.stdout == ""
 
 

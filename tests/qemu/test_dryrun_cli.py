@@ -173,11 +173,10 @@ def test_kill_9_of_layoutd_mid_run_leaves_no_qemu_and_no_file() -> None:
         children = Path(f"/proc/{layoutd.pid}/task/{layoutd.pid}/children").read_text().split()
         assert len(children) == 1
         qemu = int(children[0])
-        opened = {fd: os.readlink(f"/proc/{qemu}/fd/{fd}") for fd in os.listdir(f"/proc/{qemu}/fd")}
-        written = [path for fd, path in opened.items()  # a file QEMU could write (not a library)
-                   if path.startswith("/") and not path.startswith(("/dev/", "/memfd:"))
-                   and _open_flags(qemu, fd) & 3]
-        assert written == [] and any(p.startswith("/memfd:layoutd-") for p in opened.values()), opened
+        opened = _open_files(qemu)
+        written = [path for path, flags in opened.values()  # a file QEMU could write (not a library)
+                   if path.startswith("/") and not path.startswith(("/dev/", "/memfd:")) and flags & 3]
+        assert written == [] and any(p.startswith("/memfd:layoutd-") for p, _ in opened.values()), opened
     finally:
         layoutd.send_signal(signal.SIGKILL)
         layoutd.wait()
@@ -190,11 +189,18 @@ def test_kill_9_of_layoutd_mid_run_leaves_no_qemu_and_no_file() -> None:
         pytest.fail(f"QEMU {qemu} outlived layoutd")
 
 
-def _open_flags(pid: int, fd: str) -> int:
-    for line in Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines():
-        if line.startswith("flags:"):
-            return int(line.split()[1], 8)
-    return 0
+def _open_files(pid: int) -> dict[str, tuple[str, int]]:
+    """fd -> (path, open flags) of a running process; an fd closed while it is read is left out."""
+    found = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            path = os.readlink(f"/proc/{pid}/fd/{fd}")
+            info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines()
+        except FileNotFoundError:
+            continue
+        flags = next((int(line.split()[1], 8) for line in info if line.startswith("flags:")), 0)
+        found[fd] = (path, flags)
+    return found
 
 
 def test_qemu_refusing(qemu82: Path) -> None:
