@@ -53,7 +53,6 @@ class Checked(Record, kw_only=False, frozen=False):
     fixes_for: Callable[[], list[Fix]] | None = None  # the verified changes that clear collisions
     language: str = "argv"  # how fixes are said: argv options or libvirt XML
     bars: BarCheck | None = None  # the assigned devices' 64-bit BARs
-    how: str = "model"  # how the RAM map is known: model | dry-run
 
 
 def check_command_line(command: Sequence[str], *, host_source: str | None,
@@ -199,7 +198,7 @@ def dry_run_check(binary: str, qemu_args: Sequence[str], arch: str, why: str,
     bars = _dry_run_bars(guest, host, qemu_args, devices, binary)
     guest = place_ram_bars(guest, host, qemu_args, devices, bars)
     return Checked(guest, host, devices, _distro_fixes_for(qemu_args, guest, again, host),
-                   bars=bars, how="dry-run")
+                   bars=bars)
 
 
 def _dry_run_bars(guest: GuestMap, host: HostView, qemu_args: Sequence[str], devices: Sequence[str],

@@ -314,7 +314,7 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         why = (f"QEMU {version} is not modelled" if domain.arch == arch
                else f"architecture {domain.arch} is not modelled")
         guest = dry_run_map(emulator, translation.argv, arch, why)
-        return Checked(guest, host, devices, how="dry-run")
+        return Checked(guest, host, devices)
 
     def predicted(changed: Sequence[str]) -> GuestMap:
         return predict(changed, version=version, host_cpu=host.cpu, arch=domain.arch,
@@ -328,7 +328,7 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         guest = with_host(host, lambda: predicted(translation.argv))
     except NotModelled as error:  # what the domain's own emulator builds, as the hook does
         guest = dry_run_map(emulator, translation.argv, arch, f"not modelled ({error.message})")
-        return Checked(guest, host, devices, how="dry-run")
+        return Checked(guest, host, devices)
     if verify:
         guest = verified(guest, emulator, translation.argv, domain.arch)
 
