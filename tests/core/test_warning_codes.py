@@ -5,7 +5,7 @@ import json
 import re
 
 from layoutd.models.warning_codes import CODES, UNCLASSIFIED, code_of, coded
-from tests.conftest import ROOT
+from tests.conftest import EXAMPLES, ROOT, run_layoutd
 
 
 def test_docs_table_lists_exactly_the_codes() -> None:
@@ -34,6 +34,18 @@ def test_every_warning_in_the_golden_json_has_a_known_code() -> None:
             assert record["code"] != UNCLASSIFIED, f"{path}: no code for {record['text']!r}"
             seen.add(record["code"])
     assert len(seen) >= 5, seen  # the golden cases do warn, in several kinds
+
+
+def test_check_json_codes_its_warnings() -> None:
+    """check's JSON (not in the golden files): the README's example, modelled (--qemu-version)."""
+    result = run_layoutd("check", "--format", "json", "--host", str(EXAMPLES / "hosts/amd-epyc-two-gpus"),
+                         "--qemu-version", "7.2", "--", "qemu-system-x86_64", "-accel", "kvm",
+                         "-machine", "pc-q35-6.2", "-cpu", "host", "-m", "1100G",
+                         "-device", "vfio-pci,host=0000:29:00.0")
+    document = json.loads(result.stdout)
+    assert document["warnings"], result.stderr
+    assert document["warning_codes"] == coded(document["warnings"])
+    assert UNCLASSIFIED not in {record["code"] for record in document["warning_codes"]}
 
 
 def test_text_is_kept_and_unknown_text_is_unclassified() -> None:
