@@ -18,6 +18,7 @@ from layoutd.errors import InputError, LayoutdError, NotModelled, QemuRefusal, U
 from layoutd.firmware import place
 from layoutd.firmware.builds import Build
 from layoutd.firmware.check import BarCheck, check_bars
+from layoutd.firmware.check import unjudged as bars_of
 from layoutd.firmware.files import identify
 from layoutd.firmware.fixes import arm_bar_fixes, bar_fixes
 from layoutd.firmware.guest import board, family_of, page_1g, read_argv
@@ -53,7 +54,6 @@ class Checked(Record, kw_only=False, frozen=False):
     fixes_for: Callable[[], list[Fix]] | None = None  # the verified changes that clear collisions
     language: str = "argv"  # how fixes are said: argv options or libvirt XML
     bars: BarCheck | None = None  # the assigned devices' 64-bit BARs
-    how: str = "model"  # how the RAM map is known: model | dry-run
 
 
 def check_command_line(command: Sequence[str], *, host_source: str | None,
@@ -196,26 +196,33 @@ def dry_run_check(binary: str, qemu_args: Sequence[str], arch: str, why: str,
     def again(changed: Sequence[str]) -> GuestMap:
         return dry_run_map(binary, changed, arch, why)
 
-    bars = _dry_run_bars(guest, host, qemu_args, devices, binary)
-    guest = place_ram_bars(guest, host, qemu_args, devices, bars)
+    guest, bars = dry_run_bars(guest, host, qemu_args, devices, binary)
     return Checked(guest, host, devices, _distro_fixes_for(qemu_args, guest, again, host),
-                   bars=bars, how="dry-run")
+                   bars=bars)
 
 
-def _dry_run_bars(guest: GuestMap, host: HostView, qemu_args: Sequence[str], devices: Sequence[str],
-                  binary: str) -> Any:
-    """The BARs of a map from a dry run: where the firmware puts them when it can be booted (or
-    is modelled), else every assigned BAR and RAM-backed BAR is said not judged."""
+def dry_run_bars(guest: GuestMap, host: HostView, qemu_args: Sequence[str],
+                 devices: Sequence[str], binary: str, unmodelled: str | None = None
+                 ) -> tuple[GuestMap, Any]:
+    """A map from a dry run with its RAM-backed BARs placed, and the BARs: where the firmware
+    puts them when it can be booted (or is modelled), else (or with `unmodelled`: why no
+    firmware model applies) every assigned BAR and RAM-backed BAR is said not judged."""
+    bars = _bars_of_dry_run(guest, host, qemu_args, devices, binary, unmodelled)
+    return place_ram_bars(guest, host, qemu_args, devices, bars), bars
+
+
+def _bars_of_dry_run(guest: GuestMap, host: HostView, qemu_args: Sequence[str],
+                     devices: Sequence[str], binary: str, why: str | None) -> Any:
     if not guest.vfio_devices and not guest.ram_bars:
         return None
-    try:
-        return bar_check(guest, host, qemu_args, devices, None, binary)
-    except LayoutdError as error:
-        pci = read_argv(qemu_args, family_of(guest), {d.address: d for d in host.devices})
-        names = [f"{d.id} BAR{b.index}" for d in pci.devices if d.id in devices
-                 for b in d.bars if b.is64 and not b.io]
-        return BarCheck(None, notes=[f"BARs not placed: {error.message}"], how_known="unknown",
-                        not_judged=names)
+    if why is None:
+        try:
+            return bar_check(guest, host, qemu_args, devices, None, binary)
+        except LayoutdError as error:
+            why = error.message
+    pci = read_argv(qemu_args, family_of(guest), {d.address: d for d in host.devices})
+    return BarCheck(None, notes=[f"BARs not placed: {why}"], how_known="unknown",
+                    not_judged=bars_of(pci, devices))
 
 
 def _distro_fixes_for(args: Sequence[str], guest: GuestMap, again: Predict,

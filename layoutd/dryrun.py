@@ -154,7 +154,7 @@ def guest_map(run: DryRun, argv: Sequence[str], arch: str) -> GuestMap:
         slots=vm.memory.slots, maxmem=vm.memory.max_size if vm.memory.slots or vm.memory.max_size
         > vm.memory.size else None, ram_size=vm.memory.size, phys_bits=vm.phys_bits or 0,
         highest_address=max(ends, default=0), cpu_vendor="other", vfio_devices=vfio_hosts(argv),
-        memory_devices=devices, warnings=(), ram_bars=ram_bars_of(argv),
+        memory_devices=devices, warnings=(), ram_bars=ram_bars_of(argv), how_known="dry-run",
         ram_view=tuple(RamPiece(start=e.start, end=e.end, name=e.name, offset=e.offset)
                        for e in vm.ram))
 

@@ -139,3 +139,11 @@ class NoLayout(NoAnswer):
     def speaking(self, say: Any) -> "NoLayout":
         """The same "no" with the suggestions in another language (XML elements, options)."""
         return NoLayout(self.headline, self.lines, self.suggestions, details=self.details, say=say)
+
+
+def exit_status(collision: bool, not_judged: object) -> int:
+    """`check`'s and `plan`'s status for an answer: 1 for a proven collision (or "no"), else 3
+    while anything is not judged (never a silent yes), else 0."""
+    if collision:
+        return NoAnswer.exit_code
+    return HostUnavailable.exit_code if not_judged else 0

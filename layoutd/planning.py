@@ -15,12 +15,13 @@ from layoutd.emulator import data_dirs, on_path, version_of_binary
 from layoutd.errors import HostUnavailable, LayoutdError, NoAnswer, NoLayout
 from layoutd.firmware.board import Placement
 from layoutd.firmware.builds import Build
+from layoutd.firmware.check import unjudged
 from layoutd.firmware.files import identify
 from layoutd.firmware.guest import family_of, read_argv
 from layoutd.host import probe_host
 from layoutd.models.guest import GuestMap
 from layoutd.models.host import Device, HostView
-from layoutd.models.plan import Plan, PlannedHostCpu
+from layoutd.models.plan import NotJudged, Plan, PlannedHostCpu
 from layoutd.models.spec import VmSpec
 from layoutd.qemu import versions
 from layoutd.record import Record, replace
@@ -137,7 +138,7 @@ class BarFitter:
         if build is None and plan.config.arch == "x86_64" and plan.config.firmware:
             return self.fit_booted(spec, plan, plan.config.firmware, note or "")
         if build is None:
-            return replace(plan, warnings=(*plan.warnings, note or ""))
+            return not_judged(spec, plan, self.devices, note or "the firmware is not known", "")
         try:
             return fit_bars(spec, plan, self.target, self.devices, build, self.replan,
                             lambda other: firmware_of(other, self.qemu)[0])
@@ -192,8 +193,7 @@ class BarFitter:
             placed = fit_bars(spec, plan, self.target, self.devices, Build(family, "0", label),
                               self.replan, lambda other: None, boot, BOOTED_TRIES)
         except HostUnavailable as error:
-            return replace(plan, warnings=(*plan.warnings, note,
-                                           f"BARs not judged: {error.message}"))
+            return not_judged(spec, plan, self.devices, f"BARs not judged: {error.message}", note)
         return replace(placed, warnings=(*placed.warnings, *said))
 
     def accept(self, variant: VmSpec) -> bool:
@@ -202,6 +202,16 @@ class BarFitter:
         except LayoutdError:
             return False
         return True
+
+
+def not_judged(spec: VmSpec, plan: Plan, devices: dict[str, Device], why: str,
+               note: str) -> Plan:
+    """The plan with the assigned devices' 64-bit BARs said not judged (`why`), as check says
+    them: `plan` then exits 3 and never shows the plan as clear."""
+    names = unjudged(read_argv(plan.qemu_argv, spec.family, devices), spec.pci_devices)
+    said = tuple(NotJudged(what=name, why=why) for name in names)
+    warnings = tuple(dict.fromkeys(w for w in (*plan.warnings, note, why) if w))
+    return replace(plan, warnings=warnings, not_judged=(*plan.not_judged, *said))
 
 
 def bar_fitter(spec: VmSpec, target: Target, qemu: QemuTarget, first: HostView,

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from layoutd.errors import InputError
+from layoutd.errors import InputError, exit_status
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,15 +76,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         checked = check_command_line(command, **options)
     text, found = report(checked.guest, checked.host, args.format, checked.devices,
-                         checked.fixes_for, checked.language, checked.bars, checked.how)
+                         checked.fixes_for, checked.language, checked.bars)
     if args.libvirt and args.format == "text" and "\nwould work: <" in text:
         from layoutd.libvirt_versions import libvirt_target  # loaded already (check_domain_file)
 
         text += f"note: the XML above is for {libvirt_target(args.libvirt_version)}\n"
     sys.stdout.write(text)
-    if found:
-        return 1
-    return 3 if unjudged(checked.bars) else 0
+    return exit_status(bool(found), unjudged(checked.bars))
 
 
 def _run_live(args: argparse.Namespace) -> int:

@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # this command's modules: not for its --help
-    from layoutd.errors import InputError, UnknownDevice
+    from layoutd.errors import InputError, UnknownDevice, exit_status
     from layoutd.planning import make_plan, qemu_target, verify
     from layoutd.qemu import versions
     from layoutd.record import replace
@@ -84,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
         found = libvirt_target(args.libvirt_version)
         target = (found.version, found.how)
     _write(render(plan, args.format, target), args.output)
-    return 0
+    if plan.not_judged and args.format not in ("text", "json"):  # said in those; here too
+        names = ", ".join(item.what for item in plan.not_judged)
+        sys.stderr.write(f"layoutd plan: NOT JUDGED: {names}: {plan.not_judged[0].why}\n")
+    return exit_status(False, plan.not_judged)
 
 
 def _write(text: str, output: str | None) -> None:

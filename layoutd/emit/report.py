@@ -32,13 +32,13 @@ if TYPE_CHECKING:
 
 def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (),
            fixes_for: Callable[[], Sequence[Fix]] | None = None, language: str = "argv",
-           bars: BarCheck | None = None, how: str = "model") -> tuple[str, list[Collision]]:
+           bars: BarCheck | None = None) -> tuple[str, list[Collision]]:
     """The document for `fmt` and every collision (of RAM or an assigned BAR) it shows.
 
     With RAM collisions, `fixes_for()` gives the verified changes that clear them (in
     `language`: argv options or libvirt XML). `bars`: where the firmware puts the assigned
-    devices' 64-bit BARs, and their collisions (kind `bar`). `how`: how the RAM map is known
-    (model | dry-run), said in JSON's `how_known` with the BARs'."""
+    devices' 64-bit BARs, and their collisions (kind `bar`). How the RAM map is known
+    (`guest.how_known`: model | dry-run) is said in JSON's `how_known` with the BARs'."""
     ram = check(guest.layout, host)
     found = verdict(guest, host, bars)
     fixes: list[Any] = list(fixes_for()) if ram and fixes_for else []
@@ -60,7 +60,7 @@ def report(guest: GuestMap, host: HostView, fmt: str, devices: Sequence[str] = (
         data["bars"] = bars.bars if bars else []
         if bars and bars.firmware:
             data["firmware"] = bars.firmware
-        data["how_known"] = {"layout": how, "bars": bars.how_known if bars else None}
+        data["how_known"] = {"layout": guest.how_known, "bars": bars.how_known if bars else None}
         data["not_judged"] = unjudged(bars)
         if found:
             data["would_work"] = [fix.as_json(language) for fix in fixes]

@@ -15,6 +15,10 @@ def render(plan: Plan) -> str:
         f"plan for {plan.name}, made for {plan.planned_for or f'QEMU {plan.qemu_version}'}",
         f"machine {plan.config.machine}, valid on " + ", ".join(plan.hosts),
     ]
+    if plan.not_judged:
+        names = ", ".join(item.what for item in plan.not_judged)
+        lines.append(f"NOT JUDGED: {names}: where the firmware puts them is not known (see the "
+                     "warnings), so this plan is not proven clear of the host's holes")
     if plan.default_layout:
         lines.append("QEMU's default layout already avoids every hole: nothing extra is emitted.")
     rows = picture_rows(plan)

@@ -9,6 +9,7 @@ from layoutd.checking import (
     Checked,
     bar_check,
     domain_ram_bars,
+    dry_run_bars,
     dry_run_map,
     for_windows,
     merge_devices,
@@ -287,6 +288,14 @@ def _hole(hole: Hole, host: HostView) -> str:
     return replace(hole, devices=tuple(members)).describe()
 
 
+def _dry_run_checked(guest: GuestMap, host: HostView, argv: Sequence[str], devices: list[str],
+                     emulator: str, unmodelled: str | None = None) -> Checked:
+    """A domain the model cannot answer: its emulator's dry-run map, BARs judged as check's
+    (`unmodelled`: an architecture no firmware model applies to: not judged)."""
+    guest, bars = dry_run_bars(guest, host, argv, devices, emulator, unmodelled)
+    return Checked(guest, host, devices, bars=bars)
+
+
 def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str] = (),
                       version: str | None = None, verify: bool = False,
                       windows: bool = False, libvirt: str | None = None) -> Checked:
@@ -314,7 +323,8 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         why = (f"QEMU {version} is not modelled" if domain.arch == arch
                else f"architecture {domain.arch} is not modelled")
         guest = dry_run_map(emulator, translation.argv, arch, why)
-        return Checked(guest, host, devices, how="dry-run")
+        return _dry_run_checked(guest, host, with_buses(translation.argv, data, path), devices,
+                                emulator, None if domain.arch == arch else why)
 
     def predicted(changed: Sequence[str]) -> GuestMap:
         return predict(changed, version=version, host_cpu=host.cpu, arch=domain.arch,
@@ -328,7 +338,8 @@ def check_domain_file(path: str, *, host_source: str | None, given: Sequence[str
         guest = with_host(host, lambda: predicted(translation.argv))
     except NotModelled as error:  # what the domain's own emulator builds, as the hook does
         guest = dry_run_map(emulator, translation.argv, arch, f"not modelled ({error.message})")
-        return Checked(guest, host, devices, how="dry-run")
+        return _dry_run_checked(guest, host, with_buses(translation.argv, data, path), devices,
+                                emulator)
     if verify:
         guest = verified(guest, emulator, translation.argv, domain.arch)
 

@@ -73,3 +73,4 @@ class GuestMap(Record):
     ram_view: tuple[RamPiece, ...] = ()  # the same entries as `layout`, named as QEMU names them
     ram_bars: tuple[RamBar, ...] = ()  # guest memory behind BARs: in `layout` once placed
     notes: tuple[str, ...] = ()  # facts worth knowing that ask nothing of the user (a dry run agreed)
+    how_known: str = "model"  # how the RAM map is known: model | dry-run (dryrun.guest_map)

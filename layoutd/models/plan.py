@@ -87,6 +87,14 @@ class PlacedBar(Record):
     end: Address | None
 
 
+class NotJudged(Record):
+    """What nothing could tell (check's and plan's `not_judged`): "BDF BARn" and why."""
+
+    what: str
+    kind: str = "bar"
+    why: str
+
+
 class PlannedHostCpu(Record):
     """The host CPU the plan assumed: under KVM, -cpu host and max take its vendor and bits."""
 
@@ -118,3 +126,4 @@ class Plan(Record):
     host_platform: HostPlatform | None = None  # the host facts QEMU's memory backends take
     notes: tuple[str, ...] = ()  # facts that ask nothing of the user (a dry run confirmed the map)
     planned_for: str = ""  # the QEMU and firmware build the plan is made for, and how each was known
+    not_judged: tuple[NotJudged, ...] = ()  # BARs whose place nothing told (plan exits 3)
