@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from layoutd.models.validate import to_json
+from layoutd.models.warning_codes import coded
 
 if TYPE_CHECKING:
     from layoutd.live.hotplug import Command, HotplugPlan
@@ -142,7 +143,8 @@ def plan_json(chosen: HotplugPlan, host: HostView, sent: list[Command], executed
         "device_memory": to_json(chosen.region),
         "avoided": [to_json(hole) for hole in chosen.placement.avoided],
         "host": host.source,
-        "warnings": [*host.warnings, *chosen.warnings],
+        "warnings": (warnings := [*host.warnings, *chosen.warnings]),
+        "warning_codes": coded(warnings),
     }
     if chosen.libvirt_xml is not None:
         document["libvirt_xml"] = chosen.libvirt_xml

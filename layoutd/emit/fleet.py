@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from layoutd.models.fleet import IOMMU_CLASSES, Published, label_name, trait_name
+from layoutd.models.warning_codes import coded
 from layoutd.units import hex_addr
 
 LABEL_PREFIX = "layoutd.io/"
@@ -64,10 +65,12 @@ def as_json(facts: Published) -> dict[str, Any]:
         "holes": [{"start": hex_addr(h.start), "end": hex_addr(h.end), "type": h.type,
                    "kind": h.kind, "groups": list(h.groups)} for h in facts.holes],
         "pools": [{"name": m.pool, "member": m.member, "reasons": list(m.reasons),
-                   "warnings": list(m.warnings)} for m in facts.pools],
+                   "warnings": list(m.warnings), "warning_codes": coded(m.warnings)}
+                  for m in facts.pools],
         "nova_traits": nova_traits(facts),
         "nfd_labels": nfd_labels(facts),
         "warnings": list(facts.warnings),
+        "warning_codes": coded(facts.warnings),
     }
 
 

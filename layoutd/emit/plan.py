@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING
 
 from layoutd.models.validate import to_json
+from layoutd.models.warning_codes import coded
 
 if TYPE_CHECKING:
     from layoutd.models.plan import Plan
@@ -16,7 +17,7 @@ FORMATS = ("text", "json", "argv", "qmp", "libvirt", "svg")
 def render(plan: Plan, kind: str, libvirt: tuple[tuple[int, int], str] | None = None) -> str:
     """`libvirt`: the libvirt version the XML is for and how it was known (default 9.0)."""
     if kind == "json":
-        return json.dumps(to_json(plan), indent=2) + "\n"
+        return json.dumps({**to_json(plan), "warning_codes": coded(plan.warnings)}, indent=2) + "\n"
     if kind == "argv":
         from layoutd.emit.argv import shell_lines  # each format loads its own encoder (below too)
 

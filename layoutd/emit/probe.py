@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING
 
 from layoutd.models.validate import to_json
+from layoutd.models.warning_codes import coded
 from layoutd.units import hex_addr, human_size
 
 if TYPE_CHECKING:
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 def render_json(view: HostView) -> str:
     """The contract's keys (usable, reserved, aperture_end, source) and the rest of the view;
     schemas/probe.schema.json describes it."""
-    return json.dumps(to_json(view), indent=2)
+    return json.dumps({**to_json(view), "warning_codes": coded(view.warnings)}, indent=2)
 
 
 def render_text(view: HostView) -> str:

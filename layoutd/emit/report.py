@@ -15,6 +15,7 @@ from layoutd.collisions import check
 from layoutd.emit.svg import render_check
 from layoutd.firmware.check import verdict
 from layoutd.models.validate import to_json
+from layoutd.models.warning_codes import coded
 from layoutd.qemu.x86 import hole64_with_bars
 from layoutd.record import replace
 from layoutd.units import hex_addr, human_size
@@ -99,7 +100,8 @@ def as_json(guest: GuestMap, host: HostView, found: Sequence[Collision],
         "highest_address": hex_addr(guest.highest_address),
         "devices": list(devices),
         "source": host.source,
-        "warnings": list(dict.fromkeys([*guest.warnings, *host.warnings])),
+        "warnings": (warnings := list(dict.fromkeys([*guest.warnings, *host.warnings]))),
+        "warning_codes": coded(warnings),
         "notes": list(guest.notes),
     }
 

@@ -16,6 +16,7 @@ from layoutd.live.vm import LiveVm, read_vm
 from layoutd.models.common import GuestRegion
 from layoutd.models.host import HostView
 from layoutd.models.validate import to_json
+from layoutd.models.warning_codes import coded
 from layoutd.record import Record, field
 
 
@@ -68,6 +69,7 @@ def audit_json(result: AuditResult) -> dict[str, Any]:
         "devices": result.devices,
         "source": result.host.source,
         "warnings": result.warnings,
+        "warning_codes": coded(result.warnings),
     }
 
 

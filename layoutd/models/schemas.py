@@ -13,6 +13,7 @@ from layoutd.models.host import HostDump, HostView
 from layoutd.models.plan import Plan
 from layoutd.models.reference import model
 from layoutd.models.spec import VmSpec
+from layoutd.models.warning_codes import CODES, UNCLASSIFIED
 from layoutd.record import Record
 
 Mode = Literal["validation", "serialization"]
@@ -25,11 +26,28 @@ REGISTRY: dict[str, tuple[type[Record], Mode]] = {
     "plan.schema.json": (Plan, "serialization"),
 }
 
+WARNING_CODES = {
+    "description": "the warnings in the same order, each with its stable code (docs/contract.md)",
+    "items": {
+        "additionalProperties": False,
+        "properties": {"code": {"enum": [*(code for code, _ in CODES), UNCLASSIFIED], "type": "string"},
+                       "text": {"type": "string"}},
+        "required": ["code", "text"],
+        "type": "object",
+    },
+    "title": "Warning Codes",
+    "type": "array",
+}
+
 SCHEMAS = Path(__file__).resolve().parent.parent.parent / "schemas"
 
 
 def generate(record: type[Record], mode: Mode) -> dict[str, Any]:
     schema = model(record).model_json_schema(mode=mode)
+    if mode == "serialization" and "warnings" in schema["properties"]:
+        # the emitters add each warning's stable code beside the texts (models/warning_codes.py)
+        schema["properties"]["warning_codes"] = WARNING_CODES
+        schema["required"].append("warning_codes")
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 
