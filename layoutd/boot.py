@@ -26,7 +26,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from layoutd.dryrun import _started, first_error, safe_command
+from layoutd import supervise
+from layoutd.dryrun import safe_command
 from layoutd.emulator import on_path
 from layoutd.errors import HostUnavailable, LayoutdError, QemuRefusal
 from layoutd.firmware.board import Placed, Placement
@@ -342,7 +343,7 @@ def _boot_once(binary: str, argv: Sequence[str], arch: str, plays: Sequence[Stan
         # its BARs as it left them: done, even when it said nothing
         safe.argv += ["-action", "reboot=shutdown,shutdown=pause"]
         started = time.monotonic()
-        with _started(binary, safe, timeout + 10) as (process, sock):
+        with supervise.started(binary, safe, timeout + 10) as (process, sock):
             try:
                 monitor = QmpMonitor.on_socket(sock, f"firmware boot of {binary}", 20)
             except HostUnavailable:
@@ -381,7 +382,7 @@ def _why(binary: str, process: Any) -> LayoutdError:
         process.wait(timeout=5)
     stderr = os.pread(process.errors, 1 << 16, 0).decode(errors="replace")
     return QemuRefusal(f"{binary} refused to boot the firmware (exit status {process.returncode}): "
-                       f"{first_error(stderr) or 'no message'}")
+                       f"{supervise.first_error(stderr) or 'no message'}")
 
 
 def _watch(monitor: Any, plays: Sequence[StandIn], readers: Sequence[int], started: float,

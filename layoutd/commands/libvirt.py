@@ -46,11 +46,15 @@ def run(args: argparse.Namespace) -> int:
         devices = [item.strip() for item in args.devices.split(",") if item.strip()]
         result, plan = fixing.fix(data, args.domain, hosts, args.qemu_version, devices,
                                   libvirt.version)
+    from layoutd.errors import exit_status  # stdlib-only
+
+    if plan.not_judged:  # said first, and exit 3 (as plan): never a silent yes
+        print(f"layoutd libvirt: {plan.not_judged_line()}", file=sys.stderr)
     for warning in plan.warnings:
         print(f"layoutd libvirt: warning: {warning}", file=sys.stderr)
     print(f"layoutd libvirt: written for {libvirt}", file=sys.stderr)
     _write(result, args.output)
-    return 0
+    return exit_status(False, plan.not_judged)
 
 
 def _read(path: str) -> bytes:

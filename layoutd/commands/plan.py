@@ -85,8 +85,7 @@ def run(args: argparse.Namespace) -> int:
         target = (found.version, found.how)
     _write(render(plan, args.format, target), args.output)
     if plan.not_judged and args.format not in ("text", "json"):  # said in those; here too
-        names = ", ".join(item.what for item in plan.not_judged)
-        sys.stderr.write(f"layoutd plan: NOT JUDGED: {names}: {plan.not_judged[0].why}\n")
+        sys.stderr.write(f"layoutd plan: {plan.not_judged_line()}\n")
     return exit_status(False, plan.not_judged)
 
 

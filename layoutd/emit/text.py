@@ -16,9 +16,7 @@ def render(plan: Plan) -> str:
         f"machine {plan.config.machine}, valid on " + ", ".join(plan.hosts),
     ]
     if plan.not_judged:
-        names = ", ".join(item.what for item in plan.not_judged)
-        lines.append(f"NOT JUDGED: {names}: where the firmware puts them is not known (see the "
-                     "warnings), so this plan is not proven clear of the host's holes")
+        lines.append(plan.not_judged_line())
     if plan.default_layout:
         lines.append("QEMU's default layout already avoids every hole: nothing extra is emitted.")
     rows = picture_rows(plan)

@@ -127,3 +127,11 @@ class Plan(Record):
     notes: tuple[str, ...] = ()  # facts that ask nothing of the user (a dry run confirmed the map)
     planned_for: str = ""  # the QEMU and firmware build the plan is made for, and how each was known
     not_judged: tuple[NotJudged, ...] = ()  # BARs whose place nothing told (plan exits 3)
+
+    def not_judged_line(self) -> str:
+        """What a plan with BARs nothing placed says first ("" when every one is judged)."""
+        if not self.not_judged:
+            return ""
+        return (f"NOT JUDGED: {', '.join(item.what for item in self.not_judged)}: where the "
+                "firmware puts them is not known (see the warnings), so this plan is not proven "
+                "clear of the host's holes")

@@ -10,7 +10,8 @@ from layoutd.qemu.versions import WITHOUT_AMD_1TIB
 from layoutd.record import replace
 from layoutd.solver.build import Solved, build
 from layoutd.solver.explain import explain
-from layoutd.solver.solve import Problem, problem_for, solve
+from layoutd.solver.problem import Problem, problem_for
+from layoutd.solver.solve import solve
 from layoutd.solver.suggest import Accept, TargetFor
 from layoutd.solver.target import Target, combine
 

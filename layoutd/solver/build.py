@@ -7,7 +7,8 @@ from layoutd.models.spec import VmSpec
 from layoutd.qemu.versions import ROWS, row
 from layoutd.qemu.viommu import machine_describes, machine_msi_window
 from layoutd.record import Record
-from layoutd.solver.solve import Problem, Solution, boot_region_name, planned_layout, room_ranges
+from layoutd.solver.problem import Problem, Solution
+from layoutd.solver.solve import boot_region_name, planned_layout, room_ranges
 from layoutd.units import GiB, MiB, hex_addr
 
 DEFAULT_FIRMWARE = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"

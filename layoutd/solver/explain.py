@@ -6,7 +6,8 @@ from typing import Any
 from layoutd.errors import NoLayout
 from layoutd.models.common import U64_MAX, Hole
 from layoutd.models.spec import VmSpec
-from layoutd.solver.solve import Problem, Rejection, main_reason
+from layoutd.solver.problem import Problem, Rejection
+from layoutd.solver.reasons import main_reason
 from layoutd.solver.suggest import Accept, TargetFor, suggestions
 from layoutd.solver.target import Target
 from layoutd.units import hex_addr

@@ -11,152 +11,15 @@ from itertools import permutations
 from layoutd.errors import UnsupportedOption
 from layoutd.models.common import GuestRegion, Range
 from layoutd.models.ranges import Span, merge_spans, subtract_spans
-from layoutd.models.spec import VmSpec
 from layoutd.qemu import x86
 from layoutd.qemu.arm import RAM_BASE as ARM_RAM_START
 from layoutd.qemu.boot import ACPI_MAX_RAM_SLOTS as MAX_SLOTS
-from layoutd.qemu.machines import BOOT_RAM, resolve
-from layoutd.qemu.memdev import SLOT_SIZE, device_memory_base, device_memory_size
-from layoutd.qemu.versions import DEFAULT, QemuRelease, Version, row
-from layoutd.record import Record, field
-from layoutd.solver import allocator
-from layoutd.solver.machine import MIN_LOW_RAM, PlannedCpu, TargetCpu, planned_cpu
-from layoutd.solver.target import Target
-from layoutd.units import GiB, align_down, align_up, format_size, hex_addr
-
-ONLINE = ("the guest must online hotplugged memory to use it (Linux: memhp_default_state=online "
-          "on the kernel command line, or a udev rule)")
-ONLINE_WINDOWS = ("the guest sees it as hot-added memory (ACPI memory devices): Windows onlines it "
-                  "itself where its edition supports memory hot-add")
-
-
-class Problem(Record):
-    """The spec reduced to numbers, with the combined hosts' free space."""
-
-    family: str
-    arch: str
-    total: int
-    align: int
-    nodes: tuple[int, ...]  # size of each NUMA node (one entry when no NUMA)
-    room: int  # hotplug room: hotplug.max - size
-    spec_slots: int
-    cpu: PlannedCpu  # what QEMU makes of the spec's CPU: vendor, default phys-bits
-    phys_bits: int | None  # from the spec
-    limit: int  # highest address allowed: every host's top and the guest's phys-bits
-    limit_reason: str
-    free: tuple[Span, ...]
-    starts: tuple[int, ...]
-    target: Target
-    qemu: QemuRelease = field(default_factory=lambda: row(DEFAULT))  # the QEMU whose rules apply
-    vga_window: bool = True  # x86: the default VGA's 0xa0000-0xbffff window is not RAM
-    amd_rule: bool = False  # QEMU moves high RAM to 1 TiB at the HT range (AMD, types 7.1+)
-    hole64: int | None = None  # the spec's pci-hole64-size; None: QEMU's default, lowered if need be
-    numa: bool = False  # the spec has NUMA cells (one cell too: -numa gives its RAM node 0)
-    windows: bool = False  # never RAM past 1 TiB by QEMU's AMD rule (Windows: RHEL-98247)
-
-    @property
-    def ram_start(self) -> int:
-        return ARM_RAM_START if self.family == "virt" else 0
-
-    @property
-    def vendor(self) -> str:
-        return self.cpu.vendor
-
-    @property
-    def emitted_bits(self) -> int:
-        """phys-bits as far as QEMU's relocation rule cares: the spec's, else at least the default."""
-        return self.phys_bits or self.cpu.default_bits
-
-
-class Choice(Record, kw_only=False):
-    ram: int  # -m SIZE: boot RAM
-    max_below_4g: int | None
-    start: int  # where high RAM (x86) or boot RAM (arm) begins
-
-
-class Rejection(Record, kw_only=False, frozen=False):
-    stage: str  # low | high | boot | devices | slots | hotplug | top | regime
-    text: str
-    blocked: tuple[int, int] | None = None  # the guest range that would have hit a hole
-
-
-class Solution(Record, frozen=False):
-    choice: Choice
-    low: int
-    high: int
-    nodes_boot: tuple[int, ...]
-    devices: tuple[tuple[int, int, int], ...]  # (node, start, end)
-    room: tuple[Span, ...]
-    slots: int
-    maxmem: int | None
-    hole64: int | None  # pci-hole64-size to set; None: QEMU's default
-    phys_bits: int | None
-    highest: int
-    relocated: bool
-    warnings: list[str] = field(default_factory=list)
-    default_layout: bool = False
-
-    @property
-    def key(self) -> tuple[int, int, int, int]:
-        return (len(self.devices), self.highest, self.split_nodes, self.extras)
-
-    @property
-    def split_nodes(self) -> int:
-        return sum(
-            len({start for n, start, _ in self.devices if n == node}) > 1
-            for node in {n for n, _, _ in self.devices}
-        )
-
-    @property
-    def extras(self) -> int:
-        return sum(x is not None for x in (self.choice.max_below_4g, self.hole64, self.maxmem))
-
-
-def problem_for(spec: VmSpec, target: Target, version: str | Version = DEFAULT) -> Problem:
-    qemu = row(version)
-    host = TargetCpu(target.host_vendor, target.host_phys_bits, target.kvm_smm)
-    cpu = planned_cpu(spec, host, qemu, target.mixed_vendors)
-    limit, reason = _limit(spec, target, cpu)
-    free = [(r.start, min(r.end, limit)) for r in target.usable if r.start <= limit]
-    return Problem(
-        family=spec.family,
-        arch=spec.arch,
-        total=spec.memory.size,
-        align=spec.memory.alignment,
-        nodes=tuple(cell.size for cell in spec.numa) or (spec.memory.size,),
-        numa=bool(spec.numa),
-        room=spec.hotplug_room,
-        spec_slots=spec.hotplug_slots,
-        cpu=cpu,
-        phys_bits=spec.cpu.phys_bits,
-        limit=limit,
-        limit_reason=reason,
-        free=tuple(free),
-        starts=tuple(start for start, _ in free),
-        target=target,
-        qemu=qemu,
-        amd_rule=x86.amd_rule(cpu.vendor, resolve(spec.machine_type, spec.arch, qemu)),
-        hole64=spec.pci_hole64,
-        windows=spec.windows,
-        vga_window=spec.arch == "x86_64" and x86.vga_hides_ram(
-            spec.family, qemu, True, x86.smm_auto(spec.accelerator, target.kvm_smm)),
-    )
-
-
-def _limit(spec: VmSpec, target: Target, cpu: PlannedCpu) -> tuple[int, str]:
-    """The highest guest address the layout may use, and what sets it (every part that does)."""
-    limits: list[tuple[int, str]] = [(target.iommu_top, "the top every host's IOMMU can map")]
-    if target.host_phys_bits:
-        bits = target.host_phys_bits
-        limits.append(((1 << bits) - 1, f"the host CPU's {bits} physical address bits"))
-    if spec.arch == "x86_64" and spec.cpu.phys_bits:
-        limits.append(((1 << spec.cpu.phys_bits) - 1, f"the guest's phys-bits ({spec.cpu.phys_bits})"))
-    elif spec.arch == "aarch64" and cpu.default_bits:  # the CPU model's PA size, enforced by QEMU
-        limits.append(((1 << cpu.default_bits) - 1,
-                       f"the PA size of the guest's {cpu.model} ({cpu.default_bits})"))
-    limit = min(min(top for top, _ in limits), target.top)
-    reasons = list(dict.fromkeys(text for top, text in limits if top == limit))
-    return limit, " and ".join(reasons) or "the top every host's IOMMU can map"
+from layoutd.qemu.machines import BOOT_RAM
+from layoutd.qemu.memdev import device_memory_base, device_memory_size
+from layoutd.solver import allocator, limits, reasons
+from layoutd.solver.machine import MIN_LOW_RAM
+from layoutd.solver.problem import Choice, Problem, Rejection, Solution
+from layoutd.units import align_down
 
 
 def solve(problem: Problem) -> tuple[Solution | None, list[Rejection]]:
@@ -175,30 +38,6 @@ def solve(problem: Problem) -> tuple[Solution | None, list[Rejection]]:
     return best, rejections
 
 
-def main_reason(problem: Problem, rejections: Sequence[Rejection]) -> Rejection:
-    if problem.family != "virt" and hole_at(problem, 0):
-        return Rejection(
-            "low",
-            "x86 guest RAM must start at guest address 0x0, which the host cannot map",
-            (0, problem.align - 1),
-        )
-    if problem.family == "virt" and hole_at(problem, problem.ram_start):
-        return Rejection(
-            "boot",
-            f"arm virt guest RAM must start at {hex_addr(problem.ram_start)}, which the host cannot map",
-            (problem.ram_start, problem.ram_start + problem.align - 1),
-        )
-    order = ("slots", "hotplug", "devices", "top", "high", "boot", "low", "regime")
-    useful = [r for r in rejections if r.stage != "regime"] or list(rejections)
-    if not useful:
-        return Rejection("devices", "nothing fits")
-    return min(useful, key=lambda r: order.index(r.stage))
-
-
-def hole_at(problem: Problem, address: int) -> bool:
-    return not any(start <= address <= end for start, end in problem.free)
-
-
 def candidates(problem: Problem) -> list[Choice]:
     """Boot-RAM sizes worth evaluating: all of it, or as much as fits before the first hole."""
     total, align = problem.total, problem.align
@@ -206,7 +45,7 @@ def candidates(problem: Problem) -> list[Choice]:
 
     def add(ram: int, max_below: int | None, start: int) -> None:
         ram = align_down(min(ram, total), align)
-        choice = Choice(ram, max_below, start)
+        choice = Choice(ram=ram, max_below_4g=max_below, start=start)
         if ram > 0 and choice not in seen:
             seen.append(choice)
 
@@ -260,11 +99,10 @@ def evaluate(problem: Problem, choice: Choice) -> Solution | Rejection:
     else:
         split = _low_size(problem, choice.ram, choice.max_below_4g)
         if split is None:
-            cap = format_size(choice.max_below_4g or 0)
-            return Rejection("low", f"max-ram-below-4g {cap} with {format_size(choice.ram)} is not modelled")
+            return reasons.split_not_modelled(choice.max_below_4g, choice.ram)
         low, high = split, choice.ram - split
         if choice.max_below_4g is not None and low < MIN_LOW_RAM:
-            return Rejection("low", f"low RAM {format_size(low)} leaves firmware no room")
+            return reasons.no_firmware_room(low)
         block = _check_low(problem, low) or _check_block(problem, "high", choice.start, high)
         if block:
             return block
@@ -278,15 +116,14 @@ def evaluate(problem: Problem, choice: Choice) -> Solution | Rejection:
         return placements
     best: Solution | Rejection | None = None
     for devices, rest in placements:
-        too_many = f"the RAM would need {len(devices)} memory devices; QEMU allows {MAX_SLOTS} slots"
         result = (
-            Rejection("slots", too_many)
+            reasons.too_many_devices(len(devices))
             if len(devices) > MAX_SLOTS
             else _finish(problem, choice, low, high, nodes_boot, devices, rest, base)
         )
         if best is None or _better(result, best):
             best = result
-    return best or Rejection("devices", f"no way to place the memory devices above {hex_addr(base)}")
+    return best or reasons.no_placement(base)
 
 
 def _better(result: Solution | Rejection, best: Solution | Rejection) -> bool:
@@ -301,11 +138,7 @@ def _check_block(problem: Problem, stage: str, start: int, size: int) -> Rejecti
     found = allocator.containing(problem.free, problem.starts, start)
     if found is not None and found[1] >= start + size - 1:
         return None
-    names = {"low": "low RAM", "high": "high RAM", "boot": "boot RAM"}
-    text = (
-        f"{names[stage]} {format_size(size)} at {hex_addr(start)}-{hex_addr(start + size - 1)} does not fit"
-    )
-    return Rejection(stage, text, (start, start + size - 1))
+    return reasons.block_does_not_fit(stage, start, size)
 
 
 def _check_low(problem: Problem, low: int) -> Rejection | None:
@@ -357,11 +190,7 @@ def _place_devices(
     needed = [(node, size) for node, size in enumerate(leftover) if size]
     room = sum(end - start + 1 for start, end in chunks)
     if sum(size for _, size in needed) > room:
-        text = (
-            f"{format_size(sum(leftover))} of RAM must go in memory devices from "
-            f"{hex_addr(base)}, but {_room_text(room, base, problem)}"
-        )
-        return Rejection("devices", text, (base, problem.limit))
+        return reasons.devices_do_not_fit(problem, sum(leftover), room, base)
     if not needed:
         return [([], chunks)]
     if len(needed) > SEARCH_NODES:
@@ -373,14 +202,6 @@ def _place_devices(
             if placement not in found:
                 found.append(placement)
     return found
-
-
-def _room_text(room: int, base: int, problem: Problem) -> str:
-    """How much is usable from `base` up to the limit, said without "above X below Y" for X > Y."""
-    limit = f"{hex_addr(problem.limit)} ({problem.limit_reason})"
-    if base > problem.limit:
-        return f"{hex_addr(base)} is already past the highest address allowed, {limit}"
-    return f"only {format_size(room)} is usable outside holes from {hex_addr(base)} up to {limit}"
 
 
 def _greedy(chunks: list[Span], order: Sequence[tuple[int, int]]) -> Placement | None:
@@ -453,44 +274,30 @@ def _finish(
         found = allocator.first_fit(chunks, problem.room, MAX_SLOTS - len(devices))
         if found is None:
             free = sum(end - start + 1 for start, end in chunks)
-            where = (_room_text(free, base, problem) if free < problem.room else
-                     f"the {format_size(free)} free outside holes is in more than the "
-                     f"{MAX_SLOTS - len(devices)} pieces QEMU's memory slots allow")
-            return Rejection("hotplug", f"the hotplug room {format_size(problem.room)} does not "
-                             f"fit: {where}", (base, problem.limit))
+            return reasons.hotplug_does_not_fit(problem, free, MAX_SLOTS - len(devices), base)
         room = found
-    slots, maxmem = _slots_and_maxmem(problem, choice, devices, room, base, warnings)
+    slots, maxmem = limits.slots_and_maxmem(problem, choice, devices, room, base, warnings)
     device_size = device_memory_size(choice.ram, maxmem, slots)
     if problem.family == "virt":
         highest = base + device_size - 1 if device_size else choice.start + high - 1
         hole64 = None
         relocated = False
     else:
-        sized = _hole64(problem, x86.hole64_start(choice.start + high, device_size), warnings)
+        sized = limits.hole64(problem, x86.hole64_start(choice.start + high, device_size), warnings)
         if isinstance(sized, Rejection):
             return sized
         hole64, highest = sized
-        regime = _regime(problem, choice, high, device_size, hole64)
+        regime = limits.regime(problem, choice, high, device_size, hole64)
         if regime:
             return regime
         relocated = choice.start == x86.AMD_ABOVE_1TB
     if highest > problem.limit:
-        return Rejection(
-            "top",
-            f"the layout reaches {hex_addr(highest)}, above {hex_addr(problem.limit)} "
-            f"({problem.limit_reason})",
-            (problem.limit + 1, highest),
-        )
-    phys_bits = _phys_bits(problem, highest, warnings)
+        return reasons.above_limit(problem, highest)
+    phys_bits = limits.phys_bits(problem, highest, warnings)
     if devices:
-        online = ONLINE_WINDOWS if problem.windows else ONLINE
-        warnings.append(f"{len(devices)} memory device(s) hold RAM the boot RAM cannot: {online}")
+        warnings.append(reasons.devices_hold_ram(problem, len(devices)))
     if relocated:
-        warnings.append(
-            "the guest CPU is AMD and the layout reaches the HyperTransport range "
-            f"{hex_addr(x86.AMD_HT_START)}-{hex_addr(x86.AMD_HT_END)}, so QEMU moves RAM above "
-            "4 GiB to 1 TiB; the plan follows"
-        )
+        warnings.append(reasons.relocated_to_1tib())
     default = (
         choice.ram == problem.total
         and choice.max_below_4g is None
@@ -502,93 +309,6 @@ def _finish(
                     devices=tuple(devices), room=tuple(room), slots=slots, maxmem=maxmem,
                     hole64=hole64, phys_bits=phys_bits, highest=highest, relocated=relocated,
                     warnings=warnings, default_layout=default)
-
-
-def _slots_and_maxmem(
-    problem: Problem,
-    choice: Choice,
-    devices: list[tuple[int, int, int]],
-    room: list[Span],
-    base: int,
-    warnings: list[str],
-) -> tuple[int, int | None]:
-    used = len(devices) + len(room)
-    if not used and not problem.spec_slots and not problem.room:
-        return 0, None
-    slots = max(problem.spec_slots, used, 1)
-    if slots > problem.spec_slots and problem.spec_slots:
-        warnings.append(
-            f"slots raised from {problem.spec_slots} to {slots}: {len(devices)} memory "
-            f"device(s) hold RAM that cannot sit in boot RAM, and the hotplug room needs {len(room)}"
-        )
-    ends = [end for _, _, end in devices] + [end for _, end in room]
-    wanted = problem.total + problem.room
-    needed = (max(ends) + 1 - base - slots * SLOT_SIZE + choice.ram) if ends else wanted
-    maxmem = align_up(max(wanted, needed), problem.align)
-    if maxmem > wanted:
-        warnings.append(
-            f"maxmem raised from {format_size(wanted)} to {format_size(maxmem)} so that "
-            f"device memory from {hex_addr(base)} spans the holes up to {hex_addr(max(ends))}"
-        )
-    if maxmem == choice.ram:
-        maxmem += problem.align
-    return slots, maxmem
-
-
-def _hole64(problem: Problem, start: int, warnings: list[str]) -> tuple[int | None, int] | Rejection:
-    size = problem.hole64 or x86.HOLE64_DEFAULT[problem.family]
-    if start + size - 1 <= problem.limit:
-        return problem.hole64, start + size - 1
-    if problem.hole64:
-        return Rejection("top", f"the 64-bit PCI hole of {format_size(size)} (pci_hole64) from "
-                         f"{hex_addr(start)} ends above {hex_addr(problem.limit)} "
-                         f"({problem.limit_reason})", (start, start + size - 1))
-    fits = align_down(problem.limit + 1 - start, GiB) if problem.limit + 1 > start else 0
-    if fits < GiB:
-        where = (f"it would start at {hex_addr(start)}, past" if start > problem.limit else
-                 f"less than 1G is left from {hex_addr(start)} up to")
-        return Rejection(
-            "top",
-            f"no room for the 64-bit PCI hole: {where} the highest address allowed, "
-            f"{hex_addr(problem.limit)} ({problem.limit_reason})",
-            (start, start + size - 1),
-        )
-    warnings.append(
-        f"pci-hole64-size lowered from {format_size(size)} to {format_size(fits)} so that "
-        f"the 64-bit PCI hole ends below {hex_addr(problem.limit)} ({problem.limit_reason})"
-    )
-    return fits, start + fits - 1
-
-
-def _regime(
-    problem: Problem, choice: Choice, high: int, device_size: int, hole64: int | None
-) -> Rejection | None:
-    """High RAM must start where QEMU puts it (AMD guests: 1 TiB once the HT range is reached)."""
-    hole = hole64 or problem.hole64 or x86.HOLE64_DEFAULT[problem.family]
-    start = x86.high_ram_start(problem.amd_rule, problem.qemu, problem.emitted_bits, high,
-                               device_size, hole)
-    if start == choice.start:
-        return None
-    if not problem.amd_rule:
-        return Rejection("regime", "no relocation for this CPU and machine type")
-    if problem.windows:
-        return Rejection("regime", "QEMU would move RAM above 4 GiB past 1 TiB, which a Windows "
-                         "guest must not get (Code 43)")
-    return Rejection("regime", "QEMU would choose the other AMD high-RAM start")
-
-
-def _phys_bits(problem: Problem, highest: int, warnings: list[str]) -> int | None:
-    if problem.phys_bits:
-        return problem.phys_bits
-    default = problem.cpu.default_bits
-    if problem.family == "virt" or highest < 1 << default:
-        return None
-    bits = max(highest.bit_length(), problem.target.host_phys_bits or 0)
-    warnings.append(
-        f"phys-bits set to {bits}: the layout reaches {hex_addr(highest)}, beyond QEMU's "
-        f"default of {default} bits"
-    )
-    return bits
 
 
 # ---- the planned map -------------------------------------------------------------------------

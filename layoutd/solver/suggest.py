@@ -15,7 +15,9 @@ from layoutd.qemu.machines import FAMILIES, resolve
 from layoutd.qemu.versions import AMD_1TIB_SINCE, WITHOUT_AMD_1TIB, amd_1tib_rule, row
 from layoutd.qemu.x86 import AMD_HT_END, AMD_HT_START
 from layoutd.record import Record
-from layoutd.solver.solve import ONLINE, Problem, Rejection, Solution, main_reason, problem_for, solve
+from layoutd.solver.problem import Problem, Rejection, Solution, problem_for
+from layoutd.solver.reasons import ONLINE, main_reason
+from layoutd.solver.solve import solve
 from layoutd.solver.target import Target
 from layoutd.units import format_size, hex_addr
 

@@ -21,11 +21,17 @@ memory: {{size: 8G}}
 devices: [0000:01:00.0]
 firmware: {firmware}
 """
+DOMAIN = """<domain type='qemu'><name>zeros</name><memory unit='GiB'>8</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='q35'>hvm</type></os><devices>
+<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x01'
+ slot='0x00' function='0x0'/></source></hostdev></devices></domain>
+"""
 
 
 def test_plan_with_a_firmware_that_cannot_boot_is_not_judged(tmp_path: Path) -> None:
     """A file of zeros QEMU will not load as a BIOS (not a multiple of 64 KiB): the real QEMU
-    refuses it, so the plan names the BARs it did not judge, first, and exits 3, never 0."""
+    refuses it, so the plan (and `libvirt apply` of it) names the BARs it did not judge, first, and
+exits 3, never 0."""
     need_binary("qemu-system-x86_64")
     zeros = tmp_path / "zeros.bin"
     zeros.write_bytes(bytes(1000))
@@ -46,11 +52,20 @@ def test_plan_with_a_firmware_that_cannot_boot_is_not_judged(tmp_path: Path) -> 
         "warnings), so this plan is not proven clear of the host's holes")
     argv = run_layoutd(*args, "--format", "argv")
     assert argv.returncode == 3 and f"NOT JUDGED: {', '.join(BARS)}" in argv.stderr
+    domain = tmp_path / "zeros.xml"
+    domain.write_text(DOMAIN)
+    applied = run_layoutd("libvirt", "apply", str(domain), str(spec), "--host", HOST,
+                          "--qemu-version", "7.2")
+    assert applied.returncode == 3, applied.stderr
+    assert applied.stderr.startswith(f"layoutd libvirt: NOT JUDGED: {', '.join(BARS)}: ")
     # the same plan with Debian's SeaBIOS, which layoutd models: judged, exit 0
     spec.write_text(SPEC.format(firmware="seabios"))
     judged = run_layoutd(*args, "--format", "json")
     assert judged.returncode == 0, judged.stdout + judged.stderr
     assert json.loads(judged.stdout)["not_judged"] == []
+    applied = run_layoutd("libvirt", "apply", str(domain), str(spec), "--host", HOST,
+                          "--qemu-version", "7.2")
+    assert applied.returncode == 0 and "NOT JUDGED" not in applied.stderr, applied.stderr
 
 
 def test_check_answered_by_a_dry_run_says_so(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from layoutd.errors import InputError
 from layoutd.qemu import predict
 from layoutd.qemu.versions import modelled
-from layoutd.solver.solve import problem_for
+from layoutd.solver.problem import problem_for
 from tests.plan.support import plan_of
 
 HT_START = 0xFD00000000

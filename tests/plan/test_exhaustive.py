@@ -15,7 +15,8 @@ from layoutd.collisions import find_collisions
 from layoutd.errors import NoAnswer
 from layoutd.models.host import Cpu, HostView
 from layoutd.solver import combine, solve_spec
-from layoutd.solver.solve import problem_for, solve
+from layoutd.solver.problem import problem_for
+from layoutd.solver.solve import solve
 from layoutd.specfile import parse_spec
 from layoutd.units import GiB, align_up
 from tests.plan.hosts import Hole, host_view

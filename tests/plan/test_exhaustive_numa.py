@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from layoutd.solver import combine
-from layoutd.solver.solve import problem_for, solve
+from layoutd.solver.problem import problem_for
+from layoutd.solver.solve import solve
 from layoutd.specfile import parse_spec
 from layoutd.units import GiB
 from tests.plan.test_exhaustive import Q35_HOLE64, _free, _host
