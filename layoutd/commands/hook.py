@@ -75,14 +75,8 @@ class Call:
 
 def prepare(call: Call, config: hookconf.HookConfig) -> int:
     """Check the domain on stdin; refuse (non-zero) only under `enforce`."""
-    if config.problems:
-        return verdict(config, call, 2, "the hook configuration is broken: "
-                       + "; ".join(config.problems)
-                       + ". Fix the file, or set `policy = warn` to let domains start unchecked")
-    return hookconf.within_time(
-        config.timeout, lambda: check(call, config),
-        lambda: verdict(config, call, 3, f"the check did not finish within {config.timeout:g} s "
-                        f"(timeout in {config.path})"))
+    return hookconf.guarded(config, lambda: check(call, config),
+                            lambda code, text: verdict(config, call, code, text), "domains")
 
 
 def check(call: Call, config: hookconf.HookConfig) -> int:

@@ -53,14 +53,8 @@ def main(args: Sequence[str]) -> int:
     if phase != "pre-start":
         return 0
     config = hookconf.load(path)
-    if config.problems:
-        return verdict(config, vmid, 2, "the hook configuration is broken: "
-                       + "; ".join(config.problems)
-                       + ". Fix the file, or set `policy = warn` to let VMs start unchecked")
-    return hookconf.within_time(
-        config.timeout, lambda: judge(vmid, config),
-        lambda: verdict(config, vmid, 3, f"the check did not finish within {config.timeout:g} s "
-                        f"(timeout in {config.path})"))
+    return hookconf.guarded(config, lambda: judge(vmid, config),
+                            lambda code, text: verdict(config, vmid, code, text), "VMs")
 
 
 def judge(vmid: str, config: hookconf.HookConfig) -> int:

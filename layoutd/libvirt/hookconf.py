@@ -123,6 +123,18 @@ def log_line(config: HookConfig, message: str) -> None:
         sys.stderr.write(line)
 
 
+def guarded(config: HookConfig, work: typing.Callable[[], int],
+            refuse: typing.Callable[[int, str], int], starts: str) -> int:
+    """work() for a judged operation, unless the configuration is broken (refuse with exit 2) or
+    work runs past the time limit (refuse with exit 3); `starts` names what the hook lets start.
+    Shared by the libvirt and Proxmox hooks."""
+    if config.problems:
+        return refuse(2, "the hook configuration is broken: " + "; ".join(config.problems)
+                      + f". Fix the file, or set `policy = warn` to let {starts} start unchecked")
+    return within_time(config.timeout, work, lambda: refuse(
+        3, f"the check did not finish within {config.timeout:g} s (timeout in {config.path})"))
+
+
 def within_time(seconds: float, work: typing.Callable[[], int],
                 late: typing.Callable[[], int]) -> int:
     """work() under a SIGALRM time limit; late() when it runs past it (errors.TimeLimit, which
